@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Ringside: a virtio ring monitor and the Embedded Swift unikernel it watches.
+//
+// `Virtio` and `NetStack` hold the hardware-independent kernel logic. They compile here
+// for the host (so `swift test` exercises them fast) and, unchanged, into the kernel in
+// Embedded mode (see kernel/Makefile). Code in them must stay Embedded-clean: no Foundation,
+// no existentials, typed throws only.
+let package = Package(
+    name: "Ringside",
+    products: [
+        .executable(name: "ringside", targets: ["ringside"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Header-only C: memory barriers and ordered loads/stores for ring memory shared with a device.
+        .systemLibrary(name: "RingAtomics", path: "Sources/RingAtomics"),
+        // Virtio 1.x spec layouts and split-virtqueue bookkeeping (kernel + host).
+        .target(name: "Virtio", dependencies: ["RingAtomics"]),
+        // Ethernet, ARP, IPv4, ICMP, UDP (kernel + host).
+        .target(name: "NetStack"),
+        // Monitor core: QEMU launcher, run directory, QMP client.
+        .target(name: "RingsideKit"),
+        // The `ringside` command-line tool.
+        .executableTarget(
+            name: "ringside",
+            dependencies: [
+                "RingsideKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
+        .testTarget(name: "NetStackTests", dependencies: ["NetStack"]),
+        // Boots the real kernel in real QEMU and talks to it through real sockets.
+        .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit"]),
+    ]
+)
