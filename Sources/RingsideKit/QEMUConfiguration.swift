@@ -1,0 +1,178 @@
+import Foundation
+
+/// How QEMU executes guest code.
+public enum Accelerator: String, CaseIterable, Sendable {
+    /// Software emulation. The default: it is the fast, dependable choice on nested hosts.
+    case tcg
+    /// Hardware virtualisation through /dev/kvm (with `-cpu kvm64`; `-cpu host` aborts on nested hosts).
+    case kvm
+    /// KVM when /dev/kvm can be opened read-write, otherwise TCG.
+    case auto
+
+    /// The accelerator actually used: `.auto` resolves to `.kvm` or `.tcg`.
+    public func resolved(kvmDevice: String = "/dev/kvm") -> Accelerator {
+        guard self == .auto else { return self }
+        return Accelerator.kvmUsable(device: kvmDevice) ? .kvm : .tcg
+    }
+
+    /// True when the KVM device exists and this process can open it read-write.
+    public static func kvmUsable(device: String = "/dev/kvm") -> Bool {
+        let fd = open(device, O_RDWR | O_CLOEXEC)
+        if fd < 0 { return false }
+        close(fd)
+        return true
+    }
+
+    /// The QEMU arguments selecting this accelerator (after resolving `.auto`).
+    public func qemuArguments(kvmDevice: String = "/dev/kvm") -> [String] {
+        switch resolved(kvmDevice: kvmDevice) {
+        case .kvm: return ["-accel", "kvm", "-cpu", "kvm64"]
+        default: return ["-accel", "tcg"]
+        }
+    }
+}
+
+/// The network back end behind the guest's virtio-net device (always `id=n0`).
+public enum NetworkBackend: Equatable, Sendable {
+    /// QEMU user-mode networking, host UDP `udpPort` → guest port 7 (echo), host TCP `httpPort` → guest port 80.
+    case user(udpPort: UInt16, httpPort: UInt16)
+    /// Ethernet frames carried one per UDP datagram between `localPort` (QEMU's) and `peerPort` (the peer's).
+    case socketUDP(peerPort: UInt16, localPort: UInt16)
+    /// A tap device that already exists (`script=no,downscript=no`).
+    case tap(ifname: String)
+    /// Any other `-netdev` value; it must contain `id=n0`.
+    case custom(String)
+
+    public var netdevArgument: String {
+        switch self {
+        case let .user(udp, http):
+            return "user,id=n0,hostfwd=udp:127.0.0.1:\(udp)-:7,hostfwd=tcp:127.0.0.1:\(http)-:80"
+        case let .socketUDP(peer, local):
+            return "socket,id=n0,udp=127.0.0.1:\(peer),localaddr=127.0.0.1:\(local)"
+        case let .tap(ifname):
+            return "tap,id=n0,ifname=\(ifname),script=no,downscript=no"
+        case let .custom(value):
+            return value
+        }
+    }
+}
+
+/// Limits QEMU 7.2 puts on virtio-net queue sizes.
+public enum QueueSizeLimits {
+    public static let minimum = 256
+    public static let maximum = 1024
+    /// QEMU clamps `tx_queue_size` to this unless the netdev is vhost-user or vhost-vdpa
+    /// (checked on QEMU 7.2 with `-netdev user`: tx_queue_size=1024 gives a 256-entry TX queue).
+    public static let txMaximumWithoutVhostUser = 256
+
+    /// nil when `size` is acceptable to QEMU, otherwise the reason it is not.
+    public static func problem(with size: Int, name: String) -> String? {
+        if size < minimum || size > maximum || size & (size - 1) != 0 {
+            return "\(name) must be a power of two between \(minimum) and \(maximum) (QEMU's limits), not \(size)"
+        }
+        return nil
+    }
+}
+
+/// Everything needed to build one QEMU command line.
+public struct QEMUConfiguration: Sendable {
+    public var qemuBinary: String = "qemu-system-x86_64"
+    /// The kernel ELF (`-kernel`); nil starts QEMU without a kernel (useful only with `-S` in tests).
+    public var kernel: String?
+    /// The kernel command line (`-append`); omitted when empty.
+    public var append: String = ""
+    public var memoryMiB: Int = 32
+    public var accel: Accelerator = .tcg
+    public var network: NetworkBackend = .user(udpPort: 5555, httpPort: 8080)
+    public var rxQueueSize: Int?
+    public var txQueueSize: Int?
+    /// Writes every frame crossing the netdev to this pcap file (`-object filter-dump`).
+    public var pcapFile: String?
+    /// Attach the virtio-serial controller + virtconsole (the telemetry channel).
+    public var console: Bool = true
+    /// Add `-device isa-debug-exit,iobase=0xf4,iosize=0x04` so the guest can end QEMU with a status.
+    public var debugExit: Bool = true
+    /// Raw arguments appended at the end of the line.
+    public var extraArguments: [String] = []
+    /// Words put before the QEMU binary, e.g. `["ip", "netns", "exec", "ns0"]`.
+    /// The launcher's wrapper must exec QEMU in the same process (as `ip netns exec` does).
+    public var wrapper: [String] = []
+
+    public init() {}
+
+    /// The QEMU argument list (without the binary itself) for a run directory.
+    public func arguments(in run: RunDirectory) -> [String] {
+        arguments(serialLog: run.serialLog, consoleSocket: run.consoleSocket, qmpSocket: run.qmpSocket)
+    }
+
+    public func arguments(serialLog: String, consoleSocket: String, qmpSocket: String) -> [String] {
+        var a: [String] = ["-machine", "pc", "-m", String(memoryMiB), "-nodefaults", "-no-user-config", "-display", "none"]
+        a += accel.qemuArguments()
+        if let kernel {
+            a += ["-kernel", kernel]
+            if !append.isEmpty { a += ["-append", append] }
+        }
+        a += ["-chardev", "file,id=ser0,path=\(serialLog)", "-serial", "chardev:ser0"]
+        a += ["-netdev", network.netdevArgument]
+        var net = "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on"
+        if let rxQueueSize { net += ",rx_queue_size=\(rxQueueSize)" }
+        if let txQueueSize { net += ",tx_queue_size=\(txQueueSize)" }
+        a += ["-device", net]
+        if let pcapFile {
+            a += ["-object", "filter-dump,id=f0,netdev=n0,file=\(pcapFile)"]
+        }
+        if console {
+            a += QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: ",disable-legacy=on")
+        }
+        a += QEMUConfiguration.qmpArguments(socket: qmpSocket)
+        if debugExit { a += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"] }
+        a += extraArguments
+        return a
+    }
+
+    /// The complete argv: wrapper, binary, arguments.
+    public func commandLine(in run: RunDirectory) -> [String] {
+        wrapper + [qemuBinary] + arguments(in: run)
+    }
+
+    /// The virtio-console channel: a virtio-serial controller, a unix socket chardev (QEMU is the
+    /// server, it does not wait for a client) and a virtconsole port on it.
+    public static func consoleArguments(socket: String, controllerOptions: String = ",disable-legacy=on") -> [String] {
+        [
+            "-device", "virtio-serial-pci,id=vser\(controllerOptions)",
+            "-chardev", "socket,id=con0c,path=\(socket),server=on,wait=off",
+            "-device", "virtconsole,chardev=con0c,id=con0",
+        ]
+    }
+
+    public static func qmpArguments(socket: String) -> [String] {
+        ["-qmp", "unix:\(socket),server=on,wait=off"]
+    }
+
+    /// Problems QEMU would reject (or silently change), as messages; empty when fine.
+    public func validationProblems() -> [String] {
+        var problems: [String] = []
+        if memoryMiB < 2 || memoryMiB > 65536 { problems.append("memory must be between 2 and 65536 MiB, not \(memoryMiB)") }
+        if let rxQueueSize, let p = QueueSizeLimits.problem(with: rxQueueSize, name: "rx queue size") { problems.append(p) }
+        if let txQueueSize, let p = QueueSizeLimits.problem(with: txQueueSize, name: "tx queue size") { problems.append(p) }
+        if case let .user(udp, http) = network {
+            if udp == 0 { problems.append("the UDP port must be between 1 and 65535") }
+            if http == 0 { problems.append("the HTTP port must be between 1 and 65535") }
+            if udp != 0 && udp == http {
+                // Different protocols, so this is legal; nothing to report.
+            }
+        }
+        return problems
+    }
+}
+
+/// Quotes an argv for a POSIX shell (for printing command lines people can paste).
+public func shellQuoted(_ argv: [String]) -> String {
+    argv.map { word -> String in
+        let safe = word.allSatisfy { c in
+            c.isLetter || c.isNumber || "-_./:=,@%+".contains(c)
+        }
+        if safe && !word.isEmpty { return word }
+        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }.joined(separator: " ")
+}

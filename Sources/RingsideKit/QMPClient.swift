@@ -1,0 +1,146 @@
+import Foundation
+
+/// Connects a stream socket to a unix socket path; returns the fd or throws.
+func connectUnixSocket(_ path: String) throws(RingsideError) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    if fd < 0 { throw RingsideError("socket: \(String(cString: strerror(errno)))") }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+    guard bytes.count < capacity else {
+        close(fd)
+        throw RingsideError("socket path too long: \(path)")
+    }
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+    }
+    if rc != 0 {
+        let e = errno
+        close(fd)
+        throw RingsideError("cannot connect to \(path): \(String(cString: strerror(e)))")
+    }
+    return fd
+}
+
+/// A minimal QMP client: one unix socket, JSON objects one per line.
+///
+/// `connect` reads the greeting and negotiates capabilities; `execute` sends a command and returns
+/// its `return` value, collecting asynchronous events on the way.
+public final class QMPClient {
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    /// Events received so far (`{"event": ..., "data": ..., "timestamp": ...}`), oldest first.
+    public private(set) var events: [[String: Any]] = []
+    /// The greeting's `QMP.version.qemu` object.
+    public private(set) var version: [String: Any] = [:]
+
+    /// Connects to `path`, retrying until `timeout` seconds have passed (QEMU creates the socket a
+    /// moment after it starts), then does the `qmp_capabilities` handshake.
+    public init(path: String, timeout: Double = 10) throws(RingsideError) {
+        let deadline = monotonicSeconds() + timeout
+        var lastError = RingsideError("QMP socket \(path) did not appear")
+        var connected: Int32 = -1
+        while connected < 0 {
+            do {
+                connected = try connectUnixSocket(path)
+            } catch {
+                lastError = error
+                if monotonicSeconds() >= deadline { throw lastError }
+                usleep(20_000)
+            }
+        }
+        fd = connected
+        let greeting = try readMessage(timeout: max(1, deadline - monotonicSeconds()))
+        guard let qmp = greeting["QMP"] as? [String: Any] else {
+            close()
+            throw RingsideError("unexpected QMP greeting: \(greeting)")
+        }
+        version = (qmp["version"] as? [String: Any])?["qemu"] as? [String: Any] ?? [:]
+        _ = try execute("qmp_capabilities", timeout: max(1, deadline - monotonicSeconds()))
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    /// Sends a command and waits for its reply. Returns the `return` value (often an empty object).
+    /// An `error` reply throws with QEMU's class and description.
+    @discardableResult
+    public func execute(_ command: String, arguments: [String: Any]? = nil, timeout: Double = 10) throws(RingsideError) -> Any {
+        var message: [String: Any] = ["execute": command]
+        if let arguments { message["arguments"] = arguments }
+        let data: Data
+        do { data = try JSONSerialization.data(withJSONObject: message) } catch {
+            throw RingsideError("cannot encode QMP command \(command): \(error)")
+        }
+        try send(Array(data) + [0x0a])
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            let reply = try readMessage(timeout: max(0.001, deadline - monotonicSeconds()))
+            if reply["event"] != nil { events.append(reply); continue }
+            if let ret = reply["return"] { return ret }
+            if let err = reply["error"] as? [String: Any] {
+                throw RingsideError("QMP \(command) failed: \(err["class"] ?? "?"): \(err["desc"] ?? "?")")
+            }
+            // Anything else (there should be nothing else) is skipped.
+        }
+    }
+
+    /// Asks QEMU to quit. QEMU may close the socket before or after replying; both count as success.
+    public func quit(timeout: Double = 2) {
+        _ = try? execute("quit", timeout: timeout)
+    }
+
+    private func send(_ bytes: [UInt8]) throws(RingsideError) {
+        guard fd >= 0 else { throw RingsideError("QMP connection is closed") }
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw RingsideError("QMP send: \(String(cString: strerror(errno)))")
+            }
+            sent += n
+        }
+    }
+
+    /// Reads one JSON object (one line).
+    private func readMessage(timeout: Double) throws(RingsideError) -> [String: Any] {
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0a) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) { continue }
+                guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                    throw RingsideError("QMP sent something that is not a JSON object: \(String(decoding: line, as: UTF8.self))")
+                }
+                return obj
+            }
+            guard fd >= 0 else { throw RingsideError("QMP connection is closed") }
+            let remaining = deadline - monotonicSeconds()
+            if remaining <= 0 { throw RingsideError("QMP: no reply within \(timeout) s") }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let pr = Glibc.poll(&pfd, 1, Int32(min(remaining * 1000 + 1, 60_000)))
+            if pr < 0 && errno != EINTR { throw RingsideError("QMP poll: \(String(cString: strerror(errno)))") }
+            if pr <= 0 { continue }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { throw RingsideError("QMP connection closed by QEMU") }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw RingsideError("QMP recv: \(String(cString: strerror(errno)))")
+            }
+            buffer += chunk[0..<n]
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import RingsideKit
+
+extension Accelerator: ExpressibleByArgument {}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boot the Ringside kernel in QEMU.",
+        discussion: """
+        QEMU runs with user-mode networking: host UDP 127.0.0.1:<udp-port> reaches the guest's UDP echo \
+        service (port 7) and host TCP 127.0.0.1:<http-port> its HTTP status page (port 80). Each run gets \
+        a private directory (under $TMPDIR or /tmp) with serial.log, console.sock and qmp.sock, removed \
+        when QEMU stops.
+
+        With --headless the guest's serial output streams to standard output until Ctrl-C, --timeout, or \
+        QEMU ending. Ctrl-C stops QEMU cleanly (QMP quit, then SIGTERM, then SIGKILL). The exit status is 0 \
+        after Ctrl-C, --timeout, or the guest exiting through isa-debug-exit with code 0; it is non-zero \
+        when QEMU fails or ends by itself.
+        """
+    )
+
+    @Flag(help: "Stream the serial console to standard output instead of opening the TUI.")
+    var headless = false
+
+    @Option(help: "Accelerator: tcg (software, the default), kvm (-accel kvm -cpu kvm64), or auto (kvm when /dev/kvm is usable).")
+    var accel: Accelerator = .tcg
+
+    @Option(help: "Host UDP port (on 127.0.0.1) forwarded to the guest's UDP echo service, port 7.")
+    var udpPort: Int = 5555
+
+    @Option(help: "Host TCP port (on 127.0.0.1) forwarded to the guest's HTTP service, port 80.")
+    var httpPort: Int = 8080
+
+    @Option(help: "Guest RAM in MiB.")
+    var memory: Int = 32
+
+    @Option(help: "virtio-net RX queue size: a power of two from 256 to 1024 (QEMU's default: 256).")
+    var rxQueueSize: Int?
+
+    @Option(help: "virtio-net TX queue size: a power of two from 256 to 1024. QEMU 7.2 caps it at 256 unless the netdev is vhost-user.")
+    var txQueueSize: Int?
+
+    @Option(help: "Kernel command line, e.g. \"ip=10.0.2.15/24 gw=10.0.2.2\".")
+    var append: String = ""
+
+    @Option(help: "Stop QEMU after this many seconds.")
+    var timeout: Double?
+
+    @Option(help: "Kernel ELF (default: kernel/build/ringside.elf in the current directory or a parent, or above the ringside executable).")
+    var kernel: String?
+
+    @Option(help: "Write every frame crossing the network device to this pcap file.")
+    var pcap: String?
+
+    @Option(name: .customLong("qemu"), help: "The QEMU binary.")
+    var qemuBinary: String = "qemu-system-x86_64"
+
+    @Flag(help: "Keep the run directory after QEMU stops.")
+    var keepRunDirectory = false
+
+    @Argument(parsing: .postTerminator, help: "Extra raw QEMU arguments, after `--`.")
+    var qemuExtra: [String] = []
+
+    func validate() throws {
+        guard (1...65535).contains(udpPort) else { throw ValidationError("--udp-port must be between 1 and 65535, not \(udpPort)") }
+        guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be between 1 and 65535, not \(httpPort)") }
+        guard (2...65536).contains(memory) else { throw ValidationError("--memory must be between 2 and 65536 MiB, not \(memory)") }
+        if let rxQueueSize, let p = QueueSizeLimits.problem(with: rxQueueSize, name: "--rx-queue-size") { throw ValidationError(p) }
+        if let txQueueSize, let p = QueueSizeLimits.problem(with: txQueueSize, name: "--tx-queue-size") { throw ValidationError(p) }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if append.contains("\"") || append.contains("\n") { throw ValidationError("--append must not contain quotes or newlines") }
+    }
+
+    func run() throws {
+        installStopSignalHandlers()
+        if !headless {
+            warn("the TUI is not built yet; running headless (serial console on standard output)")
+        }
+        guard let kernelPath = kernel ?? KernelLocator.find() else {
+            warn("no kernel found; looked for \(KernelLocator.relativePath) here, in parent directories and above the ringside executable. Build it with `make kernel` or pass --kernel PATH.")
+            throw ExitCode(2)
+        }
+        if let txQueueSize, txQueueSize > QueueSizeLimits.txMaximumWithoutVhostUser {
+            warn("note: QEMU caps the TX queue at \(QueueSizeLimits.txMaximumWithoutVhostUser) entries with user-mode networking; --tx-queue-size \(txQueueSize) will give 256")
+        }
+
+        var config = QEMUConfiguration()
+        config.qemuBinary = qemuBinary
+        config.kernel = kernelPath
+        config.append = append
+        config.memoryMiB = memory
+        config.accel = accel
+        config.network = .user(udpPort: UInt16(udpPort), httpPort: UInt16(httpPort))
+        config.rxQueueSize = rxQueueSize
+        config.txQueueSize = txQueueSize
+        config.pcapFile = pcap
+        config.extraArguments = qemuExtra
+
+        let qemu: QEMUInstance
+        do {
+            qemu = try QEMUInstance(configuration: config)
+        } catch {
+            warn("\(error)")
+            throw ExitCode.failure
+        }
+        qemu.keepRunDirectory = keepRunDirectory
+        warn("QEMU pid \(qemu.process.pid), accel \(accel.resolved().rawValue), run directory \(qemu.run.path)")
+        warn("UDP echo: 127.0.0.1:\(udpPort) -> guest :7, HTTP: 127.0.0.1:\(httpPort) -> guest :80, QMP: \(qemu.run.qmpSocket), console: \(qemu.run.consoleSocket)")
+        if ProcessInfo.processInfo.environment["RINGSIDE_SHOW_COMMAND"] != nil {
+            warn("command: \(shellQuoted(qemu.commandLine))")
+        }
+        let code = stream(qemu)
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// Copies serial output to stdout until a signal, the timeout, or QEMU's end. Returns the exit code.
+    private func stream(_ qemu: QEMUInstance) -> Int32 {
+        let follower = FileFollower(path: qemu.run.serialLog)
+        let out = FileHandle.standardOutput
+        let deadline = timeout.map { qemu.startTime + $0 }
+        func drain() {
+            let bytes = follower.readNew()
+            if !bytes.isEmpty { out.write(Data(bytes)) }
+        }
+        while true {
+            drain()
+            let sig = receivedStopSignal.load(ordering: .relaxed)
+            if sig != 0 {
+                warn("\(sig == SIGINT ? "interrupted" : "terminated"): stopping QEMU")
+                let status = qemu.stop()
+                drain()
+                warn("QEMU stopped (\(status))")
+                return 0
+            }
+            if let deadline, monotonicSeconds() >= deadline {
+                warn("timeout after \(timeout!) s: stopping QEMU")
+                qemu.stop()
+                return 0
+            }
+            if let status = qemu.process.poll() {
+                drain()
+                let message = qemu.explain(status)
+                let outcome = qemu.outcome(of: status)
+                qemu.stop()
+                switch outcome {
+                case .guestExit(0):
+                    warn(message)
+                    return 0
+                case let .guestExit(code):
+                    warn(message)
+                    return code == 0 ? 1 : min(max(code, 1), 125)
+                default:
+                    warn(message)
+                    return 1
+                }
+            }
+            usleep(20_000)
+        }
+    }
+}
