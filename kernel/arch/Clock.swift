@@ -1,0 +1,39 @@
+import Arch
+
+/// Monotonic time from the TSC, calibrated at boot against the PIT; and the LAPIC timer,
+/// calibrated at the same time, used in one-shot mode to wake the idle loop at the next
+/// deadline (tickless: an idle guest takes no timer interrupts it doesn't need).
+enum Clock {
+    nonisolated(unsafe) static var tscHz: UInt64 = 1_000_000_000
+    nonisolated(unsafe) static var lapicHz: UInt64 = 0
+    nonisolated(unsafe) static var bootTSC: UInt64 = 0
+
+    static func calibrate() {
+        bootTSC = rdtsc()
+        var tsc: UInt64 = 0
+        var lapic: UInt64 = 0
+        timer_calibrate(50, &tsc, &lapic)
+        if tsc > 0 { tscHz = tsc }
+        lapicHz = lapic
+    }
+
+    /// Nanoseconds since boot.
+    static var nowNs: UInt64 {
+        let ticks = rdtsc() &- bootTSC
+        // split to avoid overflow: seconds part and remainder part
+        let seconds = ticks / tscHz
+        let rest = ticks % tscHz
+        return seconds &* 1_000_000_000 &+ rest &* 1_000_000_000 / tscHz
+    }
+
+    static var nowMs: UInt64 { nowNs / 1_000_000 }
+
+    /// Arms the LAPIC timer to fire after `ns` nanoseconds (capped to what the 32-bit counter holds).
+    static func wake(afterNs ns: UInt64) {
+        guard lapicHz > 0 else { return }
+        var ticks = ns / 1000 &* lapicHz / 1_000_000
+        if ticks == 0 { ticks = 1 }
+        if ticks > 0xFFFF_FFFF { ticks = 0xFFFF_FFFF }
+        lapic_timer_oneshot(UInt32(ticks))
+    }
+}

@@ -1,0 +1,266 @@
+/*
+ * x86_64 machine setup in C: the IDT, the legacy PIC (silenced), the local APIC and its
+ * timer, PIT-based calibration, the fault handler, on-demand MMIO mappings, the PVH start
+ * info, and COM1. Compiled with -mgeneral-regs-only: nothing here touches SSE state, so the
+ * fault handler can run at any point.
+ */
+#include "arch.h"
+
+/* ---------------- COM1 ---------------- */
+#define COM1 0x3f8
+
+void serial_init(void) {
+    outb(COM1 + 1, 0x00);   /* no UART interrupts */
+    outb(COM1 + 3, 0x80);   /* DLAB */
+    outb(COM1 + 0, 0x01);   /* 115200 baud */
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + 3, 0x03);   /* 8N1 */
+    outb(COM1 + 2, 0xC7);   /* FIFO on, cleared */
+    outb(COM1 + 4, 0x03);   /* DTR, RTS */
+}
+
+void serial_putc(char c) {
+    for (int spin = 0; spin < 100000 && !(inb(COM1 + 5) & 0x20); spin++) cpu_pause();
+    outb(COM1, (uint8_t)c);
+}
+
+void serial_puts(const char *s) { while (*s) serial_putc(*s++); }
+
+static void serial_hex(uint64_t v, int digits) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--) serial_putc(hex[(v >> (i * 4)) & 0xf]);
+}
+
+/* ---------------- IDT ---------------- */
+struct idt_gate {
+    uint16_t offset_low;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type_attr;
+    uint16_t offset_mid;
+    uint32_t offset_high;
+    uint32_t reserved;
+} __attribute__((packed));
+
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+extern char isr_stubs[];
+#define ISR_STUB_SIZE 32
+#define KERNEL_CS 0x08
+#define GATE_INTERRUPT 0x8E  /* present, DPL 0, 64-bit interrupt gate (IF cleared on entry) */
+
+void arch_init(void) {
+    for (int v = 0; v < 256; v++) {
+        uint64_t a = (uint64_t)(uintptr_t)(isr_stubs + v * ISR_STUB_SIZE);
+        idt[v].offset_low = (uint16_t)a;
+        idt[v].selector = KERNEL_CS;
+        idt[v].ist = 0;
+        idt[v].type_attr = GATE_INTERRUPT;
+        idt[v].offset_mid = (uint16_t)(a >> 16);
+        idt[v].offset_high = (uint32_t)(a >> 32);
+        idt[v].reserved = 0;
+    }
+    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+    __asm__ volatile("lidt %0" : : "m"(idtr));
+
+    /* The 8259 PICs: remap to 0x20/0x28 so a stray legacy IRQ can't look like an
+     * exception, then mask every line. We take interrupts through the LAPIC (MSI-X). */
+    outb(0x20, 0x11); outb(0xA0, 0x11);
+    outb(0x21, 0x20); outb(0xA1, 0x28);
+    outb(0x21, 0x04); outb(0xA1, 0x02);
+    outb(0x21, 0x01); outb(0xA1, 0x01);
+    outb(0x21, 0xFF); outb(0xA1, 0xFF);
+}
+
+/* ---------------- Faults ---------------- */
+struct fault_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t vector, error_code, rip, cs, rflags, rsp, ss;
+};
+
+static const char *const exception_names[32] = {
+    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
+    "device not available", "double fault", "coprocessor segment", "invalid TSS",
+    "segment not present", "stack fault", "general protection", "page fault", "reserved",
+    "x87 FP", "alignment check", "machine check", "SIMD FP", "virtualization", "control protection",
+    "reserved", "reserved", "reserved", "reserved", "reserved", "reserved", "hypervisor injection",
+    "VMM communication", "security", "reserved",
+};
+
+static void reg(const char *name, uint64_t v) {
+    serial_puts(name); serial_puts("="); serial_hex(v, 16); serial_puts(" ");
+}
+
+__attribute__((noreturn)) void fault_handler(struct fault_frame *f) {
+    uint64_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    serial_puts("\n!!! CPU exception ");
+    serial_hex(f->vector, 2);
+    serial_puts(" (");
+    serial_puts(f->vector < 32 ? exception_names[f->vector] : "?");
+    serial_puts(") error=");
+    serial_hex(f->error_code, 16);
+    serial_puts("\n");
+    reg("rip", f->rip); reg("cs", f->cs); reg("rflags", f->rflags); reg("rsp", f->rsp); serial_puts("\n");
+    reg("rax", f->rax); reg("rbx", f->rbx); reg("rcx", f->rcx); reg("rdx", f->rdx); serial_puts("\n");
+    reg("rsi", f->rsi); reg("rdi", f->rdi); reg("rbp", f->rbp); reg("cr2", cr2); serial_puts("\n");
+    reg("r8 ", f->r8); reg("r9 ", f->r9); reg("r10", f->r10); reg("r11", f->r11); serial_puts("\n");
+    reg("r12", f->r12); reg("r13", f->r13); reg("r14", f->r14); reg("r15", f->r15); serial_puts("\n");
+    serial_puts("kernel halted\n");
+    qemu_debug_exit(0x7f); /* under test harnesses: end QEMU with a failure status */
+    for (;;) __asm__ volatile("cli; hlt");
+}
+
+/* Swift's fatalError/precondition traps land here via the Embedded runtime's ud2 as
+ * #UD (vector 6) with the trapping rip, which is what we want: printed, then halt. */
+
+/* ---------------- Local APIC ---------------- */
+#define MSR_APIC_BASE 0x1B
+#define LAPIC_ID      0x020
+#define LAPIC_EOI     0x0B0
+#define LAPIC_SVR     0x0F0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR  0x390
+#define LAPIC_TIMER_DIV  0x3E0
+#define LAPIC_LVT_MASKED (1u << 16)
+
+extern volatile uint64_t lapic_eoi_register;
+static uint64_t lapic;
+
+uint64_t lapic_base(void) { return lapic; }
+
+uint32_t lapic_init(void) {
+    uint64_t base = rdmsr(MSR_APIC_BASE);
+    wrmsr(MSR_APIC_BASE, base | (1u << 11)); /* global enable */
+    lapic = base & 0xFFFFF000ull;
+    arch_map_mmio(lapic, 4096);
+    mmio_write32(lapic + LAPIC_SVR, 0x100 | 0xFF);          /* software enable, spurious vector 0xff */
+    mmio_write32(lapic + LAPIC_TIMER_DIV, 0x3);              /* divide by 16 */
+    mmio_write32(lapic + LAPIC_LVT_TIMER, LAPIC_LVT_MASKED | IRQ_VECTOR_TIMER);
+    lapic_eoi_register = lapic + LAPIC_EOI;
+    return mmio_read32(lapic + LAPIC_ID) >> 24;
+}
+
+void lapic_timer_oneshot(uint32_t ticks) {
+    if (ticks == 0) {
+        mmio_write32(lapic + LAPIC_TIMER_INIT, 0);
+        return;
+    }
+    mmio_write32(lapic + LAPIC_LVT_TIMER, IRQ_VECTOR_TIMER); /* one-shot, unmasked */
+    mmio_write32(lapic + LAPIC_TIMER_INIT, ticks);
+}
+
+/* PIT channel 2, gated through port 0x61, counts down from `count` at 1.193182 MHz; bit 5
+ * of port 0x61 rises when it reaches zero. Measure the TSC and the LAPIC timer over it. */
+#define PIT_HZ 1193182u
+
+void timer_calibrate(uint32_t ms, uint64_t *tsc_hz, uint64_t *lapic_hz) {
+    uint32_t count = (uint32_t)((uint64_t)PIT_HZ * ms / 1000);
+    if (count > 0xFFFF) count = 0xFFFF;
+    uint8_t gate = inb(0x61);
+    outb(0x61, (gate & ~0x02) | 0x01);   /* speaker off, gate on */
+    outb(0x43, 0xB0);                    /* channel 2, lobyte/hibyte, mode 0 */
+    outb(0x42, (uint8_t)count);
+    outb(0x42, (uint8_t)(count >> 8));
+    /* restart the count: drop and raise the gate */
+    gate = inb(0x61);
+    outb(0x61, gate & ~0x01);
+    outb(0x61, gate | 0x01);
+
+    mmio_write32(lapic + LAPIC_TIMER_INIT, 0xFFFFFFFFu);
+    uint64_t t0 = rdtsc();
+    uint32_t spins = 0;
+    while (!(inb(0x61) & 0x20) && spins < 200000000u) spins++;
+    uint64_t t1 = rdtsc();
+    uint32_t lapic_left = mmio_read32(lapic + LAPIC_TIMER_CUR);
+    mmio_write32(lapic + LAPIC_TIMER_INIT, 0);
+
+    uint64_t real_us = (uint64_t)count * 1000000ull / PIT_HZ;
+    if (real_us == 0) real_us = 1;
+    *tsc_hz = (t1 - t0) * 1000000ull / real_us;
+    *lapic_hz = (uint64_t)(0xFFFFFFFFu - lapic_left) * 1000000ull / real_us;
+}
+
+/* ---------------- MMIO mappings beyond the boot map ---------------- */
+extern uint64_t boot_pml4[512];
+#define PTE_PRESENT 0x001ull
+#define PTE_WRITE   0x002ull
+#define PTE_PWT     0x008ull
+#define PTE_PCD     0x010ull
+#define PTE_HUGE    0x080ull
+#define PTE_ADDR    0x000FFFFFFFFFF000ull
+
+static uint64_t *table_at(uint64_t *parent, unsigned index) {
+    if (!(parent[index] & PTE_PRESENT)) {
+        uint64_t *t = heap_alloc_pages(1);
+        if (!t) return 0;
+        parent[index] = (uint64_t)(uintptr_t)t | PTE_PRESENT | PTE_WRITE;
+    }
+    return (uint64_t *)(uintptr_t)(parent[index] & PTE_ADDR);
+}
+
+int arch_map_mmio(uint64_t phys, uint64_t size) {
+    const uint64_t huge = 2ull << 20;
+    if (phys + size <= (4ull << 30)) return 0; /* the boot map covers it (uncached from 3 GiB) */
+    for (uint64_t a = phys & ~(huge - 1); a < phys + size; a += huge) {
+        uint64_t *pdpt = table_at(boot_pml4, (a >> 39) & 511);
+        if (!pdpt) return -1;
+        uint64_t *pd = table_at(pdpt, (a >> 30) & 511);
+        if (!pd) return -1;
+        pd[(a >> 21) & 511] = a | PTE_PRESENT | PTE_WRITE | PTE_HUGE | PTE_PCD | PTE_PWT;
+        __asm__ volatile("invlpg (%0)" : : "r"(a) : "memory");
+    }
+    return 0;
+}
+
+/* ---------------- PVH start info ---------------- */
+/* struct hvm_start_info (xen/include/public/arch-x86/hvm/start_info.h) */
+#define HVM_START_MAGIC 0x336ec578u
+struct hvm_start_info {
+    uint32_t magic, version, flags, nr_modules;
+    uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
+    uint32_t memmap_entries, reserved;
+};
+struct hvm_memmap_entry { uint64_t addr, size; uint32_t type, reserved; };
+#define HVM_MEMMAP_TYPE_RAM 1
+
+extern char __kernel_start[], __kernel_end[];
+static uint64_t ram_bytes;
+
+static struct hvm_start_info *start_info(void) {
+    struct hvm_start_info *si = (struct hvm_start_info *)(uintptr_t)pvh_start_info;
+    return (si && si->magic == HVM_START_MAGIC) ? si : 0;
+}
+
+size_t boot_cmdline(char *buf, size_t cap) {
+    struct hvm_start_info *si = start_info();
+    size_t n = 0;
+    if (si && si->cmdline_paddr) {
+        const char *s = (const char *)(uintptr_t)si->cmdline_paddr;
+        while (s[n] && n + 1 < cap) { buf[n] = s[n]; n++; }
+    }
+    if (cap) buf[n] = 0;
+    return n;
+}
+
+uint64_t boot_ram_bytes(void) { return ram_bytes; }
+uint64_t kernel_image_bytes(void) { return (uint64_t)(__kernel_end - __kernel_start); }
+
+int boot_memory_init(void) {
+    struct hvm_start_info *si = start_info();
+    uint64_t kend = (uint64_t)(uintptr_t)__kernel_end;
+    uint64_t heap_start = 0, heap_end = 0;
+    if (!si) return -1;
+    struct hvm_memmap_entry *map = (struct hvm_memmap_entry *)(uintptr_t)si->memmap_paddr;
+    for (uint32_t i = 0; i < si->memmap_entries; i++) {
+        if (map[i].type != HVM_MEMMAP_TYPE_RAM) continue;
+        ram_bytes += map[i].size;
+        uint64_t lo = map[i].addr, hi = map[i].addr + map[i].size;
+        /* the region holding the kernel: the heap takes what follows the image */
+        if (lo <= kend && kend < hi) { heap_start = kend; heap_end = hi; }
+    }
+    if (heap_end > (3ull << 30)) heap_end = 3ull << 30; /* stay in the write-back identity map */
+    if (heap_start == 0 || heap_end <= heap_start) return -1;
+    heap_init((uintptr_t)heap_start, (uintptr_t)heap_end);
+    return 0;
+}
