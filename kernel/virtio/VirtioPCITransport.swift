@@ -1,0 +1,204 @@
+import Arch
+
+/// The virtio 1.x "modern" PCI transport (virtio 1.2, 4.1): the device's registers are
+/// structures inside its BARs, each announced by a vendor-specific PCI capability
+/// (common configuration, notifications, ISR status, device-specific configuration).
+/// Interrupts are MSI-X: one vector per queue and one for configuration changes (4.1.5.1.2).
+final class VirtioPCITransport {
+    let function: PCIFunction
+    let commonConfig: UInt64
+    let notifyBase: UInt64
+    let notifyOffMultiplier: UInt32
+    let isrStatus: UInt64
+    let deviceConfig: UInt64
+    let msix: MSIXTable
+
+    /// Finds the virtio structures of `function`; nil (with a log line saying why) if one is missing.
+    init?(function: PCIFunction) {
+        var common: UInt64?
+        var notify: UInt64?
+        var multiplier: UInt32 = 0
+        var isr: UInt64?
+        var device: UInt64?
+        function.enableMemoryAndBusMaster()
+        for cap in function.capabilities(id: UInt8(VIRTIO_PCI_CAP_VENDOR_SPECIFIC_ID)) {
+            let config = function.address
+            let type = config.read8(cap + UInt8(VIRTIO_PCI_CAP_CFG_TYPE_OFFSET))
+            let bar = Int(config.read8(cap + UInt8(VIRTIO_PCI_CAP_BAR_OFFSET)))
+            let offset = config.read32(cap + UInt8(VIRTIO_PCI_CAP_OFFSET_OFFSET))
+            let length = config.read32(cap + UInt8(VIRTIO_PCI_CAP_LENGTH_OFFSET))
+            guard let base = function.barAddress(bar) else { continue }
+            let address = base + UInt64(offset)
+            guard arch_map_mmio(address, UInt64(length)) == 0 else { continue }
+            // The first capability of each type is the preferred one (4.1.4).
+            switch type {
+            case VIRTIO_PCI_CAP_COMMON_CFG where common == nil: common = address
+            case VIRTIO_PCI_CAP_NOTIFY_CFG where notify == nil:
+                notify = address
+                multiplier = config.read32(cap + UInt8(VIRTIO_PCI_NOTIFY_CAP_MULT_OFFSET))
+            case VIRTIO_PCI_CAP_ISR_CFG where isr == nil: isr = address
+            case VIRTIO_PCI_CAP_DEVICE_CFG where device == nil: device = address
+            default: break
+            }
+        }
+        guard let common, let notify, let isr, let device else {
+            log("virtio: \(function.address.description): missing a virtio 1.x capability (legacy-only device?)")
+            return nil
+        }
+        guard let msix = MSIXTable(function: function) else {
+            log("virtio: \(function.address.description): no MSI-X capability")
+            return nil
+        }
+        self.function = function
+        self.commonConfig = common
+        self.notifyBase = notify
+        self.notifyOffMultiplier = multiplier
+        self.isrStatus = isr
+        self.deviceConfig = device
+        self.msix = msix
+    }
+
+    // MARK: Common configuration access
+
+    private func common8(_ offset: Int) -> UInt8 { mmio_read8(commonConfig + UInt64(offset)) }
+    private func common16(_ offset: Int) -> UInt16 { mmio_read16(commonConfig + UInt64(offset)) }
+    private func common32(_ offset: Int) -> UInt32 { mmio_read32(commonConfig + UInt64(offset)) }
+    private func setCommon8(_ offset: Int, _ v: UInt8) { mmio_write8(commonConfig + UInt64(offset), v) }
+    private func setCommon16(_ offset: Int, _ v: UInt16) { mmio_write16(commonConfig + UInt64(offset), v) }
+    private func setCommon32(_ offset: Int, _ v: UInt32) { mmio_write32(commonConfig + UInt64(offset), v) }
+    private func setCommon64(_ offset: Int, _ v: UInt64) { mmio_write64_split(commonConfig + UInt64(offset), v) }
+
+    var status: UInt8 { common8(VIRTIO_PCI_COMMON_DEVICE_STATUS) }
+
+    /// Writing 0 resets the device; the driver waits until it reads back 0 (4.1.4.3.2).
+    func reset() {
+        setCommon8(VIRTIO_PCI_COMMON_DEVICE_STATUS, 0)
+        var spins = 0
+        while status != 0 && spins < 1_000_000 { cpu_pause(); spins += 1 }
+    }
+
+    func addStatus(_ bits: UInt8) {
+        setCommon8(VIRTIO_PCI_COMMON_DEVICE_STATUS, status | bits)
+    }
+
+    func deviceFeatures() -> VirtioFeatures {
+        var features = VirtioFeatures()
+        for select: UInt32 in 0..<2 {
+            setCommon32(VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, select)
+            features.setWord(select, to: common32(VIRTIO_PCI_COMMON_DEVICE_FEATURE))
+        }
+        return features
+    }
+
+    /// Steps 1-6 of device initialisation (3.1.1): reset, ACKNOWLEDGE, DRIVER, then accept the
+    /// offered subset of `wanted` and check FEATURES_OK sticks. Returns the negotiated set, or
+    /// nil (status FAILED) if the device lacks a `required` bit or refuses the set.
+    func negotiate(wanted: VirtioFeatures, required: VirtioFeatures) -> VirtioFeatures? {
+        reset()
+        addStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE)
+        addStatus(VIRTIO_CONFIG_S_DRIVER)
+        let offered = deviceFeatures()
+        let accepted = offered.intersection(wanted)
+        guard accepted.intersection(required) == required else {
+            log("virtio: \(function.address.description): device lacks required features (offered \(hex(offered.rawValue)))")
+            addStatus(VIRTIO_CONFIG_S_FAILED)
+            return nil
+        }
+        for select: UInt32 in 0..<2 {
+            setCommon32(VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, select)
+            setCommon32(VIRTIO_PCI_COMMON_DRIVER_FEATURE, accepted.word(select))
+        }
+        addStatus(VIRTIO_CONFIG_S_FEATURES_OK)
+        guard status & VIRTIO_CONFIG_S_FEATURES_OK != 0 else {
+            log("virtio: \(function.address.description): device refused features \(hex(accepted.rawValue))")
+            addStatus(VIRTIO_CONFIG_S_FAILED)
+            return nil
+        }
+        return accepted
+    }
+
+    /// Routes configuration-change interrupts to `vector` through MSI-X table entry `entry`.
+    func routeConfigInterrupt(entry: UInt16, vector: UInt8, apicID: UInt32) -> Bool {
+        msix.route(entry: Int(entry), toVector: vector, apicID: apicID)
+        setCommon16(VIRTIO_PCI_COMMON_CONFIG_MSIX_VECTOR, entry)
+        return common16(VIRTIO_PCI_COMMON_CONFIG_MSIX_VECTOR) == entry
+    }
+
+    var queueCount: UInt16 { common16(VIRTIO_PCI_COMMON_NUM_QUEUES) }
+
+    /// Sets up queue `index` at the size the device offers (4.1.5.1.3): allocates the three
+    /// ring areas, tells the device where they are, routes its interrupt, enables it.
+    func setUpQueue(index: UInt16, msixEntry: UInt16, vector: UInt8, apicID: UInt32,
+                    eventIdx: Bool) -> DeviceQueue? {
+        setCommon16(VIRTIO_PCI_COMMON_QUEUE_SELECT, index)
+        let size = common16(VIRTIO_PCI_COMMON_QUEUE_SIZE)
+        guard size != 0, common16(VIRTIO_PCI_COMMON_QUEUE_ENABLE) == 0 else {
+            log("virtio: queue \(index) unavailable (size \(size))")
+            return nil
+        }
+        let descBytes = SplitVirtqueue.descTableBytes(size: size)
+        let availBytes = SplitVirtqueue.availRingBytes(size: size)
+        let usedBytes = SplitVirtqueue.usedRingBytes(size: size)
+        // Each area on its own pages: page alignment satisfies every ring's alignment.
+        guard let desc = heap_alloc_pages((descBytes + 4095) / 4096),
+              let avail = heap_alloc_pages((availBytes + 4095) / 4096),
+              let used = heap_alloc_pages((usedBytes + 4095) / 4096) else {
+            log("virtio: out of memory for queue \(index) (size \(size))")
+            return nil
+        }
+        let ring: SplitVirtqueue
+        do {
+            ring = try SplitVirtqueue(size: size, descTable: desc, availRing: avail, usedRing: used, eventIdx: eventIdx)
+        } catch {
+            log("virtio: queue \(index): bad ring setup")
+            return nil
+        }
+        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DESC, UInt64(UInt(bitPattern: desc)))
+        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DRIVER, UInt64(UInt(bitPattern: avail)))
+        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DEVICE, UInt64(UInt(bitPattern: used)))
+        msix.route(entry: Int(msixEntry), toVector: vector, apicID: apicID)
+        setCommon16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR, msixEntry)
+        guard common16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR) == msixEntry else {
+            log("virtio: queue \(index): device refused MSI-X vector \(msixEntry)")
+            return nil
+        }
+        let notifyOff = common16(VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF)
+        let notifyAddress = notifyBase + UInt64(notifyOff) * UInt64(notifyOffMultiplier)
+        setCommon16(VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1)
+        return DeviceQueue(index: index, ring: ring, notifyAddress: notifyAddress)
+    }
+
+    /// Final step of initialisation (3.1.1 step 8): the device may now use the queues.
+    func driverOK() {
+        msix.enable()
+        addStatus(VIRTIO_CONFIG_S_DRIVER_OK)
+    }
+
+    func config8(_ offset: Int) -> UInt8 { mmio_read8(deviceConfig + UInt64(offset)) }
+    func config16(_ offset: Int) -> UInt16 { mmio_read16(deviceConfig + UInt64(offset)) }
+    func config32(_ offset: Int) -> UInt32 { mmio_read32(deviceConfig + UInt64(offset)) }
+    var configGeneration: UInt8 { common8(VIRTIO_PCI_COMMON_CONFIG_GENERATION) }
+}
+
+/// A virtqueue bound to its device: the ring bookkeeping plus the doorbell.
+final class DeviceQueue {
+    let index: UInt16
+    let ring: SplitVirtqueue
+    let notifyAddress: UInt64
+
+    init(index: UInt16, ring: SplitVirtqueue, notifyAddress: UInt64) {
+        self.index = index
+        self.ring = ring
+        self.notifyAddress = notifyAddress
+    }
+
+    /// Publishes what was added and rings the doorbell if the device wants it (2.7.13.3-4).
+    func publishAndNotify() {
+        guard ring.unpublishedCount > 0 else { return }
+        ring.publish()
+        if ring.needsNotify() {
+            mmio_write16(notifyAddress, index)
+            ring.noteKick()
+        }
+    }
+}
