@@ -22,8 +22,10 @@ let package = Package(
         .target(name: "Virtio", dependencies: ["RingAtomics"]),
         // Ethernet, ARP, IPv4, ICMP, UDP (kernel + host).
         .target(name: "NetStack"),
+        // The telemetry wire format, defined once: encoded by the kernel, decoded by the monitor.
+        .target(name: "Wire"),
         // Monitor core: QEMU launcher, run directory, QMP client.
-        .target(name: "RingsideKit"),
+        .target(name: "RingsideKit", dependencies: ["Wire"]),
         // The `ringside` command-line tool.
         .executableTarget(
             name: "ringside",
@@ -34,6 +36,7 @@ let package = Package(
         ),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "NetStackTests", dependencies: ["NetStack"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // Boots the real kernel in real QEMU and talks to it through real sockets.
         .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit"]),
     ]

@@ -1,0 +1,1 @@
+// The telemetry wire format (see docs/protocol.md).
