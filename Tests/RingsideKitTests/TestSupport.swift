@@ -1,0 +1,234 @@
+import Foundation
+import XCTest
+@testable import RingsideKit
+
+/// The repository root, from this file's path (Tests/RingsideKitTests/TestSupport.swift).
+let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// Where the tests look for the kernel: $RINGSIDE_KERNEL, else <repo>/kernel/build/ringside.elf.
+func kernelPathForTests() -> String {
+    if let env = ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"], !env.isEmpty { return env }
+    return repositoryRoot + "/" + KernelLocator.relativePath
+}
+
+/// Deterministic PRNG (SplitMix64) so failures reproduce.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension Array where Element == UInt8 {
+    static func random<G: RandomNumberGenerator>(count: Int, using g: inout G) -> [UInt8] {
+        (0..<count).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+}
+
+func hex(_ bytes: some Collection<UInt8>, limit: Int = 64) -> String {
+    bytes.prefix(limit).map { String(format: "%02x", $0) }.joined(separator: " ") + (bytes.count > limit ? " …" : "")
+}
+
+// MARK: - Sockets
+
+/// A UDP socket on 127.0.0.1 with poll-based receive timeouts.
+final class UDPSocket {
+    let fd: Int32
+    let port: UInt16
+
+    /// Binds 127.0.0.1:`port` (0: any free port).
+    init(port: UInt16 = 0) throws {
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard s >= 0 else { throw RingsideError("socket: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_in.loopback(port: port)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno; close(s)
+            throw RingsideError("bind 127.0.0.1:\(port): \(String(cString: strerror(e)))")
+        }
+        var bufSize: Int32 = 1 << 20
+        setsockopt(s, SOL_SOCKET, SO_RCVBUF, &bufSize, socklen_t(MemoryLayout<Int32>.size))
+        var bound = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
+        }
+        fd = s
+        self.port = UInt16(bigEndian: bound.sin_port)
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8], toPort: UInt16) throws {
+        var addr = sockaddr_in.loopback(port: toPort)
+        let n = bytes.withUnsafeBytes { buf in
+            withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        guard n == bytes.count else { throw RingsideError("sendto port \(toPort): \(String(cString: strerror(errno)))") }
+    }
+
+    /// One datagram, or nil after `timeout` seconds.
+    func receive(timeout: Double) -> [UInt8]? {
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            let remaining = deadline - monotonicSeconds()
+            if remaining <= 0 { return nil }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let pr = poll(&pfd, 1, Int32(max(1, remaining * 1000)))
+            if pr <= 0 { continue }
+            var buf = [UInt8](repeating: 0, count: 65536)
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n >= 0 { return Array(buf[0..<n]) }
+        }
+    }
+
+    /// Throws away anything already queued.
+    func drain() { while receive(timeout: 0.001) != nil {} }
+}
+
+extension sockaddr_in {
+    static func loopback(port: UInt16) -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return a
+    }
+}
+
+/// A port that was free a moment ago (bind to 0, read it, close). Good enough for handing to QEMU.
+func freePort(udp: Bool) throws -> UInt16 {
+    let fd = socket(AF_INET, Int32((udp ? SOCK_DGRAM : SOCK_STREAM).rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in.loopback(port: 0)
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { throw RingsideError("bind: \(String(cString: strerror(errno)))") }
+    var bound = sockaddr_in()
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &bound) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return UInt16(bigEndian: bound.sin_port)
+}
+
+// MARK: - Running helpers
+
+/// Runs a command to completion (output to a file, never a pipe), with a time limit.
+func runCommand(_ argv: [String], timeout: Double = 30) throws -> (status: ExitStatus, output: String) {
+    let out = NSTemporaryDirectory() + "ringside-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+    defer { unlink(out) }
+    let child = try ChildProcess(argv: argv, outputFile: out)
+    guard let status = child.wait(timeout: timeout) else {
+        child.signal(SIGKILL)
+        child.wait(timeout: nil)
+        throw RingsideError("\(argv.joined(separator: " ")) did not finish within \(timeout) s; output: \(readTextFile(out))")
+    }
+    return (status, readTextFile(out))
+}
+
+// MARK: - Base class
+
+/// Launches QEMU instances and always stops them in tearDown.
+class QEMUTestCase: XCTestCase {
+    private(set) var instances: [QEMUInstance] = []
+
+    override func tearDown() {
+        for q in instances {
+            q.stop(grace: 2)
+            if q.process.isRunning {
+                XCTFail("QEMU pid \(q.process.pid) still running after stop")
+            }
+        }
+        instances.removeAll()
+        super.tearDown()
+    }
+
+    /// The kernel path, or XCTFail (never a silent skip) when QEMU or the kernel is missing.
+    func requireKernel(file: StaticString = #filePath, line: UInt = #line) -> String? {
+        guard findExecutable("qemu-system-x86_64") != nil else {
+            XCTFail("qemu-system-x86_64 is not installed (run `make deps`, or apt-get install qemu-system-x86)", file: file, line: line)
+            return nil
+        }
+        let kernel = kernelPathForTests()
+        guard FileManager.default.isReadableFile(atPath: kernel) else {
+            XCTFail("kernel ELF not found at \(kernel): build it with `make kernel` (or set RINGSIDE_KERNEL)", file: file, line: line)
+            return nil
+        }
+        return kernel
+    }
+
+    /// A configuration for the test kernel with fresh forwarded ports.
+    func baseConfiguration(kernel: String?) throws -> QEMUConfiguration {
+        var c = QEMUConfiguration()
+        c.kernel = kernel
+        c.accel = .tcg
+        c.network = .user(udpPort: try freePort(udp: true), httpPort: try freePort(udp: false))
+        return c
+    }
+
+    func launch(_ configuration: QEMUConfiguration) throws -> QEMUInstance {
+        let q = try QEMUInstance(configuration: configuration)
+        instances.append(q)
+        return q
+    }
+
+    /// Launches and waits for `ringside: ready` on the serial console.
+    func launchReady(_ configuration: QEMUConfiguration, timeout: Double = 30) throws -> QEMUInstance {
+        let q = try launch(configuration)
+        try q.waitForSerial("ringside: ready", timeout: timeout)
+        return q
+    }
+}
+
+/// Echoes `count` datagrams of random sizes through 127.0.0.1:`port`, one outstanding, with
+/// retransmission. Returns the number of retransmissions. Fails the test on mismatches.
+func runEchoExchange(port: UInt16, count: Int, sizes: ClosedRange<Int>, seed: UInt64,
+                     perTryTimeout: Double = 0.5, maxTriesPerDatagram: Int = 10,
+                     file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+    let sock = try UDPSocket()
+    var rng = SplitMix64(seed: seed)
+    var retries = 0
+    var previous: [[UInt8]] = []
+    var stale = 0
+    for i in 0..<count {
+        let size = Int.random(in: sizes, using: &rng)
+        let payload = [UInt8].random(count: size, using: &rng)
+        var echoed = false
+        tries: for attempt in 0..<maxTriesPerDatagram {
+            if attempt > 0 { retries += 1 }
+            try sock.send(payload, toPort: port)
+            let deadline = monotonicSeconds() + perTryTimeout
+            while monotonicSeconds() < deadline {
+                guard let reply = sock.receive(timeout: deadline - monotonicSeconds()) else { break }
+                if reply == payload { echoed = true; break tries }
+                if previous.contains(reply) { stale += 1; continue } // late echo of an earlier retransmission
+                XCTFail("datagram \(i) (\(size) bytes): reply of \(reply.count) bytes does not match; sent \(hex(payload)), got \(hex(reply))", file: file, line: line)
+                return retries
+            }
+        }
+        if !echoed {
+            XCTFail("datagram \(i) (\(size) bytes) never echoed after \(maxTriesPerDatagram) tries", file: file, line: line)
+            return retries
+        }
+        previous.append(payload)
+        if previous.count > 8 { previous.removeFirst() }
+    }
+    return retries
+}
