@@ -1,0 +1,517 @@
+// The driver side of a split virtqueue (virtio 1.2, 2.7).
+//
+// The ring memory belongs to the caller (the kernel hands in DMA memory, host tests use
+// posix_memalign); this class only keeps the driver's bookkeeping next to it:
+//
+//   * a free list of descriptors, so a chain is handed out only when every descriptor in it
+//     is really free (no round-robin reuse of descriptors the device may still own);
+//   * the driver's shadow of avail.idx (`availIdx`) and how far it has consumed the used
+//     ring (`lastUsedIdx`), both free-running 16-bit counters as in the spec (2.7.6, 2.7.8);
+//   * a state per descriptor (free / available / used / held) that a monitor can display.
+//
+// Every access to memory the device reads or writes goes through RingAtomics, so ordering
+// holds in the kernel and in host tests where the "device" is other code on the same memory.
+// The rings are little endian (virtio 1.x); the conversions are free on x86.
+//
+// A driver that receives:              A driver that transmits:
+//   addBuffer(writable) × n; publish()   addChain([hdr, frame]); publish()
+//   if needsNotify() { kick; noteKick }  if needsNotify() { kick; noteKick }
+//   on interrupt: disableInterrupts()    on completion: popUsed() → release(head:)
+//   while popUsed() → process → release(head:) → addBuffer again
+//   if enableInterrupts() { poll again }  // work arrived while interrupts were off
+
+import RingAtomics
+
+/// Counters a monitor reads to see the queue's traffic and health.
+public struct VirtqueueCounters: Equatable, Sendable {
+    /// Available-buffer notifications the driver sent (see `noteKick()`).
+    public var kicks: UInt64 = 0
+    /// Used-buffer notifications the driver received (see `noteInterrupt()`).
+    public var interrupts: UInt64 = 0
+    /// Chains the driver popped from the used ring.
+    public var packets: UInt64 = 0
+    /// Sum of the `len` the device reported for those chains.
+    public var bytes: UInt64 = 0
+    /// Used-ring entries that broke the protocol: an id out of range, not a chain head, not
+    /// owned by the device, or a len longer than the chain's writable buffers.
+    public var deviceErrors: UInt64 = 0
+
+    public init() {}
+}
+
+public final class SplitVirtqueue {
+    // MARK: Layout (2.7)
+
+    /// Bytes of a descriptor table for `size` descriptors (2.7.5).
+    public static func descTableBytes(size: UInt16) -> Int { VIRTQ_DESC_SIZE * Int(size) }
+    /// Bytes of an available ring: flags, idx, ring[size], used_event (2.7.6).
+    public static func availRingBytes(size: UInt16) -> Int { 2 + 2 + 2 * Int(size) + 2 }
+    /// Bytes of a used ring: flags, idx, ring[size] of {id, len}, avail_event (2.7.8).
+    public static func usedRingBytes(size: UInt16) -> Int { 2 + 2 + VIRTQ_USED_ELEM_SIZE * Int(size) + 2 }
+    /// Alignment of the descriptor table (2.7).
+    public static let descTableAlignment = VIRTQ_DESC_ALIGN
+    /// Alignment of the available ring (2.7).
+    public static let availRingAlignment = VIRTQ_AVAIL_ALIGN
+    /// Alignment of the used ring (2.7).
+    public static let usedRingAlignment = VIRTQ_USED_ALIGN
+
+    // MARK: Configuration
+
+    /// Number of descriptors, and of slots in each ring.
+    public let size: UInt16
+    /// Whether VIRTIO_F_RING_EVENT_IDX was negotiated: used_event/avail_event replace the flags.
+    public let eventIdx: Bool
+    public let descTable: UnsafeMutableRawPointer
+    public let availRing: UnsafeMutableRawPointer
+    public let usedRing: UnsafeMutableRawPointer
+
+    // MARK: Driver state
+
+    /// The driver's shadow of avail.idx: slots filled so far, including unpublished ones.
+    public private(set) var availIdx: UInt16 = 0
+    /// The avail.idx value last written to ring memory by `publish()`.
+    public private(set) var publishedAvailIdx: UInt16 = 0
+    /// How far the driver has consumed the used ring.
+    public private(set) var lastUsedIdx: UInt16 = 0
+    /// Descriptors on the free list.
+    public private(set) var freeCount: UInt16
+    /// Whether the driver currently asks for used-buffer notifications.
+    public private(set) var interruptsEnabled = true
+    public private(set) var counters = VirtqueueCounters()
+
+    /// avail.idx at the previous `needsNotify()`: the start of the window to notify about.
+    private var availIdxAtLastNotifyCheck: UInt16 = 0
+    private var freeHead: UInt16 = 0
+    private let mask: UInt16
+
+    // Per-descriptor bookkeeping, private to the driver: the device never sees it, so a
+    // misbehaving device cannot corrupt the free list by scribbling on the descriptor table.
+    /// Free descriptor: next free one. Descriptor in a chain: next in the chain.
+    private let link: UnsafeMutablePointer<UInt16>
+    /// Head of the chain the descriptor belongs to (itself for a head).
+    private let chainHead: UnsafeMutablePointer<UInt16>
+    /// For a head: number of descriptors in its chain.
+    private let chainLength: UnsafeMutablePointer<UInt16>
+    /// For a head: total bytes of its device-writable buffers (bounds the used len).
+    private let chainWritableBytes: UnsafeMutablePointer<UInt32>
+    /// free / available / held. `.used` is derived from the used ring when asked.
+    private let storedState: UnsafeMutablePointer<VirtqDescriptorState>
+
+    /// Sets up a queue of `size` descriptors over the three areas, zeroes them, and puts every
+    /// descriptor on the free list. The areas must be at least `descTableBytes(size:)`,
+    /// `availRingBytes(size:)`, `usedRingBytes(size:)` long, aligned 16/2/4.
+    public init(
+        size: UInt16, descTable: UnsafeMutableRawPointer, availRing: UnsafeMutableRawPointer,
+        usedRing: UnsafeMutableRawPointer, eventIdx: Bool = false
+    ) throws(VirtqueueSetupError) {
+        guard size != 0, size <= VIRTQ_MAX_SIZE, size & (size &- 1) == 0 else {
+            throw .invalidSize(size)
+        }
+        guard UInt(bitPattern: descTable) % UInt(VIRTQ_DESC_ALIGN) == 0 else {
+            throw .misaligned(area: .descriptorTable, requiredAlignment: VIRTQ_DESC_ALIGN)
+        }
+        guard UInt(bitPattern: availRing) % UInt(VIRTQ_AVAIL_ALIGN) == 0 else {
+            throw .misaligned(area: .availableRing, requiredAlignment: VIRTQ_AVAIL_ALIGN)
+        }
+        guard UInt(bitPattern: usedRing) % UInt(VIRTQ_USED_ALIGN) == 0 else {
+            throw .misaligned(area: .usedRing, requiredAlignment: VIRTQ_USED_ALIGN)
+        }
+        self.size = size
+        self.mask = size &- 1
+        self.eventIdx = eventIdx
+        self.descTable = descTable
+        self.availRing = availRing
+        self.usedRing = usedRing
+        self.freeCount = size
+
+        let count = Int(size)
+        link = .allocate(capacity: count)
+        chainHead = .allocate(capacity: count)
+        chainLength = .allocate(capacity: count)
+        chainWritableBytes = .allocate(capacity: count)
+        storedState = .allocate(capacity: count)
+        chainHead.initialize(repeating: 0, count: count)
+        chainLength.initialize(repeating: 0, count: count)
+        chainWritableBytes.initialize(repeating: 0, count: count)
+        storedState.initialize(repeating: .free, count: count)
+        // Free list 0 → 1 → … → size-1, mirrored into desc.next as Linux does.
+        link.initialize(repeating: 0, count: count)
+        for i in 0..<count { link[i] = UInt16(truncatingIfNeeded: i &+ 1) }
+
+        descTable.initializeMemory(as: UInt8.self, repeating: 0, count: SplitVirtqueue.descTableBytes(size: size))
+        availRing.initializeMemory(as: UInt8.self, repeating: 0, count: SplitVirtqueue.availRingBytes(size: size))
+        usedRing.initializeMemory(as: UInt8.self, repeating: 0, count: SplitVirtqueue.usedRingBytes(size: size))
+        for i in 0..<size &- 1 {
+            ring_store16(descPointer(i) + VIRTQ_DESC_NEXT_OFFSET, (i &+ 1).littleEndian)
+        }
+        // Rings are in place before the driver tells the device where they are (queue_enable).
+        ring_wmb()
+    }
+
+    deinit {
+        link.deallocate()
+        chainHead.deallocate()
+        chainLength.deallocate()
+        chainWritableBytes.deallocate()
+        storedState.deallocate()
+    }
+
+    // MARK: Ring memory access
+
+    @inline(__always)
+    private func descPointer(_ id: UInt16) -> UnsafeMutableRawPointer {
+        descTable + Int(id) &* VIRTQ_DESC_SIZE
+    }
+
+    @inline(__always)
+    private var availFlagsPointer: UnsafeMutableRawPointer { availRing + VIRTQ_RING_FLAGS_OFFSET }
+    @inline(__always)
+    private var availIdxPointer: UnsafeMutableRawPointer { availRing + VIRTQ_RING_IDX_OFFSET }
+    /// used_event lives after the last avail ring slot (2.7.6).
+    @inline(__always)
+    private var usedEventPointer: UnsafeMutableRawPointer { availRing + VIRTQ_RING_ENTRIES_OFFSET + 2 * Int(size) }
+    @inline(__always)
+    private var usedFlagsPointer: UnsafeMutableRawPointer { usedRing + VIRTQ_RING_FLAGS_OFFSET }
+    @inline(__always)
+    private var usedIdxPointer: UnsafeMutableRawPointer { usedRing + VIRTQ_RING_IDX_OFFSET }
+    /// avail_event lives after the last used ring element (2.7.8).
+    @inline(__always)
+    private var availEventPointer: UnsafeMutableRawPointer {
+        usedRing + VIRTQ_RING_ENTRIES_OFFSET + VIRTQ_USED_ELEM_SIZE * Int(size)
+    }
+
+    @inline(__always)
+    private func writeDescriptor(_ id: UInt16, addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
+        let p = descPointer(id)
+        ring_store64(p + VIRTQ_DESC_ADDR_OFFSET, addr.littleEndian)
+        ring_store32(p + VIRTQ_DESC_LEN_OFFSET, len.littleEndian)
+        ring_store16(p + VIRTQ_DESC_FLAGS_OFFSET, flags.littleEndian)
+        ring_store16(p + VIRTQ_DESC_NEXT_OFFSET, next.littleEndian)
+    }
+
+    /// The used ring entry at free-running index `index`.
+    @inline(__always)
+    private func readUsedElement(at index: UInt16) -> VirtqUsedElement {
+        let p = usedRing + VIRTQ_RING_ENTRIES_OFFSET + Int(index & mask) &* VIRTQ_USED_ELEM_SIZE
+        return VirtqUsedElement(
+            id: UInt32(littleEndian: ring_load32(p + VIRTQ_USED_ELEM_ID_OFFSET)),
+            len: UInt32(littleEndian: ring_load32(p + VIRTQ_USED_ELEM_LEN_OFFSET)))
+    }
+
+    // MARK: Supplying buffers (2.7.13)
+
+    /// Makes one buffer available as a chain of one descriptor. Returns its descriptor id
+    /// (the head), or nil if no descriptor is free. Not visible to the device until `publish()`.
+    @inline(__always)
+    public func addBuffer(addr: UInt64, len: UInt32, deviceWritable: Bool) -> UInt16? {
+        guard freeCount > 0 else { return nil }
+        let id = takeFree()
+        writeDescriptor(id, addr: addr, len: len, flags: deviceWritable ? VIRTQ_DESC_F_WRITE : 0, next: 0)
+        chainHead[Int(id)] = id
+        chainLength[Int(id)] = 1
+        chainWritableBytes[Int(id)] = deviceWritable ? len : 0
+        storedState[Int(id)] = .available
+        putInAvailRing(head: id)
+        return id
+    }
+
+    /// Makes a chain of buffers available (2.7.13.1). Device-readable buffers must come before
+    /// device-writable ones (2.7.4.2). Returns the head descriptor id, or nil —
+    /// taking nothing — if there are not enough free descriptors, the chain is empty, or a
+    /// readable buffer follows a writable one. Not visible to the device until `publish()`.
+    public func addChain<Buffers: Collection>(_ buffers: Buffers) -> UInt16? where Buffers.Element == VirtqBuffer {
+        let count = buffers.count
+        guard count > 0, count <= Int(freeCount) else { return nil }
+        var sawWritable = false
+        for buffer in buffers {
+            if buffer.deviceWritable { sawWritable = true } else if sawWritable { return nil }
+        }
+
+        let head = freeHead
+        var writableBytes: UInt32 = 0
+        var id = head
+        var remaining = count
+        for buffer in buffers {
+            remaining -= 1
+            // The chain uses free-list order, so the next descriptor is the current one's link.
+            let next = remaining > 0 ? link[Int(id)] : 0
+            var flags: UInt16 = buffer.deviceWritable ? VIRTQ_DESC_F_WRITE : 0
+            if remaining > 0 { flags |= VIRTQ_DESC_F_NEXT }
+            writeDescriptor(id, addr: buffer.addr, len: buffer.len, flags: flags, next: next)
+            if buffer.deviceWritable { writableBytes = writableBytes &+ buffer.len }
+            chainHead[Int(id)] = head
+            storedState[Int(id)] = .available
+            if remaining > 0 { id = next }
+        }
+        // `id` is the tail; the free list continues after it. The chain keeps its links.
+        freeHead = link[Int(id)]
+        freeCount -= UInt16(truncatingIfNeeded: count)
+        chainLength[Int(head)] = UInt16(truncatingIfNeeded: count)
+        chainWritableBytes[Int(head)] = writableBytes
+        putInAvailRing(head: head)
+        return head
+    }
+
+    @inline(__always)
+    private func takeFree() -> UInt16 {
+        let id = freeHead
+        freeHead = link[Int(id)]
+        freeCount -= 1
+        return id
+    }
+
+    /// Puts a head in the next avail ring slot (2.7.13.2). A slot can never be overwritten
+    /// while the device still needs it: each slot holds a chain, and chains ≤ descriptors = size.
+    @inline(__always)
+    private func putInAvailRing(head: UInt16) {
+        let slot = availRing + VIRTQ_RING_ENTRIES_OFFSET + 2 * Int(availIdx & mask)
+        ring_store16(slot, head.littleEndian)
+        availIdx &+= 1
+    }
+
+    /// Chains added but not yet published.
+    public var unpublishedCount: UInt16 { availIdx &- publishedAvailIdx }
+
+    /// Makes everything added since the last publish visible to the device: a write barrier
+    /// (descriptors and ring slots first), then avail.idx (2.7.13.3). One publish can cover
+    /// many added chains.
+    @inline(__always)
+    public func publish() {
+        guard availIdx != publishedAvailIdx else { return }
+        ring_wmb()
+        ring_store16(availIdxPointer, availIdx.littleEndian)
+        publishedAvailIdx = availIdx
+    }
+
+    /// Whether the driver must notify (kick) the device about the chains published since the
+    /// previous call (2.7.13.4, 2.7.10). Call after `publish()`; each call starts a new window,
+    /// like Linux's virtqueue_kick_prepare. Without event idx the device's
+    /// VIRTQ_USED_F_NO_NOTIFY flag decides; with it, avail_event and `virtqNeedEvent`.
+    public func needsNotify() -> Bool {
+        // avail.idx must be visible before we read what the device asked for, or we could
+        // miss a device that just went to sleep (2.7.13.4).
+        ring_mb()
+        let oldIdx = availIdxAtLastNotifyCheck
+        let newIdx = publishedAvailIdx
+        availIdxAtLastNotifyCheck = newIdx
+        guard newIdx != oldIdx else { return false }
+        if eventIdx {
+            let availEvent = UInt16(littleEndian: ring_load16(availEventPointer))
+            return virtqNeedEvent(eventIdx: availEvent, newIdx: newIdx, oldIdx: oldIdx)
+        }
+        return UInt16(littleEndian: ring_load16(usedFlagsPointer)) & VIRTQ_USED_F_NO_NOTIFY == 0
+    }
+
+    /// Record that the driver notified the device.
+    @inline(__always)
+    public func noteKick() { counters.kicks &+= 1 }
+
+    /// Record that a used-buffer notification (interrupt) arrived for this queue.
+    @inline(__always)
+    public func noteInterrupt() { counters.interrupts &+= 1 }
+
+    // MARK: Receiving used buffers (2.7.14)
+
+    /// The device's used.idx (acquire load: used ring entries before it are then visible).
+    @inline(__always)
+    public var usedIdx: UInt16 { UInt16(littleEndian: ring_load16(usedIdxPointer)) }
+
+    /// Used entries the driver has not popped yet (modulo 2^16).
+    @inline(__always)
+    public var pendingUsed: UInt16 { usedIdx &- lastUsedIdx }
+
+    /// Whether the entry belongs to a chain the device owns: in range, a head, `.available`.
+    @inline(__always)
+    private func isValidCompletion(_ element: VirtqUsedElement) -> Bool {
+        guard element.id < UInt32(size) else { return false }
+        let head = Int(element.id)
+        return storedState[head] == .available && chainHead[head] == UInt16(truncatingIfNeeded: head)
+    }
+
+    /// The used element `offset` entries past `lastUsedIdx`, without consuming it; nil if
+    /// there is none yet or the device wrote an invalid id there.
+    public func peekUsed(offset: UInt16 = 0) -> VirtqUsedElement? {
+        guard offset < pendingUsed else { return nil }
+        let element = readUsedElement(at: lastUsedIdx &+ offset)
+        return isValidCompletion(element) ? element : nil
+    }
+
+    /// Takes the next used element; its chain becomes `.held` until `release(head:)`.
+    /// Entries that break the protocol are consumed, counted in `deviceErrors`, and skipped, so
+    /// one bad entry cannot stall the queue. A len longer than the chain's writable buffers is
+    /// counted too and clamped (2.7.8.2). Returns nil when nothing (valid) is pending.
+    public func popUsed() -> VirtqUsedElement? {
+        let deviceUsedIdx = usedIdx
+        while lastUsedIdx != deviceUsedIdx {
+            var element = readUsedElement(at: lastUsedIdx)
+            lastUsedIdx &+= 1
+            guard isValidCompletion(element) else {
+                counters.deviceErrors &+= 1
+                continue
+            }
+            let head = element.head
+            let capacity = chainWritableBytes[Int(head)]
+            if element.len > capacity {
+                counters.deviceErrors &+= 1
+                element.len = capacity
+            }
+            markChain(head: head, as: .held)
+            counters.packets &+= 1
+            counters.bytes &+= UInt64(element.len)
+            if eventIdx && interruptsEnabled {
+                // Ask for the next interrupt after the entry we just took (2.7.7), as Linux does.
+                ring_store16(usedEventPointer, lastUsedIdx.littleEndian)
+            }
+            return element
+        }
+        return nil
+    }
+
+    /// Returns a popped chain's descriptors to the free list. false (and nothing changes) if
+    /// `head` is not the head of a chain the driver holds.
+    @discardableResult
+    public func release(head: UInt16) -> Bool {
+        guard head < size, storedState[Int(head)] == .held, chainHead[Int(head)] == head else {
+            return false
+        }
+        var id = head
+        var remaining = chainLength[Int(head)]
+        while true {
+            storedState[Int(id)] = .free
+            remaining -= 1
+            if remaining == 0 { break }
+            id = link[Int(id)]
+        }
+        // Splice the whole chain in front of the free list: tail → old free head.
+        link[Int(id)] = freeHead
+        freeHead = head
+        freeCount &+= chainLength[Int(head)]
+        return true
+    }
+
+    @inline(__always)
+    private func markChain(head: UInt16, as state: VirtqDescriptorState) {
+        var id = head
+        var remaining = chainLength[Int(head)]
+        while remaining > 0 {
+            storedState[Int(id)] = state
+            id = link[Int(id)]
+            remaining -= 1
+        }
+    }
+
+    // MARK: Used-buffer notification suppression (2.7.7)
+
+    /// Asks the device not to interrupt: avail.flags VIRTQ_AVAIL_F_NO_INTERRUPT, or with event
+    /// idx a used_event far behind (the flag must stay 0 then, 2.7.7.1). Only a hint: the device
+    /// may still interrupt.
+    public func disableInterrupts() {
+        guard interruptsEnabled else { return }
+        interruptsEnabled = false
+        if eventIdx {
+            // used_event = lastUsedIdx - 0x8000: the device crosses it only after 32768 more
+            // used entries, more than a queue can hold, so it never asks for an interrupt.
+            ring_store16(usedEventPointer, (lastUsedIdx &- 0x8000).littleEndian)
+        } else {
+            ring_store16(availFlagsPointer, VIRTQ_AVAIL_F_NO_INTERRUPT.littleEndian)
+        }
+    }
+
+    /// Asks the device to interrupt again for the next used entry. Returns true if used
+    /// entries are already pending: the device may have added them while interrupts were off
+    /// without interrupting, so the caller must poll again rather than wait (the classic race).
+    @discardableResult
+    public func enableInterrupts() -> Bool {
+        interruptsEnabled = true
+        if eventIdx {
+            ring_store16(usedEventPointer, lastUsedIdx.littleEndian)
+        } else {
+            ring_store16(availFlagsPointer, 0)
+        }
+        // The store above must be visible before we look at used.idx, or a device that checked
+        // the old value and a driver that sees no work would both go to sleep.
+        ring_mb()
+        return pendingUsed != 0
+    }
+
+    // MARK: Monitoring
+
+    /// The descriptor as it is in the table now (`id` is taken modulo the queue size).
+    public func descriptor(_ id: UInt16) -> VirtqDescriptor {
+        let p = descPointer(id & mask)
+        return VirtqDescriptor(
+            addr: UInt64(littleEndian: ring_load64(p + VIRTQ_DESC_ADDR_OFFSET)),
+            len: UInt32(littleEndian: ring_load32(p + VIRTQ_DESC_LEN_OFFSET)),
+            flags: UInt16(littleEndian: ring_load16(p + VIRTQ_DESC_FLAGS_OFFSET)),
+            next: UInt16(littleEndian: ring_load16(p + VIRTQ_DESC_NEXT_OFFSET)))
+    }
+
+    /// The head of the chain `id` belongs to, or nil if `id` is free or out of range.
+    public func headOfChain(containing id: UInt16) -> UInt16? {
+        guard id < size, storedState[Int(id)] != .free else { return nil }
+        return chainHead[Int(id)]
+    }
+
+    /// The descriptor ids of the chain starting at `head`, in order; empty if `head` is not a
+    /// chain head in use. Follows the driver's own links, not the (device-visible) table.
+    public func chain(head: UInt16) -> [UInt16] {
+        guard head < size, storedState[Int(head)] != .free, chainHead[Int(head)] == head else { return [] }
+        var ids: [UInt16] = []
+        var id = head
+        for _ in 0..<chainLength[Int(head)] {
+            ids.append(id)
+            id = link[Int(id)]
+        }
+        return ids
+    }
+
+    /// The state of one descriptor. `.used` is found by scanning the used entries not yet
+    /// popped (O(pending)); the driver's hot path never pays for it.
+    public func state(of id: UInt16) -> VirtqDescriptorState {
+        guard id < size else { return .free }
+        let stored = storedState[Int(id)]
+        guard stored == .available else { return stored }
+        let head = UInt32(chainHead[Int(id)])
+        let pending = pendingUsed
+        var offset: UInt16 = 0
+        while offset < pending && offset < size {
+            if readUsedElement(at: lastUsedIdx &+ offset).id == head { return .used }
+            offset &+= 1
+        }
+        return .available
+    }
+
+    /// The state of every descriptor, index = descriptor id: O(size + pending × chain length).
+    public func states() -> [VirtqDescriptorState] {
+        var result = [VirtqDescriptorState](repeating: .free, count: Int(size))
+        for i in 0..<Int(size) { result[i] = storedState[i] }
+        // At most `size` entries can legitimately be pending; more means a confused device.
+        let pending = min(pendingUsed, size)
+        var offset: UInt16 = 0
+        while offset < pending {
+            let element = readUsedElement(at: lastUsedIdx &+ offset)
+            offset &+= 1
+            guard isValidCompletion(element) else { continue }
+            var id = element.head
+            for _ in 0..<chainLength[Int(id)] {
+                result[Int(id)] = .used
+                id = link[Int(id)]
+            }
+        }
+        return result
+    }
+
+    /// How many descriptors are in each state.
+    public func stateCounts() -> VirtqStateCounts {
+        var counts = VirtqStateCounts()
+        for state in states() {
+            switch state {
+            case .free: counts.free += 1
+            case .available: counts.available += 1
+            case .used: counts.used += 1
+            case .held: counts.held += 1
+            }
+        }
+        return counts
+    }
+}
