@@ -6,6 +6,7 @@ let kernelVersion = "0.1.0"
 /// The entry from boot.S, in long mode on the boot stack, interrupts off.
 @_cdecl("kmain")
 func kmain(_ startInfo: UInt32) {
+    let resetToEntryTSC = Clock.markBoot()
     serial_init()
     arch_init()
     guard boot_memory_init() == 0 else {
@@ -17,7 +18,7 @@ func kmain(_ startInfo: UInt32) {
     log("memory: \(boot_ram_bytes() / 1024) KiB RAM, kernel image \(kernel_image_bytes() / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
     let apicID = lapic_init()
     Clock.calibrate()
-    log("clock: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, apic id \(apicID)")
+    log("clock: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, apic id \(apicID), firmware+loader \(resetToEntryTSC / (Clock.tscHz / 1000)) ms")
     let commandLine = readCommandLine()
     log("cmdline: \(String(decoding: commandLine, as: UTF8.self))")
 

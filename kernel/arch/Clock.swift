@@ -8,11 +8,17 @@ enum Clock {
     nonisolated(unsafe) static var lapicHz: UInt64 = 0
     nonisolated(unsafe) static var bootTSC: UInt64 = 0
 
-    static func calibrate() {
+    /// Starts the clock: time 0 is the kernel's entry. Returns the TSC then (cycles since
+    /// the virtual CPU's reset, i.e. what firmware and the loader took).
+    static func markBoot() -> UInt64 {
         bootTSC = rdtsc()
+        return bootTSC
+    }
+
+    static func calibrate() {
         var tsc: UInt64 = 0
         var lapic: UInt64 = 0
-        timer_calibrate(50, &tsc, &lapic)
+        timer_calibrate(20, &tsc, &lapic)
         if tsc > 0 { tscHz = tsc }
         lapicHz = lapic
     }

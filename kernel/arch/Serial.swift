@@ -7,8 +7,13 @@ enum Serial {
     }
 }
 
-/// One line on the boot log.
+/// One line on the boot log, stamped with the time since boot: `[    1.234567] text`.
 func log(_ text: String) {
+    let us = Clock.nowNs / 1000
+    let fraction = String(us % 1_000_000)
+    let seconds = String(us / 1_000_000)
+    Serial.write("[" + String(repeating: " ", count: max(0, 5 - seconds.utf8.count)) + seconds + "."
+                 + String(repeating: "0", count: 6 - fraction.utf8.count) + fraction + "] ")
     Serial.write(text)
     serial_putc(10)
 }
