@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmarks (placeholder until the monitor benchmarks land):
+#   - QEMU start -> first UDP echo (TCG)
+#   - 64-byte UDP echo round trips per second, one outstanding (p50/p99)
+# Uses ../shared/bench/udp-echo-bench.py when present (the same tool that measured the Linux
+# reference in TOOLCHAIN.md), else scripts/echo_bench.py.
+# Env: KERNEL (default kernel/build/ringside.elf), DURATION (s, default 5), MEM (MiB, default 16),
+#      ECHO_BENCH=own to use scripts/echo_bench.py even when the shared tool exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KERNEL=${KERNEL:-kernel/build/ringside.elf}
+DURATION=${DURATION:-5}
+MEM=${MEM:-16}
+[ -r "$KERNEL" ] || { echo "bench: no kernel at $KERNEL (make kernel)" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
+UDP=$(free_port SOCK_DGRAM)
+HTTP=$(free_port SOCK_STREAM)
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/ringside-bench-XXXXXX")
+trap 'rm -rf "$RUN"' EXIT
+
+# The same line `ringside run` uses (Sources/RingsideKit/QEMUConfiguration.swift), started directly
+# so the launched pid is QEMU's.
+QEMU="qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-config -display none -accel tcg \
+ -kernel $KERNEL \
+ -chardev file,id=ser0,path=$RUN/serial.log -serial chardev:ser0 \
+ -netdev user,id=n0,hostfwd=udp:127.0.0.1:$UDP-:7,hostfwd=tcp:127.0.0.1:$HTTP-:80 \
+ -device virtio-net-pci,netdev=n0,id=net0,disable-legacy=on \
+ -device virtio-serial-pci,id=vser,disable-legacy=on \
+ -chardev socket,id=con0c,path=$RUN/console.sock,server=on,wait=off -device virtconsole,chardev=con0c,id=con0 \
+ -qmp unix:$RUN/qmp.sock,server=on,wait=off -device isa-debug-exit,iobase=0xf4,iosize=0x04"
+
+echo "bench: kernel $KERNEL ($(stat -c %s "$KERNEL") bytes), -m $MEM, TCG, UDP port $UDP"
+SHARED=../shared/bench/udp-echo-bench.py
+if [ -f "$SHARED" ] && [ "${ECHO_BENCH:-}" != own ]; then
+    python3 "$SHARED" --port "$UDP" --duration "$DURATION" --sizes 64 --launch "$QEMU" --label ringside
+else
+    python3 scripts/echo_bench.py --port "$UDP" --duration "$DURATION" --size 64 --launch "$QEMU"
+fi
