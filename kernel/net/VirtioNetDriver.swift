@@ -27,8 +27,8 @@ final class VirtioNetDriver {
     let tx: DeviceQueue
     let mac: [UInt8]
     private(set) var linkUp: Bool
-    private var freeRxBuffers: [UInt64] = []
-    private var freeTxBuffers: [UInt64] = []
+    private var rxBuffers: BufferPool
+    private var txBuffers: BufferPool
     /// Frames the stack produced that found no free TX descriptor.
     private(set) var txRingFullDrops: UInt64 = 0
 
@@ -45,8 +45,8 @@ final class VirtioNetDriver {
             transport.addStatus(VIRTIO_CONFIG_S_FAILED)
             return nil
         }
-        guard let rxPool = Self.allocateBuffers(count: Int(rx.ring.size)),
-              let txPool = Self.allocateBuffers(count: Int(tx.ring.size)) else {
+        guard let rxPool = BufferPool(count: Int(rx.ring.size), bufferSize: Self.bufferSize),
+              let txPool = BufferPool(count: Int(tx.ring.size), bufferSize: Self.bufferSize) else {
             log("virtio-net: out of memory for buffers")
             transport.addStatus(VIRTIO_CONFIG_S_FAILED)
             return nil
@@ -55,8 +55,8 @@ final class VirtioNetDriver {
         self.features = features
         self.rx = rx
         self.tx = tx
-        self.freeRxBuffers = rxPool
-        self.freeTxBuffers = txPool
+        self.rxBuffers = rxPool
+        self.txBuffers = txPool
         var mac: [UInt8] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]
         if features.contains(VIRTIO_NET_F_MAC) {
             for i in 0..<6 { mac[i] = transport.config8(VIRTIO_NET_CONFIG_MAC_OFFSET + i) }
@@ -72,16 +72,6 @@ final class VirtioNetDriver {
         rx.publishAndNotify()
     }
 
-    private static func allocateBuffers(count: Int) -> [UInt64]? {
-        let pages = (count * bufferSize + 4095) / 4096
-        guard let pool = heap_alloc_pages(pages) else { return nil }
-        let base = UInt64(UInt(bitPattern: pool))
-        var buffers: [UInt64] = []
-        buffers.reserveCapacity(count)
-        for i in 0..<count { buffers.append(base + UInt64(i * bufferSize)) }
-        return buffers
-    }
-
     /// VIRTIO_NET_S_LINK_UP from the device configuration (5.1.4), when STATUS was negotiated.
     @discardableResult
     func refreshLinkStatus() -> Bool {
@@ -93,9 +83,9 @@ final class VirtioNetDriver {
 
     /// Posts every free receive buffer (device-writable) and tells the device.
     func refillReceive() {
-        while let buffer = freeRxBuffers.popLast() {
+        while let buffer = rxBuffers.take() {
             guard rx.ring.addBuffer(addr: buffer, len: UInt32(Self.bufferSize), deviceWritable: true) != nil else {
-                freeRxBuffers.append(buffer)
+                rxBuffers.give(buffer)
                 break
             }
         }
@@ -109,12 +99,11 @@ final class VirtioNetDriver {
             let head = UInt16(truncatingIfNeeded: used.id)
             let buffer = rx.ring.descriptor(head).addr
             let length = Int(used.len)
-            if length > Self.headerSize, length <= Self.bufferSize,
-               let base = UnsafeRawPointer(bitPattern: UInt(buffer)) {
+            if length > Self.headerSize, length <= Self.bufferSize, rxBuffers.owns(buffer) {
+                let base = UnsafeRawPointer(BufferPool.pointer(buffer))
                 deliver(UnsafeRawBufferPointer(start: base + Self.headerSize, count: length - Self.headerSize))
             }
-            _ = rx.ring.release(head: head)
-            freeRxBuffers.append(buffer)
+            if rx.ring.release(head: head) { rxBuffers.give(buffer) }
             delivered += 1
         }
         if delivered > 0 {
@@ -129,27 +118,27 @@ final class VirtioNetDriver {
         while let used = tx.ring.popUsed() {
             let head = UInt16(truncatingIfNeeded: used.id)
             let buffer = tx.ring.descriptor(head).addr
-            if tx.ring.release(head: head) { freeTxBuffers.append(buffer) }
+            if tx.ring.release(head: head) { txBuffers.give(buffer) }
         }
     }
 
-    var canTransmit: Bool { !freeTxBuffers.isEmpty && tx.ring.freeCount > 0 }
+    var canTransmit: Bool { !txBuffers.isEmpty && tx.ring.freeCount > 0 }
 
     /// Queues one Ethernet frame (without virtio header) for transmission; not yet published.
     func enqueueTransmit(_ frame: [UInt8]) -> Bool {
         if !canTransmit { reclaimTransmit() }
-        guard frame.count + Self.headerSize <= Self.bufferSize, let buffer = freeTxBuffers.popLast(),
-              let base = UnsafeMutableRawPointer(bitPattern: UInt(buffer)) else {
+        guard frame.count + Self.headerSize <= Self.bufferSize, let buffer = txBuffers.take() else {
             txRingFullDrops &+= 1
             return false
         }
+        let base = BufferPool.pointer(buffer)
         // virtio_net_hdr: all zero = no offloads, GSO_NONE (5.1.6.2); num_buffers is 0 on TX.
         memset(base, 0, Self.headerSize)
         frame.withUnsafeBytes { bytes in
             if let src = bytes.baseAddress { memcpy(base + Self.headerSize, src, bytes.count) }
         }
         guard tx.ring.addBuffer(addr: buffer, len: UInt32(Self.headerSize + frame.count), deviceWritable: false) != nil else {
-            freeTxBuffers.append(buffer)
+            txBuffers.give(buffer)
             txRingFullDrops &+= 1
             return false
         }
