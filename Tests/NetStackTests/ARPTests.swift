@@ -1,0 +1,197 @@
+import Testing
+@testable import NetStack
+
+@Suite struct ARPTests {
+    /// What slirp sends to find the guest: "who has 10.0.2.15? tell 10.0.2.2", padded to 60.
+    static let capturedRequest: [UInt8] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x08, 0x06,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01,
+        0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x0a, 0x00, 0x02, 0x02,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x02, 0x0f,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]
+
+    /// "10.0.2.15 is at 52:54:00:12:34:56", unicast back, padded to 60.
+    static let expectedReply: [UInt8] = [
+        0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02,
+        0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x0a, 0x00, 0x02, 0x0f,
+        0x52, 0x55, 0x0a, 0x00, 0x02, 0x02, 0x0a, 0x00, 0x02, 0x02,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]
+
+    @Test func requestForUsIsAnsweredAndLearned() {
+        let stack = makeStack()
+        stack.receive(ARPTests.capturedRequest)
+        #expect(stack.drain() == [ARPTests.expectedReply])
+        #expect(stack.counters.arpRequestsIn == 1)
+        #expect(stack.counters.arpRepliesOut == 1)
+        #expect(stack.counters.txFrames == 1)
+        #expect(stack.counters.txBytes == 60)
+        #expect(stack.counters.totalDrops == 0)
+        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
+    }
+
+    @Test func requestWithoutPaddingIsAnswered() {
+        let stack = makeStack()
+        stack.receive(Array(ARPTests.capturedRequest[0..<42]))
+        #expect(stack.drain() == [ARPTests.expectedReply])
+    }
+
+    @Test func requestForSomeoneElseIsIgnoredAndNotLearned() {
+        let stack = makeStack()
+        stack.receive(Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: peerMAC, senderIP: peerIP,
+                                   targetMAC: .zero, targetIP: IPv4Address(10, 0, 2, 3)))
+        #expect(stack.drain().isEmpty)
+        #expect(stack.cachedMAC(for: peerIP) == nil)
+        #expect(stack.counters.arpRequestsIn == 1)
+        #expect(stack.counters.totalDrops == 0)
+    }
+
+    @Test func knownEntryIsUpdatedByAnyARP() {
+        let stack = makeStack()
+        stack.learn(peerIP, peerMAC)
+        let newMAC = MACAddress(0x02, 0, 0, 0, 0, 0x99)
+        // A gratuitous ARP (sender = target) updates the existing entry (RFC 826 merge).
+        stack.receive(Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: newMAC, senderIP: peerIP,
+                                   targetMAC: .zero, targetIP: peerIP), nowMs: 10)
+        #expect(stack.cachedMAC(for: peerIP) == newMAC)
+        #expect(stack.drain().isEmpty)
+    }
+
+    @Test func malformedARPIsCounted() {
+        let stack = makeStack()
+        var reasons: [NetDropReason] = []
+        stack.onDrop = { reasons.append($0) }
+        var bad = ARPTests.capturedRequest
+        bad[19] = 16 // hlen 16
+        stack.receive(bad)
+        stack.receive(Array(ARPTests.capturedRequest[0..<41])) // one byte short
+        var badOp = ARPTests.capturedRequest
+        badOp[21] = 9
+        stack.receive(badOp)
+        #expect(stack.drain().isEmpty)
+        #expect(stack.counters.arpDropMalformed == 3)
+        #expect(reasons == [.arpMalformed, .arpMalformed, .arpMalformed])
+        #expect(stack.lastDropReason?.name.description == "arp-malformed")
+    }
+
+    @Test func cacheEntriesExpire() {
+        let stack = makeStack()
+        stack.learn(peerIP, peerMAC, nowMs: 1_000)
+        stack.poll(nowMs: 1_000 + 299_999)
+        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
+        stack.poll(nowMs: 1_000 + 300_000)
+        #expect(stack.cachedMAC(for: peerIP) == nil)
+    }
+
+    @Test func unknownDestinationIsResolvedThenSent() {
+        let stack = makeStack()
+        // An echo request from a neighbour we never heard from: the reply must wait for ARP.
+        stack.receive(Ref.icmpEchoFrame(), nowMs: 5)
+        let first = stack.drain()
+        let expectedRequest = Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: ourMAC,
+                                           senderIP: ourIP, targetMAC: .zero, targetIP: peerIP)
+        #expect(first == [expectedRequest])
+        #expect(stack.counters.arpRequestsOut == 1)
+        #expect(stack.nextDeadlineMs() == 1_005)
+        #expect(stack.pendingResolutionCount == 1)
+
+        stack.receive(Ref.arpFrame(operation: 2, ethernetDestination: ourMAC, senderMAC: peerMAC, senderIP: peerIP,
+                                   targetMAC: ourMAC, targetIP: ourIP), nowMs: 20)
+        let second = stack.drain()
+        #expect(second.count == 1)
+        let reply = SentIPv4(second[0])
+        #expect(reply?.ethernetDestination == peerMAC)
+        #expect(reply?.proto == 1)
+        #expect(reply?.transport.first == 0)
+        #expect(stack.counters.arpRepliesIn == 1)
+        #expect(stack.counters.icmpEchoReplies == 1)
+        #expect(stack.nextDeadlineMs() == nil)
+        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
+    }
+
+    @Test func offSubnetGoesThroughGateway() {
+        let stack = makeStack()
+        let remote = IPv4Address(8, 8, 8, 8)
+        #expect(stack.sendUDP(to: remote, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
+        let frames = stack.drain()
+        #expect(frames.count == 1)
+        #expect(Array(frames[0][38..<42]) == ipBytes(peerIP)) // ARP target: the gateway
+        stack.receive(Ref.arpFrame(operation: 2, ethernetDestination: ourMAC, senderMAC: peerMAC, senderIP: peerIP,
+                                   targetMAC: ourMAC, targetIP: ourIP))
+        let sent = stack.drain()
+        #expect(sent.count == 1)
+        let datagram = SentIPv4(sent[0])
+        #expect(datagram?.ethernetDestination == peerMAC)
+        #expect(datagram?.destination == remote)
+        #expect(datagram?.udpChecksumValid == true)
+    }
+
+    @Test func retriesThenGivesUp() {
+        let stack = makeStack()
+        var reasons: [NetDropReason] = []
+        stack.onDrop = { reasons.append($0) }
+        let neighbour = IPv4Address(10, 0, 2, 99)
+        for index in 0..<3 {
+            #expect(stack.sendUDP(to: neighbour, sourcePort: 1, destinationPort: 9, payload: [UInt8(index)]))
+        }
+        #expect(stack.drain().count == 1) // one ARP request, not three
+        #expect(stack.nextDeadlineMs() == 1_000)
+        stack.poll(nowMs: 999)
+        #expect(stack.drain().isEmpty)
+        stack.poll(nowMs: 1_000)
+        #expect(stack.drain().count == 1)
+        #expect(stack.nextDeadlineMs() == 2_000)
+        stack.poll(nowMs: 2_100)
+        #expect(stack.drain().count == 1)
+        #expect(stack.nextDeadlineMs() == 3_100)
+        #expect(stack.counters.arpRequestsOut == 3)
+        stack.poll(nowMs: 3_100)
+        #expect(stack.drain().isEmpty)
+        #expect(stack.counters.arpResolveFailures == 1)
+        #expect(stack.counters.arpPendingDrops == 3)
+        #expect(stack.counters.totalDrops == 3)
+        #expect(reasons == [.arpResolveFailed, .arpResolveFailed, .arpResolveFailed])
+        #expect(stack.nextDeadlineMs() == nil)
+        #expect(stack.pendingResolutionCount == 0)
+        #expect(stack.counters.udpOut == 3)
+
+        // A late answer teaches nothing (we no longer asked), a new send asks again.
+        stack.receive(Ref.arpFrame(operation: 2, ethernetDestination: ourMAC, senderMAC: peerMAC, senderIP: neighbour,
+                                   targetMAC: ourMAC, targetIP: IPv4Address(10, 0, 2, 77)), nowMs: 4_000)
+        #expect(stack.cachedMAC(for: neighbour) == nil)
+        #expect(stack.sendUDP(to: neighbour, sourcePort: 1, destinationPort: 9, payload: []))
+        #expect(stack.drain().count == 1)
+        #expect(stack.counters.arpRequestsOut == 4)
+    }
+
+    @Test func pendingQueuesAreBounded() {
+        let stack = makeStack()
+        let neighbour = IPv4Address(10, 0, 2, 99)
+        for _ in 0..<NetStack.arpMaxPendingFramesPerDestination {
+            #expect(stack.sendUDP(to: neighbour, sourcePort: 1, destinationPort: 9, payload: []))
+        }
+        #expect(!stack.sendUDP(to: neighbour, sourcePort: 1, destinationPort: 9, payload: []))
+        #expect(stack.counters.arpQueueDrops == 1)
+        for host in 0..<(NetStack.arpMaxPendingDestinations - 1) {
+            #expect(stack.sendUDP(to: IPv4Address(10, 0, 2, UInt8(100 + host)), sourcePort: 1, destinationPort: 9, payload: []))
+        }
+        #expect(!stack.sendUDP(to: IPv4Address(10, 0, 2, 200), sourcePort: 1, destinationPort: 9, payload: []))
+        #expect(stack.counters.arpQueueDrops == 2)
+        #expect(stack.pendingResolutionCount == NetStack.arpMaxPendingDestinations)
+        #expect(stack.drain().count == NetStack.arpMaxPendingDestinations)
+    }
+
+    @Test func transmitQueueOverflowIsCounted() {
+        let stack = makeStack(queueCapacity: 2)
+        for _ in 0..<3 { stack.receive(ARPTests.capturedRequest) }
+        #expect(stack.counters.txQueueDrops == 1)
+        #expect(stack.counters.arpRepliesOut == 2)
+        #expect(stack.hasPendingTransmit)
+        #expect(stack.drain().count == 2)
+        #expect(!stack.hasPendingTransmit)
+        stack.receive(ARPTests.capturedRequest)
+        #expect(stack.drain().count == 1)
+    }
+}
