@@ -117,17 +117,22 @@ struct Run: ParsableCommand {
     /// Copies serial output to stdout until a signal, the timeout, or QEMU's end. Returns the exit code.
     private func stream(_ qemu: QEMUInstance) -> Int32 {
         let follower = FileFollower(path: qemu.run.serialLog)
-        let out = FileHandle.standardOutput
         let deadline = timeout.map { qemu.startTime + $0 }
+        var stdoutOK = true
         func drain() {
             let bytes = follower.readNew()
-            if !bytes.isEmpty { out.write(Data(bytes)) }
+            if !bytes.isEmpty && stdoutOK { stdoutOK = writeStandardOutput(bytes) }
         }
         while true {
             drain()
+            if !stdoutOK {
+                warn("standard output closed: stopping QEMU")
+                qemu.stop()
+                return 1
+            }
             let sig = receivedStopSignal.load(ordering: .relaxed)
             if sig != 0 {
-                warn("\(sig == SIGINT ? "interrupted" : "terminated"): stopping QEMU")
+                warn("\(sig == SIGINT ? "interrupted" : sig == SIGHUP ? "hung up" : "terminated"): stopping QEMU")
                 let status = qemu.stop()
                 drain()
                 warn("QEMU stopped (\(status))")
