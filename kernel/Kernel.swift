@@ -35,6 +35,20 @@ func kmain(_ startInfo: UInt32) {
     }
     log("net0: virtio-net at \(netFunction.address.description), features \(hex(net.features.rawValue)), rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
 
+    var console: VirtioConsoleDriver?
+    if let consoleFunction = functions.first(where: {
+        $0.vendorID == VIRTIO_PCI_VENDOR_ID && virtioPCIDeviceType(deviceID: $0.deviceID) == VIRTIO_ID_CONSOLE
+    }) {
+        console = VirtioConsoleDriver(function: consoleFunction, apicID: apicID)
+        if let console {
+            log("con0: virtio-console at \(consoleFunction.address.description), rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
+        } else {
+            log("con0: virtio-console initialisation failed; running without telemetry")
+        }
+    } else {
+        log("con0: no virtio-console; running without telemetry")
+    }
+
     let mac = MACAddress(net.mac[0], net.mac[1], net.mac[2], net.mac[3], net.mac[4], net.mac[5])
     let parsed = NetConfig.parse(commandLine: commandLine, mac: mac)
     for error in parsed.errors { log("cmdline: \(error)") }
