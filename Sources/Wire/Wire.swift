@@ -1,1 +1,0 @@
-// The telemetry wire format (see docs/protocol.md).

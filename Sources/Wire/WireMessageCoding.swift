@@ -1,0 +1,415 @@
+// Payload layouts: the single definition of every message's bytes (docs/protocol.md §Messages).
+// Each type writes itself to a `WireWriter` and reads itself back from a `WireReader`.
+// Multi-byte integers are little-endian; "varint" is unsigned LEB128.
+
+// MARK: - Descriptors
+
+/// The descriptor section's first byte.
+public enum WireDescriptorEncoding: UInt8 {
+    /// `count` entries, entry i describing descriptor i (count = queue size).
+    case full = 0
+    /// `count` entries of (id u16, entry): only descriptors changed since the previous snapshot.
+    case delta = 1
+}
+
+extension WireDescriptor {
+    /// Bytes per entry: state u8, addr u64, len u32, flags u16, next u16.
+    public static let encodedBytes = 17
+
+    @inline(__always)
+    public func write(to w: inout WireWriter) {
+        w.writeU8(state.rawValue)
+        w.writeU64(addr)
+        w.writeU32(len)
+        w.writeU16(flags)
+        w.writeU16(next)
+    }
+
+    @inline(__always)
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireDescriptor {
+        let raw = try r.readU8()
+        guard let state = WireDescriptorState(rawValue: raw) else { throw .invalidValue(raw) }
+        let addr = try r.readU64()
+        let len = try r.readU32()
+        let flags = try r.readU16()
+        let next = try r.readU16()
+        return WireDescriptor(state: state, addr: addr, len: len, flags: flags, next: next)
+    }
+}
+
+extension WireDescriptorUpdate {
+    public func write(to w: inout WireWriter) {
+        switch self {
+        case .full(let table):
+            w.writeU8(WireDescriptorEncoding.full.rawValue)
+            w.writeU16(UInt16(truncatingIfNeeded: table.count))
+            for d in table { d.write(to: &w) }
+        case .delta(let changes):
+            w.writeU8(WireDescriptorEncoding.delta.rawValue)
+            w.writeU16(UInt16(truncatingIfNeeded: changes.count))
+            for c in changes {
+                w.writeU16(c.id)
+                c.descriptor.write(to: &w)
+            }
+        }
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireDescriptorUpdate {
+        let raw = try r.readU8()
+        guard let encoding = WireDescriptorEncoding(rawValue: raw) else { throw .invalidValue(raw) }
+        let count = Int(try r.readU16())
+        switch encoding {
+        case .full:
+            // Check the bytes are there before reserving: a hostile count cannot make us allocate.
+            try r.need(count * WireDescriptor.encodedBytes)
+            var table: [WireDescriptor] = []
+            table.reserveCapacity(count)
+            for _ in 0..<count { table.append(try WireDescriptor.read(from: &r)) }
+            return .full(table)
+        case .delta:
+            try r.need(count * (2 + WireDescriptor.encodedBytes))
+            var changes: [WireDescriptorChange] = []
+            changes.reserveCapacity(count)
+            for _ in 0..<count {
+                let id = try r.readU16()
+                changes.append(WireDescriptorChange(id: id, descriptor: try WireDescriptor.read(from: &r)))
+            }
+            return .delta(changes)
+        }
+    }
+}
+
+// MARK: - Snapshot
+
+extension WireQueueCounters {
+    public func write(to w: inout WireWriter) {
+        w.writeVarint(packets)
+        w.writeVarint(bytes)
+        w.writeVarint(drops)
+        w.writeVarint(kicks)
+        w.writeVarint(interrupts)
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireQueueCounters {
+        let packets = try r.readVarint()
+        let bytes = try r.readVarint()
+        let drops = try r.readVarint()
+        let kicks = try r.readVarint()
+        let interrupts = try r.readVarint()
+        return WireQueueCounters(packets: packets, bytes: bytes, drops: drops, kicks: kicks, interrupts: interrupts)
+    }
+}
+
+extension WireQueueStatus {
+    public func write(to w: inout WireWriter) {
+        w.writeU8(queue)
+        w.writeU16(availIdx)
+        w.writeU16(usedIdx)
+        w.writeU16(lastUsedIdx)
+        w.writeU16(freeCount)
+        w.writeU16(pendingUsed)
+        w.writeBool(paused)
+        counters.write(to: &w)
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireQueueStatus {
+        let queue = try r.readU8()
+        let availIdx = try r.readU16()
+        let usedIdx = try r.readU16()
+        let lastUsedIdx = try r.readU16()
+        let freeCount = try r.readU16()
+        let pendingUsed = try r.readU16()
+        let paused = try r.readBool()
+        let counters = try WireQueueCounters.read(from: &r)
+        return WireQueueStatus(
+            queue: queue, availIdx: availIdx, usedIdx: usedIdx, lastUsedIdx: lastUsedIdx,
+            freeCount: freeCount, pendingUsed: pendingUsed, paused: paused, counters: counters)
+    }
+}
+
+/// The fixed part of a snapshot, before its queues.
+public struct WireSnapshotHeader: Equatable {
+    public var snapshotNumber: UInt32
+    public var uptimeNs: UInt64
+    public var rateHz: UInt16
+    public var droppedFrames: UInt64
+    public var queueCount: UInt8
+
+    public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, queueCount: UInt8) {
+        self.snapshotNumber = snapshotNumber
+        self.uptimeNs = uptimeNs
+        self.rateHz = rateHz
+        self.droppedFrames = droppedFrames
+        self.queueCount = queueCount
+    }
+
+    public func write(to w: inout WireWriter) {
+        w.writeU32(snapshotNumber)
+        w.writeU64(uptimeNs)
+        w.writeU16(rateHz)
+        w.writeVarint(droppedFrames)
+        w.writeU8(queueCount)
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireSnapshotHeader {
+        let number = try r.readU32()
+        let uptime = try r.readU64()
+        let rate = try r.readU16()
+        let dropped = try r.readVarint()
+        let count = try r.readU8()
+        return WireSnapshotHeader(snapshotNumber: number, uptimeNs: uptime, rateHz: rate, droppedFrames: dropped, queueCount: count)
+    }
+}
+
+extension WireSnapshot {
+    public func write(to w: inout WireWriter) {
+        WireSnapshotHeader(
+            snapshotNumber: snapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz,
+            droppedFrames: droppedFrames, queueCount: UInt8(truncatingIfNeeded: queues.count)
+        ).write(to: &w)
+        for q in queues {
+            q.status.write(to: &w)
+            q.descriptors.write(to: &w)
+        }
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireSnapshot {
+        let header = try WireSnapshotHeader.read(from: &r)
+        var queues: [WireQueueSnapshot] = []
+        queues.reserveCapacity(Int(header.queueCount))
+        for _ in 0..<header.queueCount {
+            let status = try WireQueueStatus.read(from: &r)
+            let descriptors = try WireDescriptorUpdate.read(from: &r)
+            queues.append(WireQueueSnapshot(status: status, descriptors: descriptors))
+        }
+        return WireSnapshot(
+            snapshotNumber: header.snapshotNumber, uptimeNs: header.uptimeNs, rateHz: header.rateHz,
+            droppedFrames: header.droppedFrames, queues: queues)
+    }
+}
+
+// MARK: - Hello
+
+extension WireHello {
+    public func write(to w: inout WireWriter) {
+        w.writeU8(protocolVersion)
+        w.writeString(kernelVersion)
+        for i in 0..<6 { w.writeU8(i < mac.count ? mac[i] : 0) }
+        w.writeU8(UInt8(truncatingIfNeeded: devices.count))
+        for d in devices {
+            w.writeString(d.name)
+            w.writeU16(d.deviceType)
+            w.writeU64(d.features)
+        }
+        w.writeU8(UInt8(truncatingIfNeeded: queues.count))
+        for q in queues {
+            w.writeU8(q.queue)
+            w.writeString(q.name)
+            w.writeU16(q.size)
+        }
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireHello {
+        let protocolVersion = try r.readU8()
+        let kernelVersion = try r.readString()
+        let mac = try r.readBytes(6)
+        let deviceCount = try r.readU8()
+        var devices: [WireDeviceInfo] = []
+        for _ in 0..<deviceCount {
+            let name = try r.readString()
+            let type = try r.readU16()
+            let features = try r.readU64()
+            devices.append(WireDeviceInfo(name: name, deviceType: type, features: features))
+        }
+        let queueCount = try r.readU8()
+        var queues: [WireQueueInfo] = []
+        for _ in 0..<queueCount {
+            let index = try r.readU8()
+            let name = try r.readString()
+            let size = try r.readU16()
+            queues.append(WireQueueInfo(queue: index, name: name, size: size))
+        }
+        return WireHello(kernelVersion: kernelVersion, protocolVersion: protocolVersion, mac: mac, devices: devices, queues: queues)
+    }
+}
+
+// MARK: - Event
+
+extension WireEvent {
+    public func write(to w: inout WireWriter) {
+        w.writeU64(uptimeNs)
+        switch kind {
+        case let .usedConsumed(queue, descriptor, length):
+            w.writeU8(1); w.writeU8(queue); w.writeU16(descriptor); w.writeU32(length)
+        case let .drop(queue, reason):
+            w.writeU8(2); w.writeU8(queue); w.writeU8(reason.rawValue)
+        case let .kick(queue):
+            w.writeU8(3); w.writeU8(queue)
+        case let .interrupt(queue):
+            w.writeU8(4); w.writeU8(queue)
+        case let .stepped(queue, count):
+            w.writeU8(5); w.writeU8(queue); w.writeU16(count)
+        case let .paused(queue):
+            w.writeU8(6); w.writeU8(queue)
+        case let .resumed(queue):
+            w.writeU8(7); w.writeU8(queue)
+        case .countersReset:
+            w.writeU8(8)
+        case let .link(up):
+            w.writeU8(9); w.writeBool(up)
+        }
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireEvent {
+        let uptime = try r.readU64()
+        let raw = try r.readU8()
+        let kind: WireEventKind
+        switch raw {
+        case 1: kind = .usedConsumed(queue: try r.readU8(), descriptor: try r.readU16(), length: try r.readU32())
+        case 2: kind = .drop(queue: try r.readU8(), reason: WireDropReason(rawValue: try r.readU8()))
+        case 3: kind = .kick(queue: try r.readU8())
+        case 4: kind = .interrupt(queue: try r.readU8())
+        case 5: kind = .stepped(queue: try r.readU8(), count: try r.readU16())
+        case 6: kind = .paused(queue: try r.readU8())
+        case 7: kind = .resumed(queue: try r.readU8())
+        case 8: kind = .countersReset
+        case 9: kind = .link(up: try r.readBool())
+        default: throw .invalidValue(raw)
+        }
+        return WireEvent(uptimeNs: uptime, kind: kind)
+    }
+}
+
+// MARK: - Reply
+
+extension WireReply {
+    /// Everything up to the body kind byte; shared with the kernel's copy-free dump encoder.
+    static func writeHead(commandSeq: UInt32, status: WireReplyStatus, message: String, to w: inout WireWriter) {
+        w.writeU32(commandSeq)
+        w.writeU8(status.rawValue)
+        w.writeString(message)
+    }
+
+    /// The dump body's fields before its bytes.
+    static func writeDumpHead(queue: UInt8, descriptor: UInt16, guestAddress: UInt64, bufferLength: UInt32, byteCount: Int, to w: inout WireWriter) {
+        w.writeU8(1)
+        w.writeU8(queue)
+        w.writeU16(descriptor)
+        w.writeU64(guestAddress)
+        w.writeU32(bufferLength)
+        w.writeU16(UInt16(truncatingIfNeeded: byteCount))
+    }
+
+    public func write(to w: inout WireWriter) {
+        WireReply.writeHead(commandSeq: commandSeq, status: status, message: message, to: &w)
+        switch body {
+        case .none:
+            w.writeU8(0)
+        case .dump(let dump):
+            WireReply.writeDumpHead(
+                queue: dump.queue, descriptor: dump.descriptor, guestAddress: dump.guestAddress,
+                bufferLength: dump.bufferLength, byteCount: dump.bytes.count, to: &w)
+            w.writeBytes(dump.bytes)
+        }
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireReply {
+        let seq = try r.readU32()
+        let status = WireReplyStatus(rawValue: try r.readU8())
+        let message = try r.readString()
+        let bodyKind = try r.readU8()
+        switch bodyKind {
+        case 0:
+            return WireReply(commandSeq: seq, status: status, message: message, body: .none)
+        case 1:
+            let queue = try r.readU8()
+            let descriptor = try r.readU16()
+            let address = try r.readU64()
+            let length = try r.readU32()
+            let count = Int(try r.readU16())
+            if count > WireProtocol.maxDumpBytes { throw .countTooLarge(count) }
+            let bytes = try r.readBytes(count)
+            let dump = WireDump(queue: queue, descriptor: descriptor, guestAddress: address, bufferLength: length, bytes: bytes)
+            return WireReply(commandSeq: seq, status: status, message: message, body: .dump(dump))
+        default:
+            throw .invalidValue(bodyKind)
+        }
+    }
+}
+
+// MARK: - Command
+
+extension WireCommand {
+    public func write(to w: inout WireWriter) {
+        switch self {
+        case .hello: w.writeU8(1)
+        case let .pause(queue): w.writeU8(2); w.writeU8(queue)
+        case let .resume(queue): w.writeU8(3); w.writeU8(queue)
+        case let .step(queue, count): w.writeU8(4); w.writeU8(queue); w.writeU16(count)
+        case let .dump(queue, selector):
+            w.writeU8(5); w.writeU8(queue)
+            switch selector {
+            case .descriptor(let id): w.writeU8(0); w.writeU16(id)
+            case .next: w.writeU8(1)
+            case .last: w.writeU8(2)
+            }
+        case let .setSnapshotRate(hz): w.writeU8(6); w.writeU16(hz)
+        case .resetCounters: w.writeU8(7)
+        case .requestFull: w.writeU8(8)
+        case .stats: w.writeU8(9)
+        }
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireCommand {
+        let raw = try r.readU8()
+        switch raw {
+        case 1: return .hello
+        case 2: return .pause(queue: try r.readU8())
+        case 3: return .resume(queue: try r.readU8())
+        case 4: return .step(queue: try r.readU8(), count: try r.readU16())
+        case 5:
+            let queue = try r.readU8()
+            let selector = try r.readU8()
+            switch selector {
+            case 0: return .dump(queue: queue, selector: .descriptor(try r.readU16()))
+            case 1: return .dump(queue: queue, selector: .next)
+            case 2: return .dump(queue: queue, selector: .last)
+            default: throw .invalidValue(selector)
+            }
+        case 6: return .setSnapshotRate(hz: try r.readU16())
+        case 7: return .resetCounters
+        case 8: return .requestFull
+        case 9: return .stats
+        default: throw .invalidValue(raw)
+        }
+    }
+}
+
+// MARK: - Message
+
+extension WireMessage {
+    public func writePayload(to w: inout WireWriter) {
+        switch self {
+        case .hello(let m): m.write(to: &w)
+        case .snapshot(let m): m.write(to: &w)
+        case .event(let m): m.write(to: &w)
+        case .reply(let m): m.write(to: &w)
+        case .command(let m): m.write(to: &w)
+        }
+    }
+
+    /// Reads the payload of a frame of `type`; nil for a type this version does not know.
+    public static func readPayload(type: WireMessageType, from r: inout WireReader) throws(WireMalformedReason) -> WireMessage? {
+        let message: WireMessage
+        switch type {
+        case .hello: message = .hello(try WireHello.read(from: &r))
+        case .snapshot: message = .snapshot(try WireSnapshot.read(from: &r))
+        case .event: message = .event(try WireEvent.read(from: &r))
+        case .reply: message = .reply(try WireReply.read(from: &r))
+        case .command: message = .command(try WireCommand.read(from: &r))
+        default: return nil
+        }
+        try r.expectEnd()
+        return message
+    }
+}

@@ -1,0 +1,371 @@
+// The messages, as values. Their byte layout is in WireMessageCoding.swift and docs/protocol.md.
+
+/// A descriptor's state as the driver accounts for it. Mirrors the kernel's descriptor
+/// bookkeeping without depending on the Virtio module (so the host needs none of it).
+public enum WireDescriptorState: UInt8, Equatable, CaseIterable {
+    /// On the free list: owned by the driver, not in use.
+    case free = 0
+    /// Made available to the device (in the available ring), not yet returned.
+    case avail = 1
+    /// Returned by the device in the used ring, not yet consumed by the driver.
+    case used = 2
+    /// Consumed from the used ring but still held by the driver (e.g. a paused queue's frame
+    /// awaiting a step, or a TX frame held back).
+    case held = 3
+
+    /// The name used in JSON and the TUI.
+    public var name: String {
+        switch self {
+        case .free: return "free"
+        case .avail: return "avail"
+        case .used: return "used"
+        case .held: return "held"
+        }
+    }
+}
+
+/// One entry of a descriptor table (virtio 1.x §2.7.5 `struct virtq_desc`) plus its state.
+public struct WireDescriptor: Equatable {
+    public var state: WireDescriptorState
+    /// Guest-physical buffer address.
+    public var addr: UInt64
+    public var len: UInt32
+    /// VIRTQ_DESC_F_NEXT (1), VIRTQ_DESC_F_WRITE (2), VIRTQ_DESC_F_INDIRECT (4).
+    public var flags: UInt16
+    public var next: UInt16
+
+    public init(state: WireDescriptorState, addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
+        self.state = state
+        self.addr = addr
+        self.len = len
+        self.flags = flags
+        self.next = next
+    }
+
+    public static let zero = WireDescriptor(state: .free, addr: 0, len: 0, flags: 0, next: 0)
+}
+
+/// A changed descriptor in a delta snapshot.
+public struct WireDescriptorChange: Equatable {
+    public var id: UInt16
+    public var descriptor: WireDescriptor
+
+    public init(id: UInt16, descriptor: WireDescriptor) {
+        self.id = id
+        self.descriptor = descriptor
+    }
+}
+
+/// A queue's descriptor section: the whole table, or only what changed since the previous
+/// snapshot (`snapshotNumber - 1`).
+public enum WireDescriptorUpdate: Equatable {
+    case full([WireDescriptor])
+    case delta([WireDescriptorChange])
+}
+
+/// Per-queue counters, monotonic until a `resetCounters` command.
+public struct WireQueueCounters: Equatable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    public var drops: UInt64
+    public var kicks: UInt64
+    public var interrupts: UInt64
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0, drops: UInt64 = 0, kicks: UInt64 = 0, interrupts: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+        self.drops = drops
+        self.kicks = kicks
+        self.interrupts = interrupts
+    }
+}
+
+/// The scalar state of one queue in a snapshot. Indices are raw 16-bit ring values.
+public struct WireQueueStatus: Equatable {
+    /// Queue index as listed in the hello.
+    public var queue: UInt8
+    /// avail->idx: where the driver will write the next available entry.
+    public var availIdx: UInt16
+    /// used->idx: where the device will write the next used element.
+    public var usedIdx: UInt16
+    /// The driver's last-seen used index: how far it has consumed the used ring.
+    public var lastUsedIdx: UInt16
+    /// Descriptors on the free list.
+    public var freeCount: UInt16
+    /// Used elements (RX) or frames (TX) waiting because the queue is paused.
+    public var pendingUsed: UInt16
+    public var paused: Bool
+    public var counters: WireQueueCounters
+
+    public init(
+        queue: UInt8, availIdx: UInt16, usedIdx: UInt16, lastUsedIdx: UInt16, freeCount: UInt16,
+        pendingUsed: UInt16, paused: Bool, counters: WireQueueCounters
+    ) {
+        self.queue = queue
+        self.availIdx = availIdx
+        self.usedIdx = usedIdx
+        self.lastUsedIdx = lastUsedIdx
+        self.freeCount = freeCount
+        self.pendingUsed = pendingUsed
+        self.paused = paused
+        self.counters = counters
+    }
+}
+
+public struct WireQueueSnapshot: Equatable {
+    public var status: WireQueueStatus
+    public var descriptors: WireDescriptorUpdate
+
+    public init(status: WireQueueStatus, descriptors: WireDescriptorUpdate) {
+        self.status = status
+        self.descriptors = descriptors
+    }
+}
+
+/// Periodic state of every queue.
+public struct WireSnapshot: Equatable {
+    /// Counts snapshots (not frames): a delta applies to snapshot `snapshotNumber - 1`.
+    public var snapshotNumber: UInt32
+    public var uptimeNs: UInt64
+    /// The current snapshot rate in Hz.
+    public var rateHz: UInt16
+    /// Telemetry frames the kernel dropped because the host did not read (since boot).
+    public var droppedFrames: UInt64
+    public var queues: [WireQueueSnapshot]
+
+    public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, queues: [WireQueueSnapshot]) {
+        self.snapshotNumber = snapshotNumber
+        self.uptimeNs = uptimeNs
+        self.rateHz = rateHz
+        self.droppedFrames = droppedFrames
+        self.queues = queues
+    }
+}
+
+/// A virtio device and the feature bits the driver negotiated with it.
+public struct WireDeviceInfo: Equatable {
+    /// "net0", "con0".
+    public var name: String
+    /// Virtio device ID (virtio 1.x §5): 1 = network, 3 = console.
+    public var deviceType: UInt16
+    /// Negotiated feature bits (bit n = feature n, as in the spec).
+    public var features: UInt64
+
+    public init(name: String, deviceType: UInt16, features: UInt64) {
+        self.name = name
+        self.deviceType = deviceType
+        self.features = features
+    }
+}
+
+/// One monitored virtqueue.
+public struct WireQueueInfo: Equatable {
+    /// The index every snapshot, event and command uses for this queue.
+    public var queue: UInt8
+    /// "net0.rx", "net0.tx", "con0.rx", "con0.tx".
+    public var name: String
+    /// Queue size (descriptor count).
+    public var size: UInt16
+
+    public init(queue: UInt8, name: String, size: UInt16) {
+        self.queue = queue
+        self.name = name
+        self.size = size
+    }
+}
+
+/// Sent at boot and on the `hello` command, followed by a full snapshot.
+public struct WireHello: Equatable {
+    public var kernelVersion: String
+    /// The highest protocol version the kernel speaks.
+    public var protocolVersion: UInt8
+    /// The virtio-net MAC address, 6 bytes (shorter is zero-padded, longer cut, on encode).
+    public var mac: [UInt8]
+    public var devices: [WireDeviceInfo]
+    public var queues: [WireQueueInfo]
+
+    public init(kernelVersion: String, protocolVersion: UInt8 = WireProtocol.version, mac: [UInt8], devices: [WireDeviceInfo], queues: [WireQueueInfo]) {
+        self.kernelVersion = kernelVersion
+        self.protocolVersion = protocolVersion
+        self.mac = mac
+        self.devices = devices
+        self.queues = queues
+    }
+}
+
+/// Why a packet was dropped. An open set: unknown codes decode and print as numbers.
+public struct WireDropReason: RawRepresentable, Equatable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// No free descriptor / buffer to post or transmit into.
+    public static let noBuffer = WireDropReason(rawValue: 1)
+    /// The frame failed to parse (bad header, bad checksum).
+    public static let malformed = WireDropReason(rawValue: 2)
+    /// Nothing handles this protocol/port.
+    public static let unhandled = WireDropReason(rawValue: 3)
+    /// The hold queue of a paused queue is full.
+    public static let pausedOverflow = WireDropReason(rawValue: 4)
+    /// Frame too large for the buffer.
+    public static let tooLarge = WireDropReason(rawValue: 5)
+
+    public var name: String {
+        switch rawValue {
+        case 1: return "noBuffer"
+        case 2: return "malformed"
+        case 3: return "unhandled"
+        case 4: return "pausedOverflow"
+        case 5: return "tooLarge"
+        default: return "reason\(rawValue)"
+        }
+    }
+}
+
+public enum WireEventKind: Equatable {
+    /// The driver consumed a used element: descriptor chain head `descriptor`, `length` bytes.
+    case usedConsumed(queue: UInt8, descriptor: UInt16, length: UInt32)
+    case drop(queue: UInt8, reason: WireDropReason)
+    /// The driver notified the device.
+    case kick(queue: UInt8)
+    /// The device interrupted for this queue.
+    case interrupt(queue: UInt8)
+    /// A step command delivered `count` elements.
+    case stepped(queue: UInt8, count: UInt16)
+    case paused(queue: UInt8)
+    case resumed(queue: UInt8)
+    case countersReset
+    case link(up: Bool)
+}
+
+public struct WireEvent: Equatable {
+    public var uptimeNs: UInt64
+    public var kind: WireEventKind
+
+    public init(uptimeNs: UInt64, kind: WireEventKind) {
+        self.uptimeNs = uptimeNs
+        self.kind = kind
+    }
+}
+
+/// A command's outcome. 0 is success; the rest are errors with a name a user can act on.
+public struct WireReplyStatus: RawRepresentable, Equatable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let ok = WireReplyStatus(rawValue: 0)
+    /// No queue with that index.
+    public static let unknownQueue = WireReplyStatus(rawValue: 1)
+    /// Descriptor id ≥ queue size.
+    public static let descriptorOutOfRange = WireReplyStatus(rawValue: 2)
+    /// The buffer is not the queue's to show (free descriptor, or held by the device).
+    public static let notOwned = WireReplyStatus(rawValue: 3)
+    /// `dump next` / `step` with nothing pending, `dump last` with nothing delivered yet.
+    public static let nothingPending = WireReplyStatus(rawValue: 4)
+    /// The command frame was malformed; nothing was changed.
+    public static let badCommand = WireReplyStatus(rawValue: 5)
+    /// A command this kernel does not implement.
+    public static let unsupported = WireReplyStatus(rawValue: 6)
+
+    public var isOK: Bool { rawValue == 0 }
+
+    public var name: String {
+        switch rawValue {
+        case 0: return "ok"
+        case 1: return "unknownQueue"
+        case 2: return "descriptorOutOfRange"
+        case 3: return "notOwned"
+        case 4: return "nothingPending"
+        case 5: return "badCommand"
+        case 6: return "unsupported"
+        default: return "error\(rawValue)"
+        }
+    }
+}
+
+/// A buffer's bytes, exactly as in guest memory.
+public struct WireDump: Equatable {
+    public var queue: UInt8
+    public var descriptor: UInt16
+    /// Guest-physical address of the buffer.
+    public var guestAddress: UInt64
+    /// The length the buffer holds (the used length for a received frame). `bytes` has
+    /// min(bufferLength, WireProtocol.maxDumpBytes) bytes.
+    public var bufferLength: UInt32
+    public var bytes: [UInt8]
+
+    public init(queue: UInt8, descriptor: UInt16, guestAddress: UInt64, bufferLength: UInt32, bytes: [UInt8]) {
+        self.queue = queue
+        self.descriptor = descriptor
+        self.guestAddress = guestAddress
+        self.bufferLength = bufferLength
+        self.bytes = bytes
+    }
+}
+
+public enum WireReplyBody: Equatable {
+    case none
+    case dump(WireDump)
+}
+
+/// The answer to one command.
+public struct WireReply: Equatable {
+    /// The host→kernel seq of the command frame answered.
+    public var commandSeq: UInt32
+    public var status: WireReplyStatus
+    /// Empty on success; a short human explanation otherwise.
+    public var message: String
+    public var body: WireReplyBody
+
+    public init(commandSeq: UInt32, status: WireReplyStatus, message: String = "", body: WireReplyBody = .none) {
+        self.commandSeq = commandSeq
+        self.status = status
+        self.message = message
+        self.body = body
+    }
+}
+
+/// Which buffer a dump shows.
+public enum WireDumpSelector: Equatable {
+    /// The buffer of descriptor `id`.
+    case descriptor(UInt16)
+    /// The oldest pending used element (what the next step would deliver).
+    case next
+    /// The most recently delivered frame.
+    case last
+}
+
+/// Host → kernel.
+public enum WireCommand: Equatable {
+    /// Send a hello and a full snapshot.
+    case hello
+    case pause(queue: UInt8)
+    case resume(queue: UInt8)
+    /// Deliver exactly `count` pending elements (RX) / release `count` held frames (TX).
+    case step(queue: UInt8, count: UInt16)
+    case dump(queue: UInt8, selector: WireDumpSelector)
+    case setSnapshotRate(hz: UInt16)
+    case resetCounters
+    /// Make the next snapshot carry full descriptor tables.
+    case requestFull
+    /// Reply, then send a full snapshot at once.
+    case stats
+}
+
+/// Every message of the protocol.
+public enum WireMessage: Equatable {
+    case hello(WireHello)
+    case snapshot(WireSnapshot)
+    case event(WireEvent)
+    case reply(WireReply)
+    case command(WireCommand)
+
+    public var type: WireMessageType {
+        switch self {
+        case .hello: return .hello
+        case .snapshot: return .snapshot
+        case .event: return .event
+        case .reply: return .reply
+        case .command: return .command
+        }
+    }
+}
