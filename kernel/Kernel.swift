@@ -58,6 +58,7 @@ func kmain(_ startInfo: UInt32) {
     }
     log("net0: \(parsed.config.summary)")
 
+    stack.announce()
     let loop = MainLoop(net: net, stack: stack)
     irq_enable()
     log("ringside: ready")

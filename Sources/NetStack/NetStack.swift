@@ -448,6 +448,13 @@ public final class NetStack {
         return true
     }
 
+    /// Broadcasts a gratuitous ARP request (RFC 5227 §3: sender and target IP both ours) so
+    /// peers learn our MAC before they need it. QEMU's user-mode network, for one, would
+    /// otherwise ARP for the guest on its first forwarded packet and retry only after a second.
+    public func announce() {
+        sendARPRequest(for: config.ip)
+    }
+
     func sendARPRequest(for ip: IPv4Address) {
         let request = ARPPacket(
             operation: ARPPacket.operationRequest, senderMAC: config.mac, senderIP: config.ip,

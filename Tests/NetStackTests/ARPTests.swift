@@ -32,6 +32,17 @@ import Testing
         #expect(stack.cachedMAC(for: peerIP) == peerMAC)
     }
 
+    @Test func announceBroadcastsAGratuitousRequest() {
+        let stack = makeStack()
+        stack.announce()
+        let expected = Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: ourMAC, senderIP: ourIP,
+                                    targetMAC: .zero, targetIP: ourIP)
+        let sent = stack.drain()
+        #expect(sent.count == 1)
+        #expect(sent.first.map { Array($0.prefix(42)) } == Array(expected.prefix(42)))
+        #expect(stack.counters.arpRequestsOut == 1)
+    }
+
     @Test func requestWithoutPaddingIsAnswered() {
         let stack = makeStack()
         stack.receive(Array(ARPTests.capturedRequest[0..<42]))
