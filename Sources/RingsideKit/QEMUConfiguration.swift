@@ -106,7 +106,7 @@ public struct QEMUConfiguration: Sendable {
     }
 
     public func arguments(serialLog: String, consoleSocket: String, qmpSocket: String) -> [String] {
-        var a: [String] = ["-machine", "pc", "-m", String(memoryMiB), "-nodefaults", "-no-user-config", "-display", "none"]
+        var a: [String] = ["-machine", "pc", "-m", String(memoryMiB), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
         a += accel.qemuArguments()
         if let kernel {
             a += ["-kernel", kernel]

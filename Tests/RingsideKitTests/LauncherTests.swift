@@ -13,7 +13,7 @@ final class LauncherTests: QEMUTestCase {
         c.rxQueueSize = 1024
         let args = c.arguments(serialLog: "/r/serial.log", consoleSocket: "/r/console.sock", qmpSocket: "/r/qmp.sock")
         XCTAssertEqual(args, [
-            "-machine", "pc", "-m", "32", "-nodefaults", "-no-user-config", "-display", "none",
+            "-machine", "pc", "-m", "32", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-accel", "tcg",
             "-kernel", "/k.elf", "-append", "ip=10.0.2.15/24 gw=10.0.2.2",
             "-chardev", "file,id=ser0,path=/r/serial.log", "-serial", "chardev:ser0",
