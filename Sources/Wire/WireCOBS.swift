@@ -9,7 +9,7 @@
 // (block length + 1) followed by the block's non-zero bytes, the zero itself being implied.
 // A code of 0xFF means 254 non-zero bytes with *no* implied zero after them.
 
-public enum WireCOBS {
+public enum WireCOBS: Sendable {
     /// Appends the COBS encoding of `bytes` (no delimiters) to `out`.
     public static func encode(_ bytes: UnsafeRawBufferPointer, appendingTo out: inout [UInt8]) {
         var codeIndex = out.count

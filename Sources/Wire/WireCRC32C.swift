@@ -5,7 +5,7 @@
 // 0xE3069283. Chosen over CRC-32 (IEEE) for its better Hamming distance at our frame sizes.
 // Table-driven, one byte at a time: fast enough (hundreds of MB/s) and small in the kernel.
 
-public enum WireCRC32C {
+public enum WireCRC32C: Sendable {
     /// CRC-32C of `bytes`.
     public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         ~update(0xFFFF_FFFF, bytes)

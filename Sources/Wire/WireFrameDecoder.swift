@@ -6,7 +6,7 @@
 // delimiters, and COBS guarantees no 0x00 inside a frame, so the next frame decodes cleanly.
 
 /// Why a frame was rejected.
-public enum WireDecodeError: Error, Equatable {
+public enum WireDecodeError: Error, Equatable, Sendable {
     /// More than `WireProtocol.maxFrameBytes` before a delimiter (`bytes`: how many were seen
     /// when the decoder gave up on it). The rest, up to the next 0x00, is skipped.
     case oversizeFrame(bytes: Int)
@@ -23,46 +23,27 @@ public enum WireDecodeError: Error, Equatable {
     /// The payload did not parse. `offset` is the byte offset into the frame body.
     case malformed(type: UInt8, seq: UInt32, offset: Int, reason: WireMalformedReason)
 
-    /// A one-line explanation a user can act on.
-    public var message: String {
+    /// A fixed one-line summary, cheap enough for the kernel's log and error replies.
+    public var summary: StaticString {
         switch self {
-        case .oversizeFrame(let n):
-            return "frame larger than \(WireProtocol.maxFrameBytes) bytes (\(n) seen), skipped"
-        case .invalidCOBS(let n):
-            return "invalid COBS framing in \(n) bytes, skipped"
-        case .truncatedFrame(let n):
-            return "frame of \(n) bytes is shorter than header and checksum"
-        case .crcMismatch:
-            return "checksum mismatch: frame corrupted, skipped"
-        case .unsupportedVersion(let v):
-            return "peer speaks protocol version \(v), this build speaks \(WireProtocol.version): update the kernel or the monitor"
-        case .unknownMessageType(let t, let seq):
-            return "unknown message type \(t) (seq \(seq))"
-        case let .malformed(type, seq, offset, reason):
-            return "malformed message type \(type) (seq \(seq)) at byte \(offset): \(reason.message)"
+        case .oversizeFrame: return "frame too large"
+        case .invalidCOBS: return "invalid COBS framing"
+        case .truncatedFrame: return "frame too short"
+        case .crcMismatch: return "checksum mismatch"
+        case .unsupportedVersion: return "unsupported protocol version"
+        case .unknownMessageType: return "unknown message type"
+        case .malformed: return "malformed message"
         }
     }
 }
 
-extension WireMalformedReason {
-    public var message: String {
-        switch self {
-        case .truncated: return "payload ends inside a field"
-        case .trailingBytes(let n): return "\(n) unexpected trailing bytes"
-        case .invalidValue(let v): return "invalid value \(v)"
-        case .countTooLarge(let n): return "count \(n) too large"
-        case .varintOverflow: return "varint overflows 64 bits"
-        }
-    }
-}
-
-public enum WireDecodeResult: Equatable {
+public enum WireDecodeResult: Equatable, Sendable {
     case message(WireMessage, seq: UInt32)
     case error(WireDecodeError)
 }
 
 /// What the decoder has seen since it was created (or `reset`).
-public struct WireDecoderStatistics: Equatable {
+public struct WireDecoderStatistics: Equatable, Sendable {
     public var framesOK: UInt64 = 0
     public var crcErrors: UInt64 = 0
     public var oversizeFrames: UInt64 = 0
@@ -81,7 +62,7 @@ public struct WireDecoderStatistics: Equatable {
     public var totalErrors: UInt64 { crcErrors + oversizeFrames + versionMismatches + otherErrors }
 }
 
-public struct WireFrameDecoder {
+public struct WireFrameDecoder: Sendable {
     public private(set) var statistics = WireDecoderStatistics()
 
     /// Unconsumed input is `buffer[readIndex...]`.
@@ -246,3 +227,41 @@ public struct WireFrameDecoder {
         expectedSeq[d] = seq &+ 1
     }
 }
+
+// Host only: interpolated messages cost kilobytes of kernel image for text nobody reads there.
+#if !hasFeature(Embedded)
+extension WireDecodeError {
+    /// A one-line explanation a user can act on.
+    public var message: String {
+        switch self {
+        case .oversizeFrame(let n):
+            return "frame larger than \(WireProtocol.maxFrameBytes) bytes (\(n) seen), skipped"
+        case .invalidCOBS(let n):
+            return "invalid COBS framing in \(n) bytes, skipped"
+        case .truncatedFrame(let n):
+            return "frame of \(n) bytes is shorter than header and checksum"
+        case .crcMismatch:
+            return "checksum mismatch: frame corrupted, skipped"
+        case .unsupportedVersion(let v):
+            return "peer speaks protocol version \(v), this build speaks \(WireProtocol.version): update the kernel or the monitor"
+        case .unknownMessageType(let t, let seq):
+            return "unknown message type \(t) (seq \(seq))"
+        case let .malformed(type, seq, offset, reason):
+            return "malformed message type \(type) (seq \(seq)) at byte \(offset): \(reason.message)"
+        }
+    }
+}
+
+extension WireMalformedReason {
+    public var message: String {
+        switch self {
+        case .truncated: return "payload ends inside a field"
+        case .trailingBytes(let n): return "\(n) unexpected trailing bytes"
+        case .invalidValue(let v): return "invalid value \(v)"
+        case .countTooLarge(let n): return "count \(n) too large"
+        case .varintOverflow: return "varint overflows 64 bits"
+        }
+    }
+}
+
+#endif

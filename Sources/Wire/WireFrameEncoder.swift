@@ -11,7 +11,7 @@
 //     `appendDescriptor`/`appendDescriptorChange`, `endDescriptors`, `finish`), which write the
 //     same bytes without building arrays: the kernel's per-snapshot path allocates nothing.
 
-public enum WireEncodeError: Error, Equatable {
+public enum WireEncodeError: Error, Equatable, Sendable {
     /// The body would exceed `WireProtocol.maxFrameBytes`; nothing was emitted.
     case frameTooLarge(bytes: Int)
     /// A list longer than its count field allows (queues > 255, dump bytes > maxDumpBytes...).
@@ -20,7 +20,7 @@ public enum WireEncodeError: Error, Equatable {
     case misuse
 }
 
-public struct WireFrameEncoder {
+public struct WireFrameEncoder: Sendable {
     /// The seq the next frame gets.
     public var nextSeq: UInt32
     /// Frames emitted by `finish`/`encode`.

@@ -5,7 +5,7 @@
 // MARK: - Descriptors
 
 /// The descriptor section's first byte.
-public enum WireDescriptorEncoding: UInt8 {
+public enum WireDescriptorEncoding: UInt8, Sendable {
     /// `count` entries, entry i describing descriptor i (count = queue size).
     case full = 0
     /// `count` entries of (id u16, entry): only descriptors changed since the previous snapshot.
@@ -128,7 +128,7 @@ extension WireQueueStatus {
 }
 
 /// The fixed part of a snapshot, before its queues.
-public struct WireSnapshotHeader: Equatable {
+public struct WireSnapshotHeader: Equatable, Sendable {
     public var snapshotNumber: UInt32
     public var uptimeNs: UInt64
     public var rateHz: UInt16

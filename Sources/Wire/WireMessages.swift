@@ -2,7 +2,7 @@
 
 /// A descriptor's state as the driver accounts for it. Mirrors the kernel's descriptor
 /// bookkeeping without depending on the Virtio module (so the host needs none of it).
-public enum WireDescriptorState: UInt8, Equatable, CaseIterable {
+public enum WireDescriptorState: UInt8, Equatable, CaseIterable, Sendable {
     /// On the free list: owned by the driver, not in use.
     case free = 0
     /// Made available to the device (in the available ring), not yet returned.
@@ -25,7 +25,7 @@ public enum WireDescriptorState: UInt8, Equatable, CaseIterable {
 }
 
 /// One entry of a descriptor table (virtio 1.x §2.7.5 `struct virtq_desc`) plus its state.
-public struct WireDescriptor: Equatable {
+public struct WireDescriptor: Equatable, Sendable {
     public var state: WireDescriptorState
     /// Guest-physical buffer address.
     public var addr: UInt64
@@ -46,7 +46,7 @@ public struct WireDescriptor: Equatable {
 }
 
 /// A changed descriptor in a delta snapshot.
-public struct WireDescriptorChange: Equatable {
+public struct WireDescriptorChange: Equatable, Sendable {
     public var id: UInt16
     public var descriptor: WireDescriptor
 
@@ -58,13 +58,13 @@ public struct WireDescriptorChange: Equatable {
 
 /// A queue's descriptor section: the whole table, or only what changed since the previous
 /// snapshot (`snapshotNumber - 1`).
-public enum WireDescriptorUpdate: Equatable {
+public enum WireDescriptorUpdate: Equatable, Sendable {
     case full([WireDescriptor])
     case delta([WireDescriptorChange])
 }
 
 /// Per-queue counters, monotonic until a `resetCounters` command.
-public struct WireQueueCounters: Equatable {
+public struct WireQueueCounters: Equatable, Sendable {
     public var packets: UInt64
     public var bytes: UInt64
     public var drops: UInt64
@@ -81,7 +81,7 @@ public struct WireQueueCounters: Equatable {
 }
 
 /// The scalar state of one queue in a snapshot. Indices are raw 16-bit ring values.
-public struct WireQueueStatus: Equatable {
+public struct WireQueueStatus: Equatable, Sendable {
     /// Queue index as listed in the hello.
     public var queue: UInt8
     /// avail->idx: where the driver will write the next available entry.
@@ -112,7 +112,7 @@ public struct WireQueueStatus: Equatable {
     }
 }
 
-public struct WireQueueSnapshot: Equatable {
+public struct WireQueueSnapshot: Equatable, Sendable {
     public var status: WireQueueStatus
     public var descriptors: WireDescriptorUpdate
 
@@ -123,7 +123,7 @@ public struct WireQueueSnapshot: Equatable {
 }
 
 /// Periodic state of every queue.
-public struct WireSnapshot: Equatable {
+public struct WireSnapshot: Equatable, Sendable {
     /// Counts snapshots (not frames): a delta applies to snapshot `snapshotNumber - 1`.
     public var snapshotNumber: UInt32
     public var uptimeNs: UInt64
@@ -143,7 +143,7 @@ public struct WireSnapshot: Equatable {
 }
 
 /// A virtio device and the feature bits the driver negotiated with it.
-public struct WireDeviceInfo: Equatable {
+public struct WireDeviceInfo: Equatable, Sendable {
     /// "net0", "con0".
     public var name: String
     /// Virtio device ID (virtio 1.x §5): 1 = network, 3 = console.
@@ -159,7 +159,7 @@ public struct WireDeviceInfo: Equatable {
 }
 
 /// One monitored virtqueue.
-public struct WireQueueInfo: Equatable {
+public struct WireQueueInfo: Equatable, Sendable {
     /// The index every snapshot, event and command uses for this queue.
     public var queue: UInt8
     /// "net0.rx", "net0.tx", "con0.rx", "con0.tx".
@@ -175,7 +175,7 @@ public struct WireQueueInfo: Equatable {
 }
 
 /// Sent at boot and on the `hello` command, followed by a full snapshot.
-public struct WireHello: Equatable {
+public struct WireHello: Equatable, Sendable {
     public var kernelVersion: String
     /// The highest protocol version the kernel speaks.
     public var protocolVersion: UInt8
@@ -194,7 +194,7 @@ public struct WireHello: Equatable {
 }
 
 /// Why a packet was dropped. An open set: unknown codes decode and print as numbers.
-public struct WireDropReason: RawRepresentable, Equatable {
+public struct WireDropReason: RawRepresentable, Equatable, Sendable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
@@ -221,7 +221,7 @@ public struct WireDropReason: RawRepresentable, Equatable {
     }
 }
 
-public enum WireEventKind: Equatable {
+public enum WireEventKind: Equatable, Sendable {
     /// The driver consumed a used element: descriptor chain head `descriptor`, `length` bytes.
     case usedConsumed(queue: UInt8, descriptor: UInt16, length: UInt32)
     case drop(queue: UInt8, reason: WireDropReason)
@@ -237,7 +237,7 @@ public enum WireEventKind: Equatable {
     case link(up: Bool)
 }
 
-public struct WireEvent: Equatable {
+public struct WireEvent: Equatable, Sendable {
     public var uptimeNs: UInt64
     public var kind: WireEventKind
 
@@ -248,7 +248,7 @@ public struct WireEvent: Equatable {
 }
 
 /// A command's outcome. 0 is success; the rest are errors with a name a user can act on.
-public struct WireReplyStatus: RawRepresentable, Equatable {
+public struct WireReplyStatus: RawRepresentable, Equatable, Sendable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
@@ -283,7 +283,7 @@ public struct WireReplyStatus: RawRepresentable, Equatable {
 }
 
 /// A buffer's bytes, exactly as in guest memory.
-public struct WireDump: Equatable {
+public struct WireDump: Equatable, Sendable {
     public var queue: UInt8
     public var descriptor: UInt16
     /// Guest-physical address of the buffer.
@@ -302,13 +302,13 @@ public struct WireDump: Equatable {
     }
 }
 
-public enum WireReplyBody: Equatable {
+public enum WireReplyBody: Equatable, Sendable {
     case none
     case dump(WireDump)
 }
 
 /// The answer to one command.
-public struct WireReply: Equatable {
+public struct WireReply: Equatable, Sendable {
     /// The host→kernel seq of the command frame answered.
     public var commandSeq: UInt32
     public var status: WireReplyStatus
@@ -325,7 +325,7 @@ public struct WireReply: Equatable {
 }
 
 /// Which buffer a dump shows.
-public enum WireDumpSelector: Equatable {
+public enum WireDumpSelector: Equatable, Sendable {
     /// The buffer of descriptor `id`.
     case descriptor(UInt16)
     /// The oldest pending used element (what the next step would deliver).
@@ -335,7 +335,7 @@ public enum WireDumpSelector: Equatable {
 }
 
 /// Host → kernel.
-public enum WireCommand: Equatable {
+public enum WireCommand: Equatable, Sendable {
     /// Send a hello and a full snapshot.
     case hello
     case pause(queue: UInt8)
@@ -352,7 +352,7 @@ public enum WireCommand: Equatable {
 }
 
 /// Every message of the protocol.
-public enum WireMessage: Equatable {
+public enum WireMessage: Equatable, Sendable {
     case hello(WireHello)
     case snapshot(WireSnapshot)
     case event(WireEvent)

@@ -13,7 +13,7 @@
 // always tell "a frame from a newer kernel" (`.unsupportedVersion`) from "line noise" (`.crcMismatch`).
 
 /// Protocol constants shared by both ends.
-public enum WireProtocol {
+public enum WireProtocol: Sendable {
     /// The protocol version this module speaks: the first byte of every frame body.
     public static let version: UInt8 = 1
     /// COBS frame delimiter. Never appears inside an encoded frame.
@@ -35,7 +35,7 @@ public enum WireProtocol {
 }
 
 /// The `type` byte of a frame. Kernel → host types are below 0x80, host → kernel at or above.
-public struct WireMessageType: RawRepresentable, Equatable, Hashable {
+public struct WireMessageType: RawRepresentable, Equatable, Hashable, Sendable {
     public var rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
@@ -53,7 +53,7 @@ public struct WireMessageType: RawRepresentable, Equatable, Hashable {
 
 /// Each direction numbers its frames independently, starting anywhere, incrementing by one
 /// (wrapping) per frame sent, so the receiver sees every lost frame as a gap.
-public enum WireDirection: Int, Equatable {
+public enum WireDirection: Int, Equatable, Sendable {
     case kernelToHost = 0
     case hostToKernel = 1
 }

@@ -3,7 +3,7 @@
 // A short or bad body is a typed error, never a trap.
 
 /// Why a frame's payload did not parse.
-public enum WireMalformedReason: Error, Equatable {
+public enum WireMalformedReason: Error, Equatable, Sendable {
     /// The payload ended inside a field.
     case truncated
     /// Bytes left over after the last field.
@@ -16,7 +16,7 @@ public enum WireMalformedReason: Error, Equatable {
     case varintOverflow
 }
 
-public struct WireReader {
+public struct WireReader: Sendable {
     public let bytes: [UInt8]
     /// Next byte to read.
     public private(set) var readerIndex: Int

@@ -3,7 +3,7 @@
 // The encoder appends the whole frame body to one array that is reserved once and reused, so
 // encoding a snapshot allocates nothing per field (the kernel's telemetry path depends on it).
 
-public struct WireWriter {
+public struct WireWriter: Sendable {
     /// The bytes written so far.
     public var bytes: [UInt8]
 
@@ -22,33 +22,20 @@ public struct WireWriter {
     @inline(__always)
     public mutating func writeBool(_ value: Bool) { bytes.append(value ? 1 : 0) }
 
-    @inline(__always)
     public mutating func writeU16(_ value: UInt16) {
-        bytes.append(UInt8(truncatingIfNeeded: value))
-        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    @inline(__always)
     public mutating func writeU32(_ value: UInt32) {
-        var v = value
-        for _ in 0..<4 {
-            bytes.append(UInt8(truncatingIfNeeded: v))
-            v >>= 8
-        }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    @inline(__always)
     public mutating func writeU64(_ value: UInt64) {
-        var v = value
-        for _ in 0..<8 {
-            bytes.append(UInt8(truncatingIfNeeded: v))
-            v >>= 8
-        }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
     /// Unsigned LEB128: 7 bits a byte, least significant group first, high bit = "more follows".
     /// Counters are mostly small, so this saves 5-7 bytes per u64 counter in a snapshot.
-    @inline(__always)
     public mutating func writeVarint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {

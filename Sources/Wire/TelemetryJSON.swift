@@ -1,0 +1,117 @@
+// The JSON form of a snapshot, one object per line, used by `ringside watch --json` and
+// `ringside ctl stats`:
+//
+//   {"seq":…,"uptime_ns":…,"queues":[{"name":"net0.rx","size":256,"avail_idx":…,"used_idx":…,
+//    "last_used_idx":…,"free":…,"paused":false,"counters":{"packets":…,"bytes":…,"drops":…,
+//    "kicks":…,"interrupts":…},"descriptors":[{"id":0,"state":"avail","addr":…,"len":…,
+//    "flags":…,"next":…},…]},…]}
+//
+// Written by hand into bytes (no Foundation, so it lives here beside the format). Numbers are
+// decimal integers (addr too: u64 values fit jq's integers exactly up to 2^53, and guest
+// addresses are far below), indices are raw 16-bit ring values.
+
+// Host only: the kernel never models its own telemetry, so keep this out of its image.
+#if !hasFeature(Embedded)
+
+extension TelemetryModel {
+    /// The latest snapshot as one line of JSON (no trailing newline).
+    public func snapshotJSON() -> String {
+        var j = WireJSONWriter()
+        j.raw("{\"seq\":"); j.number(UInt64(snapshotSeq ?? 0))
+        j.raw(",\"uptime_ns\":"); j.number(uptimeNs)
+        j.raw(",\"queues\":[")
+        for (qi, q) in queues.enumerated() {
+            if qi > 0 { j.raw(",") }
+            let s = q.status
+            j.raw("{\"name\":"); j.string(q.info.name)
+            j.raw(",\"size\":"); j.number(UInt64(q.info.size))
+            j.raw(",\"avail_idx\":"); j.number(UInt64(s?.availIdx ?? 0))
+            j.raw(",\"used_idx\":"); j.number(UInt64(s?.usedIdx ?? 0))
+            j.raw(",\"last_used_idx\":"); j.number(UInt64(s?.lastUsedIdx ?? 0))
+            j.raw(",\"free\":"); j.number(UInt64(s?.freeCount ?? 0))
+            j.raw(",\"paused\":"); j.raw(s?.paused == true ? "true" : "false")
+            let c = s?.counters ?? WireQueueCounters()
+            j.raw(",\"counters\":{\"packets\":"); j.number(c.packets)
+            j.raw(",\"bytes\":"); j.number(c.bytes)
+            j.raw(",\"drops\":"); j.number(c.drops)
+            j.raw(",\"kicks\":"); j.number(c.kicks)
+            j.raw(",\"interrupts\":"); j.number(c.interrupts)
+            j.raw("},\"descriptors\":[")
+            for (id, d) in q.descriptors.enumerated() {
+                if id > 0 { j.raw(",") }
+                j.raw("{\"id\":"); j.number(UInt64(id))
+                j.raw(",\"state\":\""); j.raw(d.state.name)
+                j.raw("\",\"addr\":"); j.number(d.addr)
+                j.raw(",\"len\":"); j.number(UInt64(d.len))
+                j.raw(",\"flags\":"); j.number(UInt64(d.flags))
+                j.raw(",\"next\":"); j.number(UInt64(d.next))
+                j.raw("}")
+            }
+            j.raw("]}")
+        }
+        j.raw("]}")
+        return j.string
+    }
+}
+
+/// Minimal JSON byte writer.
+struct WireJSONWriter: Sendable {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(4096) }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
+
+    mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func raw(_ s: String) {
+        bytes.append(contentsOf: s.utf8)
+    }
+
+    mutating func number(_ value: UInt64) {
+        if value == 0 { bytes.append(0x30); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while n > 0 {
+                d[count] = 0x30 + UInt8(n % 10)
+                n /= 10
+                count += 1
+            }
+            while count > 0 {
+                count -= 1
+                bytes.append(d[count])
+            }
+        }
+    }
+
+    /// A quoted JSON string: `"` and `\` escaped, control characters as \u00XX.
+    mutating func string(_ s: String) {
+        bytes.append(0x22)
+        let hexDigits: StaticString = "0123456789abcdef"
+        for b in s.utf8 {
+            switch b {
+            case 0x22: bytes.append(0x5C); bytes.append(0x22)
+            case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
+            case 0x0A: bytes.append(0x5C); bytes.append(0x6E)
+            case 0x0D: bytes.append(0x5C); bytes.append(0x72)
+            case 0x09: bytes.append(0x5C); bytes.append(0x74)
+            case 0..<0x20:
+                raw("\\u00")
+                hexDigits.withUTF8Buffer { h in
+                    bytes.append(h[Int(b >> 4)])
+                    bytes.append(h[Int(b & 0xF)])
+                }
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(0x22)
+    }
+}
+
+#endif

@@ -1,0 +1,97 @@
+import XCTest
+@testable import Wire
+
+final class RoundTripTests: XCTestCase {
+    func testEveryMessageRoundTrips() throws {
+        var encoder = WireFrameEncoder(firstSeq: 100)
+        var decoder = WireFrameDecoder()
+        for message in Fixtures.allMessages() {
+            var out: [UInt8] = []
+            let seq = try encoder.encode(message, into: &out)
+            XCTAssertEqual(out.first, 0)
+            XCTAssertEqual(out.last, 0)
+            XCTAssertFalse(out.dropFirst().dropLast().contains(0))
+            decoder.feed(out)
+            let results = decoder.drain()
+            XCTAssertEqual(results, [.message(message, seq: seq)], "\(message.type.rawValue)")
+        }
+        XCTAssertEqual(decoder.statistics.framesOK, UInt64(Fixtures.allMessages().count))
+        XCTAssertEqual(decoder.statistics.totalErrors, 0)
+        // Kernel→host and host→kernel frames share the encoder here, so each direction sees
+        // its own jump; only those two gaps are counted.
+        XCTAssertEqual(decoder.statistics.bytesSkipped, 0)
+    }
+
+    func testStreamingSnapshotMatchesMessageEncoding() throws {
+        var rng = SplitMix64(seed: 5)
+        let snap = Fixtures.snapshot(number: 9, &rng, full: true)
+        var a = WireFrameEncoder(firstSeq: 3), b = WireFrameEncoder(firstSeq: 3)
+        var outA: [UInt8] = [], outB: [UInt8] = []
+        try a.encode(.snapshot(snap), into: &outA)
+        b.beginSnapshot(WireSnapshotHeader(snapshotNumber: 9, uptimeNs: snap.uptimeNs, rateHz: snap.rateHz, droppedFrames: snap.droppedFrames, queueCount: UInt8(snap.queues.count)))
+        for q in snap.queues {
+            b.appendQueueStatus(q.status)
+            guard case .full(let table) = q.descriptors else { return XCTFail() }
+            b.beginDescriptors(.full)
+            for d in table { b.appendDescriptor(d) }
+            try b.endDescriptors()
+        }
+        try b.finish(into: &outB)
+        XCTAssertEqual(outA, outB)
+    }
+
+    func testDumpReplyFromRawBytesMatches() throws {
+        let bytes = (0..<1514).map { UInt8(truncatingIfNeeded: $0) }
+        var a = WireFrameEncoder(firstSeq: 1), b = WireFrameEncoder(firstSeq: 1)
+        var outA: [UInt8] = [], outB: [UInt8] = []
+        try a.encode(.reply(WireReply(commandSeq: 4, status: .ok, body: .dump(WireDump(queue: 0, descriptor: 2, guestAddress: 0x1234, bufferLength: 1514, bytes: bytes)))), into: &outA)
+        _ = try bytes.withUnsafeBytes { raw in
+            try b.encodeDumpReply(commandSeq: 4, queue: 0, descriptor: 2, guestAddress: 0x1234, bufferLength: 1514, bytes: raw, into: &outB)
+        }
+        XCTAssertEqual(outA, outB)
+    }
+
+    func testEncoderLimits() {
+        var encoder = WireFrameEncoder()
+        var out: [UInt8] = []
+        let big = WireDump(queue: 0, descriptor: 0, guestAddress: 0, bufferLength: 9000, bytes: [UInt8](repeating: 1, count: 5000))
+        XCTAssertThrowsError(try encoder.encode(.reply(WireReply(commandSeq: 1, status: .ok, body: .dump(big))), into: &out))
+        let table = [WireDescriptor](repeating: WireDescriptor(state: .avail, addr: 1, len: 2, flags: 3, next: 4), count: 4000)
+        let snap = WireSnapshot(snapshotNumber: 0, uptimeNs: 0, rateHz: 1, droppedFrames: 0, queues: [
+            WireQueueSnapshot(status: WireQueueStatus(queue: 0, availIdx: 0, usedIdx: 0, lastUsedIdx: 0, freeCount: 0, pendingUsed: 0, paused: false, counters: .init()), descriptors: .full(table)),
+        ])
+        XCTAssertThrowsError(try encoder.encode(.snapshot(snap), into: &out)) { error in
+            guard case WireEncodeError.frameTooLarge = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertEqual(out, [])
+        XCTAssertEqual(encoder.nextSeq, 0, "a frame not emitted uses no seq")
+        XCTAssertThrowsError(try encoder.finish(into: &out))
+    }
+
+    func testLongStringsAreCutAtScalarBoundary() throws {
+        let name = String(repeating: "é", count: 200)   // 400 bytes
+        var encoder = WireFrameEncoder()
+        var decoder = WireFrameDecoder()
+        var out: [UInt8] = []
+        try encoder.encode(.reply(WireReply(commandSeq: 1, status: .badCommand, message: name)), into: &out)
+        decoder.feed(out)
+        guard case .message(.reply(let r), _)? = decoder.next() else { return XCTFail() }
+        XCTAssertEqual(r.message, String(repeating: "é", count: 127))
+    }
+
+    func testVarints() throws {
+        for v: UInt64 in [0, 1, 127, 128, 255, 16383, 16384, 1 << 32, UInt64.max - 1, UInt64.max] {
+            var w = WireWriter()
+            w.writeVarint(v)
+            var r = WireReader(w.bytes)
+            XCTAssertEqual(try r.readVarint(), v)
+            XCTAssertEqual(r.readableBytes, 0)
+        }
+        var r = WireReader([UInt8](repeating: 0xFF, count: 10) + [0x01])
+        XCTAssertThrowsError(try r.readVarint())
+        r = WireReader([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02])
+        XCTAssertThrowsError(try r.readVarint())
+        r = WireReader([0x80])
+        XCTAssertThrowsError(try r.readVarint())
+    }
+}

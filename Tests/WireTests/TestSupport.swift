@@ -1,0 +1,108 @@
+import Wire
+
+/// Deterministic PRNG (SplitMix64) so failures reproduce.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum Fixtures {
+    static let queueInfos = [
+        WireQueueInfo(queue: 0, name: "net0.rx", size: 256),
+        WireQueueInfo(queue: 1, name: "net0.tx", size: 256),
+        WireQueueInfo(queue: 2, name: "con0.rx", size: 64),
+        WireQueueInfo(queue: 3, name: "con0.tx", size: 64),
+    ]
+
+    static let hello = WireHello(
+        kernelVersion: "ringside 0.1.0 (embedded swift)",
+        mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+        devices: [
+            WireDeviceInfo(name: "net0", deviceType: 1, features: 0x0000_0001_0001_0020),
+            WireDeviceInfo(name: "con0", deviceType: 3, features: 0x0000_0001_0000_0000),
+        ],
+        queues: queueInfos)
+
+    static func randomDescriptor(_ rng: inout SplitMix64) -> WireDescriptor {
+        WireDescriptor(
+            state: WireDescriptorState(rawValue: UInt8(rng.next() % 4))!,
+            addr: rng.next() % 2 == 0 ? 0 : 0x10_0000 + (rng.next() % 0x100_0000),
+            len: UInt32(rng.next() % 2100), flags: UInt16(rng.next() % 8), next: UInt16(rng.next() % 256))
+    }
+
+    static func status(_ queue: UInt8, _ rng: inout SplitMix64) -> WireQueueStatus {
+        WireQueueStatus(
+            queue: queue, availIdx: UInt16(truncatingIfNeeded: rng.next()),
+            usedIdx: UInt16(truncatingIfNeeded: rng.next()), lastUsedIdx: UInt16(truncatingIfNeeded: rng.next()),
+            freeCount: UInt16(rng.next() % 257), pendingUsed: UInt16(rng.next() % 10), paused: rng.next() % 2 == 0,
+            counters: WireQueueCounters(
+                packets: rng.next() % 1_000_000, bytes: rng.next(), drops: rng.next() % 3,
+                kicks: rng.next() % 100_000, interrupts: UInt64.max))
+    }
+
+    static func snapshot(number: UInt32, _ rng: inout SplitMix64, full: Bool = true) -> WireSnapshot {
+        var queues: [WireQueueSnapshot] = []
+        for info in queueInfos {
+            let update: WireDescriptorUpdate
+            if full {
+                update = .full((0..<Int(info.size)).map { _ in randomDescriptor(&rng) })
+            } else {
+                update = .delta((0..<5).map { _ in
+                    WireDescriptorChange(id: UInt16(rng.next() % UInt64(info.size)), descriptor: randomDescriptor(&rng))
+                })
+            }
+            queues.append(WireQueueSnapshot(status: status(info.queue, &rng), descriptors: update))
+        }
+        return WireSnapshot(snapshotNumber: number, uptimeNs: rng.next() >> 4, rateHz: 10, droppedFrames: 3, queues: queues)
+    }
+
+    /// One of every message type and variant.
+    static func allMessages() -> [WireMessage] {
+        var rng = SplitMix64(seed: 1)
+        var m: [WireMessage] = [.hello(hello)]
+        m.append(.snapshot(snapshot(number: 0, &rng)))
+        m.append(.snapshot(snapshot(number: 1, &rng, full: false)))
+        m.append(.snapshot(WireSnapshot(snapshotNumber: .max, uptimeNs: 0, rateHz: 60, droppedFrames: 0, queues: [])))
+        let kinds: [WireEventKind] = [
+            .usedConsumed(queue: 0, descriptor: 3, length: 98), .drop(queue: 1, reason: .noBuffer),
+            .drop(queue: 1, reason: WireDropReason(rawValue: 200)), .kick(queue: 1), .interrupt(queue: 0),
+            .stepped(queue: 0, count: 1), .paused(queue: 0), .resumed(queue: 0), .countersReset,
+            .link(up: true), .link(up: false),
+        ]
+        m += kinds.map { .event(WireEvent(uptimeNs: 1_500_000_000, kind: $0)) }
+        m.append(.reply(WireReply(commandSeq: 7, status: .ok)))
+        m.append(.reply(WireReply(commandSeq: 8, status: .unknownQueue, message: "no queue 9")))
+        m.append(.reply(WireReply(commandSeq: 9, status: .ok, body: .dump(WireDump(
+            queue: 0, descriptor: 17, guestAddress: 0x20_1000, bufferLength: 2060,
+            bytes: (0..<2060).map { UInt8(truncatingIfNeeded: $0 * 7) })))))
+        m.append(.reply(WireReply(commandSeq: 10, status: .notOwned, message: "descriptor 4 is free")))
+        let commands: [WireCommand] = [
+            .hello, .pause(queue: 0), .resume(queue: 0), .step(queue: 0, count: 3),
+            .dump(queue: 0, selector: .descriptor(17)), .dump(queue: 1, selector: .next),
+            .dump(queue: 0, selector: .last), .setSnapshotRate(hz: 60), .resetCounters, .requestFull, .stats,
+        ]
+        m += commands.map { .command($0) }
+        return m
+    }
+}
+
+extension WireFrameDecoder {
+    /// Every result currently decodable.
+    mutating func drain() -> [WireDecodeResult] {
+        var out: [WireDecodeResult] = []
+        while let r = next() { out.append(r) }
+        return out
+    }
+}
+
+func hexString(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef")
+    return bytes.map { "\(digits[Int($0 >> 4)])\(digits[Int($0 & 0xF)])" }.joined(separator: " ")
+}

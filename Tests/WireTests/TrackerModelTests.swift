@@ -1,0 +1,153 @@
+import XCTest
+@testable import Wire
+
+/// Kernel-side tracker → frames → decoder → host model, as in the real system.
+final class TrackerModelTests: XCTestCase {
+    struct KernelSim {
+        var tables: [[WireDescriptor]]
+        var tracker: TelemetryDescriptorTracker
+        var encoder = WireFrameEncoder(firstSeq: 0)
+        var out: [UInt8] = []
+
+        init(sizes: [Int]) {
+            tables = sizes.map { [WireDescriptor](repeating: .zero, count: $0) }
+            tracker = TelemetryDescriptorTracker(queueSizes: sizes)
+            out.reserveCapacity(64 * 1024)
+        }
+
+        mutating func mutate(_ rng: inout SplitMix64) {
+            for q in 0..<tables.count {
+                let changes = Int(rng.next() % 12)
+                for _ in 0..<changes {
+                    let id = Int(rng.next() % UInt64(tables[q].count))
+                    tables[q][id] = Fixtures.randomDescriptor(&rng)
+                }
+            }
+        }
+
+        /// Encodes one snapshot; returns the frame bytes.
+        mutating func snapshot(uptime: UInt64) throws -> [UInt8] {
+            out.removeAll(keepingCapacity: true)
+            tracker.beginSnapshot(into: &encoder, uptimeNs: uptime, rateHz: 10, droppedFrames: 0)
+            for q in 0..<tables.count {
+                let status = WireQueueStatus(queue: UInt8(q), availIdx: UInt16(uptime & 0xFFFF), usedIdx: 1, lastUsedIdx: 1, freeCount: 2, pendingUsed: 0, paused: false, counters: .init(packets: uptime))
+                let table = tables[q]
+                try tracker.appendQueue(status, into: &encoder) { table[$0] }
+            }
+            try encoder.finish(into: &out)
+            return out
+        }
+    }
+
+    func hello(sizes: [Int]) -> WireMessage {
+        .hello(WireHello(kernelVersion: "t", mac: [], devices: [], queues: sizes.enumerated().map {
+            WireQueueInfo(queue: UInt8($0.offset), name: "q\($0.offset)", size: UInt16($0.element))
+        }))
+    }
+
+    func testHostTableEqualsKernelTableAfterEverySnapshot() throws {
+        let sizes = [256, 256, 64, 64]
+        var kernel = KernelSim(sizes: sizes)
+        var decoder = WireFrameDecoder()
+        var model = TelemetryModel()
+        XCTAssertNil(model.apply(hello(sizes: sizes), seq: 0))
+        var rng = SplitMix64(seed: 2024)
+        var deltaBytes = 0
+        for i in 0..<500 {
+            if i > 0 { kernel.mutate(&rng) }
+            let frame = try kernel.snapshot(uptime: UInt64(i))
+            if i > 0 { deltaBytes += frame.count }
+            decoder.feed(frame)
+            guard case .message(let m, let seq)? = decoder.next() else { return XCTFail("no frame") }
+            if i == 0 {
+                guard case .snapshot(let s) = m, case .full = s.queues[0].descriptors else { return XCTFail("first is full") }
+            } else {
+                guard case .snapshot(let s) = m, case .delta = s.queues[0].descriptors else { return XCTFail("then deltas") }
+            }
+            XCTAssertNil(model.apply(m, seq: seq))
+            for q in 0..<sizes.count {
+                XCTAssertEqual(model.queues[q].descriptors, kernel.tables[q], "snapshot \(i) queue \(q)")
+                XCTAssertFalse(model.queues[q].isStale)
+            }
+            XCTAssertEqual(model.queues[0].status?.counters.packets, UInt64(i))
+        }
+        // Deltas are far smaller than the ~11 KiB full snapshot.
+        XCTAssertLessThan(deltaBytes / 499, 1200)
+    }
+
+    func testGapIsDetectedAndFullRequestHeals() throws {
+        let sizes = [32, 32]
+        var kernel = KernelSim(sizes: sizes)
+        var decoder = WireFrameDecoder()
+        var model = TelemetryModel()
+        _ = model.apply(hello(sizes: sizes), seq: 0)
+        var rng = SplitMix64(seed: 7)
+
+        func deliver(_ frame: [UInt8]) -> TelemetryModelAction? {
+            decoder.feed(frame)
+            guard case .message(let m, let seq)? = decoder.next() else { XCTFail("no frame"); return nil }
+            return model.apply(m, seq: seq)
+        }
+
+        XCTAssertNil(deliver(try kernel.snapshot(uptime: 1)))
+        kernel.mutate(&rng)
+        _ = try kernel.snapshot(uptime: 2)          // lost in transit: kernel does not know
+        kernel.mutate(&rng)
+        XCTAssertEqual(deliver(try kernel.snapshot(uptime: 3)), .requestFull)
+        XCTAssertTrue(model.queues[0].isStale)
+        XCTAssertEqual(decoder.statistics.sequenceGaps[WireDirection.kernelToHost.rawValue], 1)
+        // Still stale on the next delta: it has no base.
+        kernel.mutate(&rng)
+        XCTAssertEqual(deliver(try kernel.snapshot(uptime: 4)), .requestFull)
+        // The host sends requestFull; the kernel obeys.
+        kernel.tracker.requestFull()
+        kernel.mutate(&rng)
+        XCTAssertNil(deliver(try kernel.snapshot(uptime: 5)))
+        XCTAssertEqual(model.queues[0].descriptors, kernel.tables[0])
+        XCTAssertEqual(model.queues[1].descriptors, kernel.tables[1])
+        kernel.mutate(&rng)
+        XCTAssertNil(deliver(try kernel.snapshot(uptime: 6)))
+        XCTAssertEqual(model.queues[1].descriptors, kernel.tables[1])
+    }
+
+    func testMidStreamHostAsksForHelloThenFull() throws {
+        var kernel = KernelSim(sizes: [16])
+        _ = try kernel.snapshot(uptime: 1)
+        var model = TelemetryModel()
+        var decoder = WireFrameDecoder()
+        decoder.feed(try kernel.snapshot(uptime: 2))
+        guard case .message(let m, let seq)? = decoder.next() else { return XCTFail() }
+        XCTAssertEqual(model.apply(m, seq: seq), .requestHello)
+        _ = model.apply(hello(sizes: [16]), seq: 0)
+        decoder.feed(try kernel.snapshot(uptime: 3))
+        guard case .message(let m2, let seq2)? = decoder.next() else { return XCTFail() }
+        XCTAssertEqual(model.apply(m2, seq: seq2), .requestFull)
+        var rng = SplitMix64(seed: 1)
+        var q = TelemetryQueueModel(info: WireQueueInfo(queue: 0, name: "x", size: 4))
+        let delta = WireQueueSnapshot(status: Fixtures.status(0, &rng), descriptors: .delta([]))
+        XCTAssertEqual(q.apply(delta, snapshotNumber: 3), .needsFull(.noBase))
+        let full = WireQueueSnapshot(status: delta.status, descriptors: .full([.zero, .zero, .zero, .zero]))
+        XCTAssertEqual(q.apply(full, snapshotNumber: 3), .applied)
+        let bad = WireQueueSnapshot(status: delta.status, descriptors: .delta([WireDescriptorChange(id: 9, descriptor: .zero)]))
+        XCTAssertEqual(q.apply(bad, snapshotNumber: 4), .needsFull(.descriptorOutOfRange(9)))
+    }
+
+    func testJSONShape() throws {
+        var model = TelemetryModel()
+        _ = model.apply(.hello(WireHello(kernelVersion: "k", mac: [], devices: [], queues: [
+            WireQueueInfo(queue: 0, name: "net0.rx", size: 2), WireQueueInfo(queue: 1, name: "we\"ird\\", size: 0),
+        ])), seq: 0)
+        let status = WireQueueStatus(queue: 0, availIdx: 65535, usedIdx: 3, lastUsedIdx: 2, freeCount: 1, pendingUsed: 1, paused: true,
+                                     counters: WireQueueCounters(packets: 5, bytes: 300, drops: 0, kicks: 7, interrupts: 18_446_744_073_709_551_615))
+        let snap = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_500_000_000, rateHz: 10, droppedFrames: 0, queues: [
+            WireQueueSnapshot(status: status, descriptors: .full([
+                WireDescriptor(state: .avail, addr: 0x20_0000, len: 2048, flags: 2, next: 1),
+                WireDescriptor(state: .held, addr: 0, len: 0, flags: 0, next: 0),
+            ])),
+        ])
+        XCTAssertNil(model.apply(.snapshot(snap), seq: 77))
+        XCTAssertEqual(model.snapshotJSON(), """
+        {"seq":77,"uptime_ns":1500000000,"queues":[{"name":"net0.rx","size":2,"avail_idx":65535,"used_idx":3,"last_used_idx":2,"free":1,"paused":true,"counters":{"packets":5,"bytes":300,"drops":0,"kicks":7,"interrupts":18446744073709551615},"descriptors":[{"id":0,"state":"avail","addr":2097152,"len":2048,"flags":2,"next":1},{"id":1,"state":"held","addr":0,"len":0,"flags":0,"next":0}]},{"name":"we\\"ird\\\\","size":0,"avail_idx":0,"used_idx":0,"last_used_idx":0,"free":0,"paused":false,"counters":{"packets":0,"bytes":0,"drops":0,"kicks":0,"interrupts":0},"descriptors":[]}]}
+        """)
+    }
+}
