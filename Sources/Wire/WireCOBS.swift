@@ -35,42 +35,55 @@ public enum WireCOBS: Sendable {
         bytes.withUnsafeBytes { encode($0, appendingTo: &out) }
     }
 
-    /// Decodes one COBS block sequence (without delimiters) into `out` (replacing its contents).
-    /// Returns false if `encoded` is not valid COBS (a 0x00 inside, or a code that runs past the
-    /// end) or would decode to more than `limit` bytes. Never traps.
+    /// Decodes one COBS block sequence (without delimiters) into the start of `out`, which
+    /// must have room for `encoded.count` bytes (decoding never grows data). Returns the
+    /// decoded length, or nil if `encoded` is not valid COBS (a 0x00 code, or a code that runs
+    /// past the end) or decodes to more than `limit` bytes. Never traps.
     public static func decode(
-        _ encoded: UnsafeRawBufferPointer, into out: inout [UInt8], limit: Int = Int.max
-    ) -> Bool {
-        out.removeAll(keepingCapacity: true)
+        _ encoded: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, limit: Int = Int.max
+    ) -> Int? {
         let count = encoded.count
-        if count == 0 { return false }   // even an empty body encodes to one code byte
+        if count == 0 || out.count < count { return nil }   // even an empty body is one code byte
+        guard let source = encoded.baseAddress, let destination = out.baseAddress else { return nil }
         var index = 0
+        var length = 0
         while index < count {
-            let code = Int(encoded[index])
-            if code == 0 { return false }
+            let code = Int(source.load(fromByteOffset: index, as: UInt8.self))
+            if code == 0 { return nil }
             let blockEnd = index + code   // exclusive end of this block's data
-            if blockEnd > count { return false }
-            if out.count + (code - 1) > limit { return false }
-            if code > 1 {
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: encoded[(index + 1)..<blockEnd]))
+            if blockEnd > count { return nil }
+            // Decoded length never exceeds the encoded length, so `out` has room.
+            if code <= 16 {
+                // Short blocks are the common case (zeros in integers): a call to memmove costs more.
+                var k = 1
+                while k < code {
+                    destination.storeBytes(of: source.load(fromByteOffset: index + k, as: UInt8.self),
+                                           toByteOffset: length + k - 1, as: UInt8.self)
+                    k += 1
+                }
+            } else {
+                (destination + length).copyMemory(from: source + index + 1, byteCount: code - 1)
             }
+            length += code - 1
             index = blockEnd
             if code != 0xFF && index < count {
-                if out.count >= limit { return false }
-                out.append(0)
+                destination.storeBytes(of: 0, toByteOffset: length, as: UInt8.self)
+                length += 1
             }
+            if length > limit { return nil }
         }
         // A 0x00 inside a block's data is not rejected here: the frame decoder splits the stream
         // at zeros, so its input has none, and for other callers the frame CRC catches it.
-        return true
+        return length
     }
 
     /// Decodes `encoded` (no delimiters) into a new array; nil if it is not valid COBS.
     public static func decode(_ encoded: [UInt8]) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(encoded.count)
-        let ok = encoded.withUnsafeBytes { decode($0, into: &out) }
-        return ok ? out : nil
+        var out = [UInt8](repeating: 0, count: encoded.count)
+        let length = encoded.withUnsafeBytes { e in out.withUnsafeMutableBytes { decode(e, into: $0) } }
+        guard let length else { return nil }
+        out.removeLast(out.count - length)
+        return out
     }
 
     /// The worst-case encoded size of `count` bytes (without delimiters).

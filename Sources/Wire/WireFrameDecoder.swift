@@ -72,14 +72,22 @@ public struct WireFrameDecoder: Sendable {
     var scanIndex = 0
     /// Inside an oversize run: skip to the next delimiter.
     var discarding = false
-    /// The decoded (un-COBSed) frame body being parsed.
-    var body: [UInt8] = []
+    /// The decoded (un-COBSed) frame body being parsed; fixed size, `count` bytes valid.
+    var body: [UInt8]
+    /// Frames with a larger body are rejected as oversize.
+    public let maxFrameBytes: Int
+    /// The same limit after COBS.
+    let maxEncodedBytes: Int
     /// The seq expected next, per direction; nil until the first frame.
     var expectedSeq: [UInt32?] = [nil, nil]
 
-    public init() {
-        buffer.reserveCapacity(WireProtocol.maxEncodedFrameBytes + 4096)
-        body.reserveCapacity(WireProtocol.maxFrameBytes)
+    /// `maxFrameBytes` may be lowered (never raised above the protocol's) where memory is
+    /// tight: the kernel only decodes commands, which are a few bytes.
+    public init(maxFrameBytes: Int = WireProtocol.maxFrameBytes) {
+        self.maxFrameBytes = max(WireProtocol.headerBytes + WireProtocol.trailerBytes, min(maxFrameBytes, WireProtocol.maxFrameBytes))
+        maxEncodedBytes = WireCOBS.maxEncodedCount(self.maxFrameBytes)
+        body = [UInt8](repeating: 0, count: maxEncodedBytes)
+        buffer.reserveCapacity(maxEncodedBytes + 4096)
     }
 
     /// Bytes held waiting for a delimiter.
@@ -140,7 +148,7 @@ public struct WireFrameDecoder: Sendable {
     mutating func waitForMore() -> WireDecodeResult? {
         let pending = buffer.count - readIndex
         var result: WireDecodeResult? = nil
-        if pending > WireProtocol.maxEncodedFrameBytes || (discarding && pending > 0) {
+        if pending > maxEncodedBytes || (discarding && pending > 0) {
             // Drop what we hold; keep skipping until the next delimiter.
             statistics.bytesSkipped &+= UInt64(pending)
             if !discarding {
@@ -160,19 +168,27 @@ public struct WireFrameDecoder: Sendable {
 
     /// Decodes one delimited chunk: COBS, CRC, version, header, payload.
     mutating func decodeFrame(_ range: Range<Int>) -> WireDecodeResult {
-        let ok = buffer.withUnsafeBytes { raw in
-            WireCOBS.decode(UnsafeRawBufferPointer(rebasing: raw[range]), into: &body, limit: WireProtocol.maxFrameBytes)
-        }
-        if !ok {
+        if range.count > maxEncodedBytes {
             statistics.bytesSkipped &+= UInt64(range.count)
-            if range.count > WireProtocol.maxEncodedFrameBytes || body.count >= WireProtocol.maxFrameBytes {
-                statistics.oversizeFrames &+= 1
-                return .error(.oversizeFrame(bytes: range.count))
+            statistics.oversizeFrames &+= 1
+            return .error(.oversizeFrame(bytes: range.count))
+        }
+        // `body` is a fixed scratch of maxEncodedBytes: room for any chunk that got here.
+        let decoded = buffer.withUnsafeBytes { raw in
+            body.withUnsafeMutableBytes { out in
+                WireCOBS.decode(UnsafeRawBufferPointer(rebasing: raw[range]), into: out)
             }
+        }
+        guard let count = decoded else {
+            statistics.bytesSkipped &+= UInt64(range.count)
             statistics.otherErrors &+= 1
             return .error(.invalidCOBS(bytes: range.count))
         }
-        let count = body.count
+        if count > maxFrameBytes {
+            statistics.bytesSkipped &+= UInt64(range.count)
+            statistics.oversizeFrames &+= 1
+            return .error(.oversizeFrame(bytes: range.count))
+        }
         if count < WireProtocol.headerBytes + WireProtocol.trailerBytes {
             statistics.bytesSkipped &+= UInt64(range.count)
             statistics.otherErrors &+= 1

@@ -51,6 +51,8 @@ final class COBSTests: XCTestCase {
         XCTAssertEqual(encode([0] + run254), [0x01, 0xFF] + run254 + [0x01])
         XCTAssertEqual(encode(run254 + [0]), [0xFF] + run254 + [0x01, 0x01])
         for b in [run254, run255, [0] + run254, run254 + [0], run255 + [0] + run255] { assertRoundTrip(b) }
+        // Runs around the short-block copy threshold.
+        for n in 0..<40 { assertRoundTrip([UInt8](repeating: 9, count: n) + [0] + [UInt8](repeating: 3, count: n)) }
     }
 
     func testEdgeCases() {
@@ -75,10 +77,12 @@ final class COBSTests: XCTestCase {
         XCTAssertNil(WireCOBS.decode([0x05, 0x11]))      // code runs past the end
         XCTAssertNil(WireCOBS.decode([0x00]))            // a zero code
         XCTAssertNil(WireCOBS.decode([0xFF, 0x01]))
-        var out: [UInt8] = []
-        // Over the limit.
-        let ok = [UInt8](repeating: 0x05, count: 100).withUnsafeBytes { WireCOBS.decode($0, into: &out, limit: 10) }
-        XCTAssertFalse(ok)
+        // Over the limit, and an output buffer too small.
+        var out = [UInt8](repeating: 0, count: 100)
+        let encoded = [UInt8](repeating: 0x05, count: 100)
+        XCTAssertNil(encoded.withUnsafeBytes { e in out.withUnsafeMutableBytes { WireCOBS.decode(e, into: $0, limit: 10) } })
+        XCTAssertEqual(encoded.withUnsafeBytes { e in out.withUnsafeMutableBytes { WireCOBS.decode(e, into: $0) } }, 99)
+        XCTAssertNil(encoded.withUnsafeBytes { e in out.withUnsafeMutableBytes { WireCOBS.decode(e, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<50])) } })
         var rng = SplitMix64(seed: 9)
         for _ in 0..<2000 {
             let junk = (0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) | 1 }

@@ -235,3 +235,18 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(decoder.drain().last, .message(WorkedFrameTests.workedMessage, seq: 42))
     }
 }
+
+final class SmallDecoderTests: XCTestCase {
+    /// The kernel's command decoder runs with a small limit; big frames are oversize, commands fine.
+    func testLoweredLimit() throws {
+        var decoder = WireFrameDecoder(maxFrameBytes: 64)
+        var encoder = WireFrameEncoder(firstSeq: 1)
+        var out: [UInt8] = []
+        try encoder.encode(.hello(Fixtures.hello), into: &out)
+        try encoder.encode(.command(.step(queue: 0, count: 1)), into: &out)
+        decoder.feed(out)
+        let got = decoder.drain()
+        guard case .error(.oversizeFrame)? = got.first else { return XCTFail("\(got)") }
+        XCTAssertEqual(got.last, .message(.command(.step(queue: 0, count: 1)), seq: 2))
+    }
+}

@@ -1,0 +1,69 @@
+// Writes the seed corpus for WireDecoderFuzz (scripts/fuzz-wire.sh --seed): one file per
+// message variant in each harness mode. Compiled with Sources/Wire/*.swift, no fuzzer.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func writeFile(_ path: String, _ bytes: [UInt8]) {
+    guard let f = fopen(path, "wb") else { fatalError("cannot write \(path)") }
+    _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+    fclose(f)
+}
+
+func seedMessages() -> [WireMessage] {
+    let queues = [
+        WireQueueInfo(queue: 0, name: "net0.rx", size: 8), WireQueueInfo(queue: 1, name: "net0.tx", size: 8),
+    ]
+    let hello = WireHello(kernelVersion: "ringside 0.1", mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+                          devices: [WireDeviceInfo(name: "net0", deviceType: 1, features: 1 << 32 | 1 << 5)], queues: queues)
+    let d = WireDescriptor(state: .avail, addr: 0x20_0000, len: 2048, flags: 2, next: 1)
+    let status = WireQueueStatus(queue: 0, availIdx: 8, usedIdx: 3, lastUsedIdx: 2, freeCount: 0, pendingUsed: 1, paused: true,
+                                 counters: WireQueueCounters(packets: 3, bytes: 300, drops: 1, kicks: 4, interrupts: 3))
+    let full = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_000_000, rateHz: 10, droppedFrames: 0, queues: [
+        WireQueueSnapshot(status: status, descriptors: .full([WireDescriptor](repeating: d, count: 8))),
+    ])
+    let delta = WireSnapshot(snapshotNumber: 1, uptimeNs: 2_000_000, rateHz: 10, droppedFrames: 200, queues: [
+        WireQueueSnapshot(status: status, descriptors: .delta([WireDescriptorChange(id: 3, descriptor: d)])),
+    ])
+    var m: [WireMessage] = [.hello(hello), .snapshot(full), .snapshot(delta)]
+    let events: [WireEventKind] = [.usedConsumed(queue: 0, descriptor: 3, length: 98), .drop(queue: 0, reason: .noBuffer),
+                                   .kick(queue: 1), .interrupt(queue: 0), .stepped(queue: 0, count: 1), .paused(queue: 0),
+                                   .resumed(queue: 0), .countersReset, .link(up: true)]
+    m += events.map { .event(WireEvent(uptimeNs: 1_500_000_000, kind: $0)) }
+    m.append(.reply(WireReply(commandSeq: 1, status: .ok)))
+    m.append(.reply(WireReply(commandSeq: 2, status: .notOwned, message: "descriptor 4 is free")))
+    m.append(.reply(WireReply(commandSeq: 3, status: .ok, body: .dump(WireDump(queue: 0, descriptor: 3, guestAddress: 0x20_0000,
+                                                                              bufferLength: 60, bytes: (0..<60).map { UInt8($0) })))))
+    let commands: [WireCommand] = [.hello, .pause(queue: 0), .resume(queue: 0), .step(queue: 0, count: 1),
+                                   .dump(queue: 0, selector: .descriptor(3)), .dump(queue: 0, selector: .next),
+                                   .dump(queue: 0, selector: .last), .setSnapshotRate(hz: 60), .resetCounters, .requestFull, .stats]
+    m += commands.map { .command($0) }
+    return m
+}
+
+@main
+struct WireCorpusSeed {
+    static func main() {
+        let dir = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Tests/Fuzz/corpus"
+        var encoder = WireFrameEncoder(firstSeq: 0)
+        var stream: [UInt8] = []
+        for (i, message) in seedMessages().enumerated() {
+            var frame: [UInt8] = []
+            do { try encoder.encode(message, into: &frame) } catch { fatalError("encode") }
+            stream += frame
+            // Mode 0 (even first byte): the framed bytes.
+            writeFile("\(dir)/frame-\(i)", [UInt8(2 * (i % 8))] + frame)
+            // Mode 1 (odd first byte): the body without CRC.
+            var body = WireWriter()
+            body.writeU8(WireProtocol.version)
+            body.writeU8(message.type.rawValue)
+            body.writeU32(UInt32(i))
+            message.writePayload(to: &body)
+            writeFile("\(dir)/body-\(i)", [1] + body.bytes)
+        }
+        writeFile("\(dir)/stream-all", [0x10] + stream)
+        writeFile("\(dir)/stream-garbage", [0x04] + [0x41, 0x42, 0x00, 0x02, 0xFF] + stream.prefix(100) + stream)
+        print("seeded \(dir)")
+    }
+}
