@@ -58,40 +58,86 @@ func kmain(_ startInfo: UInt32) {
     }
     log("net0: \(parsed.config.summary)")
 
+    var telemetry: Telemetry?
+    if let console {
+        let queues = [
+            MonitoredQueue(name: "net0.rx", queue: net.rx, pool: net.rxBuffers, pausable: true),
+            MonitoredQueue(name: "net0.tx", queue: net.tx, pool: net.txBuffers, pausable: true),
+            MonitoredQueue(name: "con0.rx", queue: console.rx, pool: console.rxBuffers, pausable: false),
+            MonitoredQueue(name: "con0.tx", queue: console.tx, pool: console.txBuffers, pausable: false),
+        ]
+        let hello = WireHello(
+            kernelVersion: kernelVersion, mac: net.mac,
+            devices: [WireDeviceInfo(name: "net0", deviceType: VIRTIO_ID_NET, features: net.features.rawValue),
+                      WireDeviceInfo(name: "con0", deviceType: VIRTIO_ID_CONSOLE, features: console.features.rawValue)],
+            queues: queues.enumerated().map { WireQueueInfo(queue: UInt8($0.offset), name: $0.element.name, size: $0.element.ring.size) })
+        telemetry = Telemetry(console: console, queues: queues, hello: hello)
+    }
+
     stack.announce()
-    let loop = MainLoop(net: net, stack: stack)
+    let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
     irq_enable()
     log("ringside: ready")
+    telemetry?.sendHello()
     loop.run()
 }
 
 /// The kernel's one thread. Interrupt stubs only set bits in `irq_pending`; everything
 /// happens here, then the CPU sleeps in `hlt` until the next interrupt or deadline.
+///
+/// Pausing is done here too: a paused `net0.rx` is simply not drained, so completed
+/// buffers pile up in the used ring where the monitor sees them; each step delivers exactly
+/// the requested number, oldest first. A paused `net0.tx` gets frames written into the ring
+/// but `avail.idx` is not advanced; each step publishes exactly that many to the device.
 final class MainLoop {
     let net: VirtioNetDriver
     let stack: NetStack
+    let telemetry: Telemetry?
+    let rxQueue: MonitoredQueue?
+    let txQueue: MonitoredQueue?
     /// Longest sleep when nothing is scheduled: bounds how stale time-driven work can get.
     static let maxSleepNs: UInt64 = 1_000_000_000
 
-    init(net: VirtioNetDriver, stack: NetStack) {
+    init(net: VirtioNetDriver, stack: NetStack, telemetry: Telemetry?) {
         self.net = net
         self.stack = stack
+        self.telemetry = telemetry
+        rxQueue = telemetry?.queues[0]
+        txQueue = telemetry?.queues[1]
     }
 
+    var rxPaused: Bool { rxQueue?.paused ?? false }
+    var txPaused: Bool { txQueue?.paused ?? false }
+
     func run() -> Never {
-        while true {
+        while true { iterate() }
+    }
+
+    /// One pass of the loop. Kept out of line: the optimizer's loop-invariant code motion
+    /// hangs on the inlined body inside the never-ending `while` (Swift 6.3, -Osize).
+    @inline(never)
+    private func iterate() {
+        do {
             let pending = irq_take_pending()
             if pending & VirtioNetDriver.rxVector.irqBit != 0 { net.rx.ring.noteInterrupt() }
             if pending & VirtioNetDriver.txVector.irqBit != 0 { net.tx.ring.noteInterrupt() }
+            if let console = telemetry?.console {
+                if pending & VirtioConsoleDriver.rxVector.irqBit != 0 { console.rx.ring.noteInterrupt() }
+                if pending & VirtioConsoleDriver.txVector.irqBit != 0 { console.tx.ring.noteInterrupt() }
+            }
             if pending & VirtioNetDriver.configVector.irqBit != 0 {
                 let wasUp = net.linkUp
                 if net.refreshLinkStatus() != wasUp { log("net0: link \(net.linkUp ? "up" : "down")") }
             }
 
             let now = Clock.nowMs
-            let received = net.receive { frame in stack.receive(frame: frame, nowMs: now) }
+            let received = rxPaused ? 0 : deliver(limit: Int.max)
             stack.poll(nowMs: now)
             transmitPending()
+            if let telemetry {
+                updateDropCounters()
+                telemetry.service(nowNs: Clock.nowNs) { queue, count in self.step(queue, count: count) }
+            }
 
             if received == 0 && irq_pending == 0 {
                 sleepUntilNextDeadline(nowMs: now)
@@ -99,19 +145,58 @@ final class MainLoop {
         }
     }
 
+    /// Hands up to `limit` received frames to the stack, remembering the last for dumps.
+    private func deliver(limit: Int) -> Int {
+        let now = Clock.nowMs
+        return net.receive(limit: limit) { received in
+            rxQueue?.remember(descriptor: received.head, address: received.address, bytes: received.buffer)
+            stack.receive(frame: received.frame, nowMs: now)
+        }
+    }
+
+    private func step(_ queue: MonitoredQueue, count: Int) -> Int {
+        if queue === rxQueue {
+            let done = deliver(limit: count)
+            transmitPending()     // the effect of the step (an echo, a reply) leaves at once
+            return done
+        }
+        if queue === txQueue {
+            let done = Int(net.tx.ring.publish(count: UInt16(clamping: count)))
+            if done > 0 && net.tx.ring.needsNotify() {
+                net.tx.kick()
+            }
+            return done
+        }
+        return 0
+    }
+
     private func transmitPending() {
         net.reclaimTransmit()
         var queued = 0
         while stack.hasPendingTransmit && net.canTransmit, let frame = stack.nextTransmitFrame() {
-            if net.enqueueTransmit(frame) { queued += 1 }
+            let added = net.enqueueTransmit(frame) { head, address, bytes in
+                txQueue?.remember(descriptor: head, address: address, bytes: bytes)
+            }
+            if added { queued += 1 }
         }
-        if queued > 0 { net.flushTransmit() }
+        if queued > 0 && !txPaused { net.flushTransmit() }
+    }
+
+    private func updateDropCounters() {
+        rxQueue?.drops = stack.counters.totalDrops
+        txQueue?.drops = net.txRingFullDrops
+        if let telemetry { telemetry.queues[3].drops = telemetry.droppedFrames }
     }
 
     private func sleepUntilNextDeadline(nowMs: UInt64) {
         var sleepNs = Self.maxSleepNs
         if let deadline = stack.nextDeadlineMs() {
             sleepNs = deadline > nowMs ? min(sleepNs, (deadline - nowMs) * 1_000_000) : 0
+        }
+        if let telemetry {
+            let nowNs = Clock.nowNs
+            let due = telemetry.nextDeadlineNs
+            sleepNs = due > nowNs ? min(sleepNs, due - nowNs) : 0
         }
         if sleepNs == 0 { return }
         Clock.wake(afterNs: sleepNs)

@@ -283,6 +283,25 @@ public final class SplitVirtqueue {
         publishedAvailIdx = availIdx
     }
 
+    /// Publishes only the oldest `count` unpublished chains (fewer if there are fewer): how a
+    /// paused queue is stepped. Returns how many were published.
+    @discardableResult
+    public func publish(count: UInt16) -> UInt16 {
+        let n = min(count, unpublishedCount)
+        guard n > 0 else { return 0 }
+        ring_wmb()
+        publishedAvailIdx = publishedAvailIdx &+ n
+        ring_store16(availIdxPointer, publishedAvailIdx.littleEndian)
+        return n
+    }
+
+    /// The head id in avail ring slot `index` (a free-running index, taken modulo size):
+    /// with `publishedAvailIdx` it finds the oldest chain held back from the device.
+    public func availRingEntry(_ index: UInt16) -> UInt16 {
+        let slot = Int(index & (size &- 1))
+        return UInt16(littleEndian: availRing.load(fromByteOffset: 4 + 2 * slot, as: UInt16.self))
+    }
+
     /// Whether the driver must notify (kick) the device about the chains published since the
     /// previous call (2.7.13.4, 2.7.10). Call after `publish()`; each call starts a new window,
     /// like Linux's virtqueue_kick_prepare. Without event idx the device's

@@ -370,3 +370,29 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
         XCTAssertTrue(queue.release(head: head))
     }
 }
+
+final class SplitVirtqueueSteppedPublishTests: XCTestCase {
+    /// A paused TX queue holds frames back; each step publishes exactly the oldest ones.
+    func testPublishCountReleasesExactlyTheOldestChains() {
+        let memory = RingMemory(size: 8)
+        let queue = memory.makeQueue()
+        let device = memory.makeDevice()
+        var heads: [UInt16] = []
+        for i in 0..<5 {
+            heads.append(queue.addBuffer(addr: 0x1000 + UInt64(i) * 0x100, len: 64, deviceWritable: false)!)
+        }
+        XCTAssertEqual(queue.unpublishedCount, 5)
+        XCTAssertEqual(device.availIdx, 0, "nothing visible before a step")
+        XCTAssertEqual(queue.availRingEntry(queue.publishedAvailIdx), heads[0])
+        XCTAssertEqual(queue.publish(count: 1), 1)
+        XCTAssertEqual(device.availIdx, 1)
+        XCTAssertEqual(device.takeAllAvailable().map(\.head), [heads[0]])
+        XCTAssertEqual(queue.availRingEntry(queue.publishedAvailIdx), heads[1])
+        XCTAssertEqual(queue.publish(count: 2), 2)
+        XCTAssertEqual(device.takeAllAvailable().map(\.head), [heads[1], heads[2]])
+        XCTAssertEqual(queue.publish(count: 10), 2, "never more than were held")
+        XCTAssertEqual(queue.unpublishedCount, 0)
+        XCTAssertEqual(queue.publish(count: 1), 0)
+        XCTAssertEqual(device.takeAllAvailable().map(\.head), [heads[3], heads[4]])
+    }
+}

@@ -21,14 +21,15 @@ final class VirtioConsoleDriver {
     static let txBufferCount = 16
 
     let transport: VirtioPCITransport
+    let features: VirtioFeatures
     let rx: DeviceQueue
     let tx: DeviceQueue
-    private var rxBuffers: BufferPool
-    private var txBuffers: BufferPool
+    private(set) var rxBuffers: BufferPool
+    private(set) var txBuffers: BufferPool
 
     init?(function: PCIFunction, apicID: UInt32) {
         guard let transport = VirtioPCITransport(function: function),
-              transport.negotiate(wanted: Self.wantedFeatures, required: Self.requiredFeatures) != nil
+              let features = transport.negotiate(wanted: Self.wantedFeatures, required: Self.requiredFeatures)
         else { return nil }
         if !transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID) {
             log("con0: device refused a configuration-change vector; continuing without it")
@@ -41,6 +42,7 @@ final class VirtioConsoleDriver {
               let txPool = BufferPool(count: min(Self.txBufferCount, Int(tx.ring.size)), bufferSize: Self.txBufferSize)
         else { return nil }
         self.transport = transport
+        self.features = features
         self.rx = rx
         self.tx = tx
         self.rxBuffers = rxPool

@@ -27,8 +27,8 @@ final class VirtioNetDriver {
     let tx: DeviceQueue
     let mac: [UInt8]
     private(set) var linkUp: Bool
-    private var rxBuffers: BufferPool
-    private var txBuffers: BufferPool
+    private(set) var rxBuffers: BufferPool
+    private(set) var txBuffers: BufferPool
     /// Frames the stack produced that found no free TX descriptor.
     private(set) var txRingFullDrops: UInt64 = 0
 
@@ -91,9 +91,19 @@ final class VirtioNetDriver {
         }
     }
 
-    /// Hands every received frame to `deliver` (the bytes after the virtio_net_hdr), then
-    /// recycles the buffers. Returns how many frames were delivered.
-    func receive(limit: Int = Int.max, _ deliver: (UnsafeRawBufferPointer) -> Void) -> Int {
+    /// One completed receive buffer, as the driver hands it up.
+    struct Received {
+        let head: UInt16
+        let address: UInt64
+        /// The bytes the device wrote: virtio_net_hdr, then the frame.
+        let buffer: UnsafeRawBufferPointer
+        /// The Ethernet frame alone.
+        var frame: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[VirtioNetDriver.headerSize...]) }
+    }
+
+    /// Hands up to `limit` received frames to `deliver`, oldest first, then recycles the
+    /// buffers. Returns how many used elements were consumed.
+    func receive(limit: Int = Int.max, _ deliver: (Received) -> Void) -> Int {
         var delivered = 0
         while delivered < limit, let used = rx.ring.popUsed() {
             let head = UInt16(truncatingIfNeeded: used.id)
@@ -101,7 +111,7 @@ final class VirtioNetDriver {
             let length = Int(used.len)
             if length > Self.headerSize, length <= Self.bufferSize, rxBuffers.owns(buffer) {
                 let base = UnsafeRawPointer(BufferPool.pointer(buffer))
-                deliver(UnsafeRawBufferPointer(start: base + Self.headerSize, count: length - Self.headerSize))
+                deliver(Received(head: head, address: buffer, buffer: UnsafeRawBufferPointer(start: base, count: length)))
             }
             if rx.ring.release(head: head) { rxBuffers.give(buffer) }
             delivered += 1
@@ -125,7 +135,8 @@ final class VirtioNetDriver {
     var canTransmit: Bool { !txBuffers.isEmpty && tx.ring.freeCount > 0 }
 
     /// Queues one Ethernet frame (without virtio header) for transmission; not yet published.
-    func enqueueTransmit(_ frame: [UInt8]) -> Bool {
+    /// `sent` sees the descriptor, the buffer address and the bytes handed to the device.
+    func enqueueTransmit(_ frame: [UInt8], _ sent: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Bool {
         if !canTransmit { reclaimTransmit() }
         guard frame.count + Self.headerSize <= Self.bufferSize, let buffer = txBuffers.take() else {
             txRingFullDrops &+= 1
@@ -137,11 +148,13 @@ final class VirtioNetDriver {
         frame.withUnsafeBytes { bytes in
             if let src = bytes.baseAddress { memcpy(base + Self.headerSize, src, bytes.count) }
         }
-        guard tx.ring.addBuffer(addr: buffer, len: UInt32(Self.headerSize + frame.count), deviceWritable: false) != nil else {
+        let length = Self.headerSize + frame.count
+        guard let head = tx.ring.addBuffer(addr: buffer, len: UInt32(length), deviceWritable: false) else {
             txBuffers.give(buffer)
             txRingFullDrops &+= 1
             return false
         }
+        sent(head, buffer, UnsafeRawBufferPointer(start: UnsafeRawPointer(base), count: length))
         return true
     }
 

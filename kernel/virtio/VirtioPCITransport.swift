@@ -196,9 +196,12 @@ final class DeviceQueue {
     func publishAndNotify() {
         guard ring.unpublishedCount > 0 else { return }
         ring.publish()
-        if ring.needsNotify() {
-            mmio_write16(notifyAddress, index)
-            ring.noteKick()
-        }
+        if ring.needsNotify() { kick() }
+    }
+
+    /// Rings the doorbell: writes the queue index to its notification address (4.1.4.4).
+    func kick() {
+        mmio_write16(notifyAddress, index)
+        ring.noteKick()
     }
 }

@@ -1,0 +1,305 @@
+import Arch
+
+/// One virtqueue as the host sees it: its name, its ring, the buffers it owns (so a dump
+/// can be bounds-checked), whether it is paused, and what the driver dropped on it.
+final class MonitoredQueue {
+    let name: String
+    let queue: DeviceQueue
+    let pool: BufferPool
+    /// Only the network queues can be paused: pausing the telemetry channel would cut the
+    /// host off from the very commands that resume it.
+    let pausable: Bool
+    var paused = false
+    var drops: UInt64 = 0
+    /// A copy of the most recently delivered (RX) or sent (TX) buffer, for `dump --last`.
+    var lastBuffer: [UInt8] = []
+    var lastDescriptor: UInt16 = 0
+    var lastAddress: UInt64 = 0
+    /// Counter values at the last `resetCounters`, subtracted when reporting.
+    var countersBase = WireQueueCounters()
+
+    init(name: String, queue: DeviceQueue, pool: BufferPool, pausable: Bool) {
+        self.name = name
+        self.queue = queue
+        self.pool = pool
+        self.pausable = pausable
+    }
+
+    var ring: SplitVirtqueue { queue.ring }
+
+    func remember(descriptor: UInt16, address: UInt64, bytes: UnsafeRawBufferPointer) {
+        lastDescriptor = descriptor
+        lastAddress = address
+        lastBuffer.removeAll(keepingCapacity: true)
+        lastBuffer.append(contentsOf: bytes)
+    }
+
+    var counters: WireQueueCounters {
+        let c = ring.counters
+        return WireQueueCounters(packets: c.packets &- countersBase.packets, bytes: c.bytes &- countersBase.bytes,
+                                 drops: drops &- countersBase.drops, kicks: c.kicks &- countersBase.kicks,
+                                 interrupts: c.interrupts &- countersBase.interrupts)
+    }
+
+    func resetCounters() {
+        let c = ring.counters
+        countersBase = WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: drops, kicks: c.kicks,
+                                         interrupts: c.interrupts)
+    }
+}
+
+/// Delivers (RX) or releases (TX) up to `count` packets on a paused queue and returns how
+/// many: stepping moves packets, which only the main loop may do.
+typealias TelemetryStepper = (MonitoredQueue, Int) -> Int
+
+/// The kernel end of the telemetry channel (docs/protocol.md): a hello, periodic snapshots
+/// with descriptor deltas, events, and a reply to every command. Frames go out on the
+/// virtio console; when the host does not read and every console buffer is in flight, a
+/// frame is dropped and counted — never waited for.
+final class Telemetry {
+    static let defaultRateHz: UInt16 = 10
+    static let maxRateHz: UInt16 = 1000
+
+    let console: VirtioConsoleDriver
+    let queues: [MonitoredQueue]
+    let hello: WireHello
+    private var encoder = WireFrameEncoder()
+    private var decoder = WireFrameDecoder()
+    private var tracker: TelemetryDescriptorTracker
+    private var out: [UInt8] = []
+    private(set) var rateHz: UInt16 = Telemetry.defaultRateHz
+    private var nextSnapshotNs: UInt64 = 0
+    private(set) var droppedFrames: UInt64 = 0
+    private(set) var badCommandFrames: UInt64 = 0
+
+    init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello) {
+        self.console = console
+        self.queues = queues
+        self.hello = hello
+        tracker = TelemetryDescriptorTracker(queueSizes: queues.map { Int($0.ring.size) })
+        out.reserveCapacity(40 * 1024)
+    }
+
+    /// When the next snapshot is due (for the idle loop's timer).
+    var nextDeadlineNs: UInt64 { rateHz == 0 ? UInt64.max : nextSnapshotNs }
+
+    // MARK: Sending
+
+    private func send() {
+        if !console.send(out) {
+            droppedFrames &+= 1
+            // The host missed this frame; if it was a delta, the next one must be full.
+            tracker.requestFull()
+        }
+        out.removeAll(keepingCapacity: true)
+    }
+
+    private func send(_ message: WireMessage) {
+        out.removeAll(keepingCapacity: true)
+        do {
+            try encoder.encode(message, into: &out)
+        } catch {
+            droppedFrames &+= 1
+            return
+        }
+        send()
+    }
+
+    func sendHello() {
+        send(.hello(hello))
+        tracker.requestFull()
+    }
+
+    func event(_ kind: WireEventKind) {
+        send(.event(WireEvent(uptimeNs: Clock.nowNs, kind: kind)))
+    }
+
+    func status(of position: Int) -> WireQueueStatus {
+        let q = queues[position]
+        let ring = q.ring
+        return WireQueueStatus(queue: UInt8(truncatingIfNeeded: position), availIdx: ring.availIdx, usedIdx: ring.usedIdx,
+                               lastUsedIdx: ring.lastUsedIdx, freeCount: ring.freeCount, pendingUsed: ring.pendingUsed,
+                               paused: q.paused, counters: q.counters)
+    }
+
+    func sendSnapshot(nowNs: UInt64) {
+        out.removeAll(keepingCapacity: true)
+        tracker.beginSnapshot(into: &encoder, uptimeNs: nowNs, rateHz: rateHz, droppedFrames: droppedFrames)
+        do {
+            for position in queues.indices {
+                let ring = queues[position].ring
+                let states = ring.states()
+                try tracker.appendQueue(status(of: position), into: &encoder) { id in
+                    let d = ring.descriptor(UInt16(truncatingIfNeeded: id))
+                    return WireDescriptor(state: Telemetry.wireState(states[id]), addr: d.addr, len: d.len,
+                                          flags: d.flags, next: d.next)
+                }
+            }
+            try encoder.finish(into: &out)
+        } catch {
+            droppedFrames &+= 1
+            tracker.requestFull()
+            return
+        }
+        send()
+    }
+
+    static func wireState(_ state: VirtqDescriptorState) -> WireDescriptorState {
+        switch state {
+        case .free: return .free
+        case .available: return .avail
+        case .used: return .used
+        case .held: return .held
+        }
+    }
+
+    // MARK: The loop's entry point
+
+    /// Reads commands, answers them, and sends a snapshot when one is due.
+    func service(nowNs: UInt64, stepper: TelemetryStepper) {
+        console.receive { bytes in decoder.feed(bytes) }
+        while let result = decoder.next() {
+            switch result {
+            case .message(.command(let command), let seq):
+                handle(command, seq: seq, stepper: stepper)
+            case .message(_, let seq):
+                reply(seq, .badCommand, "only commands are accepted by the kernel")
+            case .error:
+                badCommandFrames &+= 1
+            }
+        }
+        if rateHz > 0 && nowNs >= nextSnapshotNs {
+            sendSnapshot(nowNs: nowNs)
+            let period = 1_000_000_000 / UInt64(rateHz)
+            nextSnapshotNs = nowNs &+ period
+        }
+    }
+
+    private func reply(_ seq: UInt32, _ status: WireReplyStatus, _ message: String = "") {
+        send(.reply(WireReply(commandSeq: seq, status: status, message: message)))
+    }
+
+    private func queue(_ index: UInt8, seq: UInt32) -> MonitoredQueue? {
+        guard Int(index) < queues.count else {
+            reply(seq, .unknownQueue, "no queue \(index); the kernel has \(queues.count)")
+            return nil
+        }
+        return queues[Int(index)]
+    }
+
+    func handle(_ command: WireCommand, seq: UInt32, stepper: TelemetryStepper) {
+        switch command {
+        case .hello:
+            reply(seq, .ok)
+            sendHello()
+            sendSnapshot(nowNs: Clock.nowNs)
+        case .stats, .requestFull:
+            reply(seq, .ok)
+            tracker.requestFull()
+            sendSnapshot(nowNs: Clock.nowNs)
+        case .pause(let index):
+            guard let q = queue(index, seq: seq) else { return }
+            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry and cannot be paused") }
+            q.paused = true
+            reply(seq, .ok)
+            event(.paused(queue: index))
+        case .resume(let index):
+            guard let q = queue(index, seq: seq) else { return }
+            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry and cannot be paused") }
+            q.paused = false
+            reply(seq, .ok)
+            event(.resumed(queue: index))
+        case .step(let index, let count):
+            guard let q = queue(index, seq: seq) else { return }
+            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry and cannot be stepped") }
+            guard q.paused else { return reply(seq, .badCommand, "\(q.name) is not paused") }
+            guard count > 0 else { return reply(seq, .badCommand, "step count must be at least 1") }
+            let done = stepper(q, Int(count))
+            guard done > 0 else { return reply(seq, .nothingPending, "\(q.name) has nothing pending") }
+            reply(seq, .ok, done < Int(count) ? "stepped \(done) of \(count): nothing more pending" : "")
+            event(.stepped(queue: index, count: UInt16(done)))
+        case .dump(let index, let selector):
+            guard let q = queue(index, seq: seq) else { return }
+            dump(q, index: index, selector: selector, seq: seq)
+        case .setSnapshotRate(let hz):
+            guard hz <= Telemetry.maxRateHz else { return reply(seq, .badCommand, "rate \(hz) Hz is above \(Telemetry.maxRateHz)") }
+            rateHz = hz
+            nextSnapshotNs = Clock.nowNs
+            reply(seq, .ok)
+        case .resetCounters:
+            for q in queues { q.resetCounters() }
+            reply(seq, .ok)
+            event(.countersReset)
+        }
+    }
+
+    /// A dump covers only a buffer this queue owns (one of its pool's buffers), and only up
+    /// to what is meaningful: the used length for a completed buffer, the descriptor's length
+    /// otherwise.
+    private func dump(_ q: MonitoredQueue, index: UInt8, selector: WireDumpSelector, seq: UInt32) {
+        let ring = q.ring
+        var id: UInt16
+        var length: Int
+        switch selector {
+        case .last:
+            guard !q.lastBuffer.isEmpty else { return reply(seq, .nothingPending, "\(q.name) has delivered nothing yet") }
+            out.removeAll(keepingCapacity: true)
+            let count = min(q.lastBuffer.count, WireProtocol.maxDumpBytes)
+            let sent = q.lastBuffer.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Bool in
+                encodeDump(seq: seq, queue: index, descriptor: q.lastDescriptor, address: q.lastAddress,
+                           length: q.lastBuffer.count, bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+            }
+            if sent { send() } else { reply(seq, .badCommand, "dump could not be encoded") }
+            return
+        case .next:
+            if ring.unpublishedCount > 0 {
+                // A paused TX queue: the oldest frame held back from the device.
+                id = ring.availRingEntry(ring.publishedAvailIdx)
+                length = Int(ring.descriptor(id).len)
+            } else if let used = ring.peekUsed(offset: 0) {
+                id = UInt16(truncatingIfNeeded: used.id)
+                length = Int(used.len)
+            } else {
+                return reply(seq, .nothingPending, "\(q.name) has no pending used element")
+            }
+        case .descriptor(let requested):
+            guard requested < ring.size else {
+                return reply(seq, .descriptorOutOfRange, "descriptor \(requested) is out of range (size \(ring.size))")
+            }
+            id = requested
+            let state = ring.state(of: id)
+            if state == .free { return reply(seq, .notOwned, "descriptor \(id) is free: no buffer to show") }
+            length = Int(ring.descriptor(id).len)
+            if state == .used {
+                var offset: UInt16 = 0
+                while offset < ring.pendingUsed, let used = ring.peekUsed(offset: offset) {
+                    if UInt16(truncatingIfNeeded: used.id) == id { length = Int(used.len); break }
+                    offset &+= 1
+                }
+            }
+        }
+        let address = ring.descriptor(id).addr
+        guard q.pool.owns(address), length <= q.pool.bufferSize else {
+            return reply(seq, .notOwned, "descriptor \(id) points outside \(q.name)'s buffers")
+        }
+        let count = min(length, WireProtocol.maxDumpBytes)
+        out.removeAll(keepingCapacity: true)
+        let bytes = UnsafeRawBufferPointer(start: BufferPool.pointer(address), count: count)
+        if encodeDump(seq: seq, queue: index, descriptor: id, address: address, length: length, bytes: bytes) {
+            send()
+        } else {
+            reply(seq, .badCommand, "dump could not be encoded")
+        }
+    }
+
+    private func encodeDump(seq: UInt32, queue: UInt8, descriptor: UInt16, address: UInt64, length: Int,
+                            bytes: UnsafeRawBufferPointer) -> Bool {
+        do {
+            try encoder.encodeDumpReply(commandSeq: seq, queue: queue, descriptor: descriptor, guestAddress: address,
+                                        bufferLength: UInt32(truncatingIfNeeded: length), bytes: bytes, into: &out)
+            return true
+        } catch {
+            return false
+        }
+    }
+}
