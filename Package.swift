@@ -26,17 +26,23 @@ let package = Package(
         .target(name: "Wire"),
         // Monitor core: QEMU launcher, run directory, QMP client.
         .target(name: "RingsideKit", dependencies: ["Wire"]),
+        // ncurses (wide-character) as a system library; a thin typed Swift layer lives in RingsideTUI.
+        .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
+        // The live view: a screen model rendered to a cell grid, blitted by ncurses.
+        .target(name: "RingsideTUI", dependencies: ["RingsideKit", "Wire", "CNcurses"]),
         // The `ringside` command-line tool.
         .executableTarget(
             name: "ringside",
             dependencies: [
                 "RingsideKit",
+                "RingsideTUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "NetStackTests", dependencies: ["NetStack"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire"]),
         // Boots the real kernel in real QEMU and talks to it through real sockets.
         .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit"]),
     ]

@@ -1,0 +1,1 @@
+// The Ringside TUI (see docs/user-guide.md).
