@@ -276,6 +276,7 @@ extension WireMalformedReason {
         case .invalidValue(let v): return "invalid value \(v)"
         case .countTooLarge(let n): return "count \(n) too large"
         case .varintOverflow: return "varint overflows 64 bits"
+        case .invalidUTF8: return "string is not valid UTF-8"
         }
     }
 }

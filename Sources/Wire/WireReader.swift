@@ -14,6 +14,8 @@ public enum WireMalformedReason: Error, Equatable, Sendable {
     case countTooLarge(Int)
     /// A varint longer than 10 bytes or above 2^64 - 1.
     case varintOverflow
+    /// A string field that is not well-formed UTF-8.
+    case invalidUTF8
 }
 
 public struct WireReader: Sendable {
@@ -91,12 +93,14 @@ public struct WireReader: Sendable {
         }
     }
 
-    /// Length u8 + UTF-8. Invalid UTF-8 is repaired (U+FFFD), never rejected: names are for
-    /// display only.
+    /// Length u8 + UTF-8. Ill-formed UTF-8 is malformed: a decoded string re-encodes to the
+    /// same bytes, so a message survives decode → encode → decode unchanged.
     public mutating func readString() throws(WireMalformedReason) -> String {
         let length = Int(try readU8())
         try need(length)
-        let s = String(decoding: bytes[readerIndex..<(readerIndex + length)], as: UTF8.self)
+        let range = readerIndex..<(readerIndex + length)
+        if !WireReader.isWellFormedUTF8(bytes[range]) { throw .invalidUTF8 }
+        let s = String(decoding: bytes[range], as: UTF8.self)
         readerIndex += length
         return s
     }
@@ -111,5 +115,39 @@ public struct WireReader: Sendable {
     /// Throws if anything is left: every message has an exact length.
     public func expectEnd() throws(WireMalformedReason) {
         if readerIndex != endIndex { throw .trailingBytes(count: endIndex - readerIndex) }
+    }
+
+    /// Well-formed UTF-8 per the Unicode Standard, Table 3-7 (no overlongs, no surrogates,
+    /// nothing above U+10FFFF). Written out because Embedded Swift has no validating initialiser
+    /// we can rely on.
+    static func isWellFormedUTF8(_ s: ArraySlice<UInt8>) -> Bool {
+        var i = s.startIndex
+        let end = s.endIndex
+        while i < end {
+            let b0 = s[i]
+            if b0 < 0x80 { i += 1; continue }
+            let count: Int
+            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF   // range of the second byte
+            switch b0 {
+            case 0xC2...0xDF: count = 2
+            case 0xE0: count = 3; lo = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: count = 3
+            case 0xED: count = 3; hi = 0x9F
+            case 0xF0: count = 4; lo = 0x90
+            case 0xF1...0xF3: count = 4
+            case 0xF4: count = 4; hi = 0x8F
+            default: return false
+            }
+            if end - i < count { return false }
+            let b1 = s[i + 1]
+            if b1 < lo || b1 > hi { return false }
+            var k = 2
+            while k < count {
+                if s[i + k] & 0xC0 != 0x80 { return false }
+                k += 1
+            }
+            i += count
+        }
+        return true
     }
 }

@@ -95,3 +95,20 @@ final class RoundTripTests: XCTestCase {
         XCTAssertThrowsError(try r.readVarint())
     }
 }
+
+final class UTF8Tests: XCTestCase {
+    func testWellFormedness() {
+        let good: [[UInt8]] = [[], Array("net0.rx".utf8), Array("é€😀".utf8), [0xED, 0x9F, 0xBF], [0xF4, 0x8F, 0xBF, 0xBF]]
+        let bad: [[UInt8]] = [[0xC1, 0x81], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
+                              [0xF5, 0x80, 0x80, 0x80], [0x80], [0xE2, 0x82], [0xE2, 0x28, 0xA1], [0xFF]]
+        for g in good { XCTAssertTrue(WireReader.isWellFormedUTF8(g[...]), "\(g)") }
+        for b in bad { XCTAssertFalse(WireReader.isWellFormedUTF8(b[...]), "\(b)") }
+    }
+
+    /// Found by the fuzzer: a reply whose message is ill-formed UTF-8 must not decode (it would
+    /// not re-encode to itself).
+    func testIllFormedStringIsMalformed() {
+        var r = WireReader([0x02, 0xC1, 0xC1])
+        XCTAssertThrowsError(try r.readString()) { XCTAssertEqual($0 as? WireMalformedReason, .invalidUTF8) }
+    }
+}
