@@ -38,7 +38,7 @@ case "${1:-60}" in
     cp "$CORPUS"/* "$OUT/corpus/"
     # Swift's crash backtracer would stall libFuzzer's crash handling: leave crashes to libFuzzer.
     SWIFT_BACKTRACE=enable=no "$OUT/fuzz" "$OUT/corpus" -max_total_time="$SECONDS_TO_RUN" -max_len=20000 \
-        -artifact_prefix="$OUT/" -print_final_stats=1 -jobs=1 -workers=1 2>&1 | tail -n 25
+        -artifact_prefix="$OUT/" -print_final_stats=1 2>&1 | tail -n 25
     status=${PIPESTATUS[0]}
     if ls "$OUT"/crash-* "$OUT"/leak-* "$OUT"/timeout-* >/dev/null 2>&1; then
         echo "fuzz-wire: crashing inputs in $OUT" >&2
