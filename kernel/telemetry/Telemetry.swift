@@ -64,7 +64,8 @@ final class Telemetry {
     let queues: [MonitoredQueue]
     let hello: WireHello
     private var encoder = WireFrameEncoder()
-    private var decoder = WireFrameDecoder()
+    // Commands are small: a tight limit keeps a garbage stream from buffering much.
+    private var decoder = WireFrameDecoder(maxFrameBytes: 1024)
     private var tracker: TelemetryDescriptorTracker
     private var out: [UInt8] = []
     private(set) var rateHz: UInt16 = Telemetry.defaultRateHz
