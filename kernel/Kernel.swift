@@ -21,6 +21,10 @@ func kmain(_ startInfo: UInt32) {
     log("clock: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, apic id \(apicID), firmware+loader \(resetToEntryTSC / (Clock.tscHz / 1000)) ms")
     let commandLine = readCommandLine()
     log("cmdline: \(String(decoding: commandLine, as: UTF8.self))")
+    if commandLineHasWord(commandLine, "ringside.fault=page") {
+        log("self-test: taking a page fault on purpose")
+        arch_selftest_fault()
+    }
 
     let functions = PCIBus.enumerate()
     guard let netFunction = functions.first(where: {
@@ -213,6 +217,12 @@ func readCommandLine() -> [UInt8] {
     var buffer = [CChar](repeating: 0, count: 1024)
     let length = boot_cmdline(&buffer, buffer.count)
     return buffer[0..<length].map { UInt8(bitPattern: $0) }
+}
+
+/// Whether `word` appears as a space-separated word of the command line.
+func commandLineHasWord(_ commandLine: [UInt8], _ word: StaticString) -> Bool {
+    let wanted = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+    return commandLine.split(separator: UInt8(ascii: " ")).contains { $0.elementsEqual(wanted) }
 }
 
 func halt() -> Never {

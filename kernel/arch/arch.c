@@ -264,3 +264,10 @@ int boot_memory_init(void) {
     heap_init((uintptr_t)heap_start, (uintptr_t)heap_end);
     return 0;
 }
+
+/* `ringside.fault=page` on the command line: touch an unmapped address (1 TiB), so tests can
+ * check that a fault is reported, not swallowed. */
+void arch_selftest_fault(void) {
+    volatile uint64_t *nowhere = (volatile uint64_t *)(uintptr_t)0x10000000000ull;
+    (void)*nowhere;
+}

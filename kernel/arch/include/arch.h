@@ -63,6 +63,8 @@ void lapic_timer_oneshot(uint32_t ticks);
 
 /* Map [phys, phys+size) uncached if it lies outside the boot identity map. 0 on success. */
 int arch_map_mmio(uint64_t phys, uint64_t size);
+/* Self-test: take a page fault (see arch.c). */
+void arch_selftest_fault(void);
 
 /* Writing v here makes QEMU (-device isa-debug-exit,iobase=0xf4) exit with status (v<<1)|1. */
 static inline void qemu_debug_exit(uint8_t v) { outl(0xf4, v); }
