@@ -1,0 +1,229 @@
+// Keys and typed commands turned into state changes and effects. Pure: the app performs the
+// effects (sending, writing files, quitting), so key handling is testable without a terminal.
+
+import Wire
+
+/// Something the app must do after a key.
+public enum AppEffect: Equatable, Sendable {
+    /// Send a command; `label` names it in the log when its reply arrives.
+    case send(WireCommand, label: String)
+    case writePcap
+    case quit
+}
+
+/// Snapshot rates `+` and `-` step through.
+public let snapshotRateSteps: [UInt16] = [1, 2, 5, 10, 20, 30, 60, 100]
+
+extension TUIState {
+    /// Rows of the descriptor table on screen (set by the app from the layout; 1 … ).
+    public var tableViewportRows: Int {
+        get { max(1, _tableRows) }
+        set { _tableRows = newValue }
+    }
+
+    public mutating func handle(_ key: Key) -> [AppEffect] {
+        switch mode {
+        case .help:
+            if key != .resize { mode = .normal }
+            return []
+        case .prompt(let kind, let text):
+            return handlePrompt(key, kind: kind, text: text)
+        case .normal:
+            return handleNormal(key)
+        }
+    }
+
+    mutating func handleNormal(_ key: Key) -> [AppEffect] {
+        let count = view.model.queues.count
+        switch key {
+        case .tab where count > 0:
+            select((selectedQueue + 1) % count)
+        case .backTab where count > 0:
+            select((selectedQueue + count - 1) % count)
+        case .character(let c) where c >= "1" && c <= "9":
+            let n = Int(String(c))! - 1
+            if n < count { select(n) }
+        case .up: moveCursor(by: -1)
+        case .down: moveCursor(by: 1)
+        case .pageUp: moveCursor(by: -tableViewportRows)
+        case .pageDown: moveCursor(by: tableViewportRows)
+        case .home: moveCursor(to: 0)
+        case .end: moveCursor(to: Int.max)
+        case .escape: cursor = nil
+        case .character(" "):
+            guard let q = selectedQueueModel else { return [] }
+            if q.status?.paused == true {
+                return [.send(.resume(queue: q.info.queue), label: "resume \(q.info.name)")]
+            }
+            return [.send(.pause(queue: q.info.queue), label: "pause \(q.info.name)")]
+        case .character("s"):
+            guard let q = selectedQueueModel else { return [] }
+            return [.send(.step(queue: q.info.queue, count: 1), label: "step \(q.info.name)")]
+        case .character("S"):
+            mode = .prompt(.stepCount, text: "")
+        case .character("d"):
+            guard let q = selectedQueueModel else { return [] }
+            if let id = cursor {
+                return [.send(.dump(queue: q.info.queue, selector: .descriptor(UInt16(id))), label: "dump \(q.info.name) desc \(id)")]
+            }
+            return [.send(.dump(queue: q.info.queue, selector: .next), label: "dump \(q.info.name) next")]
+        case .character("["):
+            if let i = shownDump, i > 0 { shownDump = i - 1 }
+        case .character("]"):
+            if let i = shownDump, i + 1 < dumps.count { shownDump = i + 1 }
+        case .character("w"):
+            return [.writePcap]
+        case .character("f"):
+            if frozen == nil {
+                frozen = live
+                addLog(.info, "display frozen (the guest runs on; f to thaw)")
+            } else {
+                frozen = nil
+                addLog(.info, "display live")
+            }
+        case .character("+"), .character("="):
+            let current = live.model.rateHz
+            let next = snapshotRateSteps.first { $0 > current } ?? snapshotRateSteps.last!
+            return [.send(.setSnapshotRate(hz: next), label: "rate \(next) Hz")]
+        case .character("-"):
+            let current = live.model.rateHz
+            let next = snapshotRateSteps.last { $0 < current } ?? snapshotRateSteps.first!
+            return [.send(.setSnapshotRate(hz: next), label: "rate \(next) Hz")]
+        case .character("/"):
+            mode = .prompt(.logFilter, text: logFilter)
+        case .character(":"):
+            mode = .prompt(.command, text: "")
+        case .character("?"):
+            mode = .help
+        case .character("q"), .character("Q"):
+            return [.quit]
+        default:
+            break
+        }
+        return []
+    }
+
+    mutating func select(_ position: Int) {
+        guard position != selectedQueue else { return }
+        selectedQueue = position
+        cursor = nil
+        tableTop = 0
+    }
+
+    mutating func moveCursor(by delta: Int) {
+        let start = cursor ?? (delta > 0 ? tableTop - 1 : tableTop + tableViewportRows)
+        moveCursor(to: start + delta)
+    }
+
+    mutating func moveCursor(to target: Int) {
+        guard let q = selectedQueueModel, !q.descriptors.isEmpty else { return }
+        let id = min(max(0, target), q.descriptors.count - 1)
+        cursor = id
+        let rows = tableViewportRows
+        if id < tableTop { tableTop = id }
+        if id >= tableTop + rows { tableTop = id - rows + 1 }
+        tableTop = max(0, min(tableTop, q.descriptors.count - rows))
+    }
+
+    mutating func handlePrompt(_ key: Key, kind: PromptKind, text: String) -> [AppEffect] {
+        switch key {
+        case .escape:
+            mode = .normal
+        case .backspace, .delete:
+            mode = .prompt(kind, text: String(text.dropLast()))
+        case .enter:
+            mode = .normal
+            return submit(kind, text.trimmingSpaces())
+        case .character(let c):
+            if text.count < 200 { mode = .prompt(kind, text: text + String(c)) }
+        default:
+            break
+        }
+        return []
+    }
+
+    mutating func submit(_ kind: PromptKind, _ text: String) -> [AppEffect] {
+        switch kind {
+        case .logFilter:
+            logFilter = text
+            return []
+        case .stepCount:
+            guard let q = selectedQueueModel else { return [] }
+            guard let n = UInt16(text), n > 0 else {
+                addLog(.error, "step: \"\(text)\" is not a count from 1 to 65535")
+                return []
+            }
+            return [.send(.step(queue: q.info.queue, count: n), label: "step \(q.info.name) \(n)")]
+        case .command:
+            if text.isEmpty { return [] }
+            switch parseControlCommand(text, queues: live.model.queues.map { $0.info }) {
+            case .success(let command):
+                return [.send(command, label: text)]
+            case .failure(let error):
+                addLog(.error, ":\(text): \(error.message)")
+                return []
+            }
+        }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Why a typed command was refused.
+public struct CommandError: Error, Equatable, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+/// Parses the `ringside ctl` command language: `stats`, `hello`, `pause Q`, `resume Q`,
+/// `step Q [N]`, `dump Q --next|--last|--desc ID`, `rate HZ`, `reset`. Q is a queue name
+/// (`net0.rx`) or index.
+public func parseControlCommand(_ text: String, queues: [WireQueueInfo]) -> Result<WireCommand, CommandError> {
+    let words = text.split(separator: " ").map(String.init)
+    guard let verb = words.first?.lowercased() else { return .failure(CommandError("empty command")) }
+    func queue(_ i: Int) -> Result<UInt8, CommandError> {
+        guard words.count > i else { return .failure(CommandError("\(verb) needs a queue (\(queues.map { $0.name }.joined(separator: ", ")))")) }
+        let w = words[i]
+        if let q = queues.first(where: { $0.name == w }) { return .success(q.queue) }
+        if let n = UInt8(w) { return .success(n) }
+        return .failure(CommandError("no queue \"\(w)\" (have \(queues.map { $0.name }.joined(separator: ", ")))"))
+    }
+    switch verb {
+    case "stats": return words.count == 1 ? .success(.stats) : .failure(CommandError("stats takes no arguments"))
+    case "hello": return .success(.hello)
+    case "reset": return .success(.resetCounters)
+    case "pause": return queue(1).map { .pause(queue: $0) }
+    case "resume": return queue(1).map { .resume(queue: $0) }
+    case "step":
+        return queue(1).flatMap { q in
+            guard words.count <= 3 else { return .failure(CommandError("usage: step Q [N]")) }
+            guard words.count == 3 else { return .success(.step(queue: q, count: 1)) }
+            guard let n = UInt16(words[2]), n > 0 else { return .failure(CommandError("step count must be 1…65535, not \(words[2])")) }
+            return .success(.step(queue: q, count: n))
+        }
+    case "dump":
+        return queue(1).flatMap { q in
+            let rest = Array(words.dropFirst(2))
+            switch rest.first {
+            case "--next"?, nil: return .success(.dump(queue: q, selector: .next))
+            case "--last"?: return .success(.dump(queue: q, selector: .last))
+            case "--desc"?:
+                guard rest.count == 2, let id = UInt16(rest[1]) else { return .failure(CommandError("usage: dump Q --desc ID")) }
+                return .success(.dump(queue: q, selector: .descriptor(id)))
+            default: return .failure(CommandError("usage: dump Q --next|--last|--desc ID"))
+            }
+        }
+    case "rate":
+        guard words.count == 2, let hz = UInt16(words[1]) else { return .failure(CommandError("usage: rate HZ")) }
+        return .success(.setSnapshotRate(hz: hz))
+    default:
+        return .failure(CommandError("unknown command \"\(verb)\"; try stats, pause, resume, step, dump, rate, reset"))
+    }
+}

@@ -1,0 +1,194 @@
+// The event loop: poll stdin and the telemetry socket, apply what arrives, redraw at most
+// `maxFramesPerSecond` times a second, never block on the socket.
+
+import CNcurses
+import Glibc
+import Synchronization
+import Wire
+
+/// How the TUI is opened.
+public struct TUIOptions: Sendable {
+    /// Shown at the left of the header.
+    public var title: String = "Ringside"
+    /// The accelerator QEMU runs with, for the header ("tcg", "kvm"); empty when unknown.
+    public var accel: String = ""
+    /// Snapshot rate to ask for once connected (nil: leave the kernel's).
+    public var snapshotRate: UInt16?
+    public var maxFramesPerSecond: Double = 30
+    /// Called after the terminal is restored, when the user quits (or a signal ends the TUI):
+    /// `ringside run` stops QEMU here.
+    public var onQuit: (@Sendable () -> Void)?
+    /// Directory `w` writes pcap files to.
+    public var pcapDirectory: String = "."
+
+    public init(title: String = "Ringside", accel: String = "", snapshotRate: UInt16? = nil,
+                onQuit: (@Sendable () -> Void)? = nil) {
+        self.title = title
+        self.accel = accel
+        self.snapshotRate = snapshotRate
+        self.onQuit = onQuit
+    }
+}
+
+/// The signal that ended the TUI (0: none yet).
+let tuiStopSignal = Atomic<Int32>(0)
+
+/// Opens the TUI on the telemetry socket of a Ringside kernel (QEMU's virtio-console socket).
+/// Returns the exit status: 0 after `q`, 128 + signal after SIGINT/SIGTERM/SIGHUP, 1 when the
+/// terminal cannot be used.
+public func runTUI(socketPath: String, options: TUIOptions) -> Int32 {
+    runTUI(link: UnixSocketLink(path: socketPath), options: options)
+}
+
+/// The same on any TelemetryLink (tests, RingsideKit's connection).
+public func runTUI(link: TelemetryLink, options: TUIOptions) -> Int32 {
+    guard isatty(0) == 1, isatty(1) == 1 else {
+        let message = "ringside: the TUI needs a terminal (stdin and stdout); use `ringside watch --json` in scripts\n"
+        _ = message.withCString { write(2, $0, strlen($0)) }
+        return 1
+    }
+    installTUISignalHandlers()
+    let useColor = (getenv("NO_COLOR").map { String(cString: $0).isEmpty } ?? true)
+    let terminal = Terminal(useColor: useColor)
+    terminal.setNonBlocking(true)
+    let app = TUIApp(link: link, terminal: terminal, options: options)
+    let status = app.run()
+    terminal.end()
+    link.close()
+    options.onQuit?()
+    return status
+}
+
+/// SIGINT/SIGTERM/SIGHUP end the loop cleanly (so the terminal is restored and QEMU stopped);
+/// they, and SIGWINCH, are unblocked in case our parent started us with them blocked.
+func installTUISignalHandlers() {
+    signal(SIGPIPE, SIG_IGN)
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { sig in tuiStopSignal.store(sig, ordering: .relaxed) }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(sig, &action, nil)
+    }
+    var set = sigset_t()
+    sigemptyset(&set)
+    for sig in [SIGINT, SIGTERM, SIGHUP, SIGWINCH] { sigaddset(&set, sig) }
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
+}
+
+final class TUIApp {
+    let link: TelemetryLink
+    let terminal: Terminal
+    let backend: CursesBackend
+    let options: TUIOptions
+    var state: TUIState
+    var dirty = true
+    var lastDraw = 0.0
+    var size: ScreenSize
+
+    init(link: TelemetryLink, terminal: Terminal, options: TUIOptions) {
+        self.link = link
+        self.terminal = terminal
+        self.options = options
+        backend = CursesBackend(terminal: terminal)
+        state = TUIState(title: options.title, accel: options.accel)
+        state.startedAt = monotonicNow()
+        state.now = state.startedAt
+        size = terminal.size
+    }
+
+    func run() -> Int32 {
+        let frameInterval = 1.0 / max(1, options.maxFramesPerSecond)
+        // Age, stuck and reconnect checks move with time: redraw at least this often.
+        let idleRedraw = 0.2
+        while true {
+            let sig = tuiStopSignal.load(ordering: .relaxed)
+            if sig != 0 { return 128 + sig }
+            let now = monotonicNow()
+            state.now = now
+            for event in link.service(now: now) {
+                dirty = true
+                if event == .connected, let hz = options.snapshotRate {
+                    perform(.send(.setSnapshotRate(hz: hz), label: "rate \(hz) Hz"))
+                }
+                for command in state.apply(event) { _ = link.send(command) }
+            }
+            while let key = terminal.screen.readKey() {
+                dirty = true
+                if key == .resize {
+                    size = terminal.size
+                    backend.invalidate()
+                }
+                for effect in state.handle(key) {
+                    if effect == .quit { return 0 }
+                    perform(effect)
+                }
+            }
+            let sinceDraw = now - lastDraw
+            if (dirty && sinceDraw >= frameInterval) || sinceDraw >= idleRedraw {
+                draw(now: now)
+            }
+            // Sleep until input, the next frame or the next idle redraw.
+            let untilFrame = dirty ? max(0, frameInterval - (monotonicNow() - lastDraw)) : idleRedraw - (monotonicNow() - lastDraw)
+            let timeoutMs = Int32(max(0, min(idleRedraw, untilFrame)) * 1000) + 1
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+            if let fd = link.pollDescriptor {
+                fds.append(pollfd(fd: fd, events: Int16(POLLIN) | (link.wantsWrite ? Int16(POLLOUT) : 0), revents: 0))
+            }
+            _ = poll(&fds, nfds_t(fds.count), timeoutMs)
+        }
+    }
+
+    func draw(now: Double) {
+        state.now = now
+        let layout = Layout.compute(size: size, queueCount: state.view.model.queues.count,
+                                    maxQueueSize: Int(state.view.model.queues.map { $0.info.size }.max() ?? 256))
+        state.tableViewportRows = descriptorRowsVisible(paneHeight: layout.descriptors.height)
+        backend.draw(render(state, size: size))
+        lastDraw = now
+        dirty = false
+    }
+
+    func perform(_ effect: AppEffect) {
+        switch effect {
+        case .send(let command, let label):
+            if let seq = link.send(command) {
+                state.awaiting[seq] = label
+                state.addLog(.command, "→ \(label)")
+            } else {
+                state.addLog(.error, "\(label): not connected")
+            }
+        case .writePcap:
+            writePcap()
+        case .quit:
+            break
+        }
+        dirty = true
+    }
+
+    func writePcap() {
+        let header = state.virtioNetHeaderBytes
+        let frames = state.dumps.filter { state.isNetworkQueue($0.queueName) && $0.dump.bytes.count > header }
+            .map { (time: $0.wallTime, bytes: Array($0.dump.bytes[header...])) }
+        guard !frames.isEmpty else {
+            state.addLog(.error, "pcap: no network frames dumped yet (d dumps one)")
+            return
+        }
+        let path = options.pcapDirectory + "/ringside-" + timestampForFileName() + ".pcap"
+        if let error = PcapFile.write(PcapFile.image(frames), to: path) {
+            state.addLog(.error, "pcap: \(error)")
+        } else {
+            state.addLog(.info, "wrote \(frames.count) frame\(frames.count == 1 ? "" : "s") to \(path)")
+        }
+    }
+}
+
+/// Local time as 20240131-142501.
+func timestampForFileName() -> String {
+    var t = time(nil)
+    var tmValue = tm()
+    localtime_r(&t, &tmValue)
+    var buf = [CChar](repeating: 0, count: 32)
+    let n = strftime(&buf, buf.count, "%Y%m%d-%H%M%S", &tmValue)
+    return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,248 @@
+// Everything the screen shows, as a value: the telemetry model, what the host derived from it
+// over time, the user's selection, dumps, the event log and the input mode. The renderer is a
+// pure function of this; the app mutates it from keys and telemetry.
+
+import Wire
+
+/// One line of the event log.
+public struct LogEntry: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable { case info, command, reply, event, error }
+    /// Host seconds since the TUI started.
+    public var time: Double
+    public var kind: Kind
+    public var text: String
+    /// Identical consecutive lines are counted rather than repeated.
+    public var repeats: Int = 1
+
+    public init(time: Double, kind: Kind, text: String) {
+        self.time = time
+        self.kind = kind
+        self.text = text
+    }
+}
+
+/// A buffer fetched with `dump`, and when.
+public struct DumpRecord: Equatable, Sendable {
+    public var dump: WireDump
+    public var queueName: String
+    /// How it was asked for: "next", "last", "desc 17".
+    public var selector: String
+    /// Host wall-clock seconds (for pcap timestamps).
+    public var wallTime: Double
+}
+
+/// What keys currently do.
+public enum InputMode: Equatable, Sendable {
+    case normal
+    case help
+    /// A one-line prompt on the status line.
+    case prompt(PromptKind, text: String)
+}
+
+public enum PromptKind: Equatable, Sendable {
+    /// `S`: how many packets to step.
+    case stepCount
+    /// `/`: event log filter.
+    case logFilter
+    /// `:`: a `ringside ctl` command.
+    case command
+
+    var label: String {
+        switch self {
+        case .stepCount: return "step how many? "
+        case .logFilter: return "/"
+        case .command: return ":"
+        }
+    }
+}
+
+/// The telemetry-derived part of the state: what `f` freezes.
+public struct LiveView: Equatable, Sendable {
+    public var model = TelemetryModel()
+    public var activity: [UInt8: QueueActivity] = [:]
+    /// Host time of the last snapshot.
+    public var lastSnapshotAt: Double?
+    public var decoderErrors: UInt64 = 0
+    /// From the latest `link` event (nil: none seen; the kernel announces changes only).
+    public var linkUp: Bool?
+
+    public init() {}
+}
+
+public struct TUIState: Equatable, Sendable {
+    public var title: String
+    public var accel: String
+    public var link: LinkState = .connecting
+    public var live = LiveView()
+    /// Set while frozen (`f`): the view drawn instead of `live`.
+    public var frozen: LiveView?
+    /// Host time now (monotonic seconds), set by the app before each render.
+    public var now: Double = 0
+    /// Host time the TUI started.
+    public var startedAt: Double = 0
+
+    /// Position in `view.model.queues` of the selected queue.
+    public var selectedQueue = 0
+    /// Descriptor id under the table cursor; nil until the user moves in the table (then `d`
+    /// dumps that descriptor instead of the next pending frame).
+    public var cursor: Int?
+    /// First descriptor row shown in the table.
+    public var tableTop = 0
+
+    public var dumps: [DumpRecord] = []
+    /// Index in `dumps` shown in the dump pane.
+    public var shownDump: Int?
+    public var log: [LogEntry] = []
+    public var logFilter = ""
+    public var mode: InputMode = .normal
+    /// Commands sent, by frame seq, awaiting their reply: what to call them in the log.
+    public var awaiting: [UInt32: String] = [:]
+    public static let logLimit = 500
+    /// Descriptor rows the last layout showed (PgUp/PgDn move by this).
+    var _tableRows = 8
+
+    public init(title: String = "Ringside", accel: String = "") {
+        self.title = title
+        self.accel = accel
+    }
+
+    /// What the screen shows: the frozen copy while frozen.
+    public var view: LiveView { frozen ?? live }
+
+    public var selectedQueueModel: TelemetryQueueModel? {
+        let qs = view.model.queues
+        return qs.indices.contains(selectedQueue) ? qs[selectedQueue] : nil
+    }
+
+    /// virtio-net header length: 12 with VIRTIO_F_VERSION_1 (bit 32) or MRG_RXBUF (bit 15).
+    public var virtioNetHeaderBytes: Int {
+        guard let net = live.model.hello?.devices.first(where: { $0.deviceType == 1 }) else { return 12 }
+        return (net.features >> 32) & 1 == 1 || (net.features >> 15) & 1 == 1 ? 12 : 10
+    }
+
+    /// Whether `queue` (a hello name) belongs to the network device: dumps of it carry a
+    /// virtio-net header and go to pcap.
+    public func isNetworkQueue(_ name: String) -> Bool {
+        guard let device = name.split(separator: ".").first,
+              let info = live.model.hello?.devices.first(where: { $0.name == device }) else {
+            return name.hasPrefix("net")
+        }
+        return info.deviceType == 1
+    }
+
+    // MARK: Log
+
+    public mutating func addLog(_ kind: LogEntry.Kind, _ text: String) {
+        let t = now - startedAt
+        if var last = log.last, last.text == text, last.kind == kind {
+            last.repeats += 1
+            last.time = t
+            log[log.count - 1] = last
+            return
+        }
+        log.append(LogEntry(time: t, kind: kind, text: text))
+        if log.count > Self.logLimit { log.removeFirst(log.count - Self.logLimit) }
+    }
+
+    public var filteredLog: [LogEntry] {
+        guard !logFilter.isEmpty else { return log }
+        let needle = logFilter.lowercased()
+        return log.filter { $0.text.lowercased().contains(needle) }
+    }
+
+    public func queueName(_ index: UInt8) -> String {
+        if let p = live.model.position(ofQueue: index) { return live.model.queues[p].info.name }
+        return "queue \(index)"
+    }
+
+    // MARK: Telemetry
+
+    /// Applies one link event; returns commands the model asks for (hello, requestFull).
+    public mutating func apply(_ event: LinkEvent) -> [WireCommand] {
+        switch event {
+        case .connected:
+            link = .connected
+            addLog(.info, "connected")
+            awaiting.removeAll()
+            return [.hello]
+        case .disconnected(let reason):
+            link = .reconnecting(reason: reason)
+            addLog(.error, "disconnected: \(reason)")
+            awaiting.removeAll()
+            return []
+        case .decodeError(let message):
+            live.decoderErrors += 1
+            addLog(.error, "telemetry: \(message)")
+            return []
+        case .message(let message, let seq):
+            return apply(message, seq: seq)
+        }
+    }
+
+    mutating func apply(_ message: WireMessage, seq: UInt32) -> [WireCommand] {
+        let hadHello = live.model.hello != nil
+        let action = live.model.apply(message, seq: seq)
+        var commands: [WireCommand] = []
+        switch action {
+        case .requestHello?: commands.append(.hello)
+        case .requestFull?: commands.append(.requestFull)
+        case nil: break
+        }
+        switch message {
+        case .hello(let h):
+            if !hadHello {
+                // net0.rx is selected at start.
+                selectedQueue = live.model.position(ofQueueNamed: "net0.rx") ?? 0
+            }
+            live.activity = [:]
+            addLog(.event, "hello: \(h.kernelVersion), \(h.queues.count) queues")
+        case .snapshot(let s):
+            live.lastSnapshotAt = now
+            let uptime = Double(s.uptimeNs) / 1e9
+            for q in s.queues {
+                live.activity[q.status.queue, default: QueueActivity()].note(q.status, uptime: uptime, now: now)
+            }
+        case .event(let e):
+            logEvent(e)
+        case .reply(let r):
+            handleReply(r)
+        case .command:
+            break
+        }
+        if selectedQueue >= live.model.queues.count { selectedQueue = 0 }
+        return commands
+    }
+
+    mutating func logEvent(_ e: WireEvent) {
+        switch e.kind {
+        case .paused(let q): addLog(.event, "\(queueName(q)) paused")
+        case .resumed(let q): addLog(.event, "\(queueName(q)) resumed")
+        case .stepped(let q, let n): addLog(.event, "\(queueName(q)) stepped \(n)")
+        case .drop(let q, let reason): addLog(.event, "\(queueName(q)) drop: \(reason.name)")
+        case .countersReset: addLog(.event, "counters reset")
+        case .link(let up):
+            live.linkUp = up
+            addLog(.event, "link \(up ? "up" : "down")")
+        case .usedConsumed, .kick, .interrupt:
+            break   // many per packet: the counters and rates show them
+        }
+    }
+
+    mutating func handleReply(_ r: WireReply) {
+        let what = awaiting.removeValue(forKey: r.commandSeq)
+        guard let what else { return }   // someone else's command (ringside ctl), or an automatic one
+        if r.status.isOK {
+            if case .dump(let d) = r.body {
+                let name = queueName(d.queue)
+                dumps.append(DumpRecord(dump: d, queueName: name, selector: what, wallTime: wallClock()))
+                if dumps.count > 256 { dumps.removeFirst() }
+                shownDump = dumps.count - 1
+                addLog(.reply, "\(what): \(d.bytes.count) bytes of \(name) desc \(d.descriptor) @0x\(DumpText.hex(Int(truncatingIfNeeded: d.guestAddress), width: 1))")
+            } else {
+                addLog(.reply, "\(what): ok\(r.message.isEmpty ? "" : " (\(r.message))")")
+            }
+        } else {
+            addLog(.error, "\(what): \(r.status.name)\(r.message.isEmpty ? "" : ": \(r.message)")")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The Ringside TUI (see docs/user-guide.md).

@@ -1,0 +1,419 @@
+// The screen model: `render(state, size)` draws everything into a ScreenGrid. Pure: no
+// terminal, no clock (the state carries `now`), so every screen is unit-testable.
+
+import Wire
+
+/// Characters for ring cells and descriptor states. Distinct shapes, so the ring reads the
+/// same without colour (NO_COLOR, monochrome terminals).
+public enum RingGlyph {
+    public static let free: Unicode.Scalar = "·"
+    public static let avail: Unicode.Scalar = "▒"
+    public static let used: Unicode.Scalar = "█"
+    public static let held: Unicode.Scalar = "▓"
+
+    static func slot(_ s: RingSlotState) -> (Unicode.Scalar, CellRole) {
+        switch s {
+        case .free: return (free, .descFree)
+        case .avail: return (avail, .descAvail)
+        case .used: return (used, .descUsed)
+        }
+    }
+
+    static func descriptor(_ s: WireDescriptorState) -> (Unicode.Scalar, CellRole) {
+        switch s {
+        case .free: return (free, .descFree)
+        case .avail: return (avail, .descAvail)
+        case .used: return (used, .descUsed)
+        case .held: return (held, .descHeld)
+        }
+    }
+}
+
+public let tooSmallMessage = "terminal too small (need 80x24)"
+
+/// Draws the whole screen.
+public func render(_ state: TUIState, size: ScreenSize) -> ScreenGrid {
+    var grid = ScreenGrid(size: size)
+    guard size.width >= ScreenSize.minimum.width, size.height >= ScreenSize.minimum.height else {
+        let lines = [tooSmallMessage, "(now \(size.width)x\(size.height))"]
+        let top = max(0, size.height / 2 - 1)
+        for (i, line) in lines.enumerated() {
+            grid.text(line, y: top + i, x: max(0, (size.width - line.columns) / 2), style: CellStyle(.alarm, bold: true))
+        }
+        return grid
+    }
+    let view = state.view
+    let queues = view.model.queues
+    let layout = Layout.compute(size: size, queueCount: queues.count, maxQueueSize: Int(queues.map { $0.info.size }.max() ?? 256))
+    drawHeader(&grid, state, layout.header)
+    if queues.isEmpty {
+        let r = layout.queues[0]
+        let text: String
+        switch state.link {
+        case .connected: text = "connected; waiting for the kernel's hello…"
+        case .connecting: text = "connecting to the telemetry socket…"
+        case .reconnecting(let reason): text = "disconnected (\(reason)); retrying…"
+        }
+        grid.text(" " + text, y: r.y, x: 0, style: CellStyle(.warning))
+    } else {
+        for (i, q) in queues.enumerated() where i < layout.queues.count {
+            drawQueue(&grid, state, q, position: i, rect: layout.queues[i], ringRows: layout.ringRows)
+        }
+    }
+    drawDescriptorTable(&grid, state, layout.descriptors)
+    drawDump(&grid, state, layout.dump)
+    drawLog(&grid, state, layout.log)
+    drawStatus(&grid, state, layout.status)
+    if state.mode == .help { drawHelp(&grid, size: size) }
+    return grid
+}
+
+// MARK: - Header
+
+func formatUptime(_ ns: UInt64) -> String {
+    let s = ns / 1_000_000_000
+    let h = s / 3600, m = (s / 60) % 60, sec = s % 60
+    return "\(h):\(m < 10 ? "0" : "")\(m):\(sec < 10 ? "0" : "")\(sec)"
+}
+
+/// Data older than this is shown as stale.
+public let staleAfterSeconds = 2.0
+
+func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+    let view = state.view
+    let bar = CellStyle(.header)
+    g.fill(y: r.y, x: 0, height: 1, width: r.width, with: Cell(" ", bar))
+    var x = g.text(" " + state.title + " ", y: r.y, x: 0, style: CellStyle(.header, bold: true))
+    func sep() { x = g.text("│ ", y: r.y, x: x, style: bar) }
+    if let hello = view.model.hello {
+        sep(); x = g.text(hello.kernelVersion + " ", y: r.y, x: x, style: bar)
+    }
+    sep(); x = g.text("up " + formatUptime(view.model.uptimeNs) + " ", y: r.y, x: x, style: bar)
+    sep()
+    switch state.link {
+    case .connected: x = g.text("● connected", y: r.y, x: x, style: CellStyle(.good, bold: true))
+    case .connecting: x = g.text("○ connecting", y: r.y, x: x, style: CellStyle(.warning, bold: true))
+    case .reconnecting: x = g.text("✖ disconnected", y: r.y, x: x, style: CellStyle(.alarm, bold: true))
+    }
+    x = g.text(" ", y: r.y, x: x, style: bar)
+    sep(); x = g.text("\(view.model.rateHz) Hz ", y: r.y, x: x, style: bar)
+    sep(); x = g.text("drops \(view.model.droppedFrames) ", y: r.y, x: x, style: view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : bar)
+    sep()
+    if let at = view.lastSnapshotAt {
+        let age = max(0, state.now - at)
+        let stale = age > staleAfterSeconds && state.frozen == nil
+        x = g.text("age \(fmt1(age))s", y: r.y, x: x, style: stale ? CellStyle(.alarm, bold: true) : bar)
+        if stale { x = g.text(" STALE", y: r.y, x: x, style: CellStyle(.alarm, bold: true)) }
+        x = g.text(" ", y: r.y, x: x, style: bar)
+    } else {
+        x = g.text("no data ", y: r.y, x: x, style: CellStyle(.warning, bold: true))
+    }
+    if state.frozen != nil {
+        x = g.text(" FROZEN ", y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true))
+    }
+    // Second line: device facts and the legend.
+    let y = r.y + 1
+    var facts = " "
+    if let hello = view.model.hello {
+        facts += "MAC " + hello.mac.map { DumpText.hex(Int($0), width: 2) }.joined(separator: ":")
+    } else {
+        facts += "MAC ?"
+    }
+    facts += "  link " + (view.linkUp.map { $0 ? "up" : "down" } ?? "?")
+    if !state.accel.isEmpty { facts += "  accel " + state.accel }
+    x = g.text(facts, y: y, x: 0)
+    if case .reconnecting(let reason) = state.link {
+        x = g.text("  " + reason, y: y, x: x, style: CellStyle(.alarm), maxX: r.width)
+    }
+    // Legend, right-aligned when it fits.
+    let legend: [(Unicode.Scalar, CellRole, String)] = [
+        (RingGlyph.free, .descFree, "free"), (RingGlyph.avail, .descAvail, "avail"),
+        (RingGlyph.used, .descUsed, "used"), (RingGlyph.held, .descHeld, "held"),
+    ]
+    let legendText = " L last-seen U used A avail"
+    let legendWidth = legend.reduce(0) { $0 + 2 + $1.2.columns + 1 } + legendText.columns
+    var lx = r.width - legendWidth - 1
+    if lx > x + 1 {
+        for (glyph, role, name) in legend {
+            g.put(Cell(glyph, CellStyle(role)), y: y, x: lx)
+            lx = g.text(" " + name + " ", y: y, x: lx + 1, style: CellStyle(.dim))
+        }
+        for part in [("L", " last-seen "), ("U", " used "), ("A", " avail")] {
+            lx = g.text(part.0, y: y, x: lx, style: CellStyle(.marker, bold: true, reverse: true))
+            lx = g.text(part.1, y: y, x: lx, style: CellStyle(.dim))
+        }
+    }
+}
+
+// MARK: - Queue panels
+
+func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueModel, position: Int, rect r: Rect, ringRows: Int) {
+    let selected = position == state.selectedQueue
+    let view = state.view
+    let isReceive = q.info.name.hasSuffix(".rx")
+    var title = (selected ? "▶" : " ") + (position < 9 ? "\(position + 1)" : " ") + " " + q.info.name
+    title = title.padded(to: 12) + String(q.info.size).leftPadded(to: 4) + " "
+    let titleStyle = selected ? CellStyle(.selected, bold: true) : CellStyle(.title, bold: true)
+    g.text(title, y: r.y, x: 0, style: titleStyle)
+    let stripX = title.columns
+    // Flags at the right of the title line.
+    var flags: [(String, CellStyle)] = []
+    if let status = q.status {
+        let activity = view.activity[status.queue] ?? QueueActivity()
+        let health = activity.health(status, size: q.info.size, isReceive: isReceive, now: state.now)
+        if status.paused { flags.append((" PAUSED ", CellStyle(.warning, bold: true, reverse: true))) }
+        if health.stuck { flags.append((" STUCK ", CellStyle(.alarm, bold: true, reverse: true))) }
+        if health.full { flags.append((" FULL ", CellStyle(.alarm, bold: true, reverse: true))) }
+        if health.starved { flags.append((" STARVED ", CellStyle(.alarm, bold: true, reverse: true))) }
+    }
+    if q.isStale { flags.append((" table stale ", CellStyle(.warning))) }
+    let flagsWidth = flags.reduce(0) { $0 + $1.0.columns + 1 }
+    var fx = r.width - flagsWidth
+    for (text, style) in flags {
+        fx = g.text(text, y: r.y, x: fx, style: style) + 1
+    }
+    // The ring: on the title line (compact) or on its own rows.
+    let ringY = ringRows == 1 && r.height == 2 ? r.y : r.y + 1
+    let ringX = ringRows == 1 && r.height == 2 ? stripX : 4
+    let ringWidth = (ringRows == 1 && r.height == 2 ? r.width - flagsWidth - 1 - stripX : r.width - 5)
+    if let status = q.status, ringWidth > 4 {
+        let ring = RingIndices(size: q.info.size, status: status)
+        let cells = ring.cells(count: ringWidth * ringRows)
+        let perRow = (cells.count + ringRows - 1) / ringRows
+        for (i, cell) in cells.enumerated() {
+            let (glyph, role) = RingGlyph.slot(cell.state)
+            let y = ringY + i / max(1, perRow), x = ringX + i % max(1, perRow)
+            if let mark = cell.markLetter {
+                g.put(Cell(mark, CellStyle(.marker, bold: true, reverse: true)), y: y, x: x)
+            } else {
+                g.put(Cell(glyph, CellStyle(role)), y: y, x: x)
+            }
+        }
+    } else if q.status == nil {
+        g.text("no snapshot yet", y: ringY, x: ringX, style: CellStyle(.dim))
+    }
+    // Stats line: indices, counts, rates, sparkline, counters.
+    let y = r.maxY - 1
+    guard let status = q.status else { return }
+    let activity = view.activity[status.queue] ?? QueueActivity()
+    let ring = RingIndices(size: q.info.size, status: status)
+    var x = 4
+    func seg(_ label: String, _ value: String, _ style: CellStyle = .plain) {
+        guard x + label.columns + value.columns + 1 < r.width else { x = r.width; return }
+        x = g.text(label, y: y, x: x, style: CellStyle(.dim))
+        x = g.text(value, y: y, x: x, style: style) + 1
+    }
+    seg("A ", String(status.availIdx))
+    seg("U ", String(status.usedIdx))
+    seg("L ", String(status.lastUsedIdx))
+    seg("free ", String(status.freeCount), status.freeCount == 0 && !isReceive ? CellStyle(.alarm, bold: true) : .plain)
+    seg("pend ", String(ring.pending), ring.pending > 0 ? CellStyle(.warning, bold: true) : .plain)
+    x = g.text("│ ", y: y, x: x, style: CellStyle(.dim))
+    seg("", compactNumber(activity.packetsPerSecond) + " pkt/s", CellStyle(.plain, bold: true))
+    seg("", byteRate(activity.bytesPerSecond))
+    let sparkWidth = min(16, max(0, r.width - x - 34))
+    if sparkWidth >= 4 {
+        x = g.text(sparkline(activity.packetHistory, width: sparkWidth), y: y, x: x, style: CellStyle(.good)) + 1
+    }
+    seg("pkts ", compactNumber(Double(status.counters.packets)))
+    seg("drop ", compactNumber(Double(status.counters.drops)), status.counters.drops > 0 ? CellStyle(.alarm, bold: true) : .plain)
+    seg("kick ", compactNumber(Double(status.counters.kicks)))
+    seg("irq ", compactNumber(Double(status.counters.interrupts)))
+}
+
+// MARK: - Descriptor table
+
+/// "NEXT|WRITE|INDIRECT" for the VIRTQ_DESC_F_* bits (virtio 1.x §2.7.5), "-" for none.
+public func descriptorFlagsText(_ flags: UInt16) -> String {
+    var parts: [String] = []
+    if flags & 1 != 0 { parts.append("NEXT") }
+    if flags & 2 != 0 { parts.append("WRITE") }
+    if flags & 4 != 0 { parts.append("INDIRECT") }
+    let unknown = flags & ~7
+    if unknown != 0 { parts.append("0x" + DumpText.hex(Int(unknown), width: 1)) }
+    return parts.isEmpty ? "-" : parts.joined(separator: "|")
+}
+
+/// Table rows that fit in a descriptor pane of `height` (title and column header excluded).
+public func descriptorRowsVisible(paneHeight: Int) -> Int { max(1, paneHeight - 2) }
+
+func drawDescriptorTable(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+    guard r.height >= 2 else { return }
+    guard let q = state.selectedQueueModel else {
+        g.rule(y: r.y, x: r.x, width: r.width, title: "descriptors")
+        return
+    }
+    let hint = state.cursor.map { "d dumps desc \($0) · Esc: next" } ?? "d dumps next pending · ↑↓ pick"
+    g.rule(y: r.y, x: r.x, width: r.width, title: "descriptors \(q.info.name) · \(hint)")
+    let wide = r.width >= 60
+    let header = wide ? "   id state addr                 len flags           next" : "   id state addr          len flags      next"
+    g.text(header, y: r.y + 1, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
+    let rows = descriptorRowsVisible(paneHeight: r.height)
+    let top = min(state.tableTop, max(0, q.descriptors.count - rows))
+    for row in 0..<rows {
+        let id = top + row
+        guard id < q.descriptors.count else { break }
+        let d = q.descriptors[id]
+        let (glyph, role) = RingGlyph.descriptor(d.state)
+        let y = r.y + 2 + row
+        let addr = wide ? "0x" + DumpText.hex64(d.addr) : "0x" + DumpText.hex(Int(truncatingIfNeeded: d.addr), width: 10)
+        let flags = descriptorFlagsText(d.flags).padded(to: wide ? 15 : 10)
+        let line = String(id).leftPadded(to: 5) + " " + d.state.name.padded(to: 5) + " " + addr + " " + String(d.len).leftPadded(to: 5)
+            + " " + flags + " " + String(d.next).leftPadded(to: 4)
+        let isCursor = state.cursor == id
+        let style = isCursor ? CellStyle(.selected, bold: true) : CellStyle.plain
+        g.fill(y: y, x: r.x, height: 1, width: r.width, with: Cell(" ", style))
+        g.text(line, y: y, x: r.x, style: style, maxX: r.maxX)
+        g.put(Cell(glyph, isCursor ? style : CellStyle(role)), y: y, x: r.x)
+    }
+}
+
+// MARK: - Dump pane
+
+func drawDump(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+    guard r.height >= 2 else { return }
+    guard let i = state.shownDump, state.dumps.indices.contains(i) else {
+        g.rule(y: r.y, x: r.x, width: r.width, title: "dump")
+        g.text(" d: dump the next pending frame of the selected queue (pause it first: Space)", y: r.y + 1, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
+        return
+    }
+    let rec = state.dumps[i]
+    let d = rec.dump
+    let net = state.isNetworkQueue(rec.queueName)
+    let decoded = net ? FrameSummary.lines(d.bytes, virtioHeaderBytes: state.virtioNetHeaderBytes) : []
+    let title = "\(rec.selector) · \(i + 1)/\(state.dumps.count) · desc \(d.descriptor) · \(d.bytes.count)"
+        + (d.bufferLength > UInt32(d.bytes.count) ? " of \(d.bufferLength)" : "") + " bytes @0x" + DumpText.hex(Int(truncatingIfNeeded: d.guestAddress), width: 1)
+    g.rule(y: r.y, x: r.x, width: r.width, title: title)
+    let hex = DumpText.hexdumpLines(d.bytes)
+    let rows = r.height - 1
+    let hexWidth = 79
+    if r.width >= hexWidth + 50 {
+        // Side by side: hex on the left, decoded layers on the right.
+        for (k, line) in hex.prefix(rows).enumerated() { drawHexLine(&g, line, y: r.y + 1 + k, x: r.x, maxX: r.x + hexWidth) }
+        for (k, line) in decoded.prefix(rows).enumerated() {
+            g.text(line, y: r.y + 1 + k, x: r.x + hexWidth + 1, style: CellStyle(.decoded), maxX: r.maxX)
+        }
+    } else {
+        // Stacked: decoded layers first when everything fits, else the innermost layer only.
+        var y = r.y + 1
+        let shownDecode: [String]
+        if decoded.count + hex.count <= rows { shownDecode = decoded } else { shownDecode = decoded.suffix(decoded.isEmpty ? 0 : 1) }
+        for line in shownDecode where y < r.maxY {
+            g.text(line, y: y, x: r.x, style: CellStyle(.decoded), maxX: r.maxX)
+            y += 1
+        }
+        for line in hex where y < r.maxY {
+            drawHexLine(&g, line, y: y, x: r.x, maxX: r.maxX)
+            y += 1
+        }
+    }
+}
+
+func drawHexLine(_ g: inout ScreenGrid, _ line: String, y: Int, x: Int, maxX: Int) {
+    // Offset, bytes and ASCII column in their own styles.
+    let scalars = Array(line.unicodeScalars)
+    for (i, s) in scalars.enumerated() where x + i < maxX {
+        let role: CellRole = i < 8 ? .hexOffset : (i >= 60 ? .hexASCII : .hexBytes)
+        g.put(Cell(s, CellStyle(role)), y: y, x: x + i)
+    }
+}
+
+// MARK: - Event log
+
+func drawLog(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+    guard r.height >= 1 else { return }
+    let filterNote = state.logFilter.isEmpty ? "" : " (filter: \(state.logFilter))"
+    g.rule(y: r.y, x: r.x, width: r.width, title: "events" + filterNote)
+    let entries = state.filteredLog.suffix(max(0, r.height - 1))
+    var y = r.y + 1
+    for e in entries {
+        let role: CellRole
+        switch e.kind {
+        case .error: role = .alarm
+        case .command: role = .key
+        case .reply: role = .good
+        case .event: role = .warning
+        case .info: role = .plain
+        }
+        let time = fmt1(e.time).leftPadded(to: 7) + "s "
+        var x = g.text(time, y: y, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
+        x = g.text(e.text, y: y, x: x, style: CellStyle(role), maxX: r.maxX)
+        if e.repeats > 1 { g.text(" ×\(e.repeats)", y: y, x: x, style: CellStyle(.dim), maxX: r.maxX) }
+        y += 1
+    }
+}
+
+// MARK: - Status line and help
+
+/// The key hints on the status line, most important first (cut at the right edge).
+let statusHints: [(String, String)] = [
+    ("?", "help"), ("Tab", "queue"), ("Space", "pause"), ("s", "step"), ("S", "step N"), ("d", "dump"),
+    ("w", "pcap"), ("f", "freeze"), ("+/-", "rate"), ("/", "filter"), (":", "cmd"), ("q", "quit"),
+]
+
+func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+    g.fill(y: r.y, x: 0, height: 1, width: r.width, with: Cell(" ", CellStyle(.header)))
+    switch state.mode {
+    case .prompt(let kind, let text):
+        var x = g.text(kind.label, y: r.y, x: 0, style: CellStyle(.key, bold: true))
+        x = g.text(text, y: r.y, x: x, style: CellStyle(.header))
+        g.put(Cell("█", CellStyle(.header)), y: r.y, x: x)
+        let hint = kind == .command ? "  stats · pause Q · resume Q · step Q [N] · dump Q --next|--last|--desc ID · rate HZ · reset   Enter run · Esc cancel"
+            : "  Enter ok · Esc cancel"
+        g.text(hint, y: r.y, x: x + 1, style: CellStyle(.header))
+    default:
+        var x = 0
+        for (key, what) in statusHints {
+            let width = key.columns + what.columns + 3
+            if x + width > r.width { break }
+            x = g.text(" " + key, y: r.y, x: x, style: CellStyle(.key, bold: true))
+            x = g.text(" " + what + " ", y: r.y, x: x, style: CellStyle(.header))
+        }
+    }
+}
+
+/// Every key, as the help overlay lists it.
+public let helpLines: [(String, String)] = [
+    ("Tab / Shift-Tab", "select the next / previous queue"),
+    ("1 … 9", "select queue N"),
+    ("↑ ↓ PgUp PgDn Home End", "move the cursor in the descriptor table"),
+    ("Esc", "drop the table cursor (d dumps the next pending frame again); close overlays"),
+    ("Space", "pause / resume the selected queue"),
+    ("s", "step one packet on the paused queue"),
+    ("S", "step N packets (asks for N)"),
+    ("d", "dump: the descriptor under the cursor, else the oldest pending frame"),
+    ("[ ]", "show the previous / next dump"),
+    ("w", "write the dumped frames as pcap (./ringside-<time>.pcap)"),
+    ("f", "freeze the display (the guest runs on)"),
+    ("+ / -", "raise / lower the snapshot rate"),
+    ("/", "filter the event log (empty: no filter)"),
+    (":", "command: stats, pause Q, resume Q, step Q [N], dump Q --next|--last|--desc ID, rate HZ, reset"),
+    ("?", "this help"),
+    ("q", "quit"),
+]
+
+func drawHelp(_ g: inout ScreenGrid, size: ScreenSize) {
+    let keyWidth = helpLines.map { $0.0.columns }.max() ?? 10
+    let width = min(size.width - 4, max(60, keyWidth + 4 + (helpLines.map { $0.1.columns }.max() ?? 40)))
+    let height = min(size.height - 2, helpLines.count + 4)
+    let x0 = (size.width - width) / 2, y0 = (size.height - height) / 2
+    let box = CellStyle(.overlay)
+    g.fill(y: y0, x: x0, height: height, width: width, with: Cell(" ", box))
+    for x in x0..<(x0 + width) {
+        g.put(Cell("─", box), y: y0, x: x)
+        g.put(Cell("─", box), y: y0 + height - 1, x: x)
+    }
+    for y in y0..<(y0 + height) {
+        g.put(Cell("│", box), y: y, x: x0)
+        g.put(Cell("│", box), y: y, x: x0 + width - 1)
+    }
+    g.put(Cell("┌", box), y: y0, x: x0); g.put(Cell("┐", box), y: y0, x: x0 + width - 1)
+    g.put(Cell("└", box), y: y0 + height - 1, x: x0); g.put(Cell("┘", box), y: y0 + height - 1, x: x0 + width - 1)
+    g.text(" Ringside keys ", y: y0, x: x0 + 2, style: CellStyle(.overlay, bold: true))
+    for (i, (key, what)) in helpLines.enumerated() where y0 + 2 + i < y0 + height - 1 {
+        let y = y0 + 2 + i
+        g.text(key, y: y, x: x0 + 2, style: CellStyle(.key, bold: true), maxX: x0 + width - 1)
+        g.text(what, y: y, x: x0 + 4 + keyWidth, style: box, maxX: x0 + width - 1)
+    }
+    g.text(" Esc or ? closes ", y: y0 + height - 1, x: x0 + width - 19, style: CellStyle(.overlay, bold: true))
+}

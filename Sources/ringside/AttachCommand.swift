@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import RingsideKit
+import RingsideTUI
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Open the live TUI on a QEMU someone else started.",
+        discussion: """
+        SOCKET is the unix socket of the guest's virtio-console telemetry channel. Start QEMU with the \
+        arguments `ringside qemu-args` prints (they make QEMU the socket's server), then attach. The view \
+        shows "disconnected" while the guest is away and reconnects when it is back. Quitting (q) leaves \
+        QEMU running. Press ? in the TUI for the keys.
+        """
+    )
+
+    @Argument(help: "The guest's virtio-console socket (console.sock of a ringside run directory).")
+    var socket: String
+
+    @Option(help: "Ask the kernel for this many snapshots per second once connected (1-1000).")
+    var rate: UInt16?
+
+    @Option(help: "Accelerator to show in the header (informational: attach does not start QEMU).")
+    var accel: String = ""
+
+    @Option(help: "Redraw at most this many times per second.")
+    var fps: Double = 30
+
+    func validate() throws {
+        if socket.utf8.count > 107 { throw ValidationError("socket path too long for a unix socket (max 107 bytes): \(socket)") }
+        if let rate, rate == 0 || rate > 1000 { throw ValidationError("--rate must be between 1 and 1000") }
+        if !(fps >= 1 && fps <= 240) { throw ValidationError("--fps must be between 1 and 240") }
+    }
+
+    func run() throws {
+        var options = TUIOptions(title: "Ringside", accel: accel, snapshotRate: rate)
+        options.maxFramesPerSecond = fps
+        let status = runTUI(socketPath: socket, options: options)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
