@@ -176,14 +176,13 @@ final class MainLoop {
 
     private func transmitPending() {
         net.reclaimTransmit()
-        var queued = 0
         while stack.hasPendingTransmit && net.canTransmit, let frame = stack.nextTransmitFrame() {
-            let added = net.enqueueTransmit(frame) { head, address, bytes in
+            _ = net.enqueueTransmit(frame) { head, address, bytes in
                 txQueue?.remember(descriptor: head, address: address, bytes: bytes)
             }
-            if added { queued += 1 }
         }
-        if queued > 0 && !txPaused { net.flushTransmit() }
+        // Publishing also covers frames held while TX was paused, so a resume drains them.
+        if !txPaused { net.flushTransmit() }
     }
 
     private func updateDropCounters() {

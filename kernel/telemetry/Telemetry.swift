@@ -165,8 +165,15 @@ final class Telemetry {
                 handle(command, seq: seq, stepper: stepper)
             case .message(_, let seq):
                 reply(seq, .badCommand, "only commands are accepted by the kernel")
-            case .error:
+            case .error(let error):
                 badCommandFrames &+= 1
+                // A frame with a valid CRC still has a seq: answer it, so the host never waits.
+                switch error {
+                case .malformed(_, let seq, _, _), .unknownMessageType(_, let seq):
+                    reply(seq, .badCommand, "malformed command")
+                default:
+                    break
+                }
             }
         }
         if rateHz > 0 && nowNs >= nextSnapshotNs {
