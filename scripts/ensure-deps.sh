@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks (and, as root, installs) what building and testing Ringside needs.
-#   Debian packages: qemu-system-x86, tmux, libncurses-dev, iputils-ping, arping, curl, iproute2, python3
+#   Debian packages: qemu-system-x86, tmux, libncurses-dev, iputils-ping, arping, curl, iproute2, python3, bsdextrautils
 #   Swift toolchain with the Embedded stdlib for x86_64-unknown-none-elf (not an apt package).
 # As root, missing packages are installed with apt-get (only when something is missing).
 # Otherwise it prints the one command to run and exits 1.
@@ -22,6 +22,7 @@ need_cmd arping arping
 need_cmd curl curl
 need_cmd ip iproute2
 need_cmd python3 python3
+need_cmd hexdump bsdextrautils   # the TUI tests compare their hex dump with the real one
 
 if [ "${#missing[@]}" -gt 0 ]; then
     # De-duplicate, keep order.
@@ -31,7 +32,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
         apt-get update
         DEBIAN_FRONTEND=noninteractive apt-get install -y $pkgs
     else
-        echo "sudo apt-get install -y $pkgs"
+        echo "ensure-deps: missing packages; as root run:" >&2
+        echo "sudo apt-get install -y $pkgs" >&2
         exit 1
     fi
 fi
