@@ -15,6 +15,8 @@ public struct RunDirectory: Sendable {
     public var consoleSocket: String { path + "/console.sock" }
     public var qmpSocket: String { path + "/qmp.sock" }
     public var qemuLog: String { path + "/qemu.log" }
+    /// Where `ringside run` re-serves telemetry to `watch`/`ctl` (TelemetryHub).
+    public var telemetrySocket: String { path + "/telemetry.sock" }
 
     /// Creates a fresh directory under `base` (default: $TMPDIR, else /tmp).
     /// Unix socket paths are limited to 107 bytes, so keep `base` short.

@@ -1,0 +1,281 @@
+import Foundation
+import Wire
+
+/// Re-serves one telemetry channel to many clients.
+///
+/// QEMU's console socket serves one client at a time, so the monitor that holds it (`ringside
+/// run`) offers the same byte stream on a unix socket of its own (mode 0600):
+///
+/// - Kernel → clients: every frame is forwarded byte for byte to every client, except replies:
+///   a reply goes only to the client whose command it answers, re-encoded with that client's
+///   command seq (and the kernel's own frame seq, so the client's sequence accounting holds).
+///   Replies to the hub's own commands (its `hello`) go to nobody. Other clients see a one-frame
+///   seq gap there, which the model ignores (deltas are checked by snapshot number).
+/// - Clients → kernel: command frames are decoded and re-encoded with the hub's seq, so
+///   concurrent clients never collide; the reply is mapped back. Anything else is dropped.
+/// - A client that does not read loses whole frames once 8 MiB are queued for it; nobody waits
+///   for it. When the kernel side goes away the hub reconnects and sends `hello` again.
+public final class TelemetryHub: @unchecked Sendable {
+    public let consolePath: String
+    public let listenPath: String
+    /// Bytes queued per client before frames are dropped for it.
+    public static let clientBacklogLimit = 8 << 20
+
+    private let listenFD: Int32
+    private var upstream: Int32 = -1
+    private var upstreamOut: [UInt8] = []
+    private var chunk: [UInt8] = []
+    private var encoder = WireFrameEncoder(firstSeq: UInt32.random(in: 0...UInt32.max))
+    private var replyDecoder = WireFrameDecoder()
+    /// Re-encodes replies with the kernel's frame seq (never the command encoder: its seqs are ours).
+    private var replyEncoder = WireFrameEncoder(firstSeq: 0, capacity: 8 * 1024)
+    private var clients: [Int: Client] = [:]
+    private var nextClientID = 1
+    /// hub seq → (client id, the client's seq, when); client id 0 = the hub itself.
+    private var routes: [UInt32: (client: Int, seq: UInt32, time: Double)] = [:]
+    private var lastConnectAttempt = 0.0
+    private let stopFlag = NSLock()
+    private var stopping = false
+    private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+    /// Counters (read them from another thread only for display).
+    public private(set) var framesForwarded: UInt64 = 0
+    public private(set) var bytesFromKernel: UInt64 = 0
+    public private(set) var upstreamConnections = 0
+
+    final class Client {
+        let fd: Int32
+        var out: [UInt8] = []
+        var decoder = WireFrameDecoder(maxFrameBytes: 1024)
+        var droppedFrames: UInt64 = 0
+        init(fd: Int32) { self.fd = fd }
+    }
+
+    /// Creates the listening socket at `listenPath`; `start()` begins serving.
+    public init(consolePath: String, listenPath: String) throws(RingsideError) {
+        self.consolePath = consolePath
+        self.listenPath = listenPath
+        listenFD = try listenUnixSocket(listenPath, mode: 0o600)
+    }
+
+    deinit {
+        stop()
+        Glibc.close(listenFD)
+    }
+
+    /// Serves on a background thread until `stop()`.
+    public func start() {
+        let t = Thread { [self] in
+            self.serve()
+            self.done.signal()
+        }
+        t.name = "ringside telemetry hub"
+        thread = t
+        t.start()
+    }
+
+    /// Stops serving, closes every connection and removes the socket file.
+    public func stop() {
+        stopFlag.lock()
+        let wasRunning = thread != nil && !stopping
+        stopping = true
+        stopFlag.unlock()
+        if wasRunning { done.wait() }
+        thread = nil
+        unlink(listenPath)
+    }
+
+    private var shouldStop: Bool {
+        stopFlag.lock(); defer { stopFlag.unlock() }
+        return stopping
+    }
+
+    private func serve() {
+        while !shouldStop {
+            if upstream < 0 && monotonicSeconds() - lastConnectAttempt > 0.2 { connectUpstream() }
+            var fds: [pollfd] = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
+            if upstream >= 0 {
+                fds.append(pollfd(fd: upstream, events: Int16(POLLIN) | (upstreamOut.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
+            }
+            let ids = Array(clients.keys)
+            for id in ids {
+                let c = clients[id]!
+                fds.append(pollfd(fd: c.fd, events: Int16(POLLIN) | (c.out.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
+            }
+            let pr = poll(&fds, nfds_t(fds.count), 50)
+            if pr < 0 && errno != EINTR { usleep(10_000); continue }
+            if pr <= 0 { expireRoutes(); continue }
+            if fds[0].revents & Int16(POLLIN) != 0 { acceptClients() }
+            var index = 1
+            if upstream >= 0 {
+                let r = fds[1].revents
+                index = 2
+                if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readUpstream() }
+                if upstream >= 0 && !upstreamOut.isEmpty {
+                    if !flushNonBlocking(upstream, &upstreamOut) { dropUpstream() }
+                }
+            }
+            for (offset, id) in ids.enumerated() {
+                guard let c = clients[id] else { continue }
+                let r = fds[index + offset].revents
+                if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                    if !readClient(id, c) { continue }
+                }
+                if !c.out.isEmpty && !flushNonBlocking(c.fd, &c.out) { removeClient(id) }
+            }
+            expireRoutes()
+        }
+        if upstream >= 0 { Glibc.close(upstream); upstream = -1 }
+        for (id, _) in clients { removeClient(id) }
+    }
+
+    // MARK: Kernel side
+
+    private func connectUpstream() {
+        lastConnectAttempt = monotonicSeconds()
+        guard let fd = try? connectUnixSocket(consolePath) else { return }
+        setNonBlocking(fd)
+        setCloseOnExec(fd)
+        upstream = fd
+        upstreamConnections += 1
+        chunk.removeAll(keepingCapacity: true)
+        upstreamOut.removeAll()
+        // Resynchronise: the kernel answers with a hello and a full snapshot, which every
+        // client sees (a client that connected mid-stream gets its tables that way too).
+        if let seq = try? encoder.encode(.command(.hello), into: &upstreamOut) {
+            routes[seq] = (0, 0, monotonicSeconds())
+        }
+        _ = flushNonBlocking(upstream, &upstreamOut)
+    }
+
+    private func dropUpstream() {
+        if upstream >= 0 { Glibc.close(upstream) }
+        upstream = -1
+        chunk.removeAll(keepingCapacity: true)
+        upstreamOut.removeAll()
+    }
+
+    private func readUpstream() {
+        var bytes: [UInt8] = []
+        let n = readAvailable(upstream, into: &bytes, max: 1 << 20)
+        if let n, n > 0 {
+            bytesFromKernel &+= UInt64(n)
+            split(bytes)
+        }
+        if n == nil { dropUpstream() }
+    }
+
+    /// Splits the kernel stream at delimiters; each complete frame is routed as a whole.
+    private func split(_ bytes: [UInt8]) {
+        var forward: [UInt8] = []
+        forward.reserveCapacity(bytes.count + 2)
+        for b in bytes {
+            if b != 0 {
+                chunk.append(b)
+                if chunk.count > WireProtocol.maxEncodedFrameBytes + 16 {
+                    // Not a frame any decoder would take; forward it so clients count it as garbage.
+                    forward.append(0); forward.append(contentsOf: chunk)
+                    chunk.removeAll(keepingCapacity: true)
+                }
+                continue
+            }
+            if chunk.isEmpty { continue }
+            // COBS: a first code byte ≥ 3 means body[0...1] are chunk[1...2]; body[1] is the type.
+            if chunk.count >= 3 && chunk[0] >= 3 && chunk[2] == WireMessageType.reply.rawValue {
+                routeReply(chunk)
+            } else {
+                forward.append(0)
+                forward.append(contentsOf: chunk)
+                forward.append(0)
+                framesForwarded &+= 1
+            }
+            chunk.removeAll(keepingCapacity: true)
+        }
+        if !forward.isEmpty { broadcast(forward) }
+    }
+
+    private func routeReply(_ frame: [UInt8]) {
+        replyDecoder.reset()
+        replyDecoder.feed([0] + frame + [0])
+        guard case .message(.reply(var reply), let frameSeq)? = replyDecoder.next() else {
+            broadcast([0] + frame + [0])  // not a reply after all: forward as is
+            return
+        }
+        guard let route = routes.removeValue(forKey: reply.commandSeq) else { return }
+        guard route.client != 0, let c = clients[route.client] else { return }
+        reply.commandSeq = route.seq
+        replyEncoder.nextSeq = frameSeq
+        var out: [UInt8] = []
+        if (try? replyEncoder.encode(.reply(reply), into: &out)) != nil {
+            enqueue(out, for: c)
+        }
+        framesForwarded &+= 1
+    }
+
+    private func broadcast(_ bytes: [UInt8]) {
+        for (_, c) in clients { enqueue(bytes, for: c) }
+    }
+
+    private func enqueue(_ bytes: [UInt8], for c: Client) {
+        if c.out.count + bytes.count > TelemetryHub.clientBacklogLimit {
+            c.droppedFrames &+= 1
+            return
+        }
+        c.out.append(contentsOf: bytes)
+    }
+
+    // MARK: Client side
+
+    private func acceptClients() {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 { return }
+            setNonBlocking(fd)
+            setCloseOnExec(fd)
+            clients[nextClientID] = Client(fd: fd)
+            nextClientID += 1
+        }
+    }
+
+    private func removeClient(_ id: Int) {
+        guard let c = clients.removeValue(forKey: id) else { return }
+        Glibc.close(c.fd)
+        routes = routes.filter { $0.value.client != id }
+    }
+
+    /// False when the client went away (and was removed).
+    private func readClient(_ id: Int, _ c: Client) -> Bool {
+        var bytes: [UInt8] = []
+        let n = readAvailable(c.fd, into: &bytes, max: 64 * 1024)
+        if let n, n > 0 {
+            c.decoder.feed(bytes)
+            while let result = c.decoder.next() {
+                guard case .message(.command(let command), let clientSeq) = result else { continue }
+                if upstream < 0 {
+                    // No kernel: answer at once rather than let the client time out.
+                    var out: [UInt8] = []
+                    var e = WireFrameEncoder(firstSeq: 0)
+                    _ = try? e.encode(.reply(WireReply(commandSeq: clientSeq, status: .unsupported,
+                                                        message: "the guest is not connected")), into: &out)
+                    enqueue(out, for: c)
+                    continue
+                }
+                if let seq = try? encoder.encode(.command(command), into: &upstreamOut) {
+                    routes[seq] = (id, clientSeq, monotonicSeconds())
+                }
+            }
+            if upstream >= 0 && !upstreamOut.isEmpty && !flushNonBlocking(upstream, &upstreamOut) { dropUpstream() }
+        }
+        if n == nil {
+            removeClient(id)
+            return false
+        }
+        return true
+    }
+
+    private func expireRoutes() {
+        guard routes.count > 256 else { return }
+        let cutoff = monotonicSeconds() - 60
+        routes = routes.filter { $0.value.time > cutoff }
+    }
+}
