@@ -110,7 +110,17 @@ struct Run: ParsableCommand {
         if ProcessInfo.processInfo.environment["RINGSIDE_SHOW_COMMAND"] != nil {
             warn("command: \(shellQuoted(qemu.commandLine))")
         }
+        // QEMU serves one client on console.sock: hold it and re-serve telemetry to any number.
+        var hub: TelemetryHub?
+        do {
+            hub = try TelemetryHub(consolePath: qemu.run.consoleSocket, listenPath: qemu.run.telemetrySocket)
+            hub?.start()
+            warn("telemetry for watch/ctl at \(qemu.run.telemetrySocket)")
+        } catch {
+            warn("telemetry hub not started: \(error)")
+        }
         let code = stream(qemu)
+        hub?.stop()
         if code != 0 { throw ExitCode(code) }
     }
 

@@ -1,0 +1,248 @@
+import ArgumentParser
+import Foundation
+import RingsideKit
+import Wire
+
+/// `ringside ctl SOCKET ACTION ...`: one command, one reply, an exit status.
+///
+/// The socket comes before the action, so the action's arguments are captured and parsed by the
+/// action's own type (`CtlStats`, `CtlPause`, ... below).
+struct Ctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send one command to the kernel and print its reply.",
+        usage: """
+        ringside ctl SOCKET stats
+        ringside ctl SOCKET pause Q | resume Q
+        ringside ctl SOCKET step Q [N]
+        ringside ctl SOCKET dump Q (--desc ID | --next | --last) [--raw | --pcap FILE]
+        ringside ctl SOCKET rate HZ
+        ringside ctl SOCKET reset
+        """,
+        discussion: """
+        SOCKET is QEMU's console socket or the telemetry socket a `ringside run` prints. Q is a queue \
+        name (net0.rx, net0.tx, con0.rx, con0.tx) or its index. `stats` prints one full snapshot as JSON; \
+        `dump` prints a hexdump -C style dump and the decoded headers, or with --raw the bare Ethernet \
+        frame (no virtio-net header) on stdout, or with --pcap a pcap file. Exit status 0 on success; \
+        otherwise 1 with a one-line error on stderr.
+        """
+    )
+
+    @Argument(help: "The console socket or a ringside telemetry socket.")
+    var socket: String
+
+    @Argument(parsing: .captureForPassthrough, help: "The action and its arguments.")
+    var action: [String] = []
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        guard let name = action.first else {
+            warn("missing action: stats, pause, resume, step, dump, rate or reset")
+            throw ExitCode(2)
+        }
+        let rest = Array(action.dropFirst())
+        let type: any CtlAction.Type
+        switch name {
+        case "stats": type = CtlStats.self
+        case "pause": type = CtlPause.self
+        case "resume": type = CtlResume.self
+        case "step": type = CtlStep.self
+        case "dump": type = CtlDump.self
+        case "rate": type = CtlRate.self
+        case "reset": type = CtlReset.self
+        default:
+            warn("unknown action '\(name)': use stats, pause, resume, step, dump, rate or reset")
+            throw ExitCode(2)
+        }
+        let parsed: any CtlAction
+        do {
+            parsed = try type.parse(rest)
+        } catch {
+            if rest.contains("--help") || rest.contains("-h") {
+                print(type.helpMessage())
+                return
+            }
+            warn("\(name): " + type.message(for: error).split(separator: "\n").first.map(String.init)!)
+            throw ExitCode(2)
+        }
+        let session: CtlSession
+        do {
+            session = try CtlSession(socket: socket, timeout: parsed.common.timeout)
+        } catch {
+            warn("\(error)")
+            throw ExitCode.failure
+        }
+        do {
+            try parsed.perform(session)
+        } catch let e as RingsideError {
+            warn(e.description)
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct CtlCommon: ParsableArguments {
+    @Option(help: "Seconds to wait for the connection and the reply.")
+    var timeout: Double = 5
+}
+
+protocol CtlAction: ParsableArguments {
+    var common: CtlCommon { get }
+    func perform(_ session: CtlSession) throws
+}
+
+/// A connection that has seen the hello (queue names) and sends one command.
+final class CtlSession {
+    let connection: TelemetryConnection
+    let timeout: Double
+
+    init(socket: String, timeout: Double) throws(RingsideError) {
+        self.timeout = timeout
+        do {
+            connection = try TelemetryConnection(path: socket, timeout: 0)
+        } catch {
+            throw RingsideError("cannot connect to \(socket): \(error.description.replacingOccurrences(of: "cannot connect to \(socket): ", with: ""))")
+        }
+        // The hello we sent on connect brings the queue list back.
+        _ = connection.wait(timeout: timeout) { _ in connection.model.hello != nil }
+        if connection.model.hello == nil {
+            throw RingsideError(connection.isConnected
+                ? "no telemetry from the kernel on \(socket) within \(formatTimeout(timeout)) s (is another client holding QEMU's console socket?)"
+                : "\(socket) closed the connection")
+        }
+    }
+
+    func queue(_ text: String) throws(RingsideError) -> UInt8 {
+        guard let q = connection.model.queueIndex(text) else {
+            let names = connection.model.queues.map(\.info.name).joined(separator: ", ")
+            throw RingsideError("no queue '\(text)' (queues: \(names))")
+        }
+        return q
+    }
+
+    /// Sends `command`; throws with the kernel's message on an error reply.
+    @discardableResult
+    func run(_ command: WireCommand) throws(RingsideError) -> WireReply {
+        let reply = try connection.request(command, timeout: timeout)
+        guard reply.status.isOK else {
+            let text = reply.message.isEmpty ? "the kernel refused the command" : reply.message
+            throw RingsideError("\(text) (\(reply.status.name))")
+        }
+        return reply
+    }
+}
+
+struct CtlStats: CtlAction {
+    @OptionGroup var common: CtlCommon
+
+    func perform(_ session: CtlSession) throws {
+        let model = try session.connection.fullSnapshot(timeout: session.timeout)
+        _ = writeLine(model.snapshotJSON())
+    }
+}
+
+struct CtlPause: CtlAction {
+    @OptionGroup var common: CtlCommon
+    @Argument(help: "Queue name or index.") var queue: String
+
+    func perform(_ session: CtlSession) throws {
+        let q = try session.queue(queue)
+        try session.run(.pause(queue: q))
+        print("\(session.connection.model.queueName(q)) paused")
+    }
+}
+
+struct CtlResume: CtlAction {
+    @OptionGroup var common: CtlCommon
+    @Argument(help: "Queue name or index.") var queue: String
+
+    func perform(_ session: CtlSession) throws {
+        let q = try session.queue(queue)
+        try session.run(.resume(queue: q))
+        print("\(session.connection.model.queueName(q)) resumed")
+    }
+}
+
+struct CtlStep: CtlAction {
+    @OptionGroup var common: CtlCommon
+    @Argument(help: "Queue name or index.") var queue: String
+    @Argument(help: "How many elements to deliver (RX) or release (TX).") var count: Int = 1
+
+    func validate() throws {
+        guard (1...65535).contains(count) else { throw ValidationError("N must be between 1 and 65535") }
+    }
+
+    func perform(_ session: CtlSession) throws {
+        let q = try session.queue(queue)
+        let reply = try session.run(.step(queue: q, count: UInt16(count)))
+        print("\(session.connection.model.queueName(q)) stepped" + (reply.message.isEmpty ? " \(count)" : ": \(reply.message)"))
+    }
+}
+
+struct CtlRate: CtlAction {
+    @OptionGroup var common: CtlCommon
+    @Argument(help: "Snapshots per second (0 stops them).") var hz: Int
+
+    func validate() throws {
+        guard (0...65535).contains(hz) else { throw ValidationError("HZ must be between 0 and 65535") }
+    }
+
+    func perform(_ session: CtlSession) throws {
+        try session.run(.setSnapshotRate(hz: UInt16(hz)))
+        print("snapshot rate \(hz) Hz")
+    }
+}
+
+struct CtlReset: CtlAction {
+    @OptionGroup var common: CtlCommon
+
+    func perform(_ session: CtlSession) throws {
+        try session.run(.resetCounters)
+        print("counters reset")
+    }
+}
+
+struct CtlDump: CtlAction {
+    @OptionGroup var common: CtlCommon
+    @Argument(help: "Queue name or index.") var queue: String
+    @Option(name: .customLong("desc"), help: "Dump the buffer of this descriptor.") var descriptor: Int?
+    @Flag(help: "Dump the oldest pending used element (what the next step delivers).") var next = false
+    @Flag(help: "Dump the most recently delivered (RX) or sent (TX) frame.") var last = false
+    @Flag(help: "Write the bare Ethernet frame (no virtio-net header) to stdout.") var raw = false
+    @Option(help: "Write the Ethernet frame to this pcap file.") var pcap: String?
+
+    func validate() throws {
+        let selectors = (descriptor != nil ? 1 : 0) + (next ? 1 : 0) + (last ? 1 : 0)
+        guard selectors == 1 else { throw ValidationError("give exactly one of --desc ID, --next, --last") }
+        if raw && pcap != nil { throw ValidationError("--raw and --pcap exclude each other") }
+        if let descriptor, !(0...65535).contains(descriptor) { throw ValidationError("--desc must be between 0 and 65535") }
+    }
+
+    func perform(_ session: CtlSession) throws {
+        let q = try session.queue(queue)
+        let selector: WireDumpSelector = descriptor.map { .descriptor(UInt16($0)) } ?? (next ? .next : .last)
+        let reply = try session.run(.dump(queue: q, selector: selector))
+        guard case .dump(let dump) = reply.body else { throw RingsideError("the reply carried no dump") }
+        let name = session.connection.model.queueName(q)
+        let isNet = name.hasPrefix("net")
+        let frame = isNet ? Array(dump.bytes.dropFirst(FrameDecoder.virtioNetHeaderBytes)) : dump.bytes
+        if raw {
+            guard writeStandardOutput(frame) else { throw RingsideError("cannot write to standard output") }
+            return
+        }
+        if let pcap {
+            let file = PcapWriter.file(frames: [frame])
+            guard FileManager.default.createFile(atPath: pcap, contents: Data(file)) else {
+                throw RingsideError("cannot write \(pcap)")
+            }
+            print("wrote \(pcap): 1 frame, \(frame.count) bytes (\(name) descriptor \(dump.descriptor))")
+            return
+        }
+        var text = "\(name) descriptor \(dump.descriptor) at guest 0x\(String(dump.guestAddress, radix: 16)), \(dump.bufferLength) bytes"
+        if dump.bytes.count < Int(dump.bufferLength) { text += " (first \(dump.bytes.count) shown)" }
+        text += "\n" + hexDumpC(dump.bytes)
+        if isNet {
+            text += "\n" + FrameDecoder.describe(dump.bytes, virtioHeader: true).text
+        }
+        guard writeStandardOutput(Array(text.utf8)) else { throw RingsideError("cannot write to standard output") }
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import RingsideKit
+import Wire
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the kernel's virtqueue snapshots: JSON lines for scripts, or a line per queue per second.",
+        discussion: """
+        SOCKET is QEMU's console socket (console.sock in a run directory) or the telemetry socket a \
+        `ringside run` prints. With --json every snapshot is one JSON object on its own line \
+        (jq-friendly; stdout is flushed per line). When the guest goes away, watch says so on stderr \
+        and waits for it to come back (up to --timeout seconds without telemetry, if given).
+        """
+    )
+
+    @Argument(help: "The console socket or a ringside telemetry socket.")
+    var socket: String
+
+    @Flag(help: "One JSON object per snapshot per line.")
+    var json = false
+
+    @Option(help: "Exit after this many snapshots.")
+    var count: Int?
+
+    @Option(help: "Give up after this many seconds without telemetry (default: wait forever).")
+    var timeout: Double?
+
+    func validate() throws {
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        var printed = 0
+        var lastData = monotonicSeconds()
+        var connection: TelemetryConnection?
+        var saidWaiting = false
+        var human = HumanLines()
+        func expired() -> Bool {
+            if let timeout, monotonicSeconds() - lastData > timeout { return true }
+            return false
+        }
+        while true {
+            if connection == nil || connection?.isConnected == false {
+                do {
+                    if let connection {
+                        try connection.connect(timeout: 0)
+                    } else {
+                        connection = try TelemetryConnection(path: socket)
+                    }
+                    if saidWaiting { warn("connected to \(socket)") }
+                    saidWaiting = false
+                    lastData = monotonicSeconds()
+                } catch {
+                    if !saidWaiting {
+                        warn("\(error); waiting for the guest")
+                        saidWaiting = true
+                    }
+                    if expired() {
+                        warn("no telemetry for \(formatTimeout(timeout!)) s: giving up")
+                        throw ExitCode.failure
+                    }
+                    usleep(200_000)
+                    continue
+                }
+            }
+            guard let c = connection else { continue }
+            for item in c.receive(timeout: 0.25) {
+                switch item {
+                case .snapshot(_, let model, _):
+                    lastData = monotonicSeconds()
+                    guard model.isComplete else { continue }
+                    if json {
+                        guard writeLine(model.snapshotJSON()) else { throw ExitCode.failure }
+                    } else {
+                        if let lines = human.update(model) {
+                            for l in lines { guard writeLine(l) else { throw ExitCode.failure } }
+                        }
+                    }
+                    printed += 1
+                    if let count, printed >= count { return }
+                case .message(.hello(let h), _):
+                    lastData = monotonicSeconds()
+                    if !json { guard writeLine("# \(h.kernelVersion) protocol \(h.protocolVersion), mac \(macText(h.mac)), queues \(h.queues.map { "\($0.name)[\($0.size)]" }.joined(separator: " "))") else { throw ExitCode.failure } }
+                case .message:
+                    lastData = monotonicSeconds()
+                case .decodeError(let e):
+                    if case .unsupportedVersion = e { warn(e.message) }
+                case .disconnected:
+                    warn("the guest went away (\(socket) closed); waiting for it to come back")
+                    saidWaiting = true
+                }
+            }
+            if expired() {
+                warn("no telemetry for \(formatTimeout(timeout!)) s: giving up")
+                throw ExitCode.failure
+            }
+        }
+    }
+}
+
+/// The compact per-second view: a line per queue with indices, state and rates.
+struct HumanLines {
+    var last: (uptime: UInt64, counters: [WireQueueCounters])?
+    var lastPrint = 0.0
+
+    mutating func update(_ model: TelemetryModel) -> [String]? {
+        let now = monotonicSeconds()
+        guard now - lastPrint >= 1 else { return nil }
+        lastPrint = now
+        let counters = model.queues.map { $0.status?.counters ?? WireQueueCounters() }
+        defer { last = (model.uptimeNs, counters) }
+        var lines: [String] = []
+        let dt = last.map { Double(model.uptimeNs &- $0.uptime) / 1e9 } ?? 0
+        lines.append(String(format: "t=%.1fs rate=%dHz dropped_frames=%llu", Double(model.uptimeNs) / 1e9, Int(model.rateHz), model.droppedFrames))
+        for (i, q) in model.queues.enumerated() {
+            guard let s = q.status else { continue }
+            var pps = 0.0, bps = 0.0
+            if let last, i < last.counters.count, dt > 0 {
+                pps = Double(s.counters.packets &- last.counters[i].packets) / dt
+                bps = Double(s.counters.bytes &- last.counters[i].bytes) / dt
+            }
+            let name = q.info.name.padding(toLength: 8, withPad: " ", startingAt: 0)
+            lines.append("  " + name + String(format: " avail=%5u used=%5u last_used=%5u free=%4u pending=%4u ",
+                                UInt32(s.availIdx), UInt32(s.usedIdx), UInt32(s.lastUsedIdx), UInt32(s.freeCount),
+                                UInt32(s.pendingUsed)) + (s.paused ? "PAUSED " : "running")
+                         + String(format: " pkts/s=%8.1f bytes/s=%10.0f drops=%llu", pps, bps, s.counters.drops))
+        }
+        return lines
+    }
+}
+
+func macText(_ mac: [UInt8]) -> String {
+    mac.map { String(format: "%02x", $0) }.joined(separator: ":")
+}
+
+func formatTimeout(_ s: Double) -> String {
+    s == s.rounded() ? String(Int(s)) : String(s)
+}
+
+/// Writes one line to stdout unbuffered (scripts pipe us into jq). False when stdout is gone.
+func writeLine(_ s: String) -> Bool {
+    writeStandardOutput(Array((s + "\n").utf8))
+}
