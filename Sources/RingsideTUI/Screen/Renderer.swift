@@ -83,8 +83,9 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     let view = state.view
     let bar = CellStyle(.header)
     g.fill(y: r.y, x: 0, height: 1, width: r.width, with: Cell(" ", bar))
-    var x = g.text(" " + state.title + " ", y: r.y, x: 0, style: CellStyle(.header, bold: true))
-    func sep() { x = g.text("│ ", y: r.y, x: x, style: bar) }
+    // The title only where there is room: at 80 columns the facts come first.
+    var x = r.width >= 100 ? g.text(" " + state.title + " ", y: r.y, x: 0, style: CellStyle(.header, bold: true)) : 0
+    func sep() { x = g.text(x == 0 ? " " : "│ ", y: r.y, x: x, style: bar) }
     if let hello = view.model.hello {
         sep(); x = g.text(hello.kernelVersion + " ", y: r.y, x: x, style: bar)
     }
@@ -96,8 +97,6 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     case .reconnecting: x = g.text("✖ disconnected", y: r.y, x: x, style: CellStyle(.alarm, bold: true))
     }
     x = g.text(" ", y: r.y, x: x, style: bar)
-    sep(); x = g.text("\(view.model.rateHz) Hz ", y: r.y, x: x, style: bar)
-    sep(); x = g.text("drops \(view.model.droppedFrames) ", y: r.y, x: x, style: view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : bar)
     sep()
     if let at = view.lastSnapshotAt {
         let age = max(0, state.now - at)
@@ -121,7 +120,10 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     }
     facts += "  link " + (view.linkUp.map { $0 ? "up" : "down" } ?? "?")
     if !state.accel.isEmpty { facts += "  accel " + state.accel }
+    facts += "  snap \(view.model.rateHz) Hz"
     x = g.text(facts, y: y, x: 0)
+    x = g.text("  tlm drops ", y: y, x: x)
+    x = g.text(String(view.model.droppedFrames), y: y, x: x, style: view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : .plain)
     if case .reconnecting(let reason) = state.link {
         x = g.text("  " + reason, y: y, x: x, style: CellStyle(.alarm), maxX: r.width)
     }
@@ -362,12 +364,16 @@ func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
             : "  Enter ok · Esc cancel"
         g.text(hint, y: r.y, x: x + 1, style: CellStyle(.header))
     default:
+        // Full hints when they fit, else the compact form ("?help Tab queue"); q quit always.
+        let full = statusHints.reduce(0) { $0 + $1.0.columns + $1.1.columns + 3 }
+        let compact = full <= r.width ? 0 : 1   // narrow: no space after each hint
         var x = 0
-        for (key, what) in statusHints {
-            let width = key.columns + what.columns + 3
-            if x + width > r.width { break }
+        for (i, (key, what)) in statusHints.enumerated() {
+            let width = key.columns + what.columns + 3 - compact
+            let roomForQuit = i == statusHints.count - 1 ? 0 : 8
+            if x + width + roomForQuit > r.width && i != statusHints.count - 1 { continue }
             x = g.text(" " + key, y: r.y, x: x, style: CellStyle(.key, bold: true))
-            x = g.text(" " + what + " ", y: r.y, x: x, style: CellStyle(.header))
+            x = g.text(" " + what + (compact == 1 ? "" : " "), y: r.y, x: x, style: CellStyle(.header))
         }
     }
 }

@@ -1,0 +1,89 @@
+import XCTest
+@testable import RingsideTUI
+
+final class RingSlotTests: XCTestCase {
+    func testEmptyRing() {
+        let r = RingIndices(size: 8, availIdx: 0, usedIdx: 0, lastUsedIdx: 0)
+        XCTAssertEqual(r.slotStates(), [RingSlotState](repeating: .free, count: 8))
+        XCTAssertEqual(r.outstanding, 0)
+        XCTAssertEqual(r.pending, 0)
+    }
+
+    func testFullRingAllAvailable() {
+        // RX after posting every buffer: avail.idx = used.idx + size.
+        let r = RingIndices(size: 8, availIdx: 8, usedIdx: 0, lastUsedIdx: 0)
+        XCTAssertEqual(r.slotStates(), [RingSlotState](repeating: .avail, count: 8))
+    }
+
+    func testUsedPilesUpWhilePaused() {
+        let r = RingIndices(size: 8, availIdx: 10, usedIdx: 5, lastUsedIdx: 2)
+        // used: slots 2,3,4; avail: slots 5,6,7,0,1 (5 outstanding).
+        XCTAssertEqual(r.slotStates(), [.avail, .avail, .used, .used, .used, .avail, .avail, .avail])
+        XCTAssertEqual(r.pending, 3)
+        XCTAssertEqual(r.outstanding, 5)
+    }
+
+    func testWrappedWindowAcrossSlotZero() {
+        let r = RingIndices(size: 8, availIdx: 14, usedIdx: 12, lastUsedIdx: 6)
+        // last 6 -> slot 6, used 12 -> slot 4: used 6,7,0,1,2,3; avail slots 4,5.
+        XCTAssertEqual(r.slotStates(), [.used, .used, .used, .used, .avail, .avail, .used, .used])
+    }
+
+    func testSixteenBitWrapAround() {
+        // Indices run freely mod 2^16: avail has wrapped past 65535, used and last-seen have not.
+        let r = RingIndices(size: 256, availIdx: 2, usedIdx: 65534, lastUsedIdx: 65533)
+        XCTAssertEqual(r.outstanding, 4)
+        XCTAssertEqual(r.pending, 1)
+        let states = r.slotStates()
+        XCTAssertEqual(states[253], .used)           // 65533 % 256
+        XCTAssertEqual(states[254], .avail)          // 65534
+        XCTAssertEqual(states[255], .avail)
+        XCTAssertEqual(states[0], .avail)            // 65536 ≡ 0
+        XCTAssertEqual(states[1], .avail)
+        XCTAssertEqual(states[2], .free)
+        XCTAssertEqual(states.filter { $0 == .free }.count, 251)
+        // The pointers land on the right cells.
+        let cells = r.cells(count: 256)
+        XCTAssertTrue(cells[2].availMark)
+        XCTAssertTrue(cells[254].usedMark)
+        XCTAssertTrue(cells[253].lastSeenMark)
+        XCTAssertEqual(cells[253].markLetter, "L")
+    }
+
+    func testSixteenBitWrapFullRing() {
+        let r = RingIndices(size: 256, availIdx: 200, usedIdx: 65480, lastUsedIdx: 65480)
+        XCTAssertEqual(r.outstanding, 256)
+        XCTAssertEqual(r.slotStates(), [RingSlotState](repeating: .avail, count: 256))
+    }
+
+    func testBucketedCellsKeepTheMostImportantState() {
+        let r = RingIndices(size: 256, availIdx: 257, usedIdx: 2, lastUsedIdx: 1)
+        let cells = r.cells(count: 64)        // 4 slots per cell
+        XCTAssertEqual(cells.count, 64)
+        XCTAssertEqual(cells[0].state, .used)  // slot 1 used wins over avail
+        XCTAssertEqual(cells[1].state, .avail)
+    }
+
+    func testHealthFlags() {
+        var a = QueueActivity()
+        let stuck = WireQueueStatusFixture.status(avail: 300, used: 50, last: 44, free: 0, pending: 6, paused: false)
+        a.note(stuck, uptime: 1, now: 10)
+        a.note(stuck, uptime: 2, now: 11.5)
+        XCTAssertTrue(a.health(stuck, size: 256, isReceive: true, now: 11.5).stuck)
+        var paused = stuck; paused.paused = true
+        XCTAssertFalse(a.health(paused, size: 256, isReceive: true, now: 11.5).stuck)
+        let starved = WireQueueStatusFixture.status(avail: 50, used: 50, last: 50, free: 256, pending: 0, paused: false)
+        XCTAssertTrue(a.health(starved, size: 256, isReceive: true, now: 0).starved)
+        let full = WireQueueStatusFixture.status(avail: 256, used: 0, last: 0, free: 0, pending: 0, paused: false)
+        XCTAssertTrue(a.health(full, size: 256, isReceive: false, now: 0).full)
+        XCTAssertFalse(a.health(full, size: 256, isReceive: true, now: 0).full)
+    }
+}
+
+import Wire
+enum WireQueueStatusFixture {
+    static func status(avail: UInt16, used: UInt16, last: UInt16, free: UInt16, pending: UInt16, paused: Bool) -> WireQueueStatus {
+        WireQueueStatus(queue: 0, availIdx: avail, usedIdx: used, lastUsedIdx: last, freeCount: free, pendingUsed: pending,
+                        paused: paused, counters: WireQueueCounters())
+    }
+}
