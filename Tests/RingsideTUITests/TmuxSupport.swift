@@ -1,0 +1,171 @@
+import Foundation
+import XCTest
+import RingsideKit
+
+/// The `ringside` executable next to the test bundle (override with $RINGSIDE_BIN).
+func ringsideBinary() -> String {
+    if let env = ProcessInfo.processInfo.environment["RINGSIDE_BIN"], !env.isEmpty { return env }
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    return bundle.appendingPathComponent("ringside").path
+}
+
+/// The repository root, from this file's path.
+let tuiRepositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A private tmux server (-S socket in a temp dir) running one command in a session "app".
+/// tmux is started with posix_spawn, an empty signal mask and default dispositions
+/// (ChildProcess), so SIGWINCH reaches the app even when the test runner blocks signals.
+final class TmuxSession {
+    let dir: String
+    var socket: String { dir + "/tmux.sock" }
+    var statusFile: String { dir + "/status" }
+    var sttyFile: String { dir + "/stty" }
+
+    init(command: String, width: Int, height: Int) throws {
+        dir = NSTemporaryDirectory() + "rs-tmux-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // After the app: its status, the terminal modes (restored?), a marker, then wait.
+        let shell = "\(command); echo $? > \(statusFile); stty -a > \(sttyFile) 2>&1; echo TERMINAL-RESTORED; sleep 600"
+        try run(["new-session", "-d", "-s", "app", "-x", String(width), "-y", String(height), shell])
+    }
+
+    deinit {
+        _ = try? run(["kill-server"])
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @discardableResult
+    func run(_ args: [String]) throws -> String {
+        let out = dir + "/tmux-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { unlink(out) }
+        let child = try ChildProcess(argv: ["tmux", "-S", socket] + args, outputFile: out)
+        guard let status = child.wait(timeout: 10) else {
+            child.signal(SIGKILL); child.wait(timeout: nil)
+            throw RingsideError("tmux \(args.joined(separator: " ")) hung")
+        }
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        guard status == .exited(0) else { throw RingsideError("tmux \(args.first ?? "") failed (\(status)): \(text)") }
+        return text
+    }
+
+    func capture() -> String { (try? run(["capture-pane", "-p", "-t", "app"])) ?? "" }
+
+    func send(_ keys: String...) throws { try run(["send-keys", "-t", "app"] + keys) }
+
+    func resize(width: Int, height: Int) throws {
+        try run(["resize-window", "-t", "app", "-x", String(width), "-y", String(height)])
+    }
+
+    /// Polls the pane every 20 ms until `condition` holds; returns the last capture.
+    @discardableResult
+    func waitFor(_ what: String, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line,
+                 _ condition: (String) -> Bool) -> String {
+        let deadline = monotonicSeconds() + timeout
+        var screen = ""
+        while monotonicSeconds() < deadline {
+            screen = capture()
+            if condition(screen) { return screen }
+            usleep(20_000)
+        }
+        XCTFail("timed out after \(timeout) s waiting for \(what); screen:\n\(screen)", file: file, line: line)
+        return screen
+    }
+
+    func exitStatus(timeout: Double = 10) -> Int32? {
+        let deadline = monotonicSeconds() + timeout
+        while monotonicSeconds() < deadline {
+            if let s = try? String(contentsOfFile: statusFile, encoding: .utf8),
+               let v = Int32(s.trimmingCharacters(in: .whitespacesAndNewlines)) { return v }
+            usleep(20_000)
+        }
+        return nil
+    }
+}
+
+/// A UDP socket on 127.0.0.1 for talking to the guest's echo service.
+final class EchoClient {
+    let fd: Int32
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw RingsideError("socket failed") }
+        var addr = Self.loopback(port: 0)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { throw RingsideError("bind failed") }
+    }
+    deinit { close(fd) }
+
+    static func loopback(port: UInt16) -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return a
+    }
+
+    func send(_ bytes: [UInt8], port: UInt16) {
+        var addr = Self.loopback(port: port)
+        _ = bytes.withUnsafeBytes { buf in
+            withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+    }
+
+    func receive(timeout: Double) -> [UInt8]? {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, Int32(timeout * 1000)) > 0 else { return nil }
+        var buf = [UInt8](repeating: 0, count: 2048)
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        return n >= 0 ? Array(buf[0..<n]) : nil
+    }
+}
+
+/// A port that was free a moment ago.
+func freeLoopbackPort(udp: Bool) -> UInt16 {
+    let fd = socket(AF_INET, Int32((udp ? SOCK_DGRAM : SOCK_STREAM).rawValue), 0)
+    defer { close(fd) }
+    var addr = EchoClient.loopback(port: 0)
+    _ = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    var bound = sockaddr_in()
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &bound) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return UInt16(bigEndian: bound.sin_port)
+}
+
+/// Hex of `bytes` as `hexdump -C` prints a run that starts at column `start` of a line
+/// (two spaces between the eighth and ninth byte).
+func hexdumpRun(_ bytes: [UInt8], startColumn start: Int) -> String {
+    var s = ""
+    for (i, b) in bytes.enumerated() {
+        let col = start + i
+        if i > 0 { s += col == 8 ? "  " : " " }
+        s += String(format: "%02x", b)
+    }
+    return s
+}
+
+/// The number after `label` on the first line containing `marker` (e.g. "pkts" in net0.rx's stats).
+func number(after label: String, inLineAfter marker: String, of screen: String) -> Int? {
+    let lines = screen.components(separatedBy: "\n")
+    guard let i = lines.firstIndex(where: { $0.contains(marker) }) else { return nil }
+    for line in lines[i...].prefix(4) {
+        guard let r = line.range(of: label + " ") else { continue }
+        let digits = line[r.upperBound...].prefix { $0.isNumber || $0 == "." || $0 == "k" }
+        if digits.hasSuffix("k") { return Int((Double(digits.dropLast()) ?? 0) * 1000) }
+        return Int(digits)
+    }
+    return nil
+}
