@@ -43,6 +43,14 @@ public enum NetDropReason: Error, Equatable, Sendable {
     case arpResolveFailed
     /// The transmit queue was full: the driver has not drained it.
     case transmitQueueFull
+    /// A SYN refused: the listener's backlog of half-open connections, or the connection
+    /// table, was full (the client retries its SYN).
+    case tcpBacklogFull
+    /// A segment beyond RCV.NXT that did not fit the out-of-order queue (the peer resends it).
+    case tcpOutOfOrderOverflow
+    /// A segment for a known connection that was neither acceptable nor worth an answer
+    /// (e.g. no ACK bit in a synchronized state).
+    case tcpUnacceptable
 
     /// A short name for logs: "ipv4-bad-checksum".
     public var name: StaticString {
@@ -69,6 +77,9 @@ public enum NetDropReason: Error, Equatable, Sendable {
         case .arpQueueFull: "arp-queue-full"
         case .arpResolveFailed: "arp-resolve-failed"
         case .transmitQueueFull: "tx-queue-full"
+        case .tcpBacklogFull: "tcp-backlog-full"
+        case .tcpOutOfOrderOverflow: "tcp-ooo-overflow"
+        case .tcpUnacceptable: "tcp-unacceptable"
         }
     }
 }
@@ -128,11 +139,35 @@ public struct NetCounters {
     public var udpDropTruncated: UInt64 = 0
     public var udpNoPort: UInt64 = 0
 
-    // TCP (no connections yet: every segment is refused).
+    // TCP. Without a TCP layer registered every segment is refused with a reset; with one
+    // (TCPLayer), these count its traffic.
+    /// Segments received (before validation).
     public var tcpIn: UInt64 = 0
     public var tcpResetsOut: UInt64 = 0
     public var tcpDropMalformed: UInt64 = 0
     public var tcpDropBadChecksum: UInt64 = 0
+    /// Segments sent, retransmissions and resets included.
+    public var tcpSegmentsOut: UInt64 = 0
+    /// Segments sent again: timeouts, fast retransmits, SYN-ACK repeats.
+    public var tcpRetransmits: UInt64 = 0
+    /// Retransmission timer expiries (each one backs the RTO off).
+    public var tcpTimeouts: UInt64 = 0
+    /// Connections that reached ESTABLISHED from a listener.
+    public var tcpConnectionsAccepted: UInt64 = 0
+    /// Connections ended by a reset from the peer.
+    public var tcpResetsIn: UInt64 = 0
+    /// Connections given up: retransmission limit, idle timeout, half-open timeout.
+    public var tcpConnectionsTimedOut: UInt64 = 0
+    /// Connections currently open (SYN-RECEIVED through LAST-ACK; not TIME-WAIT). A gauge.
+    public var tcpActiveConnections: UInt64 = 0
+    /// Connections currently in TIME-WAIT. A gauge.
+    public var tcpTimeWaitConnections: UInt64 = 0
+    public var tcpDropBacklogFull: UInt64 = 0
+    public var tcpDropOutOfOrderOverflow: UInt64 = 0
+    public var tcpDropUnacceptable: UInt64 = 0
+
+    /// The name the TCP brief uses for `tcpIn`.
+    public var tcpSegmentsIn: UInt64 { tcpIn }
 
     public init() {}
 
@@ -147,6 +182,7 @@ public struct NetCounters {
             &+ icmpDropBadChecksum &+ icmpDropMalformed
             &+ udpDropBadChecksum &+ udpDropTruncated &+ udpNoPort
             &+ tcpDropMalformed &+ tcpDropBadChecksum
+            &+ tcpDropBacklogFull &+ tcpDropOutOfOrderOverflow &+ tcpDropUnacceptable
     }
 
     /// Counts one drop for `reason`.
@@ -174,6 +210,9 @@ public struct NetCounters {
         case .arpQueueFull: arpQueueDrops &+= 1
         case .arpResolveFailed: arpPendingDrops &+= 1
         case .transmitQueueFull: txQueueDrops &+= 1
+        case .tcpBacklogFull: tcpDropBacklogFull &+= 1
+        case .tcpOutOfOrderOverflow: tcpDropOutOfOrderOverflow &+= 1
+        case .tcpUnacceptable: tcpDropUnacceptable &+= 1
         }
     }
 }

@@ -25,6 +25,11 @@ struct UDPPortBinding {
     var handler: NetUDPHandler
 }
 
+struct NetTimerClient {
+    var poll: (UInt64) -> Void
+    var nextDeadlineMs: () -> UInt64?
+}
+
 struct IPv4ProtocolBinding {
     var protocolNumber: UInt8
     var handler: NetIPv4ProtocolHandler
@@ -45,7 +50,8 @@ public final class NetStack {
     static let transportOffset = EthernetHeader.length + IPv4Header.minimumLength
 
     public let config: NetConfig
-    public private(set) var counters = NetCounters()
+    /// Settable inside the module: the TCP layer (TCPLayer.swift) counts its own events here.
+    public internal(set) var counters = NetCounters()
     /// The most recent drop, for a kernel that polls rather than hooks.
     public private(set) var lastDropReason: NetDropReason?
     /// Called on every drop, after counting (e.g. to log `reason.name`).
@@ -60,6 +66,7 @@ public final class NetStack {
     var transmitQueue: NetTransmitQueue
     var udpBindings: [UDPPortBinding] = []
     var protocolBindings: [IPv4ProtocolBinding] = []
+    var timerClients: [NetTimerClient] = []
     var nextIdentification: UInt16 = 1
 
     public init(config: NetConfig, transmitQueueCapacity: Int = 64) {
@@ -121,6 +128,7 @@ public final class NetStack {
                 index += 1
             }
         }
+        for client in timerClients { client.poll(nowMs) }
     }
 
     /// When `poll` must next run, or nil when nothing is waiting on time.
@@ -129,7 +137,16 @@ public final class NetStack {
         for resolution in pendingResolutions where earliest.map({ resolution.deadlineMs < $0 }) ?? true {
             earliest = resolution.deadlineMs
         }
+        for client in timerClients {
+            if let deadline = client.nextDeadlineMs(), earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
+        }
         return earliest
+    }
+
+    /// Lets a protocol plugged in with `registerIPv4Protocol` (TCP) keep timers: `poll` runs
+    /// on every `poll(nowMs:)`, and `nextDeadlineMs` joins the stack's own.
+    public func registerTimer(poll: @escaping (UInt64) -> Void, nextDeadlineMs: @escaping () -> UInt64?) {
+        timerClients.append(NetTimerClient(poll: poll, nextDeadlineMs: nextDeadlineMs))
     }
 
     // MARK: Applications

@@ -1,0 +1,137 @@
+// The Prometheus text exposition format (version 0.0.4): for each metric family a
+// `# HELP` and a `# TYPE` line, then one sample per line, `name{label="value"} number`.
+// Counters end in `_total`. Also the stack's own counters, written once here so the
+// kernel's /metrics and the host tests see the same names.
+
+/// One virtqueue as the status page and /metrics show it.
+public struct HTTPQueueStatus {
+    public var name: String
+    public var size: UInt16
+    public var availIdx: UInt16
+    public var usedIdx: UInt16
+    public var lastUsedIdx: UInt16
+    public var freeDescriptors: UInt16
+    public var packets: UInt64
+    public var bytes: UInt64
+    public var kicks: UInt64
+    public var interrupts: UInt64
+    public var drops: UInt64
+
+    public init(name: String, size: UInt16, availIdx: UInt16, usedIdx: UInt16, lastUsedIdx: UInt16,
+                freeDescriptors: UInt16, packets: UInt64, bytes: UInt64, kicks: UInt64, interrupts: UInt64,
+                drops: UInt64) {
+        self.name = name
+        self.size = size
+        self.availIdx = availIdx
+        self.usedIdx = usedIdx
+        self.lastUsedIdx = lastUsedIdx
+        self.freeDescriptors = freeDescriptors
+        self.packets = packets
+        self.bytes = bytes
+        self.kicks = kicks
+        self.interrupts = interrupts
+        self.drops = drops
+    }
+}
+
+public struct HTTPMetricsWriter {
+    public var text = HTTPText()
+
+    public init() {}
+
+    /// `# HELP` and `# TYPE` for a family; `type` is "counter" or "gauge".
+    public mutating func family(_ name: StaticString, _ type: StaticString, _ help: StaticString) {
+        text.append("# HELP ")
+        text.append(name)
+        text.append(" ")
+        text.append(help)
+        text.append("\n# TYPE ")
+        text.append(name)
+        text.append(" ")
+        text.append(type)
+        text.append("\n")
+    }
+
+    /// One sample without labels.
+    public mutating func sample(_ name: StaticString, _ value: UInt64) {
+        text.append(name)
+        text.append(" ")
+        text.append(value)
+        text.append("\n")
+    }
+
+    /// One sample with one label.
+    public mutating func sample(_ name: StaticString, label: StaticString, _ labelValue: String, _ value: UInt64) {
+        text.append(name)
+        text.append("{")
+        text.append(label)
+        text.append("=\"")
+        text.appendLabelEscaped(labelValue)
+        text.append("\"} ")
+        text.append(value)
+        text.append("\n")
+    }
+
+    /// A family with one sample.
+    public mutating func metric(_ name: StaticString, _ type: StaticString, _ help: StaticString, _ value: UInt64) {
+        family(name, type, help)
+        sample(name, value)
+    }
+
+    /// Per-queue families, labelled `queue="net0.rx"`.
+    public mutating func queues(_ queues: [HTTPQueueStatus]) {
+        func perQueue(_ name: StaticString, _ type: StaticString, _ help: StaticString, _ value: (HTTPQueueStatus) -> UInt64) {
+            family(name, type, help)
+            for queue in queues { sample(name, label: "queue", queue.name, value(queue)) }
+        }
+        perQueue("ringside_queue_size", "gauge", "Descriptors in the virtqueue.") { UInt64($0.size) }
+        perQueue("ringside_queue_avail_idx", "gauge", "The driver's avail.idx (wraps at 65536).") { UInt64($0.availIdx) }
+        perQueue("ringside_queue_used_idx", "gauge", "The device's used.idx (wraps at 65536).") { UInt64($0.usedIdx) }
+        perQueue("ringside_queue_last_used_idx", "gauge", "The driver's last seen used index.") { UInt64($0.lastUsedIdx) }
+        perQueue("ringside_queue_free_descriptors", "gauge", "Descriptors on the free list.") { UInt64($0.freeDescriptors) }
+        perQueue("ringside_queue_packets_total", "counter", "Buffers completed by the device.") { $0.packets }
+        perQueue("ringside_queue_bytes_total", "counter", "Bytes in completed buffers.") { $0.bytes }
+        perQueue("ringside_queue_kicks_total", "counter", "Notifications sent to the device.") { $0.kicks }
+        perQueue("ringside_queue_interrupts_total", "counter", "Interrupts taken for the queue.") { $0.interrupts }
+        perQueue("ringside_queue_drops_total", "counter", "Packets dropped at the queue.") { $0.drops }
+    }
+
+    /// The network stack's counters (link, IPv4, ICMP, UDP, TCP).
+    public mutating func netCounters(_ c: NetCounters) {
+        metric("ringside_net_rx_frames_total", "counter", "Ethernet frames received.", c.rxFrames)
+        metric("ringside_net_tx_frames_total", "counter", "Ethernet frames sent.", c.txFrames)
+        metric("ringside_net_rx_bytes_total", "counter", "Bytes received.", c.rxBytes)
+        metric("ringside_net_tx_bytes_total", "counter", "Bytes sent.", c.txBytes)
+        metric("ringside_net_drops_total", "counter", "Packets the stack threw away.", c.totalDrops)
+        metric("ringside_ipv4_packets_in_total", "counter", "IPv4 packets received.", c.ipv4In)
+        metric("ringside_icmp_echo_requests_total", "counter", "ICMP echo requests received.", c.icmpEchoRequests)
+        metric("ringside_udp_datagrams_in_total", "counter", "UDP datagrams received.", c.udpIn)
+        metric("ringside_udp_datagrams_out_total", "counter", "UDP datagrams sent.", c.udpOut)
+        metric("ringside_tcp_segments_in_total", "counter", "TCP segments received.", c.tcpIn)
+        metric("ringside_tcp_segments_out_total", "counter", "TCP segments sent.", c.tcpSegmentsOut)
+        metric("ringside_tcp_retransmits_total", "counter", "TCP segments sent again.", c.tcpRetransmits)
+        metric("ringside_tcp_timeouts_total", "counter", "TCP retransmission timer expiries.", c.tcpTimeouts)
+        metric("ringside_tcp_connections_accepted_total", "counter", "TCP connections accepted.", c.tcpConnectionsAccepted)
+        metric("ringside_tcp_connections_timed_out_total", "counter", "TCP connections given up on.", c.tcpConnectionsTimedOut)
+        metric("ringside_tcp_resets_in_total", "counter", "TCP resets received.", c.tcpResetsIn)
+        metric("ringside_tcp_resets_out_total", "counter", "TCP resets sent.", c.tcpResetsOut)
+        metric("ringside_tcp_active_connections", "gauge", "TCP connections open (not TIME-WAIT).", c.tcpActiveConnections)
+        metric("ringside_tcp_time_wait_connections", "gauge", "TCP connections in TIME-WAIT.", c.tcpTimeWaitConnections)
+        family("ringside_tcp_drops_total", "counter", "TCP segments dropped, by reason.")
+        sample("ringside_tcp_drops_total", label: "reason", "bad_checksum", c.tcpDropBadChecksum)
+        sample("ringside_tcp_drops_total", label: "reason", "malformed", c.tcpDropMalformed)
+        sample("ringside_tcp_drops_total", label: "reason", "backlog_full", c.tcpDropBacklogFull)
+        sample("ringside_tcp_drops_total", label: "reason", "out_of_order_overflow", c.tcpDropOutOfOrderOverflow)
+        sample("ringside_tcp_drops_total", label: "reason", "unacceptable", c.tcpDropUnacceptable)
+    }
+
+    /// The HTTP server's counters.
+    public mutating func httpCounters(_ server: HTTPServer) {
+        metric("ringside_http_requests_total", "counter", "HTTP requests parsed.", server.requestsTotal)
+        family("ringside_http_responses_total", "counter", "HTTP responses, by status class.")
+        sample("ringside_http_responses_total", label: "class", "2xx", server.responses2xx)
+        sample("ringside_http_responses_total", label: "class", "4xx", server.responses4xx)
+        sample("ringside_http_responses_total", label: "class", "5xx", server.responses5xx)
+        metric("ringside_http_open_connections", "gauge", "HTTP connections open.", server.openConnections)
+    }
+}
