@@ -57,6 +57,8 @@ func kmain(_ startInfo: UInt32) {
     let parsed = NetConfig.parse(commandLine: commandLine, mac: mac)
     for error in parsed.errors { log("cmdline: \(error)") }
     let stack = NetStack(config: parsed.config)
+    // TCP and the HTTP server on port 80 (kernel/net/HTTPService.swift); it lives as long as the stack.
+    _ = HTTPService.start(stack: stack, net: net, console: console)
     stack.onDrop = { reason in
         log("net: drop \(reason.name) total=\(stack.counters.totalDrops)")
     }

@@ -1,0 +1,138 @@
+import Arch
+
+// The kernel's web face: TCP on the network stack, and an HTTP/1.1 server on port 80 with
+//   GET /         an HTML status page (version, uptime, memory, per-queue indices and
+//                 counters, TCP and HTTP counters), refreshing itself every 5 s;
+//   GET /metrics  the same numbers in the Prometheus text exposition format.
+// The protocol work (TCP, parsing, keep-alive, limits) is in Sources/NetStack; this file
+// only gathers the kernel's numbers and lays them out.
+
+final class HTTPService {
+    let stack: NetStack
+    let tcp: TCPLayer
+    let server: HTTPServer
+    /// The kernel's queues, read fresh for every request.
+    let statusProvider: () -> [HTTPQueueStatus]
+
+    init?(stack: NetStack, statusProvider: @escaping () -> [HTTPQueueStatus]) {
+        self.stack = stack
+        self.statusProvider = statusProvider
+        // The ISN hash key: the TSC at this moment is not predictable from outside.
+        tcp = TCPLayer(stack: stack, isnSecret: rdtsc() ^ 0x5249_4E47_5349_4445)
+        guard let server = HTTPServer(tcp: tcp, port: 80) else { return nil }
+        self.server = server
+        // The routes hold the service (and through it the server and TCP) for good.
+        server.route("/") { _ in self.statusPage() }
+        server.route("/metrics") { _ in self.metrics() }
+    }
+
+    /// Starts TCP and the server, reading queue state from the net (and console) driver.
+    static func start(stack: NetStack, net: VirtioNetDriver, console: VirtioConsoleDriver?) -> HTTPService? {
+        let service = HTTPService(stack: stack) {
+            var queues = [
+                HTTPService.status("net0.rx", net.rx, drops: stack.counters.totalDrops),
+                HTTPService.status("net0.tx", net.tx, drops: net.txRingFullDrops),
+            ]
+            if let console {
+                queues.append(HTTPService.status("con0.rx", console.rx, drops: 0))
+                queues.append(HTTPService.status("con0.tx", console.tx, drops: 0))
+            }
+            return queues
+        }
+        if service != nil {
+            log("http: listening on port 80 (up to \(TCPLayer.maxConnections) connections, \(TCPLayer.receiveBufferSize / 1024) KiB receive + \(TCPLayer.sendBufferSize / 1024) KiB send buffer each)")
+        } else {
+            log("http: port 80 taken; no HTTP server")
+        }
+        return service
+    }
+
+    static func status(_ name: String, _ queue: DeviceQueue, drops: UInt64) -> HTTPQueueStatus {
+        let ring = queue.ring
+        let counters = ring.counters
+        return HTTPQueueStatus(
+            name: name, size: ring.size, availIdx: ring.availIdx, usedIdx: ring.usedIdx,
+            lastUsedIdx: ring.lastUsedIdx, freeDescriptors: ring.freeCount, packets: counters.packets,
+            bytes: counters.bytes, kicks: counters.kicks, interrupts: counters.interrupts, drops: drops)
+    }
+
+    // MARK: Pages
+
+    func metrics() -> HTTPResponse {
+        var writer = HTTPMetricsWriter()
+        writer.family("ringside_info", "gauge", "Kernel version (the value is always 1).")
+        writer.sample("ringside_info", label: "version", kernelVersion, 1)
+        writer.family("ringside_uptime_seconds", "gauge", "Seconds since boot.")
+        writer.text.append("ringside_uptime_seconds ")
+        appendSeconds(Clock.nowMs, to: &writer.text)
+        writer.text.append("\n")
+        writer.metric("ringside_heap_bytes", "gauge", "Kernel heap size.", heap_bytes_total())
+        writer.metric("ringside_heap_used_bytes", "gauge", "Kernel heap in use.", heap_bytes_used())
+        writer.queues(statusProvider())
+        writer.netCounters(stack.counters)
+        writer.httpCounters(server)
+        return HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: writer.text.bytes)
+    }
+
+    func statusPage() -> HTTPResponse {
+        var html = HTTPText()
+        let c = stack.counters
+        html.append("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">")
+        html.append("<title>ringside</title><style>body{font-family:monospace;margin:2em}td,th{padding:2px 10px;text-align:right}th{background:#eee}</style></head><body>\n")
+        html.append("<h1>ringside ")
+        html.appendHTMLEscaped(kernelVersion)
+        html.append("</h1>\n<p>uptime ")
+        appendSeconds(Clock.nowMs, to: &html)
+        html.append(" s &middot; heap ")
+        html.append(heap_bytes_used() / 1024)
+        html.append(" / ")
+        html.append(heap_bytes_total() / 1024)
+        html.append(" KiB &middot; ")
+        html.appendHTMLEscaped(stack.config.summary)
+        html.append("</p>\n<h2>Queues</h2>\n<table><tr><th>queue</th><th>size</th><th>avail idx</th><th>used idx</th><th>last used</th><th>free</th><th>packets</th><th>bytes</th><th>kicks</th><th>interrupts</th><th>drops</th></tr>\n")
+        for queue in statusProvider() {
+            html.append("<tr><td>")
+            html.appendHTMLEscaped(queue.name)
+            for value in [UInt64(queue.size), UInt64(queue.availIdx), UInt64(queue.usedIdx), UInt64(queue.lastUsedIdx),
+                          UInt64(queue.freeDescriptors), queue.packets, queue.bytes, queue.kicks, queue.interrupts, queue.drops] {
+                html.append("</td><td>")
+                html.append(value)
+            }
+            html.append("</td></tr>\n")
+        }
+        html.append("</table>\n<h2>Network</h2>\n<table>\n")
+        row(&html, "frames in / out", c.rxFrames, c.txFrames)
+        row(&html, "bytes in / out", c.rxBytes, c.txBytes)
+        row(&html, "drops", c.totalDrops)
+        row(&html, "tcp segments in / out", c.tcpIn, c.tcpSegmentsOut)
+        row(&html, "tcp retransmits / timeouts", c.tcpRetransmits, c.tcpTimeouts)
+        row(&html, "tcp connections active / time-wait", c.tcpActiveConnections, c.tcpTimeWaitConnections)
+        row(&html, "tcp accepted / timed out", c.tcpConnectionsAccepted, c.tcpConnectionsTimedOut)
+        row(&html, "tcp resets in / out", c.tcpResetsIn, c.tcpResetsOut)
+        row(&html, "http requests", server.requestsTotal)
+        row(&html, "http 2xx / 4xx / 5xx", server.responses2xx, server.responses4xx, server.responses5xx)
+        html.append("</table>\n<p><a href=\"/metrics\">/metrics</a></p>\n</body></html>\n")
+        return HTTPResponse(status: .ok, contentType: "text/html; charset=utf-8", body: html.bytes)
+    }
+
+    func row(_ html: inout HTTPText, _ label: StaticString, _ values: UInt64...) {
+        html.append("<tr><th>")
+        html.append(label)
+        html.append("</th><td>")
+        for (index, value) in values.enumerated() {
+            if index > 0 { html.append(" / ") }
+            html.append(value)
+        }
+        html.append("</td></tr>\n")
+    }
+
+    /// "12.345" from milliseconds.
+    func appendSeconds(_ ms: UInt64, to text: inout HTTPText) {
+        text.append(ms / 1000)
+        text.append(".")
+        let fraction = ms % 1000
+        if fraction < 100 { text.append("0") }
+        if fraction < 10 { text.append("0") }
+        text.append(fraction)
+    }
+}
