@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks (placeholder until the monitor benchmarks land):
+# Benchmarks (numbers, not pass/fail):
 #   - QEMU start -> first UDP echo (TCG)
 #   - 64-byte UDP echo round trips per second, one outstanding (p50/p99)
+#   - what watching costs: echo round trips/s with telemetry off vs read at 10 Hz vs 60 Hz (ratios),
+#     telemetry bytes/s under load and at idle (scripts/telemetry_bench.py)
+#   - Wire decoder throughput, MB/s (scripts/fuzz-wire.sh --bench; SKIP_DECODER_BENCH=1 skips it)
 # Uses ../shared/bench/udp-echo-bench.py when present (the same tool that measured the Linux
 # reference in TOOLCHAIN.md), else scripts/echo_bench.py.
 # Env: KERNEL (default kernel/build/ringside.elf), DURATION (s, default 5), MEM (MiB, default 16),
@@ -22,14 +25,15 @@ trap 'rm -rf "$RUN"' EXIT
 
 # The same line `ringside run` uses (Sources/RingsideKit/QEMUConfiguration.swift), started directly
 # so the launched pid is QEMU's.
-QEMU="qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-config -display none -accel tcg \
+qemu_line() { echo "qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-config -display none -accel tcg \
  -kernel $KERNEL \
  -chardev file,id=ser0,path=$RUN/serial.log -serial chardev:ser0 \
- -netdev user,id=n0,hostfwd=udp:127.0.0.1:$UDP-:7,hostfwd=tcp:127.0.0.1:$HTTP-:80 \
+ -netdev user,id=n0,hostfwd=udp:127.0.0.1:$1-:7,hostfwd=tcp:127.0.0.1:$2-:80 \
  -device virtio-net-pci,netdev=n0,id=net0,disable-legacy=on \
  -device virtio-serial-pci,id=vser,disable-legacy=on \
  -chardev socket,id=con0c,path=$RUN/console.sock,server=on,wait=off -device virtconsole,chardev=con0c,id=con0 \
- -qmp unix:$RUN/qmp.sock,server=on,wait=off -device isa-debug-exit,iobase=0xf4,iosize=0x04"
+ -qmp unix:$RUN/qmp.sock,server=on,wait=off -device isa-debug-exit,iobase=0xf4,iosize=0x04"; }
+QEMU=$(qemu_line "$UDP" "$HTTP")
 
 echo "bench: kernel $KERNEL ($(stat -c %s "$KERNEL") bytes), -m $MEM, TCG, UDP port $UDP"
 SHARED=../shared/bench/udp-echo-bench.py
@@ -37,4 +41,17 @@ if [ -f "$SHARED" ] && [ "${ECHO_BENCH:-}" != own ]; then
     python3 "$SHARED" --port "$UDP" --duration "$DURATION" --sizes 64 --launch "$QEMU" --label ringside
 else
     python3 scripts/echo_bench.py --port "$UDP" --duration "$DURATION" --size 64 --launch "$QEMU"
+fi
+
+# What watching costs, on a fresh guest with the same line (new ports).
+UDP=$(free_port SOCK_DGRAM)
+HTTP=$(free_port SOCK_STREAM)
+rm -f "$RUN"/*.sock
+QEMU_T=$(qemu_line "$UDP" "$HTTP")
+echo "bench: telemetry cost (64-byte echo, one outstanding, ${DURATION}s per phase; UDP port $UDP)"
+python3 scripts/telemetry_bench.py --port "$UDP" --console "$RUN/console.sock" --duration "$DURATION" --size 64 --launch "$QEMU_T" --summary
+
+if [ -z "${SKIP_DECODER_BENCH:-}" ]; then
+    echo "bench: Wire decoder throughput (scripts/fuzz-wire.sh --bench)"
+    scripts/fuzz-wire.sh --bench
 fi
