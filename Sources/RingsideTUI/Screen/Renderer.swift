@@ -382,25 +382,25 @@ func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
 public let helpLines: [(String, String)] = [
     ("Tab / Shift-Tab", "select the next / previous queue"),
     ("1 … 9", "select queue N"),
-    ("↑ ↓ PgUp PgDn Home End", "move the cursor in the descriptor table"),
-    ("Esc", "drop the table cursor (d dumps the next pending frame again); close overlays"),
+    ("↑ ↓ PgUp PgDn Home End", "move the descriptor table cursor"),
+    ("Esc", "close overlay; drop the table cursor"),
     ("Space", "pause / resume the selected queue"),
-    ("s", "step one packet on the paused queue"),
+    ("s", "step one packet (queue paused)"),
     ("S", "step N packets (asks for N)"),
-    ("d", "dump: the descriptor under the cursor, else the oldest pending frame"),
-    ("[ ]", "show the previous / next dump"),
-    ("w", "write the dumped frames as pcap (./ringside-<time>.pcap)"),
+    ("d", "dump cursor's descriptor, else next pending"),
+    ("[ ]", "previous / next dump"),
+    ("w", "write dumps as pcap: ./ringside-<time>.pcap"),
     ("f", "freeze the display (the guest runs on)"),
     ("+ / -", "raise / lower the snapshot rate"),
-    ("/", "filter the event log (empty: no filter)"),
-    (":", "command: stats, pause Q, resume Q, step Q [N], dump Q --next|--last|--desc ID, rate HZ, reset"),
+    ("/", "filter the event log (empty: all)"),
+    (":", "command line, as ringside ctl (see guide)"),
     ("?", "this help"),
     ("q", "quit"),
 ]
 
 func drawHelp(_ g: inout ScreenGrid, size: ScreenSize) {
     let keyWidth = helpLines.map { $0.0.columns }.max() ?? 10
-    let width = min(size.width - 4, max(60, keyWidth + 4 + (helpLines.map { $0.1.columns }.max() ?? 40)))
+    let width = min(size.width - 4, keyWidth + 6 + (helpLines.map { $0.1.columns }.max() ?? 40))
     let height = min(size.height - 2, helpLines.count + 4)
     let x0 = (size.width - width) / 2, y0 = (size.height - height) / 2
     let box = CellStyle(.overlay)
