@@ -278,6 +278,29 @@ def run_checks(port):
           f"garbage refused ({', '.join(outcomes)})")
     check(get(port, "/")[0] == 200, "still serving after garbage")
 
+    # 70 connections open at once (each with a request answered), all still usable.
+    held, answered = [], 0
+    try:
+        for _ in range(70):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.append(sock)
+            if read_response(sock) is not None:
+                answered += 1
+        open_now = metric(port, "ringside_tcp_active_connections")
+        for sock in held:
+            sock.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            response = read_response(sock)
+            if response is not None and response[0] == 404:
+                answered += 1
+    except OSError as error:
+        print("   ", error)
+        open_now = None
+    finally:
+        for sock in held:
+            sock.close()
+    check(answered == 140 and open_now == 71, f"70 connections at once: {answered}/140 answered, {open_now} open incl. the probe")
+
     # Abrupt disconnects: resets and plain closes in the middle of requests.
     for index in range(20):
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
