@@ -82,27 +82,40 @@ final class TelemetryTests: QEMUTestCase {
         }
 
         try warmUp(g.udpPort)
-        let before = try stats(t)
+        // Exact counts: slirp now and then sends the guest a frame of its own (an ARP request),
+        // which the counters rightly include; such a window is measured again (up to 3 times).
         let sock = try UDPSocket()
-        let sent = payloads(20, tag: "count")
-        var echoed = 0
-        for p in sent {
-            try sock.send(p, toPort: g.udpPort)
-            if let r = sock.receive(timeout: 2), r == p { echoed += 1 }
+        var exact = false
+        for attempt in 0..<3 {
+            let before = try stats(t)
+            let sent = payloads(20, tag: "count\(attempt)")
+            var echoed = 0
+            for p in sent {
+                try sock.send(p, toPort: g.udpPort)
+                if let r = sock.receive(timeout: 2), r == p { echoed += 1 }
+            }
+            XCTAssertEqual(echoed, sent.count, "every datagram echoed")
+            // Snapshots move on their own: wait for one that has seen every packet.
+            let after = try waitForModel(t, "rx packets +\(sent.count)") {
+                self.status($0, 0).counters.packets &- self.status(before, 0).counters.packets >= UInt64(sent.count)
+            }
+            let rx0 = status(before, 0), rx1 = status(after, 0)
+            let tx0 = status(before, 1), tx1 = status(after, 1)
+            let frameBytes = sent.reduce(0) { $0 + UInt64(12 + 14 + 20 + 8 + $1.count) }
+            let rxPackets = rx1.counters.packets - rx0.counters.packets, txPackets = tx1.counters.packets - tx0.counters.packets
+            let rxBytes = rx1.counters.bytes - rx0.counters.bytes
+            print("attempt \(attempt): \(sent.count) datagrams: net0.rx +\(rxPackets) packets +\(rxBytes) bytes (expected \(frameBytes)), net0.tx +\(txPackets) packets, used_idx +\(rx1.usedIdx &- rx0.usedIdx)")
+            XCTAssertGreaterThanOrEqual(rxPackets, UInt64(sent.count))
+            XCTAssertLessThanOrEqual(rxPackets, UInt64(sent.count) + 2, "net0.rx packets")
+            XCTAssertEqual(UInt64(rx1.usedIdx &- rx0.usedIdx), rxPackets, "net0.rx used_idx moves with the packet count")
+            XCTAssertEqual(rx1.lastUsedIdx, rx1.usedIdx, "a running RX queue consumes everything")
+            if rxPackets == UInt64(sent.count) && txPackets == UInt64(sent.count) {
+                XCTAssertEqual(rxBytes, frameBytes, "net0.rx bytes (virtio-net header + frame)")
+                exact = true
+                break
+            }
         }
-        XCTAssertEqual(echoed, sent.count, "every datagram echoed")
-        // Snapshots move on their own: wait for one that has seen every packet.
-        let after = try waitForModel(t, "rx packets +\(sent.count)") {
-            self.status($0, 0).counters.packets &- self.status(before, 0).counters.packets >= UInt64(sent.count)
-        }
-        let rx0 = status(before, 0), rx1 = status(after, 0)
-        let tx0 = status(before, 1), tx1 = status(after, 1)
-        XCTAssertEqual(rx1.counters.packets - rx0.counters.packets, UInt64(sent.count), "net0.rx packets")
-        XCTAssertEqual(tx1.counters.packets - tx0.counters.packets, UInt64(sent.count), "net0.tx packets (one echo each)")
-        let frameBytes = sent.reduce(0) { $0 + UInt64(12 + 14 + 20 + 8 + $1.count) }
-        XCTAssertEqual(rx1.counters.bytes - rx0.counters.bytes, frameBytes, "net0.rx bytes (virtio-net header + frame)")
-        XCTAssertEqual(rx1.usedIdx &- rx0.usedIdx, UInt16(sent.count), "net0.rx used_idx moved by the datagram count")
-        XCTAssertEqual(rx1.lastUsedIdx, rx1.usedIdx, "a running RX queue consumes everything")
+        XCTAssertTrue(exact, "net0.rx and net0.tx packets never moved by exactly the datagram count")
     }
 
     // MARK: Pause and step
@@ -359,8 +372,11 @@ final class TelemetryTests: QEMUTestCase {
         XCTAssertEqual(reading.lost, 0)
         XCTAssertEqual(stalled.lost, 0, "every datagram echoed while the host did not read")
         XCTAssertGreaterThan(stalled.rate, 0.5 * reading.rate, "echo rate while the host does not read")
-        // Read again: the backlog, then a fresh full snapshot.
+        // Read again: drain the backlog first (a command sent while QEMU's buffer is still full
+        // would have its reply discarded), then ask for a fresh full snapshot.
         let statsBefore = t.decoder.statistics
+        let drainEnd = monotonicSeconds() + 1
+        while monotonicSeconds() < drainEnd { _ = t.receive(timeout: 0.05) }
         let m = try stats(t)
         let st = t.decoder.statistics
         print("after the stall: kernel droppedFrames \(before.droppedFrames) -> \(m.droppedFrames), con0.tx drops \(status(m, 3).counters.drops); host: \(st.framesMissed[0]) frames missed in \(st.sequenceGaps[0]) seq gaps, \(st.totalErrors) bad frames (\(st.bytesSkipped) bytes skipped), \(st.framesOK - statsBefore.framesOK) frames decoded on catching up")
