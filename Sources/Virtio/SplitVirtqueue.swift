@@ -30,7 +30,8 @@ public struct VirtqueueCounters: Equatable, Sendable {
     public var interrupts: UInt64 = 0
     /// Chains the driver popped from the used ring.
     public var packets: UInt64 = 0
-    /// Sum of the `len` the device reported for those chains.
+    /// Bytes moved: the `len` the device reported for chains with device-writable buffers
+    /// (RX), the bytes of the device-readable buffers for chains it only read (TX).
     public var bytes: UInt64 = 0
     /// Used-ring entries that broke the protocol: an id out of range, not a chain head, not
     /// owned by the device, or a len longer than the chain's writable buffers.
@@ -94,6 +95,8 @@ public final class SplitVirtqueue {
     private let chainLength: UnsafeMutablePointer<UInt16>
     /// For a head: total bytes of its device-writable buffers (bounds the used len).
     private let chainWritableBytes: UnsafeMutablePointer<UInt32>
+    /// For a head: total bytes of its device-readable buffers (what a TX completion moved).
+    private let chainReadableBytes: UnsafeMutablePointer<UInt32>
     /// free / available / held. `.used` is derived from the used ring when asked.
     private let storedState: UnsafeMutablePointer<VirtqDescriptorState>
 
@@ -129,10 +132,12 @@ public final class SplitVirtqueue {
         chainHead = .allocate(capacity: count)
         chainLength = .allocate(capacity: count)
         chainWritableBytes = .allocate(capacity: count)
+        chainReadableBytes = .allocate(capacity: count)
         storedState = .allocate(capacity: count)
         chainHead.initialize(repeating: 0, count: count)
         chainLength.initialize(repeating: 0, count: count)
         chainWritableBytes.initialize(repeating: 0, count: count)
+        chainReadableBytes.initialize(repeating: 0, count: count)
         storedState.initialize(repeating: .free, count: count)
         // Free list 0 → 1 → … → size-1, mirrored into desc.next as Linux does.
         link.initialize(repeating: 0, count: count)
@@ -153,6 +158,7 @@ public final class SplitVirtqueue {
         chainHead.deallocate()
         chainLength.deallocate()
         chainWritableBytes.deallocate()
+        chainReadableBytes.deallocate()
         storedState.deallocate()
     }
 
@@ -210,6 +216,7 @@ public final class SplitVirtqueue {
         chainHead[Int(id)] = id
         chainLength[Int(id)] = 1
         chainWritableBytes[Int(id)] = deviceWritable ? len : 0
+        chainReadableBytes[Int(id)] = deviceWritable ? 0 : len
         storedState[Int(id)] = .available
         putInAvailRing(head: id)
         return id
@@ -229,6 +236,7 @@ public final class SplitVirtqueue {
 
         let head = freeHead
         var writableBytes: UInt32 = 0
+        var readableBytes: UInt32 = 0
         var id = head
         var remaining = count
         for buffer in buffers {
@@ -238,7 +246,11 @@ public final class SplitVirtqueue {
             var flags: UInt16 = buffer.deviceWritable ? VIRTQ_DESC_F_WRITE : 0
             if remaining > 0 { flags |= VIRTQ_DESC_F_NEXT }
             writeDescriptor(id, addr: buffer.addr, len: buffer.len, flags: flags, next: next)
-            if buffer.deviceWritable { writableBytes = writableBytes &+ buffer.len }
+            if buffer.deviceWritable {
+                writableBytes = writableBytes &+ buffer.len
+            } else {
+                readableBytes = readableBytes &+ buffer.len
+            }
             chainHead[Int(id)] = head
             storedState[Int(id)] = .available
             if remaining > 0 { id = next }
@@ -248,6 +260,7 @@ public final class SplitVirtqueue {
         freeCount -= UInt16(truncatingIfNeeded: count)
         chainLength[Int(head)] = UInt16(truncatingIfNeeded: count)
         chainWritableBytes[Int(head)] = writableBytes
+        chainReadableBytes[Int(head)] = readableBytes
         putInAvailRing(head: head)
         return head
     }
@@ -376,7 +389,8 @@ public final class SplitVirtqueue {
             }
             markChain(head: head, as: .held)
             counters.packets &+= 1
-            counters.bytes &+= UInt64(element.len)
+            // A chain the device only read (TX) reports len 0 (2.7.8.1): count what it read.
+            counters.bytes &+= UInt64(capacity > 0 ? element.len : chainReadableBytes[Int(head)])
             if eventIdx && interruptsEnabled {
                 // Ask for the next interrupt after the entry we just took (2.7.7), as Linux does.
                 ring_store16(usedEventPointer, lastUsedIdx.littleEndian)

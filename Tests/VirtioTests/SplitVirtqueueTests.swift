@@ -372,6 +372,22 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
 }
 
 final class SplitVirtqueueSteppedPublishTests: XCTestCase {
+    /// A device reports len 0 for a chain it only read (TX); the byte counter still counts the
+    /// bytes it read, so a monitor's TX bytes/s is not stuck at zero.
+    func testReadOnlyChainsCountTheBytesTheDeviceRead() {
+        let memory = RingMemory(size: 8)
+        let queue = memory.makeQueue()
+        let device = memory.makeDevice()
+        _ = queue.addBuffer(addr: 0x1000, len: 74, deviceWritable: false)
+        _ = queue.addChain([VirtqBuffer(addr: 0x2000, len: 12, deviceWritable: false),
+                            VirtqBuffer(addr: 0x3000, len: 60, deviceWritable: false)])
+        queue.publish()
+        _ = device.complete(device.takeAllAvailable())   // len 0: nothing written
+        while let used = queue.popUsed() { XCTAssertTrue(queue.release(head: used.head)) }
+        XCTAssertEqual(queue.counters.packets, 2)
+        XCTAssertEqual(queue.counters.bytes, 74 + 12 + 60)
+    }
+
     /// A paused TX queue holds frames back; each step publishes exactly the oldest ones.
     func testPublishCountReleasesExactlyTheOldestChains() {
         let memory = RingMemory(size: 8)
