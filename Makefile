@@ -1,5 +1,5 @@
 # Ringside top-level build.
-#   make run    boot the kernel in QEMU (headless for now)
+#   make run    boot the kernel in QEMU and open the TUI
 #   make test   the whole test suite: host unit tests + the real kernel in real QEMU
 #   make bench  start-to-first-echo, echo round trips, telemetry cost (off vs 10 Hz vs 60 Hz), decoder MB/s
 SWIFT      ?= swift
@@ -19,9 +19,9 @@ kernel:
 build:
 	$(SWIFT) build $(SWIFTFLAGS)
 
-# For now `run` streams the serial console (--headless); the TUI will replace it once it is built.
+# `run` boots the kernel and opens the TUI; `make run RUNFLAGS=--headless` streams the serial console instead.
 run: deps kernel build
-	$(RINGSIDE) run --headless $(RUNFLAGS)
+	$(RINGSIDE) run $(RUNFLAGS)
 
 # The whole suite (swift test fails, and so make fails, when any test fails).
 test: deps kernel

@@ -59,8 +59,9 @@ func kmain(_ startInfo: UInt32) {
     let stack = NetStack(config: parsed.config)
     // TCP and the HTTP server on port 80 (kernel/net/HTTPService.swift); it lives as long as the stack.
     _ = HTTPService.start(stack: stack, net: net, console: console)
+    let dropLog = DropLog()
     stack.onDrop = { reason in
-        log("net: drop \(reason.name) total=\(stack.counters.totalDrops)")
+        dropLog.note(reason.name, total: stack.counters.totalDrops)
     }
     log("net0: \(parsed.config.summary)")
 
@@ -78,6 +79,7 @@ func kmain(_ startInfo: UInt32) {
                       WireDeviceInfo(name: "con0", deviceType: VIRTIO_ID_CONSOLE, features: console.features.rawValue)],
             queues: queues.enumerated().map { WireQueueInfo(queue: UInt8($0.offset), name: $0.element.name, size: $0.element.ring.size) })
         telemetry = Telemetry(console: console, queues: queues, hello: hello)
+        telemetry?.linkUp = net.linkUp
     }
 
     stack.announce()
@@ -134,6 +136,7 @@ final class MainLoop {
             if pending & VirtioNetDriver.configVector.irqBit != 0 {
                 let wasUp = net.linkUp
                 if net.refreshLinkStatus() != wasUp { log("net0: link \(net.linkUp ? "up" : "down")") }
+                telemetry?.linkUp = net.linkUp
             }
 
             let now = Clock.nowMs
@@ -218,6 +221,34 @@ func readCommandLine() -> [UInt8] {
     var buffer = [CChar](repeating: 0, count: 1024)
     let length = boot_cmdline(&buffer, buffer.count)
     return buffer[0..<length].map { UInt8(bitPattern: $0) }
+}
+
+/// Logs dropped packets on the serial console, at most `linesPerSecond` lines a second: a
+/// flood of bad packets must not turn into a flood of slow serial output. What is not logged
+/// is summed up when logging resumes; the counters themselves are always exact.
+final class DropLog {
+    static let linesPerSecond = 20
+    private var windowStartMs: UInt64 = 0
+    private var linesInWindow = 0
+    private var suppressed: UInt64 = 0
+
+    func note(_ reason: StaticString, total: UInt64) {
+        let now = Clock.nowMs
+        if now &- windowStartMs >= 1000 {
+            windowStartMs = now
+            linesInWindow = 0
+            if suppressed > 0 {
+                log("net: \(suppressed) more drops not logged")
+                suppressed = 0
+            }
+        }
+        guard linesInWindow < Self.linesPerSecond else {
+            suppressed &+= 1
+            return
+        }
+        linesInWindow += 1
+        log("net: drop \(reason) total=\(total)")
+    }
 }
 
 /// Whether `word` appears as a space-separated word of the command line.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RingsideKit
+import RingsideTUI
 
 extension Accelerator: ExpressibleByArgument {}
 
@@ -74,8 +75,10 @@ struct Run: ParsableCommand {
 
     func run() throws {
         installStopSignalHandlers()
-        if !headless {
-            warn("the TUI is not built yet; running headless (serial console on standard output)")
+        let openTUI = !headless
+        if openTUI && (isatty(STDIN_FILENO) == 0 || isatty(STDOUT_FILENO) == 0) {
+            warn("the TUI needs a terminal on standard input and output; use --headless to stream the serial console instead")
+            throw ExitCode(2)
         }
         guard let kernelPath = kernel ?? KernelLocator.find() else {
             warn("no kernel found; looked for \(KernelLocator.relativePath) here, in parent directories and above the ringside executable. Build it with `make kernel` or pass --kernel PATH.")
@@ -119,7 +122,22 @@ struct Run: ParsableCommand {
         } catch {
             warn("telemetry hub not started: \(error)")
         }
-        let code = stream(qemu)
+        let code: Int32
+        if openTUI {
+            // The TUI is one more client of the hub, so `watch`/`ctl` keep working beside it.
+            let socket = hub != nil ? qemu.run.telemetrySocket : qemu.run.consoleSocket
+            let options = TUIOptions(title: "Ringside", accel: accel.resolved().rawValue)
+            let status = runTUI(socketPath: socket, options: options)
+            if let ended = qemu.process.poll(), case .qemuEnded = qemu.outcome(of: ended) {
+                warn(qemu.explain(ended))
+                code = 1
+            } else {
+                _ = qemu.stop()
+                code = (status == 0 || status >= 128) ? 0 : status
+            }
+        } else {
+            code = stream(qemu)
+        }
         hub?.stop()
         if code != 0 { throw ExitCode(code) }
     }

@@ -71,6 +71,11 @@ final class Telemetry {
     private(set) var rateHz: UInt16 = Telemetry.defaultRateHz
     private var nextSnapshotNs: UInt64 = 0
     private(set) var droppedFrames: UInt64 = 0
+    /// The network link as the driver last read it; sent after every hello (which has no
+    /// field for it) and whenever it changes.
+    var linkUp = true {
+        didSet { if linkUp != oldValue { event(.link(up: linkUp)) } }
+    }
     private(set) var badCommandFrames: UInt64 = 0
 
     init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello) {
@@ -108,6 +113,7 @@ final class Telemetry {
 
     func sendHello() {
         send(.hello(hello))
+        event(.link(up: linkUp))
         tracker.requestFull()
     }
 
