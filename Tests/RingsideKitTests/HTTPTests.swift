@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+@testable import RingsideKit
+
+/// The kernel's HTTP/1.1 server (port 80, forwarded to a host port by QEMU user networking),
+/// driven by real clients: `curl`, and scripts/http-check.py (sequential and concurrent
+/// keep-alive clients, a 200 KB POST, garbage, abrupt disconnects).
+final class HTTPTests: QEMUTestCase {
+    private func bootWithHTTP() throws -> UInt16? {
+        guard let kernel = requireKernel() else { return nil }
+        let c = try baseConfiguration(kernel: kernel)
+        _ = try launchReady(c)
+        guard case let .user(_, httpPort) = c.network else {
+            XCTFail("not user networking")
+            return nil
+        }
+        return httpPort
+    }
+
+    func testCurlGetsTheStatusPageAndPrometheusMetrics() throws {
+        guard findExecutable("curl") != nil else { return XCTFail("curl is not installed (apt-get install curl)") }
+        guard let port = try bootWithHTTP() else { return }
+        let page = try runCommand(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)/"])
+        XCTAssertEqual(page.status, .exited(0), page.output)
+        XCTAssertTrue(page.output.hasSuffix("\n200"), "GET / status: \(page.output.suffix(10))")
+        XCTAssertTrue(page.output.contains("net0.rx"), "the status page lists the queues")
+
+        let metrics = try runCommand(["curl", "-sS", "http://127.0.0.1:\(port)/metrics"])
+        XCTAssertEqual(metrics.status, .exited(0), metrics.output)
+        // Prometheus text exposition: every line is a comment or `name{labels} value`.
+        let sample = try NSRegularExpression(pattern: #"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.eE+-]+$"#)
+        var samples = 0
+        for line in metrics.output.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") { continue }
+            let text = String(line)
+            let matched = sample.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+            XCTAssertTrue(matched, "not Prometheus text: \(text)")
+            samples += 1
+        }
+        XCTAssertGreaterThan(samples, 10)
+        XCTAssertTrue(metrics.output.contains(#"queue="net0.rx""#), "per-queue labels")
+
+        let missing = try runCommand(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/nope"])
+        XCTAssertEqual(missing.output, "404")
+    }
+
+    func testHTTPCheckScriptPassesAgainstTheRunningKernel() throws {
+        guard findExecutable("python3") != nil else { return XCTFail("python3 is not installed") }
+        guard let port = try bootWithHTTP() else { return }
+        let script = repositoryRoot + "/scripts/http-check.py"
+        let result = try runCommand(["python3", script, "--port", String(port)], timeout: 240)
+        XCTAssertEqual(result.status, .exited(0), "http-check failed:\n\(result.output)")
+        XCTAssertFalse(result.output.contains("FAIL "), result.output)
+    }
+}
