@@ -27,8 +27,12 @@ run: deps kernel build
 test: deps kernel
 	$(SWIFT) test $(SWIFTFLAGS)
 
+# Numbers, not pass/fail: the kernel's UDP echo and what watching costs (bench.sh), the HTTP
+# server (bench-http.sh, wrk), and the TUI's CPU at 30 frames/s under traffic (bench-tui.sh).
 bench: deps kernel
 	scripts/bench.sh
+	scripts/bench-http.sh
+	scripts/bench-tui.sh
 
 clean:
 	-$(MAKE) -C kernel clean

@@ -23,6 +23,7 @@ need_cmd curl curl
 need_cmd ip iproute2
 need_cmd python3 python3
 need_cmd hexdump bsdextrautils   # the TUI tests compare their hex dump with the real one
+need_cmd wrk wrk                 # make bench: HTTP load
 
 if [ "${#missing[@]}" -gt 0 ]; then
     # De-duplicate, keep order.
