@@ -1,66 +1,23 @@
-import Foundation
-
-// Hex dumps, header decoding and pcap output for `ringside ctl dump` (and the TUI's dump pane).
-// Everything here takes arbitrary bytes and never traps: short or inconsistent headers are
-// reported as such and decoding stops there.
-
-/// `hexdump -C` layout, byte for byte: an 8-digit offset, two spaces, 16 bytes as two groups of
-/// 8 (`xx ` each, one extra space between the groups), `|ascii|` (0x20–0x7e shown, others `.`),
-/// `*` for lines repeating the previous one, and a final line with the total length.
-/// Empty input gives an empty string (as `hexdump -C` prints nothing).
-public func hexDumpC(_ bytes: [UInt8]) -> String {
-    if bytes.isEmpty { return "" }
-    let digits: [Character] = Array("0123456789abcdef")
-    func offset(_ n: Int) -> String {
-        var s = ""
-        for shift in stride(from: 28, through: 0, by: -4) { s.append(digits[(n >> shift) & 0xF]) }
-        return s
-    }
-    var out = ""
-    var previous: ArraySlice<UInt8>? = nil
-    var starred = false
-    var i = 0
-    while i < bytes.count {
-        let line = bytes[i..<min(i + 16, bytes.count)]
-        if line.count == 16, let previous, previous.elementsEqual(line) {
-            if !starred { out += "*\n"; starred = true }
-            i += 16
-            continue
-        }
-        starred = false
-        previous = line
-        var text = offset(i) + "  "
-        for k in 0..<16 {
-            if k < line.count {
-                let b = line[line.startIndex + k]
-                text.append(digits[Int(b >> 4)]); text.append(digits[Int(b & 0xF)]); text.append(" ")
-            } else {
-                text += "   "
-            }
-            if k == 7 { text += " " }
-        }
-        text += " |"
-        for b in line { text.append((0x20...0x7e).contains(b) ? Character(UnicodeScalar(b)) : ".") }
-        text += "|\n"
-        out += text
-        i += 16
-    }
-    out += offset(bytes.count) + "\n"
-    return out
-}
+// Header decoding for `ringside ctl dump` and the TUI's dump pane. Everything here takes
+// arbitrary bytes and never traps: short or inconsistent headers are reported as such and
+// decoding stops there.
 
 /// One decoded protocol layer: a title and `name: value` fields.
 public struct PacketLayer: Equatable, Sendable {
     public var title: String
     public var fields: [(String, String)]
+    /// The layer on one line (`UDP: 37575 → 7 len 12 (payload 4 bytes)`), for the TUI's dump
+    /// pane; nil for payload layers, which the hex dump shows.
+    public var summary: String?
 
-    public init(title: String, fields: [(String, String)]) {
+    public init(title: String, fields: [(String, String)], summary: String? = nil) {
         self.title = title
         self.fields = fields
+        self.summary = summary
     }
 
     public static func == (a: PacketLayer, b: PacketLayer) -> Bool {
-        a.title == b.title && a.fields.count == b.fields.count
+        a.title == b.title && a.summary == b.summary && a.fields.count == b.fields.count
             && zip(a.fields, b.fields).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
     }
 }
@@ -88,20 +45,34 @@ public struct PacketDescription: Sendable {
         for n in notes { s += "note: " + n + "\n" }
         return s
     }
+
+    /// One line per header, outermost first, then the notes: the compact form of `text`.
+    public var summaryLines: [String] {
+        layers.compactMap(\.summary) + notes.map { "note: " + $0 }
+    }
 }
 
 /// Decodes packet headers from arbitrary bytes without ever trapping.
 public enum FrameDecoder {
     /// Size of `struct virtio_net_hdr` with `num_buffers` (virtio 1.x, always present for modern devices).
     public static let virtioNetHeaderBytes = 12
+    /// Size of `struct virtio_net_hdr` without `num_buffers` (a legacy device that negotiated
+    /// neither VIRTIO_F_VERSION_1 nor VIRTIO_NET_F_MRG_RXBUF; virtio 1.2 §5.1.6).
+    public static let legacyVirtioNetHeaderBytes = 10
 
     /// Decodes `bytes`; with `virtioHeader` the first 12 bytes are a virtio-net header.
     public static func describe(_ bytes: [UInt8], virtioHeader: Bool = true) -> PacketDescription {
+        describe(bytes, virtioHeaderBytes: virtioHeader ? virtioNetHeaderBytes : 0)
+    }
+
+    /// Decodes `bytes`, which start with a virtio-net header of `virtioHeaderBytes` (12, 10 for a
+    /// legacy device, 0 when `bytes` start at Ethernet).
+    public static func describe(_ bytes: [UInt8], virtioHeaderBytes: Int) -> PacketDescription {
         var d = PacketDescription()
         var r = ByteCursor(bytes)
-        if virtioHeader {
-            guard bytes.count >= virtioNetHeaderBytes else {
-                d.notes.append("\(bytes.count) bytes: shorter than the 12-byte virtio-net header")
+        if virtioHeaderBytes > 0 {
+            guard bytes.count >= virtioHeaderBytes else {
+                d.notes.append("\(bytes.count) bytes: shorter than the \(virtioHeaderBytes)-byte virtio-net header")
                 return d
             }
             let flags = r.u8(0), gso = r.u8(1)
@@ -115,16 +86,24 @@ public enum FrameDecoder {
             case 5: gsoName = "UDP_L4"
             default: gsoName = "?"
             }
-            d.layers.append(PacketLayer(title: "virtio-net header (12 bytes)", fields: [
-                ("flags", hex2(flags) + (flagNames.isEmpty ? "" : " (" + flagNames.joined(separator: "|") + ")")),
-                ("gso_type", hex2(gso) + " (" + gsoName + ((gso & 0x80) != 0 ? "|ECN" : "") + ")"),
+            let flagsText = hex2(flags) + (flagNames.isEmpty ? "" : " (" + flagNames.joined(separator: "|") + ")")
+            let gsoText = gsoName + ((gso & 0x80) != 0 ? "|ECN" : "")
+            var fields = [
+                ("flags", flagsText),
+                ("gso_type", hex2(gso) + " (" + gsoText + ")"),
                 ("hdr_len", String(r.le16(2))),
                 ("gso_size", String(r.le16(4))),
                 ("csum_start", String(r.le16(6))),
                 ("csum_offset", String(r.le16(8))),
-                ("num_buffers", String(r.le16(10))),
-            ]))
-            r = ByteCursor(Array(bytes[virtioNetHeaderBytes...]))
+            ]
+            var summary = "virtio-net hdr: flags \(flagsText) gso \(gsoText) hdr_len \(r.le16(2)) gso_size \(r.le16(4))"
+                + " csum \(r.le16(6))+\(r.le16(8))"
+            if virtioHeaderBytes >= virtioNetHeaderBytes {
+                fields.append(("num_buffers", String(r.le16(10))))
+                summary += " num_buffers \(r.le16(10))"
+            }
+            d.layers.append(PacketLayer(title: "virtio-net header (\(virtioHeaderBytes) bytes)", fields: fields, summary: summary))
+            r = ByteCursor(Array(bytes[virtioHeaderBytes...]))
         }
         d.ethernetFrame = r.bytes
         decodeEthernet(&r, into: &d)
@@ -137,9 +116,10 @@ public enum FrameDecoder {
             return
         }
         let type = r.be16(12)
+        let dst = mac(r, 0), src = mac(r, 6)
         d.layers.append(PacketLayer(title: "Ethernet II (\(r.count) bytes)", fields: [
-            ("dst", mac(r, 0)), ("src", mac(r, 6)), ("type", hex4(type) + " (" + etherTypeName(type) + ")"),
-        ]))
+            ("dst", dst), ("src", src), ("type", hex4(type) + " (" + etherTypeName(type) + ")"),
+        ], summary: "Ethernet: \(src) → \(dst) type \(hex4(type)) \(etherTypeName(type))"))
         let payload = ByteCursor(r.slice(14, r.count - 14))
         switch type {
         case 0x0806: decodeARP(payload, into: &d)
@@ -154,13 +134,14 @@ public enum FrameDecoder {
             return
         }
         let op = r.be16(6)
+        let sender = mac(r, 8) + " " + ipv4(r, 14), target = mac(r, 18) + " " + ipv4(r, 24)
         d.layers.append(PacketLayer(title: "ARP", fields: [
             ("htype", String(r.be16(0))), ("ptype", hex4(r.be16(2))),
             ("hlen", String(r.u8(4))), ("plen", String(r.u8(5))),
             ("op", String(op) + (op == 1 ? " (request)" : op == 2 ? " (reply)" : "")),
-            ("sender", mac(r, 8) + " " + ipv4(r, 14)),
-            ("target", mac(r, 18) + " " + ipv4(r, 24)),
-        ]))
+            ("sender", sender),
+            ("target", target),
+        ], summary: "ARP \(op == 1 ? "request" : op == 2 ? "reply" : "op \(op)"): \(sender) → \(target)"))
     }
 
     static func decodeIPv4(_ r: ByteCursor, into d: inout PacketDescription) {
@@ -187,7 +168,7 @@ public enum FrameDecoder {
             ("protocol", String(proto) + " (" + ipProtocolName(proto) + ")"),
             ("checksum", hex4(r.be16(10)) + (checksumOK ? " (ok)" : " (bad)")),
             ("src", ipv4(r, 12)), ("dst", ipv4(r, 16)),
-        ]))
+        ], summary: "IPv4: \(ipv4(r, 12)) → \(ipv4(r, 16)) len \(total) ttl \(r.u8(8)) id \(hex4(r.be16(4))) proto \(proto)"))
         guard vihl >> 4 == 4 else { d.notes.append("IPv4: version \(vihl >> 4)"); return }
         guard ihl >= 20, ihl <= r.count else { d.notes.append("IPv4: header length \(ihl) invalid for \(r.count) bytes"); return }
         guard total >= ihl else { d.notes.append("IPv4: total length \(total) below header length \(ihl)"); return }
@@ -209,33 +190,38 @@ public enum FrameDecoder {
     static func decodeICMP(_ r: ByteCursor, into d: inout PacketDescription) {
         guard r.count >= 4 else { d.notes.append("ICMP: \(r.count) bytes, shorter than 4"); return }
         let type = r.u8(0)
+        let typeName = type == 8 ? "echo request" : type == 0 ? "echo reply" : type == 3 ? "destination unreachable" : nil
         var fields: [(String, String)] = [
-            ("type", String(type) + (type == 8 ? " (echo request)" : type == 0 ? " (echo reply)" : type == 3 ? " (destination unreachable)" : "")),
+            ("type", String(type) + (typeName.map { " (\($0))" } ?? "")),
             ("code", String(r.u8(1))),
             ("checksum", hex4(r.be16(2)) + (internetChecksum(r.bytes) == 0 ? " (ok)" : " (bad)")),
         ]
+        var summary = "ICMP \(typeName ?? "type \(type)") code \(r.u8(1))"
         if (type == 0 || type == 8) && r.count >= 8 {
             fields.append(("id", String(r.be16(4))))
             fields.append(("seq", String(r.be16(6))))
             fields.append(("data", "\(r.count - 8) bytes"))
+            summary += " id \(r.be16(4)) seq \(r.be16(6))"
         }
-        d.layers.append(PacketLayer(title: "ICMP", fields: fields))
+        d.layers.append(PacketLayer(title: "ICMP", fields: fields, summary: summary))
     }
 
     static func decodeUDP(_ r: ByteCursor, into d: inout PacketDescription) {
         guard r.count >= 8 else { d.notes.append("UDP: \(r.count) bytes, shorter than 8"); return }
         let length = Int(r.be16(4))
-        d.layers.append(PacketLayer(title: "UDP", fields: [
-            ("src_port", String(r.be16(0))), ("dst_port", String(r.be16(2))),
-            ("length", String(length)), ("checksum", hex4(r.be16(6))),
-        ]))
         var end = r.count
+        var lengthNote: String?
         if length < 8 || length > r.count {
-            d.notes.append("UDP: length \(length) inconsistent with \(r.count) bytes")
+            lengthNote = "UDP: length \(length) inconsistent with \(r.count) bytes"
         } else {
             end = length
         }
         let payload = r.slice(8, end - 8)
+        d.layers.append(PacketLayer(title: "UDP", fields: [
+            ("src_port", String(r.be16(0))), ("dst_port", String(r.be16(2))),
+            ("length", String(length)), ("checksum", hex4(r.be16(6))),
+        ], summary: "UDP: \(r.be16(0)) → \(r.be16(2)) len \(length) (payload \(payload.count) bytes)"))
+        if let lengthNote { d.notes.append(lengthNote) }
         d.udpPayload = payload
         d.layers.append(PacketLayer(title: "UDP payload (\(payload.count) bytes)", fields: [("data", preview(payload))]))
     }
@@ -253,7 +239,7 @@ public enum FrameDecoder {
             ("data_offset", String(offset)),
             ("flags", hex2(flagBits) + (flags.isEmpty ? "" : " (" + flags.joined(separator: "|") + ")")),
             ("window", String(r.be16(14))), ("checksum", hex4(r.be16(16))), ("urgent", String(r.be16(18))),
-        ]))
+        ], summary: "TCP: \(r.be16(0)) → \(r.be16(2)) [\(flags.joined(separator: ","))] seq \(r.be32(4)) ack \(r.be32(8)) win \(r.be16(14))"))
         if offset < 20 || offset > r.count {
             d.notes.append("TCP: data offset \(offset) invalid for \(r.count) bytes")
         } else if r.count > offset {
@@ -283,7 +269,7 @@ public enum FrameDecoder {
     }
 
     static func mac(_ r: ByteCursor, _ at: Int) -> String {
-        (0..<6).map { hex2(r.u8(at + $0), prefix: false) }.joined(separator: ":")
+        macAddressText((0..<6).map { r.u8(at + $0) })
     }
 
     static func ipv4(_ r: ByteCursor, _ at: Int) -> String {
@@ -308,13 +294,11 @@ public enum FrameDecoder {
 }
 
 func hex2(_ v: UInt8, prefix: Bool = true) -> String {
-    let s = String(v, radix: 16)
-    return (prefix ? "0x" : "") + (s.count < 2 ? "0" + s : s)
+    (prefix ? "0x" : "") + hexDigits(UInt64(v), width: 2)
 }
 
 func hex4(_ v: UInt16) -> String {
-    let s = String(v, radix: 16)
-    return "0x" + String(repeating: "0", count: max(0, 4 - s.count)) + s
+    "0x" + hexDigits(UInt64(v), width: 4)
 }
 
 /// Bounds-checked reads: anything past the end reads as 0 (callers check lengths first).
@@ -330,28 +314,5 @@ struct ByteCursor {
         let s = max(0, min(start, bytes.count))
         let e = max(s, min(s + max(0, length), bytes.count))
         return Array(bytes[s..<e])
-    }
-}
-
-/// Writes pcap files (the classic libpcap format: microsecond timestamps, LINKTYPE_ETHERNET).
-public enum PcapWriter {
-    public static let linktypeEthernet: UInt32 = 1
-    public static let magic: UInt32 = 0xA1B2_C3D4
-
-    /// A whole pcap file holding `frames` (Ethernet frames, no virtio-net header).
-    public static func file(frames: [[UInt8]], timestamp: Date = Date(), snaplen: UInt32 = 65535) -> [UInt8] {
-        var out: [UInt8] = []
-        func le32(_ v: UInt32) { for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
-        func le16(_ v: UInt16) { out.append(UInt8(v & 0xFF)); out.append(UInt8(v >> 8)) }
-        le32(magic); le16(2); le16(4); le32(0); le32(0); le32(snaplen); le32(linktypeEthernet)
-        let t = timestamp.timeIntervalSince1970
-        let sec = UInt32(clamping: Int64(t.rounded(.down)))
-        let usec = UInt32(clamping: Int64(((t - t.rounded(.down)) * 1_000_000).rounded(.down)))
-        for f in frames {
-            let incl = min(UInt32(clamping: f.count), snaplen)
-            le32(sec); le32(usec); le32(incl); le32(UInt32(clamping: f.count))
-            out.append(contentsOf: f.prefix(Int(incl)))
-        }
-        return out
     }
 }

@@ -83,7 +83,7 @@ struct Watch: ParsableCommand {
                     if let count, printed >= count { return }
                 case .message(.hello(let h), _):
                     lastData = monotonicSeconds()
-                    if !json { guard writeLine("# \(h.kernelVersion) protocol \(h.protocolVersion), mac \(macText(h.mac)), queues \(h.queues.map { "\($0.name)[\($0.size)]" }.joined(separator: " "))") else { throw ExitCode.failure } }
+                    if !json { guard writeLine("# \(h.kernelVersion) protocol \(h.protocolVersion), mac \(macAddressText(h.mac)), queues \(h.queues.map { "\($0.name)[\($0.size)]" }.joined(separator: " "))") else { throw ExitCode.failure } }
                 case .message:
                     lastData = monotonicSeconds()
                 case .decodeError(let e):
@@ -130,10 +130,6 @@ struct HumanLines {
         }
         return lines
     }
-}
-
-func macText(_ mac: [UInt8]) -> String {
-    mac.map { String(format: "%02x", $0) }.joined(separator: ":")
 }
 
 func formatTimeout(_ s: Double) -> String {

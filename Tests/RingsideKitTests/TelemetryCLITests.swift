@@ -224,6 +224,44 @@ final class FrameDecoderTests: XCTestCase {
         XCTAssertTrue(d.notes.isEmpty, d.text)
     }
 
+    func testSummaryLinesOneLinePerHeader() {
+        let payload = Array("ping".utf8)
+        let ethernet: [UInt8] = [0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x52, 0x55, 0x0a, 0, 2, 2, 0x08, 0x00]
+        let ip: [UInt8] = [0x45, 0, 0, UInt8(20 + 8 + payload.count), 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 2, 2, 10, 0, 2, 15]
+        let udp: [UInt8] = [0x92, 0xc7, 0, 7, 0, UInt8(8 + payload.count), 0, 0]
+        let modern = [UInt8](repeating: 0, count: 10) + [1, 0] + ethernet + ip + udp + payload
+        XCTAssertEqual(FrameDecoder.describe(modern).summaryLines, [
+            "virtio-net hdr: flags 0x00 gso NONE hdr_len 0 gso_size 0 csum 0+0 num_buffers 1",
+            "Ethernet: 52:55:0a:00:02:02 → 52:54:00:12:34:56 type 0x0800 IPv4",
+            "IPv4: 10.0.2.2 → 10.0.2.15 len 32 ttl 64 id 0x0001 proto 17",
+            "UDP: 37575 → 7 len 12 (payload 4 bytes)",
+        ])
+        // A legacy device's 10-byte header has no num_buffers; the Ethernet frame follows it.
+        let legacy = FrameDecoder.describe([UInt8](repeating: 0, count: 10) + ethernet + ip + udp + payload, virtioHeaderBytes: 10)
+        XCTAssertEqual(legacy.layers.first?.title, "virtio-net header (10 bytes)")
+        XCTAssertFalse(legacy.text.contains("num_buffers"), legacy.text)
+        XCTAssertEqual(legacy.udpPayload, payload)
+        XCTAssertEqual(FrameDecoder.describe(ethernet + ip + udp + payload, virtioHeaderBytes: 0).summaryLines.count, 3)
+        // Truncation is a note line, not a trap.
+        XCTAssertEqual(FrameDecoder.describe(Array(modern.prefix(20))).summaryLines.last,
+                       "note: 8 bytes left: shorter than an Ethernet header (14)")
+    }
+
+    func testHexDumpLinesAndUnsqueezed() {
+        let bytes = [UInt8](repeating: 0, count: 48) + [0x41]
+        XCTAssertEqual(hexDumpCLines(bytes), [
+            "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|",
+            "*",
+            "00000030  41                                                |A|",
+            "00000031",
+        ])
+        XCTAssertEqual(hexDumpCLines(bytes, squeeze: false).count, 5, "hexdump -C -v prints every line")
+        XCTAssertEqual(hexDumpC(bytes), hexDumpCLines(bytes).map { $0 + "\n" }.joined())
+        XCTAssertEqual(hexDigits(0x14a000, width: 16), "000000000014a000")
+        XCTAssertEqual(hexDigits(0xabc, width: 1), "abc")
+        XCTAssertEqual(macAddressText([0x52, 0x54, 0, 0x12, 0x34, 0x56]), "52:54:00:12:34:56")
+    }
+
     /// Never traps: every prefix and thousands of mutations of real-looking frames.
     func testNeverTrapsOnAnyInput() {
         var rng = SplitMix64(seed: 2)
@@ -256,6 +294,22 @@ final class FrameDecoderTests: XCTestCase {
         XCTAssertEqual(f.count, 24 + 16 + 3)
         XCTAssertEqual(Array(f[0..<4]), [0xd4, 0xc3, 0xb2, 0xa1])
         XCTAssertEqual(Array(f[24..<40]), [1, 0, 0, 0, 0x90, 0xd0, 0x03, 0, 3, 0, 0, 0, 3, 0, 0, 0])
+        // Each frame its own time (the TUI's dumps were taken at different moments).
+        let timed = PcapWriter.file(frames: [(time: 1.25, bytes: [1, 2, 3]), (time: 2.5, bytes: [4])])
+        XCTAssertEqual(Array(timed[24..<40]), Array(f[24..<40]))
+        XCTAssertEqual(Array(timed[43..<51]), [2, 0, 0, 0, 0x20, 0xa1, 0x07, 0])
+        XCTAssertEqual(timed.count, 24 + 16 + 3 + 16 + 1)
+    }
+
+    func testPcapWriteReportsWhereAndWhy() throws {
+        let path = NSTemporaryDirectory() + "ringside-pcap-\(getpid()).pcap"
+        defer { unlink(path) }
+        let file = PcapWriter.file(frames: [[1, 2, 3]])
+        try PcapWriter.write(file, to: path)
+        XCTAssertEqual(FileManager.default.contents(atPath: path).map { [UInt8]($0) }, file)
+        XCTAssertThrowsError(try PcapWriter.write(file, to: "/nonexistent/dir/x.pcap")) { error in
+            XCTAssertTrue("\(error)".contains("cannot write /nonexistent/dir/x.pcap"), "\(error)")
+        }
     }
 }
 

@@ -17,8 +17,8 @@ func sampleState(rxPaused: Bool = false, rxPending: UInt16 = 0, now: Double = 10
                           devices: [WireDeviceInfo(name: "net0", deviceType: 1, features: 1 << 32),
                                     WireDeviceInfo(name: "con0", deviceType: 3, features: 1 << 32)],
                           queues: queues)
-    _ = state.apply(.connected)
-    _ = state.apply(.message(.hello(hello), seq: 1))
+    state.apply(.connected)
+    state.apply(.message(.hello(hello), seq: 1))
     var snaps: [WireQueueSnapshot] = []
     for q in queues {
         let n = Int(q.size)
@@ -35,7 +35,7 @@ func sampleState(rxPaused: Bool = false, rxPending: UInt16 = 0, now: Double = 10
                                      counters: WireQueueCounters(packets: 10, bytes: 1000, drops: 0, kicks: 3, interrupts: 4))
         snaps.append(WireQueueSnapshot(status: status, descriptors: .full(table)))
     }
-    _ = state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: 1, uptimeNs: 83_000_000_000, rateHz: 10,
+    state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: 1, uptimeNs: 83_000_000_000, rateHz: 10,
                                                     droppedFrames: 0, queues: snaps)), seq: 2))
     return state
 }

@@ -1,5 +1,6 @@
 import XCTest
 @testable import RingsideTUI
+import RingsideKit
 import Wire
 
 final class ScreenModelTests: XCTestCase {
@@ -77,7 +78,7 @@ final class ScreenModelTests: XCTestCase {
         XCTAssertTrue(header.contains("STALE"), header)
         let column = Array(header.unicodeScalars).firstIndex(of: "S")!
         XCTAssertEqual(render(state, size: .minimum)[0, column].style.role, .alarm, "stale age in red/bold")
-        _ = state.apply(.disconnected(reason: "the guest closed the console socket"))
+        state.apply(.disconnected(reason: "the guest closed the console socket"))
         XCTAssertTrue(render(state, size: .minimum).line(0).contains("disconnected"))
     }
 
@@ -152,9 +153,9 @@ final class ScreenModelTests: XCTestCase {
     func testLogFilterAndReplies() {
         var state = sampleState()
         state.awaiting[7] = "pause net0.rx"
-        _ = state.apply(.message(.reply(WireReply(commandSeq: 7, status: .ok)), seq: 3))
+        state.apply(.message(.reply(WireReply(commandSeq: 7, status: .ok)), seq: 3))
         state.awaiting[8] = "step net0.rx"
-        _ = state.apply(.message(.reply(WireReply(commandSeq: 8, status: .nothingPending, message: "net0.rx has nothing pending")), seq: 4))
+        state.apply(.message(.reply(WireReply(commandSeq: 8, status: .nothingPending, message: "net0.rx has nothing pending")), seq: 4))
         XCTAssertTrue(state.log.contains { $0.text == "pause net0.rx: ok" })
         XCTAssertTrue(state.log.contains { $0.kind == .error && $0.text.contains("nothingPending") })
         _ = state.handle(.character("/"))
@@ -166,7 +167,7 @@ final class ScreenModelTests: XCTestCase {
 
     func testPcapImage() {
         let frame = Array(sampleFrame(payload: [1, 2, 3]).dropFirst(12))
-        let image = PcapFile.image([(time: 1.5, bytes: frame)])
+        let image = PcapWriter.file(frames: [(time: 1.5, bytes: frame)])
         XCTAssertEqual(Array(image.prefix(4)), [0xd4, 0xc3, 0xb2, 0xa1])
         XCTAssertEqual(image.count, 24 + 16 + frame.count)
         XCTAssertEqual(Array(image.suffix(frame.count)), frame)

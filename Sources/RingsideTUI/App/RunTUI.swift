@@ -3,7 +3,7 @@
 
 import CNcurses
 import Glibc
-import Synchronization
+import RingsideKit
 import Wire
 
 /// How the TUI is opened.
@@ -30,27 +30,22 @@ public struct TUIOptions: Sendable {
     }
 }
 
-/// The signal that ended the TUI (0: none yet).
-let tuiStopSignal = Atomic<Int32>(0)
-
 /// Opens the TUI on the telemetry socket of a Ringside kernel (QEMU's virtio-console socket).
 /// Returns the exit status: 0 after `q`, 128 + signal after SIGINT/SIGTERM/SIGHUP, 1 when the
 /// terminal cannot be used.
 public func runTUI(socketPath: String, options: TUIOptions) -> Int32 {
-    runTUI(link: UnixSocketLink(path: socketPath), options: options)
-}
-
-/// The same on any TelemetryLink (tests, RingsideKit's connection).
-public func runTUI(link: TelemetryLink, options: TUIOptions) -> Int32 {
     guard isatty(0) == 1, isatty(1) == 1 else {
         let message = "ringside: the TUI needs a terminal (stdin and stdout); use `ringside watch --json` in scripts\n"
         _ = message.withCString { write(2, $0, strlen($0)) }
         return 1
     }
-    installTUISignalHandlers()
+    // SIGINT/SIGTERM/SIGHUP end the loop cleanly (so the terminal is restored and QEMU stopped);
+    // SIGWINCH must get through too, for resizes.
+    installStopSignalHandlers(alsoUnblock: [SIGWINCH])
     let useColor = (getenv("NO_COLOR").map { String(cString: $0).isEmpty } ?? true)
     let terminal = Terminal(useColor: useColor)
     terminal.setNonBlocking(true)
+    let link = TelemetryPoller(path: socketPath)
     let app = TUIApp(link: link, terminal: terminal, options: options)
     let status = app.run()
     terminal.end()
@@ -59,25 +54,8 @@ public func runTUI(link: TelemetryLink, options: TUIOptions) -> Int32 {
     return status
 }
 
-/// SIGINT/SIGTERM/SIGHUP end the loop cleanly (so the terminal is restored and QEMU stopped);
-/// they, and SIGWINCH, are unblocked in case our parent started us with them blocked.
-func installTUISignalHandlers() {
-    signal(SIGPIPE, SIG_IGN)
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { sig in tuiStopSignal.store(sig, ordering: .relaxed) }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0
-        sigaction(sig, &action, nil)
-    }
-    var set = sigset_t()
-    sigemptyset(&set)
-    for sig in [SIGINT, SIGTERM, SIGHUP, SIGWINCH] { sigaddset(&set, sig) }
-    pthread_sigmask(SIG_UNBLOCK, &set, nil)
-}
-
 final class TUIApp {
-    let link: TelemetryLink
+    let link: TelemetryPoller
     let terminal: Terminal
     let backend: CursesBackend
     let options: TUIOptions
@@ -86,7 +64,7 @@ final class TUIApp {
     var lastDraw = 0.0
     var size: ScreenSize
 
-    init(link: TelemetryLink, terminal: Terminal, options: TUIOptions) {
+    init(link: TelemetryPoller, terminal: Terminal, options: TUIOptions) {
         self.link = link
         self.terminal = terminal
         self.options = options
@@ -102,7 +80,7 @@ final class TUIApp {
         // Age, stuck and reconnect checks move with time: redraw at least this often.
         let idleRedraw = 0.2
         while true {
-            let sig = tuiStopSignal.load(ordering: .relaxed)
+            let sig = receivedStopSignal.load(ordering: .relaxed)
             if sig != 0 { return 128 + sig }
             let now = monotonicNow()
             state.now = now
@@ -111,7 +89,7 @@ final class TUIApp {
                 if event == .connected, let hz = options.snapshotRate {
                     perform(.send(.setSnapshotRate(hz: hz), label: "rate \(hz) Hz"))
                 }
-                for command in state.apply(event) { _ = link.send(command) }
+                state.apply(event)
             }
             while let key = terminal.screen.readKey() {
                 dirty = true
@@ -133,7 +111,7 @@ final class TUIApp {
             let timeoutMs = Int32(max(0, min(idleRedraw, untilFrame)) * 1000) + 1
             var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
             if let fd = link.pollDescriptor {
-                fds.append(pollfd(fd: fd, events: Int16(POLLIN) | (link.wantsWrite ? Int16(POLLOUT) : 0), revents: 0))
+                fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
             }
             _ = poll(&fds, nfds_t(fds.count), timeoutMs)
         }
@@ -175,10 +153,11 @@ final class TUIApp {
             return
         }
         let path = options.pcapDirectory + "/ringside-" + timestampForFileName() + ".pcap"
-        if let error = PcapFile.write(PcapFile.image(frames), to: path) {
-            state.addLog(.error, "pcap: \(error)")
-        } else {
+        do {
+            try PcapWriter.write(PcapWriter.file(frames: frames), to: path)
             state.addLog(.info, "wrote \(frames.count) frame\(frames.count == 1 ? "" : "s") to \(path)")
+        } catch {
+            state.addLog(.error, "pcap: \(error)")
         }
     }
 }

@@ -2,6 +2,7 @@
 // over time, the user's selection, dumps, the event log and the input mode. The renderer is a
 // pure function of this; the app mutates it from keys and telemetry.
 
+import RingsideKit
 import Wire
 
 /// One line of the event log.
@@ -157,37 +158,30 @@ public struct TUIState: Equatable, Sendable {
 
     // MARK: Telemetry
 
-    /// Applies one link event; returns commands the model asks for (hello, requestFull).
-    public mutating func apply(_ event: LinkEvent) -> [WireCommand] {
+    /// Applies one link event. The hello on connect, and the hello or full tables the model asks
+    /// for when it falls out of step, are the connection's business (TelemetryConnection sends
+    /// them), so nothing here is sent back.
+    public mutating func apply(_ event: LinkEvent) {
         switch event {
         case .connected:
             link = .connected
             addLog(.info, "connected")
             awaiting.removeAll()
-            return [.hello]
         case .disconnected(let reason):
             link = .reconnecting(reason: reason)
             addLog(.error, "disconnected: \(reason)")
             awaiting.removeAll()
-            return []
         case .decodeError(let message):
             live.decoderErrors += 1
             addLog(.error, "telemetry: \(message)")
-            return []
         case .message(let message, let seq):
-            return apply(message, seq: seq)
+            apply(message, seq: seq)
         }
     }
 
-    mutating func apply(_ message: WireMessage, seq: UInt32) -> [WireCommand] {
+    mutating func apply(_ message: WireMessage, seq: UInt32) {
         let hadHello = live.model.hello != nil
-        let action = live.model.apply(message, seq: seq)
-        var commands: [WireCommand] = []
-        switch action {
-        case .requestHello?: commands.append(.hello)
-        case .requestFull?: commands.append(.requestFull)
-        case nil: break
-        }
+        _ = live.model.apply(message, seq: seq)
         switch message {
         case .hello(let h):
             if !hadHello {
@@ -210,7 +204,6 @@ public struct TUIState: Equatable, Sendable {
             break
         }
         if selectedQueue >= live.model.queues.count { selectedQueue = 0 }
-        return commands
     }
 
     mutating func logEvent(_ e: WireEvent) {
@@ -237,7 +230,7 @@ public struct TUIState: Equatable, Sendable {
                 dumps.append(DumpRecord(dump: d, queueName: name, selector: what, wallTime: wallClock()))
                 if dumps.count > 256 { dumps.removeFirst() }
                 shownDump = dumps.count - 1
-                addLog(.reply, "\(what): \(d.bytes.count) bytes of \(name) desc \(d.descriptor) @0x\(DumpText.hex(Int(truncatingIfNeeded: d.guestAddress), width: 1))")
+                addLog(.reply, "\(what): \(d.bytes.count) bytes of \(name) desc \(d.descriptor) @0x\(hexDigits(d.guestAddress, width: 1))")
             } else {
                 addLog(.reply, "\(what): ok\(r.message.isEmpty ? "" : " (\(r.message))")")
             }

@@ -1,6 +1,7 @@
 // The screen model: `render(state, size)` draws everything into a ScreenGrid. Pure: no
 // terminal, no clock (the state carries `now`), so every screen is unit-testable.
 
+import RingsideKit
 import Wire
 
 /// Characters for ring cells and descriptor states. Distinct shapes, so the ring reads the
@@ -114,7 +115,7 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     let y = r.y + 1
     var facts = " "
     if let hello = view.model.hello {
-        facts += "MAC " + hello.mac.map { DumpText.hex(Int($0), width: 2) }.joined(separator: ":")
+        facts += "MAC " + macAddressText(hello.mac)
     } else {
         facts += "MAC ?"
     }
@@ -232,7 +233,7 @@ public func descriptorFlagsText(_ flags: UInt16) -> String {
     if flags & 2 != 0 { parts.append("WRITE") }
     if flags & 4 != 0 { parts.append("INDIRECT") }
     let unknown = flags & ~7
-    if unknown != 0 { parts.append("0x" + DumpText.hex(Int(unknown), width: 1)) }
+    if unknown != 0 { parts.append("0x" + hexDigits(UInt64(unknown), width: 1)) }
     return parts.isEmpty ? "-" : parts.joined(separator: "|")
 }
 
@@ -258,7 +259,7 @@ func drawDescriptorTable(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         let d = q.descriptors[id]
         let (glyph, role) = RingGlyph.descriptor(d.state)
         let y = r.y + 2 + row
-        let addr = wide ? "0x" + DumpText.hex64(d.addr) : "0x" + DumpText.hex(Int(truncatingIfNeeded: d.addr), width: 10)
+        let addr = wide ? "0x" + hexDigits(d.addr, width: 16) : "0x" + hexDigits(d.addr, width: 10)
         let flags = descriptorFlagsText(d.flags).padded(to: wide ? 15 : 10)
         let line = String(id).leftPadded(to: 5) + " " + d.state.name.padded(to: 5) + " " + addr + " " + String(d.len).leftPadded(to: 5)
             + " " + flags + " " + String(d.next).leftPadded(to: 4)
@@ -282,11 +283,11 @@ func drawDump(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     let rec = state.dumps[i]
     let d = rec.dump
     let net = state.isNetworkQueue(rec.queueName)
-    let decoded = net ? FrameSummary.lines(d.bytes, virtioHeaderBytes: state.virtioNetHeaderBytes) : []
+    let decoded = net ? FrameDecoder.describe(d.bytes, virtioHeaderBytes: state.virtioNetHeaderBytes).summaryLines : []
     let title = "\(rec.selector) · \(i + 1)/\(state.dumps.count) · desc \(d.descriptor) · \(d.bytes.count)"
-        + (d.bufferLength > UInt32(d.bytes.count) ? " of \(d.bufferLength)" : "") + " bytes @0x" + DumpText.hex(Int(truncatingIfNeeded: d.guestAddress), width: 1)
+        + (d.bufferLength > UInt32(d.bytes.count) ? " of \(d.bufferLength)" : "") + " bytes @0x" + hexDigits(d.guestAddress, width: 1)
     g.rule(y: r.y, x: r.x, width: r.width, title: title)
-    let hex = DumpText.hexdumpLines(d.bytes)
+    let hex = hexDumpCLines(d.bytes)
     let rows = r.height - 1
     let hexWidth = 79
     if r.width >= hexWidth + 50 {
