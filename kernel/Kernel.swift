@@ -68,10 +68,10 @@ func kmain(_ startInfo: UInt32) {
     var telemetry: Telemetry?
     if let console {
         let queues = [
-            MonitoredQueue(name: "net0.rx", queue: net.rx, pool: net.rxBuffers, pausable: true),
-            MonitoredQueue(name: "net0.tx", queue: net.tx, pool: net.txBuffers, pausable: true),
-            MonitoredQueue(name: "con0.rx", queue: console.rx, pool: console.rxBuffers, pausable: false),
-            MonitoredQueue(name: "con0.tx", queue: console.tx, pool: console.txBuffers, pausable: false),
+            MonitoredQueue(name: "net0.rx", queue: net.rx, pausable: true),
+            MonitoredQueue(name: "net0.tx", queue: net.tx, pausable: true),
+            MonitoredQueue(name: "con0.rx", queue: console.rx, pausable: false),
+            MonitoredQueue(name: "con0.tx", queue: console.tx, pausable: false),
         ]
         let hello = WireHello(
             kernelVersion: kernelVersion, mac: net.mac,

@@ -24,8 +24,6 @@ final class VirtioConsoleDriver {
     let features: VirtioFeatures
     let rx: DeviceQueue
     let tx: DeviceQueue
-    private(set) var rxBuffers: BufferPool
-    private(set) var txBuffers: BufferPool
 
     init?(function: PCIFunction, apicID: UInt32) {
         guard let transport = VirtioPCITransport(function: function),
@@ -35,72 +33,39 @@ final class VirtioConsoleDriver {
             log("con0: device refused a configuration-change vector; continuing without it")
         }
         guard let rx = transport.setUpQueue(index: VIRTIO_CONSOLE_PORT0_RX_QUEUE, msixEntry: 0,
-                                            vector: Self.rxVector, apicID: apicID, eventIdx: false),
+                                            vector: Self.rxVector, apicID: apicID, eventIdx: false,
+                                            deviceWritable: true, bufferSize: Self.rxBufferSize,
+                                            bufferCount: Self.rxBufferCount),
               let tx = transport.setUpQueue(index: VIRTIO_CONSOLE_PORT0_TX_QUEUE, msixEntry: 1,
-                                            vector: Self.txVector, apicID: apicID, eventIdx: false),
-              let rxPool = BufferPool(count: min(Self.rxBufferCount, Int(rx.ring.size)), bufferSize: Self.rxBufferSize),
-              let txPool = BufferPool(count: min(Self.txBufferCount, Int(tx.ring.size)), bufferSize: Self.txBufferSize)
+                                            vector: Self.txVector, apicID: apicID, eventIdx: false,
+                                            deviceWritable: false, bufferSize: Self.txBufferSize,
+                                            bufferCount: Self.txBufferCount)
         else { return nil }
         self.transport = transport
         self.features = features
         self.rx = rx
         self.tx = tx
-        self.rxBuffers = rxPool
-        self.txBuffers = txPool
-        refillReceive()
+        rx.refill()
         transport.driverOK()
         rx.publishAndNotify()
-    }
-
-    private func refillReceive() {
-        while let buffer = rxBuffers.take() {
-            guard rx.ring.addBuffer(addr: buffer, len: UInt32(Self.rxBufferSize), deviceWritable: true) != nil else {
-                rxBuffers.give(buffer)
-                return
-            }
-        }
     }
 
     /// Hands every chunk of bytes the host sent to `deliver`, then reposts the buffers.
     @discardableResult
     func receive(_ deliver: (UnsafeRawBufferPointer) -> Void) -> Int {
-        var chunks = 0
-        while let used = rx.ring.popUsed() {
-            let head = UInt16(truncatingIfNeeded: used.id)
-            let buffer = rx.ring.descriptor(head).addr
-            if rxBuffers.owns(buffer), used.len <= UInt32(Self.rxBufferSize) {
-                deliver(UnsafeRawBufferPointer(start: UnsafeRawPointer(BufferPool.pointer(buffer)), count: Int(used.len)))
-            }
-            if rx.ring.release(head: head) { rxBuffers.give(buffer) }
-            chunks += 1
-        }
+        let chunks = rx.drain { _, _, bytes in deliver(bytes) }
         if chunks > 0 {
-            refillReceive()
+            rx.refill()
             rx.publishAndNotify()
         }
         return chunks
     }
 
-    func reclaimTransmit() {
-        while let used = tx.ring.popUsed() {
-            let head = UInt16(truncatingIfNeeded: used.id)
-            let buffer = tx.ring.descriptor(head).addr
-            if tx.ring.release(head: head) { txBuffers.give(buffer) }
-        }
-    }
-
     /// Queues `bytes` for the host and notifies it. false: no buffer free (the host is not
     /// reading) or too big; nothing was sent.
     func send(_ bytes: [UInt8]) -> Bool {
-        reclaimTransmit()
-        guard !bytes.isEmpty, bytes.count <= Self.txBufferSize, let buffer = txBuffers.take() else { return false }
-        bytes.withUnsafeBytes { source in
-            if let from = source.baseAddress { memcpy(BufferPool.pointer(buffer), from, source.count) }
-        }
-        guard tx.ring.addBuffer(addr: buffer, len: UInt32(bytes.count), deviceWritable: false) != nil else {
-            txBuffers.give(buffer)
-            return false
-        }
+        tx.drain()
+        guard tx.enqueue(bytes) != nil else { return false }
         tx.publishAndNotify()
         return true
     }

@@ -27,8 +27,6 @@ final class VirtioNetDriver {
     let tx: DeviceQueue
     let mac: [UInt8]
     private(set) var linkUp: Bool
-    private(set) var rxBuffers: BufferPool
-    private(set) var txBuffers: BufferPool
     /// Frames the stack produced that found no free TX descriptor.
     private(set) var txRingFullDrops: UInt64 = 0
 
@@ -38,16 +36,12 @@ final class VirtioNetDriver {
         else { return nil }
         guard transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID),
               let rx = transport.setUpQueue(index: VIRTIO_NET_RX_QUEUE, msixEntry: 0, vector: Self.rxVector,
-                                            apicID: apicID, eventIdx: false),
+                                            apicID: apicID, eventIdx: false, deviceWritable: true,
+                                            bufferSize: Self.bufferSize),
               let tx = transport.setUpQueue(index: VIRTIO_NET_TX_QUEUE, msixEntry: 1, vector: Self.txVector,
-                                            apicID: apicID, eventIdx: false)
+                                            apicID: apicID, eventIdx: false, deviceWritable: false,
+                                            bufferSize: Self.bufferSize)
         else {
-            transport.addStatus(VIRTIO_CONFIG_S_FAILED)
-            return nil
-        }
-        guard let rxPool = BufferPool(count: Int(rx.ring.size), bufferSize: Self.bufferSize),
-              let txPool = BufferPool(count: Int(tx.ring.size), bufferSize: Self.bufferSize) else {
-            log("virtio-net: out of memory for buffers")
             transport.addStatus(VIRTIO_CONFIG_S_FAILED)
             return nil
         }
@@ -55,8 +49,6 @@ final class VirtioNetDriver {
         self.features = features
         self.rx = rx
         self.tx = tx
-        self.rxBuffers = rxPool
-        self.txBuffers = txPool
         var mac: [UInt8] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]
         if features.contains(VIRTIO_NET_F_MAC) {
             for i in 0..<6 { mac[i] = transport.config8(VIRTIO_NET_CONFIG_MAC_OFFSET + i) }
@@ -67,7 +59,7 @@ final class VirtioNetDriver {
         // Buffers must be posted before DRIVER_OK? No: the spec allows either order (3.1.1
         // step 7 is "perform device-specific setup"); posting first means no frame arriving
         // right after DRIVER_OK finds an empty ring.
-        refillReceive()
+        rx.refill()
         transport.driverOK()
         rx.publishAndNotify()
     }
@@ -81,16 +73,6 @@ final class VirtioNetDriver {
         return linkUp
     }
 
-    /// Posts every free receive buffer (device-writable) and tells the device.
-    func refillReceive() {
-        while let buffer = rxBuffers.take() {
-            guard rx.ring.addBuffer(addr: buffer, len: UInt32(Self.bufferSize), deviceWritable: true) != nil else {
-                rxBuffers.give(buffer)
-                break
-            }
-        }
-    }
-
     /// One completed receive buffer, as the driver hands it up.
     struct Received {
         let head: UInt16
@@ -101,60 +83,35 @@ final class VirtioNetDriver {
         var frame: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[VirtioNetDriver.headerSize...]) }
     }
 
-    /// Hands up to `limit` received frames to `deliver`, oldest first, then recycles the
-    /// buffers. Returns how many used elements were consumed.
+    /// Hands up to `limit` received frames to `deliver`, oldest first, then reposts the
+    /// buffers. Returns how many used elements were consumed (runts are consumed, not delivered).
     func receive(limit: Int = Int.max, _ deliver: (Received) -> Void) -> Int {
-        var delivered = 0
-        while delivered < limit, let used = rx.ring.popUsed() {
-            let head = UInt16(truncatingIfNeeded: used.id)
-            let buffer = rx.ring.descriptor(head).addr
-            let length = Int(used.len)
-            if length > Self.headerSize, length <= Self.bufferSize, rxBuffers.owns(buffer) {
-                let base = UnsafeRawPointer(BufferPool.pointer(buffer))
-                deliver(Received(head: head, address: buffer, buffer: UnsafeRawBufferPointer(start: base, count: length)))
-            }
-            if rx.ring.release(head: head) { rxBuffers.give(buffer) }
-            delivered += 1
+        let taken = rx.drain(limit: limit) { head, address, bytes in
+            if bytes.count > Self.headerSize { deliver(Received(head: head, address: address, buffer: bytes)) }
         }
-        if delivered > 0 {
-            refillReceive()
+        if taken > 0 {
+            rx.refill()
             rx.publishAndNotify()
         }
-        return delivered
+        return taken
     }
 
-    /// Returns completed transmit buffers to the free stack (2.7.14).
-    func reclaimTransmit() {
-        while let used = tx.ring.popUsed() {
-            let head = UInt16(truncatingIfNeeded: used.id)
-            let buffer = tx.ring.descriptor(head).addr
-            if tx.ring.release(head: head) { txBuffers.give(buffer) }
-        }
-    }
+    /// Returns completed transmit buffers to the pool (2.7.14).
+    func reclaimTransmit() { tx.drain() }
 
-    var canTransmit: Bool { !txBuffers.isEmpty && tx.ring.freeCount > 0 }
+    var canTransmit: Bool { tx.canEnqueue }
 
     /// Queues one Ethernet frame (without virtio header) for transmission; not yet published.
     /// `sent` sees the descriptor, the buffer address and the bytes handed to the device.
     func enqueueTransmit(_ frame: [UInt8], _ sent: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Bool {
         if !canTransmit { reclaimTransmit() }
-        guard frame.count + Self.headerSize <= Self.bufferSize, let buffer = txBuffers.take() else {
+        // virtio_net_hdr: all zero = no offloads, GSO_NONE (5.1.6.2); num_buffers is 0 on TX.
+        guard let (head, address) = tx.enqueue(zeroHeader: Self.headerSize, frame) else {
             txRingFullDrops &+= 1
             return false
-        }
-        let base = BufferPool.pointer(buffer)
-        // virtio_net_hdr: all zero = no offloads, GSO_NONE (5.1.6.2); num_buffers is 0 on TX.
-        memset(base, 0, Self.headerSize)
-        frame.withUnsafeBytes { bytes in
-            if let src = bytes.baseAddress { memcpy(base + Self.headerSize, src, bytes.count) }
         }
         let length = Self.headerSize + frame.count
-        guard let head = tx.ring.addBuffer(addr: buffer, len: UInt32(length), deviceWritable: false) else {
-            txBuffers.give(buffer)
-            txRingFullDrops &+= 1
-            return false
-        }
-        sent(head, buffer, UnsafeRawBufferPointer(start: UnsafeRawPointer(base), count: length))
+        sent(head, address, UnsafeRawBufferPointer(start: UnsafeRawPointer(BufferPool.pointer(address)), count: length))
         return true
     }
 

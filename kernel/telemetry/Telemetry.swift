@@ -5,7 +5,6 @@ import Arch
 final class MonitoredQueue {
     let name: String
     let queue: DeviceQueue
-    let pool: BufferPool
     /// Only the network queues can be paused: pausing the telemetry channel would cut the
     /// host off from the very commands that resume it.
     let pausable: Bool
@@ -18,14 +17,14 @@ final class MonitoredQueue {
     /// Counter values at the last `resetCounters`, subtracted when reporting.
     var countersBase = WireQueueCounters()
 
-    init(name: String, queue: DeviceQueue, pool: BufferPool, pausable: Bool) {
+    init(name: String, queue: DeviceQueue, pausable: Bool) {
         self.name = name
         self.queue = queue
-        self.pool = pool
         self.pausable = pausable
     }
 
     var ring: SplitVirtqueue { queue.ring }
+    var pool: BufferPool { queue.pool }
 
     func remember(descriptor: UInt16, address: UInt64, bytes: UnsafeRawBufferPointer) {
         lastDescriptor = descriptor

@@ -127,9 +127,10 @@ final class VirtioPCITransport {
     var queueCount: UInt16 { common16(VIRTIO_PCI_COMMON_NUM_QUEUES) }
 
     /// Sets up queue `index` at the size the device offers (4.1.5.1.3): allocates the three
-    /// ring areas, tells the device where they are, routes its interrupt, enables it.
-    func setUpQueue(index: UInt16, msixEntry: UInt16, vector: UInt8, apicID: UInt32,
-                    eventIdx: Bool) -> DeviceQueue? {
+    /// ring areas and the queue's buffers (`bufferCount`, at most the ring size; nil: one per
+    /// descriptor), tells the device where the rings are, routes its interrupt, enables it.
+    func setUpQueue(index: UInt16, msixEntry: UInt16, vector: UInt8, apicID: UInt32, eventIdx: Bool,
+                    deviceWritable: Bool, bufferSize: Int, bufferCount: Int? = nil) -> DeviceQueue? {
         setCommon16(VIRTIO_PCI_COMMON_QUEUE_SELECT, index)
         let size = common16(VIRTIO_PCI_COMMON_QUEUE_SIZE)
         guard size != 0, common16(VIRTIO_PCI_COMMON_QUEUE_ENABLE) == 0 else {
@@ -162,10 +163,15 @@ final class VirtioPCITransport {
             log("virtio: queue \(index): device refused MSI-X vector \(msixEntry)")
             return nil
         }
+        guard let pool = BufferPool(count: min(bufferCount ?? Int(size), Int(size)), bufferSize: bufferSize) else {
+            log("virtio: out of memory for queue \(index)'s buffers")
+            return nil
+        }
         let notifyOff = common16(VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF)
         let notifyAddress = notifyBase + UInt64(notifyOff) * UInt64(notifyOffMultiplier)
         setCommon16(VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1)
-        return DeviceQueue(index: index, ring: ring, notifyAddress: notifyAddress)
+        return DeviceQueue(index: index, ring: ring, notifyAddress: notifyAddress, pool: pool,
+                           deviceWritable: deviceWritable)
     }
 
     /// Final step of initialisation (3.1.1 step 8): the device may now use the queues.
@@ -180,16 +186,24 @@ final class VirtioPCITransport {
     var configGeneration: UInt8 { common8(VIRTIO_PCI_COMMON_CONFIG_GENERATION) }
 }
 
-/// A virtqueue bound to its device: the ring bookkeeping plus the doorbell.
+/// A virtqueue bound to its device: the ring bookkeeping, the doorbell, and the buffers its
+/// descriptors point at. Both drivers use it the same way: every descriptor carries one
+/// buffer of the pool. A device-writable (receive) queue keeps every free buffer posted; a
+/// device-readable (transmit) queue takes a buffer per message and gets it back when the
+/// device has used it.
 final class DeviceQueue {
     let index: UInt16
     let ring: SplitVirtqueue
     let notifyAddress: UInt64
+    private(set) var pool: BufferPool
+    let deviceWritable: Bool
 
-    init(index: UInt16, ring: SplitVirtqueue, notifyAddress: UInt64) {
+    init(index: UInt16, ring: SplitVirtqueue, notifyAddress: UInt64, pool: BufferPool, deviceWritable: Bool) {
         self.index = index
         self.ring = ring
         self.notifyAddress = notifyAddress
+        self.pool = pool
+        self.deviceWritable = deviceWritable
     }
 
     /// Publishes what was added and rings the doorbell if the device wants it (2.7.13.3-4).
@@ -203,5 +217,54 @@ final class DeviceQueue {
     func kick() {
         mmio_write16(notifyAddress, index)
         ring.noteKick()
+    }
+
+    /// Posts every free buffer for the device to fill (receive queues); not yet published.
+    func refill() {
+        while let buffer = pool.take() {
+            guard ring.addBuffer(addr: buffer, len: UInt32(pool.bufferSize), deviceWritable: true) != nil else {
+                pool.give(buffer)
+                return
+            }
+        }
+    }
+
+    /// Takes up to `limit` used buffers, oldest first. `body` sees each one's head, address and
+    /// the bytes the device wrote (receive queues; empty for transmit queues, and when the
+    /// device reports an impossible length), then the buffer goes back to the pool. Returns
+    /// how many were taken.
+    @discardableResult
+    func drain(limit: Int = Int.max, _ body: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Int {
+        var taken = 0
+        while taken < limit, let used = ring.popUsed() {
+            let head = UInt16(truncatingIfNeeded: used.id)
+            let buffer = ring.descriptor(head).addr
+            let length = deviceWritable && pool.owns(buffer) && Int(used.len) <= pool.bufferSize ? Int(used.len) : 0
+            body(head, buffer, UnsafeRawBufferPointer(start: UnsafeRawPointer(BufferPool.pointer(buffer)), count: length))
+            if ring.release(head: head) { pool.give(buffer) }
+            taken += 1
+        }
+        return taken
+    }
+
+    /// Whether `enqueue` can take a message now.
+    var canEnqueue: Bool { !pool.isEmpty && ring.freeCount > 0 }
+
+    /// Copies `headerBytes` zero bytes and then `bytes` into a free buffer and makes it
+    /// available to the device (not yet published). Returns the head and the buffer's
+    /// address, or nil — nothing taken — when no buffer is free or the message is too big.
+    func enqueue(zeroHeader headerBytes: Int = 0, _ bytes: [UInt8]) -> (head: UInt16, address: UInt64)? {
+        let length = headerBytes + bytes.count
+        guard length > 0, length <= pool.bufferSize, let buffer = pool.take() else { return nil }
+        let base = BufferPool.pointer(buffer)
+        if headerBytes > 0 { memset(base, 0, headerBytes) }
+        bytes.withUnsafeBytes { source in
+            if let from = source.baseAddress { memcpy(base + headerBytes, from, source.count) }
+        }
+        guard let head = ring.addBuffer(addr: buffer, len: UInt32(length), deviceWritable: false) else {
+            pool.give(buffer)
+            return nil
+        }
+        return (head, buffer)
     }
 }
