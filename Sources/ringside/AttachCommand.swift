@@ -23,11 +23,15 @@ struct Attach: ParsableCommand {
     @Option(help: "Accelerator to show in the header (informational: attach does not start QEMU).")
     var accel: String = ""
 
+    @Option(name: .customLong("qmp"), help: ArgumentHelp("QEMU's QMP socket: show the device's own view of the net queues beside the driver's (polled at 2 Hz). QEMU serves one QMP client at a time.", valueName: "SOCKET"))
+    var qmp: String?
+
     @Option(help: "Redraw at most this many times per second.")
     var fps: Double = 30
 
     func validate() throws {
         if socket.utf8.count > 107 { throw ValidationError("socket path too long for a unix socket (max 107 bytes): \(socket)") }
+        if let qmp, qmp.utf8.count > 107 { throw ValidationError("--qmp path too long for a unix socket (max 107 bytes): \(qmp)") }
         if let rate, rate == 0 || rate > 1000 { throw ValidationError("--rate must be between 1 and 1000") }
         if !(fps >= 1 && fps <= 240) { throw ValidationError("--fps must be between 1 and 240") }
     }
@@ -35,6 +39,7 @@ struct Attach: ParsableCommand {
     func run() throws {
         var options = TUIOptions(title: "Ringside", accel: accel, snapshotRate: rate)
         options.maxFramesPerSecond = fps
+        options.qmpSocketPath = qmp
         let status = runTUI(socketPath: socket, options: options)
         if status != 0 { throw ExitCode(status) }
     }

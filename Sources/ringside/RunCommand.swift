@@ -126,7 +126,8 @@ struct Run: ParsableCommand {
         if openTUI {
             // The TUI is one more client of the hub, so `watch`/`ctl` keep working beside it.
             let socket = hub != nil ? qemu.run.telemetrySocket : qemu.run.consoleSocket
-            let options = TUIOptions(title: "Ringside", accel: accel.resolved().rawValue)
+            var options = TUIOptions(title: "Ringside", accel: accel.resolved().rawValue)
+            options.qmpSocketPath = qemu.run.qmpSocket
             let status = runTUI(socketPath: socket, options: options)
             if let ended = qemu.process.poll(), case .qemuEnded = qemu.outcome(of: ended) {
                 warn(qemu.explain(ended))

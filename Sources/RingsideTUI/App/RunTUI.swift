@@ -20,6 +20,9 @@ public struct TUIOptions: Sendable {
     public var onQuit: (@Sendable () -> Void)?
     /// Directory `w` writes pcap files to.
     public var pcapDirectory: String = "."
+    /// QEMU's QMP socket: when set, the device's own view of the net queues is polled (2 Hz)
+    /// and shown beside the driver's.
+    public var qmpSocketPath: String?
 
     public init(title: String = "Ringside", accel: String = "", snapshotRate: UInt16? = nil,
                 onQuit: (@Sendable () -> Void)? = nil) {
@@ -46,10 +49,15 @@ public func runTUI(socketPath: String, options: TUIOptions) -> Int32 {
     let terminal = Terminal(useColor: useColor)
     terminal.setNonBlocking(true)
     let link = TelemetryPoller(path: socketPath)
+    let deviceTruth = options.qmpSocketPath.map { DeviceTruthPoller(socketPath: $0) }
+    deviceTruth?.start()
     let app = TUIApp(link: link, terminal: terminal, options: options)
+    app.deviceTruth = deviceTruth
     let status = app.run()
     terminal.end()
     link.close()
+    // Before onQuit: QEMU serves one QMP client, and `ringside run` stops QEMU through QMP.
+    deviceTruth?.stop()
     options.onQuit?()
     return status
 }
@@ -63,6 +71,7 @@ final class TUIApp {
     var dirty = true
     var lastDraw = 0.0
     var size: ScreenSize
+    var deviceTruth: DeviceTruthPoller?
 
     init(link: TelemetryPoller, terminal: Terminal, options: TUIOptions) {
         self.link = link
@@ -90,6 +99,13 @@ final class TUIApp {
                     perform(.send(.setSnapshotRate(hz: hz), label: "rate \(hz) Hz"))
                 }
                 state.apply(event)
+            }
+            if let deviceTruth {
+                let latest = deviceTruth.latest
+                if latest != state.live.device {
+                    state.applyDevice(latest)
+                    dirty = true
+                }
             }
             while let key = terminal.screen.readKey() {
                 dirty = true

@@ -66,9 +66,16 @@ public struct LiveView: Equatable, Sendable {
     public var decoderErrors: UInt64 = 0
     /// From the latest `link` event (nil: none seen; the kernel announces changes only).
     public var linkUp: Bool?
+    /// QEMU's own view of the net queues (QMP); nil when the TUI has no QMP socket.
+    public var device: DeviceTruthState?
+    /// Per device queue number (0 = net0.rx, 1 = net0.tx): whether the two views disagree.
+    public var deviceTrackers: [Int: DisagreementTracker] = [:]
 
     public init() {}
 }
+
+/// The driver queue each virtio-net device queue is (QEMU's queue numbers).
+public let deviceQueueNames: [Int: String] = [0: "net0.rx", 1: "net0.tx"]
 
 public struct TUIState: Equatable, Sendable {
     public var title: String
@@ -154,6 +161,51 @@ public struct TUIState: Equatable, Sendable {
     public func queueName(_ index: UInt8) -> String {
         if let p = live.model.position(ofQueue: index) { return live.model.queues[p].info.name }
         return "queue \(index)"
+    }
+
+    // MARK: Device truth
+
+    /// The device's numbers for the driver queue `name`, and whether they disagree (from `view`).
+    public func deviceView(forQueueNamed name: String) -> (view: DeviceQueueView, disagrees: Bool, reasons: [String])? {
+        guard case .sample(let sample)? = view.device,
+              let number = deviceQueueNames.first(where: { $0.value == name })?.key,
+              let dq = sample.queue(number) else { return nil }
+        let tracker = view.deviceTrackers[number] ?? DisagreementTracker()
+        return (dq, tracker.flagged, tracker.reasons)
+    }
+
+    /// Applies the device-truth poller's latest result: compares each new sample with the
+    /// driver's latest snapshot.
+    public mutating func applyDevice(_ state: DeviceTruthState) {
+        let before = live.device
+        guard state != before else { return }
+        live.device = state
+        switch state {
+        case .starting:
+            break
+        case .unavailable(let reason):
+            if case .unavailable? = before {} else { addLog(.error, "device view unavailable: \(reason)") }
+            live.deviceTrackers = [:]
+        case .sample(let sample):
+            if case .sample? = before {} else { addLog(.info, "device view (QMP) connected") }
+            for dq in sample.queues {
+                guard let name = deviceQueueNames[dq.queue], let p = live.model.position(ofQueueNamed: name),
+                      let status = live.model.queues[p].status else { continue }
+                let q = live.model.queues[p]
+                let driver = DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
+                                             availDescriptors: q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
+                                             time: live.lastSnapshotAt ?? 0)
+                var tracker = live.deviceTrackers[dq.queue] ?? DisagreementTracker()
+                let was = tracker.flagged
+                tracker.note(driver: driver, device: dq)
+                live.deviceTrackers[dq.queue] = tracker
+                if tracker.flagged && !was {
+                    addLog(.error, "\(name) ≠ device: " + tracker.reasons.joined(separator: "; "))
+                } else if was && !tracker.flagged {
+                    addLog(.info, "\(name) agrees with the device again")
+                }
+            }
+        }
     }
 
     // MARK: Telemetry

@@ -170,6 +170,13 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         if health.starved { flags.append((" STARVED ", CellStyle(.alarm, bold: true, reverse: true))) }
     }
     if q.isStale { flags.append((" table stale ", CellStyle(.warning))) }
+    if let dev = state.deviceView(forQueueNamed: q.info.name) {
+        let d = dev.view
+        flags.append(("dev: A \(d.lastAvailIdx) U \(d.usedIdx) inuse \(d.inuse)", CellStyle(dev.disagrees ? .alarm : .dim, bold: dev.disagrees)))
+        if dev.disagrees { flags.append(("≠ device", CellStyle(.alarm, bold: true))) }
+    } else if case .unavailable? = view.device, deviceQueueNames.values.contains(q.info.name) {
+        flags.append(("device view unavailable", CellStyle(.warning)))
+    }
     let flagsWidth = flags.reduce(0) { $0 + $1.0.columns + 1 }
     var fx = r.width - flagsWidth
     for (text, style) in flags {
