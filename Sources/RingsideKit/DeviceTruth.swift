@@ -147,7 +147,7 @@ public final class DeviceTruthPoller: @unchecked Sendable {
         while !shouldStop {
             let started = monotonicSeconds()
             do {
-                if client == nil { client = try QMPClient(path: socketPath, timeout: 1) }
+                if client == nil { client = try QMPClient(path: socketPath, timeout: 0.5) }
                 var views: [DeviceQueueView] = []
                 for q in queues {
                     let reply = try client!.execute("x-query-virtio-queue-status",
