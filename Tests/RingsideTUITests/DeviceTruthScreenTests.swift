@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+import RingsideKit
+@testable import RingsideTUI
+import Wire
+
+/// The device's view (QMP) beside the driver's in the queue panels.
+final class DeviceTruthScreenTests: XCTestCase {
+    func sample(_ number: Int, rx: (UInt16, UInt16), tx: (UInt16, UInt16) = (0, 0), num: Int = 256) -> DeviceTruthState {
+        .sample(DeviceTruthSample(time: 99, number: number, queues: [
+            DeviceQueueView(queue: 0, lastAvailIdx: rx.0, usedIdx: rx.1, inuse: 0, vringNum: num, shadowAvailIdx: rx.0, time: 99),
+            DeviceQueueView(queue: 1, lastAvailIdx: tx.0, usedIdx: tx.1, inuse: 0, vringNum: num, shadowAvailIdx: tx.0, time: 99),
+        ]))
+    }
+
+    func lines(_ state: TUIState, _ size: ScreenSize = .minimum) -> [String] {
+        render(state, size: size).text.components(separatedBy: "\n")
+    }
+
+    func testNoQMPShowsNothing() {
+        let text = render(sampleState(), size: .minimum).text
+        XCTAssertFalse(text.contains("dev:"))
+        XCTAssertFalse(text.contains("device view"))
+    }
+
+    func testAgreeingDeviceNumbersAreShownWithoutAMarker() {
+        var state = sampleState()
+        state.applyDevice(sample(1, rx: (0, 0)))
+        state.applyDevice(sample(2, rx: (0, 0)))
+        let l = lines(state)
+        XCTAssertTrue(l[2].contains("net0.rx") && l[2].contains("dev: A 0 U 0 inuse 0"), l[2])
+        XCTAssertTrue(l[4].contains("net0.tx") && l[4].contains("dev: A 0 U 0 inuse 0"), l[4])
+        XCTAssertFalse(l.joined().contains("≠"), l.joined(separator: "\n"))
+        XCTAssertFalse(l[6].contains("dev:"), "con0 has no device view: \(l[6])")
+        XCTAssertEqual(state.live.deviceTrackers[0]?.flagged, false)
+    }
+
+    func testPersistentDisagreementIsMarkedInRed() {
+        var state = sampleState()
+        state.applyDevice(sample(1, rx: (0, 0)))
+        state.applyDevice(sample(2, rx: (5, 5)))
+        XCTAssertFalse(lines(state)[2].contains("≠ device"), "one differing sample is not flagged")
+        state.applyDevice(sample(3, rx: (5, 5)))
+        let grid = render(state, size: .minimum)
+        let line = grid.line(2)
+        XCTAssertTrue(line.contains("≠ device"), line)
+        XCTAssertTrue(line.contains("dev: A 5 U 5"), line)
+        let column = Array(line.unicodeScalars).firstIndex(of: "≠")!
+        XCTAssertEqual(grid[2, column].style.role, .alarm)
+        XCTAssertTrue(grid[2, column].style.bold)
+        XCTAssertTrue(state.log.contains { $0.kind == .error && $0.text.hasPrefix("net0.rx ≠ device") }, "\(state.log)")
+        XCTAssertFalse(lines(state)[4].contains("≠"), "net0.tx still agrees")
+        // Back in step: the marker goes.
+        state.applyDevice(sample(4, rx: (0, 0)))
+        XCTAssertFalse(lines(state)[2].contains("≠"))
+    }
+
+    func testWrongQueueSizeIsMarkedAtOnce() {
+        var state = sampleState()
+        state.applyDevice(sample(1, rx: (0, 0), num: 128))
+        XCTAssertTrue(lines(state)[2].contains("≠ device"))
+    }
+
+    func testUnavailableIsSaid() {
+        var state = sampleState()
+        state.applyDevice(.unavailable("cannot connect to /x/qmp.sock: No such file or directory"))
+        let l = lines(state)
+        XCTAssertTrue(l[2].contains("device view unavailable"), l[2])
+        XCTAssertTrue(state.log.contains { $0.text.hasPrefix("device view unavailable") })
+        XCTAssertFalse(l[6].contains("device view"))
+    }
+
+    func testWideScreenToo() {
+        var state = sampleState()
+        state.applyDevice(sample(1, rx: (0, 0)))
+        let text = render(state, size: ScreenSize(width: 200, height: 60)).text
+        XCTAssertTrue(text.contains("dev: A 0 U 0 inuse 0"))
+    }
+}
