@@ -1,0 +1,137 @@
+import Foundation
+import XCTest
+import RingsideKit
+
+/// The device's view (QMP) in the real TUI: `ringside attach --qmp` and `ringside run`, in tmux,
+/// on a real QEMU running the kernel.
+final class TmuxDeviceTruthTests: XCTestCase {
+    var qemu: QEMUInstance?
+    var udpPort: UInt16 = 0
+
+    override func tearDown() {
+        qemu?.stop(grace: 2)
+        if let q = qemu, q.process.isRunning { XCTFail("QEMU still running after stop") }
+        qemu = nil
+        super.tearDown()
+    }
+
+    func kernelPath() -> String {
+        ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
+    }
+
+    /// Fails (never skips) when tmux, QEMU, the kernel or the binary is missing.
+    func requireTools() -> Bool {
+        for tool in ["tmux", "qemu-system-x86_64"] where findExecutable(tool) == nil {
+            XCTFail("\(tool) is not installed"); return false
+        }
+        guard FileManager.default.isReadableFile(atPath: kernelPath()) else {
+            XCTFail("kernel not found at \(kernelPath()): make -C kernel"); return false
+        }
+        guard FileManager.default.isExecutableFile(atPath: ringsideBinary()) else {
+            XCTFail("ringside binary not found at \(ringsideBinary())"); return false
+        }
+        return true
+    }
+
+    func startGuest() throws -> QEMUInstance? {
+        guard requireTools() else { return nil }
+        var c = QEMUConfiguration()
+        c.kernel = kernelPath()
+        c.accel = .tcg
+        udpPort = freeLoopbackPort(udp: true)
+        c.network = .user(udpPort: udpPort, httpPort: freeLoopbackPort(udp: false))
+        let q = try QEMUInstance(configuration: c)
+        qemu = q
+        try q.waitForSerial("ringside: ready", timeout: 30)
+        return q
+    }
+
+    func waitForEcho(_ client: EchoClient) {
+        for _ in 0..<50 {
+            client.send(Array("warm-up".utf8), port: udpPort)
+            if client.receive(timeout: 0.2) != nil { return }
+        }
+        XCTFail("no UDP echo from the guest")
+    }
+
+    /// The device's (A, U, inuse) on `queue`'s title line and the driver's (A, U) on its stats line.
+    static func views(_ queue: String, in screen: String) -> (device: [Int], driver: [Int])? {
+        let lines = screen.components(separatedBy: "\n")
+        guard let i = lines.firstIndex(where: { $0.contains(queue) && $0.contains("dev: A") }) else { return nil }
+        func ints(_ line: String, _ pattern: String) -> [Int]? {
+            guard let re = try? NSRegularExpression(pattern: pattern),
+                  let m = re.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) else { return nil }
+            return (1..<m.numberOfRanges).compactMap { Range(m.range(at: $0), in: line).flatMap { Int(line[$0]) } }
+        }
+        guard let dev = ints(lines[i], #"dev: A (\d+) U (\d+) inuse (\d+)"#),
+              let statsLine = lines[(i + 1)...].prefix(4).first(where: { $0.contains("free ") }),
+              let drv = ints(statsLine, #"^\s*A (\d+) U (\d+) "#) else { return nil }
+        return (dev, drv)
+    }
+
+    /// Both net queues show device numbers whose used index equals the driver's, and no `≠`.
+    static func inStep(_ screen: String) -> Bool {
+        guard !screen.contains("≠") else { return false }
+        for q in ["net0.rx", "net0.tx"] {
+            guard let v = views(q, in: screen), v.device[1] == v.driver[1] else { return false }
+        }
+        return true
+    }
+
+    func testAttachWithQMPShowsTheDeviceViewInStep() throws {
+        guard let q = try startGuest() else { return }
+        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.qmpSocket)"
+        let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
+        tmux.waitFor("dev: numbers on both net panels") {
+            Self.views("net0.rx", in: $0) != nil && Self.views("net0.tx", in: $0) != nil
+        }
+        let client = try EchoClient()
+        waitForEcho(client)
+        for i in 0..<10 {
+            client.send(Array("device-truth-\(i)".utf8), port: udpPort)
+            _ = client.receive(timeout: 1)
+        }
+        var screen = tmux.waitFor("device and driver in step after traffic") {
+            Self.inStep($0) && (Self.views("net0.rx", in: $0)?.device[1] ?? 0) >= 10
+        }
+        let rxBefore = Self.views("net0.rx", in: screen)
+        XCTAssertGreaterThan(rxBefore?.device[1] ?? 0, 10, "the device has used RX buffers: \(String(describing: rxBefore))")
+        // Pause net0.rx (space: net0.rx is selected), send 3: the device uses 3 more, the paused
+        // driver holds them; both views still agree.
+        try tmux.send("Space")
+        tmux.waitFor("PAUSED") { $0.contains("PAUSED") }
+        for i in 0..<3 { client.send(Array("held-\(i)".utf8), port: udpPort) }
+        screen = tmux.waitFor("3 more used, in step") {
+            Self.inStep($0) && (Self.views("net0.rx", in: $0)?.device[1] ?? 0) >= (rxBefore?.device[1] ?? 0) + 3
+        }
+        print("device truth screen:\n\(screen)")
+        // Stays in step (no false disagreement) across a few more samples while idle.
+        usleep(1_600_000)
+        XCTAssertTrue(Self.inStep(tmux.capture()), tmux.capture())
+        try tmux.send("Space")
+        try tmux.send("q")
+        XCTAssertEqual(tmux.exitStatus(), 0)
+        // The TUI let go of QMP (QEMU serves one client): we can connect now.
+        XCTAssertNoThrow(try QMPClient(path: q.run.qmpSocket, timeout: 3).close())
+    }
+
+    func testAttachWithoutQMPSaysUnavailable() throws {
+        guard let q = try startGuest() else { return }
+        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.path)/no-such-qmp.sock"
+        let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
+        tmux.waitFor("device view unavailable") { $0.contains("net0.rx") && $0.contains("device view unavailable") }
+        try tmux.send("q")
+        XCTAssertEqual(tmux.exitStatus(), 0)
+    }
+
+    func testRunShowsTheDeviceView() throws {
+        guard requireTools() else { return }
+        let kernel = kernelPath()
+        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --kernel \(kernel) --udp-port \(freeLoopbackPort(udp: true)) --http-port \(freeLoopbackPort(udp: false))"
+        let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
+        tmux.waitFor("dev: numbers in step under ringside run", timeout: 30) { Self.inStep($0) }
+        try tmux.send("q")
+        // run stops QEMU through QMP after the TUI has let go of it.
+        XCTAssertEqual(tmux.exitStatus(timeout: 15), 0)
+    }
+}
