@@ -209,6 +209,10 @@ public enum QueueComparison: Equatable, Sendable {
     }
 }
 
+/// Seconds a snapshot may have spent between the kernel and the host: a driver snapshot counts as
+/// newer than a device sample only when it arrived at least this much later.
+public let snapshotInFlightAllowance = 0.05
+
 /// Compares one driver sample with one device sample (pure).
 ///
 /// - used: the driver's used_idx must equal the device's used-idx.
@@ -217,7 +221,7 @@ public enum QueueComparison: Equatable, Sendable {
 ///   back; the device holds `inuse` of those, so the unfetched ones are availDescriptors − inuse
 ///   (without a descriptor table: avail_idx − used_idx − inuse).
 /// - impossible, whatever the timing: vring-num ≠ the driver's queue size; inuse > size; and,
-///   when the driver's snapshot is not older than the device's sample (indices only grow, so an
+///   when the driver's snapshot is newer than the device's sample (indices only grow, so an
 ///   older driver snapshot may legitimately be behind), the device's used-idx or last-avail-idx
 ///   ahead of the driver's avail_idx.
 public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> QueueComparison {
@@ -231,7 +235,9 @@ public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> Qu
     }
     let availAheadOfUsed = Int(driver.availIdx &- device.usedIdx)
     let availAheadOfLast = Int(driver.availIdx &- device.lastAvailIdx)
-    if driver.time >= device.time {
+    // The snapshot's arrival time stands for when the kernel took it; allow for the time it
+    // spent in flight before trusting "newer".
+    if driver.time - device.time >= snapshotInFlightAllowance {
         if availAheadOfUsed > driver.size {
             impossible.append("device used-idx \(device.usedIdx) ahead of avail_idx \(driver.availIdx)")
         }
