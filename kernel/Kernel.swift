@@ -27,9 +27,7 @@ func kmain(_ startInfo: UInt32) {
     }
 
     let functions = PCIBus.enumerate()
-    guard let netFunction = functions.first(where: {
-        $0.vendorID == VIRTIO_PCI_VENDOR_ID && virtioPCIDeviceType(deviceID: $0.deviceID) == VIRTIO_ID_NET
-    }) else {
+    guard let netFunction = firstVirtioFunction(ofType: VIRTIO_ID_NET, in: functions) else {
         log("ringside: no virtio-net device found; halting")
         halt()
     }
@@ -40,9 +38,7 @@ func kmain(_ startInfo: UInt32) {
     log("net0: virtio-net at \(netFunction.address.description), features \(hex(net.features.rawValue)), rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
 
     var console: VirtioConsoleDriver?
-    if let consoleFunction = functions.first(where: {
-        $0.vendorID == VIRTIO_PCI_VENDOR_ID && virtioPCIDeviceType(deviceID: $0.deviceID) == VIRTIO_ID_CONSOLE
-    }) {
+    if let consoleFunction = firstVirtioFunction(ofType: VIRTIO_ID_CONSOLE, in: functions) {
         console = VirtioConsoleDriver(function: consoleFunction, apicID: apicID)
         if let console {
             log("con0: virtio-console at \(consoleFunction.address.description), rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
@@ -65,29 +61,36 @@ func kmain(_ startInfo: UInt32) {
     }
     log("net0: \(parsed.config.summary)")
 
-    var telemetry: Telemetry?
-    if let console {
-        let queues = [
-            MonitoredQueue(name: "net0.rx", queue: net.rx, pausable: true),
-            MonitoredQueue(name: "net0.tx", queue: net.tx, pausable: true),
-            MonitoredQueue(name: "con0.rx", queue: console.rx, pausable: false),
-            MonitoredQueue(name: "con0.tx", queue: console.tx, pausable: false),
-        ]
-        let hello = WireHello(
-            kernelVersion: kernelVersion, mac: net.mac,
-            devices: [WireDeviceInfo(name: "net0", deviceType: VIRTIO_ID_NET, features: net.features.rawValue),
-                      WireDeviceInfo(name: "con0", deviceType: VIRTIO_ID_CONSOLE, features: console.features.rawValue)],
-            queues: queues.enumerated().map { WireQueueInfo(queue: UInt8($0.offset), name: $0.element.name, size: $0.element.ring.size) })
-        telemetry = Telemetry(console: console, queues: queues, hello: hello)
-        telemetry?.linkUp = net.linkUp
-    }
-
+    let telemetry = console.map { makeTelemetry(net: net, console: $0) }
     stack.announce()
     let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
     irq_enable()
     log("ringside: ready")
     telemetry?.sendHello()
     loop.run()
+}
+
+/// The first virtio function of device type `type` (VIRTIO_ID_*) on the bus.
+func firstVirtioFunction(ofType type: UInt16, in functions: [PCIFunction]) -> PCIFunction? {
+    functions.first { $0.vendorID == VIRTIO_PCI_VENDOR_ID && virtioPCIDeviceType(deviceID: $0.deviceID) == type }
+}
+
+/// The telemetry channel over `console`, watching the network queues and its own.
+func makeTelemetry(net: VirtioNetDriver, console: VirtioConsoleDriver) -> Telemetry {
+    let queues = [
+        MonitoredQueue(name: "net0.rx", queue: net.rx, pausable: true),
+        MonitoredQueue(name: "net0.tx", queue: net.tx, pausable: true),
+        MonitoredQueue(name: "con0.rx", queue: console.rx, pausable: false),
+        MonitoredQueue(name: "con0.tx", queue: console.tx, pausable: false),
+    ]
+    let hello = WireHello(
+        kernelVersion: kernelVersion, mac: net.mac,
+        devices: [WireDeviceInfo(name: "net0", deviceType: VIRTIO_ID_NET, features: net.features.rawValue),
+                  WireDeviceInfo(name: "con0", deviceType: VIRTIO_ID_CONSOLE, features: console.features.rawValue)],
+        queues: queues.enumerated().map { WireQueueInfo(queue: UInt8($0.offset), name: $0.element.name, size: $0.element.ring.size) })
+    let telemetry = Telemetry(console: console, queues: queues, hello: hello)
+    telemetry.linkUp = net.linkUp
+    return telemetry
 }
 
 /// The kernel's one thread. Interrupt stubs only set bits in `irq_pending`; everything
