@@ -55,13 +55,17 @@ func kmain(_ startInfo: UInt32) {
     let stack = NetStack(config: parsed.config)
     // TCP and the HTTP server on port 80 (kernel/net/HTTPService.swift); it lives as long as the stack.
     _ = HTTPService.start(stack: stack, net: net, console: console)
-    let dropLog = DropLog()
-    stack.onDrop = { reason in
-        dropLog.note(reason.name, total: stack.counters.totalDrops)
-    }
     log("net0: \(parsed.config.summary)")
 
     let telemetry = console.map { makeTelemetry(net: net, console: $0) }
+    // Every drop is counted by the stack; the first 20 a second are also logged and sent to
+    // the monitor as events (net0.rx: they arrived there).
+    let dropLog = DropLog()
+    stack.onDrop = { reason in
+        if dropLog.note(reason.name, total: stack.counters.totalDrops) {
+            telemetry?.event(.drop(queue: 0, reason: wireDropReason(reason)))
+        }
+    }
     stack.announce()
     let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
     irq_enable()
@@ -158,17 +162,23 @@ final class MainLoop {
     }
 
     /// Hands up to `limit` received frames to the stack, remembering the last for dumps.
-    private func deliver(limit: Int) -> Int {
+    /// While stepping, each delivery is also an event, so the monitor sees exactly which used
+    /// element went up (free-running, that would double the console traffic: counters suffice).
+    private func deliver(limit: Int, announce: Bool = false) -> Int {
         let now = Clock.nowMs
         return net.receive(limit: limit) { received in
             rxQueue?.remember(descriptor: received.head, address: received.address, bytes: received.buffer)
+            if announce {
+                telemetry?.event(.usedConsumed(queue: 0, descriptor: received.head,
+                                               length: UInt32(truncatingIfNeeded: received.buffer.count)))
+            }
             stack.receive(frame: received.frame, nowMs: now)
         }
     }
 
     private func step(_ queue: MonitoredQueue, count: Int) -> Int {
         if queue === rxQueue {
-            let done = deliver(limit: count)
+            let done = deliver(limit: count, announce: true)
             transmitPending()     // the effect of the step (an echo, a reply) leaves at once
             return done
         }
@@ -235,7 +245,9 @@ final class DropLog {
     private var linesInWindow = 0
     private var suppressed: UInt64 = 0
 
-    func note(_ reason: StaticString, total: UInt64) {
+    /// Returns whether this drop was logged (false: over the rate, only counted).
+    @discardableResult
+    func note(_ reason: StaticString, total: UInt64) -> Bool {
         let now = Clock.nowMs
         if now &- windowStartMs >= 1000 {
             windowStartMs = now
@@ -247,10 +259,11 @@ final class DropLog {
         }
         guard linesInWindow < Self.linesPerSecond else {
             suppressed &+= 1
-            return
+            return false
         }
         linesInWindow += 1
         log("net: drop \(reason) total=\(total)")
+        return true
     }
 }
 
