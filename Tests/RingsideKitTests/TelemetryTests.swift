@@ -158,6 +158,15 @@ final class TelemetryTests: QEMUTestCase {
             XCTAssertEqual(r.status, .ok, r.message)
             XCTAssertEqual(sock.receive(timeout: 2), sent[i], "step \(i + 1) delivers datagram \(i)")
             XCTAssertNil(sock.receive(timeout: 0.5), "step \(i + 1) delivered more than one")
+            if i == 0 {
+                // The step is announced element by element: the very buffer dumped above.
+                let consumed = WireEventKind.usedConsumed(queue: 0, descriptor: dump.descriptor, length: UInt32(bytes.count))
+                let event = t.wait(timeout: 2) { incoming in
+                    if case .message(.event(let e), _) = incoming { return e.kind == consumed }
+                    return false
+                }
+                XCTAssertNotNil(event, "a usedConsumed event for descriptor \(dump.descriptor) after the step")
+            }
             let m = try stats(t)
             XCTAssertEqual(status(m, 0).pendingUsed, UInt16(2 - i), "pending after step \(i + 1)")
         }
