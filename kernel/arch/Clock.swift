@@ -18,7 +18,7 @@ enum Clock {
     static func calibrate() {
         var tsc: UInt64 = 0
         var lapic: UInt64 = 0
-        timer_calibrate(20, &tsc, &lapic)
+        timer_calibrate(10, &tsc, &lapic)
         if tsc > 0 { tscHz = tsc }
         lapicHz = lapic
     }

@@ -70,16 +70,49 @@ struct PCIFunction {
     let deviceID: UInt16
     let classCode: UInt32   // class, subclass, prog-if
 
-    /// The physical address a memory BAR points at (64-bit BARs span two registers).
+    /// The physical address a memory BAR points at (64-bit BARs span two registers). A BAR
+    /// the firmware left unassigned (address 0: minimal firmware such as qboot does that) is
+    /// given one here, from the PCI hole below 4 GiB.
     func barAddress(_ index: Int) -> UInt64? {
         guard index >= 0 && index < 6 else { return nil }
         let offset = PCIConfig.bar0 + UInt8(index * 4)
         let low = address.read32(offset)
         if low & 1 == 1 { return nil }              // I/O BAR
+        let is64 = (low >> 1) & 3 == 2 && index < 5
         var base = UInt64(low & 0xFFFF_FFF0)
-        if (low >> 1) & 3 == 2, index < 5 {         // 64-bit memory BAR
-            base |= UInt64(address.read32(offset + 4)) << 32
+        if is64 { base |= UInt64(address.read32(offset + 4)) << 32 }
+        if base == 0 { return assignBAR(offset: offset, is64: is64) }
+        return base
+    }
+
+    /// Sizes a memory BAR (write all ones, read back the mask: PCI 3.0, 6.2.5.1) and places it
+    /// at the next suitably aligned address of the MMIO window. nil if it implements nothing
+    /// or the window is full.
+    private func assignBAR(offset: UInt8, is64: Bool) -> UInt64? {
+        let command = address.read16(PCIConfig.command)
+        address.write16(PCIConfig.command, command & ~PCIConfig.commandMemorySpace)  // no decoding while sizing
+        defer { address.write16(PCIConfig.command, command) }
+        let original = address.read32(offset)
+        address.write32(offset, 0xFFFF_FFFF)
+        var mask = UInt64(address.read32(offset) & 0xFFFF_FFF0)
+        address.write32(offset, original)
+        if is64 {
+            let originalHigh = address.read32(offset + 4)
+            address.write32(offset + 4, 0xFFFF_FFFF)
+            mask |= UInt64(address.read32(offset + 4)) << 32
+            address.write32(offset + 4, originalHigh)
+        } else {
+            mask |= 0xFFFF_FFFF_0000_0000
         }
+        guard mask != 0xFFFF_FFFF_0000_0000, mask != 0 else { return nil }
+        let size = ~mask &+ 1
+        guard let base = PCIBus.allocateMMIO(size: size) else {
+            log("pci: \(address.description): no room for a \(size)-byte BAR")
+            return nil
+        }
+        address.write32(offset, UInt32(truncatingIfNeeded: base) | (original & 0xF))
+        if is64 { address.write32(offset + 4, UInt32(truncatingIfNeeded: base >> 32)) }
+        log("pci: \(address.description): BAR\((offset - PCIConfig.bar0) / 4) unassigned by firmware, placed at 0x\(hex(base)) (\(size) bytes)")
         return base
     }
 
@@ -106,6 +139,20 @@ struct PCIFunction {
 }
 
 enum PCIBus {
+    /// Where BARs the firmware left unassigned go: the top of the 32-bit PCI hole, below the
+    /// IOAPIC (0xFEC00000), mapped uncached by boot.S. Firmware-assigned BARs on QEMU's `pc`
+    /// machine sit near 0xFEB00000, so allocation runs downwards from 0xFE000000.
+    nonisolated(unsafe) static var mmioWindowTop: UInt64 = 0xFE00_0000
+    static let mmioWindowBottom: UInt64 = 0xE000_0000
+
+    static func allocateMMIO(size: UInt64) -> UInt64? {
+        guard size > 0, size <= mmioWindowTop - mmioWindowBottom else { return nil }
+        let base = (mmioWindowTop - size) & ~(size - 1)     // BARs are naturally aligned
+        guard base >= mmioWindowBottom else { return nil }
+        mmioWindowTop = base
+        return base
+    }
+
     /// Every function on bus 0, logged as `BB:DD.F vvvv:dddd class`.
     static func enumerate() -> [PCIFunction] {
         var functions: [PCIFunction] = []
