@@ -206,7 +206,10 @@ final class MainLoop {
     private func updateDropCounters() {
         rxQueue?.drops = stack.counters.totalDrops
         txQueue?.drops = net.txRingFullDrops
-        if let telemetry { telemetry.queues[3].drops = telemetry.droppedFrames }
+        if let telemetry {
+            telemetry.queues[2].drops = telemetry.badCommandFrames   // host frames that did not decode
+            telemetry.queues[3].drops = telemetry.droppedFrames      // telemetry the kernel could not queue
+        }
     }
 
     private func sleepUntilNextDeadline(nowMs: UInt64) {

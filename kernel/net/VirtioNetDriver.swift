@@ -116,13 +116,4 @@ final class VirtioNetDriver {
     }
 
     func flushTransmit() { tx.publishAndNotify() }
-
-    var macDescription: String {
-        var text = ""
-        for (i, byte) in mac.enumerated() {
-            if i > 0 { text += ":" }
-            text += hex(byte, digits: 2)
-        }
-        return text
-    }
 }

@@ -18,7 +18,6 @@ struct BufferPool {
         for i in (0..<count).reversed() { free.append(base + UInt64(i * bufferSize)) }
     }
 
-    var available: Int { free.count }
     var isEmpty: Bool { free.isEmpty }
 
     mutating func take() -> UInt64? { free.popLast() }

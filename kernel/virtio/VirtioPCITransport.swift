@@ -124,8 +124,6 @@ final class VirtioPCITransport {
         return common16(VIRTIO_PCI_COMMON_CONFIG_MSIX_VECTOR) == entry
     }
 
-    var queueCount: UInt16 { common16(VIRTIO_PCI_COMMON_NUM_QUEUES) }
-
     /// Sets up queue `index` at the size the device offers (4.1.5.1.3): allocates the three
     /// ring areas and the queue's buffers (`bufferCount`, at most the ring size; nil: one per
     /// descriptor), tells the device where the rings are, routes its interrupt, enables it.
@@ -182,8 +180,6 @@ final class VirtioPCITransport {
 
     func config8(_ offset: Int) -> UInt8 { mmio_read8(deviceConfig + UInt64(offset)) }
     func config16(_ offset: Int) -> UInt16 { mmio_read16(deviceConfig + UInt64(offset)) }
-    func config32(_ offset: Int) -> UInt32 { mmio_read32(deviceConfig + UInt64(offset)) }
-    var configGeneration: UInt8 { common8(VIRTIO_PCI_COMMON_CONFIG_GENERATION) }
 }
 
 /// A virtqueue bound to its device: the ring bookkeeping, the doorbell, and the buffers its
