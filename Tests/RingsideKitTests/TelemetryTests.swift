@@ -343,6 +343,7 @@ final class TelemetryTests: QEMUTestCase {
         // Then a good command: answered.
         let m = try stats(t)
         XCTAssertFalse(status(m, 0).paused, "the torn pause must not have paused net0.rx")
+        XCTAssertGreaterThan(status(m, 2).counters.drops, 0, "con0.rx counts the host frames that did not decode")
         XCTAssertTrue(g.qemu.process.isRunning)
         _ = try runEchoExchange(port: g.udpPort, count: 20, sizes: 1...1472, seed: 5)
         XCTAssertEqual(try t.request(.resetCounters).status, .ok)
