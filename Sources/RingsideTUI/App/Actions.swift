@@ -111,18 +111,59 @@ extension TUIState {
     }
 
     mutating func moveCursor(by delta: Int) {
+        if cursor == nil { tableTop = displayedTableTop }
         let start = cursor ?? (delta > 0 ? tableTop - 1 : tableTop + tableViewportRows)
         moveCursor(to: start + delta)
     }
 
     mutating func moveCursor(to target: Int) {
         guard let q = selectedQueueModel, !q.descriptors.isEmpty else { return }
+        if cursor == nil { tableTop = displayedTableTop }
         let id = min(max(0, target), q.descriptors.count - 1)
         cursor = id
         let rows = tableViewportRows
         if id < tableTop { tableTop = id }
         if id >= tableTop + rows { tableTop = id - rows + 1 }
         tableTop = max(0, min(tableTop, q.descriptors.count - rows))
+    }
+
+    /// The descriptor `d` dumps while the table has no cursor: the oldest pending used element.
+    /// The telemetry carries descriptor states and ring indices, not the used ring's entries, so
+    /// this is the first `used` descriptor in ring order from last_used_idx: ids taken
+    /// cyclically from last_used_idx's slot (the order the driver posts and gets back buffers).
+    /// Nil when nothing is pending or the table is stale.
+    public var nextPendingDescriptor: Int? {
+        guard let q = selectedQueueModel, !q.isStale, let status = q.status else { return nil }
+        let n = q.descriptors.count
+        guard n > 0, RingIndices(size: UInt16(truncatingIfNeeded: n), status: status).pending > 0 else { return nil }
+        let start = Int(status.lastUsedIdx) % n
+        for k in 0..<n {
+            let id = (start + k) % n
+            if q.descriptors[id].state == .used { return id }
+        }
+        return nil
+    }
+
+    /// The first descriptor row the table shows. While the user has not moved the cursor
+    /// (`d` dumps the next pending frame), the table follows that frame's descriptor: it sits
+    /// on the second row (the first with a row above it for context). With a cursor, or
+    /// nothing pending, it is `tableTop`, clamped to the table.
+    public var displayedTableTop: Int { tableTop(showingRows: tableViewportRows) }
+
+    /// `displayedTableTop` for a table of `rows` rows.
+    public func tableTop(showingRows rows: Int) -> Int {
+        let count = selectedQueueModel?.descriptors.count ?? 0
+        var top = tableTop
+        if cursor == nil, let id = nextPendingDescriptor {
+            top = rows > 2 ? id - 1 : id
+        }
+        return max(0, min(top, count - rows))
+    }
+
+    /// Keeps `tableTop` where the table is drawn while it follows the pending frames, so it
+    /// stays there when they are gone (the app calls this before each draw).
+    public mutating func followPending() {
+        if cursor == nil { tableTop = displayedTableTop }
     }
 
     mutating func handlePrompt(_ key: Key, kind: PromptKind, text: String) -> [AppEffect] {

@@ -138,6 +138,7 @@ final class TUIApp {
         let layout = Layout.compute(size: size, queueCount: state.view.model.queues.count,
                                     maxQueueSize: Int(state.view.model.queues.map { $0.info.size }.max() ?? 256))
         state.tableViewportRows = descriptorRowsVisible(paneHeight: layout.descriptors.height)
+        state.followPending()
         backend.draw(render(state, size: size))
         lastDraw = now
         dirty = false

@@ -259,7 +259,7 @@ func drawDescriptorTable(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     let header = wide ? "   id state addr                 len flags           next" : "   id state addr          len flags      next"
     g.text(header, y: r.y + 1, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
     let rows = descriptorRowsVisible(paneHeight: r.height)
-    let top = min(state.tableTop, max(0, q.descriptors.count - rows))
+    let top = state.tableTop(showingRows: rows)
     for row in 0..<rows {
         let id = top + row
         guard id < q.descriptors.count else { break }
