@@ -25,7 +25,12 @@ trap 'rm -rf "$RUN"' EXIT
 
 # The same line `ringside run` uses (Sources/RingsideKit/QEMUConfiguration.swift), started directly
 # so the launched pid is QEMU's.
-qemu_line() { echo "qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-config -display none -accel tcg \
+# Firmware as `ringside run` picks it: qboot when installed (FIRMWARE=seabios for QEMU's default).
+BIOS_ARGS=""; FIRMWARE_NAME=seabios
+if [ "${FIRMWARE:-qboot}" = qboot ] && [ -r /usr/share/qemu/qboot.rom ]; then
+    BIOS_ARGS="-bios /usr/share/qemu/qboot.rom"; FIRMWARE_NAME=qboot
+fi
+qemu_line() { echo "qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-config -display none -accel tcg $BIOS_ARGS \
  -kernel $KERNEL \
  -chardev file,id=ser0,path=$RUN/serial.log -serial chardev:ser0 \
  -netdev user,id=n0,hostfwd=udp:127.0.0.1:$1-:7,hostfwd=tcp:127.0.0.1:$2-:80 \
@@ -35,7 +40,7 @@ qemu_line() { echo "qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-
  -qmp unix:$RUN/qmp.sock,server=on,wait=off -device isa-debug-exit,iobase=0xf4,iosize=0x04"; }
 QEMU=$(qemu_line "$UDP" "$HTTP")
 
-echo "bench: kernel $KERNEL ($(stat -c %s "$KERNEL") bytes), -m $MEM, TCG, UDP port $UDP"
+echo "bench: kernel $KERNEL ($(stat -c %s "$KERNEL") bytes), -m $MEM, TCG, firmware $FIRMWARE_NAME, UDP port $UDP"
 SHARED=../shared/bench/udp-echo-bench.py
 if [ -f "$SHARED" ] && [ "${ECHO_BENCH:-}" != own ]; then
     python3 "$SHARED" --port "$UDP" --duration "$DURATION" --sizes 64 --launch "$QEMU" --label ringside

@@ -33,6 +33,9 @@ struct Run: ParsableCommand {
     @Option(help: "Host TCP port (on 127.0.0.1) forwarded to the guest's HTTP service, port 80.")
     var httpPort: Int = 8080
 
+    @Option(help: "Firmware: qboot (fast; the default when installed), seabios (QEMU's default), or a path to an image for -bios.")
+    var firmware: String?
+
     @Option(help: "Guest RAM in MiB.")
     var memory: Int = 32
 
@@ -93,6 +96,13 @@ struct Run: ParsableCommand {
         config.kernel = kernelPath
         config.append = append
         config.memoryMiB = memory
+        let exists: (String) -> Bool = { FileManager.default.isReadableFile(atPath: $0) }
+        switch Firmware.resolve(firmware ?? (exists(Firmware.qbootPath) ? "qboot" : "seabios"), fileExists: exists) {
+        case .success(let path): config.firmware = path
+        case .failure(let error):
+            warn("\(error)")
+            throw ExitCode(2)
+        }
         config.accel = accel
         config.network = .user(udpPort: UInt16(udpPort), httpPort: UInt16(httpPort))
         config.rxQueueSize = rxQueueSize

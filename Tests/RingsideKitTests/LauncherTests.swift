@@ -27,6 +27,19 @@ final class LauncherTests: QEMUTestCase {
         ])
     }
 
+    func testFirmwareChoice() {
+        let installed: (String) -> Bool = { $0 == Firmware.qbootPath || $0 == "/fw.bin" }
+        XCTAssertEqual(try Firmware.resolve("qboot", fileExists: installed).get(), Firmware.qbootPath)
+        XCTAssertNil(try Firmware.resolve("seabios", fileExists: installed).get())
+        XCTAssertEqual(try Firmware.resolve("/fw.bin", fileExists: installed).get(), "/fw.bin")
+        XCTAssertThrowsError(try Firmware.resolve("qboot", fileExists: { _ in false }).get())
+        XCTAssertThrowsError(try Firmware.resolve("/nope.bin", fileExists: installed).get())
+        var c = QEMUConfiguration()
+        c.firmware = Firmware.qbootPath
+        let args = c.arguments(serialLog: "s", consoleSocket: "c", qmpSocket: "q")
+        XCTAssertTrue(args.joined(separator: " ").contains("-accel tcg -bios \(Firmware.qbootPath)"))
+    }
+
     func testAcceleratorArguments() {
         XCTAssertEqual(Accelerator.tcg.qemuArguments(), ["-accel", "tcg"])
         XCTAssertEqual(Accelerator.kvm.qemuArguments(), ["-accel", "kvm", "-cpu", "kvm64"])
