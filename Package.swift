@@ -39,11 +39,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Helpers every host test target shares: a seeded PRNG, loopback UDP sockets, free ports.
+        .target(name: "RingsideTestSupport", dependencies: ["RingsideKit"], path: "Tests/TestSupport"),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
-        .testTarget(name: "NetStackTests", dependencies: ["NetStack"]),
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire"]),
+        .testTarget(name: "NetStackTests", dependencies: ["NetStack", "RingsideTestSupport"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "RingsideTestSupport"]),
+        .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "RingsideTestSupport"]),
         // Boots the real kernel in real QEMU and talks to it through real sockets.
-        .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit"]),
+        .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit", "RingsideTestSupport"]),
     ]
 )

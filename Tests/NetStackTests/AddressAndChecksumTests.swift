@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func incrementalMatchesReferenceForOddPieces() {
-        var generator = SeededGenerator(seed: 1071)
+        var generator = SplitMix64(seed: 1071)
         for _ in 0..<500 {
             let length = Int.random(in: 0..<300, using: &generator)
             let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }

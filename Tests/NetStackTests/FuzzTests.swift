@@ -5,7 +5,7 @@ import Testing
 /// to valid frames with a few bytes flipped to well-formed headers with random fields.
 /// Run in a debug build, any out-of-bounds read or arithmetic overflow would trap.
 @Suite struct FuzzTests {
-    static func randomBytes(_ count: Int, _ generator: inout SeededGenerator) -> [UInt8] {
+    static func randomBytes(_ count: Int, _ generator: inout SplitMix64) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         bytes.withUnsafeMutableBytes { buffer in
             var offset = 0
@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func randomFramesNeverCrash() {
-        var generator = SeededGenerator(seed: 0x5249_4E47_5349_4445) // "RINGSIDE"
+        var generator = SplitMix64(seed: 0x5249_4E47_5349_4445) // "RINGSIDE"
         let stack = makeStack(queueCapacity: 16)
         stack.bindUDP(port: 9) { _, payload in _ = payload.reduce(0, &+) }
         var drops = 0

@@ -3,6 +3,8 @@
 // code that shares nothing with it.
 
 @testable import NetStack
+// SplitMix64: shared by every host test target.
+@_exported import RingsideTestSupport
 
 let ourMAC = MACAddress(0x52, 0x54, 0x00, 0x12, 0x34, 0x56)
 let ourIP = IPv4Address(10, 0, 2, 15)
@@ -177,18 +179,5 @@ struct SentIPv4 {
 
     var udpChecksumValid: Bool {
         Ref.checksum(Ref.pseudoHeader(source, destination, 17, transport.count) + transport) == 0
-    }
-}
-
-/// SplitMix64: a seeded generator so a failing fuzz case is reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

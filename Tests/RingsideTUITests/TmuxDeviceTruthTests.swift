@@ -38,17 +38,17 @@ final class TmuxDeviceTruthTests: XCTestCase {
         var c = QEMUConfiguration()
         c.kernel = kernelPath()
         c.accel = .tcg
-        udpPort = freeLoopbackPort(udp: true)
-        c.network = .user(udpPort: udpPort, httpPort: freeLoopbackPort(udp: false))
+        udpPort = try freePort(udp: true)
+        c.network = .user(udpPort: udpPort, httpPort: try freePort(udp: false))
         let q = try QEMUInstance(configuration: c)
         qemu = q
         try q.waitForSerial("ringside: ready", timeout: 30)
         return q
     }
 
-    func waitForEcho(_ client: EchoClient) {
+    func waitForEcho(_ client: UDPSocket) {
         for _ in 0..<50 {
-            client.send(Array("warm-up".utf8), port: udpPort)
+            try? client.send(Array("warm-up".utf8), toPort: udpPort)
             if client.receive(timeout: 0.2) != nil { return }
         }
         XCTFail("no UDP echo from the guest")
@@ -85,10 +85,10 @@ final class TmuxDeviceTruthTests: XCTestCase {
         tmux.waitFor("dev: numbers on both net panels") {
             Self.views("net0.rx", in: $0) != nil && Self.views("net0.tx", in: $0) != nil
         }
-        let client = try EchoClient()
+        let client = try UDPSocket()
         waitForEcho(client)
         for i in 0..<10 {
-            client.send(Array("device-truth-\(i)".utf8), port: udpPort)
+            try? client.send(Array("device-truth-\(i)".utf8), toPort: udpPort)
             _ = client.receive(timeout: 1)
         }
         var screen = tmux.waitFor("device and driver in step after traffic") {
@@ -100,7 +100,7 @@ final class TmuxDeviceTruthTests: XCTestCase {
         // driver holds them; both views still agree.
         try tmux.send("Space")
         tmux.waitFor("PAUSED") { $0.contains("PAUSED") }
-        for i in 0..<3 { client.send(Array("held-\(i)".utf8), port: udpPort) }
+        for i in 0..<3 { try? client.send(Array("held-\(i)".utf8), toPort: udpPort) }
         screen = tmux.waitFor("3 more used, in step") {
             Self.inStep($0) && (Self.views("net0.rx", in: $0)?.device[1] ?? 0) >= (rxBefore?.device[1] ?? 0) + 3
         }
@@ -127,7 +127,8 @@ final class TmuxDeviceTruthTests: XCTestCase {
     func testRunShowsTheDeviceView() throws {
         guard requireTools() else { return }
         let kernel = kernelPath()
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --kernel \(kernel) --udp-port \(freeLoopbackPort(udp: true)) --http-port \(freeLoopbackPort(udp: false))"
+        let (udp, http) = (try freePort(udp: true), try freePort(udp: false))
+        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
         let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
         tmux.waitFor("dev: numbers in step under ringside run", timeout: 30) { Self.inStep($0) }
         try tmux.send("q")

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 import RingsideKit
+// UDPSocket, freePort: shared by every host test target.
+@_exported import RingsideTestSupport
 
 /// The `ringside` executable next to the test bundle (override with $RINGSIDE_BIN).
 func ringsideBinary() -> String {
@@ -86,64 +88,6 @@ final class TmuxSession {
     }
 }
 
-/// A UDP socket on 127.0.0.1 for talking to the guest's echo service.
-final class EchoClient {
-    let fd: Int32
-
-    init() throws {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw RingsideError("socket failed") }
-        var addr = Self.loopback(port: 0)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw RingsideError("bind failed") }
-    }
-    deinit { close(fd) }
-
-    static func loopback(port: UInt16) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        return a
-    }
-
-    func send(_ bytes: [UInt8], port: UInt16) {
-        var addr = Self.loopback(port: port)
-        _ = bytes.withUnsafeBytes { buf in
-            withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, buf.baseAddress, buf.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-    }
-
-    func receive(timeout: Double) -> [UInt8]? {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, Int32(timeout * 1000)) > 0 else { return nil }
-        var buf = [UInt8](repeating: 0, count: 2048)
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        return n >= 0 ? Array(buf[0..<n]) : nil
-    }
-}
-
-/// A port that was free a moment ago.
-func freeLoopbackPort(udp: Bool) -> UInt16 {
-    let fd = socket(AF_INET, Int32((udp ? SOCK_DGRAM : SOCK_STREAM).rawValue), 0)
-    defer { close(fd) }
-    var addr = EchoClient.loopback(port: 0)
-    _ = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    var bound = sockaddr_in()
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &bound) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    return UInt16(bigEndian: bound.sin_port)
-}
 
 /// Hex of `bytes` as `hexdump -C` prints a run that starts at column `start` of a line
 /// (two spaces between the eighth and ninth byte).

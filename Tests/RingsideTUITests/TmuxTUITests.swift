@@ -36,8 +36,8 @@ final class TmuxTUITests: XCTestCase {
         var c = QEMUConfiguration()
         c.kernel = kernel
         c.accel = .tcg
-        udpPort = freeLoopbackPort(udp: true)
-        c.network = .user(udpPort: udpPort, httpPort: freeLoopbackPort(udp: false))
+        udpPort = try freePort(udp: true)
+        c.network = .user(udpPort: udpPort, httpPort: try freePort(udp: false))
         let q = try QEMUInstance(configuration: c)
         qemu = q
         try q.waitForSerial("ringside: ready", timeout: 30)
@@ -50,9 +50,9 @@ final class TmuxTUITests: XCTestCase {
     }
 
     /// Echoes datagrams until one comes back (the guest's network is up).
-    func waitForEcho(_ client: EchoClient) {
+    func waitForEcho(_ client: UDPSocket) {
         for _ in 0..<50 {
-            client.send(Array("warm-up".utf8), port: udpPort)
+            try? client.send(Array("warm-up".utf8), toPort: udpPort)
             if client.receive(timeout: 0.2) != nil { return }
         }
         XCTFail("no UDP echo from the guest")
@@ -63,14 +63,14 @@ final class TmuxTUITests: XCTestCase {
         let tmux = try attach(q)
         // Watch: both net queues shown, connected, data fresh.
         tmux.waitFor("net0.rx and net0.tx panels") { $0.contains("net0.rx") && $0.contains("net0.tx") && $0.contains("connected") }
-        let client = try EchoClient()
+        let client = try UDPSocket()
         waitForEcho(client)
 
         // Counters move under UDP traffic.
         var screen = tmux.capture()
         let before = number(after: "pkts", inLineAfter: "▶1 net0.rx", of: screen) ?? -1
         for i in 0..<20 {
-            client.send(Array("traffic-\(i)".utf8), port: udpPort)
+            try? client.send(Array("traffic-\(i)".utf8), toPort: udpPort)
             _ = client.receive(timeout: 1)
         }
         screen = tmux.waitFor("net0.rx packet counter to grow") {
@@ -82,7 +82,7 @@ final class TmuxTUITests: XCTestCase {
         try tmux.send("Space")
         tmux.waitFor("PAUSED") { $0.contains("PAUSED") }
         let payloads = ["STEP-ONE-abcdefgh", "STEP-TWO-ijklmnop"].map { Array($0.utf8) }
-        for p in payloads { client.send(p, port: udpPort) }
+        for p in payloads { try? client.send(p, toPort: udpPort) }
         XCTAssertNil(client.receive(timeout: 1.0), "a paused RX queue must not deliver")
         tmux.waitFor("pend 2 on net0.rx") { $0.contains("pend 2") }
 
@@ -146,7 +146,7 @@ final class TmuxTUITests: XCTestCase {
         tmux.waitFor("disconnected shown") { $0.contains("disconnected") }
         // A new guest on the same socket path: the view reconnects by itself.
         var c = q.configuration
-        c.network = .user(udpPort: freeLoopbackPort(udp: true), httpPort: freeLoopbackPort(udp: false))
+        c.network = .user(udpPort: try freePort(udp: true), httpPort: try freePort(udp: false))
         let dir = (socketPath as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let args = c.arguments(serialLog: dir + "/serial.log", consoleSocket: socketPath, qmpSocket: dir + "/qmp.sock")
