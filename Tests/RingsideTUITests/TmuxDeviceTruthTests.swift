@@ -4,17 +4,7 @@ import RingsideKit
 
 /// The device's view (QMP) in the real TUI: `ringside attach --qmp` and `ringside run`, in tmux,
 /// on a real QEMU running the kernel.
-final class TmuxDeviceTruthTests: XCTestCase {
-    var qemu: QEMUInstance?
-    var udpPort: UInt16 = 0
-
-    override func tearDown() {
-        qemu?.stop(grace: 2)
-        if let q = qemu, q.process.isRunning { XCTFail("QEMU still running after stop") }
-        qemu = nil
-        super.tearDown()
-    }
-
+final class TmuxDeviceTruthTests: TmuxGuestTestCase {
     func kernelPath() -> String {
         ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
     }

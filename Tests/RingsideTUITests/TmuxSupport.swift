@@ -113,3 +113,16 @@ func number(after label: String, inLineAfter marker: String, of screen: String) 
     }
     return nil
 }
+
+/// A test case that boots a guest for the TUI to watch and always stops it afterwards.
+class TmuxGuestTestCase: XCTestCase {
+    var qemu: QEMUInstance?
+    var udpPort: UInt16 = 0
+
+    override func tearDown() {
+        qemu?.stop(grace: 2)
+        if let q = qemu, q.process.isRunning { XCTFail("QEMU still running after stop") }
+        qemu = nil
+        super.tearDown()
+    }
+}

@@ -4,17 +4,7 @@ import RingsideKit
 
 /// The real `ringside attach` in a real terminal (tmux) on a real QEMU running the kernel.
 /// Fails (never skips) when tmux, QEMU, the kernel or the binary is missing.
-final class TmuxTUITests: XCTestCase {
-    var qemu: QEMUInstance?
-    var udpPort: UInt16 = 0
-
-    override func tearDown() {
-        qemu?.stop(grace: 2)
-        if let q = qemu, q.process.isRunning { XCTFail("QEMU still running after stop") }
-        qemu = nil
-        super.tearDown()
-    }
-
+final class TmuxTUITests: TmuxGuestTestCase {
     func startGuest() throws -> QEMUInstance {
         guard findExecutable("tmux") != nil else {
             XCTFail("tmux is not installed (apt-get install tmux)")
