@@ -1,6 +1,6 @@
 # Ringside top-level build.
 #   make run    boot the kernel in QEMU and open the TUI
-#   make test   the whole test suite: host unit tests + the real kernel in real QEMU
+#   make test   the whole test suite: the kernel heap on the host, host unit tests, the real kernel in real QEMU
 #   make bench  start-to-first-echo, echo round trips, telemetry cost (off vs 10 Hz vs 60 Hz), decoder MB/s
 SWIFT      ?= swift
 SWIFTFLAGS ?=
@@ -25,6 +25,7 @@ run: deps kernel build
 
 # The whole suite (swift test fails, and so make fails, when any test fails).
 test: deps kernel
+	$(MAKE) -C kernel check
 	$(SWIFT) test $(SWIFTFLAGS)
 
 # Numbers, not pass/fail: the kernel's UDP echo and what watching costs (bench.sh), the HTTP

@@ -20,8 +20,10 @@ let package = Package(
         .systemLibrary(name: "RingAtomics", path: "Sources/RingAtomics"),
         // Virtio 1.x spec layouts and split-virtqueue bookkeeping (kernel + host).
         .target(name: "Virtio", dependencies: ["RingAtomics"]),
-        // Ethernet, ARP, IPv4, ICMP, UDP (kernel + host).
-        .target(name: "NetStack"),
+        // Header-only C: allocation that returns nil instead of trapping (kernel heap or libc).
+        .systemLibrary(name: "CHeap", path: "Sources/CHeap"),
+        // Ethernet, ARP, IPv4, ICMP, UDP, TCP, HTTP (kernel + host).
+        .target(name: "NetStack", dependencies: ["CHeap"]),
         // The telemetry wire format, defined once: encoded by the kernel, decoded by the monitor.
         .target(name: "Wire"),
         // Monitor core: QEMU launcher, run directory, QMP client.

@@ -54,7 +54,7 @@ func kmain(_ startInfo: UInt32) {
     for error in parsed.errors { log("cmdline: \(error)") }
     let stack = NetStack(config: parsed.config)
     // TCP and the HTTP server on port 80 (kernel/net/HTTPService.swift); it lives as long as the stack.
-    _ = HTTPService.start(stack: stack, net: net, console: console)
+    let http = HTTPService.start(stack: stack, net: net, console: console)
     log("net0: \(parsed.config.summary)")
 
     let telemetry = console.map { makeTelemetry(net: net, console: $0) }
@@ -68,6 +68,7 @@ func kmain(_ startInfo: UInt32) {
     }
     stack.announce()
     let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
+    http?.sizeMemory()
     irq_enable()
     log("ringside: ready")
     telemetry?.sendHello()

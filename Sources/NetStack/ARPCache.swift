@@ -3,6 +3,10 @@
 //
 // Both are small arrays searched linearly: a unikernel talks to a handful of neighbours
 // (under QEMU user networking, one gateway), and an array needs no hashing seed.
+//
+// Strangers on the segment cannot push entries out: the stack adds an entry only for an
+// address it is resolving (NetStack.receiveARP), and the `pinned` address (the gateway)
+// is never the one evicted to make room.
 
 struct ARPCacheEntry {
     var ip: IPv4Address
@@ -14,10 +18,13 @@ struct ARPCache {
     /// RFC 1122 §2.3.2.1 asks for a timeout; Linux-like 5 minutes.
     static let entryLifetimeMs: UInt64 = 300_000
     let capacity: Int
+    /// Never evicted for another entry (it still expires, and is then resolved again).
+    let pinned: IPv4Address?
     private(set) var entries: [ARPCacheEntry] = []
 
-    init(capacity: Int = 32) {
+    init(capacity: Int = 32, pinned: IPv4Address? = nil) {
         self.capacity = capacity
+        self.pinned = pinned
         entries.reserveCapacity(capacity)
     }
 
@@ -31,27 +38,38 @@ struct ARPCache {
         return entries[index].mac
     }
 
-    /// RFC 826's merge: refreshes an existing entry for `ip`; adds one only when `insert`
-    /// (the packet was meant for us), evicting the stalest entry when full. Returns whether
-    /// the cache now holds `ip`.
+    /// Sets `ip` → `mac` (an answer to our own question), adding the entry if needed and
+    /// evicting the stalest unpinned entry when full. Returns whether the cache holds `ip`.
     @discardableResult
-    mutating func update(ip: IPv4Address, mac: MACAddress, nowMs: UInt64, insert: Bool) -> Bool {
+    mutating func update(ip: IPv4Address, mac: MACAddress, nowMs: UInt64) -> Bool {
         if let index = entries.firstIndex(where: { $0.ip == ip }) {
             entries[index].mac = mac
             entries[index].updatedMs = nowMs
             return true
         }
-        guard insert, capacity > 0 else { return false }
+        guard capacity > 0 else { return false }
         let entry = ARPCacheEntry(ip: ip, mac: mac, updatedMs: nowMs)
         if entries.count < capacity {
             entries.append(entry)
-        } else {
-            var stalest = 0
-            for index in entries.indices where entries[index].updatedMs < entries[stalest].updatedMs {
-                stalest = index
-            }
-            entries[stalest] = entry
+            return true
         }
+        var stalest: Int?
+        for index in entries.indices where entries[index].ip != pinned {
+            if stalest.map({ entries[index].updatedMs < entries[$0].updatedMs }) ?? true { stalest = index }
+        }
+        guard let stalest else { return false }
+        entries[stalest] = entry
+        return true
+    }
+
+    /// RFC 826's merge for a packet we did not ask for: an existing entry's lifetime is
+    /// renewed when the packet confirms its MAC. A different MAC is not taken from an
+    /// unsolicited packet (that is how ARP spoofing works); the entry is corrected the
+    /// next time we resolve the address. Returns whether the entry was renewed.
+    @discardableResult
+    mutating func refresh(ip: IPv4Address, mac: MACAddress, nowMs: UInt64) -> Bool {
+        guard let index = entries.firstIndex(where: { $0.ip == ip }), entries[index].mac == mac else { return false }
+        entries[index].updatedMs = nowMs
         return true
     }
 

@@ -123,6 +123,11 @@ public struct HTTPMetricsWriter {
         sample("ringside_tcp_drops_total", label: "reason", "backlog_full", c.tcpDropBacklogFull)
         sample("ringside_tcp_drops_total", label: "reason", "out_of_order_overflow", c.tcpDropOutOfOrderOverflow)
         sample("ringside_tcp_drops_total", label: "reason", "unacceptable", c.tcpDropUnacceptable)
+        metric("ringside_tcp_evictions_total", "counter", "TCP connections reset to make room (half-open, closing or idle).", c.tcpEvictions)
+        family("ringside_tcp_refused_total", "counter", "TCP connections refused with a reset, by reason.")
+        sample("ringside_tcp_refused_total", label: "reason", "table_full", c.tcpRefusedFull)
+        sample("ringside_tcp_refused_total", label: "reason", "per_source", c.tcpRefusedPerSource)
+        sample("ringside_tcp_refused_total", label: "reason", "memory", c.tcpRefusedMemory)
     }
 
     /// The HTTP server's counters.
@@ -133,5 +138,19 @@ public struct HTTPMetricsWriter {
         sample("ringside_http_responses_total", label: "class", "4xx", server.responses4xx)
         sample("ringside_http_responses_total", label: "class", "5xx", server.responses5xx)
         metric("ringside_http_open_connections", "gauge", "HTTP connections open.", server.openConnections)
+        metric("ringside_http_request_timeouts_total", "counter", "HTTP connections reset: headers not complete in time.", server.requestTimeouts)
+        family("ringside_http_refused_total", "counter", "HTTP connections or responses refused for lack of memory.")
+        sample("ringside_http_refused_total", label: "what", "connection", server.refusedForMemory)
+        sample("ringside_http_refused_total", label: "what", "response", server.responsesRefusedForMemory)
+    }
+
+    /// The network stack's memory budget (NetMemory) and the connection limit it backs.
+    public mutating func netMemory(_ memory: NetMemory, maxConnections: Int) {
+        metric("ringside_net_memory_limit_bytes", "gauge", "Bytes the network stack may reserve.", UInt64(clamping: memory.limitBytes))
+        metric("ringside_net_memory_reserved_bytes", "gauge", "Bytes the network stack has reserved.", UInt64(memory.reservedBytes))
+        metric("ringside_net_memory_peak_reserved_bytes", "gauge", "The most the network stack has had reserved.", UInt64(memory.peakReservedBytes))
+        metric("ringside_net_memory_refusals_total", "counter", "Reservations refused (connections or responses).", memory.refusals)
+        metric("ringside_net_memory_allocation_failures_total", "counter", "Buffer allocations the heap could not serve.", memory.allocationFailures)
+        metric("ringside_tcp_max_connections", "gauge", "Connections the table holds at most.", UInt64(maxConnections))
     }
 }

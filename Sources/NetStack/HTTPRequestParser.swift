@@ -9,7 +9,8 @@
 // without a colon or with whitespace before it, obsolete line folding, control
 // characters, a bad or conflicting Content-Length, and an HTTP/1.1 request without
 // exactly one Host. A major version other than 1 is 505. Bare LF line ends are accepted
-// (§2.2), and empty lines before a request are skipped.
+// (§2.2), and empty lines before a request are skipped — but they count against
+// `maxHeaderBytes`, so a peer cannot make the buffer grow with CRLFs alone.
 
 public enum HTTPMethod: Equatable, Sendable {
     case get, head, post, put, delete, options, patch, other
@@ -87,11 +88,11 @@ public struct HTTPRequestParser {
             }
             if headerEnd == nil {
                 scanOffset = lineStart
-                return buffer.count - start > HTTPRequestParser.maxHeaderBytes ? .failure(.headerFieldsTooLarge) : .incomplete
+                return buffer.count > HTTPRequestParser.maxHeaderBytes ? .failure(.headerFieldsTooLarge) : .incomplete
             }
         }
         guard let headerEnd else { return .incomplete }
-        guard headerEnd - start <= HTTPRequestParser.maxHeaderBytes else { return .failure(.headerFieldsTooLarge) }
+        guard headerEnd <= HTTPRequestParser.maxHeaderBytes else { return .failure(.headerFieldsTooLarge) }
         return parseHead(buffer, start: start, end: headerEnd)
     }
 

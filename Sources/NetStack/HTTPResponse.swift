@@ -19,6 +19,7 @@ public struct HTTPStatus: Equatable, Sendable {
     public static let payloadTooLarge = HTTPStatus(code: 413, reason: "Content Too Large")
     public static let headerFieldsTooLarge = HTTPStatus(code: 431, reason: "Request Header Fields Too Large")
     public static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
+    public static let serviceUnavailable = HTTPStatus(code: 503, reason: "Service Unavailable")
     public static let notImplemented = HTTPStatus(code: 501, reason: "Not Implemented")
     public static let versionNotSupported = HTTPStatus(code: 505, reason: "HTTP Version Not Supported")
 }

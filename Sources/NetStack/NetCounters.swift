@@ -43,8 +43,8 @@ public enum NetDropReason: Error, Equatable, Sendable {
     case arpResolveFailed
     /// The transmit queue was full: the driver has not drained it.
     case transmitQueueFull
-    /// A SYN refused: the listener's backlog of half-open connections, or the connection
-    /// table, was full (the client retries its SYN).
+    /// The listener's backlog of half-open connections was full: its oldest half-open
+    /// connection was dropped to take the new SYN (a SYN flood shows here).
     case tcpBacklogFull
     /// A segment beyond RCV.NXT that did not fit the out-of-order queue (the peer resends it).
     case tcpOutOfOrderOverflow
@@ -165,6 +165,14 @@ public struct NetCounters {
     public var tcpDropBacklogFull: UInt64 = 0
     public var tcpDropOutOfOrderOverflow: UInt64 = 0
     public var tcpDropUnacceptable: UInt64 = 0
+    /// Connections the layer ended to make room for a new one (RFC 9293 leaves the policy
+    /// to us: the oldest half-open, then the oldest closing, then the oldest idle one).
+    public var tcpEvictions: UInt64 = 0
+    /// SYNs answered with a reset: no slot could be freed, or the source is at its cap.
+    public var tcpRefusedFull: UInt64 = 0
+    public var tcpRefusedPerSource: UInt64 = 0
+    /// Handshakes completed but reset: the connection's memory could not be reserved.
+    public var tcpRefusedMemory: UInt64 = 0
 
     /// The name the TCP brief uses for `tcpIn`.
     public var tcpSegmentsIn: UInt64 { tcpIn }

@@ -40,6 +40,7 @@ public final class NetStack {
     public static let arpRetryIntervalMs: UInt64 = 1_000
     /// ARP requests per resolution; one interval after the last, the waiting packets go.
     public static let arpMaxAttempts = 3
+    /// Addresses resolved at once; one of them is always left for the gateway.
     public static let arpMaxPendingDestinations = 16
     public static let arpMaxPendingFramesPerDestination = 8
     /// The built-in echo service (RFC 862).
@@ -50,6 +51,8 @@ public final class NetStack {
     static let transportOffset = EthernetHeader.length + IPv4Header.minimumLength
 
     public let config: NetConfig
+    /// The budget every buffer a peer can make the stack hold is charged to.
+    public let memory = NetMemory()
     /// Settable inside the module: the TCP layer (TCPLayer.swift) counts its own events here.
     public internal(set) var counters = NetCounters()
     /// The most recent drop, for a kernel that polls rather than hooks.
@@ -61,7 +64,7 @@ public final class NetStack {
     /// The latest time given to `receive` or `poll`; sends made outside them use it.
     public private(set) var nowMs: UInt64 = 0
 
-    var arpCache = ARPCache()
+    var arpCache: ARPCache
     var pendingResolutions: [ARPPendingResolution] = []
     var transmitQueue: NetTransmitQueue
     var udpBindings: [UDPPortBinding] = []
@@ -71,6 +74,7 @@ public final class NetStack {
 
     public init(config: NetConfig, transmitQueueCapacity: Int = 64) {
         self.config = config
+        arpCache = ARPCache(pinned: config.gateway)
         transmitQueue = NetTransmitQueue(capacity: transmitQueueCapacity)
     }
 
@@ -251,15 +255,21 @@ public final class NetStack {
             counters.arpRepliesIn &+= 1
         }
         let targetsUs = arp.targetIP == config.ip
-        // RFC 826 "Packet Reception": merge the sender into the table if it is there, add it
-        // if the packet is for us (or answers a question we asked). Probes (sender
-        // 0.0.0.0), nonsense senders, and claims to our own address are not learned.
+        // RFC 826 "Packet Reception", hardened: the table learns only what we asked. A
+        // sender we are resolving is added (and its waiting packets leave); any other
+        // sender can only renew an entry that already has its MAC. So a flood of requests
+        // from made-up senders changes nothing here, and cannot evict the gateway. (A
+        // stranger that pings us is answered after we ARP for it ourselves.) Probes
+        // (sender 0.0.0.0), nonsense senders and claims to our own address are ignored.
         let senderIsLearnable = isUnicastPeer(arp.senderIP) && !arp.senderMAC.isMulticast
             && arp.senderMAC != .zero
         if senderIsLearnable {
-            let awaited = pendingIndex(for: arp.senderIP) != nil
-            if arpCache.update(ip: arp.senderIP, mac: arp.senderMAC, nowMs: nowMs, insert: targetsUs || awaited) {
-                releasePending(for: arp.senderIP, mac: arp.senderMAC)
+            if pendingIndex(for: arp.senderIP) != nil {
+                if arpCache.update(ip: arp.senderIP, mac: arp.senderMAC, nowMs: nowMs) {
+                    releasePending(for: arp.senderIP, mac: arp.senderMAC)
+                }
+            } else {
+                arpCache.refresh(ip: arp.senderIP, mac: arp.senderMAC, nowMs: nowMs)
             }
         }
         if arp.isRequest, targetsUs, !arp.senderMAC.isMulticast {
@@ -455,21 +465,37 @@ public final class NetStack {
             pendingResolutions[index].frames.append(frame)
             return true
         }
-        guard pendingResolutions.count < NetStack.arpMaxPendingDestinations else {
-            drop(.arpQueueFull)
-            return false
+        // Strangers share all slots but one: the gateway's resolution always finds room.
+        if nextHop != config.gateway {
+            var others = 0
+            for resolution in pendingResolutions where resolution.ip != config.gateway { others += 1 }
+            guard others < NetStack.arpMaxPendingDestinations - 1 else {
+                drop(.arpQueueFull)
+                return false
+            }
         }
-        pendingResolutions.append(ARPPendingResolution(
-            ip: nextHop, frames: [frame], attempts: 1, deadlineMs: nowMs &+ NetStack.arpRetryIntervalMs))
-        sendARPRequest(for: nextHop)
+        startResolving(nextHop, frames: [frame])
         return true
+    }
+
+    /// Starts resolving `ip` (not already being resolved): a pending entry and the first request.
+    func startResolving(_ ip: IPv4Address, frames: [[UInt8]]) {
+        pendingResolutions.append(ARPPendingResolution(
+            ip: ip, frames: frames, attempts: 1, deadlineMs: nowMs &+ NetStack.arpRetryIntervalMs))
+        sendARPRequest(for: ip)
     }
 
     /// Broadcasts a gratuitous ARP request (RFC 5227 §3: sender and target IP both ours) so
     /// peers learn our MAC before they need it. QEMU's user-mode network, for one, would
     /// otherwise ARP for the guest on its first forwarded packet and retry only after a second.
+    /// Then resolves the gateway, so the first reply to a client need not wait for it (we
+    /// learn neighbours only from answers to our own requests).
     public func announce() {
         sendARPRequest(for: config.ip)
+        if arpCache.lookup(config.gateway, nowMs: nowMs) == nil, pendingIndex(for: config.gateway) == nil,
+           isUnicastPeer(config.gateway) {
+            startResolving(config.gateway, frames: [])
+        }
     }
 
     func sendARPRequest(for ip: IPv4Address) {

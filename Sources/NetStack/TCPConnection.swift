@@ -4,9 +4,12 @@
 // TCPLayer; what an application may call is at the bottom of this file.
 //
 // Memory: the receive buffer holds at most `TCPLayer.receiveBufferSize` (8 KiB) and the
-// send buffer `TCPLayer.sendBufferSize` (16 KiB), both allocated on first use and freed
-// when the connection closes or enters TIME-WAIT; out-of-order data adds at most
-// `TCPLayer.outOfOrderLimit` segments, each inside the receive window.
+// send buffer `TCPLayer.sendBufferSize` (16 KiB); out-of-order data adds at most
+// `TCPLayer.outOfOrderLimit` segments, each inside the receive window. The worst case of
+// all three (`TCPLayer.connectionMemoryBytes`) is reserved from the stack's NetMemory when
+// the handshake completes, the buffers are allocated then, and both go back when the
+// connection closes or enters TIME-WAIT. A half-open or TIME-WAIT connection holds only
+// this object.
 
 /// The states a passively opened connection goes through. LISTEN is the listener itself
 /// and there is no SYN-SENT: this TCP only accepts connections.
@@ -47,6 +50,8 @@ public enum TCPCloseReason: Equatable, Sendable {
     case timedOut
     /// The application called `abort()`.
     case aborted
+    /// Reset by the layer to make room for a new connection (it was idle or closing).
+    case evicted
 }
 
 /// A segment that arrived beyond RCV.NXT, kept until the gap before it fills.
@@ -112,7 +117,12 @@ public final class TCPConnection {
     var duplicateAcks = 0
 
     var timeWaitDeadlineMs: UInt64 = 0
+    /// When the peer last sent an acceptable segment (unacceptable ones refresh nothing).
     var lastActivityMs: UInt64 = 0
+    /// When the connection was created (its SYN arrived).
+    var createdMs: UInt64 = 0
+    /// Bytes reserved from the stack's NetMemory (0 before ESTABLISHED and after the end).
+    var reservedBytes = 0
     /// With nothing heard from the peer for this long, the connection is reset and
     /// reclaimed (this TCP sends no keepalives). Applications may shorten it.
     public var idleTimeoutMs: UInt64 = TCPLayer.defaultIdleTimeoutMs
@@ -125,6 +135,14 @@ public final class TCPConnection {
     var deferOutput = false
     let listenerPort: UInt16
     var layer: TCPLayer?
+
+    /// The application has nothing in progress here (an idle keep-alive connection): when
+    /// the table is full, an idle connection may be reset to make room for a new one.
+    public var isIdle = false
+    /// An application deadline: when it passes, `onDeadline` is called once (and the
+    /// deadline cleared). HTTP uses it to bound how long a request may take to arrive.
+    public var deadlineMs: UInt64?
+    public var onDeadline: ((TCPConnection) -> Void)?
 
     /// Data (or the peer's FIN) has arrived: read it with `read(into:maxLength:)`.
     public var onReadable: ((TCPConnection) -> Void)?
@@ -142,6 +160,11 @@ public final class TCPConnection {
         self.layer = layer
     }
 
+    deinit {
+        sendBuffer.release()
+        receiveBuffer.release()
+    }
+
     func matches(localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16) -> Bool {
         self.localPort == localPort && self.remotePort == remotePort && self.remoteAddress == remoteAddress
     }
@@ -157,6 +180,20 @@ public final class TCPConnection {
     var finAcknowledged: Bool {
         guard let finSequence else { return false }
         return seqGT(sndUna, finSequence)
+    }
+
+    /// Past ESTABLISHED on the way out: our FIN is queued or sent.
+    var isClosing: Bool {
+        switch state {
+        case .finWait1, .finWait2, .closing, .lastAck: true
+        default: false
+        }
+    }
+
+    /// Idle by the application's word and by TCP's: nothing unread, nothing unsent or in flight.
+    var isEvictableIdle: Bool {
+        isIdle && (state == .established || state == .closeWait) && receiveBuffer.isEmpty
+            && sendBuffer.isEmpty && sndUna == sndMax
     }
 
     /// Sequence space sent and not yet acknowledged.
@@ -195,6 +232,15 @@ public final class TCPConnection {
     public func read(into destination: inout [UInt8], maxLength: Int) -> Int {
         guard state != .closed else { return 0 }
         let count = receiveBuffer.read(into: &destination, maxLength: maxLength)
+        if count > 0 { layer?.windowOpened(self) }
+        return count
+    }
+
+    /// Fills the front of `destination` with received bytes; returns how many.
+    @discardableResult
+    public func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        guard state != .closed, let base = destination.baseAddress else { return 0 }
+        let count = receiveBuffer.read(to: base, maxLength: destination.count)
         if count > 0 { layer?.windowOpened(self) }
         return count
     }

@@ -24,7 +24,15 @@
 //   holding 4-tuples for minutes buys nothing. A new SYN may take over a TIME-WAIT tuple,
 //   and when the table is full the oldest TIME-WAIT entry makes room.
 // - A vanished peer is reclaimed: 8 timeouts without progress, 4 unanswered SYN-ACKs, or
-//   `idleTimeoutMs` without any segment from the peer end the connection with a reset.
+//   `idleTimeoutMs` without an acceptable segment from the peer end the connection with a
+//   reset. Unacceptable segments (out of window) refresh nothing, so they cannot keep a
+//   connection alive.
+// - Hostile peers (see NetMemory.swift for memory): a listener's backlog that is full
+//   evicts its oldest half-open connection, so a SYN flood churns the backlog instead of
+//   owning it; one source address may hold at most `maxConnectionsPerSource`; a full table
+//   makes room by resetting the oldest TIME-WAIT, half-open, closing, then idle
+//   (`isIdle`) connection, in that order; a SYN for which no room can be made is answered
+//   with a reset, so clients fail at once instead of hanging.
 //
 // Not done: active opens (SYN-SENT), window scaling, SACK, timestamps, urgent data,
 // keepalives, delayed ACKs (every data segment is acknowledged at once, usually by the
@@ -37,8 +45,9 @@ struct TCPListener {
 }
 
 public final class TCPLayer {
-    /// Connections of all states, TIME-WAIT included.
-    public static let maxConnections = 128
+    /// The most connections (of all states, TIME-WAIT included) the table ever holds; the
+    /// kernel may lower `maxConnections` to what its heap can back.
+    public static let connectionTableLimit = 128
     public static let receiveBufferSize = 8 * 1024
     public static let sendBufferSize = 16 * 1024
     /// Our MSS: a 1500-byte MTU less 40 bytes of IPv4 and TCP headers.
@@ -53,11 +62,28 @@ public final class TCPLayer {
     public static let maxSynAckRetransmits = 4
     public static let defaultIdleTimeoutMs: UInt64 = 120_000
     public static let outOfOrderLimit = 4
+    /// What one out-of-order segment can cost: a full-sized segment in a [UInt8] (its
+    /// 32-byte header included) takes a 2 KiB heap block.
+    static let outOfOrderSegmentBytes = 2048
+    /// The TCPConnection object, its callbacks' contexts and its table entry, rounded up.
+    static let connectionObjectBytes = 1024
+    /// Everything one established connection can make the stack hold: what it reserves
+    /// from NetMemory when its handshake completes.
+    public static let connectionMemoryBytes = receiveBufferSize + sendBufferSize
+        + outOfOrderLimit * outOfOrderSegmentBytes + connectionObjectBytes
     public static let maxCongestionWindow = 64 * 1024
     /// Transmit-queue slots TCP leaves free for ARP and ICMP.
     static let transmitReserve = 4
 
     let stack: NetStack
+    /// Connections the table holds at most (≤ `connectionTableLimit`).
+    public var maxConnections = TCPLayer.connectionTableLimit {
+        didSet { maxConnections = Swift.min(Swift.max(maxConnections, 1), TCPLayer.connectionTableLimit) }
+    }
+    /// Connections (not counting TIME-WAIT) one remote address may hold: three quarters of
+    /// the table, so one address cannot take every slot. Under QEMU user networking every
+    /// host client arrives from the gateway's address, so the cap cannot be much lower.
+    public var maxConnectionsPerSource: Int { Swift.max(1, maxConnections - maxConnections / 4) }
     public private(set) var connections: [TCPConnection] = []
     var listeners: [TCPListener] = []
     let isnSecret: UInt64
@@ -81,7 +107,7 @@ public final class TCPLayer {
 
     /// Accepts connections to `port`: `accept` is called for each one that completes the
     /// handshake, and should set its callbacks. At most `backlog` half-open connections
-    /// wait at a time; further SYNs are dropped (the client retries). False if `port` is
+    /// wait at a time; a SYN beyond that replaces the oldest of them. False if `port` is
     /// taken or 0.
     @discardableResult
     public func listen(port: UInt16, backlog: Int = 64, accept: @escaping (TCPConnection) -> Void) -> Bool {
@@ -153,17 +179,32 @@ public final class TCPLayer {
             return
         }
         guard flags & TCPSegmentHeader.flagSYN != 0 else { return }
+        // The backlog: a SYN flood replaces its own half-open entries, oldest first, and
+        // a real client's handshake completes within a round trip of its SYN.
         var halfOpen = 0
+        var oldestHalfOpen: TCPConnection?
         for connection in connections where connection.listenerPort == listener.port && connection.state == .synReceived {
             halfOpen += 1
+            if oldestHalfOpen.map({ connection.createdMs < $0.createdMs }) ?? true { oldestHalfOpen = connection }
         }
-        guard halfOpen < listener.backlog, makeRoom() else {
+        if halfOpen >= listener.backlog, let oldestHalfOpen {
             stack.drop(.tcpBacklogFull)
+            evict(oldestHalfOpen)
+        }
+        guard admitSource(info.source) else {
+            stack.counters.tcpRefusedPerSource &+= 1
+            sendReset(answering: header, to: info.source)
+            return
+        }
+        guard makeRoom() else {
+            stack.counters.tcpRefusedFull &+= 1
+            sendReset(answering: header, to: info.source)
             return
         }
         let connection = TCPConnection(
             localPort: header.destinationPort, remoteAddress: info.source, remotePort: header.sourcePort, layer: self)
         let now = stack.nowMs
+        connection.createdMs = now
         let iss = makeISN(remote: info.source, remotePort: header.sourcePort, localPort: header.destinationPort)
         connection.iss = iss
         connection.sndUna = iss
@@ -186,16 +227,57 @@ public final class TCPLayer {
         sendSynAck(connection)
     }
 
-    /// A free slot, evicting the oldest TIME-WAIT connection if the table is full.
+    /// A free slot in the table. When it is full, one connection goes, the first found of:
+    /// the oldest TIME-WAIT (it needs nothing more from anyone), the oldest half-open (most
+    /// likely a flood's), the oldest closing (the application is done with it), the one
+    /// idle longest (`isIdle`: a keep-alive waiting for a request). False if none.
     func makeRoom() -> Bool {
-        guard connections.count >= TCPLayer.maxConnections else { return true }
-        var oldest: TCPConnection?
-        for connection in connections where connection.state == .timeWait {
-            if oldest.map({ connection.timeWaitDeadlineMs < $0.timeWaitDeadlineMs }) ?? true { oldest = connection }
+        guard connections.count >= maxConnections else { return true }
+        if let victim = oldest(where: { $0.state == .timeWait }, age: { $0.timeWaitDeadlineMs })
+            ?? oldest(where: { $0.state == .synReceived }, age: { $0.createdMs })
+            ?? oldest(where: { $0.isClosing }, age: { $0.lastActivityMs })
+            ?? oldest(where: { $0.isEvictableIdle }, age: { $0.lastActivityMs }) {
+            evict(victim)
         }
-        guard let oldest else { return false }
-        reclaim(oldest)
+        return connections.count < maxConnections
+    }
+
+    /// Whether `source` may open one more connection; at its cap, its own longest-idle
+    /// connection makes room if it has one.
+    func admitSource(_ source: IPv4Address) -> Bool {
+        var count = 0
+        for connection in connections where connection.remoteAddress == source && connection.state != .timeWait {
+            count += 1
+        }
+        guard count >= maxConnectionsPerSource else { return true }
+        guard let idle = oldest(where: { $0.remoteAddress == source && $0.isEvictableIdle }, age: { $0.lastActivityMs }) else {
+            return false
+        }
+        evict(idle)
         return true
+    }
+
+    func oldest(where include: (TCPConnection) -> Bool, age: (TCPConnection) -> UInt64) -> TCPConnection? {
+        var found: TCPConnection?
+        for connection in connections where include(connection) {
+            if found.map({ age(connection) < age($0) }) ?? true { found = connection }
+        }
+        return found
+    }
+
+    /// Ends `connection` to make room: a reset to the peer unless it is TIME-WAIT or
+    /// half-open (a flood's SYN-ACK went to an address that may not exist; the slot is
+    /// what matters).
+    func evict(_ connection: TCPConnection) {
+        if connection.state == .timeWait {
+            reclaim(connection)
+            return
+        }
+        stack.counters.tcpEvictions &+= 1
+        if connection.state != .synReceived {
+            sendReset(sequence: connection.sndNxt, to: connection)
+        }
+        finish(connection, reason: .evicted)
     }
 
     /// RFC 9293 §3.10.7.4, "Otherwise" (every state but LISTEN and SYN-SENT).
@@ -207,7 +289,6 @@ public final class TCPLayer {
         let hasRST = flags & TCPSegmentHeader.flagRST != 0
         let hasFIN = flags & TCPSegmentHeader.flagFIN != 0
         let sequence = header.sequenceNumber
-        connection.lastActivityMs = now
 
         // A repeated SYN in SYN-RECEIVED: our SYN-ACK was lost; send it again.
         if connection.state == .synReceived, hasSYN, !hasACK, !hasRST, sequence == connection.irs {
@@ -239,6 +320,9 @@ public final class TCPLayer {
             if connection.state == .timeWait, hasFIN { connection.timeWaitDeadlineMs = now &+ TCPLayer.timeWaitMs }
             return
         }
+        // Only an acceptable segment shows the peer is there (an out-of-window ACK every
+        // few seconds must not keep a connection alive).
+        connection.lastActivityMs = now
 
         // Second: RST. In the window but not exact: a challenge ACK (RFC 5961 §3.2).
         if hasRST {
@@ -274,6 +358,14 @@ public final class TCPLayer {
             guard seqLT(connection.sndUna, header.acknowledgmentNumber),
                   seqLE(header.acknowledgmentNumber, connection.sndMax) else {
                 sendReset(sequence: header.acknowledgmentNumber, to: connection)
+                return
+            }
+            // The connection's memory, reserved and allocated now or never: a handshake
+            // the heap cannot back is reset, and nothing later can run out.
+            guard takeMemory(connection) else {
+                stack.counters.tcpRefusedMemory &+= 1
+                sendReset(sequence: header.acknowledgmentNumber, to: connection)
+                finish(connection, reason: .reset)
                 return
             }
             connection.state = .established
@@ -425,11 +517,14 @@ public final class TCPLayer {
         }
         var readable = false
         if data.count > 0 {
+            var taken = data.count
             if !connection.receiveShutdown {
-                connection.receiveBuffer.append(data)
-                readable = true
+                taken = connection.receiveBuffer.append(data)
+                readable = taken > 0
             }
-            connection.rcvNxt &+= UInt32(truncatingIfNeeded: data.count)
+            connection.rcvNxt &+= UInt32(truncatingIfNeeded: taken)
+            // Bytes the ring did not take are not acknowledged: the peer sends them again.
+            if taken < data.count { return readable }
         }
         var finReceived = fin
         if !finReceived {
@@ -681,6 +776,8 @@ public final class TCPLayer {
         connection.receiveShutdown = true
         connection.receiveBuffer.release()
         connection.outOfOrder.removeAll()
+        connection.isIdle = false
+        connection.deadlineMs = nil
         if !connection.deferOutput { output(connection) }
         updateGauges()
     }
@@ -699,9 +796,7 @@ public final class TCPLayer {
         connection.timeWaitDeadlineMs = stack.nowMs &+ TCPLayer.timeWaitMs
         connection.retransmitDeadlineMs = nil
         connection.outputBlocked = false
-        connection.sendBuffer.release()
-        connection.receiveBuffer.release()
-        connection.outOfOrder.removeAll()
+        releaseMemory(connection)
         notifyClosed(connection, reason: .closed)
     }
 
@@ -723,14 +818,36 @@ public final class TCPLayer {
 
     func reclaim(_ connection: TCPConnection) {
         connection.state = .closed
-        connection.sendBuffer.release()
-        connection.receiveBuffer.release()
-        connection.outOfOrder.removeAll()
+        releaseMemory(connection)
         connection.onReadable = nil
         connection.onWritable = nil
         connection.onClosed = nil
+        connection.onDeadline = nil
         connection.layer = nil
         connections.removeAll(where: { $0 === connection })
+    }
+
+    /// Reserves the connection's worst case and allocates its buffers; all or nothing.
+    func takeMemory(_ connection: TCPConnection) -> Bool {
+        let memory = stack.memory
+        guard memory.reserve(TCPLayer.connectionMemoryBytes) else { return false }
+        connection.reservedBytes = TCPLayer.connectionMemoryBytes
+        guard connection.receiveBuffer.allocate(from: memory), connection.sendBuffer.allocate(from: memory) else {
+            releaseMemory(connection)
+            return false
+        }
+        return true
+    }
+
+    /// Gives back the buffers and the reservation (TIME-WAIT and after need neither).
+    func releaseMemory(_ connection: TCPConnection) {
+        connection.sendBuffer.release()
+        connection.receiveBuffer.release()
+        connection.outOfOrder.removeAll()
+        if connection.reservedBytes > 0 {
+            stack.memory.release(connection.reservedBytes)
+            connection.reservedBytes = 0
+        }
     }
 
     // MARK: Timers
@@ -753,6 +870,11 @@ public final class TCPLayer {
         if now &- connection.lastActivityMs >= connection.idleTimeoutMs, now >= connection.lastActivityMs {
             giveUp(connection)
             return
+        }
+        if let deadline = connection.deadlineMs, now >= deadline {
+            connection.deadlineMs = nil
+            connection.onDeadline?(connection)
+            if connection.state == .closed { return }
         }
         if let deadline = connection.retransmitDeadlineMs, now >= deadline {
             timeout(connection, now: now)
@@ -824,6 +946,7 @@ public final class TCPLayer {
                 continue
             }
             if let deadline = connection.retransmitDeadlineMs { consider(deadline) }
+            if let deadline = connection.deadlineMs { consider(deadline) }
             consider(connection.lastActivityMs &+ connection.idleTimeoutMs)
             if connection.outputBlocked, room { consider(stack.nowMs) }
         }

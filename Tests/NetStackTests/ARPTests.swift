@@ -20,7 +20,7 @@ import Testing
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ]
 
-    @Test func requestForUsIsAnsweredAndLearned() {
+    @Test func requestForUsIsAnsweredButNotLearned() {
         let stack = makeStack()
         stack.receive(ARPTests.capturedRequest)
         #expect(stack.drain() == [ARPTests.expectedReply])
@@ -29,18 +29,27 @@ import Testing
         #expect(stack.counters.txFrames == 1)
         #expect(stack.counters.txBytes == 60)
         #expect(stack.counters.totalDrops == 0)
-        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
+        // The table learns only answers to its own questions.
+        #expect(stack.cachedMAC(for: peerIP) == nil)
     }
 
-    @Test func announceBroadcastsAGratuitousRequest() {
+    @Test func announceBroadcastsAGratuitousRequestAndResolvesTheGateway() {
         let stack = makeStack()
         stack.announce()
         let expected = Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: ourMAC, senderIP: ourIP,
                                     targetMAC: .zero, targetIP: ourIP)
+        let askGateway = Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: ourMAC, senderIP: ourIP,
+                                      targetMAC: .zero, targetIP: peerIP)
         let sent = stack.drain()
-        #expect(sent.count == 1)
+        #expect(sent.count == 2)
         #expect(sent.first.map { Array($0.prefix(42)) } == Array(expected.prefix(42)))
-        #expect(stack.counters.arpRequestsOut == 1)
+        #expect(sent.last.map { Array($0.prefix(42)) } == Array(askGateway.prefix(42)))
+        #expect(stack.counters.arpRequestsOut == 2)
+        // The gateway's answer is learned.
+        stack.receive(Ref.arpFrame(operation: 2, ethernetDestination: ourMAC, senderMAC: peerMAC, senderIP: peerIP,
+                                   targetMAC: ourMAC, targetIP: ourIP), nowMs: 5)
+        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
+        #expect(stack.pendingResolutionCount == 0)
     }
 
     @Test func requestWithoutPaddingIsAnswered() {
@@ -59,15 +68,71 @@ import Testing
         #expect(stack.counters.totalDrops == 0)
     }
 
-    @Test func knownEntryIsUpdatedByAnyARP() {
+    @Test func knownEntryIsRenewedButNotRewrittenByUnsolicitedARP() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         let newMAC = MACAddress(0x02, 0, 0, 0, 0, 0x99)
-        // A gratuitous ARP (sender = target) updates the existing entry (RFC 826 merge).
+        // A gratuitous ARP claiming the gateway for another MAC is not believed (spoofing).
         stack.receive(Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: newMAC, senderIP: peerIP,
                                    targetMAC: .zero, targetIP: peerIP), nowMs: 10)
-        #expect(stack.cachedMAC(for: peerIP) == newMAC)
+        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
         #expect(stack.drain().isEmpty)
+        // The same MAC renews the entry: just short of the lifetime after the renewal it is
+        // still there, though the first learning is older than the lifetime.
+        stack.receive(Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: peerMAC, senderIP: peerIP,
+                                   targetMAC: .zero, targetIP: peerIP), nowMs: 100_000)
+        #expect(stack.arpCache.lookup(peerIP, nowMs: 100_000 + ARPCache.entryLifetimeMs - 1) == peerMAC)
+        // Our own question, answered with a new MAC, is believed.
+        stack.learn(peerIP, newMAC, nowMs: 200_000)
+        #expect(stack.arpCache.lookup(peerIP, nowMs: 200_000) == newMAC)
+    }
+
+    /// The thrash attack: requests from made-up senders aimed at us, fast. They are all
+    /// answered, none is learned, and the gateway's entry stays.
+    @Test func requestsFromStrangersCannotEvictTheGateway() {
+        let stack = makeStack()
+        stack.learn(peerIP, peerMAC)
+        var rng = SplitMix64(seed: 7)
+        for index in 0..<500 {
+            let sender = IPv4Address(10, 0, 2, UInt8.random(in: 3...254, using: &rng))
+            let mac = MACAddress(0x02, 0, 0, UInt8(index >> 8), UInt8(index & 0xFF), UInt8.random(in: 0...255, using: &rng))
+            stack.receive(Ref.arpFrame(operation: UInt16(1 + index % 2), ethernetDestination: .broadcast, senderMAC: mac,
+                                       senderIP: sender, targetMAC: .zero, targetIP: ourIP), nowMs: UInt64(index))
+            _ = stack.drain()
+        }
+        #expect(stack.arpCache.entries.count == 1)
+        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
+        #expect(stack.counters.arpRepliesOut == 250)
+    }
+
+    /// Strangers that make us resolve them (a packet to each) fill the table and the
+    /// pending slots, but the gateway keeps its entry and can always be resolved.
+    @Test func strangersWeResolveCannotEvictTheGatewayOrItsSlot() {
+        let stack = makeStack()
+        stack.learn(peerIP, peerMAC)
+        // 100 that answer: the table fills past its capacity, evicting the stalest strangers.
+        for host in 0..<100 {
+            let ip = IPv4Address(10, 0, 2, UInt8(100 + host))
+            _ = stack.sendUDP(to: ip, sourcePort: 1, destinationPort: 9, payload: [1])
+            stack.receive(Ref.arpFrame(operation: 2, ethernetDestination: ourMAC, senderMAC: MACAddress(0x02, 0, 0, 0, 1, UInt8(host)),
+                                       senderIP: ip, targetMAC: ourMAC, targetIP: ourIP), nowMs: UInt64(host))
+        }
+        // 50 that never answer: they hold every pending slot strangers may have.
+        for host in 0..<50 {
+            _ = stack.sendUDP(to: IPv4Address(10, 0, 2, UInt8(200 + host)), sourcePort: 1, destinationPort: 9, payload: [1])
+        }
+        _ = stack.drain()
+        #expect(stack.arpCache.entries.count == stack.arpCache.capacity)
+        #expect(stack.cachedMAC(for: peerIP) == peerMAC)
+        #expect(stack.pendingResolutionCount == NetStack.arpMaxPendingDestinations - 1)
+        // Once the gateway's entry is gone (expired), it is resolved again even with every
+        // stranger slot taken.
+        let later = ARPCache.entryLifetimeMs + 1_000
+        stack.poll(nowMs: later)
+        _ = stack.drain()
+        #expect(stack.sendUDP(to: IPv4Address(192, 168, 9, 9), sourcePort: 1, destinationPort: 9, payload: [2]))
+        #expect(stack.pendingResolutionCount <= NetStack.arpMaxPendingDestinations)
+        #expect(stack.drain().contains { Array($0[38..<42]) == [10, 0, 2, 2] && $0[21] == 1 })
     }
 
     @Test func malformedARPIsCounted() {
@@ -185,11 +250,15 @@ import Testing
         }
         #expect(!stack.sendUDP(to: neighbour, sourcePort: 1, destinationPort: 9, payload: []))
         #expect(stack.counters.arpQueueDrops == 1)
-        for host in 0..<(NetStack.arpMaxPendingDestinations - 1) {
+        // Strangers get every slot but the one kept for the gateway.
+        for host in 0..<(NetStack.arpMaxPendingDestinations - 2) {
             #expect(stack.sendUDP(to: IPv4Address(10, 0, 2, UInt8(100 + host)), sourcePort: 1, destinationPort: 9, payload: []))
         }
         #expect(!stack.sendUDP(to: IPv4Address(10, 0, 2, 200), sourcePort: 1, destinationPort: 9, payload: []))
         #expect(stack.counters.arpQueueDrops == 2)
+        #expect(stack.pendingResolutionCount == NetStack.arpMaxPendingDestinations - 1)
+        // The gateway (a packet off the subnet goes to it) still gets its slot.
+        #expect(stack.sendUDP(to: IPv4Address(192, 168, 9, 9), sourcePort: 1, destinationPort: 9, payload: []))
         #expect(stack.pendingResolutionCount == NetStack.arpMaxPendingDestinations)
         #expect(stack.drain().count == NetStack.arpMaxPendingDestinations)
     }

@@ -81,6 +81,13 @@ func status(of result: HTTPParseResult) -> Int? {
         #expect(status(of: parseAll("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 9000))) == 431)
         let manyFields = "GET / HTTP/1.1\r\nHost: a\r\n" + String(repeating: "X: y\r\n", count: 70) + "\r\n"
         #expect(status(of: parseAll(manyFields)) == 431)
+        // Leading empty lines count against the header limit: CRLFs alone cannot grow the buffer.
+        #expect(status(of: parseAll(String(repeating: "\r\n", count: 4097))) == 431)
+        #expect(status(of: parseAll(String(repeating: "\r\n", count: 4000) + "GET / HTTP/1.1\r\nHost: a\r\nX: "
+            + String(repeating: "a", count: 300) + "\r\n\r\n")) == 431)
+        if case .request = parseAll("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") {} else {
+            Issue.record("a few empty lines before a request are allowed")
+        }
     }
 
     @Test func byteByByteAndPipelined() {
@@ -261,5 +268,66 @@ func status(of result: HTTPParseResult) -> Int? {
             rounds += 1
         }
         #expect(received > 40_000 && received < 40_200)
+    }
+
+    /// Slowloris: headers a byte at a time, or nothing at all, are cut off by the request
+    /// deadline with a reset; a connection that sends complete requests is not.
+    @Test func requestsMustArriveWithinTheDeadline() throws {
+        let (h, server) = serve()
+        // A partial request, trickled: reset 10 s after its first byte.
+        let synAck = h.send(Ref.tcp(sourcePort: 41000, seq: 0, ack: 0, flags: TCPFlag.syn))
+        let isn = synAck[0].seq
+        h.send(Ref.tcp(sourcePort: 41000, seq: 1, ack: isn &+ 1, flags: TCPFlag.ack))
+        let start = h.now
+        var seq: UInt32 = 1
+        for (index, byte) in "GET / HTTP/1.1\r\nHost: a\r\nX-a: b\r\n".utf8.enumerated() where index < 9 {
+            h.send(Ref.tcp(sourcePort: 41000, seq: seq, ack: isn &+ 1, flags: TCPFlag.ack, payload: [byte]),
+                   at: start + UInt64(index) * 1_000)
+            seq &+= 1
+        }
+        #expect(h.poll(at: start + HTTPServer.requestTimeoutMs - 1).isEmpty)
+        let cut = h.poll(at: start + HTTPServer.requestTimeoutMs)
+        #expect(cut.count == 1 && cut.first?.rst == true)
+        #expect(server.requestTimeouts == 1)
+        #expect(server.openConnections == 0)
+        #expect(h.tcp.connections.isEmpty)
+        // Silence after the handshake: the same.
+        let silent = h.send(Ref.tcp(sourcePort: 41001, seq: 0, ack: 0, flags: TCPFlag.syn))
+        h.send(Ref.tcp(sourcePort: 41001, seq: 1, ack: silent[0].seq &+ 1, flags: TCPFlag.ack))
+        #expect(h.poll(at: h.now + HTTPServer.requestTimeoutMs).first?.rst == true)
+        #expect(server.requestTimeouts == 2)
+        // Requests that complete in time, 9 s apart, keep the connection; between them it
+        // is idle (evictable) and on the 30 s idle timer, not the request deadline.
+        let (response, _) = exchange(h, port: 41002, ["GET / HTTP/1.1\r\nHost: a\r\n\r\n"])
+        #expect(response.starts(with: Array("HTTP/1.1 200".utf8)))
+        let connection = try #require(h.tcp.connections.first { $0.remotePort == 41002 })
+        #expect(connection.isIdle && connection.deadlineMs == nil)
+        h.poll(at: h.now + 20_000)
+        #expect(connection.state == .established)
+        #expect(h.stack.memory.reservedBytes == TCPLayer.connectionMemoryBytes + HTTPServer.sessionMemoryBytes)
+        h.poll(at: h.now + HTTPServer.idleTimeoutMs)
+        #expect(connection.state == .closed)
+        #expect(server.requestTimeouts == 2)
+        #expect(h.stack.memory.reservedBytes == 0)
+    }
+
+    /// The memory budget: a connection whose session memory does not fit is reset at
+    /// accept; a response that does not fit becomes a 503.
+    @Test func memoryBudgetRefusesConnectionsAndResponses() {
+        let (h, server) = serve()
+        server.route("/big") { _ in HTTPResponse(status: .ok, body: [UInt8](repeating: 0x41, count: 20_000)) }
+        h.stack.memory.limitBytes = 2 * (TCPLayer.connectionMemoryBytes + HTTPServer.sessionMemoryBytes) + 1_000
+        let (ok, _) = exchange(h, port: 42000, ["GET / HTTP/1.1\r\nHost: a\r\n\r\n"])
+        #expect(ok.starts(with: Array("HTTP/1.1 200".utf8)))
+        let (big, segments) = exchange(h, port: 42001, ["GET /big HTTP/1.1\r\nHost: a\r\n\r\n"])
+        #expect(big.starts(with: Array("HTTP/1.1 503".utf8)))
+        #expect(segments.contains { $0.fin })
+        #expect(server.responsesRefusedForMemory == 1)
+        // Room for TCP's part but not the session's: reset on accept.
+        h.stack.memory.limitBytes = h.stack.memory.reservedBytes + TCPLayer.connectionMemoryBytes
+        let synAck = h.send(Ref.tcp(sourcePort: 42002, seq: 0, ack: 0, flags: TCPFlag.syn))
+        let answer = h.send(Ref.tcp(sourcePort: 42002, seq: 1, ack: synAck[0].seq &+ 1, flags: TCPFlag.ack))
+        #expect(answer.contains { $0.rst })
+        #expect(server.refusedForMemory == 1)
     }
 }

@@ -460,7 +460,7 @@ import Testing
     @Test func manyConnectionsAtOnce() throws {
         let h = TCPHarness()
         h.app.echo = true
-        let count = 100
+        let count = 96
         var connections: [TCPConnection] = []
         for index in 0..<count {
             connections.append(try #require(h.connect(port: UInt16(20000 + index), peerISN: UInt32(index) * 1000)))
@@ -482,22 +482,149 @@ import Testing
 
     @Test func fullTableEvictsTimeWaitFirst() throws {
         let h = TCPHarness()
-        for index in 0..<TCPLayer.maxConnections {
-            let connection = try #require(h.connect(port: UInt16(20000 + index), peerISN: 0))
+        let sources = h.knownSources(2)
+        for index in 0..<TCPLayer.connectionTableLimit {
+            let source = sources[index % 2]
+            let connection = try #require(h.connect(port: UInt16(20000 + index), peerISN: 0, source: source))
             if index == 0 {
                 connection.close()
                 h.drain()
-                h.send(Ref.tcp(sourcePort: 20000, seq: 1, ack: 1002, flags: TCPFlag.ack | TCPFlag.fin))
+                h.send(Ref.tcp(sourcePort: 20000, seq: 1, ack: 1002, flags: TCPFlag.ack | TCPFlag.fin, source: source),
+                       from: source)
                 #expect(connection.state == .timeWait)
             }
         }
-        #expect(h.tcp.connections.count == TCPLayer.maxConnections)
-        let synAck = h.send(Ref.tcp(sourcePort: 30000, seq: 0, ack: 0, flags: TCPFlag.syn))
-        #expect(synAck.first?.syn == true)
+        #expect(h.tcp.connections.count == TCPLayer.connectionTableLimit)
+        #expect(h.connect(port: 30000, peerISN: 0) != nil)
         #expect(!h.tcp.connections.contains { $0.remotePort == 20000 })
-        // Full of live connections: the next SYN is dropped.
-        #expect(h.send(Ref.tcp(sourcePort: 30001, seq: 0, ack: 0, flags: TCPFlag.syn)).isEmpty)
-        #expect(h.stack.counters.tcpDropBacklogFull == 1)
+        // Full of live, busy connections: the next SYN is refused with a reset, not silence.
+        let refused = h.send(Ref.tcp(sourcePort: 30001, seq: 0, ack: 0, flags: TCPFlag.syn))
+        #expect(refused.count == 1 && refused.first?.rst == true && refused.first?.ack == 1)
+        #expect(h.stack.counters.tcpRefusedFull == 1)
+        #expect(h.stack.counters.tcpEvictions == 0)
+    }
+
+    /// Full table: a half-open connection goes before an established one, then a closing
+    /// one, then the longest-idle one the application marked idle; each evicted peer is
+    /// told with a reset.
+    @Test func fullTableEvictsHalfOpenThenClosingThenIdle() throws {
+        let h = TCPHarness()
+        let sources = h.knownSources(2)
+        var established: [TCPConnection] = []
+        for index in 0..<(TCPLayer.connectionTableLimit - 1) {
+            established.append(try #require(h.connect(port: UInt16(20000 + index), peerISN: 0, source: sources[index % 2])))
+        }
+        // The last slot: a half-open connection.
+        #expect(h.send(Ref.tcp(sourcePort: 29999, seq: 0, ack: 0, flags: TCPFlag.syn, source: sources[0]),
+                       from: sources[0]).first?.syn == true)
+        #expect(h.tcp.connections.count == TCPLayer.connectionTableLimit)
+        #expect(h.connect(port: 30000, peerISN: 0) != nil)
+        #expect(!h.tcp.connections.contains { $0.remotePort == 29999 })
+        #expect(h.stack.counters.tcpEvictions == 1)
+        // Now a closing one (FIN sent, not acknowledged) and an idle one.
+        h.now += 100
+        established[5].close()
+        h.drain()
+        h.now += 100
+        established[7].isIdle = true
+        established[9].isIdle = true
+        let reset = h.send(Ref.tcp(sourcePort: 30001, seq: 0, ack: 0, flags: TCPFlag.syn))
+        #expect(reset.contains { $0.rst && $0.destinationPort == 20005 })
+        #expect(established[5].state == .closed)
+        let synAck = try #require(reset.first { $0.syn })
+        h.send(Ref.tcp(sourcePort: 30001, seq: 1, ack: synAck.seq &+ 1, flags: TCPFlag.ack))
+        #expect(h.send(Ref.tcp(sourcePort: 30002, seq: 0, ack: 0, flags: TCPFlag.syn))
+            .contains { $0.rst && $0.destinationPort == 20007 })
+        #expect(established[7].state == .closed && h.app.closeReason(established[7]) == .evicted)
+        #expect(established[9].state == .established)
+        #expect(h.stack.counters.tcpEvictions == 3)
+    }
+
+    /// One address may hold three quarters of the table; past that its own idle
+    /// connections make room, and with none idle the SYN gets a reset.
+    @Test func oneSourceCannotTakeEverySlot() throws {
+        let h = TCPHarness()
+        let cap = h.tcp.maxConnectionsPerSource
+        #expect(cap == 96)
+        var mine: [TCPConnection] = []
+        for index in 0..<cap {
+            mine.append(try #require(h.connect(port: UInt16(20000 + index), peerISN: 0)))
+        }
+        let refused = h.send(Ref.tcp(sourcePort: 30000, seq: 0, ack: 0, flags: TCPFlag.syn))
+        #expect(refused.count == 1 && refused.first?.rst == true)
+        #expect(h.stack.counters.tcpRefusedPerSource == 1)
+        // Another address still gets in.
+        let other = h.knownSources(1)[0]
+        #expect(h.connect(port: 30001, peerISN: 0, source: other) != nil)
+        // With one of ours idle, it makes room for our next.
+        mine[3].isIdle = true
+        #expect(h.send(Ref.tcp(sourcePort: 30002, seq: 0, ack: 0, flags: TCPFlag.syn)).contains { $0.syn })
+        #expect(mine[3].state == .closed)
+    }
+
+    /// A SYN flood owns no more than the backlog: each new SYN replaces the oldest
+    /// half-open entry, so a real client's handshake in between completes.
+    @Test func synFloodChurnsTheBacklog() throws {
+        let h = TCPHarness(backlog: 8)
+        let spoofed = h.knownSources(1)[0]
+        for index in 0..<1000 {
+            h.send(Ref.tcp(sourcePort: UInt16(10000 + index), seq: 7, ack: 0, flags: TCPFlag.syn, source: spoofed),
+                   at: h.now + 1, from: spoofed)
+        }
+        #expect(h.tcp.connections.count == 8)
+        #expect(h.stack.counters.tcpDropBacklogFull == 992)
+        let client = try #require(h.connect(port: 40000, peerISN: 0, rttMs: 1))
+        #expect(client.state == .established)
+    }
+
+    /// Only acceptable segments count as activity: out-of-window ACKs do not keep a
+    /// connection from its idle timeout.
+    @Test func outOfWindowSegmentsDoNotRefreshActivity() throws {
+        let h = TCPHarness()
+        let connection = try #require(h.connect(port: 50000, peerISN: 5000))
+        connection.idleTimeoutMs = 30_000
+        let start = h.now
+        var time = start
+        while time < start + 29_000 {
+            time += 5_000
+            // Far outside the receive window.
+            let answer = h.send(Ref.tcp(sourcePort: 50000, seq: 5001 &+ 1_000_000, ack: 1001, flags: TCPFlag.ack), at: time)
+            #expect(answer.count == 1 && answer.first?.rst == false)  // the challenge/duplicate ACK
+        }
+        h.poll(at: start + 30_001)
+        #expect(connection.state == .closed)
+        #expect(h.stack.counters.tcpConnectionsTimedOut == 1)
+    }
+
+    /// A handshake whose memory the budget cannot hold is reset; what is established
+    /// before it keeps working, and the budget returns to zero when all are gone.
+    @Test func handshakeBeyondTheMemoryBudgetIsReset() throws {
+        let h = TCPHarness()
+        h.stack.memory.limitBytes = 3 * TCPLayer.connectionMemoryBytes
+        var open: [TCPConnection] = []
+        for index in 0..<3 {
+            open.append(try #require(h.connect(port: UInt16(20000 + index), peerISN: 0)))
+        }
+        #expect(h.stack.memory.reservedBytes == 3 * TCPLayer.connectionMemoryBytes)
+        let synAck = h.send(Ref.tcp(sourcePort: 20003, seq: 0, ack: 0, flags: TCPFlag.syn))
+        let answer = h.send(Ref.tcp(sourcePort: 20003, seq: 1, ack: synAck[0].seq &+ 1, flags: TCPFlag.ack))
+        #expect(answer.count == 1 && answer.first?.rst == true)
+        #expect(h.stack.counters.tcpRefusedMemory == 1)
+        #expect(h.stack.memory.refusals == 1)
+        #expect(h.tcp.connections.count == 3)
+        // The others still carry data.
+        let echo = h.send(Ref.tcp(sourcePort: 20001, seq: 1, ack: 1001, flags: TCPFlag.ack, payload: [1, 2, 3]))
+        #expect(echo.count == 1)
+        #expect(h.app.data(open[1]) == [1, 2, 3])
+        for index in 0..<3 {
+            h.send(Ref.tcp(sourcePort: UInt16(20000 + index), seq: index == 1 ? 4 : 1, ack: 1001, flags: TCPFlag.rst))
+        }
+        #expect(h.stack.memory.reservedBytes == 0)
+        // Headroom is checked too: a heap with nothing to spare refuses the next one.
+        h.stack.memory.limitBytes = Int.max
+        h.stack.memory.headroom = { 0 }
+        #expect(h.connect(port: 20010, peerISN: 0) == nil)
+        #expect(h.stack.counters.tcpRefusedMemory == 2)
     }
 
     @Test func sendBufferIsBounded() throws {

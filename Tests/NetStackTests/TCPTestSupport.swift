@@ -114,9 +114,9 @@ final class TCPHarness {
 
     /// Delivers one segment at `now` and returns what the stack sent in answer.
     @discardableResult
-    func send(_ segment: [UInt8], at time: UInt64? = nil) -> [SentSegment] {
+    func send(_ segment: [UInt8], at time: UInt64? = nil, from source: IPv4Address = peerIP) -> [SentSegment] {
         if let time { now = time }
-        stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 6, payload: segment)), nowMs: now)
+        stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(source: source, proto: 6, payload: segment)), nowMs: now)
         return drain()
     }
 
@@ -134,12 +134,25 @@ final class TCPHarness {
 
     /// A full handshake from `port` with peer ISN `peerISN`. Returns the connection and
     /// our ISN.
+    /// `source` must be one the stack knows (`stack.learn`), or its answers wait for ARP.
     func connect(port: UInt16 = 50000, peerISN: UInt32 = 5000, mss: UInt16 = 1460, window: UInt16 = 65535,
-                 rttMs: UInt64 = 10) -> TCPConnection? {
-        let synAck = send(Ref.tcp(sourcePort: port, seq: peerISN, ack: 0, flags: TCPFlag.syn, window: window, mss: mss))
+                 rttMs: UInt64 = 10, source: IPv4Address = peerIP) -> TCPConnection? {
+        let synAck = send(Ref.tcp(sourcePort: port, seq: peerISN, ack: 0, flags: TCPFlag.syn, window: window, mss: mss,
+                                  source: source), from: source)
         guard synAck.count == 1, synAck[0].syn, synAck[0].hasAck else { return nil }
-        send(Ref.tcp(sourcePort: port, seq: peerISN &+ 1, ack: synAck[0].seq &+ 1, flags: TCPFlag.ack, window: window),
-             at: now + rttMs)
-        return tcp.connections.first { $0.remotePort == port && $0.state == .established }
+        send(Ref.tcp(sourcePort: port, seq: peerISN &+ 1, ack: synAck[0].seq &+ 1, flags: TCPFlag.ack, window: window,
+                     source: source), at: now + rttMs, from: source)
+        return tcp.connections.first {
+            $0.remotePort == port && $0.remoteAddress == source && $0.state == .established
+        }
+    }
+
+    /// Addresses 10.0.2.(100+n), each known to the stack (so answers go out at once).
+    func knownSources(_ count: Int) -> [IPv4Address] {
+        (0..<count).map { index in
+            let ip = IPv4Address(10, 0, 2, UInt8(100 + index))
+            stack.learn(ip, MACAddress(0x02, 0, 0, 0, 0, UInt8(index)), nowMs: now)
+            return ip
+        }
     }
 }

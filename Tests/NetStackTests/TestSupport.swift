@@ -27,11 +27,12 @@ extension NetStack {
         return frames
     }
 
-    /// Teaches the stack `mac` for `ip` the way a neighbour does: an ARP request for us.
-    /// Throws away the reply.
+    /// Teaches the stack `mac` for `ip` the only way it learns: it asks (an ARP request,
+    /// thrown away with anything else it sent) and `ip` answers.
     func learn(_ ip: IPv4Address, _ mac: MACAddress, nowMs: UInt64 = 0) {
-        receive(Ref.arpFrame(operation: 1, ethernetDestination: .broadcast, senderMAC: mac, senderIP: ip,
-                             targetMAC: .zero, targetIP: config.ip), nowMs: nowMs)
+        if pendingIndex(for: ip) == nil { startResolving(ip, frames: []) }
+        receive(Ref.arpFrame(operation: 2, ethernetDestination: config.mac, senderMAC: mac, senderIP: ip,
+                             targetMAC: config.mac, targetIP: config.ip), nowMs: nowMs)
         _ = drain()
     }
 }

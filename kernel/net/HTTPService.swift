@@ -40,12 +40,32 @@ final class HTTPService {
             return queues
         }
         if service != nil {
-            log("http: listening on port 80 (up to \(TCPLayer.maxConnections) connections, \(TCPLayer.receiveBufferSize / 1024) KiB receive + \(TCPLayer.sendBufferSize / 1024) KiB send buffer each)")
+            log("http: listening on port 80")
         } else {
             log("http: port 80 taken; no HTTP server")
         }
         return service
     }
+
+    /// Sizes what peers can make the network stack hold from the heap that is left once
+    /// the drivers and telemetry have theirs (call it last, before the main loop): a budget
+    /// of the free heap less a reserve for the runtime's own allocations (frames in flight,
+    /// ARP queues, connection objects), and as many connections as the budget backs at
+    /// their worst case. Allocations past the budget are refused, never attempted.
+    func sizeMemory() {
+        let free = Int(heap_bytes_free())
+        let reserve = Swift.max(HTTPService.minimumReserveBytes, free / 8)
+        let budget = Swift.max(0, free - reserve)
+        stack.memory.limitBytes = budget
+        // Whatever else the heap is asked for, half the reserve stays untouched.
+        stack.memory.headroom = { Int(heap_bytes_free()) - reserve / 2 }
+        tcp.maxConnections = Swift.max(1, budget / HTTPService.connectionWorstCaseBytes)
+        log("memory: network budget \(budget / 1024) KiB (heap free \(free / 1024) KiB, reserve \(reserve / 1024) KiB); \(HTTPService.connectionWorstCaseBytes / 1024) KiB per connection at most: up to \(tcp.maxConnections) connections, \(tcp.maxConnectionsPerSource) per address")
+    }
+
+    static let minimumReserveBytes = 1024 * 1024
+    /// TCP's buffers and the HTTP session's inbox, as each reserves them.
+    static let connectionWorstCaseBytes = TCPLayer.connectionMemoryBytes + HTTPServer.sessionMemoryBytes
 
     static func status(_ name: String, _ queue: DeviceQueue, drops: UInt64) -> HTTPQueueStatus {
         let ring = queue.ring
@@ -68,6 +88,9 @@ final class HTTPService {
         writer.text.append("\n")
         writer.metric("ringside_heap_bytes", "gauge", "Kernel heap size.", heap_bytes_total())
         writer.metric("ringside_heap_used_bytes", "gauge", "Kernel heap in use.", heap_bytes_used())
+        writer.metric("ringside_heap_free_bytes", "gauge", "Kernel heap pages not handed out.", heap_bytes_free())
+        writer.metric("ringside_heap_largest_free_bytes", "gauge", "The largest run one allocation can get.", heap_largest_free_bytes())
+        writer.netMemory(stack.memory, maxConnections: tcp.maxConnections)
         writer.queues(statusProvider())
         writer.netCounters(stack.counters)
         writer.httpCounters(server)

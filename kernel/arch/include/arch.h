@@ -82,7 +82,9 @@ uint64_t kernel_image_bytes(void);
 void heap_init(uintptr_t start, uintptr_t end);
 void *heap_alloc_pages(size_t pages);      /* zeroed, page aligned, for DMA rings and buffers */
 uint64_t heap_bytes_total(void);
-uint64_t heap_bytes_used(void);
+uint64_t heap_bytes_used(void);           /* blocks and runs handed out */
+uint64_t heap_bytes_free(void);           /* pages not handed out (slabs count as used) */
+uint64_t heap_largest_free_bytes(void);   /* the largest run one allocation can get now */
 void *malloc(size_t size);
 void *calloc(size_t n, size_t size);
 void free(void *p);
