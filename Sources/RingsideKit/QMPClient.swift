@@ -1,34 +1,5 @@
 import Foundation
 
-/// Connects a stream socket to a unix socket path; returns the fd or throws.
-func connectUnixSocket(_ path: String) throws(RingsideError) -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    if fd < 0 { throw RingsideError("socket: \(String(cString: strerror(errno)))") }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-    guard bytes.count < capacity else {
-        close(fd)
-        throw RingsideError("socket path too long: \(path)")
-    }
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-        raw.copyBytes(from: bytes)
-        raw[bytes.count] = 0
-    }
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-        }
-    }
-    if rc != 0 {
-        let e = errno
-        close(fd)
-        throw RingsideError("cannot connect to \(path): \(String(cString: strerror(e)))")
-    }
-    return fd
-}
-
 /// A minimal QMP client: one unix socket, JSON objects one per line.
 ///
 /// `connect` reads the greeting and negotiates capabilities; `execute` sends a command and returns
