@@ -7,8 +7,15 @@ import Foundation
 public final class QMPClient {
     private var fd: Int32
     private var buffer: [UInt8] = []
-    /// Events received so far (`{"event": ..., "data": ..., "timestamp": ...}`), oldest first.
+    /// The latest events (`{"event": ..., "data": ..., "timestamp": ...}`), oldest first: at most
+    /// `eventLimit`; older ones are dropped and counted in `droppedEvents`.
     public private(set) var events: [[String: Any]] = []
+    /// Events dropped because `eventLimit` newer ones arrived after them.
+    public private(set) var droppedEvents: UInt64 = 0
+    /// How many events are kept (QEMU sends them unasked; nobody may be reading them).
+    public static let eventLimit = 1024
+    /// The longest line QEMU may send (its replies are a few KiB); longer is a protocol error.
+    public static let lineLimit = 1 << 20
     /// The greeting's `QMP.version.qemu` object.
     public private(set) var version: [String: Any] = [:]
 
@@ -57,7 +64,14 @@ public final class QMPClient {
         let deadline = monotonicSeconds() + timeout
         while true {
             let reply = try readMessage(timeout: max(0.001, deadline - monotonicSeconds()))
-            if reply["event"] != nil { events.append(reply); continue }
+            if reply["event"] != nil {
+                if events.count >= QMPClient.eventLimit {
+                    events.removeFirst()
+                    droppedEvents &+= 1
+                }
+                events.append(reply)
+                continue
+            }
             if let ret = reply["return"] { return ret }
             if let err = reply["error"] as? [String: Any] {
                 throw RingsideError("QMP \(command) failed: \(err["class"] ?? "?"): \(err["desc"] ?? "?")")
@@ -93,9 +107,13 @@ public final class QMPClient {
                 buffer.removeSubrange(...nl)
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) { continue }
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw RingsideError("QMP sent something that is not a JSON object: \(String(decoding: line, as: UTF8.self))")
+                    throw RingsideError("QMP sent something that is not a JSON object: \(String(decoding: line.prefix(200), as: UTF8.self))")
                 }
                 return obj
+            }
+            if buffer.count > QMPClient.lineLimit {
+                close()
+                throw RingsideError("QMP sent a line longer than \(QMPClient.lineLimit) bytes")
             }
             guard fd >= 0 else { throw RingsideError("QMP connection is closed") }
             let remaining = deadline - monotonicSeconds()

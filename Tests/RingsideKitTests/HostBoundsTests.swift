@@ -68,4 +68,80 @@ final class HostBoundsTests: XCTestCase {
         let left = (try FileManager.default.contentsOfDirectory(atPath: dir)).filter { !$0.hasPrefix("file-") }
         XCTAssertEqual(left, ["test.sock"])
     }
+
+    /// A QMP server on a unix socket that runs `script` on the accepted connection in the background:
+    /// `send` writes text as is (QEMU ends each JSON object with a newline), `readLine` reads one line.
+    func fakeQMP(_ script: @escaping @Sendable (_ send: (String) -> Void, _ readLine: () -> String?) -> Void) throws -> (path: String, done: DispatchSemaphore) {
+        let path = dir + "/qmp.sock"
+        let listener = try listenUnixSocket(path)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, 10_000)
+            let fd = accept(listener, nil, nil)
+            close(listener)
+            guard fd >= 0 else { done.signal(); return }
+            var pending: [UInt8] = []
+            script({ text in try? writeAll(fd, Array(text.utf8), timeout: 10) }, {
+                while true {
+                    if let nl = pending.firstIndex(of: 0x0a) {
+                        defer { pending.removeSubrange(...nl) }
+                        return String(decoding: pending[..<nl], as: UTF8.self)
+                    }
+                    var chunk = [UInt8](repeating: 0, count: 4096)
+                    let n = recv(fd, &chunk, chunk.count, 0)
+                    if n <= 0 { return nil }
+                    pending += chunk[..<n]
+                }
+            })
+            close(fd)
+            done.signal()
+        }.start()
+        return (path, done)
+    }
+
+    static let greeting = #"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 8}}, "capabilities": []}}"#
+
+    /// QEMU floods events before answering: the client keeps the newest `eventLimit`, counts the rest.
+    func testQMPClientKeepsABoundedNumberOfEvents() throws {
+        let flood = QMPClient.eventLimit * 5
+        let (path, done) = try fakeQMP { send, readLine in
+            send(Self.greeting + "\n")
+            guard readLine() != nil else { return }
+            send(#"{"return": {}}"# + "\n")
+            guard readLine() != nil else { return }
+            for i in 0..<flood {
+                send(#"{"timestamp": {"seconds": 1, "microseconds": 0}, "event": "NIC_RX_FILTER_CHANGED", "data": {"i": \#(i)}}"# + "\n")
+            }
+            send(#"{"return": {"running": true}}"# + "\n")
+            _ = readLine()  // until the client closes
+        }
+        let client = try QMPClient(path: path, timeout: 5)
+        try client.execute("query-status", timeout: 20)
+        XCTAssertEqual(client.events.count, QMPClient.eventLimit)
+        XCTAssertEqual(client.droppedEvents, UInt64(flood - QMPClient.eventLimit))
+        XCTAssertEqual((client.events.last?["data"] as? [String: Any])?["i"] as? Int, flood - 1, "the newest are kept")
+        XCTAssertEqual((client.events.first?["data"] as? [String: Any])?["i"] as? Int, flood - QMPClient.eventLimit)
+        client.close()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+    }
+
+    /// A line that never ends is a protocol error, not a buffer that grows forever.
+    func testQMPClientRejectsAnEndlessLine() throws {
+        let (path, done) = try fakeQMP { send, readLine in
+            send(Self.greeting + "\n")
+            guard readLine() != nil else { return }
+            send(#"{"return": {}}"# + "\n")
+            guard readLine() != nil else { return }
+            send("{")
+            let spaces = String(repeating: " ", count: 65536)
+            for _ in 0..<(QMPClient.lineLimit / 65536 + 8) { send(spaces) }
+        }
+        let client = try QMPClient(path: path, timeout: 5)
+        XCTAssertThrowsError(try client.execute("query-status", timeout: 20)) { error in
+            XCTAssertTrue("\(error)".contains("longer than"), "\(error)")
+        }
+        client.close()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+    }
 }
