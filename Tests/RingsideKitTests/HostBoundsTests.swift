@@ -144,4 +144,110 @@ final class HostBoundsTests: XCTestCase {
         client.close()
         XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
     }
+
+    /// The kernel floods the hub; one client never reads, another does. The silent one's backlog
+    /// stays bounded: whole frames are dropped for it (counted), never part of one, so once it does
+    /// read, its stream decodes without a single bad frame, and it is still served afterwards.
+    func testHubDropsWholeFramesForAClientThatDoesNotRead() throws {
+        let console = dir + "/console.sock", hubPath = dir + "/telemetry.sock"
+        let kernelListener = try listenUnixSocket(console)
+        defer { close(kernelListener) }
+        let frameCount = 1000
+        let flooded = DispatchSemaphore(value: 0), drained = DispatchSemaphore(value: 0)
+        Thread {
+            var pfd = pollfd(fd: kernelListener, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, 10_000)
+            let fd = accept(kernelListener, nil, nil)
+            guard fd >= 0 else { flooded.signal(); return }
+            usleep(300_000)  // both clients are connected by then
+            var encoder = WireFrameEncoder(firstSeq: 1)
+            let descriptors = (0..<256).map { WireDescriptor(state: .avail, addr: UInt64($0) << 12, len: 2048, flags: 2, next: 0) }
+            func send(_ n: Int) {
+                var out: [UInt8] = []
+                let status = WireQueueStatus(queue: 0, availIdx: 0, usedIdx: 0, lastUsedIdx: 0, freeCount: 0, pendingUsed: 0,
+                                             paused: false, counters: WireQueueCounters())
+                _ = try? encoder.encode(.snapshot(WireSnapshot(snapshotNumber: UInt32(n), uptimeNs: 0, rateHz: 10, droppedFrames: 0,
+                                                               queues: [WireQueueSnapshot(status: status, descriptors: .full(descriptors))])), into: &out)
+                try? writeAll(fd, out, timeout: 10)
+            }
+            for n in 0..<frameCount { send(n) }
+            flooded.signal()
+            drained.wait()
+            send(frameCount)  // one more, after the silent client caught up
+            var byte: UInt8 = 0
+            _ = recv(fd, &byte, 1, 0)  // hold the connection until the hub closes it
+            close(fd)
+        }.start()
+        let limit = 256 * 1024
+        let hub = try TelemetryHub(consolePath: console, listenPath: hubPath, clientBacklogLimit: limit)
+        hub.start()
+        defer { hub.stop() }
+        let silent = try connectUnixSocket(hubPath), reader = try connectUnixSocket(hubPath)
+        defer { close(silent); close(reader) }
+        setNonBlocking(silent); setNonBlocking(reader)
+        /// Reads `fd` until nothing came for `idle` seconds (after `until` is signalled, if given).
+        func readAll(_ fd: Int32, idle: Double, until: DispatchSemaphore? = nil) -> [UInt8] {
+            var bytes: [UInt8] = []
+            var done = until == nil
+            var idleSince = monotonicSeconds()
+            while !done || monotonicSeconds() - idleSince < idle {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&pfd, 1, 50)
+                if let n = readAvailable(fd, into: &bytes), n > 0 { idleSince = monotonicSeconds() }
+                if !done, until!.wait(timeout: .now()) == .success { done = true; idleSince = monotonicSeconds() }
+            }
+            return bytes
+        }
+        func decode(_ bytes: [UInt8]) -> WireDecoderStatistics {
+            var decoder = WireFrameDecoder()
+            decoder.feed(bytes)
+            while decoder.next() != nil {}
+            return decoder.statistics
+        }
+        let read = decode(readAll(reader, idle: 1, until: flooded))
+        XCTAssertEqual(read.totalErrors, 0)
+        // Now the silent client reads what the hub kept for it...
+        let kept = readAll(silent, idle: 1)
+        let silentStats = decode(kept)
+        let dropped = hub.framesDroppedForSlowClients
+        print("reader: \(read.framesOK) frames; silent client: \(kept.count) bytes, \(silentStats.framesOK) frames; dropped \(dropped)")
+        XCTAssertEqual(silentStats.totalErrors, 0, "whole frames only: nothing torn")
+        XCTAssertGreaterThan(silentStats.framesOK, 0)
+        XCTAssertGreaterThan(dropped, 0, "frames were dropped for the silent client")
+        XCTAssertEqual(read.framesOK + silentStats.framesOK + dropped, UInt64(2 * frameCount), "every frame reached a client or was counted")
+        XCTAssertGreaterThan(read.framesOK, silentStats.framesOK * 10)
+        XCTAssertLessThan(kept.count, limit + 1 << 20, "its backlog stayed bounded (limit + socket buffers)")
+        // ...and is still served: the next frame arrives, after a seq gap.
+        drained.signal()
+        let after = decode(kept + readAll(silent, idle: 1))
+        XCTAssertEqual(after.framesOK, silentStats.framesOK + 1)
+        XCTAssertEqual(after.sequenceGaps[0], 1)
+        XCTAssertEqual(after.totalErrors, 0)
+    }
+
+    /// A kernel that never reads its commands: the hub queues a bounded amount for it, then
+    /// answers further commands itself with an error reply.
+    func testHubRefusesCommandsAKernelDoesNotRead() throws {
+        let console = dir + "/console.sock", hubPath = dir + "/telemetry.sock"
+        let kernelListener = try listenUnixSocket(console)
+        defer { close(kernelListener) }
+        var kernel: Int32 = -1
+        defer { if kernel >= 0 { close(kernel) } }
+        let hub = try TelemetryHub(consolePath: console, listenPath: hubPath)
+        hub.start()
+        defer { hub.stop() }
+        var pfd = pollfd(fd: kernelListener, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&pfd, 1, 10_000), 1, "the hub connects to the kernel")
+        kernel = accept(kernelListener, nil, nil)  // and is never read from
+        let client = try TelemetryConnection(path: hubPath, timeout: 5, sendHello: false)
+        var refused: WireReply?
+        for _ in 0..<100 where refused == nil {
+            for _ in 0..<1000 { try client.send(.resetCounters) }
+            for item in client.receive(timeout: 0.05) {
+                if case .message(.reply(let r), _) = item { refused = r }
+            }
+        }
+        XCTAssertEqual(refused?.status, .unsupported)
+        XCTAssertEqual(refused?.message, "the guest is not reading commands")
+    }
 }
