@@ -1,34 +1,5 @@
 import Foundation
 
-/// Connects a stream socket to a unix socket path; returns the fd or throws.
-func connectUnixSocket(_ path: String) throws(RingsideError) -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    if fd < 0 { throw RingsideError("socket: \(String(cString: strerror(errno)))") }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-    guard bytes.count < capacity else {
-        close(fd)
-        throw RingsideError("socket path too long: \(path)")
-    }
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-        raw.copyBytes(from: bytes)
-        raw[bytes.count] = 0
-    }
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-        }
-    }
-    if rc != 0 {
-        let e = errno
-        close(fd)
-        throw RingsideError("cannot connect to \(path): \(String(cString: strerror(e)))")
-    }
-    return fd
-}
-
 /// A minimal QMP client: one unix socket, JSON objects one per line.
 ///
 /// `connect` reads the greeting and negotiates capabilities; `execute` sends a command and returns
@@ -36,8 +7,15 @@ func connectUnixSocket(_ path: String) throws(RingsideError) -> Int32 {
 public final class QMPClient {
     private var fd: Int32
     private var buffer: [UInt8] = []
-    /// Events received so far (`{"event": ..., "data": ..., "timestamp": ...}`), oldest first.
+    /// The latest events (`{"event": ..., "data": ..., "timestamp": ...}`), oldest first: at most
+    /// `eventLimit`; older ones are dropped and counted in `droppedEvents`.
     public private(set) var events: [[String: Any]] = []
+    /// Events dropped because `eventLimit` newer ones arrived after them.
+    public private(set) var droppedEvents: UInt64 = 0
+    /// How many events are kept (QEMU sends them unasked; nobody may be reading them).
+    public static let eventLimit = 1024
+    /// The longest line QEMU may send (its replies are a few KiB); longer is a protocol error.
+    public static let lineLimit = 1 << 20
     /// The greeting's `QMP.version.qemu` object.
     public private(set) var version: [String: Any] = [:]
 
@@ -86,7 +64,14 @@ public final class QMPClient {
         let deadline = monotonicSeconds() + timeout
         while true {
             let reply = try readMessage(timeout: max(0.001, deadline - monotonicSeconds()))
-            if reply["event"] != nil { events.append(reply); continue }
+            if reply["event"] != nil {
+                if events.count >= QMPClient.eventLimit {
+                    events.removeFirst()
+                    droppedEvents &+= 1
+                }
+                events.append(reply)
+                continue
+            }
             if let ret = reply["return"] { return ret }
             if let err = reply["error"] as? [String: Any] {
                 throw RingsideError("QMP \(command) failed: \(err["class"] ?? "?"): \(err["desc"] ?? "?")")
@@ -122,9 +107,13 @@ public final class QMPClient {
                 buffer.removeSubrange(...nl)
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) { continue }
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw RingsideError("QMP sent something that is not a JSON object: \(String(decoding: line, as: UTF8.self))")
+                    throw RingsideError("QMP sent something that is not a JSON object: \(String(decoding: line.prefix(200), as: UTF8.self))")
                 }
                 return obj
+            }
+            if buffer.count > QMPClient.lineLimit {
+                close()
+                throw RingsideError("QMP sent a line longer than \(QMPClient.lineLimit) bytes")
             }
             guard fd >= 0 else { throw RingsideError("QMP connection is closed") }
             let remaining = deadline - monotonicSeconds()

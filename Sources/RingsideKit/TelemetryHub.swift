@@ -13,13 +13,26 @@ import Wire
 ///   seq gap there, which the model ignores (deltas are checked by snapshot number).
 /// - Clients → kernel: command frames are decoded and re-encoded with the hub's seq, so
 ///   concurrent clients never collide; the reply is mapped back. Anything else is dropped.
-/// - A client that does not read loses whole frames once 8 MiB are queued for it; nobody waits
-///   for it. When the kernel side goes away the hub reconnects and sends `hello` again.
+/// - Every queue here is bounded, whoever fills it:
+///   - A client that does not read loses whole frames (never part of one: its stream stays
+///     decodable, with seq gaps) once `clientBacklogLimit` bytes are queued for it; nobody waits
+///     for it. `framesDroppedForSlowClients` counts them.
+///   - Commands wait for a kernel that does not read them up to `upstreamBacklogLimit` bytes;
+///     past that a client's command is answered at once with an error reply.
+///   - At most `maxRoutes` commands await a reply, and `maxClients` clients are served (more
+///     are closed on accept).
+/// - When the kernel side goes away the hub reconnects and sends `hello` again.
 public final class TelemetryHub: @unchecked Sendable {
     public let consolePath: String
     public let listenPath: String
     /// Bytes queued per client before frames are dropped for it.
-    public static let clientBacklogLimit = 8 << 20
+    public let clientBacklogLimit: Int
+    /// Command bytes queued for the kernel before further commands are refused.
+    public static let upstreamBacklogLimit = 64 * 1024
+    /// Commands awaiting a reply; the oldest routes are forgotten beyond this.
+    public static let maxRoutes = 4096
+    /// Clients served at once.
+    public static let maxClients = 64
 
     private let listenFD: Int32
     private var upstream: Int32 = -1
@@ -42,19 +55,21 @@ public final class TelemetryHub: @unchecked Sendable {
     public private(set) var framesForwarded: UInt64 = 0
     public private(set) var bytesFromKernel: UInt64 = 0
     public private(set) var upstreamConnections = 0
+    /// Frames not sent to a client because its backlog was full.
+    public private(set) var framesDroppedForSlowClients: UInt64 = 0
 
     final class Client {
         let fd: Int32
         var out: [UInt8] = []
         var decoder = WireFrameDecoder(maxFrameBytes: 1024)
-        var droppedFrames: UInt64 = 0
         init(fd: Int32) { self.fd = fd }
     }
 
     /// Creates the listening socket at `listenPath`; `start()` begins serving.
-    public init(consolePath: String, listenPath: String) throws(RingsideError) {
+    public init(consolePath: String, listenPath: String, clientBacklogLimit: Int = 8 << 20) throws(RingsideError) {
         self.consolePath = consolePath
         self.listenPath = listenPath
+        self.clientBacklogLimit = clientBacklogLimit
         listenFD = try listenUnixSocket(listenPath, mode: 0o600)
     }
 
@@ -168,6 +183,7 @@ public final class TelemetryHub: @unchecked Sendable {
     /// Splits the kernel stream at delimiters; each complete frame is routed as a whole.
     private func split(_ bytes: [UInt8]) {
         var forward: [UInt8] = []
+        var frames = 0
         forward.reserveCapacity(bytes.count + 2)
         for b in bytes {
             if b != 0 {
@@ -175,6 +191,7 @@ public final class TelemetryHub: @unchecked Sendable {
                 if chunk.count > WireProtocol.maxEncodedFrameBytes + 16 {
                     // Not a frame any decoder would take; forward it so clients count it as garbage.
                     forward.append(0); forward.append(contentsOf: chunk)
+                    frames += 1
                     chunk.removeAll(keepingCapacity: true)
                 }
                 continue
@@ -187,18 +204,19 @@ public final class TelemetryHub: @unchecked Sendable {
                 forward.append(0)
                 forward.append(contentsOf: chunk)
                 forward.append(0)
+                frames += 1
                 framesForwarded &+= 1
             }
             chunk.removeAll(keepingCapacity: true)
         }
-        if !forward.isEmpty { broadcast(forward) }
+        if !forward.isEmpty { broadcast(forward, frames: frames) }
     }
 
     private func routeReply(_ frame: [UInt8]) {
         replyDecoder.reset()
         replyDecoder.feed([0] + frame + [0])
         guard case .message(.reply(var reply), let frameSeq)? = replyDecoder.next() else {
-            broadcast([0] + frame + [0])  // not a reply after all: forward as is
+            broadcast([0] + frame + [0], frames: 1)  // not a reply after all: forward as is
             return
         }
         guard let route = routes.removeValue(forKey: reply.commandSeq) else { return }
@@ -207,18 +225,21 @@ public final class TelemetryHub: @unchecked Sendable {
         replyEncoder.nextSeq = frameSeq
         var out: [UInt8] = []
         if (try? replyEncoder.encode(.reply(reply), into: &out)) != nil {
-            enqueue(out, for: c)
+            enqueue(out, frames: 1, for: c)
         }
         framesForwarded &+= 1
     }
 
-    private func broadcast(_ bytes: [UInt8]) {
-        for (_, c) in clients { enqueue(bytes, for: c) }
+    /// `bytes` holds `frames` whole frames, each with its delimiters.
+    private func broadcast(_ bytes: [UInt8], frames: Int) {
+        for (_, c) in clients { enqueue(bytes, frames: frames, for: c) }
     }
 
-    private func enqueue(_ bytes: [UInt8], for c: Client) {
-        if c.out.count + bytes.count > TelemetryHub.clientBacklogLimit {
-            c.droppedFrames &+= 1
+    /// Queues whole frames for `c`, or drops them all when its backlog would pass the limit: what
+    /// is queued is always whole frames (a partly sent one stays at the head until it is out).
+    private func enqueue(_ bytes: [UInt8], frames: Int, for c: Client) {
+        if c.out.count + bytes.count > clientBacklogLimit {
+            framesDroppedForSlowClients &+= UInt64(frames)
             return
         }
         c.out.append(contentsOf: bytes)
@@ -230,6 +251,10 @@ public final class TelemetryHub: @unchecked Sendable {
         while true {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 { return }
+            if clients.count >= TelemetryHub.maxClients {
+                Glibc.close(fd)
+                continue
+            }
             setNonBlocking(fd)
             setCloseOnExec(fd)
             clients[nextClientID] = Client(fd: fd)
@@ -251,13 +276,14 @@ public final class TelemetryHub: @unchecked Sendable {
             c.decoder.feed(bytes)
             while let result = c.decoder.next() {
                 guard case .message(.command(let command), let clientSeq) = result else { continue }
-                if upstream < 0 {
-                    // No kernel: answer at once rather than let the client time out.
+                // No kernel, or one that is not reading: answer at once rather than let the
+                // client time out (or the queue grow).
+                if upstream < 0 || upstreamOut.count >= TelemetryHub.upstreamBacklogLimit {
                     var out: [UInt8] = []
                     var e = WireFrameEncoder(firstSeq: 0)
-                    _ = try? e.encode(.reply(WireReply(commandSeq: clientSeq, status: .unsupported,
-                                                        message: "the guest is not connected")), into: &out)
-                    enqueue(out, for: c)
+                    let why = upstream < 0 ? "the guest is not connected" : "the guest is not reading commands"
+                    _ = try? e.encode(.reply(WireReply(commandSeq: clientSeq, status: .unsupported, message: why)), into: &out)
+                    enqueue(out, frames: 1, for: c)
                     continue
                 }
                 if let seq = try? encoder.encode(.command(command), into: &upstreamOut) {
@@ -277,5 +303,10 @@ public final class TelemetryHub: @unchecked Sendable {
         guard routes.count > 256 else { return }
         let cutoff = monotonicSeconds() - 60
         routes = routes.filter { $0.value.time > cutoff }
+        if routes.count > TelemetryHub.maxRoutes {
+            // A kernel that reads commands but does not answer: forget the oldest.
+            let newest = routes.sorted { $0.value.time > $1.value.time }.prefix(TelemetryHub.maxRoutes)
+            routes = Dictionary(uniqueKeysWithValues: newest.map { ($0.key, $0.value) })
+        }
     }
 }

@@ -14,42 +14,75 @@ func setCloseOnExec(_ fd: Int32) {
     _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC)
 }
 
-/// Creates a listening unix stream socket at `path` with mode `mode` (an old socket file
-/// at the path is replaced). Returns the non-blocking listening fd.
-public func listenUnixSocket(_ path: String, mode: mode_t = 0o600) throws(RingsideError) -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    if fd < 0 { throw RingsideError("socket: \(String(cString: strerror(errno)))") }
+/// The address of the unix socket at `path`; nil when the path does not fit (107 bytes on Linux).
+func unixSocketAddress(_ path: String) -> sockaddr_un? {
     var addr = sockaddr_un()
     addr.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-        close(fd)
-        throw RingsideError("socket path too long: \(path)")
-    }
+    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
     withUnsafeMutableBytes(of: &addr.sun_path) { raw in
         raw.copyBytes(from: bytes)
         raw[bytes.count] = 0
     }
-    unlink(path)
-    // The socket file gets its mode from the umask at bind time: never wider than `mode`.
-    let old = umask(~mode & 0o777)
+    return addr
+}
+
+/// Connects a stream socket to a unix socket path; returns the fd or throws.
+func connectUnixSocket(_ path: String) throws(RingsideError) -> Int32 {
+    guard var addr = unixSocketAddress(path) else { throw RingsideError("socket path too long: \(path)") }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    if fd < 0 { throw RingsideError("socket: \(String(cString: strerror(errno)))") }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+    }
+    if rc != 0 {
+        let e = errno
+        close(fd)
+        throw RingsideError("cannot connect to \(path): \(String(cString: strerror(e)))")
+    }
+    return fd
+}
+
+/// Creates a listening unix stream socket at `path` with mode `mode` (an old socket file
+/// at the path is replaced). Returns the non-blocking listening fd.
+///
+/// The socket is bound inside a fresh private directory beside `path` (`mkdtemp`: mode 0700),
+/// given `mode` there, and renamed into place once it listens, so it is never reachable with a
+/// wider mode. The process-wide umask is not touched: other threads may be creating files.
+public func listenUnixSocket(_ path: String, mode: mode_t = 0o600) throws(RingsideError) -> Int32 {
+    let slash = path.lastIndex(of: "/")
+    let parent = slash.map { String(path[..<$0]) } ?? "."
+    var template = Array((parent + "/.sock-XXXXXX").utf8CString)
+    guard mkdtemp(&template) != nil else {
+        throw RingsideError("cannot create a private directory beside \(path): \(String(cString: strerror(errno)))")
+    }
+    let privateDirectory = String(cString: template)
+    let staging = privateDirectory + "/s"
+    defer {
+        unlink(staging)  // only still there on failure
+        rmdir(privateDirectory)
+    }
+    guard var addr = unixSocketAddress(staging), unixSocketAddress(path) != nil else {
+        throw RingsideError("socket path too long: \(path)")
+    }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    if fd < 0 { throw RingsideError("socket: \(String(cString: strerror(errno)))") }
+    func fail(_ what: String) -> RingsideError {
+        let e = errno
+        close(fd)
+        return RingsideError("\(what) \(path): \(String(cString: strerror(e)))")
+    }
     let rc = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
         }
     }
-    let bindErrno = errno
-    umask(old)
-    if rc != 0 {
-        close(fd)
-        throw RingsideError("cannot bind \(path): \(String(cString: strerror(bindErrno)))")
-    }
-    _ = chmod(path, mode)
-    if listen(fd, 16) != 0 {
-        let e = errno
-        close(fd)
-        throw RingsideError("cannot listen on \(path): \(String(cString: strerror(e)))")
-    }
+    if rc != 0 { throw fail("cannot bind") }
+    if chmod(staging, mode) != 0 { throw fail("cannot set the mode of") }
+    if listen(fd, 16) != 0 { throw fail("cannot listen on") }
+    if rename(staging, path) != 0 { throw fail("cannot create") }
     setNonBlocking(fd)
     setCloseOnExec(fd)
     return fd

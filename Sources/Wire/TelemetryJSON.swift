@@ -90,24 +90,26 @@ struct WireJSONWriter: Sendable {
         }
     }
 
-    /// A quoted JSON string: `"` and `\` escaped, control characters as \u00XX.
+    /// A quoted JSON string: `"` and `\` escaped, every terminal control (C0, DEL, C1, bidi
+    /// marks: `Unicode.Scalar.isTerminalControl`) as \uXXXX, so no raw control reaches a terminal.
     mutating func string(_ s: String) {
         bytes.append(0x22)
         let hexDigits: StaticString = "0123456789abcdef"
-        for b in s.utf8 {
-            switch b {
-            case 0x22: bytes.append(0x5C); bytes.append(0x22)
-            case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
-            case 0x0A: bytes.append(0x5C); bytes.append(0x6E)
-            case 0x0D: bytes.append(0x5C); bytes.append(0x72)
-            case 0x09: bytes.append(0x5C); bytes.append(0x74)
-            case 0..<0x20:
-                raw("\\u00")
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": bytes.append(0x5C); bytes.append(0x22)
+            case "\\": bytes.append(0x5C); bytes.append(0x5C)
+            case "\n": bytes.append(0x5C); bytes.append(0x6E)
+            case "\r": bytes.append(0x5C); bytes.append(0x72)
+            case "\t": bytes.append(0x5C); bytes.append(0x74)
+            case _ where scalar.isTerminalControl:
+                raw("\\u")
                 hexDigits.withUTF8Buffer { h in
-                    bytes.append(h[Int(b >> 4)])
-                    bytes.append(h[Int(b & 0xF)])
+                    for shift in stride(from: 12, through: 0, by: -4) {
+                        bytes.append(h[Int(scalar.value >> UInt32(shift) & 0xF)])
+                    }
                 }
-            default: bytes.append(b)
+            default: UTF8.encode(scalar) { bytes.append($0) }
             }
         }
         bytes.append(0x22)

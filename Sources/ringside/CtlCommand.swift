@@ -58,7 +58,7 @@ struct Ctl: ParsableCommand {
             parsed = try type.parse(rest)
         } catch {
             if rest.contains("--help") || rest.contains("-h") {
-                print(type.helpMessage())
+                writeLine(type.helpMessage())
                 return
             }
             warn("\(name): " + type.message(for: error).split(separator: "\n").first.map(String.init)!)
@@ -113,10 +113,15 @@ final class CtlSession {
 
     func queue(_ text: String) throws(RingsideError) -> UInt8 {
         guard let q = connection.model.queueIndex(text) else {
-            let names = connection.model.queues.map(\.info.name).joined(separator: ", ")
+            let names = connection.model.queues.map { $0.info.name.escapingTerminalControls() }.joined(separator: ", ")
             throw RingsideError("no queue '\(text)' (queues: \(names))")
         }
         return q
+    }
+
+    /// Queue `q`'s name from the kernel's hello, escaped for printing (`escapingTerminalControls`).
+    func name(_ q: UInt8) -> String {
+        connection.model.queueName(q).escapingTerminalControls()
     }
 
     /// Sends `command`; throws with the kernel's message on an error reply.
@@ -124,7 +129,7 @@ final class CtlSession {
     func run(_ command: WireCommand) throws(RingsideError) -> WireReply {
         let reply = try connection.request(command, timeout: timeout)
         guard reply.status.isOK else {
-            let text = reply.message.isEmpty ? "the kernel refused the command" : reply.message
+            let text = reply.message.isEmpty ? "the kernel refused the command" : reply.message.escapingTerminalControls()
             throw RingsideError("\(text) (\(reply.status.name))")
         }
         return reply
@@ -136,7 +141,7 @@ struct CtlStats: CtlAction {
 
     func perform(_ session: CtlSession) throws {
         let model = try session.connection.fullSnapshot(timeout: session.timeout)
-        _ = writeLine(model.snapshotJSON())
+        writeLine(model.snapshotJSON())
     }
 }
 
@@ -147,7 +152,7 @@ struct CtlPause: CtlAction {
     func perform(_ session: CtlSession) throws {
         let q = try session.queue(queue)
         try session.run(.pause(queue: q))
-        print("\(session.connection.model.queueName(q)) paused")
+        writeLine("\(session.name(q)) paused")
     }
 }
 
@@ -158,7 +163,7 @@ struct CtlResume: CtlAction {
     func perform(_ session: CtlSession) throws {
         let q = try session.queue(queue)
         try session.run(.resume(queue: q))
-        print("\(session.connection.model.queueName(q)) resumed")
+        writeLine("\(session.name(q)) resumed")
     }
 }
 
@@ -174,7 +179,7 @@ struct CtlStep: CtlAction {
     func perform(_ session: CtlSession) throws {
         let q = try session.queue(queue)
         let reply = try session.run(.step(queue: q, count: UInt16(count)))
-        print("\(session.connection.model.queueName(q)) stepped" + (reply.message.isEmpty ? " \(count)" : ": \(reply.message)"))
+        writeLine("\(session.name(q)) stepped" + (reply.message.isEmpty ? " \(count)" : ": \(reply.message.escapingTerminalControls())"))
     }
 }
 
@@ -188,7 +193,7 @@ struct CtlRate: CtlAction {
 
     func perform(_ session: CtlSession) throws {
         try session.run(.setSnapshotRate(hz: UInt16(hz)))
-        print("snapshot rate \(hz) Hz")
+        writeLine("snapshot rate \(hz) Hz")
     }
 }
 
@@ -197,7 +202,7 @@ struct CtlReset: CtlAction {
 
     func perform(_ session: CtlSession) throws {
         try session.run(.resetCounters)
-        print("counters reset")
+        writeLine("counters reset")
     }
 }
 
@@ -222,10 +227,12 @@ struct CtlDump: CtlAction {
         let selector: WireDumpSelector = descriptor.map { .descriptor(UInt16($0)) } ?? (next ? .next : .last)
         let reply = try session.run(.dump(queue: q, selector: selector))
         guard case .dump(let dump) = reply.body else { throw RingsideError("the reply carried no dump") }
-        let name = session.connection.model.queueName(q)
-        let isNet = name.hasPrefix("net")
+        let name = session.name(q)
+        let isNet = session.connection.model.queueName(q).hasPrefix("net")
         let frame = isNet ? Array(dump.bytes.dropFirst(FrameDecoder.virtioNetHeaderBytes)) : dump.bytes
         if raw {
+            // The frame's bytes are the guest's: never into a terminal, only into a file or pipe.
+            if isatty(STDOUT_FILENO) != 0 { throw RingsideError("--raw writes binary: redirect standard output to a file or a pipe") }
             guard writeStandardOutput(frame) else { throw RingsideError("cannot write to standard output") }
             return
         }
@@ -234,7 +241,7 @@ struct CtlDump: CtlAction {
             guard FileManager.default.createFile(atPath: pcap, contents: Data(file)) else {
                 throw RingsideError("cannot write \(pcap)")
             }
-            print("wrote \(pcap): 1 frame, \(frame.count) bytes (\(name) descriptor \(dump.descriptor))")
+            writeLine("wrote \(pcap): 1 frame, \(frame.count) bytes (\(name) descriptor \(dump.descriptor))")
             return
         }
         var text = "\(name) descriptor \(dump.descriptor) at guest 0x\(String(dump.guestAddress, radix: 16)), \(dump.bufferLength) bytes"
@@ -243,6 +250,6 @@ struct CtlDump: CtlAction {
         if isNet {
             text += "\n" + FrameDecoder.describe(dump.bytes, virtioHeader: true).text
         }
-        guard writeStandardOutput(Array(text.utf8)) else { throw RingsideError("cannot write to standard output") }
+        guard writeText(text) else { throw RingsideError("cannot write to standard output") }
     }
 }

@@ -35,9 +35,9 @@ struct QemuArgs: ParsableCommand {
         let args = QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: legacy ? "" : ",disable-legacy=on")
             + QEMUConfiguration.qmpArguments(socket: qmpSocket)
         if lines {
-            for a in args { print(a) }
+            for a in args { writeLine(a) }
         } else {
-            print(shellQuoted(args))
+            writeLine(shellQuoted(args))
         }
     }
 }

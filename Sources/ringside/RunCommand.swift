@@ -154,12 +154,14 @@ struct Run: ParsableCommand {
     }
 
     /// Copies serial output to stdout until a signal, the timeout, or QEMU's end. Returns the exit code.
+    /// The guest's output is text with its terminal controls escaped (`TerminalSafeStream`).
     private func stream(_ qemu: QEMUInstance) -> Int32 {
         let follower = FileFollower(path: qemu.run.serialLog)
         let deadline = timeout.map { qemu.startTime + $0 }
         var stdoutOK = true
+        var escaper = TerminalSafeStream()
         func drain() {
-            let bytes = follower.readNew()
+            let bytes = escaper.escape(follower.readNew())
             if !bytes.isEmpty && stdoutOK { stdoutOK = writeStandardOutput(bytes) }
         }
         while true {

@@ -83,7 +83,10 @@ struct Watch: ParsableCommand {
                     if let count, printed >= count { return }
                 case .message(.hello(let h), _):
                     lastData = monotonicSeconds()
-                    if !json { guard writeLine("# \(h.kernelVersion) protocol \(h.protocolVersion), mac \(macAddressText(h.mac)), queues \(h.queues.map { "\($0.name)[\($0.size)]" }.joined(separator: " "))") else { throw ExitCode.failure } }
+                    if !json {
+                        let queues = h.queues.map { "\($0.name.escapingTerminalControls())[\($0.size)]" }.joined(separator: " ")
+                        guard writeLine("# \(h.kernelVersion.escapingTerminalControls()) protocol \(h.protocolVersion), mac \(macAddressText(h.mac)), queues \(queues)") else { throw ExitCode.failure }
+                    }
                 case .message:
                     lastData = monotonicSeconds()
                 case .decodeError(let e):
@@ -122,7 +125,7 @@ struct HumanLines {
                 pps = Double(s.counters.packets &- last.counters[i].packets) / dt
                 bps = Double(s.counters.bytes &- last.counters[i].bytes) / dt
             }
-            let name = q.info.name.padding(toLength: 8, withPad: " ", startingAt: 0)
+            let name = q.info.name.escapingTerminalControls().padding(toLength: 8, withPad: " ", startingAt: 0)
             lines.append("  " + name + String(format: " avail=%5u used=%5u last_used=%5u free=%4u pending=%4u ",
                                 UInt32(s.availIdx), UInt32(s.usedIdx), UInt32(s.lastUsedIdx), UInt32(s.freeCount),
                                 UInt32(s.pendingUsed)) + (s.paused ? "PAUSED " : "running")
@@ -134,9 +137,4 @@ struct HumanLines {
 
 func formatTimeout(_ s: Double) -> String {
     s == s.rounded() ? String(Int(s)) : String(s)
-}
-
-/// Writes one line to stdout unbuffered (scripts pipe us into jq). False when stdout is gone.
-func writeLine(_ s: String) -> Bool {
-    writeStandardOutput(Array((s + "\n").utf8))
 }
