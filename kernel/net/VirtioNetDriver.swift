@@ -111,7 +111,7 @@ final class VirtioNetDriver {
             return false
         }
         let length = Self.headerSize + frame.count
-        sent(head, address, UnsafeRawBufferPointer(start: UnsafeRawPointer(BufferPool.pointer(address)), count: length))
+        sent(head, address, tx.pool.bytes(address, count: length))
         return true
     }
 

@@ -248,11 +248,12 @@ final class Telemetry {
 
     /// A dump covers only a buffer this queue owns (one of its pool's buffers), and only up
     /// to what is meaningful: the used length for a completed buffer, the descriptor's length
-    /// otherwise.
+    /// otherwise. Address and length come from the driver's own record of the descriptor,
+    /// never from the table, which the device can write.
     private func dump(_ q: MonitoredQueue, index: UInt8, selector: WireDumpSelector, seq: UInt32) {
         let ring = q.ring
-        var id: UInt16
-        var length: Int
+        let id: UInt16
+        var usedLength: UInt32?
         switch selector {
         case .last:
             guard !q.lastBuffer.isEmpty else { return reply(seq, .nothingPending, "\(q.name) has delivered nothing yet") }
@@ -268,10 +269,9 @@ final class Telemetry {
             if ring.unpublishedCount > 0 {
                 // A paused TX queue: the oldest frame held back from the device.
                 id = ring.availRingEntry(ring.publishedAvailIdx)
-                length = Int(ring.descriptor(id).len)
             } else if let used = ring.peekUsed(offset: 0) {
-                id = UInt16(truncatingIfNeeded: used.id)
-                length = Int(used.len)
+                id = used.head
+                usedLength = used.len
             } else {
                 return reply(seq, .nothingPending, "\(q.name) has no pending used element")
             }
@@ -282,23 +282,21 @@ final class Telemetry {
             id = requested
             let state = ring.state(of: id)
             if state == .free { return reply(seq, .notOwned, "descriptor \(id) is free: no buffer to show") }
-            length = Int(ring.descriptor(id).len)
             if state == .used {
                 var offset: UInt16 = 0
-                while offset < ring.pendingUsed, let used = ring.peekUsed(offset: offset) {
-                    if UInt16(truncatingIfNeeded: used.id) == id { length = Int(used.len); break }
+                while offset < min(ring.pendingUsed, ring.size) {
+                    if let used = ring.peekUsed(offset: offset), used.head == id { usedLength = used.len; break }
                     offset &+= 1
                 }
             }
         }
-        let address = ring.descriptor(id).addr
-        guard q.pool.owns(address), length <= q.pool.bufferSize else {
-            return reply(seq, .notOwned, "descriptor \(id) points outside \(q.name)'s buffers")
+        guard let buffer = ring.buffer(id), q.pool.owns(buffer.addr) else {
+            return reply(seq, .notOwned, "descriptor \(id) holds none of \(q.name)'s buffers")
         }
-        let count = min(length, WireProtocol.maxDumpBytes)
+        let length = Int(usedLength ?? buffer.len)
         out.removeAll(keepingCapacity: true)
-        let bytes = UnsafeRawBufferPointer(start: BufferPool.pointer(address), count: count)
-        if encodeDump(seq: seq, queue: index, descriptor: id, address: address, length: length, bytes: bytes) {
+        let bytes = q.pool.bytes(buffer.addr, count: min(length, WireProtocol.maxDumpBytes))
+        if encodeDump(seq: seq, queue: index, descriptor: id, address: buffer.addr, length: length, bytes: bytes) {
             send()
         } else {
             reply(seq, .badCommand, "dump could not be encoded")

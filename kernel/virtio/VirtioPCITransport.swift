@@ -227,16 +227,16 @@ final class DeviceQueue {
 
     /// Takes up to `limit` used buffers, oldest first. `body` sees each one's head, address and
     /// the bytes the device wrote (receive queues; empty for transmit queues, and when the
-    /// device reports an impossible length), then the buffer goes back to the pool. Returns
-    /// how many were taken.
+    /// device broke the protocol for it), then the buffer goes back to the pool. The address
+    /// is the driver's own record of the descriptor (`SplitVirtqueue.buffer`), never the
+    /// device-writable table. Returns how many were taken.
     @discardableResult
     func drain(limit: Int = Int.max, _ body: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Int {
         var taken = 0
         while taken < limit, let used = ring.popUsed() {
-            let head = UInt16(truncatingIfNeeded: used.id)
-            let buffer = ring.descriptor(head).addr
-            let length = deviceWritable && pool.owns(buffer) && Int(used.len) <= pool.bufferSize ? Int(used.len) : 0
-            body(head, buffer, UnsafeRawBufferPointer(start: UnsafeRawPointer(BufferPool.pointer(buffer)), count: length))
+            let head = used.head
+            let buffer = ring.buffer(head)?.addr ?? 0
+            body(head, buffer, pool.bytes(buffer, count: deviceWritable ? Int(used.len) : 0))
             if ring.release(head: head) { pool.give(buffer) }
             taken += 1
         }
@@ -251,8 +251,9 @@ final class DeviceQueue {
     /// address, or nil — nothing taken — when no buffer is free or the message is too big.
     func enqueue(zeroHeader headerBytes: Int = 0, _ bytes: [UInt8]) -> (head: UInt16, address: UInt64)? {
         let length = headerBytes + bytes.count
-        guard length > 0, length <= pool.bufferSize, let buffer = pool.take() else { return nil }
-        let base = BufferPool.pointer(buffer)
+        guard length > 0, length <= pool.bufferSize, let buffer = pool.take(), let base = pool.pointer(buffer) else {
+            return nil
+        }
         if headerBytes > 0 { memset(base, 0, headerBytes) }
         bytes.withUnsafeBytes { source in
             if let from = source.baseAddress { memcpy(base + headerBytes, from, source.count) }
