@@ -16,6 +16,9 @@ final class MonitoredQueue {
     var lastAddress: UInt64 = 0
     /// Counter values at the last `resetCounters`, subtracted when reporting.
     var countersBase = WireQueueCounters()
+    /// The ring's `deviceErrors` when last reported, and when last logged.
+    var reportedDeviceErrors: UInt64 = 0
+    var deviceErrorsLoggedNs: UInt64?
 
     init(name: String, queue: DeviceQueue, pausable: Bool) {
         self.name = name
@@ -33,16 +36,19 @@ final class MonitoredQueue {
         lastBuffer.append(contentsOf: bytes)
     }
 
+    /// What the driver dropped on this queue, and the used elements the device got wrong.
+    private var allDrops: UInt64 { drops &+ ring.counters.deviceErrors }
+
     var counters: WireQueueCounters {
         let c = ring.counters
         return WireQueueCounters(packets: c.packets &- countersBase.packets, bytes: c.bytes &- countersBase.bytes,
-                                 drops: drops &- countersBase.drops, kicks: c.kicks &- countersBase.kicks,
+                                 drops: allDrops &- countersBase.drops, kicks: c.kicks &- countersBase.kicks,
                                  interrupts: c.interrupts &- countersBase.interrupts)
     }
 
     func resetCounters() {
         let c = ring.counters
-        countersBase = WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: drops, kicks: c.kicks,
+        countersBase = WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: allDrops, kicks: c.kicks,
                                          interrupts: c.interrupts)
     }
 }
@@ -163,6 +169,7 @@ final class Telemetry {
 
     /// Reads commands, answers them, and sends a snapshot when one is due.
     func service(nowNs: UInt64, stepper: TelemetryStepper) {
+        reportDeviceErrors(nowNs: nowNs)
         console.receive { bytes in decoder.feed(bytes) }
         while let result = decoder.next() {
             switch result {
@@ -185,6 +192,22 @@ final class Telemetry {
             sendSnapshot(nowNs: nowNs)
             let period = 1_000_000_000 / UInt64(rateHz)
             nextSnapshotNs = nowNs &+ period
+        }
+    }
+
+    /// A device that breaks the ring protocol is reported like any drop: the queue's `drops`
+    /// counter (see `MonitoredQueue.counters`), a `drop` event with reason deviceError, and a
+    /// log line with the counts by kind at most once a second per queue.
+    private func reportDeviceErrors(nowNs: UInt64) {
+        for position in queues.indices {
+            let q = queues[position]
+            let c = q.ring.counters
+            guard c.deviceErrors != q.reportedDeviceErrors else { continue }
+            q.reportedDeviceErrors = c.deviceErrors
+            event(.drop(queue: UInt8(truncatingIfNeeded: position), reason: .deviceError))
+            if let logged = q.deviceErrorsLoggedNs, nowNs &- logged < 1_000_000_000 { continue }
+            q.deviceErrorsLoggedNs = nowNs
+            log("virtio: \(q.name): device broke the ring protocol: \(c.usedBadID) bad used ids, \(c.usedNotOwned) used elements for chains it did not own, \(c.usedBadLength) used lengths too long, \(c.descriptorsRewritten) descriptors rewritten")
         }
     }
 
