@@ -39,8 +39,8 @@ public struct VirtqueueCounters: Equatable, Sendable {
     /// Used elements whose id is out of range or names a descriptor in the middle of a chain.
     /// Consumed and skipped.
     public var usedBadID: UInt64 = 0
-    /// Used elements for a chain the device does not own: a free descriptor, or one already
-    /// returned (a duplicate). Consumed and skipped.
+    /// Used elements for a chain the device does not own: a free descriptor, one already
+    /// returned (a duplicate), or one not yet published. Consumed and skipped.
     public var usedNotOwned: UInt64 = 0
     /// Used elements whose len is longer than the chain's device-writable buffers. The len is
     /// clamped to them (2.7.8.2).
@@ -118,6 +118,10 @@ public final class SplitVirtqueue {
     /// What the driver last wrote into each descriptor of the table: the buffer addresses and
     /// lengths it hands back (`buffer(_:)`), and what a returned chain is checked against.
     private let written: UnsafeMutablePointer<VirtqDescriptor>
+    /// The head the driver put in each avail ring slot (the ring itself is device-writable).
+    private let availHeads: UnsafeMutablePointer<UInt16>
+    /// For a head: whether its chain has been published, so the device may return it.
+    private let published: UnsafeMutablePointer<Bool>
 
     /// Sets up a queue of `size` descriptors over the three areas, zeroes them, and puts every
     /// descriptor on the free list. The areas must be at least `descTableBytes(size:)`,
@@ -154,12 +158,16 @@ public final class SplitVirtqueue {
         chainReadableBytes = .allocate(capacity: count)
         storedState = .allocate(capacity: count)
         written = .allocate(capacity: count)
+        availHeads = .allocate(capacity: count)
+        published = .allocate(capacity: count)
         chainHead.initialize(repeating: 0, count: count)
         chainLength.initialize(repeating: 0, count: count)
         chainWritableBytes.initialize(repeating: 0, count: count)
         chainReadableBytes.initialize(repeating: 0, count: count)
         storedState.initialize(repeating: .free, count: count)
         written.initialize(repeating: VirtqDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: count)
+        availHeads.initialize(repeating: 0, count: count)
+        published.initialize(repeating: false, count: count)
         // Free list 0 → 1 → … → size-1, mirrored into desc.next as Linux does.
         link.initialize(repeating: 0, count: count)
         for i in 0..<count { link[i] = UInt16(truncatingIfNeeded: i &+ 1) }
@@ -182,6 +190,8 @@ public final class SplitVirtqueue {
         chainReadableBytes.deallocate()
         storedState.deallocate()
         written.deallocate()
+        availHeads.deallocate()
+        published.deallocate()
     }
 
     // MARK: Ring memory access
@@ -301,9 +311,22 @@ public final class SplitVirtqueue {
     /// while the device still needs it: each slot holds a chain, and chains ≤ descriptors = size.
     @inline(__always)
     private func putInAvailRing(head: UInt16) {
+        availHeads[Int(availIdx & mask)] = head
         let slot = availRing + VIRTQ_RING_ENTRIES_OFFSET + 2 * Int(availIdx & mask)
         ring_store16(slot, head.littleEndian)
         availIdx &+= 1
+    }
+
+    /// Publishes the chains in avail slots [publishedAvailIdx, newIdx): the device owns them
+    /// from here on and may return them.
+    @inline(__always)
+    private func publish(upTo newIdx: UInt16) {
+        while publishedAvailIdx != newIdx {
+            published[Int(availHeads[Int(publishedAvailIdx & mask)])] = true
+            publishedAvailIdx &+= 1
+        }
+        ring_wmb()
+        ring_store16(availIdxPointer, newIdx.littleEndian)
     }
 
     /// Chains added but not yet published.
@@ -315,9 +338,7 @@ public final class SplitVirtqueue {
     @inline(__always)
     public func publish() {
         guard availIdx != publishedAvailIdx else { return }
-        ring_wmb()
-        ring_store16(availIdxPointer, availIdx.littleEndian)
-        publishedAvailIdx = availIdx
+        publish(upTo: availIdx)
     }
 
     /// Publishes only the oldest `count` unpublished chains (fewer if there are fewer): how a
@@ -326,17 +347,15 @@ public final class SplitVirtqueue {
     public func publish(count: UInt16) -> UInt16 {
         let n = min(count, unpublishedCount)
         guard n > 0 else { return 0 }
-        ring_wmb()
-        publishedAvailIdx = publishedAvailIdx &+ n
-        ring_store16(availIdxPointer, publishedAvailIdx.littleEndian)
+        publish(upTo: publishedAvailIdx &+ n)
         return n
     }
 
-    /// The head id in avail ring slot `index` (a free-running index, taken modulo size):
-    /// with `publishedAvailIdx` it finds the oldest chain held back from the device.
+    /// The head id the driver put in avail ring slot `index` (a free-running index, taken
+    /// modulo size): with `publishedAvailIdx` it finds the oldest chain held back from the
+    /// device. From the driver's own record, not the (device-writable) ring.
     public func availRingEntry(_ index: UInt16) -> UInt16 {
-        let slot = Int(index & (size &- 1))
-        return UInt16(littleEndian: availRing.load(fromByteOffset: 4 + 2 * slot, as: UInt16.self))
+        availHeads[Int(index & mask)]
     }
 
     /// Whether the driver must notify (kick) the device about the chains published since the
@@ -379,13 +398,15 @@ public final class SplitVirtqueue {
     /// Why a used element cannot be a completion.
     private enum Rejection { case badID, notOwned }
 
-    /// nil if the entry names a chain the device owns (in range, `.available`, a head).
+    /// nil if the entry names a chain the device owns (in range, `.available`, a head,
+    /// published: a chain held back by a paused queue is not the device's yet).
     @inline(__always)
     private func rejection(of element: VirtqUsedElement) -> Rejection? {
         guard element.id < UInt32(size) else { return .badID }
         let head = Int(element.id)
         guard storedState[head] == .available else { return .notOwned }
-        return chainHead[head] == UInt16(truncatingIfNeeded: head) ? nil : .badID
+        guard chainHead[head] == UInt16(truncatingIfNeeded: head) else { return .badID }
+        return published[head] ? nil : .notOwned
     }
 
     /// Descriptors of the chain at `head` whose table entry differs from what the driver wrote.
@@ -445,6 +466,7 @@ public final class SplitVirtqueue {
                 readable = 0
             }
             markChain(head: head, as: .held)
+            published[Int(head)] = false
             counters.packets &+= 1
             // A chain the device only read (TX) reports len 0 (2.7.8.1): count what it read.
             counters.bytes &+= UInt64(capacity > 0 ? element.len : readable)

@@ -1,4 +1,5 @@
 import XCTest
+import RingAtomics
 @testable import Virtio
 
 /// A device that lies: it rewrites the descriptor table and returns used elements that name
@@ -142,6 +143,42 @@ final class HostileDeviceTests: XCTestCase {
         // What the device never really returned is still the device's.
         XCTAssertEqual(queue.state(of: heads[3]), .available)
         XCTAssertEqual(queue.state(of: chainHead), .available)
+    }
+
+    /// A paused queue holds chains back (added, not published): the device cannot have them,
+    /// so returning one is a lie, and the avail ring it may scribble on is not where the
+    /// driver looks for them.
+    func testUnpublishedChainsAreNotTheDevices() {
+        let memory = RingMemory(size: 8)
+        let queue = memory.makeQueue()
+        let device = memory.makeDevice()
+        let sent = queue.addBuffer(addr: 0x1000, len: 60, deviceWritable: false)!
+        let held = queue.addBuffer(addr: 0x2000, len: 60, deviceWritable: false)!
+        XCTAssertEqual(queue.publish(count: 1), 1)
+        let chain = try! device.takeAvailable()!
+        XCTAssertEqual(chain.head, sent)
+        // The device guesses the held-back head, and rewrites the unpublished avail slot (and
+        // puts it back, so that publishing later hands it the right head).
+        device.addUsed(id: UInt32(held), len: 0)
+        device.complete([chain])
+        ring_store16(memory.avail + 4 + 2 * 1, sent)
+        XCTAssertEqual(queue.availRingEntry(queue.publishedAvailIdx), held, "the driver's record of the slot")
+        ring_store16(memory.avail + 4 + 2 * 1, held)
+        XCTAssertEqual(queue.states()[Int(held)], .available)
+        XCTAssertEqual(queue.popUsed()?.head, sent)
+        XCTAssertNil(queue.popUsed())
+        XCTAssertEqual(queue.counters.usedNotOwned, 1)
+        XCTAssertTrue(queue.release(head: sent))
+
+        // Once published, the same chain is the device's to return.
+        queue.publish()
+        let later = try! device.takeAvailable()!
+        XCTAssertEqual(later.head, held)
+        device.complete([later])
+        XCTAssertEqual(queue.popUsed()?.head, held)
+        XCTAssertEqual(queue.counters.deviceErrors, 1)
+        XCTAssertEqual(queue.counters.packets, 2)
+        XCTAssertEqual(queue.counters.bytes, 120)
     }
 
     /// Random lies of every kind, many rounds: no trap, every buffer the driver gets back is the
