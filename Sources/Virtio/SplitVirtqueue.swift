@@ -7,7 +7,10 @@
 //     is really free (no round-robin reuse of descriptors the device may still own);
 //   * the driver's shadow of avail.idx (`availIdx`) and how far it has consumed the used
 //     ring (`lastUsedIdx`), both free-running 16-bit counters as in the spec (2.7.6, 2.7.8);
-//   * a state per descriptor (free / available / used / held) that a monitor can display.
+//   * a state per descriptor (free / available / used / held) that a monitor can display;
+//   * what the driver wrote into each descriptor (as Linux keeps `desc_extra`): the table is
+//     memory the device can write, so every buffer address and length the driver uses again
+//     comes from this private copy, never from the table.
 //
 // Every access to memory the device reads or writes goes through RingAtomics, so ordering
 // holds in the kernel and in host tests where the "device" is other code on the same memory.
@@ -33,9 +36,22 @@ public struct VirtqueueCounters: Equatable, Sendable {
     /// Bytes moved: the `len` the device reported for chains with device-writable buffers
     /// (RX), the bytes of the device-readable buffers for chains it only read (TX).
     public var bytes: UInt64 = 0
-    /// Used-ring entries that broke the protocol: an id out of range, not a chain head, not
-    /// owned by the device, or a len longer than the chain's writable buffers.
-    public var deviceErrors: UInt64 = 0
+    /// Used elements whose id is out of range or names a descriptor in the middle of a chain.
+    /// Consumed and skipped.
+    public var usedBadID: UInt64 = 0
+    /// Used elements for a chain the device does not own: a free descriptor, one already
+    /// returned (a duplicate), or one not yet published. Consumed and skipped.
+    public var usedNotOwned: UInt64 = 0
+    /// Used elements whose len is longer than the chain's device-writable buffers. The len is
+    /// clamped to them (2.7.8.2).
+    public var usedBadLength: UInt64 = 0
+    /// Descriptors that, when their chain came back, no longer held what the driver wrote
+    /// (the device must not write the table, 2.7.5). The chain is returned with len 0: the
+    /// device may have written somewhere else, so none of its bytes is trusted.
+    public var descriptorsRewritten: UInt64 = 0
+
+    /// Every protocol violation above.
+    public var deviceErrors: UInt64 { usedBadID &+ usedNotOwned &+ usedBadLength &+ descriptorsRewritten }
 
     public init() {}
 }
@@ -99,6 +115,13 @@ public final class SplitVirtqueue {
     private let chainReadableBytes: UnsafeMutablePointer<UInt32>
     /// free / available / held. `.used` is derived from the used ring when asked.
     private let storedState: UnsafeMutablePointer<VirtqDescriptorState>
+    /// What the driver last wrote into each descriptor of the table: the buffer addresses and
+    /// lengths it hands back (`buffer(_:)`), and what a returned chain is checked against.
+    private let written: UnsafeMutablePointer<VirtqDescriptor>
+    /// The head the driver put in each avail ring slot (the ring itself is device-writable).
+    private let availHeads: UnsafeMutablePointer<UInt16>
+    /// For a head: whether its chain has been published, so the device may return it.
+    private let published: UnsafeMutablePointer<Bool>
 
     /// Sets up a queue of `size` descriptors over the three areas, zeroes them, and puts every
     /// descriptor on the free list. The areas must be at least `descTableBytes(size:)`,
@@ -134,11 +157,17 @@ public final class SplitVirtqueue {
         chainWritableBytes = .allocate(capacity: count)
         chainReadableBytes = .allocate(capacity: count)
         storedState = .allocate(capacity: count)
+        written = .allocate(capacity: count)
+        availHeads = .allocate(capacity: count)
+        published = .allocate(capacity: count)
         chainHead.initialize(repeating: 0, count: count)
         chainLength.initialize(repeating: 0, count: count)
         chainWritableBytes.initialize(repeating: 0, count: count)
         chainReadableBytes.initialize(repeating: 0, count: count)
         storedState.initialize(repeating: .free, count: count)
+        written.initialize(repeating: VirtqDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: count)
+        availHeads.initialize(repeating: 0, count: count)
+        published.initialize(repeating: false, count: count)
         // Free list 0 → 1 → … → size-1, mirrored into desc.next as Linux does.
         link.initialize(repeating: 0, count: count)
         for i in 0..<count { link[i] = UInt16(truncatingIfNeeded: i &+ 1) }
@@ -160,6 +189,9 @@ public final class SplitVirtqueue {
         chainWritableBytes.deallocate()
         chainReadableBytes.deallocate()
         storedState.deallocate()
+        written.deallocate()
+        availHeads.deallocate()
+        published.deallocate()
     }
 
     // MARK: Ring memory access
@@ -186,8 +218,10 @@ public final class SplitVirtqueue {
         usedRing + VIRTQ_RING_ENTRIES_OFFSET + VIRTQ_USED_ELEM_SIZE * Int(size)
     }
 
+    /// Writes a descriptor into the table and keeps the driver's own copy of it.
     @inline(__always)
     private func writeDescriptor(_ id: UInt16, addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
+        written[Int(id)] = VirtqDescriptor(addr: addr, len: len, flags: flags, next: next)
         let p = descPointer(id)
         ring_store64(p + VIRTQ_DESC_ADDR_OFFSET, addr.littleEndian)
         ring_store32(p + VIRTQ_DESC_LEN_OFFSET, len.littleEndian)
@@ -277,9 +311,22 @@ public final class SplitVirtqueue {
     /// while the device still needs it: each slot holds a chain, and chains ≤ descriptors = size.
     @inline(__always)
     private func putInAvailRing(head: UInt16) {
+        availHeads[Int(availIdx & mask)] = head
         let slot = availRing + VIRTQ_RING_ENTRIES_OFFSET + 2 * Int(availIdx & mask)
         ring_store16(slot, head.littleEndian)
         availIdx &+= 1
+    }
+
+    /// Publishes the chains in avail slots [publishedAvailIdx, newIdx): the device owns them
+    /// from here on and may return them.
+    @inline(__always)
+    private func publish(upTo newIdx: UInt16) {
+        while publishedAvailIdx != newIdx {
+            published[Int(availHeads[Int(publishedAvailIdx & mask)])] = true
+            publishedAvailIdx &+= 1
+        }
+        ring_wmb()
+        ring_store16(availIdxPointer, newIdx.littleEndian)
     }
 
     /// Chains added but not yet published.
@@ -291,9 +338,7 @@ public final class SplitVirtqueue {
     @inline(__always)
     public func publish() {
         guard availIdx != publishedAvailIdx else { return }
-        ring_wmb()
-        ring_store16(availIdxPointer, availIdx.littleEndian)
-        publishedAvailIdx = availIdx
+        publish(upTo: availIdx)
     }
 
     /// Publishes only the oldest `count` unpublished chains (fewer if there are fewer): how a
@@ -302,17 +347,15 @@ public final class SplitVirtqueue {
     public func publish(count: UInt16) -> UInt16 {
         let n = min(count, unpublishedCount)
         guard n > 0 else { return 0 }
-        ring_wmb()
-        publishedAvailIdx = publishedAvailIdx &+ n
-        ring_store16(availIdxPointer, publishedAvailIdx.littleEndian)
+        publish(upTo: publishedAvailIdx &+ n)
         return n
     }
 
-    /// The head id in avail ring slot `index` (a free-running index, taken modulo size):
-    /// with `publishedAvailIdx` it finds the oldest chain held back from the device.
+    /// The head id the driver put in avail ring slot `index` (a free-running index, taken
+    /// modulo size): with `publishedAvailIdx` it finds the oldest chain held back from the
+    /// device. From the driver's own record, not the (device-writable) ring.
     public func availRingEntry(_ index: UInt16) -> UInt16 {
-        let slot = Int(index & (size &- 1))
-        return UInt16(littleEndian: availRing.load(fromByteOffset: 4 + 2 * slot, as: UInt16.self))
+        availHeads[Int(index & mask)]
     }
 
     /// Whether the driver must notify (kick) the device about the chains published since the
@@ -352,45 +395,81 @@ public final class SplitVirtqueue {
     @inline(__always)
     public var pendingUsed: UInt16 { usedIdx &- lastUsedIdx }
 
-    /// Whether the entry belongs to a chain the device owns: in range, a head, `.available`.
+    /// Why a used element cannot be a completion.
+    private enum Rejection { case badID, notOwned }
+
+    /// nil if the entry names a chain the device owns (in range, `.available`, a head,
+    /// published: a chain held back by a paused queue is not the device's yet).
     @inline(__always)
-    private func isValidCompletion(_ element: VirtqUsedElement) -> Bool {
-        guard element.id < UInt32(size) else { return false }
+    private func rejection(of element: VirtqUsedElement) -> Rejection? {
+        guard element.id < UInt32(size) else { return .badID }
         let head = Int(element.id)
-        return storedState[head] == .available && chainHead[head] == UInt16(truncatingIfNeeded: head)
+        guard storedState[head] == .available else { return .notOwned }
+        guard chainHead[head] == UInt16(truncatingIfNeeded: head) else { return .badID }
+        return published[head] ? nil : .notOwned
+    }
+
+    /// Descriptors of the chain at `head` whose table entry differs from what the driver wrote.
+    private func rewrittenDescriptors(head: UInt16) -> UInt64 {
+        var rewritten: UInt64 = 0
+        var id = head
+        for _ in 0..<chainLength[Int(head)] {
+            if descriptor(id) != written[Int(id)] { rewritten &+= 1 }
+            id = link[Int(id)]
+        }
+        return rewritten
     }
 
     /// The used element `offset` entries past `lastUsedIdx`, without consuming it; nil if
-    /// there is none yet or the device wrote an invalid id there.
+    /// there is none yet or the device wrote an invalid id there. The len is clamped to the
+    /// chain's writable buffers, as `popUsed()` would.
     public func peekUsed(offset: UInt16 = 0) -> VirtqUsedElement? {
         guard offset < pendingUsed else { return nil }
-        let element = readUsedElement(at: lastUsedIdx &+ offset)
-        return isValidCompletion(element) ? element : nil
+        var element = readUsedElement(at: lastUsedIdx &+ offset)
+        guard rejection(of: element) == nil else { return nil }
+        element.len = min(element.len, chainWritableBytes[Int(element.head)])
+        return element
     }
 
     /// Takes the next used element; its chain becomes `.held` until `release(head:)`.
-    /// Entries that break the protocol are consumed, counted in `deviceErrors`, and skipped, so
-    /// one bad entry cannot stall the queue. A len longer than the chain's writable buffers is
-    /// counted too and clamped (2.7.8.2). Returns nil when nothing (valid) is pending.
+    /// Entries that break the protocol are consumed, counted (`usedBadID`, `usedNotOwned`), and
+    /// skipped, so one bad entry cannot stall the queue. A len longer than the chain's writable
+    /// buffers is counted and clamped (2.7.8.2); a chain whose descriptors the device rewrote
+    /// is counted and comes back with len 0. Returns nil when nothing (valid) is pending.
+    /// The chain's buffers are `buffer(_:)` of its descriptors, never the table's entries.
     public func popUsed() -> VirtqUsedElement? {
         let deviceUsedIdx = usedIdx
         while lastUsedIdx != deviceUsedIdx {
             var element = readUsedElement(at: lastUsedIdx)
             lastUsedIdx &+= 1
-            guard isValidCompletion(element) else {
-                counters.deviceErrors &+= 1
+            switch rejection(of: element) {
+            case .badID?:
+                counters.usedBadID &+= 1
                 continue
+            case .notOwned?:
+                counters.usedNotOwned &+= 1
+                continue
+            case nil:
+                break
             }
             let head = element.head
             let capacity = chainWritableBytes[Int(head)]
+            var readable = chainReadableBytes[Int(head)]
             if element.len > capacity {
-                counters.deviceErrors &+= 1
+                counters.usedBadLength &+= 1
                 element.len = capacity
             }
+            let rewritten = rewrittenDescriptors(head: head)
+            if rewritten > 0 {
+                counters.descriptorsRewritten &+= rewritten
+                element.len = 0
+                readable = 0
+            }
             markChain(head: head, as: .held)
+            published[Int(head)] = false
             counters.packets &+= 1
             // A chain the device only read (TX) reports len 0 (2.7.8.1): count what it read.
-            counters.bytes &+= UInt64(capacity > 0 ? element.len : chainReadableBytes[Int(head)])
+            counters.bytes &+= UInt64(capacity > 0 ? element.len : readable)
             if eventIdx && interruptsEnabled {
                 // Ask for the next interrupt after the entry we just took (2.7.7), as Linux does.
                 ring_store16(usedEventPointer, lastUsedIdx.littleEndian)
@@ -469,7 +548,9 @@ public final class SplitVirtqueue {
 
     // MARK: Monitoring
 
-    /// The descriptor as it is in the table now (`id` is taken modulo the queue size).
+    /// The descriptor as it is in the table now (`id` is taken modulo the queue size). The
+    /// device can write the table: this is for display and checks only. A buffer the driver
+    /// uses comes from `buffer(_:)`.
     public func descriptor(_ id: UInt16) -> VirtqDescriptor {
         let p = descPointer(id & mask)
         return VirtqDescriptor(
@@ -477,6 +558,15 @@ public final class SplitVirtqueue {
             len: UInt32(littleEndian: ring_load32(p + VIRTQ_DESC_LEN_OFFSET)),
             flags: UInt16(littleEndian: ring_load16(p + VIRTQ_DESC_FLAGS_OFFSET)),
             next: UInt16(littleEndian: ring_load16(p + VIRTQ_DESC_NEXT_OFFSET)))
+    }
+
+    /// The buffer descriptor `id` carries, as the driver made it available: driver-private, so a
+    /// device that rewrites the table cannot change what the driver reads, writes or frees
+    /// through it. nil if `id` is out of range or free.
+    public func buffer(_ id: UInt16) -> VirtqBuffer? {
+        guard id < size, storedState[Int(id)] != .free else { return nil }
+        let d = written[Int(id)]
+        return VirtqBuffer(addr: d.addr, len: d.len, deviceWritable: d.isDeviceWritable)
     }
 
     /// The head of the chain `id` belongs to, or nil if `id` is free or out of range.
@@ -524,7 +614,7 @@ public final class SplitVirtqueue {
         while offset < pending {
             let element = readUsedElement(at: lastUsedIdx &+ offset)
             offset &+= 1
-            guard isValidCompletion(element) else { continue }
+            guard rejection(of: element) == nil else { continue }
             var id = element.head
             for _ in 0..<chainLength[Int(id)] {
                 result[Int(id)] = .used

@@ -126,10 +126,102 @@ public let VIRTIO_PCI_ISR_QUEUE: UInt8 = 1
 /// ISR bit: the device configuration changed (4.1.4.5).
 public let VIRTIO_PCI_ISR_CONFIG: UInt8 = 2
 
-/// Offset in the notify capability's BAR region where the driver writes a queue's index to
-/// notify it: cap.offset + queue_notify_off * notify_off_multiplier (4.1.4.4).
+// MARK: Bounds (4.1.4)
+//
+// Every offset and length below comes from the device. A driver that maps and writes where
+// they point without checking lets a broken or hostile device aim it anywhere in the
+// address space; so each is checked once, at initialisation, and a device that fails is
+// refused rather than trusted.
+
+/// Bytes of `struct virtio_pci_common_cfg` up to the end of queue_device: every field this
+/// driver touches (4.1.4.3).
+public let VIRTIO_PCI_COMMON_CFG_LENGTH: UInt32 = 56
+/// Bytes of the ISR status structure (4.1.4.5).
+public let VIRTIO_PCI_ISR_CFG_LENGTH: UInt32 = 1
+/// Bytes a driver writes to notify a queue: the le16 queue index, or le32 with
+/// VIRTIO_F_NOTIFICATION_DATA (4.1.5.2).
+public func virtioPCINotifyWriteBytes(notificationData: Bool) -> UInt32 { notificationData ? 4 : 2 }
+
+/// Whether `length` bytes at `offset` lie inside a BAR that decodes `barSize` bytes. In 64
+/// bits, so no offset and length a device can report wrap around.
+public func pciRegionFits(offset: UInt32, length: UInt32, barSize: UInt64) -> Bool {
+    UInt64(offset) + UInt64(length) <= barSize
+}
+
+/// The fields of a `struct virtio_pci_cap` that say where its structure is (4.1.4).
+public struct VirtioPCICapability: Equatable, Sendable {
+    /// VIRTIO_PCI_CAP_*_CFG.
+    public var cfgType: UInt8
+    /// Index of the BAR the structure lives in.
+    public var bar: UInt8
+    /// Where the structure begins inside the BAR.
+    public var offset: UInt32
+    /// Length of the structure.
+    public var length: UInt32
+
+    public init(cfgType: UInt8, bar: UInt8, offset: UInt32, length: UInt32) {
+        self.cfgType = cfgType
+        self.bar = bar
+        self.offset = offset
+        self.length = length
+    }
+
+    /// Checks that the structure has at least the `minimumLength` bytes the driver will touch
+    /// and lies wholly inside its BAR of `barSize` bytes.
+    public func check(minimumLength: UInt32, barSize: UInt64) throws(VirtioPCIBoundsError) {
+        guard length >= minimumLength else {
+            throw .capabilityTooShort(cfgType: cfgType, length: length, minimum: minimumLength)
+        }
+        guard pciRegionFits(offset: offset, length: length, barSize: barSize) else {
+            throw .capabilityOutsideBAR(cfgType: cfgType, bar: bar, offset: offset, length: length, barSize: barSize)
+        }
+    }
+}
+
+/// Offset of a queue's doorbell from the start of the notification structure:
+/// queue_notify_off × notify_off_multiplier (4.1.4.4). Throws unless the whole write — 2
+/// bytes, 4 with VIRTIO_F_NOTIFICATION_DATA — lies inside the structure's `capabilityLength`.
 public func virtioPCIQueueNotifyOffset(
-    capOffset: UInt32, queueNotifyOff: UInt16, notifyOffMultiplier: UInt32
-) -> UInt64 {
-    UInt64(capOffset) + UInt64(queueNotifyOff) * UInt64(notifyOffMultiplier)
+    queueNotifyOff: UInt16, notifyOffMultiplier: UInt32, capabilityLength: UInt32, notificationData: Bool = false
+) throws(VirtioPCIBoundsError) -> UInt64 {
+    // At most 0xFFFF × 0xFFFF_FFFF: no overflow in 64 bits.
+    let offset = UInt64(queueNotifyOff) * UInt64(notifyOffMultiplier)
+    guard offset + UInt64(virtioPCINotifyWriteBytes(notificationData: notificationData)) <= UInt64(capabilityLength) else {
+        throw .doorbellOutsideCapability(queueNotifyOff: queueNotifyOff, notifyOffMultiplier: notifyOffMultiplier,
+                                         capabilityLength: capabilityLength)
+    }
+    return offset
+}
+
+/// What a device got wrong about where its registers are.
+public enum VirtioPCIBoundsError: Error, Equatable {
+    /// The structure is shorter than the fields the driver uses.
+    case capabilityTooShort(cfgType: UInt8, length: UInt32, minimum: UInt32)
+    /// offset + length runs past the end of the BAR.
+    case capabilityOutsideBAR(cfgType: UInt8, bar: UInt8, offset: UInt32, length: UInt32, barSize: UInt64)
+    /// queue_notify_off × notify_off_multiplier (plus the write) runs past the notification structure.
+    case doorbellOutsideCapability(queueNotifyOff: UInt16, notifyOffMultiplier: UInt32, capabilityLength: UInt32)
+
+    /// A line for the log.
+    public var message: String {
+        switch self {
+        case .capabilityTooShort(let type, let length, let minimum):
+            return "\(virtioPCICapabilityName(type)) structure is \(length) bytes, needs \(minimum)"
+        case .capabilityOutsideBAR(let type, let bar, let offset, let length, let barSize):
+            return "\(virtioPCICapabilityName(type)) structure (offset \(offset), \(length) bytes) lies outside BAR\(bar) (\(barSize) bytes)"
+        case .doorbellOutsideCapability(let notifyOff, let multiplier, let length):
+            return "doorbell at queue_notify_off \(notifyOff) x multiplier \(multiplier) lies outside the notification structure (\(length) bytes)"
+        }
+    }
+}
+
+/// A readable name for a capability's cfg_type (4.1.4).
+public func virtioPCICapabilityName(_ cfgType: UInt8) -> String {
+    switch cfgType {
+    case VIRTIO_PCI_CAP_COMMON_CFG: return "common configuration"
+    case VIRTIO_PCI_CAP_NOTIFY_CFG: return "notification"
+    case VIRTIO_PCI_CAP_ISR_CFG: return "ISR status"
+    case VIRTIO_PCI_CAP_DEVICE_CFG: return "device configuration"
+    default: return "cfg_type \(cfgType)"
+    }
 }

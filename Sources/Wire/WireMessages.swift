@@ -208,6 +208,9 @@ public struct WireDropReason: RawRepresentable, Equatable, Sendable {
     public static let pausedOverflow = WireDropReason(rawValue: 4)
     /// Frame too large for the buffer.
     public static let tooLarge = WireDropReason(rawValue: 5)
+    /// The device broke the ring protocol: a used element with a bad id, for a chain it did
+    /// not own, or too long, or descriptors it rewrote. The driver skipped or emptied it.
+    public static let deviceError = WireDropReason(rawValue: 6)
 
     public var name: String {
         switch rawValue {
@@ -216,6 +219,7 @@ public struct WireDropReason: RawRepresentable, Equatable, Sendable {
         case 3: return "unhandled"
         case 4: return "pausedOverflow"
         case 5: return "tooLarge"
+        case 6: return "deviceError"
         default: return "reason\(rawValue)"
         }
     }

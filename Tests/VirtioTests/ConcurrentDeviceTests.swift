@@ -37,7 +37,7 @@ final class ConcurrentDeviceTests: XCTestCase {
             }
             queue.publish()
             while let element = queue.popUsed() {
-                let addr = queue.descriptor(element.head).addr
+                let addr = queue.buffer(element.head)!.addr
                 let b = pool.bytes(at: addr, count: 4)
                 let value = UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24
                 if value != UInt32(received) {

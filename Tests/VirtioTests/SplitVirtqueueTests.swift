@@ -297,7 +297,7 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
             device.complete(chains) { _ in 4 }
             if device.publishedUsedIdx < usedBefore { wrappedUsed = true }
             while let element = queue.popUsed() {
-                let addr = queue.descriptor(element.head).addr
+                let addr = queue.buffer(element.head)!.addr
                 let bytes = pool.bytes(at: addr, count: 4)
                 let value = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
                 XCTAssertEqual(value, UInt32(received), "packet order and contents")

@@ -42,7 +42,6 @@ final class VirtioSpecTests: XCTestCase {
         XCTAssertNil(virtioPCIDeviceType(deviceID: 0x1040))
         XCTAssertNil(virtioPCIDeviceType(deviceID: 0x1234))
         XCTAssertEqual(VIRTIO_PCI_MODERN_DEVICE_ID_BASE + VIRTIO_ID_NET, VIRTIO_PCI_DEVICE_ID_NET)
-        XCTAssertEqual(virtioPCIQueueNotifyOffset(capOffset: 0x3000, queueNotifyOff: 2, notifyOffMultiplier: 4), 0x3008)
     }
 
     /// struct virtio_pci_common_cfg packed as in 4.1.4.3: each offset is the previous one plus its size.

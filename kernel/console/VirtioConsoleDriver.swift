@@ -26,7 +26,8 @@ final class VirtioConsoleDriver {
     let tx: DeviceQueue
 
     init?(function: PCIFunction, apicID: UInt32) {
-        guard let transport = VirtioPCITransport(function: function),
+        // Port 0 without MULTIPORT reads nothing from the device configuration.
+        guard let transport = VirtioPCITransport(function: function, deviceConfigBytes: 0),
               let features = transport.negotiate(wanted: Self.wantedFeatures, required: Self.requiredFeatures)
         else { return nil }
         if !transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID) {
@@ -40,7 +41,10 @@ final class VirtioConsoleDriver {
                                             vector: Self.txVector, apicID: apicID, eventIdx: false,
                                             deviceWritable: false, bufferSize: Self.txBufferSize,
                                             bufferCount: Self.txBufferCount)
-        else { return nil }
+        else {
+            transport.addStatus(VIRTIO_CONFIG_S_FAILED)
+            return nil
+        }
         self.transport = transport
         self.features = features
         self.rx = rx

@@ -67,13 +67,16 @@ final class HTTPService {
     /// TCP's buffers and the HTTP session's inbox, as each reserves them.
     static let connectionWorstCaseBytes = TCPLayer.connectionMemoryBytes + HTTPServer.sessionMemoryBytes
 
+    /// `drops`: what the driver dropped on the queue; the used elements the device got wrong
+    /// are added, as in the telemetry counters.
     static func status(_ name: String, _ queue: DeviceQueue, drops: UInt64) -> HTTPQueueStatus {
         let ring = queue.ring
         let counters = ring.counters
         return HTTPQueueStatus(
             name: name, size: ring.size, availIdx: ring.availIdx, usedIdx: ring.usedIdx,
             lastUsedIdx: ring.lastUsedIdx, freeDescriptors: ring.freeCount, packets: counters.packets,
-            bytes: counters.bytes, kicks: counters.kicks, interrupts: counters.interrupts, drops: drops)
+            bytes: counters.bytes, kicks: counters.kicks, interrupts: counters.interrupts,
+            drops: drops &+ counters.deviceErrors)
     }
 
     // MARK: Pages

@@ -31,7 +31,9 @@ final class VirtioNetDriver {
     private(set) var txRingFullDrops: UInt64 = 0
 
     init?(function: PCIFunction, apicID: UInt32) {
-        guard let transport = VirtioPCITransport(function: function),
+        // The configuration holds at least mac and status (5.1.4): every field this driver reads.
+        guard let transport = VirtioPCITransport(function: function,
+                                                 deviceConfigBytes: UInt32(VIRTIO_NET_CONFIG_STATUS_OFFSET + 2)),
               let features = transport.negotiate(wanted: Self.wantedFeatures, required: Self.requiredFeatures)
         else { return nil }
         guard transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID),
@@ -111,7 +113,7 @@ final class VirtioNetDriver {
             return false
         }
         let length = Self.headerSize + frame.count
-        sent(head, address, UnsafeRawBufferPointer(start: UnsafeRawPointer(BufferPool.pointer(address)), count: length))
+        sent(head, address, tx.pool.bytes(address, count: length))
         return true
     }
 

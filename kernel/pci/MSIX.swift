@@ -14,11 +14,18 @@ struct MSIXTable {
         guard let capability = function.capabilities(id: PCIConfig.capabilityMSIX).first else { return nil }
         let control = function.address.read16(capability + 2)
         let tableInfo = function.address.read32(capability + 4)
-        guard let bar = function.barAddress(Int(tableInfo & 7)) else { return nil }
+        let bar = Int(tableInfo & 7)
+        let offset = tableInfo & ~7
+        let tableSize = Int(control & 0x7FF) + 1
+        guard let base = function.barAddress(bar), let barSize = function.barSize(bar),
+              pciRegionFits(offset: offset, length: UInt32(tableSize * 16), barSize: barSize) else {
+            log("pci: \(function.address.description): MSI-X table (\(tableSize) entries at offset \(offset)) lies outside BAR\(bar)")
+            return nil
+        }
         self.function = function
         self.capability = capability
-        self.tableAddress = bar + UInt64(tableInfo & ~7)
-        self.tableSize = Int(control & 0x7FF) + 1
+        self.tableAddress = base + UInt64(offset)
+        self.tableSize = tableSize
         _ = arch_map_mmio(tableAddress, UInt64(tableSize * 16))
     }
 

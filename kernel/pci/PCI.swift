@@ -70,25 +70,38 @@ struct PCIFunction {
     let deviceID: UInt16
     let classCode: UInt32   // class, subclass, prog-if
 
-    /// The physical address a memory BAR points at (64-bit BARs span two registers). A BAR
-    /// the firmware left unassigned (address 0: minimal firmware such as qboot does that) is
-    /// given one here, from the PCI hole below 4 GiB.
-    func barAddress(_ index: Int) -> UInt64? {
+    /// Config-space offset of memory BAR `index` and whether it is 64-bit; nil for an index
+    /// out of range or an I/O BAR.
+    private func memoryBAR(_ index: Int) -> (offset: UInt8, low: UInt32, is64: Bool)? {
         guard index >= 0 && index < 6 else { return nil }
         let offset = PCIConfig.bar0 + UInt8(index * 4)
         let low = address.read32(offset)
         if low & 1 == 1 { return nil }              // I/O BAR
-        let is64 = (low >> 1) & 3 == 2 && index < 5
+        return (offset, low, (low >> 1) & 3 == 2 && index < 5)
+    }
+
+    /// The physical address a memory BAR points at (64-bit BARs span two registers). A BAR
+    /// the firmware left unassigned (address 0: minimal firmware such as qboot does that) is
+    /// given one here, from the PCI hole below 4 GiB.
+    func barAddress(_ index: Int) -> UInt64? {
+        guard let (offset, low, is64) = memoryBAR(index) else { return nil }
         var base = UInt64(low & 0xFFFF_FFF0)
         if is64 { base |= UInt64(address.read32(offset + 4)) << 32 }
         if base == 0 { return assignBAR(offset: offset, is64: is64) }
         return base
     }
 
-    /// Sizes a memory BAR (write all ones, read back the mask: PCI 3.0, 6.2.5.1) and places it
-    /// at the next suitably aligned address of the MMIO window. nil if it implements nothing
-    /// or the window is full.
-    private func assignBAR(offset: UInt8, is64: Bool) -> UInt64? {
+    /// How many bytes memory BAR `index` decodes; nil for an I/O BAR, an index out of range,
+    /// or a BAR that implements nothing. Device-provided offsets into a BAR are checked
+    /// against this.
+    func barSize(_ index: Int) -> UInt64? {
+        guard let (offset, _, is64) = memoryBAR(index) else { return nil }
+        return sizeBAR(offset: offset, is64: is64)
+    }
+
+    /// Sizes a memory BAR: write all ones, read back the mask, restore (PCI 3.0, 6.2.5.1),
+    /// with memory decoding off meanwhile.
+    private func sizeBAR(offset: UInt8, is64: Bool) -> UInt64? {
         let command = address.read16(PCIConfig.command)
         address.write16(PCIConfig.command, command & ~PCIConfig.commandMemorySpace)  // no decoding while sizing
         defer { address.write16(PCIConfig.command, command) }
@@ -105,11 +118,18 @@ struct PCIFunction {
             mask |= 0xFFFF_FFFF_0000_0000
         }
         guard mask != 0xFFFF_FFFF_0000_0000, mask != 0 else { return nil }
-        let size = ~mask &+ 1
+        return ~mask &+ 1
+    }
+
+    /// Sizes a memory BAR and places it at the next suitably aligned address of the MMIO
+    /// window. nil if it implements nothing or the window is full.
+    private func assignBAR(offset: UInt8, is64: Bool) -> UInt64? {
+        guard let size = sizeBAR(offset: offset, is64: is64) else { return nil }
         guard let base = PCIBus.allocateMMIO(size: size) else {
             log("pci: \(address.description): no room for a \(size)-byte BAR")
             return nil
         }
+        let original = address.read32(offset)
         address.write32(offset, UInt32(truncatingIfNeeded: base) | (original & 0xF))
         if is64 { address.write32(offset + 4, UInt32(truncatingIfNeeded: base >> 32)) }
         log("pci: \(address.description): BAR\((offset - PCIConfig.bar0) / 4) unassigned by firmware, placed at 0x\(hex(base)) (\(size) bytes)")

@@ -16,6 +16,9 @@ final class MonitoredQueue {
     var lastAddress: UInt64 = 0
     /// Counter values at the last `resetCounters`, subtracted when reporting.
     var countersBase = WireQueueCounters()
+    /// The ring's `deviceErrors` when last reported, and when last logged.
+    var reportedDeviceErrors: UInt64 = 0
+    var deviceErrorsLoggedNs: UInt64?
 
     init(name: String, queue: DeviceQueue, pausable: Bool) {
         self.name = name
@@ -33,16 +36,19 @@ final class MonitoredQueue {
         lastBuffer.append(contentsOf: bytes)
     }
 
+    /// What the driver dropped on this queue, and the used elements the device got wrong.
+    private var allDrops: UInt64 { drops &+ ring.counters.deviceErrors }
+
     var counters: WireQueueCounters {
         let c = ring.counters
         return WireQueueCounters(packets: c.packets &- countersBase.packets, bytes: c.bytes &- countersBase.bytes,
-                                 drops: drops &- countersBase.drops, kicks: c.kicks &- countersBase.kicks,
+                                 drops: allDrops &- countersBase.drops, kicks: c.kicks &- countersBase.kicks,
                                  interrupts: c.interrupts &- countersBase.interrupts)
     }
 
     func resetCounters() {
         let c = ring.counters
-        countersBase = WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: drops, kicks: c.kicks,
+        countersBase = WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: allDrops, kicks: c.kicks,
                                          interrupts: c.interrupts)
     }
 }
@@ -163,6 +169,7 @@ final class Telemetry {
 
     /// Reads commands, answers them, and sends a snapshot when one is due.
     func service(nowNs: UInt64, stepper: TelemetryStepper) {
+        reportDeviceErrors(nowNs: nowNs)
         console.receive { bytes in decoder.feed(bytes) }
         while let result = decoder.next() {
             switch result {
@@ -185,6 +192,22 @@ final class Telemetry {
             sendSnapshot(nowNs: nowNs)
             let period = 1_000_000_000 / UInt64(rateHz)
             nextSnapshotNs = nowNs &+ period
+        }
+    }
+
+    /// A device that breaks the ring protocol is reported like any drop: the queue's `drops`
+    /// counter (see `MonitoredQueue.counters`), a `drop` event with reason deviceError, and a
+    /// log line with the counts by kind at most once a second per queue.
+    private func reportDeviceErrors(nowNs: UInt64) {
+        for position in queues.indices {
+            let q = queues[position]
+            let c = q.ring.counters
+            guard c.deviceErrors != q.reportedDeviceErrors else { continue }
+            q.reportedDeviceErrors = c.deviceErrors
+            event(.drop(queue: UInt8(truncatingIfNeeded: position), reason: .deviceError))
+            if let logged = q.deviceErrorsLoggedNs, nowNs &- logged < 1_000_000_000 { continue }
+            q.deviceErrorsLoggedNs = nowNs
+            log("virtio: \(q.name): device broke the ring protocol: \(c.usedBadID) bad used ids, \(c.usedNotOwned) used elements for chains it did not own, \(c.usedBadLength) used lengths too long, \(c.descriptorsRewritten) descriptors rewritten")
         }
     }
 
@@ -248,11 +271,12 @@ final class Telemetry {
 
     /// A dump covers only a buffer this queue owns (one of its pool's buffers), and only up
     /// to what is meaningful: the used length for a completed buffer, the descriptor's length
-    /// otherwise.
+    /// otherwise. Address and length come from the driver's own record of the descriptor,
+    /// never from the table, which the device can write.
     private func dump(_ q: MonitoredQueue, index: UInt8, selector: WireDumpSelector, seq: UInt32) {
         let ring = q.ring
-        var id: UInt16
-        var length: Int
+        let id: UInt16
+        var usedLength: UInt32?
         switch selector {
         case .last:
             guard !q.lastBuffer.isEmpty else { return reply(seq, .nothingPending, "\(q.name) has delivered nothing yet") }
@@ -268,10 +292,9 @@ final class Telemetry {
             if ring.unpublishedCount > 0 {
                 // A paused TX queue: the oldest frame held back from the device.
                 id = ring.availRingEntry(ring.publishedAvailIdx)
-                length = Int(ring.descriptor(id).len)
             } else if let used = ring.peekUsed(offset: 0) {
-                id = UInt16(truncatingIfNeeded: used.id)
-                length = Int(used.len)
+                id = used.head
+                usedLength = used.len
             } else {
                 return reply(seq, .nothingPending, "\(q.name) has no pending used element")
             }
@@ -282,23 +305,21 @@ final class Telemetry {
             id = requested
             let state = ring.state(of: id)
             if state == .free { return reply(seq, .notOwned, "descriptor \(id) is free: no buffer to show") }
-            length = Int(ring.descriptor(id).len)
             if state == .used {
                 var offset: UInt16 = 0
-                while offset < ring.pendingUsed, let used = ring.peekUsed(offset: offset) {
-                    if UInt16(truncatingIfNeeded: used.id) == id { length = Int(used.len); break }
+                while offset < min(ring.pendingUsed, ring.size) {
+                    if let used = ring.peekUsed(offset: offset), used.head == id { usedLength = used.len; break }
                     offset &+= 1
                 }
             }
         }
-        let address = ring.descriptor(id).addr
-        guard q.pool.owns(address), length <= q.pool.bufferSize else {
-            return reply(seq, .notOwned, "descriptor \(id) points outside \(q.name)'s buffers")
+        guard let buffer = ring.buffer(id), q.pool.owns(buffer.addr) else {
+            return reply(seq, .notOwned, "descriptor \(id) holds none of \(q.name)'s buffers")
         }
-        let count = min(length, WireProtocol.maxDumpBytes)
+        let length = Int(usedLength ?? buffer.len)
         out.removeAll(keepingCapacity: true)
-        let bytes = UnsafeRawBufferPointer(start: BufferPool.pointer(address), count: count)
-        if encodeDump(seq: seq, queue: index, descriptor: id, address: address, length: length, bytes: bytes) {
+        let bytes = q.pool.bytes(buffer.addr, count: min(length, WireProtocol.maxDumpBytes))
+        if encodeDump(seq: seq, queue: index, descriptor: id, address: buffer.addr, length: length, bytes: bytes) {
             send()
         } else {
             reply(seq, .badCommand, "dump could not be encoded")

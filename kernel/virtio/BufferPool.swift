@@ -2,10 +2,12 @@ import Arch
 
 /// Fixed-size DMA buffers carved from one page run, handed out from a free stack.
 /// A buffer is identified by its physical address (identity-mapped, so also a pointer).
+/// Only addresses of the pool's own buffers are ever turned into pointers.
 struct BufferPool {
     let bufferSize: Int
     let count: Int
     let base: UInt64
+    private let memory: UnsafeMutableRawPointer
     private var free: [UInt64] = []
 
     init?(count: Int, bufferSize: Int) {
@@ -13,6 +15,7 @@ struct BufferPool {
         guard let memory = heap_alloc_pages(pages) else { return nil }
         self.bufferSize = bufferSize
         self.count = count
+        self.memory = memory
         self.base = UInt64(UInt(bitPattern: memory))
         free.reserveCapacity(count)
         for i in (0..<count).reversed() { free.append(base + UInt64(i * bufferSize)) }
@@ -34,7 +37,17 @@ struct BufferPool {
             && (address - base) % UInt64(bufferSize) == 0
     }
 
-    static func pointer(_ buffer: UInt64) -> UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer(bitPattern: UInt(buffer))!
+    /// The memory of `buffer`; nil if it is not one of the pool's buffers.
+    func pointer(_ buffer: UInt64) -> UnsafeMutableRawPointer? {
+        owns(buffer) ? memory + Int(buffer - base) : nil
+    }
+
+    /// The first `count` bytes of `buffer`; empty if it is not one of the pool's buffers or
+    /// `count` is not within it.
+    func bytes(_ buffer: UInt64, count: Int) -> UnsafeRawBufferPointer {
+        guard count >= 0, count <= bufferSize, let start = pointer(buffer) else {
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        return UnsafeRawBufferPointer(start: start, count: count)
     }
 }

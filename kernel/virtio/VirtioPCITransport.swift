@@ -8,36 +8,40 @@ final class VirtioPCITransport {
     let function: PCIFunction
     let commonConfig: UInt64
     let notifyBase: UInt64
+    /// Bytes of the notification structure: every queue's doorbell must lie inside it.
+    let notifyLength: UInt32
     let notifyOffMultiplier: UInt32
     let isrStatus: UInt64
     let deviceConfig: UInt64
     let msix: MSIXTable
 
-    /// Finds the virtio structures of `function`; nil (with a log line saying why) if one is missing.
-    init?(function: PCIFunction) {
-        var common: UInt64?
-        var notify: UInt64?
+    /// Finds the virtio structures of `function` and checks that each lies inside its BAR
+    /// and holds the fields the driver uses (`deviceConfigBytes` for the device-specific
+    /// one); nil, with a log line saying why, if one is missing or out of bounds.
+    init?(function: PCIFunction, deviceConfigBytes: UInt32) {
+        var common: VirtioPCICapability?
+        var notify: VirtioPCICapability?
         var multiplier: UInt32 = 0
-        var isr: UInt64?
-        var device: UInt64?
+        var isr: VirtioPCICapability?
+        var device: VirtioPCICapability?
         function.enableMemoryAndBusMaster()
+        let config = function.address
         for cap in function.capabilities(id: UInt8(VIRTIO_PCI_CAP_VENDOR_SPECIFIC_ID)) {
-            let config = function.address
-            let type = config.read8(cap + UInt8(VIRTIO_PCI_CAP_CFG_TYPE_OFFSET))
-            let bar = Int(config.read8(cap + UInt8(VIRTIO_PCI_CAP_BAR_OFFSET)))
-            let offset = config.read32(cap + UInt8(VIRTIO_PCI_CAP_OFFSET_OFFSET))
-            let length = config.read32(cap + UInt8(VIRTIO_PCI_CAP_LENGTH_OFFSET))
-            guard let base = function.barAddress(bar) else { continue }
-            let address = base + UInt64(offset)
-            guard arch_map_mmio(address, UInt64(length)) == 0 else { continue }
+            let found = VirtioPCICapability(
+                cfgType: config.read8(cap + UInt8(VIRTIO_PCI_CAP_CFG_TYPE_OFFSET)),
+                bar: config.read8(cap + UInt8(VIRTIO_PCI_CAP_BAR_OFFSET)),
+                offset: config.read32(cap + UInt8(VIRTIO_PCI_CAP_OFFSET_OFFSET)),
+                length: config.read32(cap + UInt8(VIRTIO_PCI_CAP_LENGTH_OFFSET)))
+            // A capability in a reserved or I/O BAR is one the driver cannot use (4.1.4.1).
+            guard function.barAddress(Int(found.bar)) != nil else { continue }
             // The first capability of each type is the preferred one (4.1.4).
-            switch type {
-            case VIRTIO_PCI_CAP_COMMON_CFG where common == nil: common = address
+            switch found.cfgType {
+            case VIRTIO_PCI_CAP_COMMON_CFG where common == nil: common = found
             case VIRTIO_PCI_CAP_NOTIFY_CFG where notify == nil:
-                notify = address
+                notify = found
                 multiplier = config.read32(cap + UInt8(VIRTIO_PCI_NOTIFY_CAP_MULT_OFFSET))
-            case VIRTIO_PCI_CAP_ISR_CFG where isr == nil: isr = address
-            case VIRTIO_PCI_CAP_DEVICE_CFG where device == nil: device = address
+            case VIRTIO_PCI_CAP_ISR_CFG where isr == nil: isr = found
+            case VIRTIO_PCI_CAP_DEVICE_CFG where device == nil: device = found
             default: break
             }
         }
@@ -45,17 +49,45 @@ final class VirtioPCITransport {
             log("virtio: \(function.address.description): missing a virtio 1.x capability (legacy-only device?)")
             return nil
         }
+        guard let commonAddress = Self.map(common, minimumLength: VIRTIO_PCI_COMMON_CFG_LENGTH, of: function),
+              let notifyAddress = Self.map(notify, minimumLength: virtioPCINotifyWriteBytes(notificationData: false), of: function),
+              let isrAddress = Self.map(isr, minimumLength: VIRTIO_PCI_ISR_CFG_LENGTH, of: function),
+              let deviceAddress = Self.map(device, minimumLength: deviceConfigBytes, of: function)
+        else { return nil }
         guard let msix = MSIXTable(function: function) else {
             log("virtio: \(function.address.description): no MSI-X capability")
             return nil
         }
         self.function = function
-        self.commonConfig = common
-        self.notifyBase = notify
+        self.commonConfig = commonAddress
+        self.notifyBase = notifyAddress
+        self.notifyLength = notify.length
         self.notifyOffMultiplier = multiplier
-        self.isrStatus = isr
-        self.deviceConfig = device
+        self.isrStatus = isrAddress
+        self.deviceConfig = deviceAddress
         self.msix = msix
+    }
+
+    /// The address of `cap`'s structure, mapped, once it is known to hold `minimumLength`
+    /// bytes and to lie inside its BAR; nil, logged, if it does not: the device is refused.
+    private static func map(_ cap: VirtioPCICapability, minimumLength: UInt32, of function: PCIFunction) -> UInt64? {
+        let name = function.address.description
+        guard let base = function.barAddress(Int(cap.bar)), let size = function.barSize(Int(cap.bar)) else {
+            log("virtio: \(name): \(virtioPCICapabilityName(cap.cfgType)) structure is in BAR\(cap.bar), which decodes nothing; refusing the device")
+            return nil
+        }
+        do {
+            try cap.check(minimumLength: minimumLength, barSize: size)
+        } catch {
+            log("virtio: \(name): \(error.message); refusing the device")
+            return nil
+        }
+        let address = base + UInt64(cap.offset)
+        guard arch_map_mmio(address, UInt64(cap.length)) == 0 else {
+            log("virtio: \(name): cannot map the \(virtioPCICapabilityName(cap.cfgType)) structure at 0x\(hex(address))")
+            return nil
+        }
+        return address
     }
 
     // MARK: Common configuration access
@@ -135,6 +167,16 @@ final class VirtioPCITransport {
             log("virtio: queue \(index) unavailable (size \(size))")
             return nil
         }
+        // The doorbell is where the driver will write: it must be inside the notification structure.
+        let notifyOffset: UInt64
+        do {
+            notifyOffset = try virtioPCIQueueNotifyOffset(
+                queueNotifyOff: common16(VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF), notifyOffMultiplier: notifyOffMultiplier,
+                capabilityLength: notifyLength)
+        } catch {
+            log("virtio: \(function.address.description): queue \(index): \(error.message); refusing the device")
+            return nil
+        }
         let descBytes = SplitVirtqueue.descTableBytes(size: size)
         let availBytes = SplitVirtqueue.availRingBytes(size: size)
         let usedBytes = SplitVirtqueue.usedRingBytes(size: size)
@@ -165,10 +207,8 @@ final class VirtioPCITransport {
             log("virtio: out of memory for queue \(index)'s buffers")
             return nil
         }
-        let notifyOff = common16(VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF)
-        let notifyAddress = notifyBase + UInt64(notifyOff) * UInt64(notifyOffMultiplier)
         setCommon16(VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1)
-        return DeviceQueue(index: index, ring: ring, notifyAddress: notifyAddress, pool: pool,
+        return DeviceQueue(index: index, ring: ring, notifyAddress: notifyBase + notifyOffset, pool: pool,
                            deviceWritable: deviceWritable)
     }
 
@@ -227,16 +267,16 @@ final class DeviceQueue {
 
     /// Takes up to `limit` used buffers, oldest first. `body` sees each one's head, address and
     /// the bytes the device wrote (receive queues; empty for transmit queues, and when the
-    /// device reports an impossible length), then the buffer goes back to the pool. Returns
-    /// how many were taken.
+    /// device broke the protocol for it), then the buffer goes back to the pool. The address
+    /// is the driver's own record of the descriptor (`SplitVirtqueue.buffer`), never the
+    /// device-writable table. Returns how many were taken.
     @discardableResult
     func drain(limit: Int = Int.max, _ body: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Int {
         var taken = 0
         while taken < limit, let used = ring.popUsed() {
-            let head = UInt16(truncatingIfNeeded: used.id)
-            let buffer = ring.descriptor(head).addr
-            let length = deviceWritable && pool.owns(buffer) && Int(used.len) <= pool.bufferSize ? Int(used.len) : 0
-            body(head, buffer, UnsafeRawBufferPointer(start: UnsafeRawPointer(BufferPool.pointer(buffer)), count: length))
+            let head = used.head
+            let buffer = ring.buffer(head)?.addr ?? 0
+            body(head, buffer, pool.bytes(buffer, count: deviceWritable ? Int(used.len) : 0))
             if ring.release(head: head) { pool.give(buffer) }
             taken += 1
         }
@@ -251,8 +291,9 @@ final class DeviceQueue {
     /// address, or nil — nothing taken — when no buffer is free or the message is too big.
     func enqueue(zeroHeader headerBytes: Int = 0, _ bytes: [UInt8]) -> (head: UInt16, address: UInt64)? {
         let length = headerBytes + bytes.count
-        guard length > 0, length <= pool.bufferSize, let buffer = pool.take() else { return nil }
-        let base = BufferPool.pointer(buffer)
+        guard length > 0, length <= pool.bufferSize, let buffer = pool.take(), let base = pool.pointer(buffer) else {
+            return nil
+        }
         if headerBytes > 0 { memset(base, 0, headerBytes) }
         bytes.withUnsafeBytes { source in
             if let from = source.baseAddress { memcpy(base + headerBytes, from, source.count) }
