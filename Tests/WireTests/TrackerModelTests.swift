@@ -25,10 +25,16 @@ final class TrackerModelTests: XCTestCase {
             }
         }
 
+        /// The heap as the simulated kernel reports it at `uptime`.
+        static func memory(uptime: UInt64) -> WireMemory {
+            WireMemory(heapTotal: 30 << 20, heapUsed: (1 << 20) + uptime * 4096, heapFree: (29 << 20) - uptime * 4096,
+                       netReserved: uptime % 3 * 83_968, netLimit: 24 << 20)
+        }
+
         /// Encodes one snapshot; returns the frame bytes.
         mutating func snapshot(uptime: UInt64) throws -> [UInt8] {
             out.removeAll(keepingCapacity: true)
-            tracker.beginSnapshot(into: &encoder, uptimeNs: uptime, rateHz: 10, droppedFrames: 0)
+            tracker.beginSnapshot(into: &encoder, uptimeNs: uptime, rateHz: 10, droppedFrames: 0, memory: KernelSim.memory(uptime: uptime))
             for q in 0..<tables.count {
                 let status = WireQueueStatus(queue: UInt8(q), availIdx: UInt16(uptime & 0xFFFF), usedIdx: 1, lastUsedIdx: 1, freeCount: 2, pendingUsed: 0, paused: false, counters: .init(packets: uptime))
                 let table = tables[q]
@@ -70,6 +76,7 @@ final class TrackerModelTests: XCTestCase {
                 XCTAssertFalse(model.queues[q].isStale)
             }
             XCTAssertEqual(model.queues[0].status?.counters.packets, UInt64(i))
+            XCTAssertEqual(model.memory, KernelSim.memory(uptime: UInt64(i)), "snapshot \(i): the kernel's memory")
         }
         // Deltas are far smaller than the ~11 KiB full snapshot.
         XCTAssertLessThan(deltaBytes / 499, 1200)
