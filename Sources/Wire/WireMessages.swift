@@ -127,9 +127,9 @@ public struct WireQueueSnapshot: Equatable, Sendable {
 public struct WireMemory: Equatable, Sendable {
     /// Heap size.
     public var heapTotal: UInt64
-    /// Heap handed out: blocks and runs (a slab counts as used as a whole).
+    /// Heap handed out: page runs, and small blocks at their size class.
     public var heapUsed: UInt64
-    /// Heap pages not handed out.
+    /// Heap in pages not handed out (a slab's pages are taken even where its blocks are not).
     public var heapFree: UInt64
     /// What the network stack has reserved now (each connection reserves its worst case).
     public var netReserved: UInt64
