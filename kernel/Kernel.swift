@@ -57,7 +57,7 @@ func kmain(_ startInfo: UInt32) {
     let http = HTTPService.start(stack: stack, net: net, console: console)
     log("net0: \(parsed.config.summary)")
 
-    let telemetry = console.map { makeTelemetry(net: net, console: $0) }
+    let telemetry = console.map { makeTelemetry(net: net, console: $0, stack: stack) }
     // Every drop is counted by the stack; the first 20 a second are also logged and sent to
     // the monitor as events (net0.rx: they arrived there).
     let dropLog = DropLog()
@@ -80,8 +80,9 @@ func firstVirtioFunction(ofType type: UInt16, in functions: [PCIFunction]) -> PC
     functions.first { $0.vendorID == VIRTIO_PCI_VENDOR_ID && virtioPCIDeviceType(deviceID: $0.deviceID) == type }
 }
 
-/// The telemetry channel over `console`, watching the network queues and its own.
-func makeTelemetry(net: VirtioNetDriver, console: VirtioConsoleDriver) -> Telemetry {
+/// The telemetry channel over `console`, watching the network queues and its own, and
+/// reporting the heap and `stack`'s memory budget in every snapshot.
+func makeTelemetry(net: VirtioNetDriver, console: VirtioConsoleDriver, stack: NetStack) -> Telemetry {
     let queues = [
         MonitoredQueue(name: "net0.rx", queue: net.rx, pausable: true),
         MonitoredQueue(name: "net0.tx", queue: net.tx, pausable: true),
@@ -93,7 +94,12 @@ func makeTelemetry(net: VirtioNetDriver, console: VirtioConsoleDriver) -> Teleme
         devices: [WireDeviceInfo(name: "net0", deviceType: VIRTIO_ID_NET, features: net.features.rawValue),
                   WireDeviceInfo(name: "con0", deviceType: VIRTIO_ID_CONSOLE, features: console.features.rawValue)],
         queues: queues.enumerated().map { WireQueueInfo(queue: UInt8($0.offset), name: $0.element.name, size: $0.element.ring.size) })
-    let telemetry = Telemetry(console: console, queues: queues, hello: hello)
+    // Read at each snapshot: the budget's limit is only sized once HTTP is up (sizeMemory).
+    let memory = stack.memory
+    let telemetry = Telemetry(console: console, queues: queues, hello: hello) {
+        WireMemory(heapTotal: heap_bytes_total(), heapUsed: heap_bytes_used(), heapFree: heap_bytes_free(),
+                   netReserved: UInt64(clamping: memory.reservedBytes), netLimit: UInt64(clamping: memory.limitBytes))
+    }
     telemetry.linkUp = net.linkUp
     return telemetry
 }

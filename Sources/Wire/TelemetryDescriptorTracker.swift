@@ -10,7 +10,7 @@
 //
 // Usage, once per snapshot tick (allocation-free after the first):
 //
-//     tracker.beginSnapshot(into: &encoder, uptimeNs: now, rateHz: rate, droppedFrames: dropped)
+//     tracker.beginSnapshot(into: &encoder, uptimeNs: now, rateHz: rate, droppedFrames: dropped, memory: memory)
 //     for q in queues {
 //         tracker.appendQueue(status(q), into: &encoder) { id in descriptor(q, id) }
 //     }
@@ -47,10 +47,12 @@ public struct TelemetryDescriptorTracker: Sendable {
 
     /// Starts a snapshot frame in `encoder` covering every tracked queue; follow with one
     /// `appendQueue` per queue, in hello order, then `encoder.finish(into:)`.
-    public mutating func beginSnapshot(into encoder: inout WireFrameEncoder, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64) {
+    public mutating func beginSnapshot(
+        into encoder: inout WireFrameEncoder, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory
+    ) {
         encoder.beginSnapshot(WireSnapshotHeader(
-            snapshotNumber: nextSnapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz,
-            droppedFrames: droppedFrames, queueCount: UInt8(truncatingIfNeeded: lastSent.count)))
+            snapshotNumber: nextSnapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz, droppedFrames: droppedFrames,
+            memory: memory, queueCount: UInt8(truncatingIfNeeded: lastSent.count)))
         nextSnapshotNumber &+= 1
         queueCursor = 0
     }

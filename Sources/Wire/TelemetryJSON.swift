@@ -1,7 +1,8 @@
 // The JSON form of a snapshot, one object per line, used by `ringside watch --json` and
 // `ringside ctl stats`:
 //
-//   {"seq":…,"uptime_ns":…,"queues":[{"name":"net0.rx","size":256,"avail_idx":…,"used_idx":…,
+//   {"seq":…,"uptime_ns":…,"memory":{"heap_total":…,"heap_used":…,"heap_free":…,"net_reserved":…,
+//    "net_limit":…},"queues":[{"name":"net0.rx","size":256,"avail_idx":…,"used_idx":…,
 //    "last_used_idx":…,"free":…,"paused":false,"counters":{"packets":…,"bytes":…,"drops":…,
 //    "kicks":…,"interrupts":…},"descriptors":[{"id":0,"state":"avail","addr":…,"len":…,
 //    "flags":…,"next":…},…]},…]}
@@ -19,6 +20,12 @@ extension TelemetryModel {
         var j = WireJSONWriter()
         j.raw("{\"seq\":"); j.number(UInt64(snapshotSeq ?? 0))
         j.raw(",\"uptime_ns\":"); j.number(uptimeNs)
+        j.raw(",\"memory\":{\"heap_total\":"); j.number(memory.heapTotal)
+        j.raw(",\"heap_used\":"); j.number(memory.heapUsed)
+        j.raw(",\"heap_free\":"); j.number(memory.heapFree)
+        j.raw(",\"net_reserved\":"); j.number(memory.netReserved)
+        j.raw(",\"net_limit\":"); j.number(memory.netLimit)
+        j.raw("}")
         j.raw(",\"queues\":[")
         for (qi, q) in queues.enumerated() {
             if qi > 0 { j.raw(",") }

@@ -92,6 +92,8 @@ public struct TelemetryModel: Equatable, Sendable {
     public private(set) var uptimeNs: UInt64 = 0
     public private(set) var rateHz: UInt16 = 0
     public private(set) var droppedFrames: UInt64 = 0
+    /// The kernel's heap and network memory budget as of the last snapshot (zero before one).
+    public private(set) var memory: WireMemory = .zero
 
     public init() {}
 
@@ -120,6 +122,7 @@ public struct TelemetryModel: Equatable, Sendable {
             uptimeNs = s.uptimeNs
             rateHz = s.rateHz
             droppedFrames = s.droppedFrames
+            memory = s.memory
             var action: TelemetryModelAction? = nil
             for q in s.queues {
                 guard let i = position(ofQueue: q.status.queue) else {

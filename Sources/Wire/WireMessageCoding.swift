@@ -127,19 +127,41 @@ extension WireQueueStatus {
     }
 }
 
+extension WireMemory {
+    public func write(to w: inout WireWriter) {
+        w.writeVarint(heapTotal)
+        w.writeVarint(heapUsed)
+        w.writeVarint(heapFree)
+        w.writeVarint(netReserved)
+        w.writeVarint(netLimit)
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireMemory {
+        let heapTotal = try r.readVarint()
+        let heapUsed = try r.readVarint()
+        let heapFree = try r.readVarint()
+        let netReserved = try r.readVarint()
+        let netLimit = try r.readVarint()
+        return WireMemory(heapTotal: heapTotal, heapUsed: heapUsed, heapFree: heapFree, netReserved: netReserved, netLimit: netLimit)
+    }
+}
+
 /// The fixed part of a snapshot, before its queues.
 public struct WireSnapshotHeader: Equatable, Sendable {
     public var snapshotNumber: UInt32
     public var uptimeNs: UInt64
     public var rateHz: UInt16
     public var droppedFrames: UInt64
+    public var memory: WireMemory
     public var queueCount: UInt8
 
-    public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, queueCount: UInt8) {
+    public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory = .zero,
+                queueCount: UInt8) {
         self.snapshotNumber = snapshotNumber
         self.uptimeNs = uptimeNs
         self.rateHz = rateHz
         self.droppedFrames = droppedFrames
+        self.memory = memory
         self.queueCount = queueCount
     }
 
@@ -148,6 +170,7 @@ public struct WireSnapshotHeader: Equatable, Sendable {
         w.writeU64(uptimeNs)
         w.writeU16(rateHz)
         w.writeVarint(droppedFrames)
+        memory.write(to: &w)
         w.writeU8(queueCount)
     }
 
@@ -156,8 +179,10 @@ public struct WireSnapshotHeader: Equatable, Sendable {
         let uptime = try r.readU64()
         let rate = try r.readU16()
         let dropped = try r.readVarint()
+        let memory = try WireMemory.read(from: &r)
         let count = try r.readU8()
-        return WireSnapshotHeader(snapshotNumber: number, uptimeNs: uptime, rateHz: rate, droppedFrames: dropped, queueCount: count)
+        return WireSnapshotHeader(snapshotNumber: number, uptimeNs: uptime, rateHz: rate, droppedFrames: dropped,
+                                  memory: memory, queueCount: count)
     }
 }
 
@@ -165,7 +190,7 @@ extension WireSnapshot {
     public func write(to w: inout WireWriter) {
         WireSnapshotHeader(
             snapshotNumber: snapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz,
-            droppedFrames: droppedFrames, queueCount: UInt8(truncatingIfNeeded: queues.count)
+            droppedFrames: droppedFrames, memory: memory, queueCount: UInt8(truncatingIfNeeded: queues.count)
         ).write(to: &w)
         for q in queues {
             q.status.write(to: &w)
@@ -184,7 +209,7 @@ extension WireSnapshot {
         }
         return WireSnapshot(
             snapshotNumber: header.snapshotNumber, uptimeNs: header.uptimeNs, rateHz: header.rateHz,
-            droppedFrames: header.droppedFrames, queues: queues)
+            droppedFrames: header.droppedFrames, memory: header.memory, queues: queues)
     }
 }
 

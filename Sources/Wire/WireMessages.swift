@@ -122,6 +122,32 @@ public struct WireQueueSnapshot: Equatable, Sendable {
     }
 }
 
+/// The kernel's memory as of a snapshot (protocol version 2): its heap, and the network
+/// stack's budget (`NetMemory`). All in bytes.
+public struct WireMemory: Equatable, Sendable {
+    /// Heap size.
+    public var heapTotal: UInt64
+    /// Heap handed out: page runs, and small blocks at their size class.
+    public var heapUsed: UInt64
+    /// Heap in pages not handed out (a slab's pages are taken even where its blocks are not).
+    public var heapFree: UInt64
+    /// What the network stack has reserved now (each connection reserves its worst case).
+    public var netReserved: UInt64
+    /// What the network stack may reserve at once.
+    public var netLimit: UInt64
+
+    public init(heapTotal: UInt64, heapUsed: UInt64, heapFree: UInt64, netReserved: UInt64, netLimit: UInt64) {
+        self.heapTotal = heapTotal
+        self.heapUsed = heapUsed
+        self.heapFree = heapFree
+        self.netReserved = netReserved
+        self.netLimit = netLimit
+    }
+
+    /// Nothing known (all zero).
+    public static let zero = WireMemory(heapTotal: 0, heapUsed: 0, heapFree: 0, netReserved: 0, netLimit: 0)
+}
+
 /// Periodic state of every queue.
 public struct WireSnapshot: Equatable, Sendable {
     /// Counts snapshots (not frames): a delta applies to snapshot `snapshotNumber - 1`.
@@ -131,13 +157,17 @@ public struct WireSnapshot: Equatable, Sendable {
     public var rateHz: UInt16
     /// Telemetry frames the kernel dropped because the host did not read (since boot).
     public var droppedFrames: UInt64
+    /// The kernel's heap and network memory budget when the snapshot was taken.
+    public var memory: WireMemory
     public var queues: [WireQueueSnapshot]
 
-    public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, queues: [WireQueueSnapshot]) {
+    public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory = .zero,
+                queues: [WireQueueSnapshot]) {
         self.snapshotNumber = snapshotNumber
         self.uptimeNs = uptimeNs
         self.rateHz = rateHz
         self.droppedFrames = droppedFrames
+        self.memory = memory
         self.queues = queues
     }
 }

@@ -15,7 +15,8 @@
 /// Protocol constants shared by both ends.
 public enum WireProtocol: Sendable {
     /// The protocol version this module speaks: the first byte of every frame body.
-    public static let version: UInt8 = 1
+    /// 2: snapshots carry the kernel's memory (`WireMemory`) after `droppedFrames`.
+    public static let version: UInt8 = 2
     /// COBS frame delimiter. Never appears inside an encoded frame.
     public static let delimiter: UInt8 = 0x00
     /// Bytes before the payload: version u8, type u8, seq u32.

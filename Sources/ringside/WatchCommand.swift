@@ -117,7 +117,10 @@ struct HumanLines {
         defer { last = (model.uptimeNs, counters) }
         var lines: [String] = []
         let dt = last.map { Double(model.uptimeNs &- $0.uptime) / 1e9 } ?? 0
-        lines.append(String(format: "t=%.1fs rate=%dHz dropped_frames=%llu", Double(model.uptimeNs) / 1e9, Int(model.rateHz), model.droppedFrames))
+        let m = model.memory
+        lines.append(String(format: "t=%.1fs rate=%dHz dropped_frames=%llu heap_used=%llu heap_free=%llu heap_total=%llu net_reserved=%llu net_limit=%llu",
+                            Double(model.uptimeNs) / 1e9, Int(model.rateHz), model.droppedFrames,
+                            m.heapUsed, m.heapFree, m.heapTotal, m.netReserved, m.netLimit))
         for (i, q) in model.queues.enumerated() {
             guard let s = q.status else { continue }
             var pps = 0.0, bps = 0.0

@@ -20,10 +20,11 @@ func seedMessages() -> [WireMessage] {
     let d = WireDescriptor(state: .avail, addr: 0x20_0000, len: 2048, flags: 2, next: 1)
     let status = WireQueueStatus(queue: 0, availIdx: 8, usedIdx: 3, lastUsedIdx: 2, freeCount: 0, pendingUsed: 1, paused: true,
                                  counters: WireQueueCounters(packets: 3, bytes: 300, drops: 1, kicks: 4, interrupts: 3))
-    let full = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_000_000, rateHz: 10, droppedFrames: 0, queues: [
+    let memory = WireMemory(heapTotal: 15_204_352, heapUsed: 1_179_648, heapFree: 13_959_168, netReserved: 83_968, netLimit: 11_272_192)
+    let full = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_000_000, rateHz: 10, droppedFrames: 0, memory: memory, queues: [
         WireQueueSnapshot(status: status, descriptors: .full([WireDescriptor](repeating: d, count: 8))),
     ])
-    let delta = WireSnapshot(snapshotNumber: 1, uptimeNs: 2_000_000, rateHz: 10, droppedFrames: 200, queues: [
+    let delta = WireSnapshot(snapshotNumber: 1, uptimeNs: 2_000_000, rateHz: 10, droppedFrames: 200, memory: memory, queues: [
         WireQueueSnapshot(status: status, descriptors: .delta([WireDescriptorChange(id: 3, descriptor: d)])),
     ])
     var m: [WireMessage] = [.hello(hello), .snapshot(full), .snapshot(delta)]

@@ -41,7 +41,8 @@ func snapshotStream(count: Int, full: Bool) -> [UInt8] {
                 tables[q][id].len = UInt32(rng.next() % 1514)
             }
         }
-        tracker.beginSnapshot(into: &encoder, uptimeNs: UInt64(s) * 16_666_667, rateHz: 60, droppedFrames: 0)
+        tracker.beginSnapshot(into: &encoder, uptimeNs: UInt64(s) * 16_666_667, rateHz: 60, droppedFrames: 0,
+                              memory: WireMemory(heapTotal: 30 << 20, heapUsed: 1 << 20, heapFree: 29 << 20, netReserved: 83_968, netLimit: 24 << 20))
         for q in 0..<tables.count {
             let status = WireQueueStatus(queue: UInt8(q), availIdx: UInt16(truncatingIfNeeded: s * 3), usedIdx: UInt16(truncatingIfNeeded: s * 3 - 1),
                                          lastUsedIdx: UInt16(truncatingIfNeeded: s * 3 - 2), freeCount: 10, pendingUsed: 0, paused: false,

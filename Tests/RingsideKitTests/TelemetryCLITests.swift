@@ -18,6 +18,21 @@ final class TelemetryCLITests: QEMUTestCase {
         try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
     }
 
+    /// The kernel's memory as a snapshot reports it (protocol v2): a real heap, partly used,
+    /// and the network budget the kernel sized from it at boot (below the heap, so it was read
+    /// after sizing, not captured as "unlimited" before).
+    func assertRealMemory(_ object: [String: Any], _ source: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard let memory = object["memory"] as? [String: Any] else { return XCTFail("\(source): no memory object", file: file, line: line) }
+        func value(_ key: String) -> UInt64 { (memory[key] as? NSNumber)?.uint64Value ?? 0 }
+        let total = value("heap_total"), used = value("heap_used"), free = value("heap_free")
+        let reserved = value("net_reserved"), limit = value("net_limit")
+        XCTAssertGreaterThan(total, 0, "\(source): heap total \(memory)", file: file, line: line)
+        XCTAssertTrue(used > 0 && used < total, "\(source): 0 < heap used < total: \(memory)", file: file, line: line)
+        XCTAssertTrue(free > 0 && used + free <= total, "\(source): heap free \(memory)", file: file, line: line)
+        XCTAssertTrue(limit > 0 && limit < total, "\(source): net limit sized from the heap: \(memory)", file: file, line: line)
+        XCTAssertLessThanOrEqual(reserved, limit, "\(source): net reserved \(memory)", file: file, line: line)
+    }
+
     func testCtlAndWatchOnTheConsoleSocket() throws {
         guard let (q, udpPort, bin) = try bootForCLI() else { return }
         let sock = q.run.consoleSocket
@@ -35,6 +50,7 @@ final class TelemetryCLITests: QEMUTestCase {
             XCTAssertNotNil(queues.first?[key], "missing \(key)")
         }
         XCTAssertNotNil(obj["seq"]); XCTAssertNotNil(obj["uptime_ns"])
+        assertRealMemory(obj, "ctl stats")
 
         // A bad queue name: non-zero, one clear line.
         let bad = try runCommand([bin, "ctl", sock, "pause", "nope"], timeout: 20)
@@ -59,6 +75,13 @@ final class TelemetryCLITests: QEMUTestCase {
         XCTAssertEqual(parsed.count, 3)
         let seqs = parsed.compactMap { $0["seq"] as? Int }
         XCTAssertEqual(seqs, seqs.sorted(), "snapshots in order")
+        for object in parsed { assertRealMemory(object, "watch --json") }
+        // Plain watch: the memory on the time line.
+        let plain = try runCommand([bin, "watch", sock, "--count", "1"], timeout: 20)
+        XCTAssertEqual(plain.status, .exited(0), plain.output)
+        let timeLine = plain.output.split(separator: "\n").first { $0.hasPrefix("t=") } ?? ""
+        XCTAssertNotNil(timeLine.firstMatch(of: /heap_used=[1-9]\d* heap_free=[1-9]\d* heap_total=[1-9]\d* net_reserved=\d+ net_limit=[1-9]\d*/),
+                        String(plain.output.prefix(500)))
 
         // An echo, then dump --last in each form (after a warm-up: slirp's first ARP exchange
         // must not be the last frame).

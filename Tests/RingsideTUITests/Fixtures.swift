@@ -2,9 +2,13 @@ import Foundation
 @testable import RingsideTUI
 import Wire
 
+/// The kernel's memory as a 32 MiB guest reports it: "heap 1.7/30.5M".
+let sampleMemory = WireMemory(heapTotal: 31_936_512, heapUsed: 1_763_008, heapFree: 30_158_848, netReserved: 0, netLimit: 25_178_112)
+
 /// A state as the TUI holds it after a hello and one full snapshot of four queues.
-func sampleState(rxPaused: Bool = false, rxPending: UInt16 = 0, now: Double = 100) -> TUIState {
-    var state = TUIState(title: "Ringside", accel: "tcg")
+func sampleState(rxPaused: Bool = false, rxPending: UInt16 = 0, now: Double = 100, accel: String = "tcg",
+                 rateHz: UInt16 = 10, droppedFrames: UInt64 = 0, memory: WireMemory = sampleMemory) -> TUIState {
+    var state = TUIState(title: "Ringside", accel: accel)
     state.startedAt = 90
     state.now = now
     let queues = [
@@ -35,8 +39,8 @@ func sampleState(rxPaused: Bool = false, rxPending: UInt16 = 0, now: Double = 10
                                      counters: WireQueueCounters(packets: 10, bytes: 1000, drops: 0, kicks: 3, interrupts: 4))
         snaps.append(WireQueueSnapshot(status: status, descriptors: .full(table)))
     }
-    state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: 1, uptimeNs: 83_000_000_000, rateHz: 10,
-                                                    droppedFrames: 0, queues: snaps)), seq: 2))
+    state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: 1, uptimeNs: 83_000_000_000, rateHz: rateHz,
+                                                    droppedFrames: droppedFrames, memory: memory, queues: snaps)), seq: 2))
     return state
 }
 

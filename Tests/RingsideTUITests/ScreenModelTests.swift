@@ -15,6 +15,7 @@ final class ScreenModelTests: XCTestCase {
         XCTAssertTrue(lines[1].contains("tlm drops 0"), lines[1])
         XCTAssertTrue(lines[1].contains("MAC 52:54:00:12:34:56"), lines[1])
         XCTAssertTrue(lines[1].contains("accel tcg"), lines[1])
+        XCTAssertTrue(lines[1].contains("heap 1.7/30.5M"), "the kernel heap fits at 80 columns: \(lines[1])")
         // Compact panels: title + ring on one line, stats on the next, for all four queues.
         for (i, name) in ["net0.rx", "net0.tx", "con0.rx", "con0.tx"].enumerated() {
             XCTAssertTrue(lines[2 + 2 * i].contains(name), "line \(2 + 2 * i): \(lines[2 + 2 * i])")
@@ -48,6 +49,8 @@ final class ScreenModelTests: XCTestCase {
         XCTAssertTrue(text.contains("UDP: 37575 → 7"), "decoded beside the hex when wide")
         // Rows for all 256 slots (2 slots/cell or better).
         let lines = text.components(separatedBy: "\n")
+        XCTAssertTrue(lines[1].contains("snap 10 Hz  tlm drops 0  heap 1.7/30.5M"), "roomy spacing when wide: \(lines[1])")
+        XCTAssertTrue(lines[1].contains("last-seen"), "and the legend: \(lines[1])")
         XCTAssertTrue(lines[2].contains("net0.rx"))
         XCTAssertTrue(lines[3].contains("▒▒▒▒"), lines[3])
         // The descriptor table shows far more rows than at 80x24.
@@ -69,6 +72,45 @@ final class ScreenModelTests: XCTestCase {
         XCTAssertTrue(lines[2].contains("PAUSED"), lines[2])
         XCTAssertTrue(lines[3].contains("pend 3"), lines[3])
         XCTAssertTrue(lines[2].contains("L"), "last-seen pointer drawn: \(lines[2])")
+    }
+
+    /// The columns of the heap figure on the second header line.
+    func heapCells(_ grid: ScreenGrid) -> [Cell] {
+        let line = Array(grid.line(1).unicodeScalars)
+        let label = Array("heap ".unicodeScalars)
+        guard let start = (0...(line.count - label.count)).first(where: { Array(line[$0..<$0 + label.count]) == label }) else { return [] }
+        return (start + label.count..<line.count).prefix { line[$0] != " " }.map { grid[1, $0] }
+    }
+
+    func testHeapInTheHeaderAtEverySize() {
+        for size in [ScreenSize.minimum, ScreenSize(width: 200, height: 60)] {
+            let grid = render(sampleState(), size: size)
+            XCTAssertTrue(grid.line(1).contains("heap 1.7/30.5M"), "\(size): \(grid.line(1))")
+            XCTAssertEqual(String(heapCells(grid).map { Character($0.scalar) }), "1.7/30.5M")
+            XCTAssertTrue(heapCells(grid).allSatisfy { $0.style.role != .alarm }, "fresh data is not marked")
+        }
+        // Worst case at 80 columns: every other fact at its widest still leaves room for the heap.
+        let wide = sampleState(accel: "whpx", rateHz: 1000, droppedFrames: 12_345_678,
+                               memory: WireMemory(heapTotal: 999 << 20, heapUsed: 998 << 20, heapFree: 0, netReserved: 0, netLimit: 1))
+        let line = render(wide, size: .minimum).line(1)
+        XCTAssertTrue(line.contains("snap 1000 Hz") && line.contains("tlm drops 12345678") && line.contains("heap 998/999M"), line)
+        XCTAssertEqual(line.unicodeScalars.count, 80)
+        // Units from 1000 MiB, and no heap reported (an older or fake kernel): a question mark.
+        XCTAssertEqual(formatHeap(WireMemory(heapTotal: 2 << 30, heapUsed: 400 << 20, heapFree: 0, netReserved: 0, netLimit: 0)), "0.4/2.0G")
+        XCTAssertTrue(render(sampleState(memory: .zero), size: .minimum).line(1).contains("heap ?"))
+    }
+
+    func testStaleHeapIsMarkedLikeTheAge() {
+        var state = sampleState(now: 100)
+        state.now = 100 + 3
+        let grid = render(state, size: .minimum)
+        XCTAssertTrue(grid.line(0).contains("STALE"))
+        let cells = heapCells(grid)
+        XCTAssertEqual(cells.count, 9)
+        XCTAssertTrue(cells.allSatisfy { $0.style.role == .alarm && $0.style.bold }, "stale heap in red/bold")
+        // Frozen on purpose: old, not stale.
+        _ = state.handle(.character("f"))
+        XCTAssertTrue(heapCells(render(state, size: .minimum)).allSatisfy { $0.style.role != .alarm })
     }
 
     func testStaleDataAndDisconnect() {

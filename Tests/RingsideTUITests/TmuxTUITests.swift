@@ -131,6 +131,8 @@ final class TmuxTUITests: TmuxGuestTestCase {
         let q = try startGuest()
         let tmux = try attach(q, width: 80, height: 24)
         tmux.waitFor("connected at 80x24") { $0.contains("connected") && $0.contains("net0.rx") }
+        // The real kernel's heap, in the header, at 80 columns.
+        tmux.waitFor("the heap in the header") { $0.contains(/heap \d+\.\d\/\d+\.\dM/) }
         let socketPath = q.run.consoleSocket
         q.stop(grace: 2)
         tmux.waitFor("disconnected shown") { $0.contains("disconnected") }

@@ -28,7 +28,8 @@ final class RoundTripTests: XCTestCase {
         var a = WireFrameEncoder(firstSeq: 3), b = WireFrameEncoder(firstSeq: 3)
         var outA: [UInt8] = [], outB: [UInt8] = []
         try a.encode(.snapshot(snap), into: &outA)
-        b.beginSnapshot(WireSnapshotHeader(snapshotNumber: 9, uptimeNs: snap.uptimeNs, rateHz: snap.rateHz, droppedFrames: snap.droppedFrames, queueCount: UInt8(snap.queues.count)))
+        b.beginSnapshot(WireSnapshotHeader(snapshotNumber: 9, uptimeNs: snap.uptimeNs, rateHz: snap.rateHz, droppedFrames: snap.droppedFrames,
+                                           memory: snap.memory, queueCount: UInt8(snap.queues.count)))
         for q in snap.queues {
             b.appendQueueStatus(q.status)
             guard case .full(let table) = q.descriptors else { return XCTFail() }
@@ -110,5 +111,70 @@ final class UTF8Tests: XCTestCase {
     func testIllFormedStringIsMalformed() {
         var r = WireReader([0x02, 0xC1, 0xC1])
         XCTAssertThrowsError(try r.readString()) { XCTAssertEqual($0 as? WireMalformedReason, .invalidUTF8) }
+    }
+}
+
+/// Protocol version 2: every snapshot carries the kernel's memory after `dropped_frames`.
+final class SnapshotMemoryTests: XCTestCase {
+    static let memory = WireMemory(heapTotal: 15_204_352, heapUsed: 1_179_648, heapFree: 13_959_168,
+                                   netReserved: 83_968, netLimit: 11_272_192)
+
+    /// `0x00 COBS(body + CRC) 0x00` for a hand-made body.
+    func frame(_ body: [UInt8]) -> [UInt8] {
+        let crc = WireCRC32C.checksum(body)
+        var wire: [UInt8] = [0]
+        WireCOBS.encode(body + [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)], appendingTo: &wire)
+        wire.append(0)
+        return wire
+    }
+
+    func testMemoryRoundTrips() throws {
+        var rng = SplitMix64(seed: 9)
+        for memory in [Self.memory, .zero, Fixtures.extremeMemory, Fixtures.memory(&rng), Fixtures.memory(&rng)] {
+            var snap = Fixtures.snapshot(number: 4, &rng, full: false)
+            snap.memory = memory
+            var encoder = WireFrameEncoder(firstSeq: 8)
+            var decoder = WireFrameDecoder()
+            var out: [UInt8] = []
+            try encoder.encode(.snapshot(snap), into: &out)
+            decoder.feed(out)
+            guard case .message(.snapshot(let got), 8)? = decoder.next() else { return XCTFail("no snapshot") }
+            XCTAssertEqual(got.memory, memory)
+            XCTAssertEqual(got, snap)
+            var model = TelemetryModel()
+            _ = model.apply(.hello(Fixtures.hello), seq: 0)
+            _ = model.apply(.snapshot(got), seq: 8)
+            XCTAssertEqual(model.memory, memory, "the host model keeps the latest memory")
+        }
+    }
+
+    /// The header example of docs/protocol.md §4, byte for byte.
+    func testHeaderBytesMatchTheDocumentedExample() {
+        var w = WireWriter()
+        WireSnapshotHeader(snapshotNumber: 7, uptimeNs: 1_500_000_000, rateHz: 10, droppedFrames: 0,
+                           memory: Self.memory, queueCount: 0).write(to: &w)
+        XCTAssertEqual(hexString(w.bytes), hexString([
+            0x07, 0x00, 0x00, 0x00, 0x00, 0x2f, 0x68, 0x59, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00,
+            0x80, 0x80, 0xa0, 0x07, 0x80, 0x80, 0x48, 0x80, 0x80, 0xd4, 0x06, 0x80, 0x90, 0x05, 0x80, 0x80, 0xb0, 0x05,
+            0x00,
+        ]))
+    }
+
+    /// A snapshot from a version 1 kernel (no memory fields) is refused as another version,
+    /// with a message naming both, and the stream carries on.
+    func testVersion1SnapshotIsRefused() throws {
+        // v1 snapshot: number 7, uptime 1.5 s, 10 Hz, dropped 0, no queues.
+        let v1: [UInt8] = [1, 0x02, 5, 0, 0, 0] + [0x07, 0, 0, 0, 0x00, 0x2f, 0x68, 0x59, 0, 0, 0, 0, 0x0a, 0x00, 0x00, 0x00]
+        var decoder = WireFrameDecoder()
+        decoder.feed(frame(v1) + WorkedFrameTests.workedFrame)
+        XCTAssertEqual(decoder.drain(), [.error(.unsupportedVersion(got: 1)), .message(WorkedFrameTests.workedMessage, seq: 42)])
+        XCTAssertEqual(decoder.statistics.versionMismatches, 1)
+        let message = WireDecodeError.unsupportedVersion(got: 1).message
+        XCTAssertTrue(message.contains("version 1") && message.contains("speaks 2"), message)
+        // The same payload under this version's byte lacks the memory fields: malformed, not misread.
+        var asV2 = v1
+        asV2[0] = WireProtocol.version
+        decoder.feed(frame(asV2))
+        guard case .error(.malformed(type: 0x02, seq: 5, _, _))? = decoder.next() else { return XCTFail("v1 payload read as v2") }
     }
 }

@@ -50,8 +50,17 @@ enum Fixtures {
             }
             queues.append(WireQueueSnapshot(status: status(info.queue, &rng), descriptors: update))
         }
-        return WireSnapshot(snapshotNumber: number, uptimeNs: rng.next() >> 4, rateHz: 10, droppedFrames: 3, queues: queues)
+        return WireSnapshot(snapshotNumber: number, uptimeNs: rng.next() >> 4, rateHz: 10, droppedFrames: 3,
+                            memory: memory(&rng), queues: queues)
     }
+
+    /// Heap and budget figures of every varint length, from 1 byte to 10.
+    static func memory(_ rng: inout SplitMix64) -> WireMemory {
+        func value() -> UInt64 { rng.next() >> (rng.next() % 64) }
+        return WireMemory(heapTotal: value(), heapUsed: value(), heapFree: value(), netReserved: value(), netLimit: value())
+    }
+
+    static let extremeMemory = WireMemory(heapTotal: .max, heapUsed: .max - 1, heapFree: 0, netReserved: 127, netLimit: 128)
 
     /// One of every message type and variant.
     static func allMessages() -> [WireMessage] {
@@ -59,7 +68,8 @@ enum Fixtures {
         var m: [WireMessage] = [.hello(hello)]
         m.append(.snapshot(snapshot(number: 0, &rng)))
         m.append(.snapshot(snapshot(number: 1, &rng, full: false)))
-        m.append(.snapshot(WireSnapshot(snapshotNumber: .max, uptimeNs: 0, rateHz: 60, droppedFrames: 0, queues: [])))
+        m.append(.snapshot(WireSnapshot(snapshotNumber: .max, uptimeNs: 0, rateHz: 60, droppedFrames: 0,
+                                        memory: extremeMemory, queues: [])))
         let kinds: [WireEventKind] = [
             .usedConsumed(queue: 0, descriptor: 3, length: 98), .drop(queue: 1, reason: .noBuffer),
             .drop(queue: 1, reason: WireDropReason(rawValue: 200)), .kick(queue: 1), .interrupt(queue: 0),

@@ -25,10 +25,16 @@ final class TrackerModelTests: XCTestCase {
             }
         }
 
+        /// The heap as the simulated kernel reports it at `uptime`.
+        static func memory(uptime: UInt64) -> WireMemory {
+            WireMemory(heapTotal: 30 << 20, heapUsed: (1 << 20) + uptime * 4096, heapFree: (29 << 20) - uptime * 4096,
+                       netReserved: uptime % 3 * 83_968, netLimit: 24 << 20)
+        }
+
         /// Encodes one snapshot; returns the frame bytes.
         mutating func snapshot(uptime: UInt64) throws -> [UInt8] {
             out.removeAll(keepingCapacity: true)
-            tracker.beginSnapshot(into: &encoder, uptimeNs: uptime, rateHz: 10, droppedFrames: 0)
+            tracker.beginSnapshot(into: &encoder, uptimeNs: uptime, rateHz: 10, droppedFrames: 0, memory: KernelSim.memory(uptime: uptime))
             for q in 0..<tables.count {
                 let status = WireQueueStatus(queue: UInt8(q), availIdx: UInt16(uptime & 0xFFFF), usedIdx: 1, lastUsedIdx: 1, freeCount: 2, pendingUsed: 0, paused: false, counters: .init(packets: uptime))
                 let table = tables[q]
@@ -70,6 +76,7 @@ final class TrackerModelTests: XCTestCase {
                 XCTAssertFalse(model.queues[q].isStale)
             }
             XCTAssertEqual(model.queues[0].status?.counters.packets, UInt64(i))
+            XCTAssertEqual(model.memory, KernelSim.memory(uptime: UInt64(i)), "snapshot \(i): the kernel's memory")
         }
         // Deltas are far smaller than the ~11 KiB full snapshot.
         XCTAssertLessThan(deltaBytes / 499, 1200)
@@ -139,7 +146,9 @@ final class TrackerModelTests: XCTestCase {
         ])), seq: 0)
         let status = WireQueueStatus(queue: 0, availIdx: 65535, usedIdx: 3, lastUsedIdx: 2, freeCount: 1, pendingUsed: 1, paused: true,
                                      counters: WireQueueCounters(packets: 5, bytes: 300, drops: 0, kicks: 7, interrupts: 18_446_744_073_709_551_615))
-        let snap = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_500_000_000, rateHz: 10, droppedFrames: 0, queues: [
+        let memory = WireMemory(heapTotal: 15_204_352, heapUsed: 1_179_648, heapFree: 13_959_168, netReserved: 83_968,
+                                netLimit: 9_223_372_036_854_775_807)
+        let snap = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_500_000_000, rateHz: 10, droppedFrames: 0, memory: memory, queues: [
             WireQueueSnapshot(status: status, descriptors: .full([
                 WireDescriptor(state: .avail, addr: 0x20_0000, len: 2048, flags: 2, next: 1),
                 WireDescriptor(state: .held, addr: 0, len: 0, flags: 0, next: 0),
@@ -147,7 +156,7 @@ final class TrackerModelTests: XCTestCase {
         ])
         XCTAssertNil(model.apply(.snapshot(snap), seq: 77))
         XCTAssertEqual(model.snapshotJSON(), """
-        {"seq":77,"uptime_ns":1500000000,"queues":[{"name":"net0.rx","size":2,"avail_idx":65535,"used_idx":3,"last_used_idx":2,"free":1,"paused":true,"counters":{"packets":5,"bytes":300,"drops":0,"kicks":7,"interrupts":18446744073709551615},"descriptors":[{"id":0,"state":"avail","addr":2097152,"len":2048,"flags":2,"next":1},{"id":1,"state":"held","addr":0,"len":0,"flags":0,"next":0}]},{"name":"we\\"ird\\\\","size":0,"avail_idx":0,"used_idx":0,"last_used_idx":0,"free":0,"paused":false,"counters":{"packets":0,"bytes":0,"drops":0,"kicks":0,"interrupts":0},"descriptors":[]}]}
+        {"seq":77,"uptime_ns":1500000000,"memory":{"heap_total":15204352,"heap_used":1179648,"heap_free":13959168,"net_reserved":83968,"net_limit":9223372036854775807},"queues":[{"name":"net0.rx","size":2,"avail_idx":65535,"used_idx":3,"last_used_idx":2,"free":1,"paused":true,"counters":{"packets":5,"bytes":300,"drops":0,"kicks":7,"interrupts":18446744073709551615},"descriptors":[{"id":0,"state":"avail","addr":2097152,"len":2048,"flags":2,"next":1},{"id":1,"state":"held","addr":0,"len":0,"flags":0,"next":0}]},{"name":"we\\"ird\\\\","size":0,"avail_idx":0,"used_idx":0,"last_used_idx":0,"free":0,"paused":false,"counters":{"packets":0,"bytes":0,"drops":0,"kicks":0,"interrupts":0},"descriptors":[]}]}
         """)
     }
 }

@@ -57,6 +57,10 @@ final class MonitoredQueue {
 /// many: stepping moves packets, which only the main loop may do.
 typealias TelemetryStepper = (MonitoredQueue, Int) -> Int
 
+/// Reads the kernel's memory for a snapshot (the heap and the network stack's budget; set up
+/// in Kernel.swift, so telemetry needs to know neither).
+typealias TelemetryMemoryReader = () -> WireMemory
+
 /// The kernel end of the telemetry channel (docs/protocol.md): a hello, periodic snapshots
 /// with descriptor deltas, events, and a reply to every command. Frames go out on the
 /// virtio console; when the host does not read and every console buffer is in flight, a
@@ -68,6 +72,7 @@ final class Telemetry {
     let console: VirtioConsoleDriver
     let queues: [MonitoredQueue]
     let hello: WireHello
+    let memory: TelemetryMemoryReader
     private var encoder = WireFrameEncoder()
     // Commands are small: a tight limit keeps a garbage stream from buffering much.
     private var decoder = WireFrameDecoder(maxFrameBytes: 1024)
@@ -83,10 +88,11 @@ final class Telemetry {
     }
     private(set) var badCommandFrames: UInt64 = 0
 
-    init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello) {
+    init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello, memory: @escaping TelemetryMemoryReader) {
         self.console = console
         self.queues = queues
         self.hello = hello
+        self.memory = memory
         tracker = TelemetryDescriptorTracker(queueSizes: queues.map { Int($0.ring.size) })
         out.reserveCapacity(40 * 1024)
     }
@@ -136,7 +142,7 @@ final class Telemetry {
 
     func sendSnapshot(nowNs: UInt64) {
         out.removeAll(keepingCapacity: true)
-        tracker.beginSnapshot(into: &encoder, uptimeNs: nowNs, rateHz: rateHz, droppedFrames: droppedFrames)
+        tracker.beginSnapshot(into: &encoder, uptimeNs: nowNs, rateHz: rateHz, droppedFrames: droppedFrames, memory: memory())
         do {
             for position in queues.indices {
                 let ring = queues[position].ring

@@ -80,6 +80,26 @@ func formatUptime(_ ns: UInt64) -> String {
 /// Data older than this is shown as stale.
 public let staleAfterSeconds = 2.0
 
+/// Whether the newest snapshot is too old to pass for live (never while frozen: a frozen view
+/// is old on purpose).
+func snapshotIsStale(_ state: TUIState) -> Bool {
+    guard let at = state.view.lastSnapshotAt, state.frozen == nil else { return false }
+    return max(0, state.now - at) > staleAfterSeconds
+}
+
+/// The kernel heap in use of its size, in MiB ("1.7/30.5M") or, from 1000 MiB, GiB
+/// ("0.4/2.0G"): at most 10 columns. Nil when the kernel reported no heap.
+func formatHeap(_ memory: WireMemory) -> String? {
+    guard memory.heapTotal > 0 else { return nil }
+    let inGiB = memory.heapTotal >= 1000 << 20
+    let unit = Double(inGiB ? 1 << 30 : 1 << 20)
+    func amount(_ bytes: UInt64) -> String {
+        let v = Double(bytes) / unit
+        return v < 99.95 ? fmt1(v) : String(Int(v.rounded()))
+    }
+    return amount(memory.heapUsed) + "/" + amount(memory.heapTotal) + (inGiB ? "G" : "M")
+}
+
 func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     let view = state.view
     let bar = CellStyle(.header)
@@ -99,9 +119,9 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     }
     x = g.text(" ", y: r.y, x: x, style: bar)
     sep()
+    let stale = snapshotIsStale(state)
     if let at = view.lastSnapshotAt {
         let age = max(0, state.now - at)
-        let stale = age > staleAfterSeconds && state.frozen == nil
         x = g.text("age \(fmt1(age))s", y: r.y, x: x, style: stale ? CellStyle(.alarm, bold: true) : bar)
         if stale { x = g.text(" STALE", y: r.y, x: x, style: CellStyle(.alarm, bold: true)) }
         x = g.text(" ", y: r.y, x: x, style: bar)
@@ -111,20 +131,36 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     if state.frozen != nil {
         x = g.text(" FROZEN ", y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true))
     }
-    // Second line: device facts and the legend.
+    // Second line: device facts, the kernel's heap, and the legend.
     let y = r.y + 1
-    var facts = " "
-    if let hello = view.model.hello {
-        facts += "MAC " + macAddressText(hello.mac)
-    } else {
-        facts += "MAC ?"
+    var facts: [[(text: String, style: CellStyle)]] = []
+    facts.append([("MAC " + (view.model.hello.map { macAddressText($0.mac) } ?? "?"), .plain)])
+    facts.append([("link " + (view.linkUp.map { $0 ? "up" : "down" } ?? "?"), .plain)])
+    var accelFact: Int?
+    if !state.accel.isEmpty {
+        accelFact = facts.count
+        facts.append([("accel " + state.accel, .plain)])
     }
-    facts += "  link " + (view.linkUp.map { $0 ? "up" : "down" } ?? "?")
-    if !state.accel.isEmpty { facts += "  accel " + state.accel }
-    facts += "  snap \(view.model.rateHz) Hz"
-    x = g.text(facts, y: y, x: 0)
-    x = g.text("  tlm drops ", y: y, x: x)
-    x = g.text(String(view.model.droppedFrames), y: y, x: x, style: view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : .plain)
+    facts.append([("snap \(view.model.rateHz) Hz", .plain)])
+    facts.append([("tlm drops ", .plain),
+                  (String(view.model.droppedFrames), view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : .plain)])
+    // Old data in red, as the age on the first line.
+    facts.append([("heap ", .plain), (formatHeap(view.model.memory) ?? "?", stale ? CellStyle(.alarm, bold: true) : .plain)])
+    // Two spaces between facts where they fit, one where not (80 columns); then, if they still
+    // do not fit (huge rates and drop counts), the accelerator goes.
+    func width(gap: Int) -> Int {
+        facts.reduce(1 + gap * (facts.count - 1)) { sum, fact in fact.reduce(sum) { $0 + $1.text.columns } }
+    }
+    var gap = width(gap: 2) <= r.width ? 2 : 1
+    if width(gap: gap) > r.width, let i = accelFact {
+        facts.remove(at: i)
+        gap = width(gap: 2) <= r.width ? 2 : 1
+    }
+    x = g.text(" ", y: y, x: 0)
+    for (i, fact) in facts.enumerated() {
+        if i > 0 { x = g.text(String(repeating: " ", count: gap), y: y, x: x) }
+        for part in fact { x = g.text(part.text, y: y, x: x, style: part.style) }
+    }
     if case .reconnecting(let reason) = state.link {
         x = g.text("  " + reason, y: y, x: x, style: CellStyle(.alarm), maxX: r.width)
     }
