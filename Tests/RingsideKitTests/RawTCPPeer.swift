@@ -406,9 +406,10 @@ final class RawTCPConnection {
     /// The guest's window is shut and nothing moved for a while: it will take no more.
     var streamStalled: Bool { !streamDone && guestWindow == 0 && monotonicSeconds() - lastProgress > 0.5 }
 
-    /// Sends what the guest's window allows, going back to the first unacknowledged byte after 0.4 s
-    /// without progress.
-    func serviceStream(maxSegments: Int = 8) throws {
+    /// Sends what the guest's window allows (at most `segmentSize` bytes a segment and `maxInFlight`
+    /// unacknowledged), going back to the first unacknowledged byte after 0.4 s without progress.
+    /// One segment of N bytes in flight at a time makes the receiver read exactly N bytes at a time.
+    func serviceStream(maxSegments: Int = 8, segmentSize: Int = 1400, maxInFlight: Int = Int.max) throws {
         guard !stream.isEmpty, !streamDone, rstAt == nil else { return }
         let now = monotonicSeconds()
         let end = streamBase &+ UInt32(stream.count)
@@ -417,10 +418,10 @@ final class RawTCPConnection {
             lastProgress = now
         }
         if rawSeqLT(streamNext, sndUna) { streamNext = sndUna }
-        let windowEnd = sndUna &+ UInt32(guestWindow)
+        let windowEnd = sndUna &+ UInt32(min(guestWindow, maxInFlight))
         var sent = 0
         while sent < maxSegments, rawSeqLT(streamNext, end), rawSeqLT(streamNext, windowEnd) {
-            let length = min(1400, Int(end &- streamNext), Int(windowEnd &- streamNext))
+            let length = min(segmentSize, Int(end &- streamNext), Int(windowEnd &- streamNext))
             let offset = Int(streamNext &- streamBase)
             try link.send(segmentFrame(seq: streamNext, flags: TCPFlags.ack | TCPFlags.psh,
                                        payload: Array(stream[offset..<(offset + length)])))
