@@ -586,8 +586,17 @@ final class LegitClient {
 
     /// `ringside_heap_used_bytes` from GET /metrics.
     func heapUsed(timeout: Double = 5) throws -> UInt64? {
-        guard let r = try httpGet("/metrics", timeout: timeout), r.status == 200 else { return nil }
-        return LegitClient.metric("ringside_heap_used_bytes", in: r.bodyText)
+        try metrics(timeout: timeout).flatMap { LegitClient.metric("ringside_heap_used_bytes", in: $0) }
+    }
+
+    /// The text of GET /metrics.
+    func metrics(timeout: Double = 5) throws -> String? {
+        guard let r = try httpGet("/metrics", timeout: timeout) else { return nil }
+        guard r.status == 200 else {
+            lastFailure = "GET /metrics answered \(r.status)"
+            return nil
+        }
+        return r.bodyText
     }
 
     static func metric(_ name: String, in text: String) -> UInt64? {
