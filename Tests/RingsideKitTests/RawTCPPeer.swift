@@ -549,10 +549,17 @@ final class LegitClient {
                 }
             }
             if let parsed {
-                // Close politely (the server closes first on `Connection: close`); no need to wait.
-                try c.sendFIN()
-                return HTTPGetResult(status: parsed.status, body: parsed.body, seconds: monotonicSeconds() - start,
-                                     attempts: attempts)
+                let result = HTTPGetResult(status: parsed.status, body: parsed.body, seconds: monotonicSeconds() - start,
+                                           attempts: attempts)
+                // Close politely (the server closes first on `Connection: close`): ACK its FIN (autoAck),
+                // send ours, and give both half a second to cross so no connection lingers in the guest.
+                try link.pump(until: monotonicSeconds() + 0.5) { c.finAt != nil || c.rstAt != nil }
+                if c.rstAt == nil {
+                    let finEnd = c.sndNxt &+ 1
+                    try c.sendFIN()
+                    try link.pump(until: monotonicSeconds() + 0.5) { !rawSeqLT(c.sndUna, finEnd) || c.rstAt != nil }
+                }
+                return result
             }
             if c.rstAt != nil {
                 reasons.append("attempt \(attempts): reset after \(c.received.count) response bytes")
