@@ -23,7 +23,7 @@
 // - TIME-WAIT lasts 2 s (`timeWaitMs`), not 2·MSL: a server on a private link, where
 //   holding 4-tuples for minutes buys nothing. A new SYN may take over a TIME-WAIT tuple,
 //   and when the table is full the oldest TIME-WAIT entry makes room.
-// - A vanished peer is reclaimed: 8 timeouts without progress, 4 unanswered SYN-ACKs, or
+// - A vanished peer is reclaimed: 8 timeouts without progress, 3 unanswered SYN-ACKs, or
 //   `idleTimeoutMs` without an acceptable segment from the peer end the connection with a
 //   reset. Unacceptable segments (out of window) refresh nothing, so they cannot keep a
 //   connection alive.
@@ -59,7 +59,10 @@ public final class TCPLayer {
     /// Timeouts in a row without progress before the peer is given up (about 100 s of
     /// backoff from a 200 ms RTO).
     public static let maxRetransmits = 8
-    public static let maxSynAckRetransmits = 4
+    /// SYN-ACKs sent again before a half-open connection is dropped: 1 + 2 + 4 s of backoff,
+    /// so a flood's leftovers are gone 7 s after it stops (a real client's SYN-ACK rarely
+    /// needs a second try on the links this kernel serves).
+    public static let maxSynAckRetransmits = 2
     public static let defaultIdleTimeoutMs: UInt64 = 120_000
     public static let outOfOrderLimit = 4
     /// What one out-of-order segment can cost: a full-sized segment in a [UInt8] (its

@@ -101,8 +101,9 @@ final class AttackTests: QEMUTestCase {
         return heap
     }
 
-    /// After the attack: the heap back within tolerance (polled every 2 s for up to `within` seconds
-    /// while the kernel reclaims), a legitimate round, no fault, QEMU alive.
+    /// After the attack: every attack connection reclaimed and the heap back within tolerance
+    /// (polled every 2 s for up to `within` seconds while the kernel reclaims), a legitimate
+    /// round, no fault, QEMU alive.
     private func checkRecovered(_ g: Guest, _ name: String, baseline: UInt64, within: Double) throws {
         let start = monotonicSeconds()
         var last: UInt64?
@@ -112,7 +113,10 @@ final class AttackTests: QEMUTestCase {
                 let active = LegitClient.metric("ringside_tcp_active_connections", in: text).map(String.init) ?? "?"
                 let timeWait = LegitClient.metric("ringside_tcp_time_wait_connections", in: text).map(String.init) ?? "?"
                 print("[\(name)] t+\(fmt(monotonicSeconds() - start, 1)) s: heap in use \(heap), TCP active \(active), TIME-WAIT \(timeWait)")
-                if heap <= baseline + AttackTests.heapTolerance { break }
+                // Back means every attack connection reclaimed (only the legitimate client's
+                // own connection open) and the heap within tolerance.
+                let reclaimed = LegitClient.metric("ringside_tcp_active_connections", in: text).map { $0 <= 1 } ?? false
+                if reclaimed, heap <= baseline + AttackTests.heapTolerance { break }
             } else {
                 print("[\(name)] t+\(fmt(monotonicSeconds() - start, 1)) s: /metrics not available: \(g.legit.lastFailure)")
             }
