@@ -58,6 +58,11 @@ func kmain(_ startInfo: UInt32) {
     log("net0: \(parsed.config.summary)")
 
     let telemetry = console.map { makeTelemetry(net: net, console: $0, stack: stack) }
+    if let offset = commandLineInteger(commandLine, "ringside.test.misreport-used="), offset != 0 {
+        // Test only: see Telemetry.misreportUsed.
+        log("telemetry: TEST SWITCH: reporting net used_idx off by \(offset)")
+        telemetry?.misreportUsed = UInt16(truncatingIfNeeded: offset)
+    }
     // Every drop is counted by the stack; the first 20 a second are also logged and sent to
     // the monitor as events (net0.rx: they arrived there).
     let dropLog = DropLog()
@@ -281,6 +286,20 @@ final class DropLog {
 func commandLineHasWord(_ commandLine: [UInt8], _ word: StaticString) -> Bool {
     let wanted = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
     return commandLine.split(separator: UInt8(ascii: " ")).contains { $0.elementsEqual(wanted) }
+}
+
+/// The integer after `prefix` in a space-separated word of the command line (`key=-5`), or nil.
+func commandLineInteger(_ commandLine: [UInt8], _ prefix: StaticString) -> Int? {
+    let wanted = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+    for word in commandLine.split(separator: UInt8(ascii: " ")) where word.starts(with: wanted) {
+        var digits = word.dropFirst(wanted.count)
+        let negative = digits.first == UInt8(ascii: "-")
+        if negative { digits = digits.dropFirst() }
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        let value = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
+        return negative ? -value : value
+    }
+    return nil
 }
 
 func halt() -> Never {

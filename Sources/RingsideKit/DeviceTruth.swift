@@ -21,9 +21,14 @@ public struct DeviceQueueView: Equatable, Sendable {
     public var shadowAvailIdx: UInt16
     /// Monotonic seconds (CLOCK_MONOTONIC) when QEMU's answer was in.
     public var time: Double
+    /// Monotonic seconds when the query was sent: QEMU read these values between
+    /// `requestTime` and `time`.
+    public var requestTime: Double
 
-    public init(queue: Int, lastAvailIdx: UInt16, usedIdx: UInt16, inuse: Int, vringNum: Int, shadowAvailIdx: UInt16, time: Double = 0) {
+    public init(queue: Int, lastAvailIdx: UInt16, usedIdx: UInt16, inuse: Int, vringNum: Int, shadowAvailIdx: UInt16,
+                time: Double = 0, requestTime: Double? = nil) {
         self.time = time
+        self.requestTime = requestTime ?? time
         self.queue = queue
         self.lastAvailIdx = lastAvailIdx
         self.usedIdx = usedIdx
@@ -33,12 +38,13 @@ public struct DeviceQueueView: Equatable, Sendable {
     }
 
     /// Parses a `x-query-virtio-queue-status` reply.
-    public init?(queue: Int, qmp reply: [String: Any], time: Double = monotonicSeconds()) {
+    public init?(queue: Int, qmp reply: [String: Any], time: Double = monotonicSeconds(), requestTime: Double? = nil) {
         func int(_ key: String) -> Int? { (reply[key] as? NSNumber)?.intValue }
         guard let lastAvail = int("last-avail-idx"), let used = int("used-idx"),
               let inuse = int("inuse"), let num = int("vring-num") else { return nil }
         self.init(queue: queue, lastAvailIdx: UInt16(truncatingIfNeeded: lastAvail), usedIdx: UInt16(truncatingIfNeeded: used),
-                  inuse: inuse, vringNum: num, shadowAvailIdx: UInt16(truncatingIfNeeded: int("shadow-avail-idx") ?? lastAvail), time: time)
+                  inuse: inuse, vringNum: num, shadowAvailIdx: UInt16(truncatingIfNeeded: int("shadow-avail-idx") ?? lastAvail),
+                  time: time, requestTime: requestTime)
     }
 }
 
@@ -57,6 +63,21 @@ public struct DeviceTruthSample: Equatable, Sendable {
     }
 
     public func queue(_ q: Int) -> DeviceQueueView? { queues.first { $0.queue == q } }
+}
+
+/// The answer to one HMP command (`human-monitor-command`).
+public struct HMPResult: Equatable, Sendable {
+    public var command: String
+    /// QEMU's text (may be empty: many HMP commands print nothing on success).
+    public var output: String
+    /// Why there is no answer (no QMP, QEMU refused the command line...).
+    public var error: String?
+
+    public init(command: String, output: String, error: String?) {
+        self.command = command
+        self.output = output
+        self.error = error
+    }
 }
 
 /// What the poller has to say right now.
@@ -85,14 +106,18 @@ public final class DeviceTruthPoller: @unchecked Sendable {
     private var stopping = false
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
+    private var hmpRequests: [String] = []
+    private var hmpResults: [HMPResult] = []
 
-    /// `interval` is clamped to at least 0.5 s (2 Hz: two queries per poll, about 4 queries/s).
+    /// `interval` is clamped to at least 0.25 s (4 Hz: two queries per poll, about 8 queries/s;
+    /// QMP polling at 100 queries/s costs the guest 2-3% of its echo rate, so this is well under 1%).
+    /// Four samples a second let a persistent disagreement be flagged within a second.
     public init(socketPath: String, devicePath: String = DeviceTruthPoller.netBackendPath,
-                queues: [Int] = [0, 1], interval: Double = 0.5) {
+                queues: [Int] = [0, 1], interval: Double = 0.25) {
         self.socketPath = socketPath
         self.devicePath = devicePath
         self.queues = queues
-        self.interval = max(0.5, interval)
+        self.interval = max(0.25, interval)
     }
 
     deinit { stop() }
@@ -101,6 +126,35 @@ public final class DeviceTruthPoller: @unchecked Sendable {
     public var latest: DeviceTruthState {
         lock.lock(); defer { lock.unlock() }
         return state
+    }
+
+    /// Queues an HMP command (`info pci`), run through QMP `human-monitor-command` on this
+    /// poller's connection (QEMU serves one client per QMP socket, and this poller holds it).
+    /// Its answer comes back through `takeHMPResults`. At most 16 wait; more are refused at once.
+    public func submitHMP(_ command: String) {
+        lock.lock(); defer { lock.unlock() }
+        if hmpRequests.count >= 16 {
+            hmpResults.append(HMPResult(command: command, output: "", error: "too many HMP commands waiting"))
+            return
+        }
+        hmpRequests.append(command)
+    }
+
+    /// HMP answers that came in since the last call, oldest first.
+    public func takeHMPResults() -> [HMPResult] {
+        lock.lock(); defer { lock.unlock() }
+        let r = hmpResults
+        hmpResults.removeAll()
+        return r
+    }
+
+    private func nextHMPRequest() -> String? {
+        lock.lock(); defer { lock.unlock() }
+        return hmpRequests.isEmpty ? nil : hmpRequests.removeFirst()
+    }
+
+    private func deliver(_ r: HMPResult) {
+        lock.lock(); hmpResults.append(r); lock.unlock()
     }
 
     public func start() {
@@ -131,10 +185,14 @@ public final class DeviceTruthPoller: @unchecked Sendable {
         lock.lock(); state = s; lock.unlock()
     }
 
-    /// Sleeps up to `seconds`, waking early when stopped.
-    private func nap(_ seconds: Double) {
+    /// Sleeps up to `seconds`, waking early when stopped (or when an HMP command waits).
+    private func nap(_ seconds: Double, wakeForHMP: Bool = false) {
         let until = monotonicSeconds() + seconds
         while !shouldStop {
+            if wakeForHMP {
+                lock.lock(); let waiting = !hmpRequests.isEmpty; lock.unlock()
+                if waiting { return }
+            }
             let left = until - monotonicSeconds()
             if left <= 0 { return }
             usleep(UInt32(min(left, 0.05) * 1e6))
@@ -146,13 +204,25 @@ public final class DeviceTruthPoller: @unchecked Sendable {
         var number = 0
         while !shouldStop {
             let started = monotonicSeconds()
+            while let command = nextHMPRequest() {
+                do {
+                    if client == nil { client = try QMPClient(path: socketPath, timeout: 0.5) }
+                    let out = try client!.execute("human-monitor-command", arguments: ["command-line": command], timeout: 5)
+                    deliver(HMPResult(command: command, output: out as? String ?? "\(out)", error: nil))
+                } catch {
+                    client?.close()
+                    client = nil
+                    deliver(HMPResult(command: command, output: "", error: "\(error)"))
+                }
+            }
             do {
                 if client == nil { client = try QMPClient(path: socketPath, timeout: 0.5) }
                 var views: [DeviceQueueView] = []
                 for q in queues {
+                    let sent = monotonicSeconds()
                     let reply = try client!.execute("x-query-virtio-queue-status",
                                                     arguments: ["path": devicePath, "queue": q], timeout: 1)
-                    guard let obj = reply as? [String: Any], let view = DeviceQueueView(queue: q, qmp: obj) else {
+                    guard let obj = reply as? [String: Any], let view = DeviceQueueView(queue: q, qmp: obj, requestTime: sent) else {
                         throw RingsideError("unexpected x-query-virtio-queue-status reply for queue \(q)")
                     }
                     views.append(view)
@@ -164,7 +234,7 @@ public final class DeviceTruthPoller: @unchecked Sendable {
                 client = nil
                 publish(.unavailable("\(error)"))
             }
-            nap(interval - (monotonicSeconds() - started))
+            nap(interval - (monotonicSeconds() - started), wakeForHMP: true)
         }
         client?.close()
         finished.signal()
@@ -172,6 +242,12 @@ public final class DeviceTruthPoller: @unchecked Sendable {
 }
 
 // MARK: - Comparison
+
+/// `a − b` in 16-bit ring-index arithmetic, as a signed distance in −32768…32767: how far `a` is
+/// ahead of `b` (negative: behind). Meaningful only when the true distance is under 32768,
+/// which is why only samples close in time are compared.
+@inline(__always)
+public func indexDistance(_ a: UInt16, _ b: UInt16) -> Int { Int(Int16(bitPattern: a &- b)) }
 
 /// The driver's view of one queue, from the kernel's telemetry.
 public struct DriverQueueView: Equatable, Sendable {
@@ -181,24 +257,30 @@ public struct DriverQueueView: Equatable, Sendable {
     /// Descriptors the driver's table shows as given to the device (state avail), when the table
     /// is known. With one descriptor per buffer (Ringside's virtio-net) this counts buffers.
     public var availDescriptors: Int?
-    /// Monotonic seconds when the snapshot arrived.
+    /// Monotonic seconds when the snapshot reached the host (the kernel took it no later).
     public var time: Double
+    /// The kernel's uptime in the snapshot, in seconds (nil: unknown). Used to spot snapshots
+    /// that arrived late (queued somewhere), whose arrival time says little about when they
+    /// were taken.
+    public var uptime: Double?
 
-    public init(availIdx: UInt16, usedIdx: UInt16, size: Int, availDescriptors: Int?, time: Double) {
+    public init(availIdx: UInt16, usedIdx: UInt16, size: Int, availDescriptors: Int?, time: Double, uptime: Double? = nil) {
         self.availIdx = availIdx
         self.usedIdx = usedIdx
         self.size = size
         self.availDescriptors = availDescriptors
         self.time = time
+        self.uptime = uptime
     }
 }
 
-/// How one driver sample and one device sample of a queue relate.
+/// How one driver sample and one device sample of a queue relate, as if taken at one instant.
 public enum QueueComparison: Equatable, Sendable {
     case agree
-    /// Different, but explainable by the two being sampled at different instants.
+    /// Different; at one instant that would be a disagreement, but two samples taken at
+    /// different instants of a queue that moves differ all the time.
     case differs([String])
-    /// Cannot be true whatever the timing.
+    /// Cannot be true whatever the timing (sizes, not indices).
     case impossible([String])
 
     public var reasons: [String] {
@@ -209,21 +291,18 @@ public enum QueueComparison: Equatable, Sendable {
     }
 }
 
-/// Seconds a snapshot may have spent between the kernel and the host: a driver snapshot counts as
-/// newer than a device sample only when it arrived at least this much later.
-public let snapshotInFlightAllowance = 0.05
-
-/// Compares one driver sample with one device sample (pure).
+/// Compares one driver sample with one device sample as if both were taken at the same instant
+/// (pure). Indices are compared in 16-bit arithmetic.
 ///
-/// - used: the driver's used_idx must equal the device's used-idx.
+/// - used: the driver's used_idx (read from the used ring, which the device writes) must equal
+///   the device's used-idx.
 /// - avail: the driver's avail_idx must equal the device's last-avail-idx plus the buffers the
 ///   device has not fetched yet. The driver counts as "avail" every buffer it gave and did not get
 ///   back; the device holds `inuse` of those, so the unfetched ones are availDescriptors − inuse
 ///   (without a descriptor table: avail_idx − used_idx − inuse).
-/// - impossible, whatever the timing: vring-num ≠ the driver's queue size; inuse > size; and,
-///   when the driver's snapshot is newer than the device's sample (indices only grow, so an
-///   older driver snapshot may legitimately be behind), the device's used-idx or last-avail-idx
-///   ahead of the driver's avail_idx.
+/// - impossible, whatever the timing: vring-num ≠ the driver's queue size; inuse > size. Index
+///   differences are never "impossible" here: samples taken at different instants differ by
+///   as much as traffic makes them (`DisagreementTracker` deals with time).
 public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> QueueComparison {
     var impossible: [String] = []
     var differs: [String] = []
@@ -232,18 +311,6 @@ public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> Qu
     }
     if device.inuse > driver.size || device.inuse < 0 {
         impossible.append("device inuse \(device.inuse) > size \(driver.size)")
-    }
-    let availAheadOfUsed = Int(driver.availIdx &- device.usedIdx)
-    let availAheadOfLast = Int(driver.availIdx &- device.lastAvailIdx)
-    // The snapshot's arrival time stands for when the kernel took it; allow for the time it
-    // spent in flight before trusting "newer".
-    if driver.time - device.time >= snapshotInFlightAllowance {
-        if availAheadOfUsed > driver.size {
-            impossible.append("device used-idx \(device.usedIdx) ahead of avail_idx \(driver.availIdx)")
-        }
-        if availAheadOfLast > driver.size {
-            impossible.append("device last-avail-idx \(device.lastAvailIdx) ahead of avail_idx \(driver.availIdx)")
-        }
     }
     if driver.usedIdx != device.usedIdx {
         differs.append("used_idx \(driver.usedIdx) ≠ device used-idx \(device.usedIdx)")
@@ -259,47 +326,160 @@ public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> Qu
     return .agree
 }
 
-/// Turns a stream of comparisons into a verdict: a disagreement is flagged when the values are
-/// impossible, or when they differ in 2 or more consecutive device samples while the guest is
-/// idle (neither side's indices moved since the previous sample). Differences while traffic
-/// flows are expected (the two views are sampled at different instants) and not flagged.
+/// What the comparison of the two views says about one queue right now.
+public enum TruthVerdict: Equatable, Sendable {
+    /// Nothing could be compared (why): no device sample yet, or no driver snapshot close
+    /// enough in time to the latest one.
+    case unknown(String)
+    /// The latest comparable pair agrees.
+    case agree
+    /// The latest comparable pair differs in a way the time between the samples explains
+    /// (traffic flowed): neither agreement nor disagreement is known.
+    case inFlight
+    /// The views contradict each other (why).
+    case disagree([String])
+}
+
+/// Turns driver snapshots and device samples of one queue into a verdict.
+///
+/// Feed every driver snapshot (`noteDriver`) and every new device sample (`noteDevice`). Each
+/// device sample is compared with the newest driver snapshot that reached the host before the
+/// query was sent — so the kernel took it before QEMU read its values — provided that
+/// snapshot is close in time (its arrival at most `maxComparableGap` before QEMU's answer) and
+/// did not arrive late (flight time, from the kernel's uptime, at most `maxLateness` above the
+/// quickest recent one). Otherwise the sample is not compared: the verdict is `.unknown`
+/// (a disagreement already flagged stays flagged until a comparison clears it).
+///
+/// A comparable pair is a disagreement when
+/// - a size differs (vring-num, inuse beyond the size): timing cannot explain it;
+/// - the driver's used_idx is ahead of the device's used-idx (16-bit signed distance > 0): the
+///   device writes used.idx, the driver only reads it, and the driver read it before the device
+///   was asked, so it cannot be ahead. Closeness in time keeps the true distance far below
+///   32768 (that would take over 40,000 buffers a second), so the signed distance is exact;
+/// - the pair differs in any other way twice in a row with nothing moving in between (both
+///   sides' indices unchanged, and a fresh driver snapshot since the previous device sample).
+///   While traffic flows, other differences are expected and give `.inFlight`.
 public struct DisagreementTracker: Equatable, Sendable {
     public static let samplesToFlag = 2
-    /// Consecutive samples that differed with nothing moving in between (the first counts 1).
+    public static let maxComparableGap = 0.5
+    public static let maxLateness = 0.2
+    /// Driver snapshots kept (seconds of arrival time) for pairing and the flight-time estimate.
+    public static let historySeconds = 3.0
+    static let historyLimit = 4096
+
+    public private(set) var verdict: TruthVerdict = .unknown("no device sample yet")
+    /// Consecutive differing comparisons with nothing moving in between (the first counts 1).
     public private(set) var idleDiffering = 0
-    public private(set) var flagged = false
-    /// Why, when flagged.
-    public private(set) var reasons: [String] = []
-    private var previous: (driverAvail: UInt16, driverUsed: UInt16, lastAvail: UInt16, used: UInt16)?
+    /// Device samples compared so far.
+    public private(set) var comparisons = 0
+    /// Device samples that could not be compared.
+    public private(set) var uncompared = 0
+    private var history: [DriverQueueView] = []
+    private var previous: (driver: DriverQueueView, device: DeviceQueueView)?
 
     public init() {}
 
-    public static func == (a: DisagreementTracker, b: DisagreementTracker) -> Bool {
-        a.idleDiffering == b.idleDiffering && a.flagged == b.flagged && a.reasons == b.reasons
-            && a.previous?.driverAvail == b.previous?.driverAvail && a.previous?.driverUsed == b.previous?.driverUsed
-            && a.previous?.lastAvail == b.previous?.lastAvail && a.previous?.used == b.previous?.used
+    public var flagged: Bool {
+        if case .disagree = verdict { return true }
+        return false
     }
 
-    /// Feeds one (driver, device) pair; call once per new device sample. Returns the verdict.
+    /// Why, when flagged.
+    public var reasons: [String] {
+        if case .disagree(let r) = verdict { return r }
+        return []
+    }
+
+    public static func == (a: DisagreementTracker, b: DisagreementTracker) -> Bool {
+        a.verdict == b.verdict && a.idleDiffering == b.idleDiffering && a.comparisons == b.comparisons
+            && a.uncompared == b.uncompared && a.history == b.history
+            && a.previous?.driver == b.previous?.driver && a.previous?.device == b.previous?.device
+    }
+
+    /// Records one driver snapshot (in arrival order).
+    public mutating func noteDriver(_ driver: DriverQueueView) {
+        if let last = history.last, let u0 = last.uptime, let u1 = driver.uptime, u1 < u0 {
+            history.removeAll()   // the kernel restarted: its uptime began again
+            previous = nil
+        }
+        history.append(driver)
+        let cutoff = driver.time - Self.historySeconds
+        if let keep = history.firstIndex(where: { $0.time >= cutoff }), keep > 0 { history.removeFirst(keep) }
+        if history.count > Self.historyLimit { history.removeFirst(history.count - Self.historyLimit) }
+    }
+
+    /// The driver snapshot to compare `device` with, or why there is none.
+    func snapshot(before device: DeviceQueueView) -> Result<DriverQueueView, RingsideError> {
+        guard let s = history.last(where: { $0.time <= device.requestTime }) else {
+            return .failure(RingsideError("no driver snapshot before the device's sample"))
+        }
+        let gap = device.time - s.time
+        if gap > Self.maxComparableGap {
+            return .failure(RingsideError("newest driver snapshot \(seconds2(gap)) s older than the device's sample"))
+        }
+        if let u = s.uptime {
+            let quickest = history.compactMap { h in h.uptime.map { h.time - $0 } }.min() ?? (s.time - u)
+            let late = (s.time - u) - quickest
+            if late > Self.maxLateness {
+                return .failure(RingsideError("driver snapshot arrived \(seconds2(late)) s late"))
+            }
+        }
+        return .success(s)
+    }
+
+    /// Compares a new device sample; returns whether a disagreement is flagged.
     @discardableResult
-    public mutating func note(driver: DriverQueueView, device: DeviceQueueView) -> Bool {
-        let now = (driver.availIdx, driver.usedIdx, device.lastAvailIdx, device.usedIdx)
-        let idle = previous.map { $0 == now } ?? false
-        previous = now
-        switch compareQueue(driver: driver, device: device) {
-        case .agree:
+    public mutating func noteDevice(_ device: DeviceQueueView) -> Bool {
+        let driver: DriverQueueView
+        switch snapshot(before: device) {
+        case .failure(let why):
+            uncompared += 1
+            if !flagged { verdict = .unknown(why.description) }
+            previous = nil
             idleDiffering = 0
-            flagged = false
-            reasons = []
-        case .impossible(let r):
-            flagged = true
-            reasons = r
+            return flagged
+        case .success(let s):
+            driver = s
+        }
+        comparisons += 1
+        let comparison = compareQueue(driver: driver, device: device)
+        var contradictions: [String] = []
+        let ahead = indexDistance(driver.usedIdx, device.usedIdx)
+        if ahead > 0 {
+            contradictions.append("used_idx \(driver.usedIdx) is \(ahead) ahead of device used-idx \(device.usedIdx) read after it")
+        }
+        if case .impossible(let r) = comparison { contradictions += r }
+        // Nothing moved since the previous comparison: the same numbers on both sides, and the
+        // driver's read again after the previous device answer.
+        let idle = previous.map { p in
+            p.driver.availIdx == driver.availIdx && p.driver.usedIdx == driver.usedIdx
+                && p.driver.availDescriptors == driver.availDescriptors && driver.time > p.device.time
+                && p.device.lastAvailIdx == device.lastAvailIdx && p.device.usedIdx == device.usedIdx
+                && p.device.inuse == device.inuse
+        } ?? false
+        previous = (driver, device)
+        if !contradictions.isEmpty {
+            idleDiffering = 0
+            verdict = .disagree(contradictions)
+            return true
+        }
+        switch comparison {
+        case .agree, .impossible:
+            idleDiffering = 0
+            verdict = .agree
         case .differs(let r):
-            // A run of differing samples, each equal to the one before it (nothing moved).
             idleDiffering = idle && idleDiffering > 0 ? idleDiffering + 1 : 1
-            flagged = idleDiffering >= Self.samplesToFlag
-            reasons = flagged ? r : []
+            verdict = idleDiffering >= Self.samplesToFlag ? .disagree(r) : .inFlight
         }
         return flagged
     }
+
+    /// `noteDriver` then `noteDevice`.
+    @discardableResult
+    public mutating func note(driver: DriverQueueView, device: DeviceQueueView) -> Bool {
+        noteDriver(driver)
+        return noteDevice(device)
+    }
 }
+
+private func seconds2(_ s: Double) -> String { String(format: "%.2f", s) }

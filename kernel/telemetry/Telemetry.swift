@@ -87,6 +87,11 @@ final class Telemetry {
         didSet { if linkUp != oldValue { event(.link(up: linkUp)) } }
     }
     private(set) var badCommandFrames: UInt64 = 0
+    /// TEST ONLY (`ringside.test.misreport-used=N` on the kernel command line): the used_idx
+    /// reported for the pausable (network) queues is off by N (mod 2^16), so tests can check
+    /// that the host flags a driver that disagrees with the device. Never use it otherwise:
+    /// the telemetry then lies on purpose.
+    var misreportUsed: UInt16 = 0
 
     init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello, memory: @escaping TelemetryMemoryReader) {
         self.console = console
@@ -135,7 +140,8 @@ final class Telemetry {
     func status(of position: Int) -> WireQueueStatus {
         let q = queues[position]
         let ring = q.ring
-        return WireQueueStatus(queue: UInt8(truncatingIfNeeded: position), availIdx: ring.availIdx, usedIdx: ring.usedIdx,
+        let usedIdx = q.pausable ? ring.usedIdx &+ misreportUsed : ring.usedIdx
+        return WireQueueStatus(queue: UInt8(truncatingIfNeeded: position), availIdx: ring.availIdx, usedIdx: usedIdx,
                                lastUsedIdx: ring.lastUsedIdx, freeCount: ring.freeCount, pendingUsed: ring.pendingUsed,
                                paused: q.paused, counters: q.counters)
     }

@@ -165,17 +165,32 @@ public struct TUIState: Equatable, Sendable {
 
     // MARK: Device truth
 
-    /// The device's numbers for the driver queue `name`, and whether they disagree (from `view`).
-    public func deviceView(forQueueNamed name: String) -> (view: DeviceQueueView, disagrees: Bool, reasons: [String])? {
+    /// The device's numbers for the driver queue `name`, and what comparing them with the
+    /// driver's says (from `view`).
+    public func deviceView(forQueueNamed name: String) -> (view: DeviceQueueView, verdict: TruthVerdict)? {
         guard case .sample(let sample)? = view.device,
               let number = deviceQueueNames.first(where: { $0.value == name })?.key,
               let dq = sample.queue(number) else { return nil }
         let tracker = view.deviceTrackers[number] ?? DisagreementTracker()
-        return (dq, tracker.flagged, tracker.reasons)
+        return (dq, tracker.verdict)
+    }
+
+    /// Records the driver's side of each net queue from the snapshot just applied (only while
+    /// the device view is on).
+    mutating func noteDriverViews(uptimeNs: UInt64) {
+        guard live.device != nil else { return }
+        for (number, name) in deviceQueueNames {
+            guard let p = live.model.position(ofQueueNamed: name), let status = live.model.queues[p].status else { continue }
+            let q = live.model.queues[p]
+            let driver = DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
+                                         availDescriptors: q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
+                                         time: now, uptime: Double(uptimeNs) / 1e9)
+            live.deviceTrackers[number, default: DisagreementTracker()].noteDriver(driver)
+        }
     }
 
     /// Applies the device-truth poller's latest result: compares each new sample with the
-    /// driver's latest snapshot.
+    /// driver's snapshots (DisagreementTracker: only snapshots close in time count).
     public mutating func applyDevice(_ state: DeviceTruthState) {
         let before = live.device
         guard state != before else { return }
@@ -189,20 +204,17 @@ public struct TUIState: Equatable, Sendable {
         case .sample(let sample):
             if case .sample? = before {} else { addLog(.info, "device view (QMP) connected") }
             for dq in sample.queues {
-                guard let name = deviceQueueNames[dq.queue], let p = live.model.position(ofQueueNamed: name),
-                      let status = live.model.queues[p].status else { continue }
-                let q = live.model.queues[p]
-                let driver = DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
-                                             availDescriptors: q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
-                                             time: live.lastSnapshotAt ?? 0)
+                guard let name = deviceQueueNames[dq.queue] else { continue }
                 var tracker = live.deviceTrackers[dq.queue] ?? DisagreementTracker()
                 let was = tracker.flagged
-                tracker.note(driver: driver, device: dq)
+                tracker.noteDevice(dq)
                 live.deviceTrackers[dq.queue] = tracker
                 if tracker.flagged && !was {
                     addLog(.error, "\(name) ≠ device: " + tracker.reasons.joined(separator: "; "))
-                } else if was && !tracker.flagged {
+                } else if was && tracker.verdict == .agree {
                     addLog(.info, "\(name) agrees with the device again")
+                } else if was && !tracker.flagged {
+                    addLog(.info, "\(name) no longer contradicts the device (traffic: not comparable at one instant)")
                 }
             }
         }
@@ -244,6 +256,7 @@ public struct TUIState: Equatable, Sendable {
             addLog(.event, "hello: \(h.kernelVersion), \(h.queues.count) queues")
         case .snapshot(let s):
             live.lastSnapshotAt = now
+            noteDriverViews(uptimeNs: s.uptimeNs)
             let uptime = Double(s.uptimeNs) / 1e9
             for q in s.queues {
                 live.activity[q.status.queue, default: QueueActivity()].note(q.status, uptime: uptime, now: now)

@@ -208,8 +208,15 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     if q.isStale { flags.append((" table stale ", CellStyle(.warning))) }
     if let dev = state.deviceView(forQueueNamed: q.info.name) {
         let d = dev.view
-        flags.append(("dev: A \(d.lastAvailIdx) U \(d.usedIdx) inuse \(d.inuse)", CellStyle(dev.disagrees ? .alarm : .dim, bold: dev.disagrees)))
-        if dev.disagrees { flags.append(("≠ device", CellStyle(.alarm, bold: true))) }
+        var disagrees = false
+        if case .disagree = dev.verdict { disagrees = true }
+        flags.append(("dev: A \(d.lastAvailIdx) U \(d.usedIdx) inuse \(d.inuse)", CellStyle(disagrees ? .alarm : .dim, bold: disagrees)))
+        switch dev.verdict {
+        case .disagree: flags.append(("≠ device", CellStyle(.alarm, bold: true)))
+        // Samples that could not be compared: say so rather than imply agreement.
+        case .unknown: flags.append(("? not compared", CellStyle(.warning)))
+        case .agree, .inFlight: break
+        }
     } else if case .unavailable? = view.device, deviceQueueNames.values.contains(q.info.name) {
         flags.append(("device view unavailable", CellStyle(.warning)))
     }
