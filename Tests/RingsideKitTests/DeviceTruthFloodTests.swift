@@ -1,0 +1,151 @@
+import Foundation
+import XCTest
+import Wire
+@testable import RingsideKit
+
+/// The driver/device comparison on a real guest: real kernel snapshots and real QMP samples fed
+/// to DisagreementTracker, under a UDP flood (no false alarm) and with the kernel lying on
+/// purpose (`ringside.test.misreport-used=N`: flagged within a second).
+final class DeviceTruthFloodTests: QEMUTestCase {
+    /// What one run of the comparison saw.
+    struct Run {
+        var flags: [String] = []
+        var comparisons = 0
+        var uncompared = 0
+        var samples = 0
+        var firstSampleAt: Double?
+        var firstFlagAt: Double?
+        var verdicts: [String: Int] = [:]
+    }
+
+    /// Feeds every snapshot of `t` and every new sample of `poller` to a tracker per net queue
+    /// for `duration` seconds (or until a flag, when `stopAtFlag`). The poller is looked at only
+    /// every `pickUpEvery` seconds, as a busy or idle TUI does (it redraws every 0.2 s when idle):
+    /// samples then meet driver snapshots newer than themselves.
+    func compare(_ t: TelemetryConnection, _ poller: DeviceTruthPoller, duration: Double, stopAtFlag: Bool = false,
+                 pickUpEvery: Double = 0) -> Run {
+        var run = Run()
+        var trackers: [Int: DisagreementTracker] = [0: DisagreementTracker(), 1: DisagreementTracker()]
+        let names = [0: "net0.rx", 1: "net0.tx"]
+        var lastNumber = 0
+        var nextPickUp = 0.0
+        let end = monotonicSeconds() + duration
+        while monotonicSeconds() < end {
+            for item in t.receive(timeout: 0.01) {
+                guard case .snapshot(let s, let m, _) = item else { continue }
+                let arrival = monotonicSeconds()
+                for (number, name) in names {
+                    guard let p = m.position(ofQueueNamed: name), let status = m.queues[p].status else { continue }
+                    let q = m.queues[p]
+                    trackers[number]!.noteDriver(DriverQueueView(
+                        availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
+                        availDescriptors: q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
+                        time: arrival, uptime: Double(s.uptimeNs) / 1e9))
+                }
+            }
+            guard monotonicSeconds() >= nextPickUp else { continue }
+            nextPickUp = monotonicSeconds() + pickUpEvery
+            guard case .sample(let sample) = poller.latest, sample.number != lastNumber else { continue }
+            lastNumber = sample.number
+            run.samples += 1
+            let now = monotonicSeconds()
+            if run.firstSampleAt == nil { run.firstSampleAt = now }
+            for dq in sample.queues {
+                let flagged = trackers[dq.queue]!.noteDevice(dq)
+                let v = trackers[dq.queue]!.verdict
+                let key: String
+                switch v {
+                case .agree: key = "agree"
+                case .inFlight: key = "inFlight"
+                case .unknown(let why): key = "unknown: " + why.prefix(40)
+                case .disagree: key = "disagree"
+                }
+                run.verdicts[key, default: 0] += 1
+                if flagged {
+                    if run.firstFlagAt == nil { run.firstFlagAt = now }
+                    run.flags.append("\(names[dq.queue]!): \(trackers[dq.queue]!.reasons.joined(separator: "; ")) [dev A \(dq.lastAvailIdx) U \(dq.usedIdx) inuse \(dq.inuse), asked \(String(format: "%.3f", dq.time - dq.requestTime)) s]")
+                }
+            }
+            if stopAtFlag && run.firstFlagAt != nil { break }
+        }
+        run.comparisons = trackers.values.reduce(0) { $0 + $1.comparisons }
+        run.uncompared = trackers.values.reduce(0) { $0 + $1.uncompared }
+        return run
+    }
+
+    func bootWithTelemetry(append: String = "") throws -> (QEMUInstance, TelemetryConnection, UInt16)? {
+        guard let kernel = requireKernel() else { return nil }
+        var c = try baseConfiguration(kernel: kernel)
+        c.append = append
+        let q = try launchReady(c)
+        guard case let .user(udpPort, _) = c.network else { XCTFail("not user networking"); return nil }
+        let t = try TelemetryConnection(path: q.run.consoleSocket, timeout: 10)
+        XCTAssertNotNil(t.nextCompleteSnapshot(timeout: 10), "no complete snapshot")
+        return (q, t, udpPort)
+    }
+
+    /// 30 s of UDP at 5,000 datagrams/s at the echo port: the real comparison (kernel snapshots
+    /// at 10 Hz, QMP at 4 Hz) never flags, and most samples are actually compared.
+    /// RINGSIDE_FLOOD_SECONDS=60 runs the issue's full minute.
+    func testNoDisagreementUnderAUDPFlood() throws {
+        guard let (q, t, port) = try bootWithTelemetry() else { return }
+        _ = try runEchoExchange(port: port, count: 5, sizes: 16...64, seed: 11, perTryTimeout: 1)
+        let poller = DeviceTruthPoller(socketPath: q.run.qmpSocket)
+        poller.start()
+        defer { poller.stop() }
+        let seconds = Double(ProcessInfo.processInfo.environment["RINGSIDE_FLOOD_SECONDS"] ?? "") ?? 30
+        let flood = try UDPFlood(port: port, rate: 5000)
+        let start = monotonicSeconds()
+        // Half the time samples are picked up at once, half the time up to 0.2 s late.
+        var run = compare(t, poller, duration: seconds / 2)
+        let late = compare(t, poller, duration: seconds / 2, pickUpEvery: 0.2)
+        run.flags += late.flags
+        run.samples += late.samples
+        run.comparisons += late.comparisons
+        run.uncompared += late.uncompared
+        run.verdicts.merge(late.verdicts, uniquingKeysWith: +)
+        flood.stop()
+        let elapsed = monotonicSeconds() - start
+        let model = try t.fullSnapshot(timeout: 10)
+        let rx = model.queues[model.position(ofQueueNamed: "net0.rx")!].status!
+        print("device truth flood: \(String(format: "%.1f", elapsed)) s, sent \(flood.sent) (\(Int(Double(flood.sent) / elapsed))/s), echoed \(flood.echoed), net0.rx used_idx \(rx.usedIdx), device samples \(run.samples), comparisons \(run.comparisons), not compared \(run.uncompared), verdicts \(run.verdicts), flags \(run.flags.count)")
+        XCTAssertGreaterThanOrEqual(elapsed, seconds)
+        XCTAssertEqual(run.flags, [], "false disagreements under the flood")
+        XCTAssertGreaterThan(Double(flood.sent), seconds * 5000 * 0.9, "the flood ran at about 5,000/s")
+        XCTAssertGreaterThan(flood.echoed, Int(seconds * 1000), "the guest was busy echoing")
+        XCTAssertGreaterThan(run.samples, Int(seconds * 2), "the poller sampled through the flood")
+        XCTAssertGreaterThan(run.comparisons, run.samples, "most samples were compared (two queues each)")
+        XCTAssertGreaterThan(run.verdicts["inFlight", default: 0], 0, "the queues moved between samples")
+        // More than a 16-bit index range of buffers went through net0.rx.
+        XCTAssertGreaterThan(flood.echoed, 65536 / 2, "enough traffic to wrap the indices")
+    }
+
+    /// The kernel reports net used_idx 5 ahead of the truth: flagged at the first comparable
+    /// sample, within a second of the first device sample.
+    func testDriverReportingUsedAheadIsFlaggedWithinASecond() throws {
+        guard let (q, t, _) = try bootWithTelemetry(append: "ringside.test.misreport-used=5") else { return }
+        XCTAssertTrue(q.serialOutput.contains("TEST SWITCH"), q.serialOutput)
+        let poller = DeviceTruthPoller(socketPath: q.run.qmpSocket)
+        poller.start()
+        defer { poller.stop() }
+        let run = compare(t, poller, duration: 5, stopAtFlag: true)
+        guard let first = run.firstSampleAt, let flag = run.firstFlagAt else { return XCTFail("not flagged: \(run)") }
+        print("device truth misreport +5: flagged \(String(format: "%.3f", flag - first)) s after the first device sample: \(run.flags.first ?? "")")
+        XCTAssertLessThanOrEqual(flag - first, 1.0)
+        XCTAssertTrue(run.flags.first?.contains("ahead of device used-idx") ?? false, "\(run.flags)")
+    }
+
+    /// The kernel reports net used_idx 3 behind the truth while the guest is idle: flagged on
+    /// the second sample with nothing moving, within a second.
+    func testDriverReportingUsedBehindIsFlaggedWithinASecondWhenIdle() throws {
+        guard let (q, t, _) = try bootWithTelemetry(append: "ringside.test.misreport-used=-3") else { return }
+        let poller = DeviceTruthPoller(socketPath: q.run.qmpSocket)
+        poller.start()
+        defer { poller.stop() }
+        let run = compare(t, poller, duration: 5, stopAtFlag: true)
+        guard let first = run.firstSampleAt, let flag = run.firstFlagAt else { return XCTFail("not flagged: \(run)") }
+        print("device truth misreport -3: flagged \(String(format: "%.3f", flag - first)) s after the first device sample: \(run.flags.first ?? "")")
+        XCTAssertLessThanOrEqual(flag - first, 1.0)
+        XCTAssertTrue(run.flags.first?.contains("used_idx") ?? false, "\(run.flags)")
+    }
+}
