@@ -114,6 +114,9 @@ public struct QEMUConfiguration: Sendable {
     public var console: Bool = true
     /// Add `-device isa-debug-exit,iobase=0xf4,iosize=0x04` so the guest can end QEMU with a status.
     public var debugExit: Bool = true
+    /// Give QEMU a second QMP socket (`qmp-user.sock` in the run directory) for the user:
+    /// QEMU serves one client per QMP socket, and ringside holds the first.
+    public var userQMP: Bool = false
     /// Raw arguments appended at the end of the line.
     public var extraArguments: [String] = []
     /// Words put before the QEMU binary, e.g. `["ip", "netns", "exec", "ns0"]`.
@@ -124,10 +127,11 @@ public struct QEMUConfiguration: Sendable {
 
     /// The QEMU argument list (without the binary itself) for a run directory.
     public func arguments(in run: RunDirectory) -> [String] {
-        arguments(serialLog: run.serialLog, consoleSocket: run.consoleSocket, qmpSocket: run.qmpSocket)
+        arguments(serialLog: run.serialLog, consoleSocket: run.consoleSocket, qmpSocket: run.qmpSocket,
+                  userQMPSocket: userQMP ? run.userQMPSocket : nil)
     }
 
-    public func arguments(serialLog: String, consoleSocket: String, qmpSocket: String) -> [String] {
+    public func arguments(serialLog: String, consoleSocket: String, qmpSocket: String, userQMPSocket: String? = nil) -> [String] {
         var a: [String] = ["-machine", "pc", "-m", String(memoryMiB), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
         a += accel.qemuArguments()
         if let firmware { a += ["-bios", firmware] }
@@ -148,6 +152,7 @@ public struct QEMUConfiguration: Sendable {
             a += QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: ",disable-legacy=on")
         }
         a += QEMUConfiguration.qmpArguments(socket: qmpSocket)
+        if let userQMPSocket { a += QEMUConfiguration.qmpArguments(socket: userQMPSocket) }
         if debugExit { a += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"] }
         a += extraArguments
         return a

@@ -14,6 +14,8 @@ public struct RunDirectory: Sendable {
     public var serialLog: String { path + "/serial.log" }
     public var consoleSocket: String { path + "/console.sock" }
     public var qmpSocket: String { path + "/qmp.sock" }
+    /// A second QMP socket for the user while ringside holds `qmp.sock` (`ringside run`).
+    public var userQMPSocket: String { path + "/qmp-user.sock" }
     public var qemuLog: String { path + "/qemu.log" }
     /// Where `ringside run` re-serves telemetry to `watch`/`ctl` (TelemetryHub).
     public var telemetrySocket: String { path + "/telemetry.sock" }

@@ -23,7 +23,7 @@ struct Attach: ParsableCommand {
     @Option(help: "Accelerator to show in the header (informational: attach does not start QEMU).")
     var accel: String = ""
 
-    @Option(name: .customLong("qmp"), help: ArgumentHelp("QEMU's QMP socket: show the device's own view of the net queues beside the driver's (polled at 2 Hz). QEMU serves one QMP client at a time.", valueName: "SOCKET"))
+    @Option(name: .customLong("qmp"), help: ArgumentHelp("QEMU's QMP socket: show the device's own view of the net queues beside the driver's (polled at 4 Hz) and run :hmp commands. QEMU serves one QMP client at a time.", valueName: "SOCKET"))
     var qmp: String?
 
     @Option(help: "Redraw at most this many times per second.")

@@ -11,7 +11,8 @@ struct Run: ParsableCommand {
         discussion: """
         QEMU runs with user-mode networking: host UDP 127.0.0.1:<udp-port> reaches the guest's UDP echo \
         service (port 7) and host TCP 127.0.0.1:<http-port> its HTTP status page (port 80). Each run gets \
-        a private directory (under $TMPDIR or /tmp) with serial.log, console.sock and qmp.sock, removed \
+        a private directory (under $TMPDIR or /tmp) with serial.log, console.sock, telemetry.sock, qmp.sock (held \
+        by ringside) and qmp-user.sock (a QMP socket for you; press i in the TUI for all paths), removed \
         when QEMU stops.
 
         With --headless the guest's serial output streams to standard output until Ctrl-C, --timeout, or \
@@ -109,6 +110,7 @@ struct Run: ParsableCommand {
         config.txQueueSize = txQueueSize
         config.pcapFile = pcap
         config.extraArguments = qemuExtra
+        config.userQMP = true
 
         let qemu: QEMUInstance
         do {
@@ -119,7 +121,7 @@ struct Run: ParsableCommand {
         }
         qemu.keepRunDirectory = keepRunDirectory
         warn("QEMU pid \(qemu.process.pid), accel \(accel.resolved().rawValue), run directory \(qemu.run.path)")
-        warn("UDP echo: 127.0.0.1:\(udpPort) -> guest :7, HTTP: 127.0.0.1:\(httpPort) -> guest :80, QMP: \(qemu.run.qmpSocket), console: \(qemu.run.consoleSocket)")
+        warn("UDP echo: 127.0.0.1:\(udpPort) -> guest :7, HTTP: 127.0.0.1:\(httpPort) -> guest :80, QMP (yours): \(qemu.run.userQMPSocket), QMP (ringside): \(qemu.run.qmpSocket), console: \(qemu.run.consoleSocket)")
         if ProcessInfo.processInfo.environment["RINGSIDE_SHOW_COMMAND"] != nil {
             warn("command: \(shellQuoted(qemu.commandLine))")
         }
@@ -138,10 +140,37 @@ struct Run: ParsableCommand {
             let socket = hub != nil ? qemu.run.telemetrySocket : qemu.run.consoleSocket
             var options = TUIOptions(title: "Ringside", accel: accel.resolved().rawValue)
             options.qmpSocketPath = qemu.run.qmpSocket
+            var info = RunInfo(telemetrySocket: socket, telemetryIsHub: hub != nil)
+            info.runDirectory = qemu.run.path
+            info.qmpSocket = qemu.run.qmpSocket
+            info.userQMPSocket = qemu.run.userQMPSocket
+            info.serialLog = qemu.run.serialLog
+            info.qemuLog = qemu.run.qemuLog
+            info.udpPort = UInt16(udpPort)
+            info.httpPort = UInt16(httpPort)
+            info.qemuPID = qemu.process.pid
+            options.runInfo = info
+            // Polled by the TUI's loop: reaps QEMU as soon as it ends (no zombie until `q`) and
+            // tells the screen why, in QEMU's own words.
+            options.processEnded = { [qemu] in
+                guard let status = qemu.process.poll() else { return nil }
+                return Run.endedLines(qemu, status)
+            }
             let status = runTUI(socketPath: socket, options: options)
-            if let ended = qemu.process.poll(), case .qemuEnded = qemu.outcome(of: ended) {
-                warn(qemu.explain(ended))
-                code = 1
+            if let ended = qemu.process.poll() {
+                let message = qemu.explain(ended)
+                switch qemu.outcome(of: ended) {
+                case .guestExit(0):
+                    warn(message)
+                    code = 0
+                case let .guestExit(guestCode):
+                    warn(message)
+                    code = min(max(guestCode, 1), 125)
+                default:
+                    warn(message)
+                    code = 1
+                }
+                _ = qemu.stop()   // removes the run directory
             } else {
                 _ = qemu.stop()
                 code = (status == 0 || status >= 128) ? 0 : status
@@ -151,6 +180,18 @@ struct Run: ParsableCommand {
         }
         hub?.stop()
         if code != 0 { throw ExitCode(code) }
+    }
+
+    /// What the TUI shows when QEMU has ended: a summary, then QEMU's last lines of output.
+    static func endedLines(_ qemu: QEMUInstance, _ status: ExitStatus) -> [String] {
+        let summary: String
+        switch qemu.outcome(of: status) {
+        case let .guestExit(code): summary = "the guest ended QEMU (isa-debug-exit code \(code))"
+        case .stoppedByUs: summary = "QEMU stopped (\(status))"
+        case .qemuEnded: summary = "QEMU exited (\(status))"
+        }
+        let said = qemu.qemuOutput.split(separator: "\n").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return [summary] + said.suffix(6) + (said.isEmpty ? ["(QEMU printed nothing)"] : [])
     }
 
     /// Copies serial output to stdout until a signal, the timeout, or QEMU's end. Returns the exit code.

@@ -8,6 +8,8 @@ public enum AppEffect: Equatable, Sendable {
     /// Send a command; `label` names it in the log when its reply arrives.
     case send(WireCommand, label: String)
     case writePcap
+    /// Run an HMP command through QMP `human-monitor-command` (`:hmp CMD`).
+    case hmp(String)
     case quit
 }
 
@@ -23,7 +25,7 @@ extension TUIState {
 
     public mutating func handle(_ key: Key) -> [AppEffect] {
         switch mode {
-        case .help:
+        case .help, .info:
             if key != .resize { mode = .normal }
             return []
         case .prompt(let kind, let text):
@@ -34,6 +36,7 @@ extension TUIState {
     }
 
     mutating func handleNormal(_ key: Key) -> [AppEffect] {
+        if handleHMPPaneKey(key) { return [] }
         let count = view.model.queues.count
         switch key {
         case .tab where count > 0:
@@ -95,6 +98,8 @@ extension TUIState {
             mode = .prompt(.command, text: "")
         case .character("?"):
             mode = .help
+        case .character("i"):
+            mode = .info
         case .character("q"), .character("Q"):
             return [.quit]
         default:
@@ -197,6 +202,14 @@ extension TUIState {
             return [.send(.step(queue: q.info.queue, count: n), label: "step \(q.info.name) \(n)")]
         case .command:
             if text.isEmpty { return [] }
+            let words = text.split(separator: " ", maxSplits: 1).map(String.init)
+            if words[0].lowercased() == "hmp" {
+                guard words.count == 2, !words[1].trimmingSpaces().isEmpty else {
+                    addLog(.error, ":\(text): usage: hmp COMMAND (e.g. hmp info pci)")
+                    return []
+                }
+                return [.hmp(words[1].trimmingSpaces())]
+            }
             switch parseControlCommand(text, queues: live.model.queues.map { $0.info }) {
             case .success(let command):
                 return [.send(command, label: text)]
@@ -265,6 +278,33 @@ public func parseControlCommand(_ text: String, queues: [WireQueueInfo]) -> Resu
         guard words.count == 2, let hz = UInt16(words[1]) else { return .failure(CommandError("usage: rate HZ")) }
         return .success(.setSnapshotRate(hz: hz))
     default:
-        return .failure(CommandError("unknown command \"\(verb)\"; try stats, pause, resume, step, dump, rate, reset"))
+        return .failure(CommandError("unknown command \"\(verb)\"; try stats, pause, resume, step, dump, rate, reset, hmp"))
+    }
+}
+
+extension TUIState {
+    /// Keys for the HMP answer pane while it is open: `e` expands/collapses it, Esc closes
+    /// it; expanded, the arrows and PgUp/PgDn/Home/End scroll it. Returns whether the key was used.
+    mutating func handleHMPPaneKey(_ key: Key) -> Bool {
+        guard var pane = hmp else { return false }
+        let page = max(1, pane.expanded ? 20 : 5)
+        switch key {
+        case .escape:
+            if pane.expanded { pane.expanded = false; hmp = pane } else { hmp = nil }
+            return true
+        case .character("e"):
+            pane.expanded.toggle()
+        case .up where pane.expanded: pane.top -= 1
+        case .down where pane.expanded: pane.top += 1
+        case .pageUp where pane.expanded: pane.top -= page
+        case .pageDown where pane.expanded: pane.top += page
+        case .home where pane.expanded: pane.top = 0
+        case .end where pane.expanded: pane.top = pane.lines.count
+        default:
+            return false
+        }
+        pane.top = max(0, min(pane.top, pane.lines.count - 1))
+        hmp = pane
+        return true
     }
 }

@@ -23,6 +23,11 @@ public struct TUIOptions: Sendable {
     /// QEMU's QMP socket: when set, the device's own view of the net queues is polled (2 Hz)
     /// and shown beside the driver's.
     public var qmpSocketPath: String?
+    /// Paths and ports for the `i` overlay and the header (nil: only the sockets given).
+    public var runInfo: RunInfo?
+    /// Polled every loop turn (cheap): nil while the process the TUI watches over (QEMU under
+    /// `ringside run`) runs; once it has ended, a summary line and its last lines of output.
+    public var processEnded: (@Sendable () -> [String]?)?
 
     public init(title: String = "Ringside", accel: String = "", snapshotRate: UInt16? = nil,
                 onQuit: (@Sendable () -> Void)? = nil) {
@@ -79,6 +84,11 @@ final class TUIApp {
         self.options = options
         backend = CursesBackend(terminal: terminal)
         state = TUIState(title: options.title, accel: options.accel)
+        state.runInfo = options.runInfo ?? {
+            var info = RunInfo(telemetrySocket: link.path, telemetryIsHub: false)
+            info.qmpSocket = options.qmpSocketPath
+            return info
+        }()
         state.startedAt = monotonicNow()
         state.now = state.startedAt
         size = terminal.size
@@ -100,7 +110,15 @@ final class TUIApp {
                 }
                 state.apply(event)
             }
+            if state.processEnded == nil, let ended = options.processEnded?() {
+                state.noteProcessEnded(ended)
+                dirty = true
+            }
             if let deviceTruth {
+                for result in deviceTruth.takeHMPResults() {
+                    state.showHMP(result)
+                    dirty = true
+                }
                 let latest = deviceTruth.latest
                 if latest != state.live.device {
                     state.applyDevice(latest)
@@ -155,6 +173,13 @@ final class TUIApp {
             }
         case .writePcap:
             writePcap()
+        case .hmp(let command):
+            if let deviceTruth {
+                deviceTruth.submitHMP(command)
+                state.addLog(.command, "→ hmp \(command)")
+            } else {
+                state.addLog(.error, "hmp \(command): no QMP socket (attach with --qmp SOCKET)")
+            }
         case .quit:
             break
         }

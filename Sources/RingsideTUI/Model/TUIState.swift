@@ -36,6 +36,8 @@ public struct DumpRecord: Equatable, Sendable {
 public enum InputMode: Equatable, Sendable {
     case normal
     case help
+    /// `i`: where things are (run directory, sockets, ports, commands to paste).
+    case info
     /// A one-line prompt on the status line.
     case prompt(PromptKind, text: String)
 }
@@ -106,6 +108,13 @@ public struct TUIState: Equatable, Sendable {
     /// Commands sent, by frame seq, awaiting their reply: what to call them in the log.
     public var awaiting: [UInt32: String] = [:]
     public static let logLimit = 500
+    /// Paths and ports for the `i` overlay and the header.
+    public var runInfo: RunInfo?
+    /// Set when the process the TUI watches over (QEMU under `ringside run`) has ended: a
+    /// summary line, then its own last lines of output.
+    public var processEnded: [String]?
+    /// The latest `:hmp` answer (nil: the pane is closed).
+    public var hmp: HMPPane?
     /// Descriptor rows the last layout showed (PgUp/PgDn move by this).
     var _tableRows = 8
 
@@ -161,6 +170,24 @@ public struct TUIState: Equatable, Sendable {
     public func queueName(_ index: UInt8) -> String {
         if let p = live.model.position(ofQueue: index) { return live.model.queues[p].info.name }
         return "queue \(index)"
+    }
+
+    /// QEMU (or whatever `ringside run` started) has ended: say so everywhere it matters.
+    public mutating func noteProcessEnded(_ lines: [String]) {
+        guard processEnded == nil else { return }
+        processEnded = lines
+        for line in lines { addLog(.error, line) }
+    }
+
+    /// An `:hmp` answer arrived.
+    public mutating func showHMP(_ result: HMPResult) {
+        hmp = HMPPane(command: result.command, output: result.output, error: result.error)
+        if let error = result.error {
+            addLog(.error, "hmp \(result.command): \(error)")
+        } else {
+            let n = hmp?.lines.count ?? 0
+            addLog(.reply, "hmp \(result.command): \(n) line\(n == 1 ? "" : "s") (e expands, Esc closes)")
+        }
     }
 
     // MARK: Device truth

@@ -51,6 +51,7 @@ public func render(_ state: TUIState, size: ScreenSize) -> ScreenGrid {
         let r = layout.queues[0]
         let text: String
         switch state.link {
+        case _ where state.processEnded != nil: text = state.processEnded?.first ?? "QEMU is not running"
         case .connected: text = "connected; waiting for the kernel's hello…"
         case .connecting: text = "connecting to the telemetry socket…"
         case .reconnecting(let reason): text = "disconnected (\(reason)); retrying…"
@@ -62,10 +63,13 @@ public func render(_ state: TUIState, size: ScreenSize) -> ScreenGrid {
         }
     }
     drawDescriptorTable(&grid, state, layout.descriptors)
-    drawDump(&grid, state, layout.dump)
+    if let pane = state.hmp { drawHMPPane(&grid, pane, rect: layout.dump) } else { drawDump(&grid, state, layout.dump) }
     drawLog(&grid, state, layout.log)
     drawStatus(&grid, state, layout.status)
+    if let pane = state.hmp, pane.expanded { drawHMPExpanded(&grid, pane, size: size) }
+    if let ended = state.processEnded { drawProcessEnded(&grid, ended, size: size) }
     if state.mode == .help { drawHelp(&grid, size: size) }
+    if state.mode == .info { drawInfo(&grid, state, size: size) }
     return grid
 }
 
@@ -113,6 +117,7 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     sep(); x = g.text("up " + formatUptime(view.model.uptimeNs) + " ", y: r.y, x: x, style: bar)
     sep()
     switch state.link {
+    case _ where state.processEnded != nil: x = g.text("✖ QEMU exited", y: r.y, x: x, style: CellStyle(.alarm, bold: true))
     case .connected: x = g.text("● connected", y: r.y, x: x, style: CellStyle(.good, bold: true))
     case .connecting: x = g.text("○ connecting", y: r.y, x: x, style: CellStyle(.warning, bold: true))
     case .reconnecting: x = g.text("✖ disconnected", y: r.y, x: x, style: CellStyle(.alarm, bold: true))
@@ -127,6 +132,12 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         x = g.text(" ", y: r.y, x: x, style: bar)
     } else {
         x = g.text("no data ", y: r.y, x: x, style: CellStyle(.warning, bold: true))
+    }
+    // The forwarded ports (ringside run), where the guest can be reached.
+    if let info = state.runInfo, info.udpPort != nil || info.httpPort != nil {
+        sep()
+        let ports = [info.udpPort.map { "udp :\($0)" }, info.httpPort.map { "http :\($0)" }].compactMap { $0 }
+        x = g.text(ports.joined(separator: " ") + " ", y: r.y, x: x, style: bar, maxX: r.width)
     }
     if state.frozen != nil {
         x = g.text(" FROZEN ", y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true))
@@ -401,7 +412,7 @@ func drawLog(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
 /// The key hints on the status line, most important first (cut at the right edge).
 let statusHints: [(String, String)] = [
     ("?", "help"), ("Tab", "queue"), ("Space", "pause"), ("s", "step"), ("S", "step N"), ("d", "dump"),
-    ("w", "pcap"), ("f", "freeze"), ("+/-", "rate"), ("/", "filter"), (":", "cmd"), ("q", "quit"),
+    ("w", "pcap"), ("f", "freeze"), ("+/-", "rate"), ("/", "filter"), (":", "cmd"), ("i", "info"), ("q", "quit"),
 ]
 
 func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
@@ -411,7 +422,7 @@ func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         var x = g.text(kind.label, y: r.y, x: 0, style: CellStyle(.key, bold: true))
         x = g.text(text, y: r.y, x: x, style: CellStyle(.header))
         g.put(Cell("█", CellStyle(.header)), y: r.y, x: x)
-        let hint = kind == .command ? "  stats · pause Q · resume Q · step Q [N] · dump Q --next|--last|--desc ID · rate HZ · reset   Enter run · Esc cancel"
+        let hint = kind == .command ? "  stats · pause Q · resume Q · step Q [N] · dump Q --next|--last|--desc ID · rate HZ · reset · hmp CMD   Enter run · Esc cancel"
             : "  Enter ok · Esc cancel"
         g.text(hint, y: r.y, x: x + 1, style: CellStyle(.header))
     default:
@@ -445,6 +456,8 @@ public let helpLines: [(String, String)] = [
     ("+ / -", "raise / lower the snapshot rate"),
     ("/", "filter the event log (empty: all)"),
     (":", "command line, as ringside ctl (see guide)"),
+    ("i", "where things are: sockets, ports, commands"),
+    (":hmp CMD", "run a QEMU monitor command (e expands)"),
     ("?", "this help"),
     ("q", "quit"),
 ]
