@@ -345,10 +345,11 @@ public enum TruthVerdict: Equatable, Sendable {
 /// Feed every driver snapshot (`noteDriver`) and every new device sample (`noteDevice`). Each
 /// device sample is compared with the newest driver snapshot that reached the host before the
 /// query was sent — so the kernel took it before QEMU read its values — provided that
-/// snapshot is close in time (its arrival at most `maxComparableGap` before QEMU's answer) and
-/// did not arrive late (flight time, from the kernel's uptime, at most `maxLateness` above the
-/// quickest recent one). Otherwise the sample is not compared: the verdict is `.unknown`
-/// (a disagreement already flagged stays flagged until a comparison clears it).
+/// snapshot is close in time: taken (its kernel uptime on the host clock, offset by the
+/// quickest recent flight; a snapshot that arrived late counts from when it was taken) at most
+/// `maxSpan` before QEMU's answer, and the recent rate of used buffers times that span far
+/// below 32768. Otherwise the sample is not compared: the verdict is `.unknown` (a
+/// disagreement already flagged stays flagged until a comparison clears it).
 ///
 /// A comparable pair is a disagreement when
 /// - a size differs (vring-num, inuse beyond the size): timing cannot explain it;
@@ -361,8 +362,10 @@ public enum TruthVerdict: Equatable, Sendable {
 ///   While traffic flows, other differences are expected and give `.inFlight`.
 public struct DisagreementTracker: Equatable, Sendable {
     public static let samplesToFlag = 2
-    public static let maxComparableGap = 0.5
-    public static let maxLateness = 0.2
+    /// The longest time between the kernel taking a snapshot and QEMU answering for a pair to
+    /// count as close in time: 1 s, which keeps a guest below 32,768 buffers/s (TCG here: about
+    /// 16,000) inside the 16-bit range; the observed rate is checked too.
+    public static let maxSpan = 1.0
     /// Driver snapshots kept (seconds of arrival time) for pairing and the flight-time estimate.
     public static let historySeconds = 3.0
     static let historyLimit = 4096
@@ -413,18 +416,34 @@ public struct DisagreementTracker: Equatable, Sendable {
         guard let s = history.last(where: { $0.time <= device.requestTime }) else {
             return .failure(RingsideError("no driver snapshot before the device's sample"))
         }
-        let gap = device.time - s.time
-        if gap > Self.maxComparableGap {
-            return .failure(RingsideError("newest driver snapshot \(seconds2(gap)) s older than the device's sample"))
+        // When the kernel took it: its uptime on the host clock, using the quickest recent
+        // flight (arrival − uptime) as the offset; without an uptime, its arrival (later).
+        let quickest = history.compactMap { h in h.uptime.map { h.time - $0 } }.min()
+        let taken = s.uptime.flatMap { u in quickest.map { u + $0 } } ?? s.time
+        let span = device.time - taken
+        if span > Self.maxSpan {
+            let late = s.time - taken
+            return .failure(RingsideError(late > 0.05
+                ? "driver snapshot arrived \(seconds2(late)) s late, taken \(seconds2(span)) s before the device's answer"
+                : "newest driver snapshot \(seconds2(span)) s older than the device's answer"))
         }
-        if let u = s.uptime {
-            let quickest = history.compactMap { h in h.uptime.map { h.time - $0 } }.min() ?? (s.time - u)
-            let late = (s.time - u) - quickest
-            if late > Self.maxLateness {
-                return .failure(RingsideError("driver snapshot arrived \(seconds2(late)) s late"))
-            }
+        // The traffic seen lately, over the span, must stay well inside the 16-bit range.
+        if Double(s.size) + maxUsedRate() * span * 2 >= 32768 {
+            return .failure(RingsideError("too much traffic between the samples to compare 16-bit indices"))
         }
         return .success(s)
+    }
+
+    /// The fastest used_idx progress between consecutive recent snapshots, buffers per second
+    /// (kernel uptime; arrival time without one).
+    func maxUsedRate() -> Double {
+        var best = 0.0
+        for (a, b) in zip(history, history.dropFirst()) {
+            let dt = (b.uptime ?? b.time) - (a.uptime ?? a.time)
+            guard dt > 0.001 else { continue }
+            best = max(best, Double(max(0, indexDistance(b.usedIdx, a.usedIdx))) / dt)
+        }
+        return best
     }
 
     /// Compares a new device sample; returns whether a disagreement is flagged.

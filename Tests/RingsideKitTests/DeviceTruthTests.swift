@@ -163,17 +163,17 @@ final class DeviceTruthTests: QEMUTestCase {
         issue.noteDriver(driver(avail: 818, used: 562, availDescriptors: 256, time: 12.0))
         XCTAssertFalse(issue.noteDevice(device(lastAvail: 159, used: 159, time: 12.1).with(requestTime: 11.0)))
         XCTAssertEqual(issue.verdict, .unknown("no driver snapshot before the device's sample"))
-        // The newest snapshot before the device's sample is a second older than it.
+        // The newest snapshot before the device's sample is 1.5 s older than it.
         var t = DisagreementTracker()
         t.noteDriver(driver(avail: 818, used: 562, availDescriptors: 256, time: 12.0))
-        XCTAssertFalse(t.noteDevice(device(lastAvail: 159, used: 159, time: 13.0)))
+        XCTAssertFalse(t.noteDevice(device(lastAvail: 159, used: 159, time: 13.5)))
         guard case .unknown(let why) = t.verdict else { return XCTFail("\(t.verdict)") }
-        XCTAssertTrue(why.contains("older than the device's sample"), why)
-        // A snapshot that arrived late (kernel uptime says it was taken 0.6 s before it came).
+        XCTAssertTrue(why.contains("older than the device's answer"), why)
+        // A snapshot that arrived late (kernel uptime says it was taken 1.2 s before it came).
         var late = DisagreementTracker()
         late.noteDriver(driver(avail: 300, used: 44, time: 20.0).with(uptime: 10.0))
-        late.noteDriver(driver(avail: 356, used: 100, time: 20.7).with(uptime: 10.1))
-        XCTAssertFalse(late.noteDevice(device(lastAvail: 20, used: 20, time: 20.75)))
+        late.noteDriver(driver(avail: 356, used: 100, time: 21.3).with(uptime: 10.1))
+        XCTAssertFalse(late.noteDevice(device(lastAvail: 20, used: 20, time: 21.35)))
         guard case .unknown(let lateWhy) = late.verdict else { return XCTFail("\(late.verdict)") }
         XCTAssertTrue(lateWhy.contains("late"), lateWhy)
     }
@@ -253,8 +253,11 @@ final class DeviceTruthTests: QEMUTestCase {
         var compared = 0
         let start = monotonicSeconds()
         var firstNumber: Int?
+        // Only samples asked for after the queue settled (the poller ran all along).
+        let settled = monotonicSeconds()
         while compared < 4 && monotonicSeconds() - start < 10 {
-            guard case .sample(let sample) = poller.latest, sample.number != lastNumber else {
+            guard case .sample(let sample) = poller.latest, sample.number != lastNumber,
+                  sample.queues.allSatisfy({ $0.requestTime > settled }) else {
                 if case .unavailable(let why) = poller.latest { print("device truth: unavailable: \(why)") }
                 usleep(50_000)
                 continue

@@ -18,7 +18,7 @@ final class RunInfoScreenTests: XCTestCase {
 
     func testHeaderShowsThePortsAndIShowsWhereThingsAre() {
         var state = runState()
-        XCTAssertTrue(render(state, size: .minimum).line(1).contains("udp :5555  http :8080"), render(state, size: .minimum).line(1))
+        XCTAssertTrue(render(state, size: .minimum).line(0).contains("│ udp :5555 http :8080"), render(state, size: .minimum).line(0))
         XCTAssertEqual(state.handle(.character("i")), [])
         let text = render(state, size: ScreenSize(width: 100, height: 30)).text
         for expected in ["Where things are", "run directory  /tmp/ringside-1-a", "QMP for you", "/tmp/ringside-1-a/qmp-user.sock",
