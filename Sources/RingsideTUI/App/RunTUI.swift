@@ -20,7 +20,7 @@ public struct TUIOptions: Sendable {
     public var onQuit: (@Sendable () -> Void)?
     /// Directory `w` writes pcap files to.
     public var pcapDirectory: String = "."
-    /// QEMU's QMP socket: when set, the device's own view of the net queues is polled (2 Hz)
+    /// QEMU's QMP socket: when set, the device's own view of the net queues is polled (4 Hz)
     /// and shown beside the driver's.
     public var qmpSocketPath: String?
     /// Paths and ports for the `i` overlay and the header (nil: only the sockets given).
