@@ -64,6 +64,52 @@ final class RingSlotTests: XCTestCase {
         XCTAssertEqual(cells[1].state, .avail)
     }
 
+    // MARK: Every pointer visible
+
+    func letters(_ strip: [RingStripColumn]) -> String {
+        String(String.UnicodeScalarView(strip.compactMap { if case .pointer(let l) = $0 { return l } else { return nil } }))
+    }
+
+    func testFullReceiveRingShowsAUAndLThoughTheyShareASlot() {
+        // 256 posted RX buffers: avail.idx = used.idx + 256, so A, U and L are one slot.
+        let r = RingIndices(size: 256, availIdx: 256 + 40, usedIdx: 40, lastUsedIdx: 40)
+        for columns in [8, 20, 45, 63, 100, 259, 300] {
+            let strip = r.strip(columns: columns, pointers: r.driverPointers)
+            XCTAssertLessThanOrEqual(strip.count, columns)
+            XCTAssertEqual(letters(strip), "LUA", "every pointer drawn at \(columns) columns")
+            XCTAssertEqual(strip.filter { $0 == .cell(.avail) }.count, strip.count - 3)
+        }
+        // One cell per slot: the three stand just before slot 40.
+        let strip = r.strip(columns: 259, pointers: r.driverPointers)
+        XCTAssertEqual(Array(strip[40..<44]), [.pointer("L"), .pointer("U"), .pointer("A"), .cell(.avail)])
+    }
+
+    func testOnePendingEntryShowsLUAndTheUsedSlot() {
+        // One used element pending at slot 40; U at 41 with A (ring full).
+        let r = RingIndices(size: 256, availIdx: 256 + 41, usedIdx: 41, lastUsedIdx: 40)
+        for columns in [20, 60, 259] {
+            let strip = r.strip(columns: columns, pointers: r.driverPointers)
+            XCTAssertEqual(letters(strip), "LUA", "at \(columns) columns")
+            XCTAssertTrue(strip.contains(.cell(.used)), "the pending entry's █ shows at \(columns) columns")
+        }
+        let strip = r.strip(columns: 259, pointers: r.driverPointers)
+        XCTAssertEqual(Array(strip[40..<45]), [.pointer("L"), .cell(.used), .pointer("U"), .pointer("A"), .cell(.avail)])
+    }
+
+    func testDevicePointerIsDrawnToo() {
+        let r = RingIndices(size: 256, availIdx: 256 + 41, usedIdx: 41, lastUsedIdx: 40)
+        let pointers = r.driverPointers + [RingPointer("D", 41)]
+        let strip = r.strip(columns: 30, pointers: pointers)
+        XCTAssertEqual(letters(strip), "LUAD")
+        XCTAssertLessThanOrEqual(strip.count, 30)
+        // Wrapped indices: D far from the others.
+        let far = r.strip(columns: 30, pointers: r.driverPointers + [RingPointer("D", 65535)])
+        XCTAssertEqual(letters(far), "LUAD")
+        XCTAssertEqual(far.last, .cell(.avail))
+        XCTAssertEqual(far[far.count - 2], .pointer("D"), "65535 is slot 255, the last cell")
+        XCTAssertTrue(r.strip(columns: 4, pointers: pointers).isEmpty, "no room for the pointers and a cell")
+    }
+
     func testHealthFlags() {
         var a = QueueActivity()
         let stuck = WireQueueStatusFixture.status(avail: 300, used: 50, last: 44, free: 0, pending: 6, paused: false)

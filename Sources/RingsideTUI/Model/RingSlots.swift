@@ -116,3 +116,63 @@ extension RingIndices {
         return out
     }
 }
+
+// MARK: - Pointers drawn as columns of their own
+
+/// One pointer into a ring: its letter and its free-running index.
+public struct RingPointer: Equatable, Sendable {
+    public var letter: Unicode.Scalar
+    public var index: UInt16
+    public init(_ letter: Unicode.Scalar, _ index: UInt16) {
+        self.letter = letter
+        self.index = index
+    }
+}
+
+/// One column of a drawn ring: a cell of slots, or a pointer standing just before the cell that
+/// holds the slot it points at.
+public enum RingStripColumn: Equatable, Sendable {
+    case cell(RingSlotState)
+    case pointer(Unicode.Scalar)
+}
+
+extension RingIndices {
+    /// The driver's pointers: L (last-seen used index), U (used.idx), A (avail.idx), in the order
+    /// they are drawn when they point at the same slot.
+    public var driverPointers: [RingPointer] {
+        [RingPointer("L", lastUsedIdx), RingPointer("U", usedIdx), RingPointer("A", availIdx)]
+    }
+
+    /// The ring in at most `columns` columns, every pointer visible: each pointer takes a column
+    /// of its own, just before the cell that holds its slot; the slots share the other columns
+    /// (⌈size / cells⌉ per cell, each cell showing its most important state). Pointers that fall
+    /// in one cell stand side by side, in slot order (ties: the order given). A pointer never
+    /// hides a cell's state, and no pointer hides another. Empty when `columns` cannot hold the
+    /// pointers and one cell.
+    public func strip(columns: Int, pointers: [RingPointer]) -> [RingStripColumn] {
+        let n = Int(size)
+        let cellColumns = columns - pointers.count
+        guard n > 0, cellColumns > 0 else { return [] }
+        let perCell = (n + cellColumns - 1) / cellColumns
+        let drawn = (n + perCell - 1) / perCell
+        let states = slotStates()
+        // Pointers by the cell they fall in, in slot order.
+        let placed = pointers.enumerated().map { (order: $0.offset, slot: slot($0.element.index), letter: $0.element.letter) }
+            .sorted { ($0.slot, $0.order) < ($1.slot, $1.order) }
+        var out: [RingStripColumn] = []
+        out.reserveCapacity(drawn + pointers.count)
+        var next = 0
+        for c in 0..<drawn {
+            while next < placed.count, placed[next].slot / perCell == c {
+                out.append(.pointer(placed[next].letter))
+                next += 1
+            }
+            var best = RingSlotState.free
+            for s in (c * perCell)..<min(n, (c + 1) * perCell) where states[s].priority > best.priority {
+                best = states[s]
+            }
+            out.append(.cell(best))
+        }
+        return out
+    }
+}
