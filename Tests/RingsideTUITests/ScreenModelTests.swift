@@ -199,7 +199,8 @@ final class ScreenModelTests: XCTestCase {
         state.awaiting[8] = "step net0.rx"
         state.apply(.message(.reply(WireReply(commandSeq: 8, status: .nothingPending, message: "net0.rx has nothing pending")), seq: 4))
         XCTAssertTrue(state.log.contains { $0.text == "pause net0.rx: ok" })
-        XCTAssertTrue(state.log.contains { $0.kind == .error && $0.text.contains("nothingPending") })
+        XCTAssertTrue(state.log.contains { $0.kind == .error && $0.text == "step net0.rx: net0.rx has nothing pending" },
+                      "the kernel's reason, no internal status tag")
         _ = state.handle(.character("/"))
         for c in "step" { _ = state.handle(.character(c)) }
         _ = state.handle(.enter)

@@ -25,7 +25,10 @@ extension TUIState {
 
     public mutating func handle(_ key: Key) -> [AppEffect] {
         switch mode {
-        case .help, .info:
+        case .help:
+            handleHelp(key)
+            return []
+        case .info:
             if key != .resize { mode = .normal }
             return []
         case .prompt(let kind, let text):
@@ -46,13 +49,14 @@ extension TUIState {
         case .character(let c) where c >= "1" && c <= "9":
             let n = Int(String(c))! - 1
             if n < count { select(n) }
-        case .up: moveCursor(by: -1)
-        case .down: moveCursor(by: 1)
-        case .pageUp: moveCursor(by: -tableViewportRows)
-        case .pageDown: moveCursor(by: tableViewportRows)
-        case .home: moveCursor(to: 0)
-        case .end: moveCursor(to: Int.max)
-        case .escape: cursor = nil
+        case .up, .down, .pageUp, .pageDown, .home, .end:
+            moveInFocusedPane(key)
+        case .left: panes.cycleFocus(by: -1)
+        case .right: panes.cycleFocus(by: 1)
+        case .character("e"):
+            panes.expanded = panes.expanded == nil ? panes.focus : nil
+        case .escape:
+            if panes.expanded != nil { panes.expanded = nil } else { cursor = nil }
         case .character(" "):
             guard let q = selectedQueueModel else { return [] }
             if q.status?.paused == true {
@@ -71,9 +75,9 @@ extension TUIState {
             }
             return [.send(.dump(queue: q.info.queue, selector: .next), label: "dump \(q.info.name) next")]
         case .character("["):
-            if let i = shownDump, i > 0 { shownDump = i - 1 }
+            if let i = shownDump, i > 0 { shownDump = i - 1; panes.top[.dump] = nil }
         case .character("]"):
-            if let i = shownDump, i + 1 < dumps.count { shownDump = i + 1 }
+            if let i = shownDump, i + 1 < dumps.count { shownDump = i + 1; panes.top[.dump] = nil }
         case .character("w"):
             return [.writePcap]
         case .character("f"):
@@ -85,11 +89,12 @@ extension TUIState {
                 addLog(.info, "display live")
             }
         case .character("+"), .character("="):
-            let current = live.model.rateHz
+            // From the rate last asked for, so quick presses add up before a snapshot confirms.
+            let current = pendingRateHz ?? live.model.rateHz
             let next = snapshotRateSteps.first { $0 > current } ?? snapshotRateSteps.last!
             return [.send(.setSnapshotRate(hz: next), label: "rate \(next) Hz")]
         case .character("-"):
-            let current = live.model.rateHz
+            let current = pendingRateHz ?? live.model.rateHz
             let next = snapshotRateSteps.last { $0 < current } ?? snapshotRateSteps.first!
             return [.send(.setSnapshotRate(hz: next), label: "rate \(next) Hz")]
         case .character("/"):
@@ -106,6 +111,74 @@ extension TUIState {
             break
         }
         return []
+    }
+
+    /// ↑ ↓ PgUp PgDn Home End: the descriptor table moves its cursor; the dump and the log scroll.
+    mutating func moveInFocusedPane(_ key: Key) {
+        let pane = panes.expanded ?? panes.focus
+        if pane == .descriptors {
+            switch key {
+            case .up: moveCursor(by: -1)
+            case .down: moveCursor(by: 1)
+            case .pageUp: moveCursor(by: -tableViewportRows)
+            case .pageDown: moveCursor(by: tableViewportRows)
+            case .home: moveCursor(to: 0)
+            case .end: moveCursor(to: Int.max)
+            default: break
+            }
+            return
+        }
+        let rows = panes.rows(pane)
+        let count = paneLineCount(pane)
+        let last = max(0, count - rows)
+        // The log follows its newest entries (top nil) until scrolled up, and again at its end.
+        let current = clampedTop(panes.top[pane] ?? (pane == .log ? nil : 0), count: count, rows: rows)
+        var top: Int
+        switch key {
+        case .up: top = current - 1
+        case .down: top = current + 1
+        case .pageUp: top = current - max(1, rows - 1)
+        case .pageDown: top = current + max(1, rows - 1)
+        case .home: top = 0
+        case .end: top = last
+        default: return
+        }
+        top = max(0, min(top, last))
+        panes.top[pane] = pane == .log && top == last ? nil : top
+    }
+
+    /// Lines the dump or log pane has at its current width (as drawn).
+    func paneLineCount(_ pane: Pane) -> Int {
+        let width = panes.width(pane), expanded = panes.expanded == pane
+        switch pane {
+        case .descriptors: return selectedQueueModel?.descriptors.count ?? 0
+        case .dump:
+            guard let i = shownDump, dumps.indices.contains(i) else { return 0 }
+            let sideBySide = !expanded && width >= 129
+            return dumpPaneLines(self, dumps[i], width: sideBySide ? 79 : width, rows: panes.rows(.dump), full: expanded,
+                                 decode: !sideBySide).count
+        case .log: return logPaneLines(self, width: width, wrapAll: expanded).count
+        }
+    }
+
+    /// In help: ↑ ↓ PgUp PgDn Home End scroll it (it can be longer than the screen); any other
+    /// key closes it.
+    mutating func handleHelp(_ key: Key) {
+        let count = helpOverlayLines().count
+        let rows = max(1, helpRows)
+        let last = max(0, count - rows)
+        switch key {
+        case .resize: return
+        case .up: helpTop = max(0, helpTop - 1)
+        case .down: helpTop = min(last, helpTop + 1)
+        case .pageUp: helpTop = max(0, helpTop - rows)
+        case .pageDown: helpTop = min(last, helpTop + rows)
+        case .home: helpTop = 0
+        case .end: helpTop = last
+        default:
+            mode = .normal
+            helpTop = 0
+        }
     }
 
     mutating func select(_ position: Int) {

@@ -18,8 +18,8 @@ public struct TUIOptions: Sendable {
     /// Called after the terminal is restored, when the user quits (or a signal ends the TUI):
     /// `ringside run` stops QEMU here.
     public var onQuit: (@Sendable () -> Void)?
-    /// Directory `w` writes pcap files to.
-    public var pcapDirectory: String = "."
+    /// Directory `w` writes pcap files to (created when first needed).
+    public var pcapDirectory: String = defaultPcapDirectory()
     /// QEMU's QMP socket: when set, the device's own view of the net queues is polled (4 Hz)
     /// and shown beside the driver's.
     public var qmpSocketPath: String?
@@ -89,6 +89,7 @@ final class TUIApp {
             info.qmpSocket = options.qmpSocketPath
             return info
         }()
+        state.pcapDirectory = options.pcapDirectory
         state.startedAt = monotonicNow()
         state.now = state.startedAt
         size = terminal.size
@@ -155,7 +156,10 @@ final class TUIApp {
         state.now = now
         let layout = Layout.compute(size: size, queueCount: state.view.model.queues.count,
                                     maxQueueSize: Int(state.view.model.queues.map { $0.info.size }.max() ?? 256))
-        state.tableViewportRows = descriptorRowsVisible(paneHeight: layout.descriptors.height)
+        let viewports = paneViewports(state, size: size)
+        state.panes.viewport = viewports
+        state.tableViewportRows = viewports[.descriptors]?.height ?? descriptorRowsVisible(paneHeight: layout.descriptors.height)
+        state.helpRows = helpBox(state, size: size).rows
         state.followPending()
         backend.draw(render(state, size: size))
         lastDraw = now
@@ -166,7 +170,7 @@ final class TUIApp {
         switch effect {
         case .send(let command, let label):
             if let seq = link.send(command) {
-                state.awaiting[seq] = label
+                state.noteSent(command, seq: seq, label: label)
                 state.addLog(.command, "→ \(label)")
             } else {
                 state.addLog(.error, "\(label): not connected")
@@ -187,17 +191,17 @@ final class TUIApp {
     }
 
     func writePcap() {
-        let header = state.virtioNetHeaderBytes
-        let frames = state.dumps.filter { state.isNetworkQueue($0.queueName) && $0.dump.bytes.count > header }
-            .map { (time: $0.wallTime, bytes: Array($0.dump.bytes[header...])) }
+        let (frames, skipped) = state.pcapFrames()
+        let skippedNote = skipped > 0 ? " (left out \(skipped) device-owned or unknown-owner dump\(skipped == 1 ? "" : "s"): not frames)" : ""
         guard !frames.isEmpty else {
-            state.addLog(.error, "pcap: no network frames dumped yet (d dumps one)")
+            state.addLog(.error, "pcap: no network frames dumped yet (d dumps one)" + skippedNote)
             return
         }
         let path = options.pcapDirectory + "/ringside-" + timestampForFileName() + ".pcap"
         do {
+            try makeDirectories(options.pcapDirectory)
             try PcapWriter.write(PcapWriter.file(frames: frames), to: path)
-            state.addLog(.info, "wrote \(frames.count) frame\(frames.count == 1 ? "" : "s") to \(path)")
+            state.addLog(.info, "wrote \(frames.count) frame\(frames.count == 1 ? "" : "s") to \(path)" + skippedNote)
         } catch {
             state.addLog(.error, "pcap: \(error)")
         }
@@ -212,4 +216,29 @@ func timestampForFileName() -> String {
     var buf = [CChar](repeating: 0, count: 32)
     let n = strftime(&buf, buf.count, "%Y%m%d-%H%M%S", &tmValue)
     return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Where `w` writes pcap files unless told otherwise: $RINGSIDE_PCAP_DIR, else
+/// $XDG_DATA_HOME/ringside/pcap, else ~/.local/share/ringside/pcap (else /tmp/ringside-pcap).
+public func defaultPcapDirectory() -> String {
+    func env(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+    if let dir = env("RINGSIDE_PCAP_DIR") { return dir }
+    if let data = env("XDG_DATA_HOME") { return data + "/ringside/pcap" }
+    if let home = env("HOME") { return home + "/.local/share/ringside/pcap" }
+    return "/tmp/ringside-pcap"
+}
+
+/// `mkdir -p`.
+func makeDirectories(_ path: String) throws(RingsideError) {
+    var built = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+        built += "/" + part
+        if mkdir(built, 0o755) != 0 && errno != EEXIST {
+            throw RingsideError("cannot create \(built): \(String(cString: strerror(errno)))")
+        }
+    }
 }

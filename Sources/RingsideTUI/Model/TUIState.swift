@@ -30,6 +30,37 @@ public struct DumpRecord: Equatable, Sendable {
     public var selector: String
     /// Host wall-clock seconds (for pcap timestamps).
     public var wallTime: Double
+    /// Whose buffer it was when dumped: a device-owned receive buffer holds stale bytes.
+    public var ownership: DumpOwnership = .driver
+}
+
+/// Who owned a dumped buffer, as far as the host knows (from the selector and the descriptor's
+/// state in the latest snapshot; the dump reply itself does not say).
+public enum DumpOwnership: Equatable, Sendable {
+    /// The driver's: a used element the device returned, a buffer held back from the device, or
+    /// the copy `dump --last` keeps. The bytes are a frame.
+    case driver
+    /// Given to the device to read (a posted TX buffer): the bytes are what the driver wrote.
+    case deviceReads
+    /// Given to the device to fill (a posted RX buffer): whatever it holds is old memory, and
+    /// the device may overwrite it at any time. Not a frame.
+    case deviceWrites
+    /// The host could not tell (no descriptor table, or the id is not in it).
+    case unknown
+
+    /// Whether the bytes are a frame the driver or the device put there on purpose: decoded as
+    /// one and written to pcap.
+    public var holdsFrame: Bool { self == .driver || self == .deviceReads }
+
+    /// What the dump pane says about it; nil for the driver's own buffers.
+    public var label: String? {
+        switch self {
+        case .driver: return nil
+        case .deviceReads: return "device-owned (posted for the device to read): the bytes the driver wrote"
+        case .deviceWrites: return "device-owned: contents are stale (a posted receive buffer the device may overwrite at any time; not decoded, not written to pcap)"
+        case .unknown: return "ownership unknown (no descriptor table): contents may be stale; not decoded, not written to pcap"
+        }
+    }
 }
 
 /// What keys currently do.
@@ -117,6 +148,18 @@ public struct TUIState: Equatable, Sendable {
     public var hmp: HMPPane?
     /// Descriptor rows the last layout showed (PgUp/PgDn move by this).
     var _tableRows = 8
+    /// Dump commands awaiting their reply, by frame seq: which buffer was asked for.
+    var awaitingDumps: [UInt32: WireDumpSelector] = [:]
+    /// The snapshot rate last asked for and not yet seen in a snapshot (`+`/`-` step from it).
+    public var pendingRateHz: UInt16?
+    var pendingRateSeq: UInt32?
+    /// Panes: focus, expansion, scroll positions (PaneState.swift).
+    public var panes = PaneState()
+    /// First line of the help overlay shown, and its rows when last drawn.
+    public var helpTop = 0
+    public var helpRows = 18
+    /// Where `w` writes pcap files (shown in help).
+    public var pcapDirectory = ""
 
     public init(title: String = "Ringside", accel: String = "") {
         self.title = title
@@ -262,6 +305,8 @@ public struct TUIState: Equatable, Sendable {
             link = .reconnecting(reason: reason)
             addLog(.error, "disconnected: \(reason)")
             awaiting.removeAll()
+            awaitingDumps.removeAll()
+            pendingRateHz = nil
         case .decodeError(let message):
             live.decoderErrors += 1
             addLog(.error, "telemetry: \(message)")
@@ -284,6 +329,7 @@ public struct TUIState: Equatable, Sendable {
         case .snapshot(let s):
             live.lastSnapshotAt = now
             noteDriverViews(uptimeNs: s.uptimeNs)
+            if pendingRateHz == s.rateHz { pendingRateHz = nil }
             let uptime = Double(s.uptimeNs) / 1e9
             for q in s.queues {
                 live.activity[q.status.queue, default: QueueActivity()].note(q.status, uptime: uptime, now: now)
@@ -313,21 +359,83 @@ public struct TUIState: Equatable, Sendable {
         }
     }
 
+    /// The app sent `command` as frame `seq`: remember what to call its reply, and for a dump
+    /// which buffer was asked for; for a rate, that it is pending.
+    public mutating func noteSent(_ command: WireCommand, seq: UInt32, label: String) {
+        awaiting[seq] = label
+        switch command {
+        case .dump(_, let selector): awaitingDumps[seq] = selector
+        case .setSnapshotRate(let hz):
+            pendingRateHz = hz
+            pendingRateSeq = seq
+        default: break
+        }
+    }
+
+    /// Who owned the dumped buffer: `next` picks a used element or a held-back one, `last` is
+    /// the kernel's copy; a descriptor by id is whatever the latest table says it is.
+    func ownership(of d: WireDump, selector: WireDumpSelector?) -> DumpOwnership {
+        switch selector {
+        case .next?, .last?: return .driver
+        case .descriptor?, nil: break
+        }
+        guard let p = live.model.position(ofQueue: d.queue) else { return .unknown }
+        let q = live.model.queues[p]
+        guard !q.isStale, q.descriptors.indices.contains(Int(d.descriptor)) else { return .unknown }
+        let desc = q.descriptors[Int(d.descriptor)]
+        switch desc.state {
+        case .used, .held: return .driver
+        case .avail: return desc.flags & 2 != 0 ? .deviceWrites : .deviceReads
+        case .free: return .unknown
+        }
+    }
+
     mutating func handleReply(_ r: WireReply) {
         let what = awaiting.removeValue(forKey: r.commandSeq)
+        let selector = awaitingDumps.removeValue(forKey: r.commandSeq)
         guard let what else { return }   // someone else's command (ringside ctl), or an automatic one
         if r.status.isOK {
             if case .dump(let d) = r.body {
                 let name = queueName(d.queue)
-                dumps.append(DumpRecord(dump: d, queueName: name, selector: what, wallTime: wallClock()))
+                var record = DumpRecord(dump: d, queueName: name, selector: what, wallTime: wallClock())
+                record.ownership = ownership(of: d, selector: selector)
+                dumps.append(record)
                 if dumps.count > 256 { dumps.removeFirst() }
                 shownDump = dumps.count - 1
-                addLog(.reply, "\(what): \(d.bytes.count) bytes of \(name) desc \(d.descriptor) @0x\(hexDigits(d.guestAddress, width: 1))")
+                panes.top[.dump] = nil
+                addLog(.reply, "\(what): \(d.bytes.count) bytes of \(name) desc \(d.descriptor) @0x\(hexDigits(d.guestAddress, width: 1))"
+                       + (record.ownership == .deviceWrites ? " (device-owned: stale)" : record.ownership == .unknown ? " (owner unknown)" : ""))
             } else {
                 addLog(.reply, "\(what): ok\(r.message.isEmpty ? "" : " (\(r.message))")")
             }
         } else {
-            addLog(.error, "\(what): \(r.status.name)\(r.message.isEmpty ? "" : ": \(r.message)")")
+            if r.commandSeq == pendingRateSeq { pendingRateHz = nil }
+            addLog(.error, "\(what): " + (r.message.isEmpty ? replyStatusText(r.status) : r.message))
         }
+    }
+}
+
+/// A failed reply's status in words, for when the kernel sent no message.
+func replyStatusText(_ status: WireReplyStatus) -> String {
+    switch status {
+    case .unknownQueue: return "no such queue"
+    case .descriptorOutOfRange: return "descriptor out of range"
+    case .notOwned: return "not a buffer this queue can show"
+    case .nothingPending: return "nothing pending"
+    case .badCommand: return "refused (malformed command)"
+    case .unsupported: return "not supported by this kernel"
+    default: return "failed (status \(status.rawValue))"
+    }
+}
+
+extension TUIState {
+    /// The dumps `w` writes: network frames (without the virtio-net header) whose bytes are a
+    /// frame; and how many dumps were left out because their buffer was the device's to fill or
+    /// of unknown owner (stale memory is not a frame).
+    public func pcapFrames() -> (frames: [(time: Double, bytes: [UInt8])], skipped: Int) {
+        let header = virtioNetHeaderBytes
+        let network = dumps.filter { isNetworkQueue($0.queueName) && $0.dump.bytes.count > header }
+        let frames = network.filter { $0.ownership.holdsFrame }
+        return (frames.map { (time: $0.wallTime, bytes: Array($0.dump.bytes[header...])) }, network.count - frames.count)
     }
 }

@@ -33,16 +33,18 @@ public struct Layout: Equatable, Sendable {
         let status = Rect(y: h - 1, x: 0, height: 1, width: w)
         let body = h - header.height - status.height
         let n = max(1, queueCount)
-        // Compact panels (2 rows: title + ring, stats) unless there is room to spare; then give
-        // each panel a title line, up to enough ring rows for one cell per slot, and a stats line.
-        let lowerMinimum = 13
+        // Compact panels (2 rows: title + ring, stats) until the lower panes (descriptor table,
+        // dump, log) have `lowerFirst` rows; of the rows beyond that, the panels take half for
+        // rings on rows of their own (up to one cell per slot), the lower panes the rest. So a
+        // taller terminal gives the descriptor table more rows, not only the rings.
+        let lowerFirst = 22
         var ringRows = 1
         var panelHeight = 2
         let stripWidth = max(16, w - 24)
         let rowsForAll = (maxQueueSize + stripWidth - 1) / max(1, stripWidth)
-        if body - n * 3 >= lowerMinimum + 8 {
-            let budget = min((body * 45) / 100, body - lowerMinimum - 8) / n
-            ringRows = max(1, min(rowsForAll, budget - 2))
+        let spare = body - 2 * n - lowerFirst
+        if spare > 0, min(rowsForAll, spare / 2 / n) >= 1 {
+            ringRows = min(rowsForAll, spare / 2 / n)
             panelHeight = 2 + ringRows
         }
         var queues: [Rect] = []
@@ -68,5 +70,10 @@ public struct Layout: Equatable, Sendable {
             log = Rect(y: dump.maxY, x: 0, height: logHeight, width: w)
         }
         return Layout(header: header, queues: queues, ringRows: ringRows, descriptors: descriptors, dump: dump, log: log, status: status)
+    }
+
+    /// A pane expanded to the full screen: everything between the header and the status line.
+    public static func expandedPane(size: ScreenSize) -> Rect {
+        Rect(y: 2, x: 0, height: max(2, size.height - 3), width: size.width)
     }
 }

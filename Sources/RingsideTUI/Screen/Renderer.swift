@@ -11,6 +11,8 @@ public enum RingGlyph {
     public static let avail: Unicode.Scalar = "▒"
     public static let used: Unicode.Scalar = "█"
     public static let held: Unicode.Scalar = "▓"
+    /// The device's own position (QMP last-avail-idx) on a ring.
+    public static let devicePointer: Unicode.Scalar = "D"
 
     static func slot(_ s: RingSlotState) -> (Unicode.Scalar, CellRole) {
         switch s {
@@ -47,6 +49,13 @@ public func render(_ state: TUIState, size: ScreenSize) -> ScreenGrid {
     let queues = view.model.queues
     let layout = Layout.compute(size: size, queueCount: queues.count, maxQueueSize: Int(queues.map { $0.info.size }.max() ?? 256))
     drawHeader(&grid, state, layout.header)
+    if let pane = state.panes.expanded {
+        // One pane over the whole body; header and status line stay.
+        drawPane(&grid, state, pane, Layout.expandedPane(size: size), expanded: true)
+        drawStatus(&grid, state, layout.status)
+        drawOverlays(&grid, state, size: size)
+        return grid
+    }
     if queues.isEmpty {
         let r = layout.queues[0]
         let text: String
@@ -62,15 +71,51 @@ public func render(_ state: TUIState, size: ScreenSize) -> ScreenGrid {
             drawQueue(&grid, state, q, position: i, rect: layout.queues[i], ringRows: layout.ringRows)
         }
     }
-    drawDescriptorTable(&grid, state, layout.descriptors)
-    if let pane = state.hmp { drawHMPPane(&grid, pane, rect: layout.dump) } else { drawDump(&grid, state, layout.dump) }
-    drawLog(&grid, state, layout.log)
+    drawPane(&grid, state, .descriptors, layout.descriptors, expanded: false)
+    if let pane = state.hmp { drawHMPPane(&grid, pane, rect: layout.dump) } else { drawPane(&grid, state, .dump, layout.dump, expanded: false) }
+    drawPane(&grid, state, .log, layout.log, expanded: false)
     drawStatus(&grid, state, layout.status)
+    drawOverlays(&grid, state, size: size)
+    return grid
+}
+
+/// What is drawn over the panes: the expanded HMP answer, the QEMU-ended box, help, info.
+func drawOverlays(_ grid: inout ScreenGrid, _ state: TUIState, size: ScreenSize) {
     if let pane = state.hmp, pane.expanded { drawHMPExpanded(&grid, pane, size: size) }
     if let ended = state.processEnded { drawProcessEnded(&grid, ended, size: size) }
-    if state.mode == .help { drawHelp(&grid, size: size) }
+    if state.mode == .help { drawHelp(&grid, state, size: size) }
     if state.mode == .info { drawInfo(&grid, state, size: size) }
-    return grid
+}
+
+func drawPane(_ g: inout ScreenGrid, _ state: TUIState, _ pane: Pane, _ r: Rect, expanded: Bool) {
+    switch pane {
+    case .descriptors: drawDescriptorTable(&g, state, r, expanded: expanded)
+    case .dump: drawDump(&g, state, r, expanded: expanded)
+    case .log: drawLog(&g, state, r, expanded: expanded)
+    }
+}
+
+/// A pane's title rule; the focused pane's title stands out (reverse), so the arrow keys'
+/// target is visible without colour.
+func paneRule(_ g: inout ScreenGrid, _ state: TUIState, _ pane: Pane, _ r: Rect, title: String, expanded: Bool) {
+    let focused = !expanded && state.panes.focus == pane
+    let text = title
+    g.rule(y: r.y, x: r.x, width: r.width, title: text,
+           titleStyle: focused ? CellStyle(.selected, bold: true, reverse: true) : CellStyle(.title, bold: true))
+}
+
+/// Each pane's rows and columns of content for `size` (what the keys page by).
+public func paneViewports(_ state: TUIState, size: ScreenSize) -> [Pane: ScreenSize] {
+    let queues = state.view.model.queues
+    let layout = Layout.compute(size: size, queueCount: queues.count, maxQueueSize: Int(queues.map { $0.info.size }.max() ?? 256))
+    var rects: [Pane: Rect] = [.descriptors: layout.descriptors, .dump: layout.dump, .log: layout.log]
+    if let pane = state.panes.expanded { rects[pane] = Layout.expandedPane(size: size) }
+    var out: [Pane: ScreenSize] = [:]
+    for (pane, r) in rects {
+        let rows = pane == .descriptors ? descriptorRowsVisible(paneHeight: r.height) : max(1, r.height - 1)
+        out[pane] = ScreenSize(width: r.width, height: rows)
+    }
+    return out
 }
 
 // MARK: - Header
@@ -105,13 +150,25 @@ func formatHeap(_ memory: WireMemory) -> String? {
 }
 
 func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+    // The product name always; the kernel's version only where the line has room for it.
+    var trial = g
+    if drawHeaderFirstLine(&trial, state, r, kernelVersion: true) < r.width {
+        g = trial
+    } else {
+        drawHeaderFirstLine(&g, state, r, kernelVersion: false)
+    }
+    drawHeaderSecondLine(&g, state, r)
+}
+
+/// The header's first line; returns the column after its last character.
+@discardableResult
+func drawHeaderFirstLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect, kernelVersion: Bool) -> Int {
     let view = state.view
     let bar = CellStyle(.header)
     g.fill(y: r.y, x: 0, height: 1, width: r.width, with: Cell(" ", bar))
-    // The title only where there is room: at 80 columns the facts come first.
-    var x = r.width >= 100 ? g.text(" " + state.title + " ", y: r.y, x: 0, style: CellStyle(.header, bold: true)) : 0
+    var x = g.text(" " + state.title + " ", y: r.y, x: 0, style: CellStyle(.header, bold: true))
     func sep() { x = g.text(x == 0 ? " " : "│ ", y: r.y, x: x, style: bar) }
-    if let hello = view.model.hello {
+    if kernelVersion, let hello = view.model.hello {
         sep(); x = g.text(hello.kernelVersion + " ", y: r.y, x: x, style: bar)
     }
     sep(); x = g.text("up " + formatUptime(view.model.uptimeNs) + " ", y: r.y, x: x, style: bar)
@@ -142,7 +199,14 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     if state.frozen != nil {
         x = g.text(" FROZEN ", y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true))
     }
-    // Second line: device facts, the kernel's heap, and the legend.
+    return x
+}
+
+/// The header's second line: device facts, the kernel's heap, and (when it fits) the legend.
+func drawHeaderSecondLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+    let view = state.view
+    let stale = snapshotIsStale(state)
+    var x = 0
     let y = r.y + 1
     var facts: [[(text: String, style: CellStyle)]] = []
     facts.append([("MAC " + (view.model.hello.map { macAddressText($0.mac) } ?? "?"), .plain)])
@@ -152,7 +216,11 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         accelFact = facts.count
         facts.append([("accel " + state.accel, .plain)])
     }
-    facts.append([("snap \(view.model.rateHz) Hz", .plain)])
+    if let asked = state.pendingRateHz, asked != view.model.rateHz {
+        facts.append([("snap \(view.model.rateHz)→\(asked) Hz", CellStyle(.warning))])
+    } else {
+        facts.append([("snap \(view.model.rateHz) Hz", .plain)])
+    }
     facts.append([("tlm drops ", .plain),
                   (String(view.model.droppedFrames), view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : .plain)])
     // Old data in red, as the age on the first line.
@@ -180,15 +248,15 @@ func drawHeader(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         (RingGlyph.free, .descFree, "free"), (RingGlyph.avail, .descAvail, "avail"),
         (RingGlyph.used, .descUsed, "used"), (RingGlyph.held, .descHeld, "held"),
     ]
-    let legendText = " L last-seen U used A avail"
-    let legendWidth = legend.reduce(0) { $0 + 2 + $1.2.columns + 1 } + legendText.columns
+    let pointerLegend = [("L", " last-seen "), ("U", " used "), ("A", " avail "), ("D", " device")]
+    let legendWidth = legend.reduce(0) { $0 + 2 + $1.2.columns + 1 } + pointerLegend.reduce(0) { $0 + $1.0.columns + $1.1.columns }
     var lx = r.width - legendWidth - 1
     if lx > x + 1 {
         for (glyph, role, name) in legend {
             g.put(Cell(glyph, CellStyle(role)), y: y, x: lx)
             lx = g.text(" " + name + " ", y: y, x: lx + 1, style: CellStyle(.dim))
         }
-        for part in [("L", " last-seen "), ("U", " used "), ("A", " avail")] {
+        for part in pointerLegend {
             lx = g.text(part.0, y: y, x: lx, style: CellStyle(.marker, bold: true, reverse: true))
             lx = g.text(part.1, y: y, x: lx, style: CellStyle(.dim))
         }
@@ -242,17 +310,8 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     let ringWidth = (ringRows == 1 && r.height == 2 ? r.width - flagsWidth - 1 - stripX : r.width - 5)
     if let status = q.status, ringWidth > 4 {
         let ring = RingIndices(size: q.info.size, status: status)
-        let cells = ring.cells(count: ringWidth * ringRows)
-        let perRow = (cells.count + ringRows - 1) / ringRows
-        for (i, cell) in cells.enumerated() {
-            let (glyph, role) = RingGlyph.slot(cell.state)
-            let y = ringY + i / max(1, perRow), x = ringX + i % max(1, perRow)
-            if let mark = cell.markLetter {
-                g.put(Cell(mark, CellStyle(.marker, bold: true, reverse: true)), y: y, x: x)
-            } else {
-                g.put(Cell(glyph, CellStyle(role)), y: y, x: x)
-            }
-        }
+        drawRingStrip(&g, ring.strip(columns: ringWidth * ringRows, pointers: ringPointers(state, q, ring)),
+                      y: ringY, x: ringX, rows: ringRows)
     } else if q.status == nil {
         g.text("no snapshot yet", y: ringY, x: ringX, style: CellStyle(.dim))
     }
@@ -285,6 +344,31 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     seg("irq ", compactNumber(Double(status.counters.interrupts)))
 }
 
+/// The pointers drawn on a queue's ring: the driver's L, U, A, and, when QMP answers for this
+/// queue, the device's D (last-avail-idx: the next avail entry the device will take).
+func ringPointers(_ state: TUIState, _ q: TelemetryQueueModel, _ ring: RingIndices) -> [RingPointer] {
+    var pointers = ring.driverPointers
+    if let dev = state.deviceView(forQueueNamed: q.info.name) {
+        pointers.append(RingPointer(RingGlyph.devicePointer, dev.view.lastAvailIdx))
+    }
+    return pointers
+}
+
+/// Flows a ring strip over `rows` rows (balanced), pointers as bold reversed letters.
+func drawRingStrip(_ g: inout ScreenGrid, _ strip: [RingStripColumn], y: Int, x: Int, rows: Int) {
+    let perRow = max(1, (strip.count + rows - 1) / max(1, rows))
+    for (i, column) in strip.enumerated() {
+        let cy = y + i / perRow, cx = x + i % perRow
+        switch column {
+        case .cell(let state):
+            let (glyph, role) = RingGlyph.slot(state)
+            g.put(Cell(glyph, CellStyle(role)), y: cy, x: cx)
+        case .pointer(let letter):
+            g.put(Cell(letter, CellStyle(.marker, bold: true, reverse: true)), y: cy, x: cx)
+        }
+    }
+}
+
 // MARK: - Descriptor table
 
 /// "NEXT|WRITE|INDIRECT" for the VIRTQ_DESC_F_* bits (virtio 1.x §2.7.5), "-" for none.
@@ -301,14 +385,17 @@ public func descriptorFlagsText(_ flags: UInt16) -> String {
 /// Table rows that fit in a descriptor pane of `height` (title and column header excluded).
 public func descriptorRowsVisible(paneHeight: Int) -> Int { max(1, paneHeight - 2) }
 
-func drawDescriptorTable(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+func drawDescriptorTable(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect, expanded: Bool = false) {
     guard r.height >= 2 else { return }
     guard let q = state.selectedQueueModel else {
-        g.rule(y: r.y, x: r.x, width: r.width, title: "descriptors")
+        paneRule(&g, state, .descriptors, r, title: "descriptors", expanded: expanded)
         return
     }
     let hint = state.cursor.map { "d dumps desc \($0) · Esc: next" } ?? "d dumps next pending · ↑↓ pick"
-    g.rule(y: r.y, x: r.x, width: r.width, title: "descriptors \(q.info.name) · \(hint)")
+    let rowsShown = descriptorRowsVisible(paneHeight: r.height)
+    let position = scrollPosition(top: state.tableTop(showingRows: rowsShown), rows: rowsShown, count: q.descriptors.count)
+    paneRule(&g, state, .descriptors, r, title: "descriptors \(q.info.name) · \(hint)" + (expanded && !position.isEmpty ? " · " + position : ""),
+             expanded: expanded)
     let wide = r.width >= 60
     let header = wide ? "   id state addr                 len flags           next" : "   id state addr          len flags      next"
     g.text(header, y: r.y + 1, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
@@ -334,43 +421,39 @@ func drawDescriptorTable(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
 
 // MARK: - Dump pane
 
-func drawDump(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+func drawDump(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect, expanded: Bool = false) {
     guard r.height >= 2 else { return }
     guard let i = state.shownDump, state.dumps.indices.contains(i) else {
-        g.rule(y: r.y, x: r.x, width: r.width, title: "dump")
+        paneRule(&g, state, .dump, r, title: "dump", expanded: expanded)
         g.text(" d: dump the next pending frame of the selected queue (pause it first: Space)", y: r.y + 1, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
         return
     }
     let rec = state.dumps[i]
     let d = rec.dump
-    let net = state.isNetworkQueue(rec.queueName)
-    let decoded = net ? FrameDecoder.describe(d.bytes, virtioHeaderBytes: state.virtioNetHeaderBytes).summaryLines : []
-    let title = "\(rec.selector) · \(i + 1)/\(state.dumps.count) · desc \(d.descriptor) · \(d.bytes.count)"
+    var title = "\(rec.selector) · \(i + 1)/\(state.dumps.count) · desc \(d.descriptor) · \(d.bytes.count)"
         + (d.bufferLength > UInt32(d.bytes.count) ? " of \(d.bufferLength)" : "") + " bytes @0x" + hexDigits(d.guestAddress, width: 1)
-    g.rule(y: r.y, x: r.x, width: r.width, title: title)
-    let hex = hexDumpCLines(d.bytes)
-    let rows = r.height - 1
+    let body = Rect(y: r.y + 1, x: r.x, height: r.height - 1, width: r.width)
     let hexWidth = 79
-    if r.width >= hexWidth + 50 {
-        // Side by side: hex on the left, decoded layers on the right.
-        for (k, line) in hex.prefix(rows).enumerated() { drawHexLine(&g, line, y: r.y + 1 + k, x: r.x, maxX: r.x + hexWidth) }
-        for (k, line) in decoded.prefix(rows).enumerated() {
-            g.text(line, y: r.y + 1 + k, x: r.x + hexWidth + 1, style: CellStyle(.decoded), maxX: r.maxX)
+    let top = state.panes.top[.dump]
+    if !expanded && r.width >= hexWidth + 50 {
+        // Side by side: the hex (and what is known of the buffer) scrolls on the left, the
+        // decoded layers stay on the right.
+        let lines = dumpPaneLines(state, rec, width: hexWidth, rows: body.height, full: false, decode: false)
+        let first = drawPaneLines(&g, lines, top: top ?? 0, in: Rect(y: body.y, x: body.x, height: body.height, width: hexWidth))
+        for (k, line) in dumpDecodeLines(state, rec).prefix(body.height).enumerated() {
+            g.text(line, y: body.y + k, x: r.x + hexWidth + 1, style: CellStyle(.decoded), maxX: r.maxX)
         }
+        let position = scrollPosition(top: first, rows: body.height, count: lines.count)
+        if !position.isEmpty { title += " · " + position }
     } else {
-        // Stacked: decoded layers first when everything fits, else the innermost layer only.
-        var y = r.y + 1
-        let shownDecode: [String]
-        if decoded.count + hex.count <= rows { shownDecode = decoded } else { shownDecode = decoded.suffix(decoded.isEmpty ? 0 : 1) }
-        for line in shownDecode where y < r.maxY {
-            g.text(line, y: y, x: r.x, style: CellStyle(.decoded), maxX: r.maxX)
-            y += 1
-        }
-        for line in hex where y < r.maxY {
-            drawHexLine(&g, line, y: y, x: r.x, maxX: r.maxX)
-            y += 1
-        }
+        // Stacked: what is known of the buffer, the decoded layers (all when expanded; in the
+        // layout all when everything fits, else the innermost), then the hex.
+        let lines = dumpPaneLines(state, rec, width: r.width, rows: body.height, full: expanded)
+        let first = drawPaneLines(&g, lines, top: top ?? 0, in: body)
+        let position = scrollPosition(top: first, rows: body.height, count: lines.count)
+        if !position.isEmpty { title += " · " + position }
     }
+    paneRule(&g, state, .dump, r, title: title, expanded: expanded)
 }
 
 func drawHexLine(_ g: inout ScreenGrid, _ line: String, y: Int, x: Int, maxX: Int) {
@@ -384,27 +467,16 @@ func drawHexLine(_ g: inout ScreenGrid, _ line: String, y: Int, x: Int, maxX: In
 
 // MARK: - Event log
 
-func drawLog(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
+func drawLog(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect, expanded: Bool = false) {
     guard r.height >= 1 else { return }
     let filterNote = state.logFilter.isEmpty ? "" : " (filter: \(state.logFilter))"
-    g.rule(y: r.y, x: r.x, width: r.width, title: "events" + filterNote)
-    let entries = state.filteredLog.suffix(max(0, r.height - 1))
-    var y = r.y + 1
-    for e in entries {
-        let role: CellRole
-        switch e.kind {
-        case .error: role = .alarm
-        case .command: role = .key
-        case .reply: role = .good
-        case .event: role = .warning
-        case .info: role = .plain
-        }
-        let time = fmt1(e.time).leftPadded(to: 7) + "s "
-        var x = g.text(time, y: y, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
-        x = g.text(e.text, y: y, x: x, style: CellStyle(role), maxX: r.maxX)
-        if e.repeats > 1 { g.text(" ×\(e.repeats)", y: y, x: x, style: CellStyle(.dim), maxX: r.maxX) }
-        y += 1
-    }
+    let body = Rect(y: r.y + 1, x: r.x, height: r.height - 1, width: r.width)
+    let lines = logPaneLines(state, width: r.width, wrapAll: expanded)
+    let first = drawPaneLines(&g, lines, top: state.panes.top[.log], in: body)
+    var title = "events" + filterNote
+    let position = scrollPosition(top: first, rows: body.height, count: lines.count)
+    if !position.isEmpty { title += " · " + position + (state.panes.top[.log] == nil ? " (newest)" : "") }
+    paneRule(&g, state, .log, r, title: title, expanded: expanded)
 }
 
 // MARK: - Status line and help
@@ -412,8 +484,15 @@ func drawLog(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
 /// The key hints on the status line, most important first (cut at the right edge).
 let statusHints: [(String, String)] = [
     ("?", "help"), ("Tab", "queue"), ("Space", "pause"), ("s", "step"), ("S", "step N"), ("d", "dump"),
+    ("←→", "pane"), ("e", "expand"),
     ("w", "pcap"), ("f", "freeze"), ("+/-", "rate"), ("/", "filter"), (":", "cmd"), ("i", "info"), ("q", "quit"),
 ]
+
+/// The key hints while a pane is expanded.
+func expandedStatusHints(_ pane: Pane) -> [(String, String)] {
+    [("?", "help"), ("↑↓ PgUp PgDn Home End", pane == .descriptors ? "cursor" : "scroll"), ("←→", "pane"),
+     ("Esc/e", "back"), ("d", "dump"), ("[ ]", "dumps"), ("q", "quit")]
+}
 
 func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     g.fill(y: r.y, x: 0, height: 1, width: r.width, with: Cell(" ", CellStyle(.header)))
@@ -427,6 +506,7 @@ func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         g.text(hint, y: r.y, x: x + 1, style: CellStyle(.header))
     default:
         // Full hints when they fit, else the compact form ("?help Tab queue"); q quit always.
+        let statusHints = state.panes.expanded == nil ? statusHints : expandedStatusHints(state.panes.expanded!)
         let full = statusHints.reduce(0) { $0 + $1.0.columns + $1.1.columns + 3 }
         let compact = full <= r.width ? 0 : 1   // narrow: no space after each hint
         var x = 0
@@ -444,14 +524,16 @@ func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
 public let helpLines: [(String, String)] = [
     ("Tab / Shift-Tab", "select the next / previous queue"),
     ("1 … 9", "select queue N"),
-    ("↑ ↓ PgUp PgDn Home End", "move the descriptor table cursor"),
-    ("Esc", "close overlay; drop the table cursor"),
+    ("← →", "focus the descriptors, dump or events pane"),
+    ("↑ ↓ PgUp PgDn Home End", "move the table cursor / scroll the focused pane"),
+    ("e", "expand the focused pane to the full screen"),
+    ("Esc", "close overlay or expanded pane; drop the cursor"),
     ("Space", "pause / resume the selected queue"),
     ("s", "step one packet (queue paused)"),
     ("S", "step N packets (asks for N)"),
     ("d", "dump cursor's descriptor, else next pending"),
     ("[ ]", "previous / next dump"),
-    ("w", "write dumps as pcap: ./ringside-<time>.pcap"),
+    ("w", "write dumped frames as pcap (see below)"),
     ("f", "freeze the display (the guest runs on)"),
     ("+ / -", "raise / lower the snapshot rate"),
     ("/", "filter the event log (empty: all)"),
@@ -462,28 +544,71 @@ public let helpLines: [(String, String)] = [
     ("q", "quit"),
 ]
 
-func drawHelp(_ g: inout ScreenGrid, size: ScreenSize) {
+/// What the ring and table symbols mean: (symbol, its style, meaning).
+public let symbolLegend: [(Unicode.Scalar, CellStyle, String)] = [
+    (RingGlyph.free, CellStyle(.descFree), "free: the driver may fill it"),
+    (RingGlyph.avail, CellStyle(.descAvail), "avail: posted, the device owns it"),
+    (RingGlyph.used, CellStyle(.descUsed), "used: returned, the driver has not taken it"),
+    (RingGlyph.held, CellStyle(.descHeld), "held: filled, kept from the device (paused TX)"),
+    ("L", CellStyle(.marker, bold: true, reverse: true), "driver's last-seen used index"),
+    ("U", CellStyle(.marker, bold: true, reverse: true), "used.idx: where the device returns next"),
+    ("A", CellStyle(.marker, bold: true, reverse: true), "avail.idx: where the driver posts next"),
+    (RingGlyph.devicePointer, CellStyle(.marker, bold: true, reverse: true), "device's last-avail-idx (QMP): its next take"),
+]
+
+/// The help overlay's lines: keys, the symbol legend, where pcap files go.
+func helpOverlayLines(pcapDirectory: String = "") -> [PaneLine] {
     let keyWidth = helpLines.map { $0.0.columns }.max() ?? 10
-    let width = min(size.width - 4, keyWidth + 6 + (helpLines.map { $0.1.columns }.max() ?? 40))
-    let height = min(size.height - 2, helpLines.count + 4)
-    let x0 = (size.width - width) / 2, y0 = (size.height - height) / 2
-    let box = CellStyle(.overlay)
-    g.fill(y: y0, x: x0, height: height, width: width, with: Cell(" ", box))
+    var lines = helpLines.map { key, what in
+        PaneLine([PaneSegment(key.padded(to: keyWidth + 2), CellStyle(.key, bold: true)), PaneSegment(what, CellStyle(.overlay))])
+    }
+    lines.append(.blank)
+    lines.append(PaneLine("Ring and table symbols", CellStyle(.overlay, bold: true)))
+    for (symbol, style, what) in symbolLegend {
+        lines.append(PaneLine([PaneSegment(String(symbol), style), PaneSegment("  " + what, CellStyle(.overlay))]))
+    }
+    for note in ["A pointer letter stands just before the ring cell holding", "the slot it points at; letters side by side share",
+                 "that cell. Every pointer is always drawn. A cell covering",
+                 "several slots shows the most important: █ over ▒ over ·."] {
+        lines.append(PaneLine(note, CellStyle(.overlay)))
+    }
+    lines.append(.blank)
+    lines.append(PaneLine("w writes " + (pcapDirectory.isEmpty ? "to the pcap directory" : pcapDirectory + "/") + "ringside-<time>.pcap",
+                          CellStyle(.overlay)))
+    return lines
+}
+
+extension TUIState {
+    func helpOverlayLines() -> [PaneLine] { RingsideTUI.helpOverlayLines(pcapDirectory: pcapDirectory) }
+}
+
+/// The help overlay's box for `size` and the number of its lines it shows.
+func helpBox(_ state: TUIState, size: ScreenSize) -> (rect: Rect, rows: Int) {
+    let lines = state.helpOverlayLines()
+    let width = min(size.width - 4, (lines.map { $0.text.columns }.max() ?? 40) + 4)
+    let height = min(size.height - 2, lines.count + 4)
+    return (Rect(y: (size.height - height) / 2, x: (size.width - width) / 2, height: height, width: width), max(1, height - 4))
+}
+
+func drawHelp(_ g: inout ScreenGrid, _ state: TUIState, size: ScreenSize) {
+    let (box, rows) = helpBox(state, size: size)
+    let x0 = box.x, y0 = box.y, width = box.width, height = box.height
+    let style = CellStyle(.overlay)
+    g.fill(y: y0, x: x0, height: height, width: width, with: Cell(" ", style))
     for x in x0..<(x0 + width) {
-        g.put(Cell("─", box), y: y0, x: x)
-        g.put(Cell("─", box), y: y0 + height - 1, x: x)
+        g.put(Cell("─", style), y: y0, x: x)
+        g.put(Cell("─", style), y: y0 + height - 1, x: x)
     }
     for y in y0..<(y0 + height) {
-        g.put(Cell("│", box), y: y, x: x0)
-        g.put(Cell("│", box), y: y, x: x0 + width - 1)
+        g.put(Cell("│", style), y: y, x: x0)
+        g.put(Cell("│", style), y: y, x: x0 + width - 1)
     }
-    g.put(Cell("┌", box), y: y0, x: x0); g.put(Cell("┐", box), y: y0, x: x0 + width - 1)
-    g.put(Cell("└", box), y: y0 + height - 1, x: x0); g.put(Cell("┘", box), y: y0 + height - 1, x: x0 + width - 1)
-    g.text(" Ringside keys ", y: y0, x: x0 + 2, style: CellStyle(.overlay, bold: true))
-    for (i, (key, what)) in helpLines.enumerated() where y0 + 2 + i < y0 + height - 1 {
-        let y = y0 + 2 + i
-        g.text(key, y: y, x: x0 + 2, style: CellStyle(.key, bold: true), maxX: x0 + width - 1)
-        g.text(what, y: y, x: x0 + 4 + keyWidth, style: box, maxX: x0 + width - 1)
-    }
+    g.put(Cell("┌", style), y: y0, x: x0); g.put(Cell("┐", style), y: y0, x: x0 + width - 1)
+    g.put(Cell("└", style), y: y0 + height - 1, x: x0); g.put(Cell("┘", style), y: y0 + height - 1, x: x0 + width - 1)
+    let lines = state.helpOverlayLines()
+    let top = clampedTop(state.helpTop, count: lines.count, rows: rows)
+    let more = lines.count > rows ? " ↑↓ \(top + 1)–\(min(lines.count, top + rows)) of \(lines.count) " : ""
+    g.text(" Ringside keys " + more, y: y0, x: x0 + 2, style: CellStyle(.overlay, bold: true))
+    drawPaneLines(&g, lines, top: top, in: Rect(y: y0 + 2, x: x0 + 2, height: rows, width: width - 4))
     g.text(" Esc or ? closes ", y: y0 + height - 1, x: x0 + width - 19, style: CellStyle(.overlay, bold: true))
 }

@@ -112,10 +112,11 @@ public struct ScreenGrid: Equatable, Sendable {
     }
 
     /// A horizontal rule with an optional title: `── title ─────`.
-    public mutating func rule(y: Int, x: Int, width: Int, title: String = "", style: CellStyle = CellStyle(.dim)) {
+    public mutating func rule(y: Int, x: Int, width: Int, title: String = "", style: CellStyle = CellStyle(.dim),
+                              titleStyle: CellStyle = CellStyle(.title, bold: true)) {
         for col in x..<(x + width) { put(Cell("─", style), y: y, x: col) }
         if !title.isEmpty {
-            text(" " + title + " ", y: y, x: x + 1, style: CellStyle(.title, bold: true), maxX: x + width)
+            text(" " + title + " ", y: y, x: x + 1, style: titleStyle, maxX: x + width)
         }
     }
 
