@@ -220,6 +220,32 @@ final class TelemetryTests: QEMUTestCase {
         _ = try runEchoExchange(port: g.udpPort, count: 5, sizes: 1...100, seed: 11)
     }
 
+    /// A console TX buffer holds a frame the driver wrote; its used length (what the device
+    /// wrote) is 0, so the dump must cover the driver's own length, not 0 bytes.
+    func testDumpOfAConsoleTXDescriptorShowsTheBytesTheDriverWrote() throws {
+        guard let g = try bootWithTelemetry() else { return }
+        let t = g.telemetry
+        var dumped = false
+        for _ in 0..<100 where !dumped {
+            let m = try stats(t)
+            guard let p = m.position(ofQueueNamed: "con0.tx") else { return XCTFail("no con0.tx queue") }
+            let q = m.queues[p]
+            for (id, d) in q.descriptors.enumerated() where d.state != .free && d.len > 0 {
+                let r = try t.request(.dump(queue: q.info.queue, selector: .descriptor(UInt16(id))))
+                guard r.status.isOK else { continue }   // reclaimed meanwhile
+                guard case .dump(let dump) = r.body else { XCTFail("no dump body"); break }
+                XCTAssertGreaterThan(dump.bufferLength, 0, "a \(d.len)-byte \(d.state.name) con0.tx descriptor")
+                XCTAssertEqual(dump.bytes.count, min(Int(dump.bufferLength), WireProtocol.maxDumpBytes))
+                // The bytes are a telemetry frame the kernel wrote.
+                XCTAssertFalse(dump.bytes.allSatisfy { $0 == 0 }, "the driver's bytes, not zeroes")
+                dumped = true
+                break
+            }
+            if !dumped { usleep(20_000) }
+        }
+        XCTAssertTrue(dumped, "no con0.tx descriptor outstanding long enough to dump")
+    }
+
     // MARK: Device truth
 
     /// The kernel's indices against QEMU's own view of the same rings (QMP), with the guest

@@ -328,7 +328,10 @@ final class Telemetry {
         guard let buffer = ring.buffer(id), q.pool.owns(buffer.addr) else {
             return reply(seq, .notOwned, "descriptor \(id) holds none of \(q.name)'s buffers")
         }
-        let length = Int(usedLength ?? buffer.len)
+        // The used length counts what the device wrote: it is the frame's length for a buffer
+        // the device fills (RX), and 0 for one it only reads (TX, the console's output), whose
+        // bytes the driver wrote and its own record's length covers.
+        let length = Int(buffer.deviceWritable ? (usedLength ?? buffer.len) : buffer.len)
         out.removeAll(keepingCapacity: true)
         let bytes = q.pool.bytes(buffer.addr, count: min(length, WireProtocol.maxDumpBytes))
         if encodeDump(seq: seq, queue: index, descriptor: id, address: buffer.addr, length: length, bytes: bytes) {
