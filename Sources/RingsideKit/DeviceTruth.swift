@@ -230,15 +230,39 @@ public final class DeviceTruthPoller: @unchecked Sendable {
                 number += 1
                 publish(.sample(DeviceTruthSample(time: monotonicSeconds(), number: number, queues: views)))
             } catch {
+                var reason = "\(error)"
+                if reason.contains("is not a VirtIODevice") || reason.contains("not found") {
+                    // Say what QEMU does have, while the connection is still up.
+                    let devices = ((try? client?.execute("x-query-virtio", timeout: 1)) as? [[String: Any]] ?? [])
+                        .compactMap { d -> (name: String, path: String)? in
+                            guard let name = d["name"] as? String, let path = d["path"] as? String else { return nil }
+                            return (name, path)
+                        }
+                    reason = missingDeviceMessage(devicePath: devicePath, virtioDevices: devices)
+                }
                 client?.close()
                 client = nil
-                publish(.unavailable("\(error)"))
+                publish(.unavailable(reason))
             }
             nap(interval - (monotonicSeconds() - started), wakeForHMP: true)
         }
         client?.close()
         finished.signal()
     }
+}
+
+/// Why the device view is unavailable when QEMU has no virtio device at `devicePath`: the
+/// net device needs `id=net0` on its `-device`, and where QEMU's virtio devices are instead.
+public func missingDeviceMessage(devicePath: String, virtioDevices: [(name: String, path: String)]) -> String {
+    var text = "QEMU has no virtio device at \(devicePath)"
+    if devicePath == DeviceTruthPoller.netBackendPath {
+        text += ": add id=net0 to the virtio-net device (-device virtio-net-pci,netdev=…,id=net0; ringside qemu-args prints a complete line)"
+    }
+    let nets = virtioDevices.filter { $0.name == "virtio-net" }
+    if !nets.isEmpty {
+        text += "; QEMU's virtio-net is at " + nets.map(\.path).joined(separator: ", ")
+    }
+    return text
 }
 
 // MARK: - Comparison

@@ -119,6 +119,9 @@ public struct QEMUConfiguration: Sendable {
     public var userQMP: Bool = false
     /// Raw arguments appended at the end of the line.
     public var extraArguments: [String] = []
+    /// The guest's serial console on QEMU's standard output (`-serial stdio`) instead of the
+    /// run directory's serial.log: for command lines people run by hand.
+    public var serialToStdio = false
     /// Words put before the QEMU binary, e.g. `["ip", "netns", "exec", "ns0"]`.
     /// The launcher's wrapper must exec QEMU in the same process (as `ip netns exec` does).
     public var wrapper: [String] = []
@@ -139,7 +142,11 @@ public struct QEMUConfiguration: Sendable {
             a += ["-kernel", kernel]
             if !append.isEmpty { a += ["-append", append] }
         }
-        a += ["-chardev", "file,id=ser0,path=\(serialLog)", "-serial", "chardev:ser0"]
+        if serialToStdio {
+            a += ["-serial", "stdio"]
+        } else {
+            a += ["-chardev", "file,id=ser0,path=\(serialLog)", "-serial", "chardev:ser0"]
+        }
         a += ["-netdev", network.netdevArgument]
         var net = "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on"
         if let rxQueueSize { net += ",rx_queue_size=\(rxQueueSize)" }

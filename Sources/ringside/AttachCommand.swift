@@ -26,6 +26,9 @@ struct Attach: ParsableCommand {
     @Option(name: .customLong("qmp"), help: ArgumentHelp("QEMU's QMP socket: show the device's own view of the net queues beside the driver's (polled at 4 Hz) and run :hmp commands. QEMU serves one QMP client at a time.", valueName: "SOCKET"))
     var qmp: String?
 
+    @Option(help: ArgumentHelp("Directory the TUI's w key writes pcap files to, created when needed (default: $RINGSIDE_PCAP_DIR, else $XDG_DATA_HOME/ringside/pcap, else ~/.local/share/ringside/pcap).", valueName: "DIR"))
+    var pcapDir: String?
+
     @Option(help: "Redraw at most this many times per second.")
     var fps: Double = 30
 
@@ -40,6 +43,7 @@ struct Attach: ParsableCommand {
         var options = TUIOptions(title: "Ringside", accel: accel, snapshotRate: rate)
         options.maxFramesPerSecond = fps
         options.qmpSocketPath = qmp
+        if let pcapDir { options.pcapDirectory = pcapDir }
         let status = runTUI(socketPath: socket, options: options)
         if status != 0 { throw ExitCode(status) }
     }

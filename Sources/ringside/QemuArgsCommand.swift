@@ -1,16 +1,28 @@
 import ArgumentParser
+import Foundation
 import RingsideKit
 
 struct QemuArgs: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qemu-args",
-        abstract: "Print the QEMU arguments that wire a guest for ringside (console channel + QMP).",
+        abstract: "Print a QEMU command line that boots the Ringside kernel wired for ringside.",
         discussion: """
-        Add these to your own QEMU command line, then point ringside at the sockets \
-        (`ringside attach`, coming with the TUI). The guest needs a virtio-console driver on port 0 of \
-        the virtio-serial device; QEMU is the server of both sockets and starts without waiting for them.
+        The line is complete and runnable: the kernel, virtio-net with id=net0 (user-mode networking, \
+        host UDP <udp-port> to the guest's echo service on port 7, host TCP <http-port> to its HTTP \
+        service on port 80), the guest's serial console on standard output, the virtio-console \
+        telemetry channel on --console-socket and QMP on --qmp-socket. QEMU is the server of both \
+        sockets and starts without waiting for them. Then, in another terminal: \
+        `ringside attach <console-socket> --qmp <qmp-socket>`.
+
+        With --only-channels just the console channel and QMP arguments are printed, to add to a QEMU \
+        line of your own; its virtio-net device must then carry id=net0 for the device view (QMP \
+        path /machine/peripheral/net0/virtio-backend), and the guest needs a virtio-console driver on \
+        port 0 of the virtio-serial device.
         """
     )
+
+    @Option(help: "Kernel ELF (default: kernel/build/ringside.elf in the current directory or a parent, or above the ringside executable).")
+    var kernel: String?
 
     @Option(help: "Unix socket for the virtio-console telemetry channel.")
     var consoleSocket: String = "/tmp/ringside-console.sock"
@@ -18,7 +30,25 @@ struct QemuArgs: ParsableCommand {
     @Option(help: "Unix socket for QMP.")
     var qmpSocket: String = "/tmp/ringside-qmp.sock"
 
-    @Flag(help: "Let the virtio-serial controller be transitional (omit disable-legacy=on).")
+    @Option(help: "Accelerator: tcg (software, the default), kvm (-accel kvm -cpu kvm64), or auto.")
+    var accel: Accelerator = .tcg
+
+    @Option(help: "Host UDP port (on 127.0.0.1) forwarded to the guest's UDP echo service, port 7.")
+    var udpPort: Int = 5555
+
+    @Option(help: "Host TCP port (on 127.0.0.1) forwarded to the guest's HTTP service, port 80.")
+    var httpPort: Int = 8080
+
+    @Option(help: "Guest RAM in MiB.")
+    var memory: Int = 32
+
+    @Option(name: .customLong("qemu"), help: "The QEMU binary.")
+    var qemuBinary: String = "qemu-system-x86_64"
+
+    @Flag(help: "Print only the console channel and QMP arguments, to add to your own QEMU line.")
+    var onlyChannels = false
+
+    @Flag(help: "With --only-channels: let the virtio-serial controller be transitional (omit disable-legacy=on).")
     var legacy = false
 
     @Flag(help: "Print one argument per line instead of a single shell line.")
@@ -29,11 +59,32 @@ struct QemuArgs: ParsableCommand {
             throw ValidationError("socket path too long for a unix socket (max 107 bytes): \(path)")
         }
         if consoleSocket == qmpSocket { throw ValidationError("the console and QMP sockets must differ") }
+        guard (1...65535).contains(udpPort) else { throw ValidationError("--udp-port must be between 1 and 65535, not \(udpPort)") }
+        guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be between 1 and 65535, not \(httpPort)") }
+        guard (2...65536).contains(memory) else { throw ValidationError("--memory must be between 2 and 65536 MiB, not \(memory)") }
+        if legacy && !onlyChannels { throw ValidationError("--legacy applies to --only-channels") }
     }
 
-    func run() {
-        let args = QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: legacy ? "" : ",disable-legacy=on")
-            + QEMUConfiguration.qmpArguments(socket: qmpSocket)
+    func run() throws {
+        let args: [String]
+        if onlyChannels {
+            args = QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: legacy ? "" : ",disable-legacy=on")
+                + QEMUConfiguration.qmpArguments(socket: qmpSocket)
+        } else {
+            guard var kernelPath = kernel ?? KernelLocator.find() else {
+                warn("no kernel found; looked for \(KernelLocator.relativePath) here, in parent directories and above the ringside executable. Build it with `make kernel` or pass --kernel PATH.")
+                throw ExitCode(2)
+            }
+            if !kernelPath.hasPrefix("/") { kernelPath = FileManager.default.currentDirectoryPath + "/" + kernelPath }
+            var config = QEMUConfiguration()
+            config.qemuBinary = qemuBinary
+            config.kernel = kernelPath
+            config.accel = accel
+            config.memoryMiB = memory
+            config.network = .user(udpPort: UInt16(udpPort), httpPort: UInt16(httpPort))
+            config.serialToStdio = true
+            args = [qemuBinary] + config.arguments(serialLog: "", consoleSocket: consoleSocket, qmpSocket: qmpSocket)
+        }
         if lines {
             for a in args { writeLine(a) }
         } else {

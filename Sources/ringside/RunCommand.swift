@@ -58,6 +58,9 @@ struct Run: ParsableCommand {
     @Option(help: "Write every frame crossing the network device to this pcap file.")
     var pcap: String?
 
+    @Option(help: ArgumentHelp("Directory the TUI's w key writes pcap files to, created when needed (default: $RINGSIDE_PCAP_DIR, else $XDG_DATA_HOME/ringside/pcap, else ~/.local/share/ringside/pcap).", valueName: "DIR"))
+    var pcapDir: String?
+
     @Option(name: .customLong("qemu"), help: "The QEMU binary.")
     var qemuBinary: String = "qemu-system-x86_64"
 
@@ -156,6 +159,7 @@ struct Run: ParsableCommand {
                 guard let status = qemu.process.poll() else { return nil }
                 return Run.endedLines(qemu, status)
             }
+            if let pcapDir { options.pcapDirectory = pcapDir }
             let status = runTUI(socketPath: socket, options: options)
             if let ended = qemu.process.poll() {
                 let message = qemu.explain(ended)

@@ -216,6 +216,33 @@ final class DeviceTruthTests: QEMUTestCase {
         XCTFail("still \(p.latest) after 5 s")
     }
 
+    /// A virtio-net device without `id=net0`: the poller says to add it, and where QEMU put the
+    /// device instead.
+    func testPollerSaysToAddIdNet0() throws {
+        guard findExecutable("qemu-system-x86_64") != nil else { return XCTFail("qemu-system-x86_64 is not installed") }
+        let dir = NSTemporaryDirectory() + "rs-noid-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let qmp = dir + "/qmp.sock"
+        let qemu = try ChildProcess(argv: ["qemu-system-x86_64", "-machine", "pc", "-m", "32", "-nodefaults", "-display", "none",
+                                           "-accel", "tcg", "-S", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+                                           "-qmp", "unix:\(qmp),server=on,wait=off"], outputFile: dir + "/qemu.log")
+        defer { qemu.signal(SIGKILL); qemu.wait(timeout: nil) }
+        let p = DeviceTruthPoller(socketPath: qmp)
+        p.start()
+        defer { p.stop() }
+        let deadline = monotonicSeconds() + 10
+        while monotonicSeconds() < deadline {
+            if case .unavailable(let reason) = p.latest, reason.contains("QEMU has no virtio device") {
+                XCTAssertTrue(reason.contains("add id=net0 to the virtio-net device"), reason)
+                XCTAssertTrue(reason.contains("/machine/peripheral-anon/device[0]/virtio-backend"), reason)
+                return
+            }
+            usleep(50_000)
+        }
+        XCTFail("still \(p.latest) after 10 s")
+    }
+
     // MARK: Against the real device
 
     /// Boots the kernel, pauses net0.rx, sends a few datagrams, lets it settle, and checks that the

@@ -131,10 +131,47 @@ final class LauncherTests: QEMUTestCase {
 
     func testQemuArgsCommandPrintsConsoleAndQMP() throws {
         guard let bin = ringsideBinary() else { return XCTFail("ringside executable not found next to the test bundle; build it with `swift build`") }
-        let r = try runCommand([bin, "qemu-args", "--console-socket", "/tmp/c.sock", "--qmp-socket", "/tmp/q.sock"])
+        let r = try runCommand([bin, "qemu-args", "--only-channels", "--console-socket", "/tmp/c.sock", "--qmp-socket", "/tmp/q.sock"])
         XCTAssertEqual(r.status, .exited(0))
         XCTAssertEqual(r.output.trimmingCharacters(in: .whitespacesAndNewlines),
                        "-device virtio-serial-pci,id=vser,disable-legacy=on -chardev socket,id=con0c,path=/tmp/c.sock,server=on,wait=off -device virtconsole,chardev=con0c,id=con0 -qmp unix:/tmp/q.sock,server=on,wait=off")
+    }
+
+    /// `ringside qemu-args` prints a line that runs as printed: the kernel boots, the telemetry
+    /// channel answers, and QMP finds the net device at net0.
+    func testQemuArgsPrintsARunnableCommandLine() throws {
+        guard let bin = ringsideBinary() else { return XCTFail("ringside executable not found next to the test bundle; build it with `swift build`") }
+        guard let kernel = requireKernel() else { return }
+        let dir = NSTemporaryDirectory() + "rs-qargs-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (console, qmp) = (dir + "/c.sock", dir + "/q.sock")
+        let udp = try freePort(udp: true), http = try freePort(udp: false)
+        let r = try runCommand([bin, "qemu-args", "--lines", "--kernel", kernel, "--console-socket", console, "--qmp-socket", qmp,
+                                "--udp-port", String(udp), "--http-port", String(http)])
+        XCTAssertEqual(r.status, .exited(0), r.output)
+        let argv = r.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(argv.first, "qemu-system-x86_64")
+        let line = argv.joined(separator: " ")
+        for piece in ["-kernel \(kernel)", "virtio-net-pci,netdev=n0,id=net0", "virtconsole", "-qmp unix:\(qmp)", "-serial stdio"] {
+            XCTAssertTrue(line.contains(piece), "\(piece) in \(line)")
+        }
+        let log = dir + "/out.log"
+        let qemu = try ChildProcess(argv: argv, outputFile: log)
+        defer { qemu.signal(SIGKILL); qemu.wait(timeout: nil) }
+        let deadline = monotonicSeconds() + 30
+        while !readTextFile(log).contains("ringside: ready") && monotonicSeconds() < deadline { usleep(50_000) }
+        XCTAssertTrue(readTextFile(log).contains("ringside: ready"), "the kernel boots from the printed line: \(readTextFile(log))")
+        let t = try TelemetryConnection(path: console, timeout: 10)
+        XCTAssertNotNil(t.nextCompleteSnapshot(timeout: 10), "telemetry on the console socket")
+        let poller = DeviceTruthPoller(socketPath: qmp)
+        poller.start()
+        defer { poller.stop() }
+        while monotonicSeconds() < deadline {
+            if case .sample = poller.latest { return }
+            usleep(50_000)
+        }
+        XCTFail("QMP device view: \(poller.latest)")
     }
 
     func testRunValidatesOptions() throws {
