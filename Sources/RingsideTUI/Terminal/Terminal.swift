@@ -140,6 +140,13 @@ public final class Terminal {
         noecho()
         nonl()
         keypad(std, true)
+        // Home/End as tmux, screen, rxvt and the Linux console send them, in case TERM names a
+        // terminal that sends others (TERM=xterm-256color inside tmux): else "\e[4~" would be
+        // read as Esc [ 4 ~ and select queue 4.
+        for (sequence, key) in [("\u{1b}[1~", KEY_HOME), ("\u{1b}[4~", KEY_END), ("\u{1b}[7~", KEY_HOME), ("\u{1b}[8~", KEY_END),
+                                ("\u{1b}[H", KEY_HOME), ("\u{1b}[F", KEY_END), ("\u{1b}OH", KEY_HOME), ("\u{1b}OF", KEY_END)] {
+            _ = define_key(sequence, key)
+        }
         set_escdelay(25)
         curs_set(0)
         if useColor && has_colors() {
