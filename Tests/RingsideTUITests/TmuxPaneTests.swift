@@ -68,6 +68,7 @@ final class TmuxPaneTests: TmuxGuestTestCase {
             ["virtio-net hdr: flags", "Ethernet: 52:55:0a:00:02:02 → 52:54:00:12:34:56 type 0x0800 IPv4",
              "IPv4: 10.0.2.2 → 10.0.2.15 len 1323", "UDP:", "len 1303 (payload 1295 bytes)"].allSatisfy { s.contains($0) }
         }
+        print("REPORT expanded dump of a 1337-byte frame, top (80x24):\n\(screen)")
         XCTAssertFalse(screen.contains("descriptors net0.rx"), "the dump has the screen:\n\(screen)")
         XCTAssertTrue(screen.contains("Esc/e back"), screen)
         // End: the frame's last line (offset 0x540, bytes 1344-1348) and its end offset.
@@ -99,6 +100,7 @@ final class TmuxPaneTests: TmuxGuestTestCase {
         }
         try tmux.send("d")
         screen = tmux.waitFor("stale label") { $0.contains("device-owned: contents are stale") }
+        print("REPORT stale dump (80x24):\n\(screen)")
         XCTAssertFalse(screen.contains("UDP:"), "a stale buffer is not decoded:\n\(screen)")
         try tmux.send("w")
         screen = tmux.waitFor("pcap written") { $0.contains("wrote 1 frame") }
