@@ -1,0 +1,215 @@
+import Foundation
+import RingsideKit
+import RingsideTestSupport
+import Wire
+import XCTest
+
+/// A guest RAM image with one split queue laid out like a driver would (virtio 1.2 §2.7).
+struct SyntheticRing {
+    var bytes: [UInt8]
+    let a: GuestQueueAddresses
+
+    init(size: Int, ramBytes: Int = 1 << 20, desc: UInt64 = 0x10000) {
+        bytes = [UInt8](repeating: 0, count: ramBytes)
+        let avail = desc + UInt64(16 * size)
+        let used = (avail + UInt64(6 + 2 * size) + 4095) & ~4095
+        a = GuestQueueAddresses(size: size, desc: desc, avail: avail, used: used)
+    }
+
+    mutating func put16(_ at: UInt64, _ v: UInt16) { for i in 0..<2 { bytes[Int(at) + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+    mutating func put32(_ at: UInt64, _ v: UInt32) { for i in 0..<4 { bytes[Int(at) + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+    mutating func put64(_ at: UInt64, _ v: UInt64) { for i in 0..<8 { bytes[Int(at) + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+
+    mutating func desc(_ id: Int, addr: UInt64, len: UInt32, flags: UInt16, next: UInt16 = 0, table: UInt64? = nil) {
+        let at = (table ?? a.desc) + UInt64(16 * id)
+        put64(at, addr); put32(at + 8, len); put16(at + 12, flags); put16(at + 14, next)
+    }
+    mutating func availIdx(_ v: UInt16) { put16(a.avail + 2, v) }
+    mutating func availSlot(_ slot: Int, _ id: UInt16) { put16(a.avail + 4 + UInt64(2 * slot), id) }
+    mutating func usedEvent(_ v: UInt16) { put16(a.avail + 4 + UInt64(2 * a.size), v) }
+    mutating func usedIdx(_ v: UInt16) { put16(a.used + 2, v) }
+    mutating func usedFlags(_ v: UInt16) { put16(a.used, v) }
+    mutating func usedSlot(_ slot: Int, id: UInt32, len: UInt32) { put32(a.used + 4 + UInt64(8 * slot), id); put32(a.used + 8 + UInt64(8 * slot), len) }
+    mutating func availEvent(_ v: UInt16) { put16(a.used + 4 + UInt64(8 * a.size), v) }
+
+    var memory: GuestMemory { GuestMemory(bytes: bytes) }
+}
+
+final class GuestRingTests: XCTestCase {
+    func testLayoutRules() {
+        // pc, 128 MiB: all below 4 GiB, guest-physical == file offset.
+        let small = GuestRAMLayout.pc(ramSize: 128 << 20)
+        XCTAssertEqual(small.fileOffset(guest: 0x1234, count: 2), 0x1234)
+        XCTAssertNil(small.fileOffset(guest: (128 << 20) - 1, count: 2))
+        // pc, 4 GiB: 3 GiB below, 1 GiB at 4 GiB continuing in the file.
+        let big = GuestRAMLayout.pc(ramSize: 4 << 30)
+        XCTAssertEqual(big.fileOffset(guest: 0xBFFF_FFF0, count: 16), 0xBFFF_FFF0)
+        XCTAssertNil(big.fileOffset(guest: 0xC000_0000, count: 1), "the PCI hole is not RAM")
+        XCTAssertEqual(big.fileOffset(guest: 1 << 32, count: 8), 0xC000_0000)
+        XCTAssertEqual(big.fileOffset(guest: (1 << 32) + (1 << 30) - 8, count: 8), (4 << 30) - 8)
+        XCTAssertNil(big.fileOffset(guest: (1 << 32) + (1 << 30) - 4, count: 8))
+        // pc, 3.25 GiB (< 3.5 GiB): all below.
+        XCTAssertEqual(GuestRAMLayout.pc(ramSize: 0xD000_0000).regions.count, 1)
+        // q35, 3 GiB: 2 GiB below, 1 GiB above.
+        let q = GuestRAMLayout.q35(ramSize: 3 << 30)
+        XCTAssertEqual(q.regions, [GuestRAMRegion(guestStart: 0, length: 2 << 30, fileOffset: 0),
+                                   GuestRAMRegion(guestStart: 1 << 32, length: 1 << 30, fileOffset: 2 << 30)])
+        XCTAssertNil(q.fileOffset(guest: UInt64.max - 2, count: 8), "overflow is out of bounds, not a trap")
+    }
+
+    func testLayoutFromMtree() {
+        let text = "FlatView #0\r\n AS \"memory\", root: system\r\n Root memory region: system\r\n"
+            + "  0000000000000000-00000000000bffff (prio 0, ram): ram0\r\n"
+            + "  00000000000c0000-00000000000c0fff (prio 0, rom): ram0 @00000000000c0000\r\n"
+            + "  00000000000c1000-00000000000fffff (prio 0, ram): ram0 @00000000000c1000\r\n"
+            + "  0000000000100000-00000000bfffffff (prio 0, ram): ram0 @0000000000100000\r\n"
+            + "  00000000febc0000-00000000febc003f (prio 0, i/o): msix-table\r\n"
+            + "  0000000100000000-000000013fffffff (prio 0, ram): ram0 @00000000c0000000\r\n"
+        let l = GuestRAMLayout.parse(mtree: text, backend: "ram0")
+        XCTAssertEqual(l?.regions, [GuestRAMRegion(guestStart: 0, length: 0xC000_0000, fileOffset: 0),
+                                    GuestRAMRegion(guestStart: 1 << 32, length: 1 << 30, fileOffset: 0xC000_0000)])
+        XCTAssertNil(GuestRAMLayout.parse(mtree: text, backend: "pc.ram"))
+    }
+
+    func testMemoryBoundsAndMapping() throws {
+        let path = NSTemporaryDirectory() + "guestmem-\(getpid()).bin"
+        defer { unlink(path) }
+        var b = [UInt8](repeating: 0, count: 8192)
+        b[4096] = 0x34; b[4097] = 0x12
+        FileManager.default.createFile(atPath: path, contents: Data(b))
+        let m = try GuestMemory(path: path)
+        XCTAssertEqual(m.u16(4096), 0x1234)
+        XCTAssertNil(m.u16(8191))
+        XCTAssertNil(m.u64(UInt64.max))
+        XCTAssertNil(m.bytes(guest: 0, count: 8193))
+        XCTAssertEqual(m.bytes(guest: 8192, count: 0), [])
+        // A layout larger than the file must not read past the file.
+        let lying = try GuestMemory(path: path, layout: GuestRAMLayout.pc(ramSize: 1 << 20))
+        XCTAssertNil(lying.u16(8192))
+    }
+
+    /// An RX-like queue: 4 posted single buffers, device used 2, driver consumed 1.
+    func testStatesAndEventFields() {
+        var r = SyntheticRing(size: 8)
+        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: GuestDescriptor.write) }
+        for (slot, id) in [3, 5, 1, 6].enumerated() { r.availSlot(slot, UInt16(id)) }
+        r.availIdx(4)
+        r.usedSlot(0, id: 3, len: 60)
+        r.usedSlot(1, id: 5, len: 70)
+        r.usedIdx(2)
+        r.usedEvent(1)
+        r.availEvent(4)
+        r.usedFlags(1)
+        let s = GuestRingReader(eventIdx: true).read(r.memory, r.a)
+        XCTAssertNil(s.unreadable)
+        XCTAssertEqual(s.availIdx, 4)
+        XCTAssertEqual(s.usedIdx, 2)
+        XCTAssertEqual(s.usedFlags, 1)
+        XCTAssertEqual(s.usedEvent, 1)
+        XCTAssertEqual(s.availEvent, 4)
+        XCTAssertEqual(s.outstanding, 2)
+        XCTAssertEqual(Array(s.availRing.prefix(4)), [3, 5, 1, 6])
+        XCTAssertEqual(s.usedRing[1], GuestUsedElement(id: 5, len: 70))
+        XCTAssertEqual(s.states[1], .avail)
+        XCTAssertEqual(s.states[6], .avail)
+        XCTAssertEqual(s.states[5], .used, "used slot 1 is past used_event 1")
+        XCTAssertEqual(s.states[3], .free, "used slot 0 was consumed by the driver")
+        XCTAssertEqual(s.states[0], .free)
+        XCTAssertEqual(s.problems, [])
+        XCTAssertFalse(s.moving)
+        // Without EVENT_IDX the tail fields are not read as such.
+        let plain = GuestRingReader(eventIdx: false).read(r.memory, r.a)
+        XCTAssertNil(plain.usedEvent)
+        XCTAssertNil(plain.availEvent)
+        XCTAssertEqual(plain.states[5], .free)
+    }
+
+    func testChainsAndIndirectTables() {
+        var r = SyntheticRing(size: 8)
+        // Head 2 → 4 → 7 (header, then two pieces).
+        r.desc(2, addr: 0x90000, len: 12, flags: GuestDescriptor.next, next: 4)
+        r.desc(4, addr: 0x90100, len: 100, flags: GuestDescriptor.next, next: 7)
+        r.desc(7, addr: 0x90200, len: 50, flags: 0)
+        // Head 0: an indirect table of 3 entries at 0xA0000.
+        r.desc(0, addr: 0xA0000, len: 48, flags: GuestDescriptor.indirect)
+        r.desc(0, addr: 0xB0000, len: 12, flags: GuestDescriptor.next, next: 1, table: 0xA0000)
+        r.desc(1, addr: 0xB1000, len: 1000, flags: GuestDescriptor.next, next: 2, table: 0xA0000)
+        r.desc(2, addr: 0xB2000, len: 24, flags: 0, table: 0xA0000)
+        for (i, b) in [UInt8](repeating: 0xAB, count: 12).enumerated() { r.bytes[0x90000 + i] = b }
+        for (i, b) in [UInt8](repeating: 0xCD, count: 100).enumerated() { r.bytes[0x90100 + i] = b }
+        r.availSlot(0, 2); r.availSlot(1, 0); r.availIdx(2)
+        let s = GuestRingReader(eventIdx: false).read(r.memory, r.a)
+        XCTAssertEqual(s.chain(head: 2)?.ids, [2, 4, 7])
+        XCTAssertEqual(s.states[4], .avail)
+        XCTAssertEqual(s.states[7], .avail)
+        XCTAssertEqual(s.states[3], .free)
+        let ind = s.chain(head: 0)
+        XCTAssertEqual(ind?.ids, [0])
+        XCTAssertEqual(ind?.indirectAddress, 0xA0000)
+        XCTAssertEqual(ind?.indirect.map(\.len), [12, 1000, 24])
+        XCTAssertEqual(ind?.readableBytes, 1036)
+        XCTAssertNil(ind?.problem)
+        let buf = GuestRingReader.buffer(of: s.chain(head: 2)!, usedLength: nil, memory: r.memory)
+        XCTAssertEqual(buf?.count, 162)
+        XCTAssertEqual(Array(buf!.prefix(13)), [UInt8](repeating: 0xAB, count: 12) + [0xCD])
+        // Without INDIRECT_DESC negotiated, an INDIRECT descriptor is a problem, not a walk.
+        let strict = GuestRingReader(eventIdx: false, indirect: false).read(r.memory, r.a)
+        XCTAssertTrue(strict.problems.contains { $0.contains("INDIRECT") })
+    }
+
+    func testGarbageIsReportedNotTrusted() {
+        var r = SyntheticRing(size: 8)
+        r.desc(1, addr: 0, len: 0, flags: GuestDescriptor.next, next: 2)
+        r.desc(2, addr: 0, len: 0, flags: GuestDescriptor.next, next: 1)   // loop
+        r.desc(3, addr: 0, len: 0, flags: GuestDescriptor.next, next: 99)  // out of range
+        r.desc(5, addr: 0xFFFF_FFFF_0000, len: 48, flags: GuestDescriptor.indirect)  // outside RAM
+        r.availSlot(0, 1); r.availSlot(1, 3); r.availSlot(2, 1000); r.availSlot(3, 5); r.availIdx(4)
+        let s = GuestRingReader(eventIdx: false).read(r.memory, r.a)
+        XCTAssertEqual(s.chain(head: 1)?.ids, [1, 2])
+        XCTAssertTrue(s.problems.contains("chain from 1: loop at 1"), "\(s.problems)")
+        XCTAssertTrue(s.problems.contains("chain from 3: next 99 ≥ size 8"), "\(s.problems)")
+        XCTAssertTrue(s.problems.contains("avail slot 2: id 1000 ≥ size 8"), "\(s.problems)")
+        XCTAssertTrue(s.problems.contains { $0.contains("outside guest memory") }, "\(s.problems)")
+        // avail.idx far ahead of used.idx.
+        r.availIdx(5000)
+        let t = GuestRingReader(eventIdx: false).read(r.memory, r.a)
+        XCTAssertNil(t.outstanding)
+        XCTAssertFalse(t.problems.isEmpty)
+        // Rings outside memory, and a size that is not a power of two.
+        XCTAssertNotNil(GuestRingReader(eventIdx: true).read(r.memory, GuestQueueAddresses(size: 256, desc: 0xFFF00, avail: 0xFFFF0, used: 0x200000)).unreadable)
+        XCTAssertNotNil(GuestRingReader(eventIdx: true).read(r.memory, GuestQueueAddresses(size: 100, desc: 0x1000, avail: 0x2000, used: 0x3000)).unreadable)
+        XCTAssertEqual(GuestRingReader(eventIdx: true).read(r.memory, GuestQueueAddresses(size: 256, desc: 0, avail: 0, used: 0)).unreadable, "queue not set up")
+    }
+
+    /// Random memory, random addresses and sizes: the reader must never trap or hang.
+    func testFuzzRandomMemory() {
+        var rng = SplitMix64(seed: 0x5EED_0F_6E57)
+        let started = Date()
+        for round in 0..<400 {
+            let ramBytes = 64 * 1024
+            var bytes = [UInt8](repeating: 0, count: ramBytes)
+            for i in stride(from: 0, to: ramBytes, by: 8) {
+                var v = rng.next()
+                // Bias some words towards small numbers so chains and ids look plausible.
+                if round % 2 == 0 { v &= 0x0007_000F_0000_FFFF }
+                withUnsafeBytes(of: v.littleEndian) { for k in 0..<8 { bytes[i + k] = $0[k] } }
+            }
+            let m = GuestMemory(bytes: bytes)
+            let size = 1 << Int(rng.next() % 9)            // 1...256
+            func addr() -> UInt64 { rng.next() % 4 == 0 ? rng.next() : rng.next() % UInt64(ramBytes) }
+            let a = GuestQueueAddresses(size: rng.next() % 10 == 0 ? Int(rng.next() % 70000) : size,
+                                        desc: addr(), avail: addr(), used: addr())
+            let s = GuestRingReader(eventIdx: rng.next() % 2 == 0, indirect: true)
+                .read(m, a, driverLastUsed: rng.next() % 3 == 0 ? UInt16(truncatingIfNeeded: rng.next()) : nil)
+            if s.unreadable == nil {
+                XCTAssertEqual(s.states.count, a.size)
+                for c in s.chains {
+                    XCTAssertLessThanOrEqual(c.ids.count, a.size)
+                    XCTAssertLessThanOrEqual(c.indirect.count, a.size)
+                    _ = GuestRingReader.buffer(of: c, usedLength: UInt32(truncatingIfNeeded: rng.next()), memory: m, limit: 4096)
+                }
+            }
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
+    }
+}
