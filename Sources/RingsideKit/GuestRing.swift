@@ -13,6 +13,8 @@
 //   used  — returned in a used element the driver has not consumed yet; the driver's position
 //           is `used_event` with EVENT_IDX (Linux keeps it at its last-seen used index while
 //           callbacks are on), or `driverLastUsed` when the caller knows it; otherwise none;
+//           (Linux writes used_event = 0 when it turns callbacks off, so this is a guess; the
+//           chains of used elements are shown but never reported as problems);
 //   free  — everything else (owned by the driver: free, or consumed and not yet recycled).
 
 import Wire
@@ -226,7 +228,9 @@ public struct GuestRingReader: Sendable {
                       _ chains: inout [UInt16: GuestChain], _ memory: GuestMemory) {
         let c = chains[head] ?? walk(head: head, table: s.descriptors, memory: memory)
         chains[head] = c
-        if let p = c.problem, !s.problems.contains(p) { s.problems.append(p) }
+        // Only chains the device holds must be intact: a used element's descriptors may already
+        // be recycled by the driver (its position is a guess), so their state is not a problem.
+        if state == .avail, let p = c.problem, !s.problems.contains(p) { s.problems.append(p) }
         for id in c.ids where s.states[Int(id)] == .free || state == .avail { s.states[Int(id)] = state }
     }
 

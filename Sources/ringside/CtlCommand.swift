@@ -17,6 +17,8 @@ struct Ctl: ParsableCommand {
         ringside ctl SOCKET dump Q (--desc ID | --next | --last) [--raw | --pcap FILE]
         ringside ctl SOCKET rate HZ
         ringside ctl SOCKET reset
+        ringside ctl --qmp QMP [--memory FILE] stats
+        ringside ctl --qmp QMP --memory FILE dump Q (--desc ID | --next | --last) [--raw | --pcap FILE]
         """,
         discussion: """
         SOCKET is QEMU's console socket or the telemetry socket a `ringside run` prints. Q is a queue \
@@ -24,17 +26,23 @@ struct Ctl: ParsableCommand {
         `dump` prints a hexdump -C style dump and the decoded headers, or with --raw the bare Ethernet \
         frame (no virtio-net header) on stdout, or with --pcap a pcap file. Exit status 0 on success; \
         otherwise 1 with a one-line error on stderr.
+
+        With --qmp (any QEMU guest, no telemetry): Q is DEVICE.QUEUE as `ctl --qmp QMP stats` lists         them (net0.rx, net0.tx, net0.ctrl, …); stats and dump only; dump reads the buffer from the         guest memory file given with --memory (`ringside qemu-args --guest`).
         """
     )
 
-    @Argument(help: "The console socket or a ringside telemetry socket.")
-    var socket: String
+    @OptionGroup var guest: GuestTarget
+
+    @Argument(help: "The console socket or a ringside telemetry socket (not with --qmp).")
+    var socket: String?
 
     @Argument(parsing: .captureForPassthrough, help: "The action and its arguments.")
     var action: [String] = []
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
+        // With --qmp there is no SOCKET: the first positional word is the action.
+        let action = guest.qmp != nil ? (socket.map { [$0] } ?? []) + self.action : self.action
         guard let name = action.first else {
             warn("missing action: stats, pause, resume, step, dump, rate or reset")
             throw ExitCode(2)
@@ -62,6 +70,14 @@ struct Ctl: ParsableCommand {
                 return
             }
             warn("\(name): " + type.message(for: error).split(separator: "\n").first.map(String.init)!)
+            throw ExitCode(2)
+        }
+        if let qmp = guest.qmp {
+            try runGuestAction(parsed, name: name, qmp: qmp, memory: guest.memory)
+            return
+        }
+        guard let socket else {
+            warn("give SOCKET or --qmp QMP")
             throw ExitCode(2)
         }
         let session: CtlSession

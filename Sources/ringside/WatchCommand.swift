@@ -14,8 +14,13 @@ struct Watch: ParsableCommand {
         """
     )
 
-    @Argument(help: "The console socket or a ringside telemetry socket.")
-    var socket: String
+    @Argument(help: "The console socket or a ringside telemetry socket (not with --qmp).")
+    var socket: String?
+
+    @OptionGroup var guest: GuestTarget
+
+    @Option(help: "Samples per second with --qmp (default 10).")
+    var rate: Double = 10
 
     @Flag(help: "One JSON object per snapshot per line.")
     var json = false
@@ -27,12 +32,19 @@ struct Watch: ParsableCommand {
     var timeout: Double?
 
     func validate() throws {
+        try guest.validate(socket: socket)
+        if !(rate > 0 && rate <= 1000) { throw ValidationError("--rate must be between 0 and 1000 Hz") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
     }
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
+        if let qmp = guest.qmp {
+            try watchGuest(qmp: qmp, memory: guest.memory, json: json, rate: rate, count: count, timeout: timeout)
+            return
+        }
+        guard let socket else { throw ValidationError("give SOCKET or --qmp") }
         var printed = 0
         var lastData = monotonicSeconds()
         var connection: TelemetryConnection?

@@ -1,0 +1,225 @@
+// A watch on any QEMU guest: QMP for the devices, their features and the rings' addresses (at a
+// low rate: QMP queries cost the guest), guest memory for the rings themselves (at any rate: a
+// read of shared memory costs the guest nothing). Without a memory file it falls back to QMP
+// alone and says so in every sample (`source: qmp`).
+
+import Foundation
+import Wire
+
+/// One queue in one sample.
+public struct GuestQueueSample: Equatable, Sendable {
+    /// `net0.rx`
+    public var name: String
+    public var device: String
+    public var queue: Int
+    /// The device's view (as of the last QMP poll), when QMP answered.
+    public var deviceView: GuestQueueDeviceView?
+    /// Live indices through QMP (QMP-only mode).
+    public var element: GuestQueueElementView?
+    /// The rings read from guest memory (memory mode, queue set up).
+    public var ring: GuestRingSnapshot?
+}
+
+public struct GuestSample: Equatable, Sendable {
+    public enum Source: String, Sendable { case memory, qmp }
+    public var time: Double
+    public var number: Int
+    public var source: Source
+    public var devices: [GuestDeviceInfo]
+    public var queues: [GuestQueueSample]
+    /// Seconds since QMP last answered (the device views' age).
+    public var qmpAge: Double
+    /// Why the view is degraded, if it is (QMP-only, QMP failing).
+    public var notes: [String]
+
+    public func queue(named name: String) -> GuestQueueSample? { queues.first { $0.name == name } }
+    public func device(named name: String) -> GuestDeviceInfo? { devices.first { $0.name == name } }
+}
+
+public final class GuestSession {
+    public let qmpPath: String
+    public let memoryPath: String?
+    public let memory: GuestMemory?
+    public private(set) var layoutSource = ""
+    public private(set) var devices: [GuestDeviceInfo] = []
+    /// QMP poll period for the device views (seconds, at least 0.1).
+    public var qmpInterval: Double
+    /// Device/feature rediscovery period (seconds).
+    public var discoveryInterval = 2.0
+    private var qmp: QMPClient?
+    private var views: [String: GuestQueueDeviceView] = [:]
+    private var elements: [String: GuestQueueElementView] = [:]
+    private var lastQMP = -1e9
+    private var lastDiscovery = -1e9
+    private var seenEvents: UInt64 = 0
+    private var number = 0
+    private var qmpError: String?
+    /// Times the ring addresses or features were re-read because of a reset or a change.
+    public private(set) var rediscoveries = 0
+
+    /// Connects to QMP and maps `memoryPath` (when given), then discovers the devices.
+    public init(qmpPath: String, memoryPath: String?, qmpInterval: Double = 0.5, timeout: Double = 10) throws(RingsideError) {
+        self.qmpPath = qmpPath
+        self.memoryPath = memoryPath
+        self.qmpInterval = max(0.1, qmpInterval)
+        let client = try QMPClient(path: qmpPath, timeout: timeout)
+        qmp = client
+        if let memoryPath {
+            let probe = try GuestMemory(path: memoryPath)
+            let (layout, source) = GuestDiscovery.layout(client, memoryPath: memoryPath, fileSize: UInt64(probe.size))
+            memory = try GuestMemory(path: memoryPath, layout: layout)
+            layoutSource = source
+        } else {
+            memory = nil
+        }
+        try discover()
+        try pollQMP()
+    }
+
+    public func close() { qmp?.close(); qmp = nil }
+
+    /// The QMP client (one command at a time; shared with `dump` and friends).
+    public var client: QMPClient? { qmp }
+
+    private func discover() throws(RingsideError) {
+        guard let qmp else { throw RingsideError("QMP is not connected") }
+        let found = try GuestDiscovery.devices(qmp)
+        if found != devices, !devices.isEmpty { rediscoveries += 1 }
+        devices = found
+        lastDiscovery = monotonicSeconds()
+    }
+
+    private func pollQMP() throws(RingsideError) {
+        guard let qmp else { throw RingsideError("QMP is not connected") }
+        var newViews: [String: GuestQueueDeviceView] = [:]
+        var newElements: [String: GuestQueueElementView] = [:]
+        for d in devices {
+            for (i, qn) in d.queueNames.enumerated() {
+                let key = "\(d.name).\(qn)"
+                let v = try GuestDiscovery.queueStatus(qmp, path: d.path, queue: i)
+                if let old = views[key], old.addresses != v.addresses { rediscoveries += 1 }
+                newViews[key] = v
+                if memory == nil, v.addresses.isSetUp {
+                    newElements[key] = try? GuestDiscovery.queueElement(qmp, path: d.path, queue: i)
+                }
+            }
+        }
+        views = newViews
+        elements = newElements
+        lastQMP = monotonicSeconds()
+    }
+
+    /// A reset (QMP `RESET` event) since we last looked: the driver will renegotiate.
+    private func sawReset() -> Bool {
+        guard let qmp else { return false }
+        let total = UInt64(qmp.events.count) &+ qmp.droppedEvents
+        defer { seenEvents = total }
+        guard total != seenEvents else { return false }
+        let fresh = Int(min(total &- seenEvents, UInt64(qmp.events.count)))
+        return qmp.events.suffix(fresh).contains { ($0["event"] as? String) == "RESET" }
+    }
+
+    /// Takes one sample: guest memory now; QMP when `qmpInterval` has passed (or `forceQMP`).
+    public func sample(forceQMP: Bool = false) -> GuestSample {
+        let now = monotonicSeconds()
+        var notes: [String] = []
+        if qmp == nil { qmp = try? QMPClient(path: qmpPath, timeout: 0.2) }
+        if qmp != nil {
+            do {
+                if sawReset() || now - lastDiscovery >= discoveryInterval { try discover() }
+                if forceQMP || now - lastQMP >= qmpInterval { try pollQMP() }
+                qmpError = nil
+            } catch {
+                qmp?.close(); qmp = nil
+                qmpError = error.description
+            }
+        }
+        if let qmpError { notes.append("QMP unavailable: \(qmpError)") }
+        if memory == nil { notes.append("no guest memory file: QMP only (indices, inuse, one element per queue) at \(String(format: "%.1f", 1 / qmpInterval)) Hz") }
+        number += 1
+        var queues: [GuestQueueSample] = []
+        for d in devices {
+            let reader = d.ringReader
+            for (i, qn) in d.queueNames.enumerated() {
+                let key = "\(d.name).\(qn)"
+                let view = views[key]
+                var ring: GuestRingSnapshot?
+                if let memory, let a = view?.addresses, a.isSetUp { ring = reader.read(memory, a) }
+                queues.append(GuestQueueSample(name: key, device: d.name, queue: i, deviceView: view, element: elements[key], ring: ring))
+            }
+        }
+        return GuestSample(time: now, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
+                           queues: queues, qmpAge: now - lastQMP, notes: notes)
+    }
+
+    /// The device whose queue is called `name` (`net0.rx`), and the queue's index.
+    public func resolve(queue name: String) -> (GuestDeviceInfo, Int)? {
+        for d in devices { for (i, qn) in d.queueNames.enumerated() where "\(d.name).\(qn)" == name { return (d, i) } }
+        return nil
+    }
+
+    public var queueNames: [String] { devices.flatMap { d in d.queueNames.map { "\(d.name).\($0)" } } }
+}
+
+// MARK: - JSON
+
+extension GuestSample {
+    /// The sample as one JSON line (keys sorted). Numbers are decimal; ring indices raw 16-bit.
+    public func json() -> String {
+        var devs: [[String: Any]] = []
+        for d in devices {
+            var qs: [[String: Any]] = []
+            for q in queues where q.device == d.name { qs.append(q.jsonObject()) }
+            devs.append(["name": d.name, "type": d.type, "path": d.path, "status": d.statuses,
+                         "features": ["offered": d.hostFeatures.names, "accepted": d.guestFeatures.names,
+                                      "offered_unknown_bits": d.hostFeatures.unknownBits, "accepted_unknown_bits": d.guestFeatures.unknownBits],
+                         "queues": qs])
+        }
+        let obj: [String: Any] = ["sample": number, "source": source.rawValue, "qmp_age_s": (qmpAge * 1000).rounded() / 1000,
+                                  "notes": notes, "devices": devs]
+        guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension GuestQueueSample {
+    func jsonObject() -> [String: Any] {
+        var o: [String: Any] = ["name": name, "queue": queue]
+        if let v = deviceView {
+            o["size"] = v.addresses.size
+            o["addresses"] = ["desc": v.addresses.desc, "avail": v.addresses.avail, "used": v.addresses.used]
+            o["device"] = ["last_avail_idx": v.lastAvailIdx, "shadow_avail_idx": v.shadowAvailIdx, "used_idx": v.usedIdx,
+                           "inuse": v.inuse, "signalled_used": v.signalledUsed, "signalled_used_valid": v.signalledUsedValid]
+        }
+        if let e = element {
+            o["avail"] = ["flags": e.availFlags, "idx": e.availIdx]
+            o["used"] = ["flags": e.usedFlags, "idx": e.usedIdx]
+        }
+        if let r = ring {
+            if let u = r.unreadable { o["unreadable"] = u; return o }
+            var avail: [String: Any] = ["flags": r.availFlags, "idx": r.availIdx, "ring": r.availRing]
+            if let e = r.usedEvent { avail["used_event"] = e }
+            var used: [String: Any] = ["flags": r.usedFlags, "idx": r.usedIdx, "ring": r.usedRing.map { [$0.id, $0.len] }]
+            if let e = r.availEvent { used["avail_event"] = e }
+            o["avail"] = avail
+            o["used"] = used
+            o["moving"] = r.moving
+            o["problems"] = r.problems
+            if let out = r.outstanding { o["outstanding"] = out }
+            if let l = r.driverLastUsed { o["driver_last_used"] = l }
+            o["descriptors"] = r.descriptors.enumerated().map { (i, d) -> [String: Any] in
+                ["id": i, "state": r.states[i].name, "addr": d.addr, "len": d.len, "flags": d.flags, "next": d.next]
+            }
+            o["chains"] = r.chains.map { c -> [String: Any] in
+                var j: [String: Any] = ["head": c.head, "ids": c.ids]
+                if c.indirectAddress != 0 {
+                    j["indirect_addr"] = c.indirectAddress
+                    j["indirect"] = c.indirect.map { ["addr": $0.addr, "len": $0.len, "flags": $0.flags, "next": $0.next] }
+                }
+                if let p = c.problem { j["problem"] = p }
+                return j
+            }
+        }
+        return o
+    }
+}
