@@ -213,3 +213,30 @@ final class GuestRingTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 30)
     }
 }
+
+final class GuestQEMUArgumentsTests: XCTestCase {
+    func testMemorySizes() {
+        XCTAssertEqual(QEMUGuestArguments.parseMemorySize("512"), 512)
+        XCTAssertEqual(QEMUGuestArguments.parseMemorySize("128M"), 128)
+        XCTAssertEqual(QEMUGuestArguments.parseMemorySize("2G"), 2048)
+        XCTAssertEqual(QEMUGuestArguments.parseMemorySize("size=1G,slots=2,maxmem=4G"), 1024)
+        XCTAssertNil(QEMUGuestArguments.parseMemorySize("lots"))
+        XCTAssertNil(QEMUGuestArguments.parseMemorySize("slots=2"))
+    }
+
+    func testWrapAddsBackendAndQMPAndMergesMachine() throws {
+        let line = ["qemu-system-x86_64", "-M", "q35,accel=tcg", "-m", "256", "-kernel", "k"]
+        let (argv, size) = try QEMUGuestArguments.wrap(line, memoryPath: "/dev/shm/r", qmpPath: "/tmp/q.sock")
+        XCTAssertEqual(size, 256)
+        XCTAssertEqual(argv[2], "q35,accel=tcg,memory-backend=ringside-ram")
+        XCTAssertEqual(Array(argv.suffix(4)), ["-object", "memory-backend-file,id=ringside-ram,size=256M,mem-path=/dev/shm/r,share=on",
+                                               "-qmp", "unix:/tmp/q.sock,server=on,wait=off"])
+        XCTAssertEqual(argv.filter { $0 == "-machine" || $0 == "-M" }.count, 1, "merged, not a second -machine")
+        // No -m, no -machine: QEMU's 128 MiB and a -machine of our own.
+        let (plain, s2) = try QEMUGuestArguments.wrap(["qemu-system-x86_64", "-nographic"], memoryPath: "/dev/shm/r", qmpPath: "/q")
+        XCTAssertEqual(s2, 128)
+        XCTAssertTrue(plain.joined(separator: " ").contains("-machine memory-backend=ringside-ram"))
+        XCTAssertThrowsError(try QEMUGuestArguments.wrap(["qemu", "-machine", "pc,memory-backend=mine"], memoryPath: "/r", qmpPath: "/q"))
+        XCTAssertThrowsError(try QEMUGuestArguments.wrap(["qemu", "-m"], memoryPath: "/r", qmpPath: "/q"))
+    }
+}

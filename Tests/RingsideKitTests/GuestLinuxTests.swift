@@ -1,0 +1,227 @@
+import Foundation
+@testable import RingsideKit
+import XCTest
+
+/// The Linux reference guest (../shared/bench/linux-peer.sh): Debian's kernel, its virtio_net,
+/// a static UDP echo as /init; guest RAM in a shared memory file; two QMP sockets (QEMU serves
+/// one client per socket: one for the test's GuestSession, one for the CLI and for resets).
+final class LinuxGuest {
+    static var script: String {
+        ProcessInfo.processInfo.environment["RINGSIDE_LINUX_PEER"] ?? (repositoryRoot + "/../shared/bench/linux-peer.sh")
+    }
+    static var buildDirectory: String { ProcessInfo.processInfo.environment["LINUX_PEER_DIR"] ?? "/tmp/linux-peer" }
+
+    /// Builds the guest once when it is missing (root on a clean machine: the script apt-gets
+    /// what it needs and fetches Debian's kernel).
+    static func ensureBuilt() throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: buildDirectory + "/vmlinuz") && fm.fileExists(atPath: buildDirectory + "/initrd.img") { return }
+        guard fm.isExecutableFile(atPath: script) else { throw RingsideError("linux-peer.sh not found at \(script) (set RINGSIDE_LINUX_PEER)") }
+        let r = try runCommand([script, "build"], timeout: 1800)
+        guard r.status == .exited(0) else { throw RingsideError("linux-peer.sh build failed: \(r.output.suffix(2000))") }
+    }
+
+    let directory: String
+    let memory: String
+    let qmp: String
+    let qmp2: String
+    let udpPort: UInt16
+    let child: ChildProcess
+    static let memoryMiB = 128
+
+    init(extraArguments: [String] = []) throws {
+        try LinuxGuest.ensureBuilt()
+        var template = Array((NSTemporaryDirectory() + "rs-guest-XXXXXX").utf8CString)
+        guard mkdtemp(&template) != nil else { throw RingsideError("mkdtemp failed") }
+        directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        memory = "/dev/shm/" + URL(fileURLWithPath: directory).lastPathComponent + ".ram"
+        qmp = directory + "/qmp.sock"
+        qmp2 = directory + "/qmp2.sock"
+        udpPort = try freePort(udp: true)
+        let http = try freePort(udp: false)
+        let argv = [LinuxGuest.script, "run", "--udp-port", String(udpPort), "--http-port", String(http),
+                    "--mem", String(LinuxGuest.memoryMiB), "--serial", directory + "/serial.log", "--"]
+            + QEMUGuestArguments.memory(path: memory, sizeMiB: LinuxGuest.memoryMiB)
+            + ["-qmp", "unix:\(qmp),server=on,wait=off", "-qmp", "unix:\(qmp2),server=on,wait=off"] + extraArguments
+        child = try ChildProcess(argv: argv, outputFile: directory + "/qemu.log")
+    }
+
+    /// Waits for the guest's UDP echo (it is up, virtio-net configured).
+    func waitForEcho(timeout: Double = 90) throws {
+        let udp = try UDPSocket()
+        let deadline = monotonicSeconds() + timeout
+        while monotonicSeconds() < deadline {
+            try udp.send(Array("ping".utf8), toPort: udpPort)
+            if udp.receive(timeout: 0.5) == Array("ping".utf8) { udp.drain(); return }
+        }
+        throw RingsideError("the Linux guest did not echo within \(timeout) s: \(readTextFile(directory + "/serial.log").suffix(1500))")
+    }
+
+    /// `count` echoes, one outstanding.
+    func echo(count: Int) throws -> Int {
+        let udp = try UDPSocket()
+        var ok = 0
+        for i in 0..<count {
+            let payload = Array("ringside any-guest \(i)".utf8)
+            try udp.send(payload, toPort: udpPort)
+            if udp.receive(timeout: 2) == payload { ok += 1 }
+        }
+        return ok
+    }
+
+    func stop() {
+        if let q = try? QMPClient(path: qmp2, timeout: 1) { q.quit() }
+        if child.wait(timeout: 5) == nil {
+            child.signal(SIGKILL)
+            child.wait(timeout: 5)
+        }
+        unlink(memory)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+final class GuestLinuxTests: XCTestCase {
+    var guest: LinuxGuest?
+
+    override func tearDown() {
+        guest?.stop()
+        guest = nil
+        super.tearDown()
+    }
+
+    /// A sample taken when two in a row agree (the guest is at rest).
+    func restingSample(_ s: GuestSession, timeout: Double = 10) -> GuestSample {
+        var last = s.sample(forceQMP: true)
+        let deadline = monotonicSeconds() + timeout
+        while monotonicSeconds() < deadline {
+            usleep(200_000)
+            let now = s.sample(forceQMP: true)
+            let a = last.queues.map { [$0.ring?.availIdx, $0.ring?.usedIdx, $0.deviceView?.usedIdx] }
+            let b = now.queues.map { [$0.ring?.availIdx, $0.ring?.usedIdx, $0.deviceView?.usedIdx] }
+            if a == b { return now }
+            last = now
+        }
+        return last
+    }
+
+    /// u16 at guest-physical `address`, read by the test itself from the memory file (128 MiB on
+    /// `pc`: guest-physical == file offset).
+    func fileU16(_ path: String, _ address: UInt64) -> UInt16? {
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        try? h.seek(toOffset: address)
+        guard let d = try? h.read(upToCount: 2), d.count == 2 else { return nil }
+        return UInt16(d[d.startIndex]) | UInt16(d[d.startIndex + 1]) << 8
+    }
+
+    func testLinuxGuestRingsFromMemoryMatchTheDevice() throws {
+        let g = try LinuxGuest()
+        guest = g
+        try g.waitForEcho()
+        XCTAssertEqual(try g.echo(count: 200), 200, "UDP traffic through the guest")
+
+        let session = try GuestSession(qmpPath: g.qmp, memoryPath: g.memory)
+        defer { session.close() }
+        XCTAssertTrue(session.layoutSource.hasPrefix("info mtree"), session.layoutSource)
+        let s = restingSample(session)
+        XCTAssertEqual(s.source, .memory)
+        XCTAssertEqual(s.notes, [])
+        // Every queue of its virtio-net device, by the device's id and the spec's names.
+        let net = try XCTUnwrap(s.devices.first { $0.type == "virtio-net" }, "\(s.devices.map(\.type))")
+        XCTAssertEqual(net.name, "net0")
+        XCTAssertEqual(net.queueNames, ["rx", "tx", "ctrl"])
+        XCTAssertEqual(s.queues.filter { $0.device == net.name }.map(\.name), ["net0.rx", "net0.tx", "net0.ctrl"])
+        // The feature panel's source: what Linux accepted.
+        for f in ["VIRTIO_F_VERSION_1", "VIRTIO_RING_F_EVENT_IDX", "VIRTIO_RING_F_INDIRECT_DESC", "VIRTIO_NET_F_MRG_RXBUF", "VIRTIO_NET_F_CTRL_VQ"] {
+            XCTAssertTrue(net.guestFeatures.contains(f), "\(f) accepted: \(net.guestFeatures.names)")
+        }
+        XCTAssertTrue(net.statuses.contains("VIRTIO_CONFIG_S_DRIVER_OK"), "\(net.statuses)")
+        XCTAssertEqual(net.netHeaderBytes, 12)
+        for q in s.queues where q.device == net.name {
+            let ring = try XCTUnwrap(q.ring, q.name)
+            let view = try XCTUnwrap(q.deviceView, q.name)
+            XCTAssertNil(ring.unreadable, q.name)
+            XCTAssertFalse(ring.moving, q.name)
+            XCTAssertEqual(ring.usedIdx, view.usedIdx, "\(q.name): used.idx in memory == QMP used-idx")
+            XCTAssertEqual(ring.availIdx, fileU16(g.memory, view.addresses.avail + 2), "\(q.name): avail.idx == the file's")
+            XCTAssertEqual(ring.usedIdx, fileU16(g.memory, view.addresses.used + 2), "\(q.name): used.idx == the file's")
+            XCTAssertNotNil(ring.usedEvent, "\(q.name): EVENT_IDX → used_event")
+            XCTAssertNotNil(ring.availEvent, "\(q.name): EVENT_IDX → avail_event")
+            XCTAssertEqual(ring.availEvent, fileU16(g.memory, view.addresses.used + 4 + 8 * UInt64(view.addresses.size)), q.name)
+            XCTAssertEqual(ring.problems, [], q.name)
+            XCTAssertEqual(ring.states.count, view.addresses.size)
+        }
+        let rx = try XCTUnwrap(s.queue(named: "net0.rx")?.ring)
+        XCTAssertGreaterThanOrEqual(Int(rx.usedIdx), 200, "every echo request went up the RX used ring")
+        XCTAssertGreaterThan(rx.states.filter { $0 == .avail }.count, 0, "Linux keeps RX buffers posted")
+        XCTAssertEqual(rx.outstanding, rx.states.filter { $0 == .avail }.count, "one descriptor per RX buffer (MRG_RXBUF)")
+        session.close()
+
+        // The CLI on the other QMP socket: watch --json and ctl stats.
+        let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
+        let w = try runCommand([bin, "watch", "--qmp", g.qmp2, "--memory", g.memory, "--json", "--count", "3", "--rate", "20"], timeout: 30)
+        XCTAssertEqual(w.status, .exited(0), w.output)
+        let lines = w.output.split(separator: "\n").filter { $0.hasPrefix("{") }
+        XCTAssertEqual(lines.count, 3, w.output)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        XCTAssertEqual(obj["source"] as? String, "memory")
+        let devs = try XCTUnwrap(obj["devices"] as? [[String: Any]])
+        let queues = (devs.first?["queues"] as? [[String: Any]]) ?? []
+        XCTAssertEqual(queues.compactMap { $0["name"] as? String }, ["net0.rx", "net0.tx", "net0.ctrl"])
+        XCTAssertNotNil((queues.first?["avail"] as? [String: Any])?["used_event"])
+        XCTAssertNotNil((queues.first?["used"] as? [String: Any])?["avail_event"])
+        let stats = try runCommand([bin, "ctl", "--qmp", g.qmp2, "--memory", g.memory, "stats"], timeout: 30)
+        XCTAssertEqual(stats.status, .exited(0), stats.output)
+        XCTAssertTrue(stats.output.contains("\"VIRTIO_RING_F_EVENT_IDX\""), String(stats.output.prefix(300)))
+        // Without a memory file: QMP only, and it says so.
+        let qmpOnly = try runCommand([bin, "ctl", "--qmp", g.qmp2, "stats"], timeout: 30)
+        XCTAssertEqual(qmpOnly.status, .exited(0), qmpOnly.output)
+        XCTAssertTrue(qmpOnly.output.contains("\"source\":\"qmp\""), String(qmpOnly.output.prefix(300)))
+        XCTAssertTrue(qmpOnly.output.contains("QMP only"), String(qmpOnly.output.prefix(500)))
+        // The newest TX element's frame: an echo reply, decoded.
+        let dump = try runCommand([bin, "ctl", "--qmp", g.qmp2, "--memory", g.memory, "dump", "net0.tx", "--last"], timeout: 30)
+        XCTAssertEqual(dump.status, .exited(0), dump.output)
+        XCTAssertTrue(dump.output.contains("Ethernet II"), dump.output)
+    }
+
+    func testLinuxGuestRebootFollowsTheNewRings() throws {
+        let g = try LinuxGuest()
+        guest = g
+        try g.waitForEcho()
+        XCTAssertEqual(try g.echo(count: 20), 20)
+        let session = try GuestSession(qmpPath: g.qmp, memoryPath: g.memory)
+        defer { session.close() }
+        let before = restingSample(session)
+        let rxBefore = try XCTUnwrap(before.queue(named: "net0.rx")?.ring)
+        XCTAssertGreaterThanOrEqual(rxBefore.usedIdx, 20)
+
+        let reset = try QMPClient(path: g.qmp2)
+        try reset.execute("system_reset")
+        // While the guest reboots, sampling continues: never a crash, whatever the rings hold.
+        var sawNotSetUp = false
+        let deadline = monotonicSeconds() + 60
+        var echoed = false
+        while monotonicSeconds() < deadline && !echoed {
+            let s = session.sample()
+            if let q = s.queue(named: "net0.rx"), q.deviceView?.addresses.isSetUp == false { sawNotSetUp = true }
+            let udp = try UDPSocket()
+            try udp.send(Array("up?".utf8), toPort: g.udpPort)
+            echoed = udp.receive(timeout: 0.3) == Array("up?".utf8)
+        }
+        XCTAssertTrue(echoed, "the guest came back")
+        XCTAssertTrue(sawNotSetUp, "the reset showed as queues not set up")
+        XCTAssertEqual(try g.echo(count: 5), 5)
+        let after = restingSample(session)
+        for q in after.queues where q.device == "net0" {
+            let ring = try XCTUnwrap(q.ring, q.name)
+            let view = try XCTUnwrap(q.deviceView, q.name)
+            XCTAssertEqual(ring.addresses, view.addresses, "\(q.name) reads the new addresses")
+            XCTAssertNil(ring.unreadable, q.name)
+            XCTAssertEqual(ring.usedIdx, view.usedIdx, "\(q.name): used.idx after the reboot")
+            XCTAssertEqual(ring.availIdx, fileU16(g.memory, view.addresses.avail + 2), q.name)
+        }
+        let rxAfter = try XCTUnwrap(after.queue(named: "net0.rx")?.ring)
+        XCTAssertLessThan(rxAfter.usedIdx, rxBefore.usedIdx, "fresh rings count from 0 again")
+        XCTAssertGreaterThan(session.rediscoveries, 0)
+    }
+}
