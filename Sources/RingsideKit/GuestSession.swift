@@ -223,3 +223,75 @@ extension GuestQueueSample {
         return o
     }
 }
+
+// MARK: - Buffers
+
+/// A buffer picked out of a ring for a dump.
+public struct GuestBuffer: Sendable {
+    public var head: Int
+    /// The used element's length, when the buffer came back through the used ring.
+    public var usedLength: UInt32?
+    public var chain: GuestChain
+    public var bytes: [UInt8]
+    /// How it was found: "used[3] (idx 1027) → descriptor 17, len 60" or "descriptor 17".
+    public var what: String
+    /// Bytes of virtio-net header at the front (0 for queues that carry none).
+    public var headerBytes: Int
+    /// The bytes after the virtio-net header (the Ethernet frame), or all bytes.
+    public var frame: [UInt8] { Array(bytes.dropFirst(headerBytes)) }
+}
+
+public enum GuestBufferSelector: Equatable, Sendable {
+    case descriptor(Int)
+    /// The oldest used element the driver has not consumed (needs its position: used_event).
+    case next
+    /// The newest used element.
+    case last
+}
+
+extension GuestSample {
+    /// Reads the buffer `selector` names in queue `name` from `memory`, using this sample's
+    /// ring (ids validated again: the sample may be torn).
+    public func buffer(queue name: String, _ selector: GuestBufferSelector, memory: GuestMemory) throws(RingsideError) -> GuestBuffer {
+        guard let q = queue(named: name), let device = device(named: q.device) else { throw RingsideError("no queue '\(name)'") }
+        guard let ring = q.ring else { throw RingsideError("\(name): no ring read from memory (not set up, or no memory file)") }
+        if let u = ring.unreadable { throw RingsideError("\(name): \(u)") }
+        let n = ring.addresses.size
+        let head: Int
+        var usedLength: UInt32?
+        let what: String
+        switch selector {
+        case .descriptor(let id):
+            guard id >= 0, id < n else { throw RingsideError("descriptor \(id) ≥ queue size \(n)") }
+            head = id
+            for k in 0..<n {
+                let e = ring.usedRing[Int(ring.usedIdx &- 1 &- UInt16(truncatingIfNeeded: k)) & (n - 1)]
+                if e.id == UInt32(id) { usedLength = e.len; break }
+            }
+            what = "descriptor \(id)"
+        case .next, .last:
+            let idx: UInt16
+            if selector == .next {
+                guard let l = ring.driverLastUsed, l != ring.usedIdx else {
+                    throw RingsideError("\(name): no pending used element known (needs EVENT_IDX's used_event)")
+                }
+                idx = l
+            } else {
+                guard ring.usedIdx != 0 || ring.usedRing.contains(where: { $0.len != 0 }) else { throw RingsideError("\(name): nothing used yet") }
+                idx = ring.usedIdx &- 1
+            }
+            let slot = Int(idx) & (n - 1)
+            let e = ring.usedRing[slot]
+            guard e.id < UInt32(n) else { throw RingsideError("\(name): used slot \(slot) holds id \(e.id) ≥ size \(n) (torn read? try again)") }
+            head = Int(e.id)
+            usedLength = e.len
+            what = "used[\(slot)] (idx \(idx)) → descriptor \(head), len \(e.len)"
+        }
+        let chain = device.ringReader.walk(head: UInt16(head), table: ring.descriptors, memory: memory)
+        guard let bytes = GuestRingReader.buffer(of: chain, usedLength: usedLength, memory: memory) else {
+            throw RingsideError("\(name) descriptor \(head): buffer outside guest memory")
+        }
+        let isNet = device.type == "virtio-net" && device.queueNames.indices.contains(q.queue) && device.queueNames[q.queue] != "ctrl"
+        return GuestBuffer(head: head, usedLength: usedLength, chain: chain, bytes: bytes, what: what, headerBytes: isNet ? device.netHeaderBytes : 0)
+    }
+}

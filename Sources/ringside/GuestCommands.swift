@@ -100,68 +100,26 @@ func runGuestAction(_ action: any CtlAction, name: String, qmp: String, memory: 
 /// device said it wrote), its headers decoded, or the bare frame, or a pcap.
 func guestDump(_ dump: CtlDump, session: GuestSession) throws {
     guard let memory = session.memory else { throw RingsideError("dump reads guest memory: give --memory FILE") }
-    guard let (device, index) = session.resolve(queue: dump.queue) else {
+    guard session.resolve(queue: dump.queue) != nil else {
         throw RingsideError("no queue '\(dump.queue.escapingTerminalControls())' (queues: \(session.queueNames.joined(separator: ", ")))")
     }
-    let s = session.sample(forceQMP: true)
-    guard let q = s.queues.first(where: { $0.device == device.name && $0.queue == index }), let ring = q.ring else {
-        throw RingsideError("\(dump.queue): no ring (QMP did not report its addresses)")
-    }
-    if let u = ring.unreadable { throw RingsideError("\(q.name): \(u)") }
-    let n = ring.addresses.size
-    let head: Int
-    var usedLength: UInt32?
-    var what: String
-    if let id = dump.descriptor {
-        guard id < n else { throw RingsideError("descriptor \(id) ≥ queue size \(n)") }
-        head = id
-        // The length the device wrote, if the newest use of this head is still in the used ring.
-        for k in 0..<n {
-            let e = ring.usedRing[Int(ring.usedIdx &- 1 &- UInt16(k)) & (n - 1)]
-            if e.id == UInt32(id) { usedLength = e.len; break }
-        }
-        what = "descriptor \(id)"
-    } else {
-        let idx: UInt16
-        if dump.next {
-            guard let l = ring.driverLastUsed, l != ring.usedIdx else {
-                throw RingsideError("\(q.name): no pending used element known (needs EVENT_IDX's used_event)")
-            }
-            idx = l
-        } else {
-            guard ring.usedIdx != 0 || ring.usedRing.contains(where: { $0.len != 0 }) else { throw RingsideError("\(q.name): nothing used yet") }
-            idx = ring.usedIdx &- 1
-        }
-        let slot = Int(idx) & (n - 1)
-        let e = ring.usedRing[slot]
-        guard e.id < UInt32(n) else { throw RingsideError("\(q.name): used slot \(slot) holds id \(e.id) ≥ size \(n) (torn read? try again)") }
-        head = Int(e.id)
-        usedLength = e.len
-        what = "used[\(slot)] (idx \(idx)) → descriptor \(head), len \(e.len)"
-    }
-    let chain = device.ringReader.walk(head: UInt16(head), table: ring.descriptors, memory: memory)
-    guard let bytes = GuestRingReader.buffer(of: chain, usedLength: usedLength, memory: memory) else {
-        throw RingsideError("\(q.name) descriptor \(head): buffer outside guest memory")
-    }
-    let queueName = device.queueNames[index]
-    let isNet = device.type == "virtio-net" && queueName != "ctrl"
-    let header = isNet ? device.netHeaderBytes : 0
-    let frame = Array(bytes.dropFirst(header))
+    let selector: GuestBufferSelector = dump.descriptor.map { .descriptor($0) } ?? (dump.next ? .next : .last)
+    let b = try session.sample(forceQMP: true).buffer(queue: dump.queue, selector, memory: memory)
     if dump.raw {
         if isatty(STDOUT_FILENO) != 0 { throw RingsideError("--raw writes binary: redirect standard output to a file or a pipe") }
-        guard writeStandardOutput(frame) else { throw RingsideError("cannot write to standard output") }
+        guard writeStandardOutput(b.frame) else { throw RingsideError("cannot write to standard output") }
         return
     }
     if let pcap = dump.pcap {
-        try PcapWriter.write(PcapWriter.file(frames: [frame]), to: pcap)
-        writeLine("wrote \(pcap): 1 frame, \(frame.count) bytes (\(q.name) \(what))")
+        try PcapWriter.write(PcapWriter.file(frames: [b.frame]), to: pcap)
+        writeLine("wrote \(pcap): 1 frame, \(b.frame.count) bytes (\(dump.queue) \(b.what))")
         return
     }
-    var text = "\(q.name) \(what), chain \(chain.ids.map(String.init).joined(separator: "→"))"
-    if chain.indirectAddress != 0 { text += " + indirect table at 0x\(String(chain.indirectAddress, radix: 16)) (\(chain.indirect.count) entries)" }
-    text += ", \(bytes.count) bytes"
-    if let p = chain.problem { text += " (\(p))" }
-    text += "\n" + hexDumpC(bytes)
-    if isNet { text += "\n" + FrameDecoder.describe(bytes, virtioHeaderBytes: header).text }
+    var text = "\(dump.queue) \(b.what), chain \(b.chain.ids.map(String.init).joined(separator: "→"))"
+    if b.chain.indirectAddress != 0 { text += " + indirect table at 0x\(String(b.chain.indirectAddress, radix: 16)) (\(b.chain.indirect.count) entries)" }
+    text += ", \(b.bytes.count) bytes"
+    if let p = b.chain.problem { text += " (\(p))" }
+    text += "\n" + hexDumpC(b.bytes)
+    if b.headerBytes > 0 { text += "\n" + FrameDecoder.describe(b.bytes, virtioHeaderBytes: b.headerBytes).text }
     guard writeText(text) else { throw RingsideError("cannot write to standard output") }
 }
