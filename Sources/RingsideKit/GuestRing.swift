@@ -204,7 +204,11 @@ public struct GuestRingReader: Sendable {
             }
             mark(head, .avail, &s, &chains, memory)
         }
-        let lastUsed = driverLastUsed ?? s.usedEvent
+        // Linux writes used_event = 0 when it turns callbacks off (virtqueue_disable_cb_split) and
+        // never sets it on queues without callbacks (its ctrl queue): 0 with a used.idx past 0
+        // says "unknown", not "nothing consumed".
+        let guess = s.usedEvent.flatMap { $0 == 0 && s.usedIdx != 0 ? nil : $0 }
+        let lastUsed = driverLastUsed ?? guess
         if let lastUsed {
             let pending = Int(s.usedIdx &- lastUsed)
             if pending <= n {

@@ -14,6 +14,10 @@ struct QemuArgs: ParsableCommand {
         sockets and starts without waiting for them. Then, in another terminal: \
         `ringside attach <console-socket> --qmp <qmp-socket>`.
 
+        With --guest: the arguments that let ringside watch any guest (guest RAM in a shared file, \
+        --memory-size MiB at --memory-path, and QMP), to add to your own line; then \
+        `ringside attach --qmp <qmp-socket> --memory <memory-path>` (see docs/any-guest.md).
+
         With --only-channels just the console channel and QMP arguments are printed, to add to a QEMU \
         line of your own; its virtio-net device must then carry id=net0 for the device view (QMP \
         path /machine/peripheral/net0/virtio-backend), and the guest needs a virtio-console driver on \
@@ -51,6 +55,15 @@ struct QemuArgs: ParsableCommand {
     @Flag(help: "With --only-channels: let the virtio-serial controller be transitional (omit disable-legacy=on).")
     var legacy = false
 
+    @Flag(help: "Any guest: print the memory backend (guest RAM in a shared file) and QMP arguments instead.")
+    var guest = false
+
+    @Option(help: "With --guest: the guest RAM file (on a tmpfs).")
+    var memoryPath: String = "/dev/shm/ringside-guest.ram"
+
+    @Option(help: "With --guest: guest RAM in MiB; must equal your -m.")
+    var memorySize: Int = 128
+
     @Flag(help: "Print one argument per line instead of a single shell line.")
     var lines = false
 
@@ -58,6 +71,7 @@ struct QemuArgs: ParsableCommand {
         for path in [consoleSocket, qmpSocket] where path.utf8.count > 107 {
             throw ValidationError("socket path too long for a unix socket (max 107 bytes): \(path)")
         }
+        if memorySize < 1 { throw ValidationError("--memory-size must be at least 1 MiB") }
         if consoleSocket == qmpSocket { throw ValidationError("the console and QMP sockets must differ") }
         guard (1...65535).contains(udpPort) else { throw ValidationError("--udp-port must be between 1 and 65535, not \(udpPort)") }
         guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be between 1 and 65535, not \(httpPort)") }
@@ -66,6 +80,12 @@ struct QemuArgs: ParsableCommand {
     }
 
     func run() throws {
+        if guest {
+            let args = QEMUGuestArguments.memory(path: memoryPath, sizeMiB: memorySize) + QEMUConfiguration.qmpArguments(socket: qmpSocket)
+            if lines { for a in args { writeLine(a) } } else { writeLine(shellQuoted(args)) }
+            warn("add to a QEMU line with -m \(memorySize) (merge memory-backend= into an existing -machine), then: ringside attach --qmp \(qmpSocket) --memory \(memoryPath)")
+            return
+        }
         let args: [String]
         if onlyChannels {
             args = QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: legacy ? "" : ",disable-legacy=on")

@@ -1,5 +1,5 @@
 import Foundation
-import RingsideKit
+@testable import RingsideKit
 import RingsideTestSupport
 import Wire
 import XCTest
@@ -117,6 +117,13 @@ final class GuestRingTests: XCTestCase {
         XCTAssertEqual(s.states[0], .free)
         XCTAssertEqual(s.problems, [])
         XCTAssertFalse(s.moving)
+        // used_event 0 with used.idx past 0: Linux's "callbacks off", not "nothing consumed".
+        r.usedEvent(0)
+        let off = GuestRingReader(eventIdx: true).read(r.memory, r.a)
+        XCTAssertNil(off.driverLastUsed)
+        XCTAssertEqual(off.states[5], .free)
+        XCTAssertEqual(off.states[3], .free)
+        r.usedEvent(1)
         // Without EVENT_IDX the tail fields are not read as such.
         let plain = GuestRingReader(eventIdx: false).read(r.memory, r.a)
         XCTAssertNil(plain.usedEvent)
@@ -238,5 +245,41 @@ final class GuestQEMUArgumentsTests: XCTestCase {
         XCTAssertTrue(plain.joined(separator: " ").contains("-machine memory-backend=ringside-ram"))
         XCTAssertThrowsError(try QEMUGuestArguments.wrap(["qemu", "-machine", "pc,memory-backend=mine"], memoryPath: "/r", qmpPath: "/q"))
         XCTAssertThrowsError(try QEMUGuestArguments.wrap(["qemu", "-m"], memoryPath: "/r", qmpPath: "/q"))
+    }
+}
+
+final class GuestTelemetryTests: XCTestCase {
+    /// A guest sample becomes the hello + full snapshot the TUI already draws.
+    func testSampleBecomesHelloAndSnapshot() {
+        var r = SyntheticRing(size: 8)
+        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: GuestDescriptor.write) }
+        for slot in 0..<4 { r.availSlot(slot, UInt16(slot)) }
+        r.availIdx(4); r.usedSlot(0, id: 0, len: 60); r.usedIdx(1); r.usedEvent(1)
+        let ring = GuestRingReader(eventIdx: true).read(r.memory, r.a)
+        let device = GuestDeviceInfo(path: "/machine/peripheral/eth7/virtio-backend", type: "virtio-net", name: "eth7",
+                                     hostFeatures: GuestFeatureList(), guestFeatures: GuestFeatureList(names: ["VIRTIO_F_VERSION_1", "VIRTIO_RING_F_EVENT_IDX", "VIRTIO_NET_F_MRG_RXBUF"]),
+                                     statuses: [], queueNames: ["rx", "tx"])
+        let sample = GuestSample(time: 12, number: 3, source: .memory, devices: [device],
+                                 queues: [GuestQueueSample(name: "eth7.rx", device: "eth7", queue: 0, deviceView: nil, element: nil, ring: ring),
+                                          GuestQueueSample(name: "eth7.tx", device: "eth7", queue: 1, deviceView: nil, element: nil, ring: nil)],
+                                 qmpAge: 0, notes: [])
+        let hello = GuestTelemetry.hello(sample)
+        XCTAssertEqual(hello.queues.map(\.name), ["eth7.rx", "eth7.tx"])
+        XCTAssertEqual(hello.queues.first?.size, 8)
+        XCTAssertEqual(hello.devices.first?.deviceType, 1)
+        XCTAssertEqual(hello.devices.first?.features, 1 << 32 | 1 << 29 | 1 << 15)
+        let snap = GuestTelemetry.snapshot(sample, number: 3, startedAt: 10, rateHz: 60)
+        XCTAssertEqual(snap.uptimeNs, 2_000_000_000)
+        let rx = snap.queues[0]
+        XCTAssertEqual(rx.status.availIdx, 4)
+        XCTAssertEqual(rx.status.usedIdx, 1)
+        XCTAssertEqual(rx.status.lastUsedIdx, 1)
+        guard case .full(let table) = rx.descriptors else { return XCTFail("full table expected") }
+        XCTAssertEqual(table.map(\.state), [.free, .avail, .avail, .avail, .free, .free, .free, .free])
+        XCTAssertEqual(table[2].addr, 0x81000)
+        var model = TelemetryModel()
+        _ = model.apply(.hello(hello), seq: 1)
+        XCTAssertNil(model.apply(.snapshot(snap), seq: 2), "the TUI's model takes it as is")
+        XCTAssertEqual(model.queues[0].count(of: .avail), 3)
     }
 }

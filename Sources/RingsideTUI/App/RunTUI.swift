@@ -42,6 +42,25 @@ public struct TUIOptions: Sendable {
 /// Returns the exit status: 0 after `q`, 128 + signal after SIGINT/SIGTERM/SIGHUP, 1 when the
 /// terminal cannot be used.
 public func runTUI(socketPath: String, options: TUIOptions) -> Int32 {
+    runTUI(link: TelemetryPoller(path: socketPath), options: options)
+}
+
+/// What the TUI reads from: the kernel's telemetry (`TelemetryPoller`), or any guest's rings
+/// turned into the same messages (`GuestPoller`).
+public protocol TUILink: AnyObject {
+    /// A descriptor that becomes readable when there is something new (nil: poll with a timeout).
+    var pollDescriptor: Int32? { get }
+    /// Whatever arrived since the last call, in order; never blocks.
+    func service(now: Double) -> [LinkEvent]
+    /// Sends a command; returns its seq (the reply quotes it), nil when it cannot be sent.
+    func send(_ command: WireCommand) -> UInt32?
+    func close()
+}
+
+extension TelemetryPoller: TUILink {}
+
+/// Opens the TUI on any link.
+public func runTUI(link: TUILink, options: TUIOptions) -> Int32 {
     guard isatty(0) == 1, isatty(1) == 1 else {
         let message = "ringside: the TUI needs a terminal (stdin and stdout); use `ringside watch --json` in scripts\n"
         _ = message.withCString { write(2, $0, strlen($0)) }
@@ -53,7 +72,6 @@ public func runTUI(socketPath: String, options: TUIOptions) -> Int32 {
     let useColor = (getenv("NO_COLOR").map { String(cString: $0).isEmpty } ?? true)
     let terminal = Terminal(useColor: useColor)
     terminal.setNonBlocking(true)
-    let link = TelemetryPoller(path: socketPath)
     let deviceTruth = options.qmpSocketPath.map { DeviceTruthPoller(socketPath: $0) }
     deviceTruth?.start()
     let app = TUIApp(link: link, terminal: terminal, options: options)
@@ -68,7 +86,7 @@ public func runTUI(socketPath: String, options: TUIOptions) -> Int32 {
 }
 
 final class TUIApp {
-    let link: TelemetryPoller
+    let link: TUILink
     let terminal: Terminal
     let backend: CursesBackend
     let options: TUIOptions
@@ -78,7 +96,7 @@ final class TUIApp {
     var size: ScreenSize
     var deviceTruth: DeviceTruthPoller?
 
-    init(link: TelemetryPoller, terminal: Terminal, options: TUIOptions) {
+    init(link: TUILink, terminal: Terminal, options: TUIOptions) {
         self.link = link
         self.terminal = terminal
         self.options = options

@@ -1,0 +1,96 @@
+// Any guest's sample as the messages our kernel's telemetry sends (hello + full snapshot), so the
+// TUI's panels (descriptor table, ring cells, indices) draw a guest Ringside did not build the same
+// way they draw our kernel.
+
+import Wire
+
+public enum GuestTelemetry {
+    /// Virtio device ids (virtio 1.2 §5) by QEMU's device name.
+    public static func deviceID(type: String) -> UInt16 {
+        switch type {
+        case "virtio-net": return 1
+        case "virtio-blk": return 2
+        case "virtio-serial": return 3
+        case "virtio-rng": return 4
+        case "virtio-balloon": return 5
+        case "virtio-scsi": return 8
+        case "virtio-9p": return 9
+        case "virtio-gpu": return 16
+        case "virtio-input": return 18
+        case "vhost-vsock", "vhost-user-vsock", "virtio-vsock": return 19
+        default: return 0
+        }
+    }
+
+    /// Feature bit numbers of the names QEMU prints (transport bits for every device; device
+    /// bits for virtio-net). Names not listed are left out of the bit mask.
+    public static let transportBits: [String: Int] = [
+        "VIRTIO_F_NOTIFY_ON_EMPTY": 24, "VIRTIO_F_ANY_LAYOUT": 27, "VIRTIO_RING_F_INDIRECT_DESC": 28,
+        "VIRTIO_RING_F_EVENT_IDX": 29, "VIRTIO_F_BAD_FEATURE": 30, "VIRTIO_F_VERSION_1": 32,
+        "VIRTIO_F_IOMMU_PLATFORM": 33, "VIRTIO_F_RING_PACKED": 34, "VIRTIO_F_IN_ORDER": 35,
+        "VIRTIO_F_ORDER_PLATFORM": 36, "VIRTIO_F_SR_IOV": 37, "VIRTIO_F_NOTIFICATION_DATA": 38,
+    ]
+    public static let netBits: [String: Int] = [
+        "VIRTIO_NET_F_CSUM": 0, "VIRTIO_NET_F_GUEST_CSUM": 1, "VIRTIO_NET_F_CTRL_GUEST_OFFLOADS": 2, "VIRTIO_NET_F_MTU": 3,
+        "VIRTIO_NET_F_MAC": 5, "VIRTIO_NET_F_GSO": 6, "VIRTIO_NET_F_GUEST_TSO4": 7, "VIRTIO_NET_F_GUEST_TSO6": 8,
+        "VIRTIO_NET_F_GUEST_ECN": 9, "VIRTIO_NET_F_GUEST_UFO": 10, "VIRTIO_NET_F_HOST_TSO4": 11, "VIRTIO_NET_F_HOST_TSO6": 12,
+        "VIRTIO_NET_F_HOST_ECN": 13, "VIRTIO_NET_F_HOST_UFO": 14, "VIRTIO_NET_F_MRG_RXBUF": 15, "VIRTIO_NET_F_STATUS": 16,
+        "VIRTIO_NET_F_CTRL_VQ": 17, "VIRTIO_NET_F_CTRL_RX": 18, "VIRTIO_NET_F_CTRL_VLAN": 19, "VIRTIO_NET_F_CTRL_RX_EXTRA": 20,
+        "VIRTIO_NET_F_GUEST_ANNOUNCE": 21, "VIRTIO_NET_F_MQ": 22, "VIRTIO_NET_F_CTRL_MAC_ADDR": 23,
+        "VIRTIO_NET_F_HASH_REPORT": 57, "VIRTIO_NET_F_RSS": 60, "VIRTIO_NET_F_RSC_EXT": 61, "VIRTIO_NET_F_STANDBY": 62,
+        "VIRTIO_NET_F_SPEED_DUPLEX": 63,
+    ]
+
+    /// The accepted (guest) features of `device` as a bit mask.
+    public static func featureBits(_ device: GuestDeviceInfo) -> UInt64 {
+        var bits: UInt64 = 0
+        for n in device.guestFeatures.names {
+            if let b = transportBits[n] ?? (device.type == "virtio-net" ? netBits[n] : nil) { bits |= 1 << UInt64(b) }
+        }
+        return bits
+    }
+
+    /// The queues as the TUI numbers them (at most 255; zero-size queues keep a 1-entry table).
+    public static func hello(_ s: GuestSample) -> WireHello {
+        let version = "QEMU guest, " + (s.source == .memory ? "rings from guest memory" : "QMP only (no memory file)")
+        let queues = s.queues.prefix(255).enumerated().map { (i, q) in
+            WireQueueInfo(queue: UInt8(i), name: q.name, size: UInt16(clamping: max(1, q.deviceView?.addresses.size ?? q.ring?.addresses.size ?? 1)))
+        }
+        return WireHello(kernelVersion: version, mac: [0, 0, 0, 0, 0, 0],
+                         devices: s.devices.map { WireDeviceInfo(name: $0.name, deviceType: deviceID(type: $0.type), features: featureBits($0)) },
+                         queues: Array(queues))
+    }
+
+    /// One full snapshot: each queue's indices (memory, else QMP's element view, else the
+    /// device's), the driver's last-seen used index where known (used_event), and the descriptor
+    /// table with the states derived from the rings.
+    public static func snapshot(_ s: GuestSample, number: UInt32, startedAt: Double, rateHz: UInt16) -> WireSnapshot {
+        let uptime = UInt64(max(0, s.time - startedAt) * 1e9)
+        let queues = s.queues.prefix(255).enumerated().map { (i, q) -> WireQueueSnapshot in
+            let size = max(1, q.deviceView?.addresses.size ?? q.ring?.addresses.size ?? 1)
+            var avail: UInt16 = 0, used: UInt16 = 0, lastUsed: UInt16 = 0
+            var table = [WireDescriptor](repeating: .zero, count: size)
+            if let r = q.ring, r.unreadable == nil {
+                avail = r.availIdx
+                used = r.usedIdx
+                lastUsed = r.driverLastUsed ?? r.usedIdx
+                for (id, d) in r.descriptors.enumerated() where id < size {
+                    table[id] = WireDescriptor(state: r.states[id], addr: d.addr, len: d.len, flags: d.flags, next: d.next)
+                }
+            } else if let e = q.element {
+                avail = e.availIdx
+                used = e.usedIdx
+                lastUsed = e.usedIdx
+            } else if let v = q.deviceView {
+                avail = v.shadowAvailIdx
+                used = v.usedIdx
+                lastUsed = v.usedIdx
+            }
+            let free = UInt16(clamping: table.filter { $0.state == .free }.count)
+            let status = WireQueueStatus(queue: UInt8(i), availIdx: avail, usedIdx: used, lastUsedIdx: lastUsed, freeCount: free,
+                                         pendingUsed: used &- lastUsed, paused: false, counters: WireQueueCounters())
+            return WireQueueSnapshot(status: status, descriptors: .full(table))
+        }
+        return WireSnapshot(snapshotNumber: number, uptimeNs: uptime, rateHz: rateHz, droppedFrames: 0, queues: Array(queues))
+    }
+}
