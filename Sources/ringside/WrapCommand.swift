@@ -89,6 +89,13 @@ struct Wrap: ParsableCommand {
         } else {
             var options = TUIOptions(title: "Ringside wrap", accel: "")
             options.maxFramesPerSecond = 30
+            var info = RunInfo(telemetrySocket: memory, telemetryIsHub: false)
+            info.runDirectory = dir
+            info.qmpSocket = qmp
+            info.userQMPSocket = qmpUser
+            info.qemuLog = dir + "/qemu.log"
+            info.qemuPID = child.pid
+            options.runInfo = info
             let link = GuestPoller(qmpPath: qmp, memoryPath: memory, rate: rate)
             let status = runTUI(link: link, options: options)
             link.close()

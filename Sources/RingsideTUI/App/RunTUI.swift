@@ -48,6 +48,8 @@ public func runTUI(socketPath: String, options: TUIOptions) -> Int32 {
 /// What the TUI reads from: the kernel's telemetry (`TelemetryPoller`), or any guest's rings
 /// turned into the same messages (`GuestPoller`).
 public protocol TUILink: AnyObject {
+    /// The socket it reads (shown in the run-info overlay).
+    var path: String { get }
     /// A descriptor that becomes readable when there is something new (nil: poll with a timeout).
     var pollDescriptor: Int32? { get }
     /// Whatever arrived since the last call, in order; never blocks.

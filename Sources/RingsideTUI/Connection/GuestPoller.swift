@@ -9,6 +9,7 @@ import Wire
 
 public final class GuestPoller: TUILink, @unchecked Sendable {
     public let qmpPath: String
+    public var path: String { qmpPath }
     public let memoryPath: String?
     public let rate: Double
     private let lock = NSLock()
