@@ -244,12 +244,12 @@ public struct GuestRingReader: Sendable {
     public func walk(head: UInt16, table: [GuestDescriptor], memory: GuestMemory) -> GuestChain {
         var c = GuestChain(head: head, ids: [], indirect: [], indirectAddress: 0, segments: [], problem: nil)
         let n = table.count
-        var seen = [Bool](repeating: false, count: n)
         var id = Int(head)
+        // At most n hops: a longer walk revisits an id, i.e. loops (no visited set to allocate:
+        // this runs for every outstanding buffer of every queue, 60 times a second).
         while true {
             guard id < n else { c.problem = "chain from \(head): next \(id) ≥ size \(n)"; return c }
-            guard !seen[id] else { c.problem = "chain from \(head): loop at \(id)"; return c }
-            seen[id] = true
+            guard c.ids.count < n else { c.problem = "chain from \(head): loop (more than \(n) descriptors)"; return c }
             c.ids.append(UInt16(id))
             let d = table[id]
             if d.flags & GuestDescriptor.indirect != 0 {
@@ -273,12 +273,10 @@ public struct GuestRingReader: Sendable {
             c.problem = "indirect table at 0x\(String(d.addr, radix: 16)) outside guest memory"
             return
         }
-        var seen = [Bool](repeating: false, count: entries)
         var i = 0
         while true {
             guard i < entries else { c.problem = "indirect chain: next \(i) ≥ \(entries) entries"; return }
-            guard !seen[i] else { c.problem = "indirect chain: loop at \(i)"; return }
-            seen[i] = true
+            guard c.indirect.count < entries else { c.problem = "indirect chain: loop (more than \(entries) entries)"; return }
             let e = table[i]
             c.indirect.append(e)
             if e.flags & GuestDescriptor.indirect != 0 { c.problem = "indirect chain: nested INDIRECT at \(i)"; return }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# bench-guest-watch.sh — cost of watching any guest through its memory: the Linux reference guest's
+# UDP echo rate unwatched vs with `ringside watch --qmp --memory --rate HZ` running (alternating
+# phases in one run), and the watcher's CPU (utime+stime over wall time) while it runs.
+#   scripts/bench-guest-watch.sh [HZ=60] [SECONDS=8] [ROUNDS=2] [MODE=human|json]
+set -euo pipefail
+HZ=${1:-60}; SECS=${2:-8}; ROUNDS=${3:-2}; MODE=${4:-human}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=${BENCH:-$HERE/../shared/bench}
+BIN=${RINGSIDE_BIN:-$HERE/.build/debug/ringside}
+D=$(mktemp -d /tmp/rs-gbench-XXXXXX); MEM=/dev/shm/$(basename "$D").ram
+UDP=$(python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+HTTP=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+"$BENCH/linux-peer.sh" run --udp-port "$UDP" --http-port "$HTTP" --serial "$D/serial.log" -- \
+  -object memory-backend-file,id=ram0,size=128M,mem-path="$MEM",share=on -machine memory-backend=ram0 \
+  -qmp unix:"$D/qmp.sock",server=on,wait=off -qmp unix:"$D/qmp2.sock",server=on,wait=off >"$D/qemu.log" 2>&1 &
+QPID=$!
+trap 'kill $QPID 2>/dev/null; rm -rf "$D" "$MEM"' EXIT
+echo_rate() { python3 "$BENCH/udp-echo-bench.py" --port "$UDP" --duration "$SECS" --sizes 64 --warmup 1 \
+  | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)))'; }
+for i in $(seq 100); do python3 -c "
+import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(0.3); s.sendto(b'x',('127.0.0.1',$UDP))
+try: s.recv(10); sys.exit(0)
+except Exception: sys.exit(1)" && break; sleep 0.3; done
+jiffies() { awk '{print $14+$15}' /proc/$1/stat; }
+HZTICK=$(getconf CLK_TCK)
+for r in $(seq "$ROUNDS"); do
+  echo "round $r unwatched: $(echo_rate)"
+  if [ "$MODE" = json ]; then ARGS=(--json); else ARGS=(); fi
+  "$BIN" watch --qmp "$D/qmp.sock" --memory "$MEM" --rate "$HZ" "${ARGS[@]}" >/dev/null 2>"$D/watch.err" &
+  W=$!; sleep 1.5; J0=$(jiffies $W); T0=$(date +%s.%N)
+  OUT=$(echo_rate)
+  J1=$(jiffies $W); T1=$(date +%s.%N); kill $W; wait $W 2>/dev/null || true
+  CPU=$(python3 -c "print(round(100*($J1-$J0)/$HZTICK/($T1-$T0),2))")
+  echo "round $r watched at $HZ Hz ($MODE): $OUT"
+  echo "round $r watcher CPU: $CPU % of one core"
+done
