@@ -354,6 +354,8 @@ public struct TUIState: Equatable, Sendable {
         case .link(let up):
             live.linkUp = up
             addLog(.event, "link \(up ? "up" : "down")")
+        case let .usedBatch(q, first, elements):
+            addLog(.event, usedBatchLogText(queue: queueName(q), firstUsedIdx: first, elements: elements))
         case .usedConsumed, .kick, .interrupt:
             break   // many per packet: the counters and rates show them
         }
