@@ -51,13 +51,14 @@ final class WireV2CLITests: QEMUTestCase {
         XCTAssertEqual(avail.count, 16)
         XCTAssertEqual(used.count, 16)
         let availIdx = rx["avail_idx"] as? Int ?? -1
+        XCTAssertEqual(avail.first?["idx"] as? Int, (availIdx - 12) & 0xFFFF, "the window ends 4 slots after avail_idx")
         for e in avail {
             let idx = e["idx"] as? Int ?? -1, slot = e["slot"] as? Int ?? -1, id = e["id"] as? Int ?? -1
             XCTAssertEqual(slot, idx % 256)
-            // The RX ring is posted in order and reposted in order: slot k holds descriptor k
-            // for every entry the driver wrote (from avail_idx on they are last lap's).
-            if (availIdx - idx) & 0xFFFF > 0 && (availIdx - idx) & 0xFFFF <= 256 { XCTAssertEqual(id, slot, "avail entry \(e)") }
+            XCTAssertTrue((0..<256).contains(id), "avail entry \(e)")
         }
+        let lastUsed = rx["last_used_idx"] as? Int ?? -1
+        XCTAssertEqual(used.first?["idx"] as? Int, (lastUsed - 4) & 0xFFFF, "the window starts 4 slots before last_used_idx")
     }
 
     /// `ctl dump --next --pcap` of a frame that has waited in the used ring: the pcap record's
