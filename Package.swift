@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "NetStackTests", dependencies: ["NetStack", "RingsideTestSupport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "RingsideTestSupport"]),
-        .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "RingsideTestSupport"]),
+        .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "Virtio", "RingsideTestSupport"]),
         // Boots the real kernel in real QEMU and talks to it through real sockets.
         .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit", "RingsideTestSupport"]),
     ]

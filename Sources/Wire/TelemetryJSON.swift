@@ -21,7 +21,9 @@
 
 // Host only: the kernel never models its own telemetry, so keep this out of its image.
 #if !hasFeature(Embedded)
-import Virtio
+#if canImport(Virtio)
+import Virtio   // SwiftPM; scripts/fuzz-wire.sh compiles the names into the same module
+#endif
 
 extension TelemetryModel {
     /// The latest snapshot as one line of JSON (no trailing newline).

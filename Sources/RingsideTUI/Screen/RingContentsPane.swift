@@ -105,10 +105,12 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     }
     let stale = snapshotIsStale(state)
     var title = "rings \(q.info.name)"
-    if let ring = q.ring {
+    if stale {
+        title += " · STALE"   // before anything else: the title is cut at the pane's width
+    } else if let ring = q.ring {
         title += " · \(max(ring.availEntries.count, ring.usedEntries.count))/\(q.info.size) slots"
     }
-    g.rule(y: r.y, x: r.x, width: r.width, title: title + (stale ? " · STALE" : ""),
+    g.rule(y: r.y, x: r.x, width: r.width, title: title,
            style: stale ? CellStyle(.alarm, bold: true) : CellStyle(.dim))
     guard let ring = q.ring, let status = q.status else {
         g.text(" no snapshot yet", y: r.y + 1, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
