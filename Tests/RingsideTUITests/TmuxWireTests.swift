@@ -40,7 +40,7 @@ final class TmuxWireTests: TmuxGuestTestCase {
         try FileManager.default.createDirectory(atPath: pcapDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: pcapDir) }
         let tmux = try TmuxSession(
-            command: "cd \(pcapDir) && env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket)",
+            command: "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --pcap-dir \(pcapDir)",
             width: 80, height: 24)
 
         // 80x24: the ring pane beside the descriptor table, compact: flags and the event words.
@@ -114,7 +114,7 @@ final class TmuxWireTests: TmuxGuestTestCase {
         try tmux.send("d")
         tmux.waitFor("dump shown") { $0.contains("next · 1/1") }
         try tmux.send("w")
-        screen = tmux.waitFor("pcap written") { $0.contains("wrote 1 frame to ./ringside-") }
+        screen = tmux.waitFor("pcap written") { $0.contains("wrote 1 frame to ") }
         XCTAssertFalse(screen.contains("no arrival time"), screen)
         let files = (try FileManager.default.contentsOfDirectory(atPath: pcapDir)).filter { $0.hasSuffix(".pcap") }
         XCTAssertEqual(files.count, 1)
