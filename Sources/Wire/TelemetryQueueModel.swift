@@ -25,7 +25,8 @@ public struct TelemetryQueueModel: Equatable, Sendable {
     /// Latest indices, counters and paused flag (nil before the first snapshot).
     public private(set) var status: WireQueueStatus?
     /// The rings' flags, event words and windows of entries as of the latest snapshot (nil
-    /// before the first).
+    /// before the first, and when the snapshot's ring section had no entries: a sender that did
+    /// not read the rings, whose flags then mean nothing).
     public private(set) var ring: WireRingView?
     /// The descriptor table; valid when `baseSnapshot` is non-nil, last known otherwise.
     public private(set) var descriptors: [WireDescriptor]
@@ -42,7 +43,7 @@ public struct TelemetryQueueModel: Equatable, Sendable {
     /// Applies this queue's part of snapshot `snapshotNumber`.
     public mutating func apply(_ snapshot: WireQueueSnapshot, snapshotNumber: UInt32) -> TelemetryApplyOutcome {
         status = snapshot.status
-        ring = snapshot.ring
+        ring = snapshot.ring.availEntries.isEmpty && snapshot.ring.usedEntries.isEmpty ? nil : snapshot.ring
         switch snapshot.descriptors {
         case .full(let table):
             descriptors = table

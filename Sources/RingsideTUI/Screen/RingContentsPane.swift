@@ -112,8 +112,14 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     }
     g.rule(y: r.y, x: r.x, width: r.width, title: title,
            style: stale ? CellStyle(.alarm, bold: true) : CellStyle(.dim))
-    guard let ring = q.ring, let status = q.status else {
+    guard let status = q.status else {
         g.text(" no snapshot yet", y: r.y + 1, x: r.x, style: CellStyle(.dim), maxX: r.maxX)
+        return
+    }
+    guard let ring = q.ring else {
+        // A snapshot without a ring section's entries (a guest watched through QMP): nothing known.
+        g.text(" ring contents not reported:", y: r.y + 1, x: r.x, style: CellStyle(.warning), maxX: r.maxX)
+        if r.height > 2 { g.text(" flags and entries unknown", y: r.y + 2, x: r.x, style: CellStyle(.warning), maxX: r.maxX) }
         return
     }
     var y = r.y + 1
