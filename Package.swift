@@ -25,13 +25,15 @@ let package = Package(
         // Ethernet, ARP, IPv4, ICMP, UDP, TCP, HTTP (kernel + host).
         .target(name: "NetStack", dependencies: ["CHeap"]),
         // The telemetry wire format, defined once: encoded by the kernel, decoded by the monitor.
-        .target(name: "Wire"),
+        // Host builds also use Virtio's feature and status names (for JSON); the kernel's build of
+        // Wire leaves that part out.
+        .target(name: "Wire", dependencies: ["Virtio"]),
         // Monitor core: QEMU launcher, run directory, QMP client.
         .target(name: "RingsideKit", dependencies: ["Wire"]),
         // ncurses (wide-character) as a system library; a thin typed Swift layer lives in RingsideTUI.
         .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
         // The live view: a screen model rendered to a cell grid, blitted by ncurses.
-        .target(name: "RingsideTUI", dependencies: ["RingsideKit", "Wire", "CNcurses"]),
+        .target(name: "RingsideTUI", dependencies: ["RingsideKit", "Wire", "Virtio", "CNcurses"]),
         // The `ringside` command-line tool.
         .executableTarget(
             name: "ringside",
@@ -46,7 +48,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "NetStackTests", dependencies: ["NetStack", "RingsideTestSupport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "RingsideTestSupport"]),
-        .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "RingsideTestSupport"]),
+        .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "Virtio", "RingsideTestSupport"]),
         // Boots the real kernel in real QEMU and talks to it through real sockets.
         .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit", "RingsideTestSupport"]),
     ]

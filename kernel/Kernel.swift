@@ -96,12 +96,14 @@ func makeTelemetry(net: VirtioNetDriver, console: VirtioConsoleDriver, stack: Ne
     ]
     let hello = WireHello(
         kernelVersion: kernelVersion, mac: net.mac,
-        devices: [WireDeviceInfo(name: "net0", deviceType: VIRTIO_ID_NET, features: net.features.rawValue),
-                  WireDeviceInfo(name: "con0", deviceType: VIRTIO_ID_CONSOLE, features: console.features.rawValue)],
+        devices: [WireDeviceInfo(name: "net0", deviceType: VIRTIO_ID_NET, features: net.features.rawValue,
+                                 offeredFeatures: net.transport.offeredFeatures.rawValue),
+                  WireDeviceInfo(name: "con0", deviceType: VIRTIO_ID_CONSOLE, features: console.features.rawValue,
+                                 offeredFeatures: console.transport.offeredFeatures.rawValue)],
         queues: queues.enumerated().map { WireQueueInfo(queue: UInt8($0.offset), name: $0.element.name, size: $0.element.ring.size) })
     // Read at each snapshot: the budget's limit is only sized once HTTP is up (sizeMemory).
     let memory = stack.memory
-    let telemetry = Telemetry(console: console, queues: queues, hello: hello) {
+    let telemetry = Telemetry(console: console, queues: queues, hello: hello, transports: [net.transport, console.transport]) {
         WireMemory(heapTotal: heap_bytes_total(), heapUsed: heap_bytes_used(), heapFree: heap_bytes_free(),
                    netReserved: UInt64(clamping: memory.reservedBytes), netLimit: UInt64(clamping: memory.limitBytes))
     }
@@ -159,6 +161,8 @@ final class MainLoop {
             }
 
             let now = Clock.nowMs
+            // Stamp new used elements as they appear, paused or not (pcap timestamps of dumps).
+            rxQueue?.noteArrivals(nowNs: Clock.nowNs)
             let received = rxPaused ? 0 : deliver(limit: Int.max)
             stack.poll(nowMs: now)
             transmitPending()
@@ -174,22 +178,23 @@ final class MainLoop {
     }
 
     /// Hands up to `limit` received frames to the stack, remembering the last for dumps.
-    /// While stepping, each delivery is also an event, so the monitor sees exactly which used
-    /// element went up (free-running, that would double the console traffic: counters suffice).
+    /// While stepping (`announce`), every used element taken goes into the telemetry's step
+    /// report, so the monitor learns exactly which used elements went up (free-running, that
+    /// would double the console traffic: counters suffice).
     private func deliver(limit: Int, announce: Bool = false) -> Int {
         let now = Clock.nowMs
-        return net.receive(limit: limit) { received in
+        rxQueue?.noteArrivals(nowNs: Clock.nowNs)
+        return net.receive(limit: limit, taken: { head, length in
+            if announce { telemetry?.noteStepped(WireUsedElement(id: UInt32(head), len: length)) }
+        }) { received in
             rxQueue?.remember(descriptor: received.head, address: received.address, bytes: received.buffer)
-            if announce {
-                telemetry?.event(.usedConsumed(queue: 0, descriptor: received.head,
-                                               length: UInt32(truncatingIfNeeded: received.buffer.count)))
-            }
             stack.receive(frame: received.frame, nowMs: now)
         }
     }
 
     private func step(_ queue: MonitoredQueue, count: Int) -> Int {
         if queue === rxQueue {
+            telemetry?.beginStepReport(firstUsedIdx: net.rx.ring.lastUsedIdx)
             let done = deliver(limit: count, announce: true)
             transmitPending()     // the effect of the step (an echo, a reply) leaves at once
             return done
@@ -208,6 +213,7 @@ final class MainLoop {
         net.reclaimTransmit()
         while stack.hasPendingTransmit && net.canTransmit, let frame = stack.nextTransmitFrame() {
             _ = net.enqueueTransmit(frame) { head, address, bytes in
+                txQueue?.stamp(head, nowNs: Clock.nowNs)
                 txQueue?.remember(descriptor: head, address: address, bytes: bytes)
             }
         }

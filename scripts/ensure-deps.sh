@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks (and, as root, installs) what building and testing Ringside needs.
-#   Debian packages: qemu-system-x86, tmux, libncurses-dev, iputils-ping, arping, curl, iproute2, python3, bsdextrautils
+#   Debian packages: qemu-system-x86, tmux, libncurses-dev, iputils-ping, arping, curl, iproute2, python3, bsdextrautils, tshark
 #   Swift toolchain with the Embedded stdlib for x86_64-unknown-none-elf (not an apt package).
 # As root, missing packages are installed with apt-get (only when something is missing).
 # Otherwise it prints the one command to run and exits 1.
@@ -24,6 +24,7 @@ need_cmd ip iproute2
 need_cmd python3 python3
 need_cmd hexdump bsdextrautils   # the TUI tests compare their hex dump with the real one
 need_cmd wrk wrk                 # make bench: HTTP load
+need_cmd tshark tshark           # the pcap tests read Ringside's captures back with it
 
 if [ "${#missing[@]}" -gt 0 ]; then
     # De-duplicate, keep order.

@@ -43,11 +43,29 @@ public enum GuestTelemetry {
 
     /// The accepted (guest) features of `device` as a bit mask.
     public static func featureBits(_ device: GuestDeviceInfo) -> UInt64 {
+        bits(of: device.guestFeatures, type: device.type)
+    }
+
+    /// The offered (host) features of `device` as a bit mask (the same names left out).
+    public static func offeredFeatureBits(_ device: GuestDeviceInfo) -> UInt64 {
+        bits(of: device.hostFeatures, type: device.type)
+    }
+
+    static func bits(of list: GuestFeatureList, type: String) -> UInt64 {
         var bits: UInt64 = 0
-        for n in device.guestFeatures.names {
-            if let b = transportBits[n] ?? (device.type == "virtio-net" ? netBits[n] : nil) { bits |= 1 << UInt64(b) }
+        for n in list.names {
+            if let b = transportBits[n] ?? (type == "virtio-net" ? netBits[n] : nil) { bits |= 1 << UInt64(b) }
         }
         return bits
+    }
+
+    /// The device status byte from QMP's status names (VIRTIO_CONFIG_S_*, virtio 1.2 §2.1).
+    public static func statusByte(_ device: GuestDeviceInfo) -> UInt8 {
+        let values: [String: UInt8] = [
+            "VIRTIO_CONFIG_S_ACKNOWLEDGE": 1, "VIRTIO_CONFIG_S_DRIVER": 2, "VIRTIO_CONFIG_S_DRIVER_OK": 4,
+            "VIRTIO_CONFIG_S_FEATURES_OK": 8, "VIRTIO_CONFIG_S_NEEDS_RESET": 64, "VIRTIO_CONFIG_S_FAILED": 128,
+        ]
+        return device.statuses.reduce(0) { $0 | (values[$1] ?? 0) }
     }
 
     /// The queues as the TUI numbers them (at most 255; zero-size queues keep a 1-entry table).
@@ -57,7 +75,10 @@ public enum GuestTelemetry {
             WireQueueInfo(queue: UInt8(i), name: q.name, size: UInt16(clamping: max(1, q.deviceView?.addresses.size ?? q.ring?.addresses.size ?? 1)))
         }
         return WireHello(kernelVersion: version, mac: [0, 0, 0, 0, 0, 0],
-                         devices: s.devices.map { WireDeviceInfo(name: $0.name, deviceType: deviceID(type: $0.type), features: featureBits($0)) },
+                         devices: s.devices.map {
+                             WireDeviceInfo(name: $0.name, deviceType: deviceID(type: $0.type), features: featureBits($0),
+                                            offeredFeatures: offeredFeatureBits($0), status: statusByte($0))
+                         },
                          queues: Array(queues))
     }
 
@@ -91,6 +112,9 @@ public enum GuestTelemetry {
                                          pendingUsed: used &- lastUsed, paused: false, counters: WireQueueCounters())
             return WireQueueSnapshot(status: status, descriptors: .full(table))
         }
-        return WireSnapshot(snapshotNumber: number, uptimeNs: uptime, rateHz: rateHz, droppedFrames: 0, queues: Array(queues))
+        // No ring section (both windows empty): the rings' own entries are not read here, and the
+        // monitor says so rather than show flags it does not know.
+        return WireSnapshot(snapshotNumber: number, uptimeNs: uptime, rateHz: rateHz, droppedFrames: 0,
+                            deviceStatus: s.devices.map { statusByte($0) }, queues: Array(queues))
     }
 }

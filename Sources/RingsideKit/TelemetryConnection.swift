@@ -31,6 +31,8 @@ public final class TelemetryConnection: @unchecked Sendable {
     public private(set) var decoder = WireFrameDecoder()
     /// Bytes read since connecting (all connections).
     public private(set) var bytesReceived: UInt64 = 0
+    /// Kernel uptime → host wall clock, from the latest hello (nil before one).
+    public private(set) var kernelClock: KernelClock?
     public var isConnected: Bool { fd >= 0 }
 
     private var fd: Int32 = -1
@@ -229,6 +231,7 @@ public final class TelemetryConnection: @unchecked Sendable {
             switch result {
             case .message(let m, let seq):
                 let action = model.apply(m, seq: seq)
+                if case .hello(let h) = m { kernelClock = KernelClock(hello: h, receivedAt: wallClockSeconds()) }
                 if case .reply(let r) = m, internalSeqs.remove(r.commandSeq) != nil {
                     continue
                 }

@@ -588,6 +588,28 @@ public final class SplitVirtqueue {
         return ids
     }
 
+    /// avail->flags as in ring memory (VIRTQ_AVAIL_F_NO_INTERRUPT).
+    public var availFlags: UInt16 { UInt16(littleEndian: ring_load16(availFlagsPointer)) }
+    /// used->flags as in ring memory (VIRTQ_USED_F_NO_NOTIFY; written by the device).
+    public var usedFlags: UInt16 { UInt16(littleEndian: ring_load16(usedFlagsPointer)) }
+    /// used_event (after the avail ring's entries): meaningful only with VIRTIO_F_RING_EVENT_IDX.
+    public var usedEvent: UInt16 { UInt16(littleEndian: ring_load16(usedEventPointer)) }
+    /// avail_event (after the used ring's entries, written by the device): meaningful only with
+    /// VIRTIO_F_RING_EVENT_IDX.
+    public var availEvent: UInt16 { UInt16(littleEndian: ring_load16(availEventPointer)) }
+
+    /// avail->ring[index mod size] as in ring memory (a free-running index). For display: the
+    /// driver's own record of what it put there is `availRingEntry(_:)`.
+    public func availRingSlot(_ index: UInt16) -> UInt16 {
+        UInt16(littleEndian: ring_load16(availRing + VIRTQ_RING_ENTRIES_OFFSET + 2 * Int(index & mask)))
+    }
+
+    /// used->ring[index mod size] as the device wrote it (a free-running index), unchecked: for
+    /// display and for noting when elements appeared, never for consuming them.
+    public func usedRingSlot(_ index: UInt16) -> VirtqUsedElement {
+        readUsedElement(at: index)
+    }
+
     /// The state of one descriptor. `.used` is found by scanning the used entries not yet
     /// popped (O(pending)); the driver's hot path never pays for it.
     public func state(of id: UInt16) -> VirtqDescriptorState {

@@ -10,9 +10,10 @@
 //
 // Usage, once per snapshot tick (allocation-free after the first):
 //
-//     tracker.beginSnapshot(into: &encoder, uptimeNs: now, rateHz: rate, droppedFrames: dropped, memory: memory)
+//     tracker.beginSnapshot(into: &encoder, uptimeNs: now, rateHz: rate, droppedFrames: dropped, memory: memory,
+//                           deviceStatus: statuses)
 //     for q in queues {
-//         tracker.appendQueue(status(q), into: &encoder) { id in descriptor(q, id) }
+//         tracker.appendQueue(status(q), ring: ring(q), into: &encoder) { id in descriptor(q, id) }
 //     }
 //     do { try encoder.finish(into: &out) } catch { tracker.requestFull() }
 //     if !console.send(out) { tracker.requestFull() }   // the host will not see this delta
@@ -48,11 +49,12 @@ public struct TelemetryDescriptorTracker: Sendable {
     /// Starts a snapshot frame in `encoder` covering every tracked queue; follow with one
     /// `appendQueue` per queue, in hello order, then `encoder.finish(into:)`.
     public mutating func beginSnapshot(
-        into encoder: inout WireFrameEncoder, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory
+        into encoder: inout WireFrameEncoder, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory,
+        deviceStatus: [UInt8] = []
     ) {
         encoder.beginSnapshot(WireSnapshotHeader(
             snapshotNumber: nextSnapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz, droppedFrames: droppedFrames,
-            memory: memory, queueCount: UInt8(truncatingIfNeeded: lastSent.count)))
+            memory: memory, deviceStatus: deviceStatus, queueCount: UInt8(truncatingIfNeeded: lastSent.count)))
         nextSnapshotNumber &+= 1
         queueCursor = 0
     }
@@ -60,13 +62,14 @@ public struct TelemetryDescriptorTracker: Sendable {
     /// Writes the next queue: its status, then its descriptors as a delta against the last
     /// snapshot, or in full if one was requested. `descriptor(id)` reads descriptor `id` now.
     public mutating func appendQueue(
-        _ status: WireQueueStatus, into encoder: inout WireFrameEncoder,
+        _ status: WireQueueStatus, ring: WireRingView = .empty, into encoder: inout WireFrameEncoder,
         descriptor: (Int) -> WireDescriptor
     ) throws(WireEncodeError) {
         let position = queueCursor
         guard position < lastSent.count else { throw .misuse }
         queueCursor += 1
         encoder.appendQueueStatus(status)
+        encoder.appendRing(ring)
         let size = lastSent[position].count
         if fullRequested[position] {
             fullRequested[position] = false
@@ -91,8 +94,8 @@ public struct TelemetryDescriptorTracker: Sendable {
 
     /// The same, from a table the caller already has.
     public mutating func appendQueue(
-        _ status: WireQueueStatus, table: [WireDescriptor], into encoder: inout WireFrameEncoder
+        _ status: WireQueueStatus, ring: WireRingView = .empty, table: [WireDescriptor], into encoder: inout WireFrameEncoder
     ) throws(WireEncodeError) {
-        try appendQueue(status, into: &encoder) { id in id < table.count ? table[id] : .zero }
+        try appendQueue(status, ring: ring, into: &encoder) { id in id < table.count ? table[id] : .zero }
     }
 }

@@ -11,8 +11,19 @@
 // decimal integers (addr too: u64 values fit jq's integers exactly up to 2^53, and guest
 // addresses are far below), indices are raw 16-bit ring values.
 
+//   Since protocol 2 also "devices":[{"name":"net0","type":1,"status":15,"status_names":[…],
+//   "offered":…,"offered_names":[…],"accepted":…,"accepted_names":[…]},…] (feature bits by
+//   spec name, unknown ones as "bit N"; names from Sources/Virtio/VirtioFeatureNames.swift), and
+//   per queue "ring":{"event_idx":false,"avail_flags":…,"avail_flags_names":[…],"used_flags":…,
+//   "used_flags_names":[…],"used_event":null,"avail_event":null,"avail":{"start":…,"entries":[
+//   {"idx":…,"slot":…,"id":…},…]},"used":{"start":…,"entries":[{"idx":…,"slot":…,"id":…,"len":…},…]}}
+//   (used_event/avail_event are numbers only when VIRTIO_F_RING_EVENT_IDX is in use on the queue).
+
 // Host only: the kernel never models its own telemetry, so keep this out of its image.
 #if !hasFeature(Embedded)
+#if canImport(Virtio)
+import Virtio   // SwiftPM; scripts/fuzz-wire.sh compiles the names into the same module
+#endif
 
 extension TelemetryModel {
     /// The latest snapshot as one line of JSON (no trailing newline).
@@ -26,6 +37,21 @@ extension TelemetryModel {
         j.raw(",\"net_reserved\":"); j.number(memory.netReserved)
         j.raw(",\"net_limit\":"); j.number(memory.netLimit)
         j.raw("}")
+        j.raw(",\"devices\":[")
+        for (di, d) in (hello?.devices ?? []).enumerated() {
+            if di > 0 { j.raw(",") }
+            let status = di < deviceStatus.count ? deviceStatus[di] : d.status
+            j.raw("{\"name\":"); j.string(d.name)
+            j.raw(",\"type\":"); j.number(UInt64(d.deviceType))
+            j.raw(",\"status\":"); j.number(UInt64(status))
+            j.raw(",\"status_names\":"); j.strings(virtioStatusNames(status))
+            j.raw(",\"offered\":"); j.number(d.offeredFeatures)
+            j.raw(",\"offered_names\":"); j.strings(virtioFeatureNames(d.offeredFeatures, deviceType: d.deviceType))
+            j.raw(",\"accepted\":"); j.number(d.features)
+            j.raw(",\"accepted_names\":"); j.strings(virtioFeatureNames(d.features, deviceType: d.deviceType))
+            j.raw("}")
+        }
+        j.raw("]")
         j.raw(",\"queues\":[")
         for (qi, q) in queues.enumerated() {
             if qi > 0 { j.raw(",") }
@@ -43,7 +69,9 @@ extension TelemetryModel {
             j.raw(",\"drops\":"); j.number(c.drops)
             j.raw(",\"kicks\":"); j.number(c.kicks)
             j.raw(",\"interrupts\":"); j.number(c.interrupts)
-            j.raw("},\"descriptors\":[")
+            j.raw("}")
+            if let ring = q.ring { j.ring(ring, size: q.info.size) } else { j.raw(",\"ring\":null") }
+            j.raw(",\"descriptors\":[")
             for (id, d) in q.descriptors.enumerated() {
                 if id > 0 { j.raw(",") }
                 j.raw("{\"id\":"); j.number(UInt64(id))
@@ -59,6 +87,61 @@ extension TelemetryModel {
         j.raw("]}")
         return j.string
     }
+}
+
+extension WireJSONWriter {
+    /// `,"ring":{…}` for one queue (see the format at the top of this file).
+    mutating func ring(_ r: WireRingView, size: UInt16) {
+        let mask = UInt64(max(1, size)) - 1
+        raw(",\"ring\":{\"event_idx\":"); raw(r.eventIdx ? "true" : "false")
+        raw(",\"avail_flags\":"); number(UInt64(r.availFlags))
+        raw(",\"avail_flags_names\":"); strings(ringFlagNames(r.availFlags, known: "VIRTQ_AVAIL_F_NO_INTERRUPT"))
+        raw(",\"used_flags\":"); number(UInt64(r.usedFlags))
+        raw(",\"used_flags_names\":"); strings(ringFlagNames(r.usedFlags, known: "VIRTQ_USED_F_NO_NOTIFY"))
+        raw(",\"used_event\":"); if r.eventIdx { number(UInt64(r.usedEvent)) } else { raw("null") }
+        raw(",\"avail_event\":"); if r.eventIdx { number(UInt64(r.availEvent)) } else { raw("null") }
+        raw(",\"avail\":{\"start\":"); number(UInt64(r.availStart))
+        raw(",\"entries\":[")
+        for (k, id) in r.availEntries.enumerated() {
+            if k > 0 { raw(",") }
+            let idx = UInt64(r.availStart &+ UInt16(truncatingIfNeeded: k))
+            raw("{\"idx\":"); number(idx)
+            raw(",\"slot\":"); number(idx & mask)
+            raw(",\"id\":"); number(UInt64(id))
+            raw("}")
+        }
+        raw("]},\"used\":{\"start\":"); number(UInt64(r.usedStart))
+        raw(",\"entries\":[")
+        for (k, e) in r.usedEntries.enumerated() {
+            if k > 0 { raw(",") }
+            let idx = UInt64(r.usedStart &+ UInt16(truncatingIfNeeded: k))
+            raw("{\"idx\":"); number(idx)
+            raw(",\"slot\":"); number(idx & mask)
+            raw(",\"id\":"); number(UInt64(e.id))
+            raw(",\"len\":"); number(UInt64(e.len))
+            raw("}")
+        }
+        raw("]}}")
+    }
+
+    /// A JSON array of strings.
+    mutating func strings(_ list: [String]) {
+        raw("[")
+        for (i, s) in list.enumerated() {
+            if i > 0 { raw(",") }
+            string(s)
+        }
+        raw("]")
+    }
+}
+
+/// Names of a ring flags word: bit 0 as `known`, any other set bit as "bit N".
+public func ringFlagNames(_ flags: UInt16, known: String) -> [String] {
+    var names: [String] = []
+    for bit in 0..<16 where flags & (1 << UInt16(bit)) != 0 {
+        names.append(bit == 0 ? known : "bit \(bit)")
+    }
+    return names
 }
 
 /// Minimal JSON byte writer.

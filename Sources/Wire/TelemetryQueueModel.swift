@@ -24,6 +24,10 @@ public struct TelemetryQueueModel: Equatable, Sendable {
     public var info: WireQueueInfo
     /// Latest indices, counters and paused flag (nil before the first snapshot).
     public private(set) var status: WireQueueStatus?
+    /// The rings' flags, event words and windows of entries as of the latest snapshot (nil
+    /// before the first, and when the snapshot's ring section had no entries: a sender that did
+    /// not read the rings, whose flags then mean nothing).
+    public private(set) var ring: WireRingView?
     /// The descriptor table; valid when `baseSnapshot` is non-nil, last known otherwise.
     public private(set) var descriptors: [WireDescriptor]
     /// The snapshot number the table reflects; nil when it is stale.
@@ -39,6 +43,7 @@ public struct TelemetryQueueModel: Equatable, Sendable {
     /// Applies this queue's part of snapshot `snapshotNumber`.
     public mutating func apply(_ snapshot: WireQueueSnapshot, snapshotNumber: UInt32) -> TelemetryApplyOutcome {
         status = snapshot.status
+        ring = snapshot.ring.availEntries.isEmpty && snapshot.ring.usedEntries.isEmpty ? nil : snapshot.ring
         switch snapshot.descriptors {
         case .full(let table):
             descriptors = table
@@ -94,6 +99,8 @@ public struct TelemetryModel: Equatable, Sendable {
     public private(set) var droppedFrames: UInt64 = 0
     /// The kernel's heap and network memory budget as of the last snapshot (zero before one).
     public private(set) var memory: WireMemory = .zero
+    /// Each hello device's status byte as of the last snapshot (the hello's until one arrives).
+    public private(set) var deviceStatus: [UInt8] = []
 
     public init() {}
 
@@ -115,6 +122,7 @@ public struct TelemetryModel: Equatable, Sendable {
         case .hello(let h):
             hello = h
             queues = h.queues.map { TelemetryQueueModel(info: $0) }
+            deviceStatus = h.devices.map { $0.status }
             return nil
         case .snapshot(let s):
             snapshotSeq = seq
@@ -123,6 +131,7 @@ public struct TelemetryModel: Equatable, Sendable {
             rateHz = s.rateHz
             droppedFrames = s.droppedFrames
             memory = s.memory
+            if !s.deviceStatus.isEmpty { deviceStatus = s.deviceStatus }
             var action: TelemetryModelAction? = nil
             for q in s.queues {
                 guard let i = position(ofQueue: q.status.queue) else {

@@ -61,7 +61,10 @@ public struct WireFrameEncoder: Sendable {
             if h.queues.count > 255 { throw .countOverflow(h.queues.count) }
         case .snapshot(let s):
             if s.queues.count > 255 { throw .countOverflow(s.queues.count) }
+            if s.deviceStatus.count > 255 { throw .countOverflow(s.deviceStatus.count) }
             for q in s.queues {
+                let longest = max(q.ring.availEntries.count, q.ring.usedEntries.count)
+                if longest > WireRingView.maxEntries { throw .countOverflow(longest) }
                 switch q.descriptors {
                 case .full(let t): if t.count > 0xFFFF { throw .countOverflow(t.count) }
                 case .delta(let c): if c.count > 0xFFFF { throw .countOverflow(c.count) }
@@ -71,7 +74,11 @@ public struct WireFrameEncoder: Sendable {
             if case .dump(let d) = r.body, d.bytes.count > WireProtocol.maxDumpBytes {
                 throw .countOverflow(d.bytes.count)
             }
-        case .event, .command:
+        case .event(let e):
+            if case .usedBatch(_, _, let elements) = e.kind, elements.count > WireEvent.maxBatchElements {
+                throw .countOverflow(elements.count)
+            }
+        case .command:
             break
         }
     }
@@ -94,9 +101,14 @@ public struct WireFrameEncoder: Sendable {
         header.write(to: &body)
     }
 
-    /// A queue's scalar state; follow it with exactly one descriptor section.
+    /// A queue's scalar state; follow it with its ring section, then exactly one descriptor section.
     public mutating func appendQueueStatus(_ status: WireQueueStatus) {
         status.write(to: &body)
+    }
+
+    /// A queue's ring section (flags, event words, windows of entries).
+    public mutating func appendRing(_ ring: WireRingView) {
+        ring.write(to: &body)
     }
 
     /// Opens a descriptor section; its count is patched in by `endDescriptors`.
@@ -134,14 +146,14 @@ public struct WireFrameEncoder: Sendable {
     @discardableResult
     public mutating func encodeDumpReply(
         commandSeq: UInt32, queue: UInt8, descriptor: UInt16, guestAddress: UInt64,
-        bufferLength: UInt32, bytes: UnsafeRawBufferPointer, into out: inout [UInt8]
+        bufferLength: UInt32, stampNs: UInt64 = 0, bytes: UnsafeRawBufferPointer, into out: inout [UInt8]
     ) throws(WireEncodeError) -> UInt32 {
         if bytes.count > WireProtocol.maxDumpBytes { throw .countOverflow(bytes.count) }
         begin(.reply)
         WireReply.writeHead(commandSeq: commandSeq, status: .ok, message: "", to: &body)
         WireReply.writeDumpHead(
             queue: queue, descriptor: descriptor, guestAddress: guestAddress,
-            bufferLength: bufferLength, byteCount: bytes.count, to: &body)
+            bufferLength: bufferLength, stampNs: stampNs, byteCount: bytes.count, to: &body)
         body.writeBytes(bytes)
         return try finish(into: &out)
     }

@@ -127,6 +127,59 @@ extension WireQueueStatus {
     }
 }
 
+extension WireRingView {
+    /// Largest window either list may carry (its count is a u8).
+    public static let maxEntries = 255
+
+    public func write(to w: inout WireWriter) {
+        w.writeU8(flags)
+        w.writeU16(availFlags)
+        w.writeU16(usedFlags)
+        w.writeU16(usedEvent)
+        w.writeU16(availEvent)
+        w.writeU16(availStart)
+        let availCount = min(availEntries.count, WireRingView.maxEntries)
+        w.writeU8(UInt8(availCount))
+        for i in 0..<availCount { w.writeVarint(UInt64(availEntries[i])) }
+        w.writeU16(usedStart)
+        let usedCount = min(usedEntries.count, WireRingView.maxEntries)
+        w.writeU8(UInt8(usedCount))
+        for i in 0..<usedCount {
+            w.writeVarint(UInt64(usedEntries[i].id))
+            w.writeVarint(UInt64(usedEntries[i].len))
+        }
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireRingView {
+        var v = WireRingView()
+        v.flags = try r.readU8()
+        v.availFlags = try r.readU16()
+        v.usedFlags = try r.readU16()
+        v.usedEvent = try r.readU16()
+        v.availEvent = try r.readU16()
+        v.availStart = try r.readU16()
+        let availCount = Int(try r.readU8())
+        try r.need(availCount)
+        v.availEntries.reserveCapacity(availCount)
+        for _ in 0..<availCount {
+            let raw = try r.readVarint()
+            guard raw <= UInt64(UInt16.max) else { throw .varintOverflow }
+            v.availEntries.append(UInt16(raw))
+        }
+        v.usedStart = try r.readU16()
+        let usedCount = Int(try r.readU8())
+        try r.need(usedCount * 2)
+        v.usedEntries.reserveCapacity(usedCount)
+        for _ in 0..<usedCount {
+            let id = try r.readVarint()
+            let len = try r.readVarint()
+            guard id <= UInt64(UInt32.max), len <= UInt64(UInt32.max) else { throw .varintOverflow }
+            v.usedEntries.append(WireUsedElement(id: UInt32(id), len: UInt32(len)))
+        }
+        return v
+    }
+}
+
 extension WireMemory {
     public func write(to w: inout WireWriter) {
         w.writeVarint(heapTotal)
@@ -153,15 +206,18 @@ public struct WireSnapshotHeader: Equatable, Sendable {
     public var rateHz: UInt16
     public var droppedFrames: UInt64
     public var memory: WireMemory
+    /// Each device's status byte, in hello device order (at most 255).
+    public var deviceStatus: [UInt8]
     public var queueCount: UInt8
 
     public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory = .zero,
-                queueCount: UInt8) {
+                deviceStatus: [UInt8] = [], queueCount: UInt8) {
         self.snapshotNumber = snapshotNumber
         self.uptimeNs = uptimeNs
         self.rateHz = rateHz
         self.droppedFrames = droppedFrames
         self.memory = memory
+        self.deviceStatus = deviceStatus
         self.queueCount = queueCount
     }
 
@@ -171,6 +227,9 @@ public struct WireSnapshotHeader: Equatable, Sendable {
         w.writeU16(rateHz)
         w.writeVarint(droppedFrames)
         memory.write(to: &w)
+        let devices = min(deviceStatus.count, 255)
+        w.writeU8(UInt8(devices))
+        for i in 0..<devices { w.writeU8(deviceStatus[i]) }
         w.writeU8(queueCount)
     }
 
@@ -180,9 +239,11 @@ public struct WireSnapshotHeader: Equatable, Sendable {
         let rate = try r.readU16()
         let dropped = try r.readVarint()
         let memory = try WireMemory.read(from: &r)
+        let devices = Int(try r.readU8())
+        let deviceStatus = try r.readBytes(devices)
         let count = try r.readU8()
         return WireSnapshotHeader(snapshotNumber: number, uptimeNs: uptime, rateHz: rate, droppedFrames: dropped,
-                                  memory: memory, queueCount: count)
+                                  memory: memory, deviceStatus: deviceStatus, queueCount: count)
     }
 }
 
@@ -190,10 +251,12 @@ extension WireSnapshot {
     public func write(to w: inout WireWriter) {
         WireSnapshotHeader(
             snapshotNumber: snapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz,
-            droppedFrames: droppedFrames, memory: memory, queueCount: UInt8(truncatingIfNeeded: queues.count)
+            droppedFrames: droppedFrames, memory: memory, deviceStatus: deviceStatus,
+            queueCount: UInt8(truncatingIfNeeded: queues.count)
         ).write(to: &w)
         for q in queues {
             q.status.write(to: &w)
+            q.ring.write(to: &w)
             q.descriptors.write(to: &w)
         }
     }
@@ -204,12 +267,13 @@ extension WireSnapshot {
         queues.reserveCapacity(Int(header.queueCount))
         for _ in 0..<header.queueCount {
             let status = try WireQueueStatus.read(from: &r)
+            let ring = try WireRingView.read(from: &r)
             let descriptors = try WireDescriptorUpdate.read(from: &r)
-            queues.append(WireQueueSnapshot(status: status, descriptors: descriptors))
+            queues.append(WireQueueSnapshot(status: status, ring: ring, descriptors: descriptors))
         }
         return WireSnapshot(
             snapshotNumber: header.snapshotNumber, uptimeNs: header.uptimeNs, rateHz: header.rateHz,
-            droppedFrames: header.droppedFrames, memory: header.memory, queues: queues)
+            droppedFrames: header.droppedFrames, memory: header.memory, deviceStatus: header.deviceStatus, queues: queues)
     }
 }
 
@@ -219,12 +283,15 @@ extension WireHello {
     public func write(to w: inout WireWriter) {
         w.writeU8(protocolVersion)
         w.writeString(kernelVersion)
+        w.writeU64(uptimeNs)
         for i in 0..<6 { w.writeU8(i < mac.count ? mac[i] : 0) }
         w.writeU8(UInt8(truncatingIfNeeded: devices.count))
         for d in devices {
             w.writeString(d.name)
             w.writeU16(d.deviceType)
             w.writeU64(d.features)
+            w.writeU64(d.offeredFeatures)
+            w.writeU8(d.status)
         }
         w.writeU8(UInt8(truncatingIfNeeded: queues.count))
         for q in queues {
@@ -237,6 +304,7 @@ extension WireHello {
     public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireHello {
         let protocolVersion = try r.readU8()
         let kernelVersion = try r.readString()
+        let uptimeNs = try r.readU64()
         let mac = try r.readBytes(6)
         let deviceCount = try r.readU8()
         var devices: [WireDeviceInfo] = []
@@ -244,7 +312,9 @@ extension WireHello {
             let name = try r.readString()
             let type = try r.readU16()
             let features = try r.readU64()
-            devices.append(WireDeviceInfo(name: name, deviceType: type, features: features))
+            let offered = try r.readU64()
+            let status = try r.readU8()
+            devices.append(WireDeviceInfo(name: name, deviceType: type, features: features, offeredFeatures: offered, status: status))
         }
         let queueCount = try r.readU8()
         var queues: [WireQueueInfo] = []
@@ -254,7 +324,8 @@ extension WireHello {
             let size = try r.readU16()
             queues.append(WireQueueInfo(queue: index, name: name, size: size))
         }
-        return WireHello(kernelVersion: kernelVersion, protocolVersion: protocolVersion, mac: mac, devices: devices, queues: queues)
+        return WireHello(kernelVersion: kernelVersion, protocolVersion: protocolVersion, uptimeNs: uptimeNs, mac: mac,
+                         devices: devices, queues: queues)
     }
 }
 
@@ -282,6 +353,9 @@ extension WireEvent {
             w.writeU8(8)
         case let .link(up):
             w.writeU8(9); w.writeBool(up)
+        case let .usedBatch(queue, first, elements):
+            WireEvent.writeUsedBatchHead(queue: queue, firstUsedIdx: first, count: elements.count, to: &w)
+            for e in elements.prefix(WireEvent.maxBatchElements) { WireEvent.writeUsedBatchElement(e, to: &w) }
         }
     }
 
@@ -299,9 +373,39 @@ extension WireEvent {
         case 7: kind = .resumed(queue: try r.readU8())
         case 8: kind = .countersReset
         case 9: kind = .link(up: try r.readBool())
+        case 10:
+            let queue = try r.readU8()
+            let first = try r.readU16()
+            let count = Int(try r.readU16())
+            if count > WireEvent.maxBatchElements { throw .countTooLarge(count) }
+            try r.need(count * 6)
+            var elements: [WireUsedElement] = []
+            elements.reserveCapacity(count)
+            for _ in 0..<count {
+                let id = try r.readU16()
+                elements.append(WireUsedElement(id: UInt32(id), len: try r.readU32()))
+            }
+            kind = .usedBatch(queue: queue, firstUsedIdx: first, elements: elements)
         default: throw .invalidValue(raw)
         }
         return WireEvent(uptimeNs: uptime, kind: kind)
+    }
+}
+
+extension WireEvent {
+    /// The most elements one `usedBatch` event carries (6 bytes each: 6 KiB, well inside a
+    /// console buffer); a longer step is reported in several events.
+    public static let maxBatchElements = 1024
+
+    /// A `usedBatch` event's fields before its elements (kind byte included).
+    static func writeUsedBatchHead(queue: UInt8, firstUsedIdx: UInt16, count: Int, to w: inout WireWriter) {
+        w.writeU8(10); w.writeU8(queue); w.writeU16(firstUsedIdx)
+        w.writeU16(UInt16(truncatingIfNeeded: min(count, maxBatchElements)))
+    }
+
+    /// One element: id u16 (a chain head the driver accepted is below the queue size), len u32.
+    static func writeUsedBatchElement(_ e: WireUsedElement, to w: inout WireWriter) {
+        w.writeU16(UInt16(truncatingIfNeeded: e.id)); w.writeU32(e.len)
     }
 }
 
@@ -316,12 +420,14 @@ extension WireReply {
     }
 
     /// The dump body's fields before its bytes.
-    static func writeDumpHead(queue: UInt8, descriptor: UInt16, guestAddress: UInt64, bufferLength: UInt32, byteCount: Int, to w: inout WireWriter) {
+    static func writeDumpHead(queue: UInt8, descriptor: UInt16, guestAddress: UInt64, bufferLength: UInt32, stampNs: UInt64,
+                              byteCount: Int, to w: inout WireWriter) {
         w.writeU8(1)
         w.writeU8(queue)
         w.writeU16(descriptor)
         w.writeU64(guestAddress)
         w.writeU32(bufferLength)
+        w.writeU64(stampNs)
         w.writeU16(UInt16(truncatingIfNeeded: byteCount))
     }
 
@@ -333,7 +439,7 @@ extension WireReply {
         case .dump(let dump):
             WireReply.writeDumpHead(
                 queue: dump.queue, descriptor: dump.descriptor, guestAddress: dump.guestAddress,
-                bufferLength: dump.bufferLength, byteCount: dump.bytes.count, to: &w)
+                bufferLength: dump.bufferLength, stampNs: dump.stampNs, byteCount: dump.bytes.count, to: &w)
             w.writeBytes(dump.bytes)
         }
     }
@@ -351,10 +457,12 @@ extension WireReply {
             let descriptor = try r.readU16()
             let address = try r.readU64()
             let length = try r.readU32()
+            let stamp = try r.readU64()
             let count = Int(try r.readU16())
             if count > WireProtocol.maxDumpBytes { throw .countTooLarge(count) }
             let bytes = try r.readBytes(count)
-            let dump = WireDump(queue: queue, descriptor: descriptor, guestAddress: address, bufferLength: length, bytes: bytes)
+            let dump = WireDump(queue: queue, descriptor: descriptor, guestAddress: address, bufferLength: length,
+                                stampNs: stamp, bytes: bytes)
             return WireReply(commandSeq: seq, status: status, message: message, body: .dump(dump))
         default:
             throw .invalidValue(bodyKind)

@@ -112,12 +112,74 @@ public struct WireQueueStatus: Equatable, Sendable {
     }
 }
 
+/// One used ring element as read from the ring (virtio 1.x §2.7.8 `struct virtq_used_elem`).
+public struct WireUsedElement: Equatable, Sendable {
+    /// The chain head id the device wrote (u32 in the ring: shown as written, even if out of range).
+    public var id: UInt32
+    /// Bytes the device wrote into the chain.
+    public var len: UInt32
+
+    public init(id: UInt32, len: UInt32) {
+        self.id = id
+        self.len = len
+    }
+}
+
+/// The rings' own contents around their indices (protocol version 2, "ring" section): the
+/// flags words, the event-index words, a window of avail ring slots (slot → descriptor id) and
+/// a window of used ring slots (slot → id, len), read from ring memory when the snapshot was built.
+public struct WireRingView: Equatable, Sendable {
+    /// Bit 0: VIRTIO_F_RING_EVENT_IDX is in use on this queue, so `usedEvent`/`availEvent` are
+    /// meaningful (and the flags words are not used for suppression). Other bits reserved (0).
+    public var flags: UInt8
+    /// avail->flags: VIRTQ_AVAIL_F_NO_INTERRUPT (1).
+    public var availFlags: UInt16
+    /// used->flags: VIRTQ_USED_F_NO_NOTIFY (1).
+    public var usedFlags: UInt16
+    /// used_event (after the avail ring's entries): written by the driver; meaningful only with event idx.
+    public var usedEvent: UInt16
+    /// avail_event (after the used ring's entries): written by the device; meaningful only with event idx.
+    public var availEvent: UInt16
+    /// Free-running ring index of `availEntries[0]` (slot = index mod size).
+    public var availStart: UInt16
+    /// avail->ring[] from `availStart` on: descriptor ids (chain heads).
+    public var availEntries: [UInt16]
+    /// Free-running ring index of `usedEntries[0]`.
+    public var usedStart: UInt16
+    /// used->ring[] from `usedStart` on.
+    public var usedEntries: [WireUsedElement]
+
+    public static let eventIdxFlag: UInt8 = 1
+
+    public init(flags: UInt8 = 0, availFlags: UInt16 = 0, usedFlags: UInt16 = 0, usedEvent: UInt16 = 0, availEvent: UInt16 = 0,
+                availStart: UInt16 = 0, availEntries: [UInt16] = [], usedStart: UInt16 = 0, usedEntries: [WireUsedElement] = []) {
+        self.flags = flags
+        self.availFlags = availFlags
+        self.usedFlags = usedFlags
+        self.usedEvent = usedEvent
+        self.availEvent = availEvent
+        self.availStart = availStart
+        self.availEntries = availEntries
+        self.usedStart = usedStart
+        self.usedEntries = usedEntries
+    }
+
+    /// Whether VIRTIO_F_RING_EVENT_IDX is in use (used_event / avail_event mean something).
+    public var eventIdx: Bool { flags & WireRingView.eventIdxFlag != 0 }
+
+    /// Nothing read (no entries, all zero).
+    public static let empty = WireRingView()
+}
+
 public struct WireQueueSnapshot: Equatable, Sendable {
     public var status: WireQueueStatus
+    /// The rings' flags, event words and windows of entries.
+    public var ring: WireRingView
     public var descriptors: WireDescriptorUpdate
 
-    public init(status: WireQueueStatus, descriptors: WireDescriptorUpdate) {
+    public init(status: WireQueueStatus, ring: WireRingView = .empty, descriptors: WireDescriptorUpdate) {
         self.status = status
+        self.ring = ring
         self.descriptors = descriptors
     }
 }
@@ -159,32 +221,42 @@ public struct WireSnapshot: Equatable, Sendable {
     public var droppedFrames: UInt64
     /// The kernel's heap and network memory budget when the snapshot was taken.
     public var memory: WireMemory
+    /// Each device's status byte (virtio 1.x §2.1, VIRTIO_CONFIG_S_*), read when the snapshot
+    /// was built, in hello device order.
+    public var deviceStatus: [UInt8]
     public var queues: [WireQueueSnapshot]
 
     public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory = .zero,
-                queues: [WireQueueSnapshot]) {
+                deviceStatus: [UInt8] = [], queues: [WireQueueSnapshot]) {
         self.snapshotNumber = snapshotNumber
         self.uptimeNs = uptimeNs
         self.rateHz = rateHz
         self.droppedFrames = droppedFrames
         self.memory = memory
+        self.deviceStatus = deviceStatus
         self.queues = queues
     }
 }
 
-/// A virtio device and the feature bits the driver negotiated with it.
+/// A virtio device, the feature bits it offered and the driver accepted, and its status.
 public struct WireDeviceInfo: Equatable, Sendable {
     /// "net0", "con0".
     public var name: String
     /// Virtio device ID (virtio 1.x §5): 1 = network, 3 = console.
     public var deviceType: UInt16
-    /// Negotiated feature bits (bit n = feature n, as in the spec).
+    /// Negotiated feature bits: what the driver accepted (bit n = feature n, as in the spec).
     public var features: UInt64
+    /// The feature bits the device offered (device_feature, read during negotiation).
+    public var offeredFeatures: UInt64
+    /// The device status byte (VIRTIO_CONFIG_S_*) when the hello was sent; snapshots carry it too.
+    public var status: UInt8
 
-    public init(name: String, deviceType: UInt16, features: UInt64) {
+    public init(name: String, deviceType: UInt16, features: UInt64, offeredFeatures: UInt64 = 0, status: UInt8 = 0) {
         self.name = name
         self.deviceType = deviceType
         self.features = features
+        self.offeredFeatures = offeredFeatures
+        self.status = status
     }
 }
 
@@ -209,14 +281,19 @@ public struct WireHello: Equatable, Sendable {
     public var kernelVersion: String
     /// The highest protocol version the kernel speaks.
     public var protocolVersion: UInt8
+    /// Kernel uptime when the hello was built: the host maps kernel times to its wall clock
+    /// with it (boot = host time at hello − uptimeNs).
+    public var uptimeNs: UInt64
     /// The virtio-net MAC address, 6 bytes (shorter is zero-padded, longer cut, on encode).
     public var mac: [UInt8]
     public var devices: [WireDeviceInfo]
     public var queues: [WireQueueInfo]
 
-    public init(kernelVersion: String, protocolVersion: UInt8 = WireProtocol.version, mac: [UInt8], devices: [WireDeviceInfo], queues: [WireQueueInfo]) {
+    public init(kernelVersion: String, protocolVersion: UInt8 = WireProtocol.version, uptimeNs: UInt64 = 0, mac: [UInt8],
+                devices: [WireDeviceInfo], queues: [WireQueueInfo]) {
         self.kernelVersion = kernelVersion
         self.protocolVersion = protocolVersion
+        self.uptimeNs = uptimeNs
         self.mac = mac
         self.devices = devices
         self.queues = queues
@@ -269,6 +346,9 @@ public enum WireEventKind: Equatable, Sendable {
     case resumed(queue: UInt8)
     case countersReset
     case link(up: Bool)
+    /// Used elements a step delivered, in ring order: `elements[k]` was at used ring index
+    /// `firstUsedIdx + k`. A step of many is split over several events, each self-describing.
+    case usedBatch(queue: UInt8, firstUsedIdx: UInt16, elements: [WireUsedElement])
 }
 
 public struct WireEvent: Equatable, Sendable {
@@ -325,13 +405,17 @@ public struct WireDump: Equatable, Sendable {
     /// The length the buffer holds (the used length for a received frame). `bytes` has
     /// min(bufferLength, WireProtocol.maxDumpBytes) bytes.
     public var bufferLength: UInt32
+    /// Kernel uptime (ns) when the frame arrived in the guest: RX, when the driver first saw the
+    /// device's used element for it; TX, when the driver put it in the ring. 0: unknown.
+    public var stampNs: UInt64
     public var bytes: [UInt8]
 
-    public init(queue: UInt8, descriptor: UInt16, guestAddress: UInt64, bufferLength: UInt32, bytes: [UInt8]) {
+    public init(queue: UInt8, descriptor: UInt16, guestAddress: UInt64, bufferLength: UInt32, stampNs: UInt64 = 0, bytes: [UInt8]) {
         self.queue = queue
         self.descriptor = descriptor
         self.guestAddress = guestAddress
         self.bufferLength = bufferLength
+        self.stampNs = stampNs
         self.bytes = bytes
     }
 }

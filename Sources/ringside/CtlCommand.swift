@@ -253,14 +253,19 @@ struct CtlDump: CtlAction {
             return
         }
         if let pcap {
-            let file = PcapWriter.file(frames: [frame])
+            // The record's time is when the frame arrived in the guest (the dump's stamp, mapped
+            // through the hello); a buffer with no stamp (not yet filled) gets the host's time now.
+            let arrival = session.connection.kernelClock?.wallTime(uptimeNs: dump.stampNs)
+            let file = PcapWriter.file(frames: [(time: arrival ?? wallClockSeconds(), bytes: frame)])
             guard FileManager.default.createFile(atPath: pcap, contents: Data(file)) else {
                 throw RingsideError("cannot write \(pcap)")
             }
-            writeLine("wrote \(pcap): 1 frame, \(frame.count) bytes (\(name) descriptor \(dump.descriptor))")
+            let when = arrival.map { "arrived " + formatWallTime($0) } ?? "arrival time unknown: stamped now"
+            writeLine("wrote \(pcap): 1 frame, \(frame.count) bytes (\(name) descriptor \(dump.descriptor), \(when))")
             return
         }
         var text = "\(name) descriptor \(dump.descriptor) at guest 0x\(String(dump.guestAddress, radix: 16)), \(dump.bufferLength) bytes"
+        if dump.stampNs != 0 { text += ", arrived at uptime \(String(format: "%.6f", Double(dump.stampNs) / 1e9)) s" }
         if dump.bytes.count < Int(dump.bufferLength) { text += " (first \(dump.bytes.count) shown)" }
         text += "\n" + hexDumpC(dump.bytes)
         if isNet {
@@ -268,4 +273,15 @@ struct CtlDump: CtlAction {
         }
         guard writeText(text) else { throw RingsideError("cannot write to standard output") }
     }
+}
+
+/// Local time with microseconds: 2026-11-30 06:40:12.123456.
+func formatWallTime(_ t: Double) -> String {
+    var seconds = time_t(t.rounded(.down))
+    var parts = tm()
+    localtime_r(&seconds, &parts)
+    var buf = [CChar](repeating: 0, count: 32)
+    let n = strftime(&buf, buf.count, "%Y-%m-%d %H:%M:%S", &parts)
+    let micros = Int(((t - t.rounded(.down)) * 1_000_000).rounded(.down))
+    return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) + String(format: ".%06d", micros)
 }

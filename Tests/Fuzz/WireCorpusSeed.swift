@@ -15,27 +15,33 @@ func seedMessages() -> [WireMessage] {
     let queues = [
         WireQueueInfo(queue: 0, name: "net0.rx", size: 8), WireQueueInfo(queue: 1, name: "net0.tx", size: 8),
     ]
-    let hello = WireHello(kernelVersion: "ringside 0.1", mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
-                          devices: [WireDeviceInfo(name: "net0", deviceType: 1, features: 1 << 32 | 1 << 5)], queues: queues)
+    let hello = WireHello(kernelVersion: "ringside 0.1", uptimeNs: 1_000_000_000, mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+                          devices: [WireDeviceInfo(name: "net0", deviceType: 1, features: 1 << 32 | 1 << 5,
+                                                   offeredFeatures: 1 << 32 | 1 << 29 | 1 << 28 | 1 << 16 | 1 << 5, status: 0x0f)],
+                          queues: queues)
+    let ring = WireRingView(flags: 1, availFlags: 1, usedFlags: 1, usedEvent: 7, availEvent: 300, availStart: 65530,
+                            availEntries: [0, 1, 2, 300], usedStart: 1, usedEntries: [WireUsedElement(id: 2, len: 98), WireUsedElement(id: 70000, len: 1 << 31)])
     let d = WireDescriptor(state: .avail, addr: 0x20_0000, len: 2048, flags: 2, next: 1)
     let status = WireQueueStatus(queue: 0, availIdx: 8, usedIdx: 3, lastUsedIdx: 2, freeCount: 0, pendingUsed: 1, paused: true,
                                  counters: WireQueueCounters(packets: 3, bytes: 300, drops: 1, kicks: 4, interrupts: 3))
     let memory = WireMemory(heapTotal: 15_204_352, heapUsed: 1_179_648, heapFree: 13_959_168, netReserved: 83_968, netLimit: 11_272_192)
-    let full = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_000_000, rateHz: 10, droppedFrames: 0, memory: memory, queues: [
-        WireQueueSnapshot(status: status, descriptors: .full([WireDescriptor](repeating: d, count: 8))),
+    let full = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_000_000, rateHz: 10, droppedFrames: 0, memory: memory, deviceStatus: [0x0f, 0x4f], queues: [
+        WireQueueSnapshot(status: status, ring: ring, descriptors: .full([WireDescriptor](repeating: d, count: 8))),
     ])
     let delta = WireSnapshot(snapshotNumber: 1, uptimeNs: 2_000_000, rateHz: 10, droppedFrames: 200, memory: memory, queues: [
-        WireQueueSnapshot(status: status, descriptors: .delta([WireDescriptorChange(id: 3, descriptor: d)])),
+        WireQueueSnapshot(status: status, ring: ring, descriptors: .delta([WireDescriptorChange(id: 3, descriptor: d)])),
     ])
     var m: [WireMessage] = [.hello(hello), .snapshot(full), .snapshot(delta)]
     let events: [WireEventKind] = [.usedConsumed(queue: 0, descriptor: 3, length: 98), .drop(queue: 0, reason: .noBuffer),
                                    .kick(queue: 1), .interrupt(queue: 0), .stepped(queue: 0, count: 1), .paused(queue: 0),
-                                   .resumed(queue: 0), .countersReset, .link(up: true)]
+                                   .resumed(queue: 0), .countersReset, .link(up: true),
+                                   .usedBatch(queue: 0, firstUsedIdx: 65535, elements: [WireUsedElement(id: 3, len: 98), WireUsedElement(id: 4, len: 60)])]
     m += events.map { .event(WireEvent(uptimeNs: 1_500_000_000, kind: $0)) }
     m.append(.reply(WireReply(commandSeq: 1, status: .ok)))
     m.append(.reply(WireReply(commandSeq: 2, status: .notOwned, message: "descriptor 4 is free")))
     m.append(.reply(WireReply(commandSeq: 3, status: .ok, body: .dump(WireDump(queue: 0, descriptor: 3, guestAddress: 0x20_0000,
-                                                                              bufferLength: 60, bytes: (0..<60).map { UInt8($0) })))))
+                                                                              bufferLength: 60, stampNs: 1_234_567_890,
+                                                                              bytes: (0..<60).map { UInt8($0) })))))
     let commands: [WireCommand] = [.hello, .pause(queue: 0), .resume(queue: 0), .step(queue: 0, count: 1),
                                    .dump(queue: 0, selector: .descriptor(3)), .dump(queue: 0, selector: .next),
                                    .dump(queue: 0, selector: .last), .setSnapshotRate(hz: 60), .resetCounters, .requestFull, .stats]

@@ -159,13 +159,14 @@ final class TelemetryTests: QEMUTestCase {
             XCTAssertEqual(sock.receive(timeout: 2), sent[i], "step \(i + 1) delivers datagram \(i)")
             XCTAssertNil(sock.receive(timeout: 0.5), "step \(i + 1) delivered more than one")
             if i == 0 {
-                // The step is announced element by element: the very buffer dumped above.
-                let consumed = WireEventKind.usedConsumed(queue: 0, descriptor: dump.descriptor, length: UInt32(bytes.count))
+                // The step reports the used element it took: the very buffer dumped above.
                 let event = t.wait(timeout: 2) { incoming in
-                    if case .message(.event(let e), _) = incoming { return e.kind == consumed }
+                    if case .message(.event(let e), _) = incoming, case let .usedBatch(0, _, elements) = e.kind {
+                        return elements == [WireUsedElement(id: UInt32(dump.descriptor), len: UInt32(bytes.count))]
+                    }
                     return false
                 }
-                XCTAssertNotNil(event, "a usedConsumed event for descriptor \(dump.descriptor) after the step")
+                XCTAssertNotNil(event, "a usedBatch event for descriptor \(dump.descriptor) after the step")
             }
             let m = try stats(t)
             XCTAssertEqual(status(m, 0).pendingUsed, UInt16(2 - i), "pending after step \(i + 1)")
@@ -194,6 +195,65 @@ final class TelemetryTests: QEMUTestCase {
         XCTAssertFalse(over.message.isEmpty, "a short step says so")
         for i in 3..<5 { XCTAssertEqual(sock.receive(timeout: 2), more[i]) }
         XCTAssertEqual(try t.request(.step(queue: 0, count: 1)).status, .nothingPending)
+        XCTAssertEqual(try t.request(.resume(queue: 0)).status, .ok)
+    }
+
+    /// A step of 257 (more than the console has transmit buffers, and than a 256-entry ring
+    /// holds) reports every used element it took, in ring order, with its length: none lost.
+    func testStepOf257ReportsEveryUsedElement() throws {
+        guard let kernel = requireKernel() else { return }
+        var c = try baseConfiguration(kernel: kernel)
+        c.rxQueueSize = 512
+        let q = try launchReady(c)
+        guard case let .user(udpPort, _) = c.network else { return XCTFail("not user networking") }
+        let t = try TelemetryConnection(path: q.run.consoleSocket, timeout: 10)
+        XCTAssertNotNil(t.nextCompleteSnapshot(timeout: 10))
+        try warmUp(udpPort)
+        XCTAssertEqual(try t.request(.pause(queue: 0)).status, .ok)
+        let sock = try UDPSocket()
+        // Datagram i has 10 + i payload bytes: its used length (virtio-net header + Ethernet +
+        // IPv4 + UDP + payload) says which datagram a used element carried.
+        let total = 300, stepped = 257
+        for i in 0..<total {
+            try sock.send([UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 10 + i), toPort: udpPort)
+            if i % 50 == 49 { usleep(20_000) }
+        }
+        let paused = try waitForModel(t, timeout: 15, "\(total) pending") { self.status($0, 0).pendingUsed == UInt16(total) }
+        let first = status(paused, 0).lastUsedIdx
+        let droppedBefore = paused.droppedFrames
+        _ = t.receive(timeout: 0)
+        let r = try t.request(.step(queue: 0, count: UInt16(stepped)), timeout: 10)
+        XCTAssertEqual(r.status, .ok, r.message)
+        XCTAssertEqual(r.message, "", "all \(stepped) were pending")
+        var elements: [WireUsedElement] = []
+        var nextIdx = first
+        var steppedCount: UInt16?
+        let deadline = monotonicSeconds() + 10
+        while steppedCount == nil && monotonicSeconds() < deadline {
+            for item in t.receive(timeout: 0.5) {
+                guard case .message(.event(let e), _) = item else { continue }
+                switch e.kind {
+                case let .usedBatch(0, firstUsedIdx, batch):
+                    XCTAssertEqual(firstUsedIdx, nextIdx, "each batch starts where the previous ended")
+                    nextIdx = firstUsedIdx &+ UInt16(batch.count)
+                    elements += batch
+                case let .stepped(0, n):
+                    steppedCount = n
+                default:
+                    break
+                }
+            }
+        }
+        XCTAssertEqual(steppedCount, UInt16(stepped), "the stepped event")
+        XCTAssertEqual(elements.count, stepped, "a used element reported for every one stepped")
+        let lengths = elements.map { Int($0.len) }
+        XCTAssertEqual(lengths, (0..<stepped).map { 12 + 14 + 20 + 8 + 10 + $0 }, "in ring order, each with its datagram's length")
+        XCTAssertEqual(Set(elements.map { $0.id }).count, stepped, "distinct chain heads")
+        XCTAssertTrue(elements.allSatisfy { $0.id < 512 })
+        let after = try stats(t)
+        XCTAssertEqual(status(after, 0).lastUsedIdx, first &+ UInt16(stepped))
+        XCTAssertEqual(status(after, 0).pendingUsed, UInt16(total - stepped))
+        print("step \(stepped): \(elements.count) used elements reported; kernel telemetry drops \(droppedBefore) -> \(after.droppedFrames)")
         XCTAssertEqual(try t.request(.resume(queue: 0)).status, .ok)
     }
 

@@ -29,9 +29,10 @@ final class RoundTripTests: XCTestCase {
         var outA: [UInt8] = [], outB: [UInt8] = []
         try a.encode(.snapshot(snap), into: &outA)
         b.beginSnapshot(WireSnapshotHeader(snapshotNumber: 9, uptimeNs: snap.uptimeNs, rateHz: snap.rateHz, droppedFrames: snap.droppedFrames,
-                                           memory: snap.memory, queueCount: UInt8(snap.queues.count)))
+                                           memory: snap.memory, deviceStatus: snap.deviceStatus, queueCount: UInt8(snap.queues.count)))
         for q in snap.queues {
             b.appendQueueStatus(q.status)
+            b.appendRing(q.ring)
             guard case .full(let table) = q.descriptors else { return XCTFail() }
             b.beginDescriptors(.full)
             for d in table { b.appendDescriptor(d) }
@@ -152,10 +153,11 @@ final class SnapshotMemoryTests: XCTestCase {
     func testHeaderBytesMatchTheDocumentedExample() {
         var w = WireWriter()
         WireSnapshotHeader(snapshotNumber: 7, uptimeNs: 1_500_000_000, rateHz: 10, droppedFrames: 0,
-                           memory: Self.memory, queueCount: 0).write(to: &w)
+                           memory: Self.memory, deviceStatus: [0x0f, 0x0f], queueCount: 0).write(to: &w)
         XCTAssertEqual(hexString(w.bytes), hexString([
             0x07, 0x00, 0x00, 0x00, 0x00, 0x2f, 0x68, 0x59, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00,
             0x80, 0x80, 0xa0, 0x07, 0x80, 0x80, 0x48, 0x80, 0x80, 0xd4, 0x06, 0x80, 0x90, 0x05, 0x80, 0x80, 0xb0, 0x05,
+            0x02, 0x0f, 0x0f,
             0x00,
         ]))
     }

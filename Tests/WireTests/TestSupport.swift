@@ -12,11 +12,13 @@ enum Fixtures {
     ]
 
     static let hello = WireHello(
-        kernelVersion: "ringside 0.1.0 (embedded swift)",
+        kernelVersion: "ringside 0.1.0 (embedded swift)", uptimeNs: 1_234_567_890,
         mac: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
         devices: [
-            WireDeviceInfo(name: "net0", deviceType: 1, features: 0x0000_0001_0001_0020),
-            WireDeviceInfo(name: "con0", deviceType: 3, features: 0x0000_0001_0000_0000),
+            WireDeviceInfo(name: "net0", deviceType: 1, features: 0x0000_0001_0001_0020,
+                           offeredFeatures: 0x0000_0001_3079_bfe7, status: 0x0f),
+            WireDeviceInfo(name: "con0", deviceType: 3, features: 0x0000_0001_0000_0000,
+                           offeredFeatures: 0x0000_0001_3000_0007, status: 0x4f),
         ],
         queues: queueInfos)
 
@@ -48,10 +50,25 @@ enum Fixtures {
                     WireDescriptorChange(id: UInt16(rng.next() % UInt64(info.size)), descriptor: randomDescriptor(&rng))
                 })
             }
-            queues.append(WireQueueSnapshot(status: status(info.queue, &rng), descriptors: update))
+            queues.append(WireQueueSnapshot(status: status(info.queue, &rng), ring: ring(size: info.size, &rng), descriptors: update))
         }
         return WireSnapshot(snapshotNumber: number, uptimeNs: rng.next() >> 4, rateHz: 10, droppedFrames: 3,
-                            memory: memory(&rng), queues: queues)
+                            memory: memory(&rng), deviceStatus: [0x0f, UInt8(truncatingIfNeeded: rng.next())], queues: queues)
+    }
+
+    /// A ring section with windows of 0…16 entries and ids/lengths of every varint size.
+    static func ring(size: UInt16, _ rng: inout SplitMix64) -> WireRingView {
+        let n = Int(rng.next() % 17)
+        return WireRingView(
+            flags: UInt8(rng.next() % 2), availFlags: UInt16(rng.next() % 2), usedFlags: UInt16(rng.next() % 2),
+            usedEvent: UInt16(truncatingIfNeeded: rng.next()), availEvent: UInt16(truncatingIfNeeded: rng.next()),
+            availStart: UInt16(truncatingIfNeeded: rng.next()),
+            availEntries: (0..<n).map { _ in UInt16(truncatingIfNeeded: rng.next() >> (rng.next() % 64)) },
+            usedStart: UInt16(truncatingIfNeeded: rng.next()),
+            usedEntries: (0..<n).map { _ in
+                WireUsedElement(id: UInt32(truncatingIfNeeded: rng.next() >> (rng.next() % 64)),
+                                len: UInt32(truncatingIfNeeded: rng.next() >> (rng.next() % 64)))
+            })
     }
 
     /// Heap and budget figures of every varint length, from 1 byte to 10.
@@ -75,12 +92,14 @@ enum Fixtures {
             .drop(queue: 1, reason: WireDropReason(rawValue: 200)), .kick(queue: 1), .interrupt(queue: 0),
             .stepped(queue: 0, count: 1), .paused(queue: 0), .resumed(queue: 0), .countersReset,
             .link(up: true), .link(up: false),
+            .usedBatch(queue: 0, firstUsedIdx: 65534, elements: [WireUsedElement(id: 3, len: 98), WireUsedElement(id: 4, len: 60)]),
+            .usedBatch(queue: 0, firstUsedIdx: 0, elements: []),
         ]
         m += kinds.map { .event(WireEvent(uptimeNs: 1_500_000_000, kind: $0)) }
         m.append(.reply(WireReply(commandSeq: 7, status: .ok)))
         m.append(.reply(WireReply(commandSeq: 8, status: .unknownQueue, message: "no queue 9")))
         m.append(.reply(WireReply(commandSeq: 9, status: .ok, body: .dump(WireDump(
-            queue: 0, descriptor: 17, guestAddress: 0x20_1000, bufferLength: 2060,
+            queue: 0, descriptor: 17, guestAddress: 0x20_1000, bufferLength: 2060, stampNs: 1_500_000_123,
             bytes: (0..<2060).map { UInt8(truncatingIfNeeded: $0 * 7) })))))
         m.append(.reply(WireReply(commandSeq: 10, status: .notOwned, message: "descriptor 4 is free")))
         let commands: [WireCommand] = [

@@ -141,7 +141,9 @@ final class TrackerModelTests: XCTestCase {
 
     func testJSONShape() throws {
         var model = TelemetryModel()
-        _ = model.apply(.hello(WireHello(kernelVersion: "k", mac: [], devices: [], queues: [
+        let net = WireDeviceInfo(name: "net0", deviceType: 1, features: 1 << 32 | 1 << 5,
+                                 offeredFeatures: 1 << 32 | 1 << 29 | 1 << 5 | 1 << 50, status: 0x4f)
+        _ = model.apply(.hello(WireHello(kernelVersion: "k", mac: [], devices: [net], queues: [
             WireQueueInfo(queue: 0, name: "net0.rx", size: 2), WireQueueInfo(queue: 1, name: "we\"ird\\", size: 0),
         ])), seq: 0)
         let status = WireQueueStatus(queue: 0, availIdx: 65535, usedIdx: 3, lastUsedIdx: 2, freeCount: 1, pendingUsed: 1, paused: true,
@@ -149,14 +151,16 @@ final class TrackerModelTests: XCTestCase {
         let memory = WireMemory(heapTotal: 15_204_352, heapUsed: 1_179_648, heapFree: 13_959_168, netReserved: 83_968,
                                 netLimit: 9_223_372_036_854_775_807)
         let snap = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_500_000_000, rateHz: 10, droppedFrames: 0, memory: memory, queues: [
-            WireQueueSnapshot(status: status, descriptors: .full([
+            WireQueueSnapshot(status: status, ring: WireRingView(
+                flags: 1, availFlags: 1, usedFlags: 3, usedEvent: 9, availEvent: 10, availStart: 65535, availEntries: [1, 0],
+                usedStart: 1, usedEntries: [WireUsedElement(id: 1, len: 60)]), descriptors: .full([
                 WireDescriptor(state: .avail, addr: 0x20_0000, len: 2048, flags: 2, next: 1),
                 WireDescriptor(state: .held, addr: 0, len: 0, flags: 0, next: 0),
             ])),
         ])
         XCTAssertNil(model.apply(.snapshot(snap), seq: 77))
         XCTAssertEqual(model.snapshotJSON(), """
-        {"seq":77,"uptime_ns":1500000000,"memory":{"heap_total":15204352,"heap_used":1179648,"heap_free":13959168,"net_reserved":83968,"net_limit":9223372036854775807},"queues":[{"name":"net0.rx","size":2,"avail_idx":65535,"used_idx":3,"last_used_idx":2,"free":1,"paused":true,"counters":{"packets":5,"bytes":300,"drops":0,"kicks":7,"interrupts":18446744073709551615},"descriptors":[{"id":0,"state":"avail","addr":2097152,"len":2048,"flags":2,"next":1},{"id":1,"state":"held","addr":0,"len":0,"flags":0,"next":0}]},{"name":"we\\"ird\\\\","size":0,"avail_idx":0,"used_idx":0,"last_used_idx":0,"free":0,"paused":false,"counters":{"packets":0,"bytes":0,"drops":0,"kicks":0,"interrupts":0},"descriptors":[]}]}
+        {"seq":77,"uptime_ns":1500000000,"memory":{"heap_total":15204352,"heap_used":1179648,"heap_free":13959168,"net_reserved":83968,"net_limit":9223372036854775807},"devices":[{"name":"net0","type":1,"status":79,"status_names":["ACKNOWLEDGE","DRIVER","DRIVER_OK","FEATURES_OK","NEEDS_RESET"],"offered":1125904738680864,"offered_names":["VIRTIO_NET_F_MAC","VIRTIO_F_RING_EVENT_IDX","VIRTIO_F_VERSION_1","bit 50"],"accepted":4294967328,"accepted_names":["VIRTIO_NET_F_MAC","VIRTIO_F_VERSION_1"]}],"queues":[{"name":"net0.rx","size":2,"avail_idx":65535,"used_idx":3,"last_used_idx":2,"free":1,"paused":true,"counters":{"packets":5,"bytes":300,"drops":0,"kicks":7,"interrupts":18446744073709551615},"ring":{"event_idx":true,"avail_flags":1,"avail_flags_names":["VIRTQ_AVAIL_F_NO_INTERRUPT"],"used_flags":3,"used_flags_names":["VIRTQ_USED_F_NO_NOTIFY","bit 1"],"used_event":9,"avail_event":10,"avail":{"start":65535,"entries":[{"idx":65535,"slot":1,"id":1},{"idx":0,"slot":0,"id":0}]},"used":{"start":1,"entries":[{"idx":1,"slot":1,"id":1,"len":60}]}},"descriptors":[{"id":0,"state":"avail","addr":2097152,"len":2048,"flags":2,"next":1},{"id":1,"state":"held","addr":0,"len":0,"flags":0,"next":0}]},{"name":"we\\"ird\\\\","size":0,"avail_idx":0,"used_idx":0,"last_used_idx":0,"free":0,"paused":false,"counters":{"packets":0,"bytes":0,"drops":0,"kicks":0,"interrupts":0},"ring":null,"descriptors":[]}]}
         """)
     }
 }

@@ -67,9 +67,23 @@ final class VirtioConsoleDriver {
 
     /// Queues `bytes` for the host and notifies it. false: no buffer free (the host is not
     /// reading) or too big; nothing was sent.
-    func send(_ bytes: [UInt8]) -> Bool {
+    ///
+    /// `waitNs` > 0: when every buffer is in flight, polls the used ring for up to that long for
+    /// one to come back before giving up. QEMU completes console buffers as it writes them to
+    /// the socket (or discards them, for a console port whose host side is not reading), so a
+    /// burst of frames waits only as long as QEMU takes to catch up: how step reports and
+    /// replies get through without loss (docs/protocol.md §1).
+    func send(_ bytes: [UInt8], waitNs: UInt64 = 0) -> Bool {
         tx.drain()
-        guard tx.enqueue(bytes) != nil else { return false }
+        if tx.enqueue(bytes) == nil {
+            guard waitNs > 0, bytes.count <= Self.txBufferSize else { return false }
+            let deadline = Clock.nowNs &+ waitNs
+            while true {
+                cpu_pause()
+                if tx.drain() > 0, tx.enqueue(bytes) != nil { break }
+                if Clock.nowNs >= deadline { return false }
+            }
+        }
         tx.publishAndNotify()
         return true
     }

@@ -87,8 +87,11 @@ final class VirtioNetDriver {
 
     /// Hands up to `limit` received frames to `deliver`, oldest first, then reposts the
     /// buffers. Returns how many used elements were consumed (runts are consumed, not delivered).
-    func receive(limit: Int = Int.max, _ deliver: (Received) -> Void) -> Int {
+    /// `taken` sees every used element consumed, runts too: its head and the bytes it holds.
+    func receive(limit: Int = Int.max, taken noteTaken: (UInt16, UInt32) -> Void = { _, _ in },
+                 _ deliver: (Received) -> Void) -> Int {
         let taken = rx.drain(limit: limit) { head, address, bytes in
+            noteTaken(head, UInt32(truncatingIfNeeded: bytes.count))
             if bytes.count > Self.headerSize { deliver(Received(head: head, address: address, buffer: bytes)) }
         }
         if taken > 0 {

@@ -19,11 +19,81 @@ final class MonitoredQueue {
     /// The ring's `deviceErrors` when last reported, and when last logged.
     var reportedDeviceErrors: UInt64 = 0
     var deviceErrorsLoggedNs: UInt64?
+    /// Per descriptor (chain head): kernel uptime when its frame arrived in the guest. RX: when
+    /// the driver first saw the device's used element for it (`noteArrivals`); TX: when the
+    /// driver put the frame in the ring. For dumps (pcap timestamps).
+    private var stamps: [UInt64]
+    /// The used index up to which `noteArrivals` has stamped.
+    private var stampedUsedIdx: UInt16 = 0
+    var lastStampNs: UInt64 = 0
+    /// This queue's rings as the last snapshot read them (reused: no allocation per snapshot).
+    var ringView = WireRingView()
 
     init(name: String, queue: DeviceQueue, pausable: Bool) {
         self.name = name
         self.queue = queue
         self.pausable = pausable
+        stamps = [UInt64](repeating: 0, count: Int(queue.ring.size))
+        stampedUsedIdx = queue.ring.usedIdx
+        ringView.availEntries.reserveCapacity(Int(Telemetry.ringWindow))
+        ringView.usedEntries.reserveCapacity(Int(Telemetry.ringWindow))
+    }
+
+    /// Stamps every used element the device added since the last call with `nowNs` (only new
+    /// ones: O(new elements)). Call before taking used elements off the ring.
+    func noteArrivals(nowNs: UInt64) {
+        let ring = self.ring
+        let usedIdx = ring.usedIdx
+        var index = stampedUsedIdx
+        // A confused device can move used.idx anywhere: look at most one ring's worth back.
+        if usedIdx &- index > ring.size { index = usedIdx &- ring.size }
+        while index != usedIdx {
+            let element = ring.usedRingSlot(index)
+            if element.id < UInt32(ring.size) { stamps[Int(element.id)] = nowNs }
+            index &+= 1
+        }
+        stampedUsedIdx = usedIdx
+    }
+
+    func stamp(_ head: UInt16, nowNs: UInt64) {
+        if Int(head) < stamps.count { stamps[Int(head)] = nowNs }
+    }
+
+    /// When the buffer of descriptor `id` arrived, if it holds a frame now (RX: used or held;
+    /// TX: in the ring); 0 (unknown) otherwise.
+    func stampNs(of id: UInt16) -> UInt64 {
+        guard Int(id) < stamps.count else { return 0 }
+        switch ring.state(of: id) {
+        case .free: return 0
+        case .available: return queue.deviceWritable ? 0 : stamps[Int(id)]
+        case .used, .held: return stamps[Int(id)]
+        }
+    }
+
+    /// Reads the rings into `ringView`: flags, event words, and `Telemetry.ringWindow` slots
+    /// of each ring around its index.
+    func readRing() {
+        let ring = self.ring
+        let n = min(Telemetry.ringWindow, ring.size)
+        var v = ringView
+        ringView = WireRingView()   // keep `v` uniquely referenced: refilled in place
+        v.flags = ring.eventIdx ? WireRingView.eventIdxFlag : 0
+        v.availFlags = ring.availFlags
+        v.usedFlags = ring.usedFlags
+        v.usedEvent = ring.usedEvent
+        v.availEvent = ring.availEvent
+        // Avail: the most recent entries before avail.idx, and a quarter of the window after it.
+        v.availStart = ring.availIdx &- (n - n / 4)
+        v.availEntries.removeAll(keepingCapacity: true)
+        for k in 0..<n { v.availEntries.append(ring.availRingSlot(v.availStart &+ k)) }
+        // Used: a quarter of the window already consumed, then what the driver takes next.
+        v.usedStart = ring.lastUsedIdx &- n / 4
+        v.usedEntries.removeAll(keepingCapacity: true)
+        for k in 0..<n {
+            let e = ring.usedRingSlot(v.usedStart &+ k)
+            v.usedEntries.append(WireUsedElement(id: e.id, len: e.len))
+        }
+        ringView = v
     }
 
     var ring: SplitVirtqueue { queue.ring }
@@ -32,6 +102,7 @@ final class MonitoredQueue {
     func remember(descriptor: UInt16, address: UInt64, bytes: UnsafeRawBufferPointer) {
         lastDescriptor = descriptor
         lastAddress = address
+        lastStampNs = Int(descriptor) < stamps.count ? stamps[Int(descriptor)] : 0
         lastBuffer.removeAll(keepingCapacity: true)
         lastBuffer.append(contentsOf: bytes)
     }
@@ -68,11 +139,22 @@ typealias TelemetryMemoryReader = () -> WireMemory
 final class Telemetry {
     static let defaultRateHz: UInt16 = 10
     static let maxRateHz: UInt16 = 1000
+    /// Slots of each ring a snapshot shows (docs/protocol.md §4, ring section).
+    static let ringWindow: UInt16 = 16
+    /// How long a reply, a hello or a step report waits for a console buffer before it is
+    /// dropped and counted (snapshots and other events never wait).
+    static let reliableWaitNs: UInt64 = 250_000_000
 
     let console: VirtioConsoleDriver
     let queues: [MonitoredQueue]
-    let hello: WireHello
+    private(set) var hello: WireHello
     let memory: TelemetryMemoryReader
+    /// The devices of the hello, in its order: their status byte goes into every snapshot.
+    let transports: [VirtioPCITransport]
+    private var deviceStatus: [UInt8]
+    /// The used elements the current step took, in ring order from `stepFirstUsedIdx`.
+    private var stepElements: [WireUsedElement] = []
+    private var stepFirstUsedIdx: UInt16 = 0
     private var encoder = WireFrameEncoder()
     // Commands are small: a tight limit keeps a garbage stream from buffering much.
     private var decoder = WireFrameDecoder(maxFrameBytes: 1024)
@@ -93,11 +175,15 @@ final class Telemetry {
     /// the telemetry then lies on purpose.
     var misreportUsed: UInt16 = 0
 
-    init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello, memory: @escaping TelemetryMemoryReader) {
+    init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello, transports: [VirtioPCITransport],
+         memory: @escaping TelemetryMemoryReader) {
         self.console = console
         self.queues = queues
         self.hello = hello
         self.memory = memory
+        self.transports = transports
+        deviceStatus = [UInt8](repeating: 0, count: transports.count)
+        stepElements.reserveCapacity(256)
         tracker = TelemetryDescriptorTracker(queueSizes: queues.map { Int($0.ring.size) })
         out.reserveCapacity(40 * 1024)
     }
@@ -107,8 +193,10 @@ final class Telemetry {
 
     // MARK: Sending
 
-    private func send() {
-        if !console.send(out) {
+    /// Sends `out`. `reliable`: wait for a console buffer (up to `reliableWaitNs`) rather than
+    /// drop at once: replies, hellos and step reports, which the host must not miss.
+    private func send(reliable: Bool = false) {
+        if !console.send(out, waitNs: reliable ? Telemetry.reliableWaitNs : 0) {
             droppedFrames &+= 1
             // The host missed this frame; if it was a delta, the next one must be full.
             tracker.requestFull()
@@ -116,7 +204,7 @@ final class Telemetry {
         out.removeAll(keepingCapacity: true)
     }
 
-    private func send(_ message: WireMessage) {
+    private func send(_ message: WireMessage, reliable: Bool = false) {
         out.removeAll(keepingCapacity: true)
         do {
             try encoder.encode(message, into: &out)
@@ -124,17 +212,51 @@ final class Telemetry {
             droppedFrames &+= 1
             return
         }
-        send()
+        send(reliable: reliable)
     }
 
     func sendHello() {
-        send(.hello(hello))
+        hello.uptimeNs = Clock.nowNs
+        readDeviceStatus()
+        for i in hello.devices.indices where i < deviceStatus.count { hello.devices[i].status = deviceStatus[i] }
+        send(.hello(hello), reliable: true)
         event(.link(up: linkUp))
         tracker.requestFull()
     }
 
-    func event(_ kind: WireEventKind) {
-        send(.event(WireEvent(uptimeNs: Clock.nowNs, kind: kind)))
+    private func readDeviceStatus() {
+        for i in transports.indices { deviceStatus[i] = transports[i].status }
+    }
+
+    func event(_ kind: WireEventKind, reliable: Bool = false) {
+        send(.event(WireEvent(uptimeNs: Clock.nowNs, kind: kind)), reliable: reliable)
+    }
+
+    // MARK: Step reports
+
+    /// Starts collecting the used elements a step takes; the first is at used index `firstUsedIdx`.
+    func beginStepReport(firstUsedIdx: UInt16) {
+        stepElements.removeAll(keepingCapacity: true)
+        stepFirstUsedIdx = firstUsedIdx
+    }
+
+    /// One used element the step took, in ring order.
+    func noteStepped(_ element: WireUsedElement) {
+        stepElements.append(element)
+    }
+
+    /// Sends what the step took as `usedBatch` events of at most `WireEvent.maxBatchElements`
+    /// elements each, waiting for console buffers rather than dropping them.
+    private func sendStepReport(queue: UInt8) {
+        var start = 0
+        while start < stepElements.count {
+            let end = min(stepElements.count, start + WireEvent.maxBatchElements)
+            let elements = Array(stepElements[start..<end])
+            event(.usedBatch(queue: queue, firstUsedIdx: stepFirstUsedIdx &+ UInt16(truncatingIfNeeded: start),
+                             elements: elements), reliable: true)
+            start = end
+        }
+        stepElements.removeAll(keepingCapacity: true)
     }
 
     func status(of position: Int) -> WireQueueStatus {
@@ -148,12 +270,16 @@ final class Telemetry {
 
     func sendSnapshot(nowNs: UInt64) {
         out.removeAll(keepingCapacity: true)
-        tracker.beginSnapshot(into: &encoder, uptimeNs: nowNs, rateHz: rateHz, droppedFrames: droppedFrames, memory: memory())
+        readDeviceStatus()
+        tracker.beginSnapshot(into: &encoder, uptimeNs: nowNs, rateHz: rateHz, droppedFrames: droppedFrames, memory: memory(),
+                              deviceStatus: deviceStatus)
         do {
             for position in queues.indices {
-                let ring = queues[position].ring
+                let q = queues[position]
+                let ring = q.ring
                 let states = ring.states()
-                try tracker.appendQueue(status(of: position), into: &encoder) { id in
+                q.readRing()
+                try tracker.appendQueue(status(of: position), ring: q.ringView, into: &encoder) { id in
                     let d = ring.descriptor(UInt16(truncatingIfNeeded: id))
                     return WireDescriptor(state: Telemetry.wireState(states[id]), addr: d.addr, len: d.len,
                                           flags: d.flags, next: d.next)
@@ -224,7 +350,7 @@ final class Telemetry {
     }
 
     private func reply(_ seq: UInt32, _ status: WireReplyStatus, _ message: String = "") {
-        send(.reply(WireReply(commandSeq: seq, status: status, message: message)))
+        send(.reply(WireReply(commandSeq: seq, status: status, message: message)), reliable: true)
     }
 
     private func queue(_ index: UInt8, seq: UInt32) -> MonitoredQueue? {
@@ -262,10 +388,13 @@ final class Telemetry {
             guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry and cannot be stepped") }
             guard q.paused else { return reply(seq, .badCommand, "\(q.name) is not paused") }
             guard count > 0 else { return reply(seq, .badCommand, "step count must be at least 1") }
+            stepElements.removeAll(keepingCapacity: true)
             let done = stepper(q, Int(count))
             guard done > 0 else { return reply(seq, .nothingPending, "\(q.name) has nothing pending") }
+            // Which used elements went up (RX), then the reply, then the total: none dropped.
+            sendStepReport(queue: index)
             reply(seq, .ok, done < Int(count) ? "stepped \(done) of \(count): nothing more pending" : "")
-            event(.stepped(queue: index, count: UInt16(done)))
+            event(.stepped(queue: index, count: UInt16(done)), reliable: true)
         case .dump(let index, let selector):
             guard let q = queue(index, seq: seq) else { return }
             dump(q, index: index, selector: selector, seq: seq)
@@ -296,9 +425,10 @@ final class Telemetry {
             let count = min(q.lastBuffer.count, WireProtocol.maxDumpBytes)
             let sent = q.lastBuffer.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Bool in
                 encodeDump(seq: seq, queue: index, descriptor: q.lastDescriptor, address: q.lastAddress,
-                           length: q.lastBuffer.count, bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+                           length: q.lastBuffer.count, stampNs: q.lastStampNs,
+                           bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
             }
-            if sent { send() } else { reply(seq, .badCommand, "dump could not be encoded") }
+            if sent { send(reliable: true) } else { reply(seq, .badCommand, "dump could not be encoded") }
             return
         case .next:
             if ring.unpublishedCount > 0 {
@@ -334,18 +464,21 @@ final class Telemetry {
         let length = Int(buffer.deviceWritable ? (usedLength ?? buffer.len) : buffer.len)
         out.removeAll(keepingCapacity: true)
         let bytes = q.pool.bytes(buffer.addr, count: min(length, WireProtocol.maxDumpBytes))
-        if encodeDump(seq: seq, queue: index, descriptor: id, address: buffer.addr, length: length, bytes: bytes) {
-            send()
+        if q.queue.deviceWritable { q.noteArrivals(nowNs: Clock.nowNs) }
+        if encodeDump(seq: seq, queue: index, descriptor: id, address: buffer.addr, length: length,
+                      stampNs: q.stampNs(of: id), bytes: bytes) {
+            send(reliable: true)
         } else {
             reply(seq, .badCommand, "dump could not be encoded")
         }
     }
 
     private func encodeDump(seq: UInt32, queue: UInt8, descriptor: UInt16, address: UInt64, length: Int,
-                            bytes: UnsafeRawBufferPointer) -> Bool {
+                            stampNs: UInt64, bytes: UnsafeRawBufferPointer) -> Bool {
         do {
             try encoder.encodeDumpReply(commandSeq: seq, queue: queue, descriptor: descriptor, guestAddress: address,
-                                        bufferLength: UInt32(truncatingIfNeeded: length), bytes: bytes, into: &out)
+                                        bufferLength: UInt32(truncatingIfNeeded: length), stampNs: stampNs, bytes: bytes,
+                                        into: &out)
             return true
         } catch {
             return false

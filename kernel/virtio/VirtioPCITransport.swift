@@ -14,6 +14,8 @@ final class VirtioPCITransport {
     let isrStatus: UInt64
     let deviceConfig: UInt64
     let msix: MSIXTable
+    /// What the device offered in the last negotiation (device_feature), for telemetry.
+    private(set) var offeredFeatures = VirtioFeatures()
 
     /// Finds the virtio structures of `function` and checks that each lies inside its BAR
     /// and holds the fields the driver uses (`deviceConfigBytes` for the device-specific
@@ -130,6 +132,7 @@ final class VirtioPCITransport {
         addStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE)
         addStatus(VIRTIO_CONFIG_S_DRIVER)
         let offered = deviceFeatures()
+        offeredFeatures = offered
         let accepted = offered.intersection(wanted)
         guard accepted.intersection(required) == required else {
             log("virtio: \(function.address.description): device lacks required features (offered \(hex(offered.rawValue)))")

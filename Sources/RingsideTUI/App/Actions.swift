@@ -28,7 +28,7 @@ extension TUIState {
         case .help:
             handleHelp(key)
             return []
-        case .info:
+        case .info, .features:
             if key != .resize { mode = .normal }
             return []
         case .prompt(let kind, let text):
@@ -105,6 +105,8 @@ extension TUIState {
             mode = .help
         case .character("i"):
             mode = .info
+        case .character("F"):
+            mode = .features
         case .character("q"), .character("Q"):
             return [.quit]
         default:

@@ -213,6 +213,7 @@ final class TUIApp {
     func writePcap() {
         let (frames, skipped) = state.pcapFrames()
         let skippedNote = skipped > 0 ? " (left out \(skipped) device-owned or unknown-owner dump\(skipped == 1 ? "" : "s"): not frames)" : ""
+        let unknown = state.pcapFramesWithoutArrival()
         guard !frames.isEmpty else {
             state.addLog(.error, "pcap: no network frames dumped yet (d dumps one)" + skippedNote)
             return
@@ -221,7 +222,8 @@ final class TUIApp {
         do {
             try makeDirectories(options.pcapDirectory)
             try PcapWriter.write(PcapWriter.file(frames: frames), to: path)
-            state.addLog(.info, "wrote \(frames.count) frame\(frames.count == 1 ? "" : "s") to \(path)" + skippedNote)
+            state.addLog(.info, "wrote \(frames.count) frame\(frames.count == 1 ? "" : "s") to \(path)" + skippedNote
+                         + (unknown > 0 ? " (\(unknown) with no arrival time: stamped when dumped)" : ""))
         } catch {
             state.addLog(.error, "pcap: \(error)")
         }

@@ -30,6 +30,9 @@ public struct DumpRecord: Equatable, Sendable {
     public var selector: String
     /// Host wall-clock seconds (for pcap timestamps).
     public var wallTime: Double
+    /// Host wall-clock seconds when the frame arrived in the guest (the dump's stamp through
+    /// the hello's clock mapping); nil when the kernel did not know (a buffer not yet filled).
+    public var arrivalWallTime: Double? = nil
     /// Whose buffer it was when dumped: a device-owned receive buffer holds stale bytes.
     public var ownership: DumpOwnership = .driver
 }
@@ -69,6 +72,8 @@ public enum InputMode: Equatable, Sendable {
     case help
     /// `i`: where things are (run directory, sockets, ports, commands to paste).
     case info
+    /// `F`: the features and device status panel.
+    case features
     /// A one-line prompt on the status line.
     case prompt(PromptKind, text: String)
 }
@@ -103,6 +108,8 @@ public struct LiveView: Equatable, Sendable {
     public var device: DeviceTruthState?
     /// Per device queue number (0 = net0.rx, 1 = net0.tx): whether the two views disagree.
     public var deviceTrackers: [Int: DisagreementTracker] = [:]
+    /// Kernel uptime → host wall clock, from the latest hello.
+    public var kernelClock: KernelClock?
 
     public init() {}
 }
@@ -325,6 +332,7 @@ public struct TUIState: Equatable, Sendable {
                 selectedQueue = live.model.position(ofQueueNamed: "net0.rx") ?? 0
             }
             live.activity = [:]
+            live.kernelClock = KernelClock(hello: h, receivedAt: wallClock())
             addLog(.event, "hello: \(h.kernelVersion), \(h.queues.count) queues")
         case .snapshot(let s):
             live.lastSnapshotAt = now
@@ -354,6 +362,8 @@ public struct TUIState: Equatable, Sendable {
         case .link(let up):
             live.linkUp = up
             addLog(.event, "link \(up ? "up" : "down")")
+        case let .usedBatch(q, first, elements):
+            addLog(.event, usedBatchLogText(queue: queueName(q), firstUsedIdx: first, elements: elements))
         case .usedConsumed, .kick, .interrupt:
             break   // many per packet: the counters and rates show them
         }
@@ -399,6 +409,7 @@ public struct TUIState: Equatable, Sendable {
                 let name = queueName(d.queue)
                 var record = DumpRecord(dump: d, queueName: name, selector: what, wallTime: wallClock())
                 record.ownership = ownership(of: d, selector: selector)
+                record.arrivalWallTime = live.kernelClock?.wallTime(uptimeNs: d.stampNs)
                 dumps.append(record)
                 if dumps.count > 256 { dumps.removeFirst() }
                 shownDump = dumps.count - 1
@@ -436,6 +447,16 @@ extension TUIState {
         let header = virtioNetHeaderBytes
         let network = dumps.filter { isNetworkQueue($0.queueName) && $0.dump.bytes.count > header }
         let frames = network.filter { $0.ownership.holdsFrame }
-        return (frames.map { (time: $0.wallTime, bytes: Array($0.dump.bytes[header...])) }, network.count - frames.count)
+        // Each record is stamped with when its frame arrived in the guest (the dump's stamp); a
+        // frame whose arrival the kernel did not know gets the time it was dumped.
+        return (frames.map { (time: $0.arrivalWallTime ?? $0.wallTime, bytes: Array($0.dump.bytes[header...])) },
+                network.count - frames.count)
+    }
+
+    /// How many of `pcapFrames()`'s frames carry the dump time, not their arrival.
+    public func pcapFramesWithoutArrival() -> Int {
+        let header = virtioNetHeaderBytes
+        return dumps.filter { isNetworkQueue($0.queueName) && $0.dump.bytes.count > header && $0.ownership.holdsFrame
+                              && $0.arrivalWallTime == nil }.count
     }
 }

@@ -18,6 +18,9 @@ public struct Layout: Equatable, Sendable {
     /// Ring rows per queue panel (1: the ring shares the title line).
     public var ringRows: Int
     public var descriptors: Rect
+    /// The ring-contents pane beside the descriptor table (RingContentsPane.swift); empty when
+    /// there is no room.
+    public var rings: Rect = .empty
     public var dump: Rect
     public var log: Rect
     public var status: Rect
@@ -69,7 +72,9 @@ public struct Layout: Equatable, Sendable {
             dump = Rect(y: descriptors.maxY, x: 0, height: lower - logHeight - descHeight, width: w)
             log = Rect(y: dump.maxY, x: 0, height: logHeight, width: w)
         }
-        return Layout(header: header, queues: queues, ringRows: ringRows, descriptors: descriptors, dump: dump, log: log, status: status)
+        var layout = Layout(header: header, queues: queues, ringRows: ringRows, descriptors: descriptors, dump: dump, log: log, status: status)
+        layout.carveRingPane()
+        return layout
     }
 
     /// A pane expanded to the full screen: everything between the header and the status line.

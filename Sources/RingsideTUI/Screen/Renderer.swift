@@ -72,6 +72,7 @@ public func render(_ state: TUIState, size: ScreenSize) -> ScreenGrid {
         }
     }
     drawPane(&grid, state, .descriptors, layout.descriptors, expanded: false)
+    drawRingPane(&grid, state, layout.rings)
     if let pane = state.hmp { drawHMPPane(&grid, pane, rect: layout.dump) } else { drawPane(&grid, state, .dump, layout.dump, expanded: false) }
     drawPane(&grid, state, .log, layout.log, expanded: false)
     drawStatus(&grid, state, layout.status)
@@ -85,6 +86,7 @@ func drawOverlays(_ grid: inout ScreenGrid, _ state: TUIState, size: ScreenSize)
     if let ended = state.processEnded { drawProcessEnded(&grid, ended, size: size) }
     if state.mode == .help { drawHelp(&grid, state, size: size) }
     if state.mode == .info { drawInfo(&grid, state, size: size) }
+    if state.mode == .features { drawFeaturesPanel(&grid, state, size: size) }
 }
 
 func drawPane(_ g: inout ScreenGrid, _ state: TUIState, _ pane: Pane, _ r: Rect, expanded: Bool) {
@@ -338,10 +340,12 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     if sparkWidth >= 4 {
         x = g.text(sparkline(activity.packetHistory, width: sparkWidth), y: y, x: x, style: CellStyle(.good)) + 1
     }
-    seg("pkts ", compactNumber(Double(status.counters.packets)))
-    seg("drop ", compactNumber(Double(status.counters.drops)), status.counters.drops > 0 ? CellStyle(.alarm, bold: true) : .plain)
-    seg("kick ", compactNumber(Double(status.counters.kicks)))
-    seg("irq ", compactNumber(Double(status.counters.interrupts)))
+    // The selected queue's counters exact (a step visibly moves them), the others compact.
+    func count(_ n: UInt64) -> String { selected ? String(n) : compactNumber(Double(n)) }
+    seg("pkts ", count(status.counters.packets))
+    seg("drop ", count(status.counters.drops), status.counters.drops > 0 ? CellStyle(.alarm, bold: true) : .plain)
+    seg("kick ", count(status.counters.kicks))
+    seg("irq ", count(status.counters.interrupts))
 }
 
 /// The pointers drawn on a queue's ring: the driver's L, U, A, and, when QMP answers for this
@@ -534,6 +538,7 @@ public let helpLines: [(String, String)] = [
     ("d", "dump cursor's descriptor, else next pending"),
     ("[ ]", "previous / next dump"),
     ("w", "write dumped frames as pcap (see below)"),
+    ("F", "features offered/accepted, device status"),
     ("f", "freeze the display (the guest runs on)"),
     ("+ / -", "raise / lower the snapshot rate"),
     ("/", "filter the event log (empty: all)"),

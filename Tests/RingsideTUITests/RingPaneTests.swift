@@ -1,0 +1,85 @@
+import XCTest
+@testable import RingsideTUI
+import RingsideKit
+import Wire
+import Virtio
+
+/// The ring-contents pane and the features panel as pure renders: what they show, and that
+/// they never pass old or missing data off as live.
+final class RingPaneTests: XCTestCase {
+    /// sampleState with a ring section on net0.rx: 3 pending used elements from used index 0.
+    func stateWithRing(now: Double = 100) -> TUIState {
+        var state = sampleState(rxPaused: true, rxPending: 3, now: now)
+        let availEntries: [UInt16] = (0..<16).map { (k: Int) -> UInt16 in UInt16((244 + k) % 256) }
+        var usedEntries: [WireUsedElement] = []
+        for k in 0..<16 {
+            usedEntries.append(k >= 4 && k < 7 ? WireUsedElement(id: UInt32(k - 4), len: UInt32(60 + k)) : WireUsedElement(id: 0, len: 0))
+        }
+        let ring = WireRingView(flags: 0, availFlags: 0, usedFlags: 1, availStart: 244, availEntries: availEntries,
+                                usedStart: 65532, usedEntries: usedEntries)
+        var snaps: [WireQueueSnapshot] = []
+        for q in state.live.model.queues {
+            snaps.append(WireQueueSnapshot(status: q.status!, ring: q.info.queue == 0 ? ring : .empty, descriptors: .full(q.descriptors)))
+        }
+        state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: 2, uptimeNs: 84_000_000_000, rateHz: 10, droppedFrames: 0,
+                                                    memory: sampleMemory, deviceStatus: [0x0f, 0x4f], queues: snaps)), seq: 3))
+        return state
+    }
+
+    func testPaneShowsEntriesFlagsAndMarkers() {
+        let text = render(stateWithRing(), size: ScreenSize(width: 160, height: 50)).text
+        XCTAssertTrue(text.contains("rings net0.rx · 16/256 slots"), text)
+        XCTAssertTrue(text.contains("used.flags  NO_NOTIFY"))
+        XCTAssertTrue(text.contains("avail.flags 0"))
+        XCTAssertTrue(text.contains("no EVENT_IDX: no used/avail_event"))
+        // The next used element (used idx 0, slot 0) marked L, with its id and length.
+        XCTAssertNotNil(text.firstMatch(of: /L +0→0 +64/), text)
+        XCTAssertNotNil(text.firstMatch(of: /U +3→0 +0/), "used.idx marked U")
+        XCTAssertNotNil(text.firstMatch(of: #/A +3→3 /#), "avail.idx marked A")
+    }
+
+    func testEventIdxWordsShownOnlyWhenInUse() {
+        var state = stateWithRing()
+        var snaps: [WireQueueSnapshot] = []
+        for q in state.live.model.queues {
+            var ring = q.ring ?? .empty
+            ring.flags = WireRingView.eventIdxFlag
+            ring.usedEvent = 1234
+            ring.availEvent = 4321
+            snaps.append(WireQueueSnapshot(status: q.status!, ring: ring, descriptors: .full(q.descriptors)))
+        }
+        state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: 3, uptimeNs: 85_000_000_000, rateHz: 10, droppedFrames: 0,
+                                                    memory: sampleMemory, queues: snaps)), seq: 4))
+        let text = render(state, size: ScreenSize(width: 160, height: 50)).text
+        XCTAssertTrue(text.contains("used_event 1234 avail_event 4321"), text)
+        let small = render(state, size: ScreenSize(width: 80, height: 24)).text
+        XCTAssertTrue(small.contains("ue 1234 ae 4321"), small)
+    }
+
+    func testStaleAndMissingAreSaid() {
+        var old = stateWithRing()
+        old.now += staleAfterSeconds + 5
+        let stale = render(old, size: ScreenSize(width: 160, height: 50)).text
+        XCTAssertTrue(stale.contains("rings net0.rx · STALE"), stale)
+        // A queue whose snapshot had no ring entries: the pane says so, not flags as if known.
+        var state = stateWithRing()
+        _ = state.handle(.tab)
+        let other = render(state, size: ScreenSize(width: 160, height: 50)).text
+        XCTAssertTrue(other.contains("ring contents not reported"), other)
+        XCTAssertFalse(other.contains("avail.flags"), other)
+        let fresh = render(sampleState(), size: ScreenSize(width: 80, height: 24)).text
+        XCTAssertTrue(fresh.contains("rings net0.rx"), fresh)
+    }
+
+    func testFeaturesPanelNamesAndStatus() {
+        var state = stateWithRing()
+        _ = state.handle(.character("F"))
+        let text = render(state, size: ScreenSize(width: 80, height: 24)).text
+        XCTAssertTrue(text.contains("status 0x4f"), "con0's status from the latest snapshot")
+        XCTAssertTrue(text.contains("NEEDS_RESET"), text)
+        XCTAssertTrue(text.contains("! VIRTIO_F_VERSION_1"), "sampleState's hello offers nothing: accepted, never offered")
+        _ = state.handle(.escape)
+        XCTAssertEqual(state.mode, .normal)
+        XCTAssertEqual(virtioFeatureNames(1 << 5 | 1 << 50, deviceType: 1), ["VIRTIO_NET_F_MAC", "bit 50"])
+    }
+}
