@@ -83,7 +83,7 @@ final class HostileKernelCLITests: XCTestCase {
         XCTAssertTrue(dump.hasPrefix("net0.rx\\x1b]0;owned\\x07 descriptor 0"), dump)
         XCTAssertTrue(dump.contains("UDP"), dump)
         let pcap = try run(["ctl", sock, "dump", "0", "--desc", "0", "--pcap", dir + "/x.pcap"], expectSuccess: true)
-        XCTAssertTrue(pcap.contains("(net0.rx\\x1b]0;owned\\x07 descriptor 0)"), pcap)
+        XCTAssertTrue(pcap.contains("(net0.rx\\x1b]0;owned\\x07 descriptor 0"), pcap)
         let watch = try run(["watch", sock, "--count", "1", "--timeout", "10"], expectSuccess: true)
         XCTAssertTrue(watch.contains("# evil\\x1b[2J\\r\\n\\x85 protocol"), watch)
         let watchJSON = try run(["watch", sock, "--json", "--count", "1", "--timeout", "10"], expectSuccess: true)
