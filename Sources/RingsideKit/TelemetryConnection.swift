@@ -232,6 +232,7 @@ public final class TelemetryConnection: @unchecked Sendable {
             case .message(let m, let seq):
                 let action = model.apply(m, seq: seq)
                 if case .hello(let h) = m { kernelClock = KernelClock(hello: h, receivedAt: wallClockSeconds()) }
+                if case .snapshot(let snap) = m { kernelClock?.observe(uptimeNs: snap.uptimeNs, receivedAt: wallClockSeconds()) }
                 if case .reply(let r) = m, internalSeqs.remove(r.commandSeq) != nil {
                     continue
                 }

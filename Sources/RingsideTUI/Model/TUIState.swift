@@ -336,6 +336,7 @@ public struct TUIState: Equatable, Sendable {
             addLog(.event, "hello: \(h.kernelVersion), \(h.queues.count) queues")
         case .snapshot(let s):
             live.lastSnapshotAt = now
+            live.kernelClock?.observe(uptimeNs: s.uptimeNs, receivedAt: wallClock())
             noteDriverViews(uptimeNs: s.uptimeNs)
             if pendingRateHz == s.rateHz { pendingRateHz = nil }
             let uptime = Double(s.uptimeNs) / 1e9

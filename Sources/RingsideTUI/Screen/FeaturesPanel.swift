@@ -103,19 +103,7 @@ func drawFeaturesPanel(_ g: inout ScreenGrid, _ state: TUIState, size: ScreenSiz
     let height = size.height - 2
     let x0 = 2, y0 = 1
     let box = CellStyle(.overlay)
-    g.fill(y: y0, x: x0, height: height, width: width, with: Cell(" ", box))
-    for x in x0..<(x0 + width) {
-        g.put(Cell("─", box), y: y0, x: x)
-        g.put(Cell("─", box), y: y0 + height - 1, x: x)
-    }
-    for y in y0..<(y0 + height) {
-        g.put(Cell("│", box), y: y, x: x0)
-        g.put(Cell("│", box), y: y, x: x0 + width - 1)
-    }
-    g.put(Cell("┌", box), y: y0, x: x0); g.put(Cell("┐", box), y: y0, x: x0 + width - 1)
-    g.put(Cell("└", box), y: y0 + height - 1, x: x0); g.put(Cell("┘", box), y: y0 + height - 1, x: x0 + width - 1)
-    g.text(" Features and device status ", y: y0, x: x0 + 2, style: CellStyle(.overlay, bold: true))
-    g.text(" any key closes ", y: y0 + height - 1, x: x0 + width - 18, style: CellStyle(.overlay, bold: true))
+    drawBox(&g, y: y0, x: x0, height: height, width: width, title: "Features and device status", footer: "any key closes")
     g.text(" + accepted · o offered only · ! accepted, not offered ", y: y0 + height - 1, x: x0 + 1, style: box,
            maxX: x0 + width - 19)
     // Column by column: as many as the width takes (each as wide as the longest line).

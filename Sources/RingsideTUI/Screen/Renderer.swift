@@ -598,22 +598,9 @@ func helpBox(_ state: TUIState, size: ScreenSize) -> (rect: Rect, rows: Int) {
 func drawHelp(_ g: inout ScreenGrid, _ state: TUIState, size: ScreenSize) {
     let (box, rows) = helpBox(state, size: size)
     let x0 = box.x, y0 = box.y, width = box.width, height = box.height
-    let style = CellStyle(.overlay)
-    g.fill(y: y0, x: x0, height: height, width: width, with: Cell(" ", style))
-    for x in x0..<(x0 + width) {
-        g.put(Cell("─", style), y: y0, x: x)
-        g.put(Cell("─", style), y: y0 + height - 1, x: x)
-    }
-    for y in y0..<(y0 + height) {
-        g.put(Cell("│", style), y: y, x: x0)
-        g.put(Cell("│", style), y: y, x: x0 + width - 1)
-    }
-    g.put(Cell("┌", style), y: y0, x: x0); g.put(Cell("┐", style), y: y0, x: x0 + width - 1)
-    g.put(Cell("└", style), y: y0 + height - 1, x: x0); g.put(Cell("┘", style), y: y0 + height - 1, x: x0 + width - 1)
     let lines = state.helpOverlayLines()
     let top = clampedTop(state.helpTop, count: lines.count, rows: rows)
-    let more = lines.count > rows ? " ↑↓ \(top + 1)–\(min(lines.count, top + rows)) of \(lines.count) " : ""
-    g.text(" Ringside keys " + more, y: y0, x: x0 + 2, style: CellStyle(.overlay, bold: true))
+    let more = lines.count > rows ? " ↑↓ \(top + 1)–\(min(lines.count, top + rows)) of \(lines.count)" : ""
+    drawBox(&g, y: y0, x: x0, height: height, width: width, title: "Ringside keys" + more, footer: "Esc or ? closes")
     drawPaneLines(&g, lines, top: top, in: Rect(y: y0 + 2, x: x0 + 2, height: rows, width: width - 4))
-    g.text(" Esc or ? closes ", y: y0 + height - 1, x: x0 + width - 19, style: CellStyle(.overlay, bold: true))
 }
