@@ -31,7 +31,9 @@ func kmain(_ startInfo: UInt32) {
         log("ringside: no virtio-net device found; halting")
         halt()
     }
-    guard let net = VirtioNetDriver(function: netFunction, apicID: apicID) else {
+    // VIRTIO_F_RING_EVENT_IDX on every queue that offers it, unless `virtio.event_idx=off`.
+    let eventIdx = !commandLineHasWord(commandLine, "virtio.event_idx=off")
+    guard let net = VirtioNetDriver(function: netFunction, apicID: apicID, eventIdx: eventIdx) else {
         log("ringside: virtio-net initialisation failed; halting")
         halt()
     }
@@ -39,7 +41,7 @@ func kmain(_ startInfo: UInt32) {
 
     var console: VirtioConsoleDriver?
     if let consoleFunction = firstVirtioFunction(ofType: VIRTIO_ID_CONSOLE, in: functions) {
-        console = VirtioConsoleDriver(function: consoleFunction, apicID: apicID)
+        console = VirtioConsoleDriver(function: consoleFunction, apicID: apicID, eventIdx: eventIdx)
         if let console {
             log("con0: virtio-console at \(consoleFunction.address.description), rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
         } else {
@@ -201,9 +203,7 @@ final class MainLoop {
         }
         if queue === txQueue {
             let done = Int(net.tx.ring.publish(count: UInt16(clamping: count)))
-            if done > 0 && net.tx.ring.needsNotify() {
-                net.tx.kick()
-            }
+            if done > 0 { net.tx.notifyIfNeeded() }
             return done
         }
         return 0

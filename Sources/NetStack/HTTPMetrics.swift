@@ -16,10 +16,14 @@ public struct HTTPQueueStatus {
     public var kicks: UInt64
     public var interrupts: UInt64
     public var drops: UInt64
+    /// Publications that needed no kick (the device said so, by flag or `avail_event`).
+    public var kicksSuppressed: UInt64
+    /// Whether VIRTIO_F_RING_EVENT_IDX governs the queue's notifications.
+    public var eventIdx: Bool
 
     public init(name: String, size: UInt16, availIdx: UInt16, usedIdx: UInt16, lastUsedIdx: UInt16,
                 freeDescriptors: UInt16, packets: UInt64, bytes: UInt64, kicks: UInt64, interrupts: UInt64,
-                drops: UInt64) {
+                drops: UInt64, kicksSuppressed: UInt64 = 0, eventIdx: Bool = false) {
         self.name = name
         self.size = size
         self.availIdx = availIdx
@@ -31,6 +35,8 @@ public struct HTTPQueueStatus {
         self.kicks = kicks
         self.interrupts = interrupts
         self.drops = drops
+        self.kicksSuppressed = kicksSuppressed
+        self.eventIdx = eventIdx
     }
 }
 
@@ -92,6 +98,8 @@ public struct HTTPMetricsWriter {
         perQueue("ringside_queue_packets_total", "counter", "Buffers completed by the device.") { $0.packets }
         perQueue("ringside_queue_bytes_total", "counter", "Bytes in completed buffers.") { $0.bytes }
         perQueue("ringside_queue_kicks_total", "counter", "Notifications sent to the device.") { $0.kicks }
+        perQueue("ringside_queue_kicks_suppressed_total", "counter", "Publications the device wanted no notification for.") { $0.kicksSuppressed }
+        perQueue("ringside_queue_event_idx", "gauge", "1 if VIRTIO_F_RING_EVENT_IDX governs the queue's notifications.") { $0.eventIdx ? 1 : 0 }
         perQueue("ringside_queue_interrupts_total", "counter", "Interrupts taken for the queue.") { $0.interrupts }
         perQueue("ringside_queue_drops_total", "counter", "Packets dropped at the queue.") { $0.drops }
     }

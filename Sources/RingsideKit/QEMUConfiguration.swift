@@ -128,6 +128,13 @@ public struct QEMUConfiguration: Sendable {
 
     public init() {}
 
+    /// `$RINGSIDE_KERNEL_APPEND`: words added to the kernel command line of every QEMU that
+    /// Ringside starts with our kernel. `make test` runs the integration tests a second time
+    /// with `virtio.event_idx=off`, so both notification modes are exercised.
+    public static var environmentAppend: String {
+        ProcessInfo.processInfo.environment["RINGSIDE_KERNEL_APPEND"] ?? ""
+    }
+
     /// The QEMU argument list (without the binary itself) for a run directory.
     public func arguments(in run: RunDirectory) -> [String] {
         arguments(serialLog: run.serialLog, consoleSocket: run.consoleSocket, qmpSocket: run.qmpSocket,
@@ -140,7 +147,8 @@ public struct QEMUConfiguration: Sendable {
         if let firmware { a += ["-bios", firmware] }
         if let kernel {
             a += ["-kernel", kernel]
-            if !append.isEmpty { a += ["-append", append] }
+            let words = [append, QEMUConfiguration.environmentAppend].filter { !$0.isEmpty }.joined(separator: " ")
+            if !words.isEmpty { a += ["-append", words] }
         }
         if serialToStdio {
             a += ["-serial", "stdio"]

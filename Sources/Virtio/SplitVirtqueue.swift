@@ -29,6 +29,9 @@ import RingAtomics
 public struct VirtqueueCounters: Equatable, Sendable {
     /// Available-buffer notifications the driver sent (see `noteKick()`).
     public var kicks: UInt64 = 0
+    /// Publications after which the device did not want a notification (VIRTQ_USED_F_NO_NOTIFY,
+    /// or `avail_event` not crossed with VIRTIO_F_RING_EVENT_IDX): kicks saved.
+    public var kicksSuppressed: UInt64 = 0
     /// Used-buffer notifications the driver received (see `noteInterrupt()`).
     public var interrupts: UInt64 = 0
     /// Chains the driver popped from the used ring.
@@ -380,6 +383,10 @@ public final class SplitVirtqueue {
     /// Record that the driver notified the device.
     @inline(__always)
     public func noteKick() { counters.kicks &+= 1 }
+
+    /// Record that a publication needed no notification (`needsNotify()` said no).
+    @inline(__always)
+    public func noteKickSuppressed() { counters.kicksSuppressed &+= 1 }
 
     /// Record that a used-buffer notification (interrupt) arrived for this queue.
     @inline(__always)

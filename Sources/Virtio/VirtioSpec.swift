@@ -73,6 +73,13 @@ public struct VirtioFeatures: Equatable, Sendable {
         bit < 64 && rawValue & (1 << UInt64(bit)) != 0
     }
 
+    /// These features and `bits`.
+    public func adding(_ bits: [UInt32]) -> VirtioFeatures {
+        var result = self
+        for bit in bits { result.insert(bit) }
+        return result
+    }
+
     public mutating func insert(_ bit: UInt32) {
         if bit < 64 { rawValue |= 1 << UInt64(bit) }
     }

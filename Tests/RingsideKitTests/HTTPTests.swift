@@ -44,6 +44,33 @@ final class HTTPTests: QEMUTestCase {
         XCTAssertEqual(missing.output, "404")
     }
 
+    /// VIRTIO_F_RING_EVENT_IDX: negotiated by default on both net queues, off with
+    /// `virtio.event_idx=off` (how `make test` runs the integration tests a second time).
+    /// Either way RX reposts need no kick while the device has buffers (it says so by
+    /// `avail_event` or by VIRTQ_USED_F_NO_NOTIFY), and traffic flows.
+    func testEventIdxIsNegotiatedUnlessTheCommandLineTurnsItOff() throws {
+        guard let kernel = requireKernel() else { return }
+        for off in [false, true] {
+            var c = try baseConfiguration(kernel: kernel)
+            if off { c.append = "virtio.event_idx=off" }
+            let q = try launchReady(c)
+            guard case let .user(udpPort, httpPort) = c.network else { return XCTFail("not user networking") }
+            _ = try runEchoExchange(port: udpPort, count: 20, sizes: 16...200, seed: 9, perTryTimeout: 1)
+            let metrics = try runCommand(["curl", "-sS", "http://127.0.0.1:\(httpPort)/metrics"]).output
+            func value(_ name: String, _ queue: String) -> Int? {
+                metrics.split(separator: "\n").first { $0.hasPrefix("\(name){queue=\"\(queue)\"} ") }
+                    .flatMap { Int($0.split(separator: " ").last ?? "") }
+            }
+            let expected = off || QEMUConfiguration.environmentAppend.contains("virtio.event_idx=off") ? 0 : 1
+            for queue in ["net0.rx", "net0.tx"] {
+                XCTAssertEqual(value("ringside_queue_event_idx", queue), expected, "\(queue), off=\(off)")
+            }
+            XCTAssertGreaterThanOrEqual(value("ringside_queue_kicks_suppressed_total", "net0.rx") ?? 0, 20, "off=\(off)")
+            XCTAssertGreaterThanOrEqual(value("ringside_queue_kicks_total", "net0.tx") ?? 0, 20, "off=\(off)")
+            q.stop(grace: 2)
+        }
+    }
+
     func testHTTPCheckScriptPassesAgainstTheRunningKernel() throws {
         guard findExecutable("python3") != nil else { return XCTFail("python3 is not installed") }
         guard let port = try bootWithHTTP() else { return }

@@ -25,20 +25,24 @@ final class VirtioConsoleDriver {
     let rx: DeviceQueue
     let tx: DeviceQueue
 
-    init?(function: PCIFunction, apicID: UInt32) {
+    /// `eventIdx`: ask for VIRTIO_F_RING_EVENT_IDX (2.7.10), as the net driver does.
+    init?(function: PCIFunction, apicID: UInt32, eventIdx: Bool) {
         // Port 0 without MULTIPORT reads nothing from the device configuration.
         guard let transport = VirtioPCITransport(function: function, deviceConfigBytes: 0),
-              let features = transport.negotiate(wanted: Self.wantedFeatures, required: Self.requiredFeatures)
+              let features = transport.negotiate(wanted: Self.wantedFeatures.adding(eventIdx ? [VIRTIO_F_RING_EVENT_IDX] : []),
+                                                 required: Self.requiredFeatures)
         else { return nil }
         if !transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID) {
             log("con0: device refused a configuration-change vector; continuing without it")
         }
         guard let rx = transport.setUpQueue(index: VIRTIO_CONSOLE_PORT0_RX_QUEUE, msixEntry: 0,
-                                            vector: Self.rxVector, apicID: apicID, eventIdx: false,
+                                            vector: Self.rxVector, apicID: apicID,
+                                            eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX),
                                             deviceWritable: true, bufferSize: Self.rxBufferSize,
                                             bufferCount: Self.rxBufferCount),
               let tx = transport.setUpQueue(index: VIRTIO_CONSOLE_PORT0_TX_QUEUE, msixEntry: 1,
-                                            vector: Self.txVector, apicID: apicID, eventIdx: false,
+                                            vector: Self.txVector, apicID: apicID,
+                                            eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX),
                                             deviceWritable: false, bufferSize: Self.txBufferSize,
                                             bufferCount: Self.txBufferCount)
         else {

@@ -76,7 +76,7 @@ final class HTTPService {
             name: name, size: ring.size, availIdx: ring.availIdx, usedIdx: ring.usedIdx,
             lastUsedIdx: ring.lastUsedIdx, freeDescriptors: ring.freeCount, packets: counters.packets,
             bytes: counters.bytes, kicks: counters.kicks, interrupts: counters.interrupts,
-            drops: drops &+ counters.deviceErrors)
+            drops: drops &+ counters.deviceErrors, kicksSuppressed: counters.kicksSuppressed, eventIdx: ring.eventIdx)
     }
 
     // MARK: Pages

@@ -14,6 +14,7 @@ final class VirtioNetDriver {
     /// VERSION_1 (required: modern device, little-endian, 12-byte header), MAC (our
     /// address), STATUS (link state). No checksum offload or TSO: the stack computes every
     /// checksum itself, so the bytes in the rings are exactly the bytes on the wire.
+    /// RING_EVENT_IDX (2.7.10) unless the command line says `virtio.event_idx=off`.
     static let wantedFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS])
     static let requiredFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
 
@@ -30,18 +31,19 @@ final class VirtioNetDriver {
     /// Frames the stack produced that found no free TX descriptor.
     private(set) var txRingFullDrops: UInt64 = 0
 
-    init?(function: PCIFunction, apicID: UInt32) {
+    init?(function: PCIFunction, apicID: UInt32, eventIdx: Bool) {
         // The configuration holds at least mac and status (5.1.4): every field this driver reads.
         guard let transport = VirtioPCITransport(function: function,
                                                  deviceConfigBytes: UInt32(VIRTIO_NET_CONFIG_STATUS_OFFSET + 2)),
-              let features = transport.negotiate(wanted: Self.wantedFeatures, required: Self.requiredFeatures)
+              let features = transport.negotiate(wanted: Self.wantedFeatures.adding(eventIdx ? [VIRTIO_F_RING_EVENT_IDX] : []),
+                                                 required: Self.requiredFeatures)
         else { return nil }
         guard transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID),
               let rx = transport.setUpQueue(index: VIRTIO_NET_RX_QUEUE, msixEntry: 0, vector: Self.rxVector,
-                                            apicID: apicID, eventIdx: false, deviceWritable: true,
+                                            apicID: apicID, eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX), deviceWritable: true,
                                             bufferSize: Self.bufferSize),
               let tx = transport.setUpQueue(index: VIRTIO_NET_TX_QUEUE, msixEntry: 1, vector: Self.txVector,
-                                            apicID: apicID, eventIdx: false, deviceWritable: false,
+                                            apicID: apicID, eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX), deviceWritable: false,
                                             bufferSize: Self.bufferSize)
         else {
             transport.addStatus(VIRTIO_CONFIG_S_FAILED)

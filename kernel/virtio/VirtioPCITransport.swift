@@ -249,7 +249,13 @@ final class DeviceQueue {
     func publishAndNotify() {
         guard ring.unpublishedCount > 0 else { return }
         ring.publish()
-        if ring.needsNotify() { kick() }
+        notifyIfNeeded()
+    }
+
+    /// After a publication: rings the doorbell if the device asked for it (2.7.13.4,
+    /// VIRTQ_USED_F_NO_NOTIFY or `avail_event`), else counts the kick saved.
+    func notifyIfNeeded() {
+        if ring.needsNotify() { kick() } else { ring.noteKickSuppressed() }
     }
 
     /// Rings the doorbell: writes the queue index to its notification address (4.1.4.4).
