@@ -358,10 +358,13 @@ public func parseControlCommand(_ text: String, queues: [WireQueueInfo]) -> Resu
 }
 
 extension TUIState {
-    /// Keys for the HMP answer pane while it is open: `e` expands/collapses it, Esc closes
-    /// it; expanded, the arrows and PgUp/PgDn/Home/End scroll it. Returns whether the key was used.
+    /// Keys for the HMP answer pane while it is open and has the focus (it stands in the dump
+    /// pane, so the dump pane's focus is its focus; expanded, it always has it): `e`
+    /// expands/collapses it, Esc closes it; expanded, the arrows and PgUp/PgDn/Home/End scroll
+    /// it. With the focus on another pane, that pane's keys work as usual. Returns whether the
+    /// key was used.
     mutating func handleHMPPaneKey(_ key: Key) -> Bool {
-        guard var pane = hmp else { return false }
+        guard var pane = hmp, pane.expanded || (panes.focus == .dump && panes.expanded == nil) else { return false }
         let page = max(1, pane.expanded ? 20 : 5)
         switch key {
         case .escape:
