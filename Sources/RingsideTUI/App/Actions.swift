@@ -207,15 +207,22 @@ extension TUIState {
         tableTop = max(0, min(tableTop, q.descriptors.count - rows))
     }
 
-    /// The descriptor `d` dumps while the table has no cursor: the oldest pending used element.
-    /// The telemetry carries descriptor states and ring indices, not the used ring's entries, so
-    /// this is the first `used` descriptor in ring order from last_used_idx: ids taken
-    /// cyclically from last_used_idx's slot (the order the driver posts and gets back buffers).
-    /// Nil when nothing is pending or the table is stale.
+    /// The descriptor `d` dumps while the table has no cursor: the oldest pending used element,
+    /// the used ring's entry at last_used_idx when the snapshot's ring window holds it. Without
+    /// it (a sender that does not read the rings), the first `used` descriptor in ring order
+    /// from last_used_idx: ids taken cyclically from last_used_idx's slot, right only while
+    /// buffers come back in id order. Nil when nothing is pending or the table is stale.
     public var nextPendingDescriptor: Int? {
         guard let q = selectedQueueModel, !q.isStale, let status = q.status else { return nil }
         let n = q.descriptors.count
         guard n > 0, RingIndices(size: UInt16(truncatingIfNeeded: n), status: status).pending > 0 else { return nil }
+        if let ring = q.ring {
+            let offset = Int(status.lastUsedIdx &- ring.usedStart)
+            if offset < ring.usedEntries.count {
+                let id = Int(ring.usedEntries[offset].id)
+                if id < n { return id }
+            }
+        }
         let start = Int(status.lastUsedIdx) % n
         for k in 0..<n {
             let id = (start + k) % n
