@@ -38,6 +38,21 @@ final class RingPaneTests: XCTestCase {
         XCTAssertNotNil(text.firstMatch(of: #/A +3→3 /#), "avail.idx marked A")
     }
 
+    /// Nothing pending: L (last-seen) and U (used.idx) are the same index. Both letters show on
+    /// that row; before, U alone was drawn and L vanished from the used ring.
+    func testUsedRingShowsLAndUOnTheSameEntry() {
+        var state = stateWithRing()
+        guard var status = state.live.model.queues[0].status else { return XCTFail("no status") }
+        status.lastUsedIdx = status.usedIdx
+        let ring = WireRingView(flags: 0, availFlags: 0, usedFlags: 1, availStart: 244, availEntries: (0..<16).map { UInt16(244 + $0) },
+                                usedStart: 65532, usedEntries: (0..<16).map { _ in WireUsedElement(id: 1, len: 60) })
+        let rows = usedRows(ring, status: status, size: 256, rows: 4)
+        let marked = rows.filter { $0.index == status.usedIdx }
+        XCTAssertEqual(marked.count, 1)
+        XCTAssertTrue(marked[0].text.hasPrefix("LU"), marked[0].text)
+        _ = state
+    }
+
     func testEventIdxWordsShownOnlyWhenInUse() {
         var state = stateWithRing()
         var snaps: [WireQueueSnapshot] = []

@@ -75,4 +75,24 @@ final class RunInfoScreenTests: XCTestCase {
         state.showHMP(HMPResult(command: "nope", output: "", error: "QMP human-monitor-command failed"))
         XCTAssertTrue(render(state, size: .minimum).text.contains("QMP human-monitor-command failed"))
     }
+
+    /// The hmp answer stands in the dump pane: `e` and Esc act on it only when the dump pane has
+    /// the focus (showing an answer focuses it). With the focus moved to the events, `e` expands
+    /// the log, as it does for every focused pane, and Esc leaves the answer open.
+    func testHMPPaneLeavesOtherPanesTheirKeys() {
+        var state = runState()
+        state.showHMP(HMPResult(command: "info pci", output: "a\nb\n", error: nil))
+        XCTAssertEqual(state.panes.focus, .dump, "the answer takes the focus")
+        _ = state.handle(.right)
+        XCTAssertEqual(state.panes.focus, .log)
+        _ = state.handle(.character("e"))
+        XCTAssertEqual(state.panes.expanded, .log, "e expands the focused log, not the hmp pane")
+        XCTAssertEqual(state.hmp?.expanded, false)
+        _ = state.handle(.escape)
+        XCTAssertNil(state.panes.expanded)
+        XCTAssertNotNil(state.hmp, "Esc on the log leaves the answer open")
+        _ = state.handle(.left)
+        _ = state.handle(.character("e"))
+        XCTAssertEqual(state.hmp?.expanded, true, "on the dump pane, e expands the answer")
+    }
 }

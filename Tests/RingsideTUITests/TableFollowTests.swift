@@ -75,4 +75,22 @@ final class TableFollowTests: XCTestCase {
         XCTAssertEqual(state.nextPendingDescriptor, 255)
         XCTAssertEqual(firstRow(state), 256 - 7)
     }
+
+    /// Buffers come back out of id order (the kernel reposts its free list last-in first-out):
+    /// the next pending frame is the used ring's entry at last_used_idx, not the first `used`
+    /// id counted from last_used_idx's slot. With the ring window in the snapshot, the table
+    /// follows (and `d` names) that descriptor.
+    func testNextPendingIsTheUsedRingEntryAtLastUsedIdx() {
+        var state = sampleState(rxPaused: true, rxPending: 3)
+        let used = [WireUsedElement(id: 2, len: 70), WireUsedElement(id: 0, len: 70), WireUsedElement(id: 1, len: 70)]
+        let ring = WireRingView(flags: 0, availFlags: 0, usedFlags: 1, availStart: 0, availEntries: (0..<16).map { UInt16($0) },
+                                usedStart: 0, usedEntries: used + (0..<13).map { _ in WireUsedElement(id: 0, len: 0) })
+        var snaps: [WireQueueSnapshot] = []
+        for q in state.live.model.queues {
+            snaps.append(WireQueueSnapshot(status: q.status!, ring: q.info.queue == 0 ? ring : .empty, descriptors: .full(q.descriptors)))
+        }
+        state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: 2, uptimeNs: 84_000_000_000, rateHz: 10, droppedFrames: 0,
+                                                    memory: sampleMemory, queues: snaps)), seq: 3))
+        XCTAssertEqual(state.nextPendingDescriptor, 2, "used[0] holds descriptor 2")
+    }
 }

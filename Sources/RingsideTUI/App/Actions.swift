@@ -207,15 +207,22 @@ extension TUIState {
         tableTop = max(0, min(tableTop, q.descriptors.count - rows))
     }
 
-    /// The descriptor `d` dumps while the table has no cursor: the oldest pending used element.
-    /// The telemetry carries descriptor states and ring indices, not the used ring's entries, so
-    /// this is the first `used` descriptor in ring order from last_used_idx: ids taken
-    /// cyclically from last_used_idx's slot (the order the driver posts and gets back buffers).
-    /// Nil when nothing is pending or the table is stale.
+    /// The descriptor `d` dumps while the table has no cursor: the oldest pending used element,
+    /// the used ring's entry at last_used_idx when the snapshot's ring window holds it. Without
+    /// it (a sender that does not read the rings), the first `used` descriptor in ring order
+    /// from last_used_idx: ids taken cyclically from last_used_idx's slot, right only while
+    /// buffers come back in id order. Nil when nothing is pending or the table is stale.
     public var nextPendingDescriptor: Int? {
         guard let q = selectedQueueModel, !q.isStale, let status = q.status else { return nil }
         let n = q.descriptors.count
         guard n > 0, RingIndices(size: UInt16(truncatingIfNeeded: n), status: status).pending > 0 else { return nil }
+        if let ring = q.ring {
+            let offset = Int(status.lastUsedIdx &- ring.usedStart)
+            if offset < ring.usedEntries.count {
+                let id = Int(ring.usedEntries[offset].id)
+                if id < n { return id }
+            }
+        }
         let start = Int(status.lastUsedIdx) % n
         for k in 0..<n {
             let id = (start + k) % n
@@ -358,10 +365,13 @@ public func parseControlCommand(_ text: String, queues: [WireQueueInfo]) -> Resu
 }
 
 extension TUIState {
-    /// Keys for the HMP answer pane while it is open: `e` expands/collapses it, Esc closes
-    /// it; expanded, the arrows and PgUp/PgDn/Home/End scroll it. Returns whether the key was used.
+    /// Keys for the HMP answer pane while it is open and has the focus (it stands in the dump
+    /// pane, so the dump pane's focus is its focus; expanded, it always has it): `e`
+    /// expands/collapses it, Esc closes it; expanded, the arrows and PgUp/PgDn/Home/End scroll
+    /// it. With the focus on another pane, that pane's keys work as usual. Returns whether the
+    /// key was used.
     mutating func handleHMPPaneKey(_ key: Key) -> Bool {
-        guard var pane = hmp else { return false }
+        guard var pane = hmp, pane.expanded || (panes.focus == .dump && panes.expanded == nil) else { return false }
         let page = max(1, pane.expanded ? 20 : 5)
         switch key {
         case .escape:

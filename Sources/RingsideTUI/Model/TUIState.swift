@@ -232,6 +232,7 @@ public struct TUIState: Equatable, Sendable {
     /// An `:hmp` answer arrived.
     public mutating func showHMP(_ result: HMPResult) {
         hmp = HMPPane(command: result.command, output: result.output, error: result.error)
+        panes.focus = .dump  // the answer stands in the dump pane: e and Esc act on it
         if let error = result.error {
             addLog(.error, "hmp \(result.command): \(error)")
         } else {

@@ -73,8 +73,9 @@ func usedRows(_ ring: WireRingView, status: WireQueueStatus, size: UInt16, rows:
         let index = ring.usedStart &+ UInt16(truncatingIfNeeded: k)
         let slot = size == 0 ? 0 : Int(index) % Int(size)
         let e = ring.usedEntries[k]
-        let mark = index == status.usedIdx ? "U" : (index == status.lastUsedIdx ? "L" : " ")
-        let text = mark + String(slot).leftPadded(to: 5) + "→" + String(e.id).padded(to: 5) + String(e.len).leftPadded(to: 5)
+        // L and U on the same entry (nothing pending) both show: neither pointer is ever hidden.
+        let mark = (index == status.lastUsedIdx ? "L" : "") + (index == status.usedIdx ? "U" : "")
+        let text = (mark.isEmpty ? " " : mark) + String(slot).leftPadded(to: 6 - max(1, mark.count)) + "→" + String(e.id).padded(to: 5) + String(e.len).leftPadded(to: 5)
         let style: CellStyle
         if k >= lOffset && k < uOffset {
             style = CellStyle(.descUsed, bold: true)   // pending: the next step takes these
@@ -171,8 +172,8 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         if k < u.count {
             let row = u[k]
             g.text(row.text, y: rowY, x: r.x + 14, style: row.style, maxX: r.maxX)
-            if let mark = row.text.unicodeScalars.first, mark != " " {
-                g.put(Cell(mark, CellStyle(.marker, bold: true, reverse: true)), y: rowY, x: r.x + 14)
+            for (i, mark) in row.text.unicodeScalars.prefix(2).enumerated() where mark == "L" || mark == "U" {
+                g.put(Cell(mark, CellStyle(.marker, bold: true, reverse: true)), y: rowY, x: r.x + 14 + i)
             }
         }
     }
