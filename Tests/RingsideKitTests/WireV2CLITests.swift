@@ -19,6 +19,8 @@ final class WireV2CLITests: QEMUTestCase {
         guard let obj = stats.output.split(separator: "\n").first.flatMap(jsonObject) else {
             return XCTFail("not JSON: \(stats.output.prefix(300))")
         }
+        // The kernel takes EVENT_IDX unless `make test`'s second round turns it off.
+        let eventIdx = !QEMUConfiguration.environmentAppend.contains("virtio.event_idx=off")
         let devices = obj["devices"] as? [[String: Any]] ?? []
         XCTAssertEqual(devices.compactMap { $0["name"] as? String }, ["net0", "con0"])
         for d in devices {
@@ -28,23 +30,33 @@ final class WireV2CLITests: QEMUTestCase {
             let offered = Set(d["offered_names"] as? [String] ?? []), accepted = Set(d["accepted_names"] as? [String] ?? [])
             XCTAssertTrue(accepted.isSubset(of: offered), "\(name): accepted \(accepted) ⊆ offered \(offered)")
             XCTAssertTrue(accepted.contains("VIRTIO_F_VERSION_1"), name)
-            // QEMU offers these on both devices; this kernel does not take them.
-            XCTAssertTrue(offered.contains("VIRTIO_F_RING_EVENT_IDX") && !accepted.contains("VIRTIO_F_RING_EVENT_IDX"), name)
+            // QEMU offers EVENT_IDX on both devices; this kernel takes it unless told not to.
+            XCTAssertTrue(offered.contains("VIRTIO_F_RING_EVENT_IDX"), name)
+            XCTAssertEqual(accepted.contains("VIRTIO_F_RING_EVENT_IDX"), eventIdx, name)
             XCTAssertTrue(offered.contains("VIRTIO_F_INDIRECT_DESC"), name)
         }
         let net = devices.first ?? [:]
-        XCTAssertEqual(Set(net["accepted_names"] as? [String] ?? []), ["VIRTIO_F_VERSION_1", "VIRTIO_NET_F_MAC", "VIRTIO_NET_F_STATUS"])
-        XCTAssertEqual(net["accepted"] as? UInt64, 1 << 32 | 1 << 5 | 1 << 16)
+        XCTAssertEqual(Set(net["accepted_names"] as? [String] ?? []),
+                       Set(["VIRTIO_F_VERSION_1", "VIRTIO_NET_F_MAC", "VIRTIO_NET_F_STATUS"] + (eventIdx ? ["VIRTIO_F_RING_EVENT_IDX"] : [])))
+        XCTAssertEqual(net["accepted"] as? UInt64, 1 << 32 | 1 << 5 | 1 << 16 | (eventIdx ? 1 << 29 : 0))
         XCTAssertTrue((devices.last?["offered_names"] as? [String] ?? []).contains("VIRTIO_CONSOLE_F_MULTIPORT"))
 
         let queues = obj["queues"] as? [[String: Any]] ?? []
         guard let rx = queues.first, let ring = rx["ring"] as? [String: Any] else { return XCTFail("no ring for net0.rx") }
-        XCTAssertEqual(ring["event_idx"] as? Bool, false)
-        XCTAssertTrue(ring["used_event"] is NSNull, "used_event is unknown without EVENT_IDX")
-        XCTAssertTrue(ring["avail_event"] is NSNull)
-        // QEMU's virtio-net sets VIRTQ_USED_F_NO_NOTIFY on its RX used ring (TOOLCHAIN.md); the
-        // kernel wants every RX interrupt (no NO_INTERRUPT).
-        XCTAssertEqual(ring["used_flags_names"] as? [String], ["VIRTQ_USED_F_NO_NOTIFY"])
+        XCTAssertEqual(ring["event_idx"] as? Bool, eventIdx)
+        if eventIdx {
+            // used_event: the driver asks for an interrupt at the next entry it has not taken;
+            // avail_event: QEMU's "kick me after this" — both plain numbers, no flags.
+            XCTAssertEqual(ring["used_event"] as? Int, rx["last_used_idx"] as? Int, "used_event = last_used_idx")
+            XCTAssertTrue(ring["avail_event"] is Int)
+            XCTAssertEqual(ring["used_flags_names"] as? [String], [])
+        } else {
+            XCTAssertTrue(ring["used_event"] is NSNull, "used_event is unknown without EVENT_IDX")
+            XCTAssertTrue(ring["avail_event"] is NSNull)
+            // QEMU's virtio-net sets VIRTQ_USED_F_NO_NOTIFY on its RX used ring (TOOLCHAIN.md).
+            XCTAssertEqual(ring["used_flags_names"] as? [String], ["VIRTQ_USED_F_NO_NOTIFY"])
+        }
+        // The kernel wants every RX interrupt (no NO_INTERRUPT).
         XCTAssertEqual(ring["avail_flags"] as? Int, 0)
         let avail = (ring["avail"] as? [String: Any])?["entries"] as? [[String: Any]] ?? []
         let used = (ring["used"] as? [String: Any])?["entries"] as? [[String: Any]] ?? []
