@@ -15,7 +15,8 @@ final class LauncherTests: QEMUTestCase {
         XCTAssertEqual(args, [
             "-machine", "pc", "-m", "32", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-accel", "tcg",
-            "-kernel", "/k.elf", "-append", "ip=10.0.2.15/24 gw=10.0.2.2",
+            "-kernel", "/k.elf", "-append",
+            ["ip=10.0.2.15/24 gw=10.0.2.2", QEMUConfiguration.environmentAppend].filter { !$0.isEmpty }.joined(separator: " "),
             "-chardev", "file,id=ser0,path=/r/serial.log", "-serial", "chardev:ser0",
             "-netdev", "user,id=n0,hostfwd=udp:127.0.0.1:5555-:7,hostfwd=tcp:127.0.0.1:8080-:80",
             "-device", "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on,rx_queue_size=1024",
