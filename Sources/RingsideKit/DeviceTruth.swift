@@ -517,6 +517,21 @@ public struct DisagreementTracker: Equatable, Sendable {
         return flagged
     }
 
+    /// Compares a driver view and a device view read at one instant (the guest stopped by QMP
+    /// `stop` while both were read): no timing explains a difference, so any is a disagreement.
+    public mutating func noteInstant(driver: DriverQueueView, device: DeviceQueueView) {
+        comparisons += 1
+        previous = nil
+        idleDiffering = 0
+        let c = compareQueue(driver: driver, device: device)
+        var contradictions = c.reasons
+        let ahead = indexDistance(driver.usedIdx, device.usedIdx)
+        if ahead > 0, contradictions.isEmpty {
+            contradictions.append("used_idx \(driver.usedIdx) is \(ahead) ahead of device used-idx \(device.usedIdx)")
+        }
+        verdict = contradictions.isEmpty ? .agree : .disagree(contradictions)
+    }
+
     /// `noteDriver` then `noteDevice`.
     @discardableResult
     public mutating func note(driver: DriverQueueView, device: DeviceQueueView) -> Bool {

@@ -74,6 +74,17 @@ final class DeviceTruthTests: QEMUTestCase {
         XCTAssertEqual(indexDistance(32768, 0), -32768)
     }
 
+    /// Read at one instant (the guest stopped), any difference is a disagreement at once; a
+    /// Linux-style chain count (no descriptor count: avail − used − inuse unfetched) agrees.
+    func testInstantComparisonFlagsAnyDifferenceAtOnce() {
+        var t = DisagreementTracker()
+        t.noteInstant(driver: driver(avail: 256, used: 16, availDescriptors: nil, time: 1), device: device(lastAvail: 16, used: 16, time: 1))
+        XCTAssertEqual(t.verdict, .agree)
+        t.noteInstant(driver: driver(avail: 277, used: 21, availDescriptors: 256, time: 2), device: device(lastAvail: 23, used: 23, time: 2))
+        XCTAssertTrue(t.flagged, "one differing instant is enough")
+        XCTAssertFalse(t.reasons.isEmpty)
+    }
+
     func testTrackerFlagsOnlyPersistentIdleDisagreement() {
         var t = DisagreementTracker()
         // Driver snapshots at 10 Hz, device samples between them: nothing moves.

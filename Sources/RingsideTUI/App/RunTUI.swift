@@ -57,6 +57,24 @@ public protocol TUILink: AnyObject {
     /// Sends a command; returns its seq (the reply quotes it), nil when it cannot be sent.
     func send(_ command: WireCommand) -> UInt32?
     func close()
+    /// For a guest Ringside did not build: what the header can say (nil: our kernel).
+    var guestFacts: GuestFacts? { get }
+    /// The device's view of the queues this link reads itself (a guest's QMP), with each device
+    /// queue number's name; nil when the link has none (our kernel: DeviceTruthPoller).
+    func deviceTruth() -> (names: [Int: String], state: DeviceTruthState)?
+    /// Starts a consistent snapshot (`z`); returns why not, or nil when started.
+    func requestConsistentSnapshot() -> String?
+    /// The finished consistent snapshot, once.
+    func takeConsistentSnapshot() -> ConsistentSnapshot?
+}
+
+extension TUILink {
+    public var guestFacts: GuestFacts? { nil }
+    public func deviceTruth() -> (names: [Int: String], state: DeviceTruthState)? { nil }
+    public func requestConsistentSnapshot() -> String? {
+        "a consistent snapshot needs QMP and the guest's memory (ringside wrap / attach --qmp --memory)"
+    }
+    public func takeConsistentSnapshot() -> ConsistentSnapshot? { nil }
 }
 
 extension TelemetryPoller: TUILink {}
@@ -131,6 +149,19 @@ final class TUIApp {
                 }
                 state.apply(event)
             }
+            if let facts = link.guestFacts, facts != state.live.guest {
+                state.live.guest = facts
+                dirty = true
+            }
+            if let (names, device) = link.deviceTruth(), device != state.live.device {
+                state.live.deviceQueueNames = names
+                state.applyDevice(device)
+                dirty = true
+            }
+            if let c = link.takeConsistentSnapshot() {
+                state.applyConsistent(c)
+                dirty = true
+            }
             if state.processEnded == nil, let ended = options.processEnded?() {
                 state.noteProcessEnded(ended)
                 dirty = true
@@ -203,6 +234,12 @@ final class TUIApp {
                 state.addLog(.command, "→ hmp \(command)")
             } else {
                 state.addLog(.error, "hmp \(command): no QMP socket (attach with --qmp SOCKET)")
+            }
+        case .consistentSnapshot:
+            if let why = link.requestConsistentSnapshot() {
+                state.addLog(.error, "z: " + why)
+            } else {
+                state.addLog(.command, "→ consistent snapshot (QMP stop, read every queue, cont)")
             }
         case .quit:
             break

@@ -110,8 +110,59 @@ public struct LiveView: Equatable, Sendable {
     public var deviceTrackers: [Int: DisagreementTracker] = [:]
     /// Kernel uptime → host wall clock, from the latest hello.
     public var kernelClock: KernelClock?
+    /// Which driver queue each device queue number of `device` is: our kernel's net0 (the
+    /// default), or every queue of a guest Ringside did not build (GuestPoller numbers them as
+    /// its hello does).
+    public var deviceQueueNames: [Int: String] = RingsideTUI.deviceQueueNames
+    /// Set for a guest Ringside did not build: what the header can say about it.
+    public var guest: GuestFacts?
 
     public init() {}
+}
+
+/// What is known about a guest Ringside did not build, beyond its rings: the header says
+/// "n/a" for the rest rather than show a made-up value.
+public struct GuestFacts: Equatable, Sendable {
+    /// The first virtio-net device's MAC address from QMP (QOM `mac`); nil when QEMU did not say.
+    public var mac: String?
+
+    public init(mac: String?) { self.mac = mac }
+}
+
+/// A consistent snapshot of a guest (`z`): read while QEMU had the guest stopped.
+public struct ConsistentSnapshot: Equatable, Sendable {
+    /// The hello (when the queues changed) and snapshot messages of the sample.
+    public var events: [LinkEvent]
+    /// The device's view of every queue (numbers → names), read while stopped.
+    public var deviceNames: [Int: String]
+    public var device: DeviceTruthSample?
+    /// How long the guest was stopped, seconds (0 when it was paused already).
+    public var stoppedSeconds: Double
+    public var wasRunning: Bool
+    /// Why there is no snapshot.
+    public var error: String?
+
+    public init(events: [LinkEvent], deviceNames: [Int: String], device: DeviceTruthSample?, stoppedSeconds: Double,
+                wasRunning: Bool, error: String? = nil) {
+        self.events = events
+        self.deviceNames = deviceNames
+        self.device = device
+        self.stoppedSeconds = stoppedSeconds
+        self.wasRunning = wasRunning
+        self.error = error
+    }
+}
+
+extension LiveView {
+    /// The driver's side of queue `name` for the device comparison, from the model. For a guest
+    /// Ringside did not build the descriptor count is left out (a buffer may be a chain).
+    func driverView(ofQueueNamed name: String, time: Double, uptimeNs: UInt64) -> DriverQueueView? {
+        guard let p = model.position(ofQueueNamed: name), let status = model.queues[p].status else { return nil }
+        let q = model.queues[p]
+        return DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
+                               availDescriptors: guest != nil || q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
+                               time: time, uptime: Double(uptimeNs) / 1e9)
+    }
 }
 
 /// The driver queue each virtio-net device queue is (QEMU's queue numbers).
@@ -124,6 +175,9 @@ public struct TUIState: Equatable, Sendable {
     public var live = LiveView()
     /// Set while frozen (`f`): the view drawn instead of `live`.
     public var frozen: LiveView?
+    /// What the frozen view is, when it is more than a copy of the screen (`z`: "guest
+    /// stopped for 12 ms").
+    public var frozenNote: String?
     /// Host time now (monotonic seconds), set by the app before each render.
     public var now: Double = 0
     /// Host time the TUI started.
@@ -247,7 +301,7 @@ public struct TUIState: Equatable, Sendable {
     /// driver's says (from `view`).
     public func deviceView(forQueueNamed name: String) -> (view: DeviceQueueView, verdict: TruthVerdict)? {
         guard case .sample(let sample)? = view.device,
-              let number = deviceQueueNames.first(where: { $0.value == name })?.key,
+              let number = view.deviceQueueNames.first(where: { $0.value == name })?.key,
               let dq = sample.queue(number) else { return nil }
         let tracker = view.deviceTrackers[number] ?? DisagreementTracker()
         return (dq, tracker.verdict)
@@ -257,14 +311,39 @@ public struct TUIState: Equatable, Sendable {
     /// the device view is on).
     mutating func noteDriverViews(uptimeNs: UInt64) {
         guard live.device != nil else { return }
-        for (number, name) in deviceQueueNames {
-            guard let p = live.model.position(ofQueueNamed: name), let status = live.model.queues[p].status else { continue }
-            let q = live.model.queues[p]
-            let driver = DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
-                                         availDescriptors: q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
-                                         time: now, uptime: Double(uptimeNs) / 1e9)
+        for (number, name) in live.deviceQueueNames {
+            guard let driver = live.driverView(ofQueueNamed: name, time: now, uptimeNs: uptimeNs) else { continue }
             live.deviceTrackers[number, default: DisagreementTracker()].noteDriver(driver)
         }
+    }
+
+    /// A consistent snapshot arrived (`z`): applied as the newest sample, then shown frozen, with
+    /// each queue compared with the device at one instant (any difference is a disagreement).
+    public mutating func applyConsistent(_ c: ConsistentSnapshot) {
+        if let error = c.error {
+            addLog(.error, "z: no consistent snapshot: \(error)")
+            return
+        }
+        for e in c.events { apply(e) }
+        var v = live
+        if let d = c.device {
+            v.deviceQueueNames = c.deviceNames
+            v.device = .sample(d)
+            v.deviceTrackers = [:]
+            for dq in d.queues {
+                guard let name = c.deviceNames[dq.queue],
+                      let driver = v.driverView(ofQueueNamed: name, time: d.time, uptimeNs: v.model.uptimeNs) else { continue }
+                var t = DisagreementTracker()
+                t.noteInstant(driver: driver, device: dq)
+                v.deviceTrackers[dq.queue] = t
+            }
+        }
+        frozen = v
+        let ms = String(format: "%.1f", c.stoppedSeconds * 1000)
+        frozenNote = c.wasRunning ? "guest stopped for \(ms) ms" : "guest was paused already"
+        let disagreeing = v.deviceTrackers.values.filter(\.flagged).count
+        addLog(.info, "consistent snapshot (\(frozenNote!)): \(v.deviceTrackers.count) queue\(v.deviceTrackers.count == 1 ? "" : "s") compared, "
+               + (disagreeing == 0 ? "all agree with the device" : "\(disagreeing) disagree") + " (f: live again)")
     }
 
     /// Applies the device-truth poller's latest result: compares each new sample with the
@@ -282,7 +361,7 @@ public struct TUIState: Equatable, Sendable {
         case .sample(let sample):
             if case .sample? = before {} else { addLog(.info, "device view (QMP) connected") }
             for dq in sample.queues {
-                guard let name = deviceQueueNames[dq.queue] else { continue }
+                guard let name = live.deviceQueueNames[dq.queue] else { continue }
                 var tracker = live.deviceTrackers[dq.queue] ?? DisagreementTracker()
                 let was = tracker.flagged
                 tracker.noteDevice(dq)

@@ -199,7 +199,8 @@ func drawHeaderFirstLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect, ke
         x = g.text(ports.joined(separator: " ") + " ", y: r.y, x: x, style: bar, maxX: r.width)
     }
     if state.frozen != nil {
-        x = g.text(" FROZEN ", y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true))
+        let badge = " FROZEN" + (state.frozenNote.map { ": " + $0 } ?? "") + " "
+        x = g.text(badge, y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true), maxX: r.width)
     }
     return x
 }
@@ -211,7 +212,12 @@ func drawHeaderSecondLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     var x = 0
     let y = r.y + 1
     var facts: [[(text: String, style: CellStyle)]] = []
-    facts.append([("MAC " + (view.model.hello.map { macAddressText($0.mac) } ?? "?"), .plain)])
+    if let guest = view.guest {
+        // A guest Ringside did not build: what QMP told, "n/a" for what nothing tells.
+        facts.append([("MAC " + (guest.mac ?? "n/a"), guest.mac == nil ? CellStyle(.dim) : .plain)])
+    } else {
+        facts.append([("MAC " + (view.model.hello.map { macAddressText($0.mac) } ?? "?"), .plain)])
+    }
     facts.append([("link " + (view.linkUp.map { $0 ? "up" : "down" } ?? "?"), .plain)])
     var accelFact: Int?
     if !state.accel.isEmpty {
@@ -226,7 +232,11 @@ func drawHeaderSecondLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     facts.append([("tlm drops ", .plain),
                   (String(view.model.droppedFrames), view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : .plain)])
     // Old data in red, as the age on the first line.
-    facts.append([("heap ", .plain), (formatHeap(view.model.memory) ?? "?", stale ? CellStyle(.alarm, bold: true) : .plain)])
+    if view.guest != nil {
+        facts.append([("heap n/a (guest)", CellStyle(.dim))])
+    } else {
+        facts.append([("heap ", .plain), (formatHeap(view.model.memory) ?? "?", stale ? CellStyle(.alarm, bold: true) : .plain)])
+    }
     // Two spaces between facts where they fit, one where not (80 columns); then, if they still
     // do not fit (huge rates and drop counts), the accelerator goes.
     func width(gap: Int) -> Int {
@@ -298,7 +308,7 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         case .unknown: flags.append(("? not compared", CellStyle(.warning)))
         case .agree, .inFlight: break
         }
-    } else if case .unavailable? = view.device, deviceQueueNames.values.contains(q.info.name) {
+    } else if case .unavailable? = view.device, view.deviceQueueNames.values.contains(q.info.name) {
         flags.append(("device view unavailable", CellStyle(.warning)))
     }
     let flagsWidth = flags.reduce(0) { $0 + $1.0.columns + 1 }
@@ -540,6 +550,7 @@ public let helpLines: [(String, String)] = [
     ("w", "write dumped frames as pcap (see below)"),
     ("F", "features offered/accepted, device status"),
     ("f", "freeze the display (the guest runs on)"),
+    ("z", "consistent snapshot of a guest: QMP stop, read all, cont; shown frozen"),
     ("+ / -", "raise / lower the snapshot rate"),
     ("/", "filter the event log (empty: all)"),
     (":", "command line, as ringside ctl (see guide)"),
