@@ -46,6 +46,9 @@ public final class GuestSession {
     public private(set) var devices: [GuestDeviceInfo] = []
     /// QMP poll period for the device views (seconds, at least 0.1).
     public var qmpInterval: Double
+    /// When set, only these queues (`net0.rx`) are queried and read: a virtio-serial device
+    /// has 64 queues, and each QMP query costs the guest.
+    public var queueFilter: Set<String>?
     /// Device/feature rediscovery period (seconds).
     public var discoveryInterval = 2.0
     private var qmp: QMPClient?
@@ -62,7 +65,9 @@ public final class GuestSession {
     public private(set) var rediscoveries = 0
 
     /// Connects to QMP and maps `memoryPath` (when given), then discovers the devices.
-    public init(qmpPath: String, memoryPath: String?, qmpInterval: Double = 0.5, timeout: Double = 10) throws(RingsideError) {
+    public init(qmpPath: String, memoryPath: String?, qmpInterval: Double = 0.5, timeout: Double = 10,
+                queueFilter: Set<String>? = nil) throws(RingsideError) {
+        self.queueFilter = queueFilter
         self.qmpPath = qmpPath
         self.memoryPath = memoryPath
         self.qmpInterval = max(0.1, qmpInterval)
@@ -103,6 +108,7 @@ public final class GuestSession {
         for d in devices {
             for (i, qn) in d.queueNames.enumerated() {
                 let key = "\(d.name).\(qn)"
+                if let queueFilter, !queueFilter.contains(key) { continue }
                 let v = try GuestDiscovery.queueStatus(qmp, path: d.path, queue: i)
                 if let old = views[key], old.addresses != v.addresses { rediscoveries += 1 }
                 newViews[key] = v
@@ -144,18 +150,21 @@ public final class GuestSession {
         if let qmpError { notes.append("QMP unavailable: \(qmpError)") }
         if memory == nil { notes.append("no guest memory file: QMP only (indices, inuse, one element per queue) at \(String(format: "%.1f", 1 / qmpInterval)) Hz") }
         number += 1
+        // The time of the memory read (after any QMP poll above): comparisons order by it.
+        let readTime = monotonicSeconds()
         var queues: [GuestQueueSample] = []
         for d in devices {
             let reader = d.ringReader
             for (i, qn) in d.queueNames.enumerated() {
                 let key = "\(d.name).\(qn)"
+                if let queueFilter, !queueFilter.contains(key) { continue }
                 let view = views[key]
                 var ring: GuestRingSnapshot?
                 if let memory, let a = view?.addresses, a.isSetUp { ring = reader.read(memory, a) }
                 queues.append(GuestQueueSample(name: key, device: d.name, queue: i, deviceView: view, element: elements[key], ring: ring))
             }
         }
-        var sample = GuestSample(time: now, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
+        var sample = GuestSample(time: readTime, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
                                  queues: queues, qmpAge: now - lastQMP, notes: notes)
         sample.macs = macs
         return sample

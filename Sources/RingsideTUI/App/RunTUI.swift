@@ -23,6 +23,10 @@ public struct TUIOptions: Sendable {
     /// QEMU's QMP socket: when set, the device's own view of the net queues is polled (4 Hz)
     /// and shown beside the driver's.
     public var qmpSocketPath: String?
+    /// Our kernel's RAM as a shared file and a QMP socket for the memory view (`ringside run
+    /// --shared-memory`): each queue is shown as the driver, memory and the device see it.
+    public var memoryPath: String?
+    public var memoryQMPSocketPath: String?
     /// Paths and ports for the `i` overlay and the header (nil: only the sockets given).
     public var runInfo: RunInfo?
     /// Polled every loop turn (cheap): nil while the process the TUI watches over (QEMU under
@@ -94,11 +98,18 @@ public func runTUI(link: TUILink, options: TUIOptions) -> Int32 {
     terminal.setNonBlocking(true)
     let deviceTruth = options.qmpSocketPath.map { DeviceTruthPoller(socketPath: $0) }
     deviceTruth?.start()
+    var memoryView: MemoryViewPoller?
+    if let memory = options.memoryPath, let qmp = options.memoryQMPSocketPath {
+        memoryView = MemoryViewPoller(qmpPath: qmp, memoryPath: memory)
+        memoryView?.start()
+    }
     let app = TUIApp(link: link, terminal: terminal, options: options)
     app.deviceTruth = deviceTruth
+    app.memoryView = memoryView
     let status = app.run()
     terminal.end()
     link.close()
+    memoryView?.stop()
     // Before onQuit: QEMU serves one QMP client, and `ringside run` stops QEMU through QMP.
     deviceTruth?.stop()
     options.onQuit?()
@@ -115,6 +126,8 @@ final class TUIApp {
     var lastDraw = 0.0
     var size: ScreenSize
     var deviceTruth: DeviceTruthPoller?
+    var memoryView: MemoryViewPoller?
+    var memorySampleNumber = -1
 
     init(link: TUILink, terminal: Terminal, options: TUIOptions) {
         self.link = link
@@ -157,6 +170,18 @@ final class TUIApp {
                 state.live.deviceQueueNames = names
                 state.applyDevice(device)
                 dirty = true
+            }
+            if let memoryView {
+                let (sample, error) = memoryView.state
+                if let sample, sample.number != memorySampleNumber {
+                    memorySampleNumber = sample.number
+                    state.applyMemorySample(sample, names: MemoryViewPoller.kernelQueueNames)
+                    dirty = true
+                } else if let error, error != state.live.memoryViewError {
+                    state.live.memoryViewError = error
+                    state.addLog(.error, "memory view: \(error)")
+                    dirty = true
+                }
             }
             if let c = link.takeConsistentSnapshot() {
                 state.applyConsistent(c)

@@ -116,6 +116,14 @@ public struct LiveView: Equatable, Sendable {
     public var deviceQueueNames: [Int: String] = RingsideTUI.deviceQueueNames
     /// Set for a guest Ringside did not build: what the header can say about it.
     public var guest: GuestFacts?
+    /// Our kernel with its RAM shared (`ringside run --shared-memory`): per telemetry queue name,
+    /// the latest read of its rings in memory, the device's view from the memory view's QMP, and
+    /// the three-way comparison (driver ↔ memory ↔ device). Empty without the memory view.
+    public var memoryViews: [String: DeviceQueueView] = [:]
+    public var memoryDeviceViews: [String: DeviceQueueView] = [:]
+    public var threeWay: [String: ThreeWayTracker] = [:]
+    /// Why the memory view has no sample (nil: fine, or not asked for).
+    public var memoryViewError: String?
 
     public init() {}
 }
@@ -310,10 +318,46 @@ public struct TUIState: Equatable, Sendable {
     /// Records the driver's side of each net queue from the snapshot just applied (only while
     /// the device view is on).
     mutating func noteDriverViews(uptimeNs: UInt64) {
+        for name in live.threeWay.keys {
+            guard let driver = live.driverView(ofQueueNamed: name, time: now, uptimeNs: uptimeNs) else { continue }
+            live.threeWay[name]?.noteDriver(driver)
+        }
         guard live.device != nil else { return }
         for (number, name) in live.deviceQueueNames {
             guard let driver = live.driverView(ofQueueNamed: name, time: now, uptimeNs: uptimeNs) else { continue }
             live.deviceTrackers[number, default: DisagreementTracker()].noteDriver(driver)
+        }
+    }
+
+    /// A sample of the memory view (our kernel's rings read from shared guest RAM, and the
+    /// device's view from that view's QMP): fed to each queue's three-way comparison. `names`
+    /// maps the sample's queue names to the telemetry's.
+    public mutating func applyMemorySample(_ s: GuestSample, names: [String: String]) {
+        live.memoryViewError = nil
+        for q in s.queues {
+            guard let name = names[q.name] else { continue }
+            var t = live.threeWay[name] ?? ThreeWayTracker()
+            let before = t.pairs.map { $0.verdict }
+            if let r = q.ring, r.unreadable == nil, !r.moving {
+                let m = DeviceQueueView.memory(queue: 0, availIdx: r.availIdx, usedIdx: r.usedIdx, size: r.addresses.size, time: s.time)
+                live.memoryViews[name] = m
+                t.noteMemory(m)
+            }
+            if let v = q.deviceView, v.time != live.memoryDeviceViews[name]?.time {
+                let d = DeviceQueueView(queue: 0, lastAvailIdx: v.lastAvailIdx, usedIdx: v.usedIdx, inuse: v.inuse, vringNum: v.addresses.size,
+                                        shadowAvailIdx: v.shadowAvailIdx, time: v.time, requestTime: v.requestTime)
+                live.memoryDeviceViews[name] = d
+                t.noteDevice(d)
+            }
+            for (pair, after) in zip(t.pairs, before) where pair.verdict != after {
+                if case .disagree(let why) = pair.verdict {
+                    addLog(.error, "\(name) \(pair.name) disagree: " + why.joined(separator: "; "))
+                } else if case .disagree = after, pair.verdict == .agree {
+                    addLog(.info, "\(name) \(pair.name) agree again")
+                }
+            }
+            if live.threeWay[name] == nil { addLog(.info, "\(name): memory view on (driver ↔ memory ↔ device)") }
+            live.threeWay[name] = t
         }
     }
 

@@ -297,7 +297,31 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         if health.starved { flags.append((" STARVED ", CellStyle(.alarm, bold: true, reverse: true))) }
     }
     if q.isStale { flags.append((" table stale ", CellStyle(.warning))) }
-    if let dev = state.deviceView(forQueueNamed: q.info.name) {
+    if let three = view.threeWay[q.info.name] {
+        // Three views side by side: the driver's (telemetry), memory's, the device's (QMP).
+        let name = q.info.name
+        var text = q.status.map { "drv A \($0.availIdx) U \($0.usedIdx)" } ?? "drv ?"
+        text += " │ mem " + (view.memoryViews[name].map { "A \($0.lastAvailIdx) U \($0.usedIdx)" } ?? "?")
+        text += " │ dev " + (view.memoryDeviceViews[name].map { "A \($0.lastAvailIdx) U \($0.usedIdx) inuse \($0.inuse)" } ?? "?")
+        let flagged = three.pairs.filter { if case .disagree = $0.verdict { return true } else { return false } }
+        flags.append((text, CellStyle(flagged.isEmpty ? .dim : .alarm, bold: !flagged.isEmpty)))
+        if !flagged.isEmpty {
+            flags.append(("≠ " + flagged.map(\.name).joined(separator: " "), CellStyle(.alarm, bold: true)))
+        } else if three.allAgree {
+            flags.append(("= 3-way", CellStyle(.good, bold: true)))
+        } else {
+            // Which pairs are not (yet) known to agree, and why: "? drv/mem" not compared,
+            // "~ mem/dev" in flight.
+            let open = three.pairs.compactMap { p -> String? in
+                switch p.verdict {
+                case .unknown: return "?" + p.name
+                case .inFlight: return "~" + p.name
+                default: return nil
+                }
+            }
+            flags.append((open.joined(separator: " "), CellStyle(.warning)))
+        }
+    } else if let dev = state.deviceView(forQueueNamed: q.info.name) {
         let d = dev.view
         var disagrees = false
         if case .disagree = dev.verdict { disagrees = true }
