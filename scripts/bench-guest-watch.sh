@@ -2,6 +2,8 @@
 # bench-guest-watch.sh — cost of watching any guest through its memory: the Linux reference guest's
 # UDP echo rate unwatched vs with `ringside watch --qmp --memory --rate HZ` running (alternating
 # phases in one run), and the watcher's CPU (utime+stime over wall time) while it runs.
+# The guest has two virtio-net devices (net0 carries the echo; net1, on its own user netdev, is
+# there to be watched): 4 queues of 256 (net0/net1 rx, tx) plus two ctrl queues of 64.
 #   scripts/bench-guest-watch.sh [HZ=60] [SECONDS=8] [ROUNDS=2] [MODE=human|json]
 set -euo pipefail
 HZ=${1:-60}; SECS=${2:-8}; ROUNDS=${3:-2}; MODE=${4:-human}
@@ -13,7 +15,8 @@ UDP=$(python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM
 HTTP=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 "$BENCH/linux-peer.sh" run --udp-port "$UDP" --http-port "$HTTP" --serial "$D/serial.log" -- \
   -object memory-backend-file,id=ram0,size=128M,mem-path="$MEM",share=on -machine memory-backend=ram0 \
-  -qmp unix:"$D/qmp.sock",server=on,wait=off -qmp unix:"$D/qmp2.sock",server=on,wait=off >"$D/qemu.log" 2>&1 &
+  -qmp unix:"$D/qmp.sock",server=on,wait=off -qmp unix:"$D/qmp2.sock",server=on,wait=off \
+  -netdev user,id=n1,ipv6=off -device virtio-net-pci,netdev=n1,id=net1,disable-legacy=on >"$D/qemu.log" 2>&1 &
 QPID=$!
 trap 'kill $QPID 2>/dev/null; rm -rf "$D" "$MEM"' EXIT
 echo_rate() { python3 "$BENCH/udp-echo-bench.py" --port "$UDP" --duration "$SECS" --sizes 64 --warmup 1 \
@@ -22,10 +25,15 @@ for i in $(seq 100); do python3 -c "
 import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(0.3); s.sendto(b'x',('127.0.0.1',$UDP))
 try: s.recv(10); sys.exit(0)
 except Exception: sys.exit(1)" && break; sleep 0.3; done
+# The queues watched (name:size), once the guest answers.
+echo "queues: $("$BIN" watch --qmp "$D/qmp.sock" --memory "$MEM" --json --count 1 2>/dev/null | python3 -c '
+import json,sys; s=json.loads(sys.stdin.readline())
+print(" ".join("%s.%s:%s" % (d["name"], q["name"].split(".")[-1], q.get("size")) for d in s["devices"] for q in d["queues"]))')"
 jiffies() { awk '{print $14+$15}' /proc/$1/stat; }
 HZTICK=$(getconf CLK_TCK)
 for r in $(seq "$ROUNDS"); do
-  echo "round $r unwatched: $(echo_rate)"
+  U=$(echo_rate)
+  echo "round $r unwatched: $U"
   if [ "$MODE" = json ]; then ARGS=(--json); else ARGS=(); fi
   "$BIN" watch --qmp "$D/qmp.sock" --memory "$MEM" --rate "$HZ" "${ARGS[@]}" >/dev/null 2>"$D/watch.err" &
   W=$!; sleep 1.5; J0=$(jiffies $W); T0=$(date +%s.%N)
@@ -34,4 +42,21 @@ for r in $(seq "$ROUNDS"); do
   CPU=$(python3 -c "print(round(100*($J1-$J0)/$HZTICK/($T1-$T0),2))")
   echo "round $r watched at $HZ Hz ($MODE): $OUT"
   echo "round $r watcher CPU: $CPU % of one core"
+  echo "round $r echo-rate ratio watched/unwatched: $(python3 -c "
+import json,sys
+def rate(t):
+    d=json.loads(t)
+    def find(o):
+        if isinstance(o,dict):
+            for k,v in o.items():
+                if k == 'rate_per_s' and isinstance(v,(int,float)): return v
+                r=find(v)
+                if r is not None: return r
+        if isinstance(o,list):
+            for v in o:
+                r=find(v)
+                if r is not None: return r
+    return find(d)
+u,w=rate('''$U'''),rate('''$OUT''')
+print(round(w/u,3) if u and w else 'n/a')")"
 done

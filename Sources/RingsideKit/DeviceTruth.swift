@@ -350,6 +350,157 @@ public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> Qu
     return .agree
 }
 
+extension DeviceQueueView {
+    /// A read of a queue's rings in guest memory, in the form the trackers take: `lastAvailIdx`
+    /// holds avail.idx (written by the driver), `usedIdx` used.idx (written by the device),
+    /// `inuse` 0. `time`: when the read was done (before and after are the same instant).
+    public static func memory(queue: Int, availIdx: UInt16, usedIdx: UInt16, size: Int, time: Double) -> DeviceQueueView {
+        DeviceQueueView(queue: queue, lastAvailIdx: availIdx, usedIdx: usedIdx, inuse: 0, vringNum: size,
+                        shadowAvailIdx: availIdx, time: time, requestTime: time)
+    }
+}
+
+/// Compares the driver's view with the rings read from guest memory (`DeviceQueueView.memory`)
+/// as if at one instant: both indices are the same variables, so they must be equal; a
+/// different size cannot be true whatever the timing.
+public func compareMemory(driver: DriverQueueView, memory: DeviceQueueView) -> QueueComparison {
+    var differs: [String] = []
+    if driver.availIdx != memory.lastAvailIdx { differs.append("avail_idx \(driver.availIdx) ≠ memory avail.idx \(memory.lastAvailIdx)") }
+    if driver.usedIdx != memory.usedIdx { differs.append("used_idx \(driver.usedIdx) ≠ memory used.idx \(memory.usedIdx)") }
+    if memory.vringNum != driver.size { return .impossible(["size \(driver.size) ≠ memory ring size \(memory.vringNum)"] + differs) }
+    return differs.isEmpty ? .agree : .differs(differs)
+}
+
+/// Three views of one queue: what the driver says (telemetry), what guest memory holds, what
+/// the device says (QMP). Each pair is compared by the rule of `DisagreementTracker`: ordered,
+/// close-in-time pairs only; a real disagreement is flagged, a lag never.
+///
+/// - driver ↔ memory: each driver snapshot against the newest memory read done before the kernel
+///   took it (`DriverAfterTracker`). Not the other order: a snapshot reaches the host only
+///   through buffers it posts itself (con0.tx), so memory read after its arrival is always ahead
+///   of it on that queue.
+/// - memory ↔ device: each QMP answer against the newest memory read before the query was sent
+///   (`compareQueue`, memory as the driver: avail.idx = last-avail-idx + unfetched buffers).
+/// - driver ↔ device: each driver snapshot against the newest QMP answer before the kernel took
+///   it (`DriverAfterTracker(rule: .device)`, the same reason).
+public struct ThreeWayTracker: Equatable, Sendable {
+    public var driverMemory = DriverAfterTracker()
+    public var memoryDevice = DisagreementTracker()
+    public var driverDevice = DriverAfterTracker(rule: .device)
+
+    public init() {}
+
+    public mutating func noteDriver(_ d: DriverQueueView) {
+        driverMemory.noteDriver(d)
+        driverDevice.noteDriver(d)
+    }
+
+    public mutating func noteMemory(_ m: DeviceQueueView) {
+        driverMemory.noteMemory(m)
+        memoryDevice.noteDriver(DriverQueueView(availIdx: m.lastAvailIdx, usedIdx: m.usedIdx, size: m.vringNum,
+                                                availDescriptors: nil, time: m.time))
+    }
+
+    public mutating func noteDevice(_ v: DeviceQueueView) {
+        memoryDevice.noteDevice(v)
+        driverDevice.noteMemory(v)
+    }
+
+    /// The three verdicts, labelled.
+    public var pairs: [(name: String, verdict: TruthVerdict)] {
+        [("drv/mem", driverMemory.verdict), ("mem/dev", memoryDevice.verdict), ("drv/dev", driverDevice.verdict)]
+    }
+
+    /// All three pairs compared and agreeing.
+    public var allAgree: Bool { pairs.allSatisfy { $0.verdict == .agree } }
+}
+
+/// Driver snapshots (telemetry) against samples of the rings in guest memory (`.memory`) or of
+/// the device's QMP view (`.device`) taken *before* them — the rule of `DisagreementTracker`
+/// with the order reversed. Needed because a snapshot reaches the host only through buffers it
+/// posts itself (con0.tx): memory read, or QMP asked, after its arrival always sees those, so
+/// on that queue the forward order would never find the views at rest.
+///
+/// Each driver snapshot is compared with the newest sample done at least `margin` before the
+/// kernel took the snapshot (its uptime on the host clock through the quickest recent flight,
+/// which can only make it later than the truth) and at most `DisagreementTracker.maxSpan` before.
+/// - Equal (memory: the same indices; device: `compareQueue`): agree.
+/// - The sample ahead of the later driver in avail or used: a contradiction, flagged at once
+///   (avail.idx is the driver's to write and used.idx only grows).
+/// - Otherwise different: in flight, unless the same difference shows twice in a row with
+///   nothing moving on either side (then flagged).
+public struct DriverAfterTracker: Equatable, Sendable {
+    public enum Rule: Equatable, Sendable { case memory, device }
+    public let rule: Rule
+    /// How long before the snapshot the memory read must be: covers the error of the take-time
+    /// estimate (the quickest flight seen).
+    public static let margin = 0.05
+    public private(set) var verdict: TruthVerdict = .unknown("no memory read yet")
+    public private(set) var comparisons = 0
+    private var reads: [DeviceQueueView] = []
+    private var quickestOffset: Double?
+    private var idleDiffering = 0
+    private var previous: (driver: DriverQueueView, memory: DeviceQueueView)?
+
+    public init(rule: Rule = .memory) { self.rule = rule }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.rule == b.rule && a.verdict == b.verdict && a.comparisons == b.comparisons && a.reads == b.reads && a.idleDiffering == b.idleDiffering
+    }
+
+    public var flagged: Bool { if case .disagree = verdict { return true } else { return false } }
+
+    /// A memory read (`DeviceQueueView.memory`) or a device sample, by the rule.
+    public mutating func noteMemory(_ m: DeviceQueueView) {
+        reads.append(m)
+        let cutoff = m.time - DisagreementTracker.historySeconds
+        if let keep = reads.firstIndex(where: { $0.time >= cutoff }), keep > 0 { reads.removeFirst(keep) }
+        if reads.count > 1024 { reads.removeFirst(reads.count - 1024) }
+    }
+
+    @discardableResult
+    public mutating func noteDriver(_ d: DriverQueueView) -> Bool {
+        if let u = d.uptime { quickestOffset = min(quickestOffset ?? .infinity, d.time - u) }
+        let taken = d.uptime.flatMap { u in quickestOffset.map { u + $0 } } ?? d.time
+        let side = rule == .memory ? "memory" : "device"
+        guard let m = reads.last(where: { $0.time <= taken - Self.margin }), taken - m.time <= DisagreementTracker.maxSpan else {
+            if !flagged { verdict = .unknown("no \(side) sample close before the driver's snapshot") }
+            previous = nil
+            idleDiffering = 0
+            return flagged
+        }
+        comparisons += 1
+        var contradictions: [String] = []
+        let availAhead = indexDistance(m.lastAvailIdx, d.availIdx)
+        let availName = rule == .memory ? "memory avail.idx" : "device last-avail-idx"
+        if availAhead > 0 { contradictions.append("\(availName) \(m.lastAvailIdx) is \(availAhead) ahead of the driver's avail_idx \(d.availIdx) taken after it") }
+        let usedAhead = indexDistance(m.usedIdx, d.usedIdx)
+        if usedAhead > 0 { contradictions.append("\(side) used.idx \(m.usedIdx) is \(usedAhead) ahead of the driver's used_idx \(d.usedIdx) taken after it") }
+        let c = rule == .memory ? compareMemory(driver: d, memory: m) : compareQueue(driver: d, device: m)
+        if case .impossible(let r) = c { contradictions += r }
+        let idle = previous.map { p in
+            p.driver.availIdx == d.availIdx && p.driver.usedIdx == d.usedIdx
+                && p.memory.lastAvailIdx == m.lastAvailIdx && p.memory.usedIdx == m.usedIdx && p.memory.inuse == m.inuse
+                && m.time > p.driver.time
+        } ?? false
+        previous = (d, m)
+        if !contradictions.isEmpty {
+            idleDiffering = 0
+            verdict = .disagree(contradictions)
+            return true
+        }
+        switch c {
+        case .agree, .impossible:
+            idleDiffering = 0
+            verdict = .agree
+        case .differs(let r):
+            idleDiffering = idle && idleDiffering > 0 ? idleDiffering + 1 : 1
+            verdict = idleDiffering >= DisagreementTracker.samplesToFlag ? .disagree(r) : .inFlight
+        }
+        return flagged
+    }
+}
+
 /// What the comparison of the two views says about one queue right now.
 public enum TruthVerdict: Equatable, Sendable {
     /// Nothing could be compared (why): no device sample yet, or no driver snapshot close
@@ -515,6 +666,21 @@ public struct DisagreementTracker: Equatable, Sendable {
             verdict = idleDiffering >= Self.samplesToFlag ? .disagree(r) : .inFlight
         }
         return flagged
+    }
+
+    /// Compares a driver view and a device view read at one instant (the guest stopped by QMP
+    /// `stop` while both were read): no timing explains a difference, so any is a disagreement.
+    public mutating func noteInstant(driver: DriverQueueView, device: DeviceQueueView) {
+        comparisons += 1
+        previous = nil
+        idleDiffering = 0
+        let c = compareQueue(driver: driver, device: device)
+        var contradictions = c.reasons
+        let ahead = indexDistance(driver.usedIdx, device.usedIdx)
+        if ahead > 0, contradictions.isEmpty {
+            contradictions.append("used_idx \(driver.usedIdx) is \(ahead) ahead of device used-idx \(device.usedIdx)")
+        }
+        verdict = contradictions.isEmpty ? .agree : .disagree(contradictions)
     }
 
     /// `noteDriver` then `noteDevice`.

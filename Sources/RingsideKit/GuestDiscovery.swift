@@ -84,6 +84,10 @@ public struct GuestQueueDeviceView: Equatable, Sendable {
     public var signalledUsed: UInt16
     public var signalledUsedValid: Bool
     public var inuse: Int
+    /// Monotonic seconds when the query was sent and when QEMU's answer was in (QEMU read
+    /// these values in between); 0 when unknown.
+    public var requestTime: Double = 0
+    public var time: Double = 0
 
     public init?(qmp r: [String: Any]) {
         func int(_ k: String) -> Int? { (r[k] as? NSNumber)?.intValue }
@@ -210,11 +214,22 @@ public enum GuestDiscovery {
     }
 
     public static func queueStatus(_ qmp: QMPClient, path: String, queue: Int, timeout: Double = 2) throws(RingsideError) -> GuestQueueDeviceView {
+        let sent = monotonicSeconds()
         let r = try qmp.execute("x-query-virtio-queue-status", arguments: ["path": path, "queue": queue], timeout: timeout)
-        guard let obj = r as? [String: Any], let v = GuestQueueDeviceView(qmp: obj) else {
+        guard let obj = r as? [String: Any], var v = GuestQueueDeviceView(qmp: obj) else {
             throw RingsideError("unexpected x-query-virtio-queue-status reply for \(path) queue \(queue)")
         }
+        v.requestTime = sent
+        v.time = monotonicSeconds()
         return v
+    }
+
+    /// The MAC address of a virtio-net device (QOM property `mac` of its backend), nil when
+    /// QEMU does not say.
+    public static func macAddress(_ qmp: QMPClient, path: String) -> String? {
+        guard let r = try? qmp.execute("qom-get", arguments: ["path": path, "property": "mac"], timeout: 1),
+              let mac = r as? String, mac.split(separator: ":").count == 6 else { return nil }
+        return mac
     }
 
     public static func queueElement(_ qmp: QMPClient, path: String, queue: Int, index: Int? = nil, timeout: Double = 2) throws(RingsideError) -> GuestQueueElementView {

@@ -31,6 +31,8 @@ public struct GuestSample: Equatable, Sendable {
     public var qmpAge: Double
     /// Why the view is degraded, if it is (QMP-only, QMP failing).
     public var notes: [String]
+    /// MAC addresses of the virtio-net devices (device name → "52:54:00:12:34:56"), from QOM.
+    public var macs: [String: String] = [:]
 
     public func queue(named name: String) -> GuestQueueSample? { queues.first { $0.name == name } }
     public func device(named name: String) -> GuestDeviceInfo? { devices.first { $0.name == name } }
@@ -44,6 +46,9 @@ public final class GuestSession {
     public private(set) var devices: [GuestDeviceInfo] = []
     /// QMP poll period for the device views (seconds, at least 0.1).
     public var qmpInterval: Double
+    /// When set, only these queues (`net0.rx`) are queried and read: a virtio-serial device
+    /// has 64 queues, and each QMP query costs the guest.
+    public var queueFilter: Set<String>?
     /// Device/feature rediscovery period (seconds).
     public var discoveryInterval = 2.0
     private var qmp: QMPClient?
@@ -54,11 +59,15 @@ public final class GuestSession {
     private var seenEvents: UInt64 = 0
     private var number = 0
     private var qmpError: String?
+    /// MAC addresses by device name (read once per device: QOM `mac`).
+    public private(set) var macs: [String: String] = [:]
     /// Times the ring addresses or features were re-read because of a reset or a change.
     public private(set) var rediscoveries = 0
 
     /// Connects to QMP and maps `memoryPath` (when given), then discovers the devices.
-    public init(qmpPath: String, memoryPath: String?, qmpInterval: Double = 0.5, timeout: Double = 10) throws(RingsideError) {
+    public init(qmpPath: String, memoryPath: String?, qmpInterval: Double = 0.5, timeout: Double = 10,
+                queueFilter: Set<String>? = nil) throws(RingsideError) {
+        self.queueFilter = queueFilter
         self.qmpPath = qmpPath
         self.memoryPath = memoryPath
         self.qmpInterval = max(0.1, qmpInterval)
@@ -86,6 +95,9 @@ public final class GuestSession {
         let found = try GuestDiscovery.devices(qmp)
         if found != devices, !devices.isEmpty { rediscoveries += 1 }
         devices = found
+        for d in found where d.type == "virtio-net" && macs[d.name] == nil {
+            macs[d.name] = GuestDiscovery.macAddress(qmp, path: d.path)
+        }
         lastDiscovery = monotonicSeconds()
     }
 
@@ -96,6 +108,7 @@ public final class GuestSession {
         for d in devices {
             for (i, qn) in d.queueNames.enumerated() {
                 let key = "\(d.name).\(qn)"
+                if let queueFilter, !queueFilter.contains(key) { continue }
                 let v = try GuestDiscovery.queueStatus(qmp, path: d.path, queue: i)
                 if let old = views[key], old.addresses != v.addresses { rediscoveries += 1 }
                 newViews[key] = v
@@ -137,19 +150,57 @@ public final class GuestSession {
         if let qmpError { notes.append("QMP unavailable: \(qmpError)") }
         if memory == nil { notes.append("no guest memory file: QMP only (indices, inuse, one element per queue) at \(String(format: "%.1f", 1 / qmpInterval)) Hz") }
         number += 1
+        // The time of the memory read (after any QMP poll above): comparisons order by it.
+        let readTime = monotonicSeconds()
         var queues: [GuestQueueSample] = []
         for d in devices {
             let reader = d.ringReader
             for (i, qn) in d.queueNames.enumerated() {
                 let key = "\(d.name).\(qn)"
+                if let queueFilter, !queueFilter.contains(key) { continue }
                 let view = views[key]
                 var ring: GuestRingSnapshot?
                 if let memory, let a = view?.addresses, a.isSetUp { ring = reader.read(memory, a) }
                 queues.append(GuestQueueSample(name: key, device: d.name, queue: i, deviceView: view, element: elements[key], ring: ring))
             }
         }
-        return GuestSample(time: now, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
-                           queues: queues, qmpAge: now - lastQMP, notes: notes)
+        var sample = GuestSample(time: readTime, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
+                                 queues: queues, qmpAge: now - lastQMP, notes: notes)
+        sample.macs = macs
+        return sample
+    }
+
+    /// A consistent sample: QMP `stop`, every queue read from QMP and from memory, `cont` (only
+    /// when the guest was running: a guest already paused stays paused). Returns the sample and
+    /// how long the guest was stopped (seconds: from before `stop` was sent until `cont`'s
+    /// answer, an upper bound).
+    public func consistentSample() throws(RingsideError) -> (sample: GuestSample, stoppedSeconds: Double, wasRunning: Bool) {
+        if qmp == nil { qmp = try QMPClient(path: qmpPath, timeout: 1) }
+        guard let qmp else { throw RingsideError("QMP is not connected") }
+        let status = try qmp.execute("query-status", timeout: 2)
+        let running = (status as? [String: Any])?["running"] as? Bool ?? true
+        let t0 = monotonicSeconds()
+        if running { _ = try qmp.execute("stop", timeout: 2) }
+        var s: GuestSample?
+        var failure: RingsideError?
+        do {
+            try pollQMP()
+            s = sample()
+        } catch {
+            failure = error
+        }
+        if running {
+            do { _ = try qmp.execute("cont", timeout: 2) } catch {
+                // Try once more on a fresh connection: leaving the guest stopped is the worst outcome.
+                let c = try? QMPClient(path: qmpPath, timeout: 1)
+                _ = try? c?.execute("cont", timeout: 2)
+                c?.close()
+                if failure == nil { failure = error }
+            }
+        }
+        let stopped = monotonicSeconds() - t0
+        if let failure { throw failure }
+        return (s!, running ? stopped : 0, running)
     }
 
     /// The device whose queue is called `name` (`net0.rx`), and the queue's index.

@@ -117,4 +117,29 @@ public enum GuestTelemetry {
         return WireSnapshot(snapshotNumber: number, uptimeNs: uptime, rateHz: rateHz, droppedFrames: 0,
                             deviceStatus: s.devices.map { statusByte($0) }, queues: Array(queues))
     }
+
+    /// The device's own indices (QMP) of every queue, numbered as `hello` numbers the queues,
+    /// in DeviceTruth's form (the kernel view's `dev: A … U … inuse …` and its comparison rule),
+    /// and each number's queue name. Nil when QMP has not answered for any queue.
+    public static func deviceTruth(_ s: GuestSample) -> (names: [Int: String], sample: DeviceTruthSample)? {
+        var names: [Int: String] = [:]
+        var views: [DeviceQueueView] = []
+        var newest = 0.0
+        for (i, q) in s.queues.prefix(255).enumerated() {
+            names[i] = q.name
+            guard let v = q.deviceView, v.addresses.isSetUp else { continue }
+            views.append(DeviceQueueView(queue: i, lastAvailIdx: v.lastAvailIdx, usedIdx: v.usedIdx, inuse: v.inuse,
+                                         vringNum: v.addresses.size, shadowAvailIdx: v.shadowAvailIdx,
+                                         time: v.time, requestTime: v.requestTime))
+            newest = max(newest, v.time)
+        }
+        guard !views.isEmpty else { return nil }
+        // Counts up with each QMP poll (the answer's time changes only then).
+        return (names, DeviceTruthSample(time: newest, number: Int(newest * 1000), queues: views))
+    }
+
+    /// The MAC address the header shows for a guest: the first virtio-net device's, from QMP.
+    public static func macAddress(_ s: GuestSample) -> String? {
+        s.devices.first { $0.type == "virtio-net" }.flatMap { s.macs[$0.name] }
+    }
 }

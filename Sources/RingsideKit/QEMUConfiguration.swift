@@ -117,6 +117,10 @@ public struct QEMUConfiguration: Sendable {
     /// Give QEMU a second QMP socket (`qmp-user.sock` in the run directory) for the user:
     /// QEMU serves one client per QMP socket, and ringside holds the first.
     public var userQMP: Bool = false
+    /// Guest RAM as a shared file the host can map read-only (`-object memory-backend-file,
+    /// share=on` + `-machine memory-backend=`): the memory view beside telemetry and QMP. With it,
+    /// QEMU gets one more QMP socket (the run directory's qmp-memory.sock) for that view.
+    public var sharedMemoryPath: String?
     /// Raw arguments appended at the end of the line.
     public var extraArguments: [String] = []
     /// The guest's serial console on QEMU's standard output (`-serial stdio`) instead of the
@@ -138,11 +142,17 @@ public struct QEMUConfiguration: Sendable {
     /// The QEMU argument list (without the binary itself) for a run directory.
     public func arguments(in run: RunDirectory) -> [String] {
         arguments(serialLog: run.serialLog, consoleSocket: run.consoleSocket, qmpSocket: run.qmpSocket,
-                  userQMPSocket: userQMP ? run.userQMPSocket : nil)
+                  userQMPSocket: userQMP ? run.userQMPSocket : nil,
+                  memoryQMPSocket: sharedMemoryPath == nil ? nil : run.memoryQMPSocket)
     }
 
-    public func arguments(serialLog: String, consoleSocket: String, qmpSocket: String, userQMPSocket: String? = nil) -> [String] {
-        var a: [String] = ["-machine", "pc", "-m", String(memoryMiB), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+    public func arguments(serialLog: String, consoleSocket: String, qmpSocket: String, userQMPSocket: String? = nil,
+                          memoryQMPSocket: String? = nil) -> [String] {
+        var a: [String] = ["-machine", sharedMemoryPath == nil ? "pc" : "pc,memory-backend=ringside-ram", "-m", String(memoryMiB),
+                           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+        if let sharedMemoryPath {
+            a += ["-object", "memory-backend-file,id=ringside-ram,size=\(memoryMiB)M,mem-path=\(sharedMemoryPath),share=on"]
+        }
         a += accel.qemuArguments()
         if let firmware { a += ["-bios", firmware] }
         if let kernel {
@@ -168,6 +178,7 @@ public struct QEMUConfiguration: Sendable {
         }
         a += QEMUConfiguration.qmpArguments(socket: qmpSocket)
         if let userQMPSocket { a += QEMUConfiguration.qmpArguments(socket: userQMPSocket) }
+        if let memoryQMPSocket { a += QEMUConfiguration.qmpArguments(socket: memoryQMPSocket) }
         if debugExit { a += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"] }
         a += extraArguments
         return a

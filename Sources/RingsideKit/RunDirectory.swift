@@ -16,6 +16,9 @@ public struct RunDirectory: Sendable {
     public var qmpSocket: String { path + "/qmp.sock" }
     /// A second QMP socket for the user while ringside holds `qmp.sock` (`ringside run`).
     public var userQMPSocket: String { path + "/qmp-user.sock" }
+    /// The QMP socket of the memory view (`ringside run --shared-memory`): QEMU serves one
+    /// client per socket, and the device-truth poller holds qmp.sock.
+    public var memoryQMPSocket: String { path + "/qmp-memory.sock" }
     public var qemuLog: String { path + "/qemu.log" }
     /// Where `ringside run` re-serves telemetry to `watch`/`ctl` (TelemetryHub).
     public var telemetrySocket: String { path + "/telemetry.sock" }

@@ -40,6 +40,9 @@ struct Run: ParsableCommand {
     @Option(help: "Guest RAM in MiB.")
     var memory: Int = 32
 
+    @Flag(help: "Share guest RAM with the host (a memory-backend-file in /dev/shm, removed at the end) and show each queue three ways in the TUI: the driver's telemetry, the rings in memory, the device's QMP view.")
+    var sharedMemory = false
+
     @Option(help: "virtio-net RX queue size: a power of two from 256 to 1024 (QEMU's default: 256).")
     var rxQueueSize: Int?
 
@@ -114,6 +117,9 @@ struct Run: ParsableCommand {
         config.pcapFile = pcap
         config.extraArguments = qemuExtra
         config.userQMP = true
+        let sharedMemoryPath = sharedMemory ? "/dev/shm/ringside-run-\(getpid()).ram" : nil
+        config.sharedMemoryPath = sharedMemoryPath
+        defer { if let sharedMemoryPath { unlink(sharedMemoryPath) } }
 
         let qemu: QEMUInstance
         do {
@@ -143,6 +149,10 @@ struct Run: ParsableCommand {
             let socket = hub != nil ? qemu.run.telemetrySocket : qemu.run.consoleSocket
             var options = TUIOptions(title: "Ringside", accel: accel.resolved().rawValue)
             options.qmpSocketPath = qemu.run.qmpSocket
+            if let sharedMemoryPath {
+                options.memoryPath = sharedMemoryPath
+                options.memoryQMPSocketPath = qemu.run.memoryQMPSocket
+            }
             var info = RunInfo(telemetrySocket: socket, telemetryIsHub: hub != nil)
             info.runDirectory = qemu.run.path
             info.qmpSocket = qemu.run.qmpSocket

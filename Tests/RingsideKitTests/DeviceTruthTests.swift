@@ -74,6 +74,17 @@ final class DeviceTruthTests: QEMUTestCase {
         XCTAssertEqual(indexDistance(32768, 0), -32768)
     }
 
+    /// Read at one instant (the guest stopped), any difference is a disagreement at once; a
+    /// Linux-style chain count (no descriptor count: avail − used − inuse unfetched) agrees.
+    func testInstantComparisonFlagsAnyDifferenceAtOnce() {
+        var t = DisagreementTracker()
+        t.noteInstant(driver: driver(avail: 256, used: 16, availDescriptors: nil, time: 1), device: device(lastAvail: 16, used: 16, time: 1))
+        XCTAssertEqual(t.verdict, .agree)
+        t.noteInstant(driver: driver(avail: 277, used: 21, availDescriptors: 256, time: 2), device: device(lastAvail: 23, used: 23, time: 2))
+        XCTAssertTrue(t.flagged, "one differing instant is enough")
+        XCTAssertFalse(t.reasons.isEmpty)
+    }
+
     func testTrackerFlagsOnlyPersistentIdleDisagreement() {
         var t = DisagreementTracker()
         // Driver snapshots at 10 Hz, device samples between them: nothing moves.
@@ -315,5 +326,52 @@ final class DeviceTruthTests: QEMUTestCase {
         XCTAssertEqual(try t.request(.resume(queue: 0)).status, .ok)
         poller.stop()
         _ = try runEchoExchange(port: udpPort, count: 3, sizes: 16...64, seed: 6, perTryTimeout: 1)
+    }
+}
+
+/// Driver ↔ memory (and driver ↔ device in the three-way view): each driver snapshot against a
+/// sample taken before the kernel took it.
+final class ThreeWayTrackerTests: XCTestCase {
+    func mem(_ avail: UInt16, _ used: UInt16, at t: Double) -> DeviceQueueView {
+        .memory(queue: 0, availIdx: avail, usedIdx: used, size: 128, time: t)
+    }
+    func drv(_ avail: UInt16, _ used: UInt16, uptime: Double, flight: Double = 0.002) -> DriverQueueView {
+        // Host clock = uptime + 100.
+        DriverQueueView(availIdx: avail, usedIdx: used, size: 128, availDescriptors: nil, time: 100 + uptime + flight, uptime: uptime)
+    }
+
+    /// con0.tx at 1 Hz: each snapshot reports the state before posting its own buffer; memory
+    /// read after its arrival is one ahead. Read before the next snapshot was taken, memory
+    /// equals what that snapshot reports: agree — and the reads after arrival are never compared.
+    func testSelfPostingQueueAgreesAtRestAndNeverFlagsTheLag() {
+        var t = DriverAfterTracker()
+        t.noteDriver(drv(59, 59, uptime: 1.0))
+        for k in 1...19 { t.noteMemory(mem(60, 60, at: 101.0 + Double(k) * 0.05)) }   // own buffer posted and consumed
+        t.noteDriver(drv(60, 60, uptime: 2.0))
+        XCTAssertEqual(t.verdict, .agree)
+        for k in 1...19 { t.noteMemory(mem(61, 61, at: 102.0 + Double(k) * 0.05)) }
+        t.noteMemory(mem(62, 61, at: 102.999))   // the next snapshot's buffer, within the margin
+        t.noteDriver(drv(61, 61, uptime: 3.0))
+        XCTAssertEqual(t.verdict, .agree, "the read inside the margin is not used")
+        XCTAssertFalse(t.flagged)
+    }
+
+    func testMemoryAheadOfALaterSnapshotIsFlaggedAtOnce() {
+        var t = DriverAfterTracker()
+        t.noteDriver(drv(10, 10, uptime: 1.0))
+        t.noteMemory(mem(30, 10, at: 101.5))
+        t.noteDriver(drv(20, 10, uptime: 2.0))
+        XCTAssertTrue(t.flagged, "avail.idx is the driver's to write: memory cannot be ahead of a later snapshot")
+    }
+
+    func testThreeWayAgreesAtRest() {
+        var t = ThreeWayTracker()
+        t.noteDriver(drv(257, 1, uptime: 1.0))
+        t.noteMemory(mem(257, 1, at: 101.2))
+        t.noteDevice(DeviceQueueView(queue: 0, lastAvailIdx: 1, usedIdx: 1, inuse: 0, vringNum: 128, shadowAvailIdx: 1,
+                                     time: 101.31, requestTime: 101.3))
+        t.noteMemory(mem(257, 1, at: 101.5))
+        t.noteDriver(drv(257, 1, uptime: 2.0))
+        XCTAssertTrue(t.allAgree, "\(t.pairs)")
     }
 }

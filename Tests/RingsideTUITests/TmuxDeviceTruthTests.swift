@@ -125,4 +125,42 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
         // run stops QEMU through QMP after the TUI has let go of it.
         XCTAssertEqual(tmux.exitStatus(timeout: 15), 0)
     }
+
+    /// `ringside run --shared-memory`: every queue of our kernel (net0.rx/tx, con0.rx/tx) shown
+    /// three ways — telemetry, the rings in guest memory, the device's QMP view — and at rest
+    /// all three agree (`= 3-way`), the memory's indices equal the driver's on screen.
+    func testRunSharedMemoryThreeWayAgreementAtRest() throws {
+        guard requireTools() else { return }
+        let kernel = kernelPath()
+        let (udp, http) = (try freePort(udp: true), try freePort(udp: false))
+        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --shared-memory --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
+        let tmux = try TmuxSession(command: cmd, width: 160, height: 44)
+        let queues = ["net0.rx", "net0.tx", "con0.rx", "con0.tx"]
+        // con0.tx carries the telemetry itself: at rest means few snapshots (1 Hz), so most
+        // samples fall between two of them.
+        tmux.waitFor("the first snapshot", timeout: 30) { $0.contains("snap ") && $0.contains("drv A ") }
+        for _ in 0..<7 { try tmux.send("-") }
+        tmux.waitFor("1 Hz", timeout: 10) { $0.contains("snap 1 Hz") }
+        func line(_ q: String, _ s: String) -> String? {
+            s.components(separatedBy: "\n").first { $0.contains(" " + q + " ") && $0.contains("drv A ") }
+        }
+        let screen = tmux.waitFor("three-way agreement on all four queues", timeout: 40) { s in
+            queues.allSatisfy { q in line(q, s)?.contains("= 3-way") == true }
+        }
+        XCTAssertFalse(screen.contains("≠"), screen)
+        if ProcessInfo.processInfo.environment["SHOW_SCREEN"] != nil { print(screen) }
+        // On screen, the latest of each view: equal at rest, except con0.tx, whose memory holds
+        // the buffer of the very snapshot on screen (which was taken before posting it).
+        for q in queues where q != "con0.tx" {
+            guard let l = line(q, screen) else { XCTFail("no three-way line for \(q)"); continue }
+            // drv A x U y │ mem A x U y: the same numbers.
+            let parts = l.components(separatedBy: " │ ")
+            guard parts.count >= 3, let drv = parts[0].range(of: "drv ").map({ String(parts[0][$0.upperBound...]) }) else {
+                XCTFail(l); continue
+            }
+            XCTAssertEqual("mem " + drv, String(parts[1]), l)
+        }
+        try tmux.send("q")
+        XCTAssertEqual(tmux.exitStatus(timeout: 15), 0)
+    }
 }

@@ -10,6 +10,8 @@ public enum AppEffect: Equatable, Sendable {
     case writePcap
     /// Run an HMP command through QMP `human-monitor-command` (`:hmp CMD`).
     case hmp(String)
+    /// `z`: a consistent snapshot of a guest (QMP stop, read every queue, cont), shown frozen.
+    case consistentSnapshot
     case quit
 }
 
@@ -86,8 +88,11 @@ extension TUIState {
                 addLog(.info, "display frozen (the guest runs on; f to thaw)")
             } else {
                 frozen = nil
+                frozenNote = nil
                 addLog(.info, "display live")
             }
+        case .character("z"):
+            return [.consistentSnapshot]
         case .character("+"), .character("="):
             // From the rate last asked for, so quick presses add up before a snapshot confirms.
             let current = pendingRateHz ?? live.model.rateHz

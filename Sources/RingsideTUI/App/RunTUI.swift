@@ -23,6 +23,10 @@ public struct TUIOptions: Sendable {
     /// QEMU's QMP socket: when set, the device's own view of the net queues is polled (4 Hz)
     /// and shown beside the driver's.
     public var qmpSocketPath: String?
+    /// Our kernel's RAM as a shared file and a QMP socket for the memory view (`ringside run
+    /// --shared-memory`): each queue is shown as the driver, memory and the device see it.
+    public var memoryPath: String?
+    public var memoryQMPSocketPath: String?
     /// Paths and ports for the `i` overlay and the header (nil: only the sockets given).
     public var runInfo: RunInfo?
     /// Polled every loop turn (cheap): nil while the process the TUI watches over (QEMU under
@@ -57,6 +61,24 @@ public protocol TUILink: AnyObject {
     /// Sends a command; returns its seq (the reply quotes it), nil when it cannot be sent.
     func send(_ command: WireCommand) -> UInt32?
     func close()
+    /// For a guest Ringside did not build: what the header can say (nil: our kernel).
+    var guestFacts: GuestFacts? { get }
+    /// The device's view of the queues this link reads itself (a guest's QMP), with each device
+    /// queue number's name; nil when the link has none (our kernel: DeviceTruthPoller).
+    func deviceTruth() -> (names: [Int: String], state: DeviceTruthState)?
+    /// Starts a consistent snapshot (`z`); returns why not, or nil when started.
+    func requestConsistentSnapshot() -> String?
+    /// The finished consistent snapshot, once.
+    func takeConsistentSnapshot() -> ConsistentSnapshot?
+}
+
+extension TUILink {
+    public var guestFacts: GuestFacts? { nil }
+    public func deviceTruth() -> (names: [Int: String], state: DeviceTruthState)? { nil }
+    public func requestConsistentSnapshot() -> String? {
+        "a consistent snapshot needs QMP and the guest's memory (ringside wrap / attach --qmp --memory)"
+    }
+    public func takeConsistentSnapshot() -> ConsistentSnapshot? { nil }
 }
 
 extension TelemetryPoller: TUILink {}
@@ -76,11 +98,18 @@ public func runTUI(link: TUILink, options: TUIOptions) -> Int32 {
     terminal.setNonBlocking(true)
     let deviceTruth = options.qmpSocketPath.map { DeviceTruthPoller(socketPath: $0) }
     deviceTruth?.start()
+    var memoryView: MemoryViewPoller?
+    if let memory = options.memoryPath, let qmp = options.memoryQMPSocketPath {
+        memoryView = MemoryViewPoller(qmpPath: qmp, memoryPath: memory)
+        memoryView?.start()
+    }
     let app = TUIApp(link: link, terminal: terminal, options: options)
     app.deviceTruth = deviceTruth
+    app.memoryView = memoryView
     let status = app.run()
     terminal.end()
     link.close()
+    memoryView?.stop()
     // Before onQuit: QEMU serves one QMP client, and `ringside run` stops QEMU through QMP.
     deviceTruth?.stop()
     options.onQuit?()
@@ -97,6 +126,8 @@ final class TUIApp {
     var lastDraw = 0.0
     var size: ScreenSize
     var deviceTruth: DeviceTruthPoller?
+    var memoryView: MemoryViewPoller?
+    var memorySampleNumber = -1
 
     init(link: TUILink, terminal: Terminal, options: TUIOptions) {
         self.link = link
@@ -130,6 +161,31 @@ final class TUIApp {
                     perform(.send(.setSnapshotRate(hz: hz), label: "rate \(hz) Hz"))
                 }
                 state.apply(event)
+            }
+            if let facts = link.guestFacts, facts != state.live.guest {
+                state.live.guest = facts
+                dirty = true
+            }
+            if let (names, device) = link.deviceTruth(), device != state.live.device {
+                state.live.deviceQueueNames = names
+                state.applyDevice(device)
+                dirty = true
+            }
+            if let memoryView {
+                let (sample, error) = memoryView.state
+                if let sample, sample.number != memorySampleNumber {
+                    memorySampleNumber = sample.number
+                    state.applyMemorySample(sample, names: MemoryViewPoller.kernelQueueNames)
+                    dirty = true
+                } else if let error, error != state.live.memoryViewError {
+                    state.live.memoryViewError = error
+                    state.addLog(.error, "memory view: \(error)")
+                    dirty = true
+                }
+            }
+            if let c = link.takeConsistentSnapshot() {
+                state.applyConsistent(c)
+                dirty = true
             }
             if state.processEnded == nil, let ended = options.processEnded?() {
                 state.noteProcessEnded(ended)
@@ -203,6 +259,12 @@ final class TUIApp {
                 state.addLog(.command, "→ hmp \(command)")
             } else {
                 state.addLog(.error, "hmp \(command): no QMP socket (attach with --qmp SOCKET)")
+            }
+        case .consistentSnapshot:
+            if let why = link.requestConsistentSnapshot() {
+                state.addLog(.error, "z: " + why)
+            } else {
+                state.addLog(.command, "→ consistent snapshot (QMP stop, read every queue, cont)")
             }
         case .quit:
             break

@@ -28,6 +28,8 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
     private var seq: UInt32 = 0
     private var pending: [LinkEvent] = []
     private let startedAt = monotonicSeconds()
+    private var consistentRequested = false
+    private var consistentResult: (sample: GuestSample?, stopped: Double, wasRunning: Bool, error: String?)?
 
     public init(qmpPath: String, memoryPath: String?, rate: Double = 60) {
         self.qmpPath = qmpPath
@@ -62,6 +64,17 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
                     usleep(500_000)
                     continue
                 }
+            }
+            lock.lock(); let wantConsistent = consistentRequested; consistentRequested = false; lock.unlock()
+            if wantConsistent {
+                let result: (sample: GuestSample?, stopped: Double, wasRunning: Bool, error: String?)
+                do {
+                    let c = try session!.consistentSample()
+                    result = (c.sample, c.stoppedSeconds, c.wasRunning, nil)
+                } catch {
+                    result = (nil, 0, false, error.description)
+                }
+                lock.lock(); consistentResult = result; lock.unlock()
             }
             let s = session!.sample()
             lock.lock()
@@ -107,6 +120,47 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
         seq &+= 1
         events.append(.message(.snapshot(GuestTelemetry.snapshot(s, number: UInt32(truncatingIfNeeded: n), startedAt: startedAt, rateHz: UInt16(rate))), seq: seq))
         return events
+    }
+
+    public var guestFacts: GuestFacts? {
+        lock.lock(); let s = latest; lock.unlock()
+        return GuestFacts(mac: s.flatMap { GuestTelemetry.macAddress($0) })
+    }
+
+    /// The device's own indices (QMP, polled at 2 Hz by the session) of every queue.
+    public func deviceTruth() -> (names: [Int: String], state: DeviceTruthState)? {
+        lock.lock(); let s = latest; lock.unlock()
+        guard let s, let d = GuestTelemetry.deviceTruth(s) else { return nil }
+        return (d.names, .sample(d.sample))
+    }
+
+    public func requestConsistentSnapshot() -> String? {
+        lock.lock(); defer { lock.unlock() }
+        guard latest != nil else { return "not connected to the guest yet" }
+        consistentRequested = true
+        return nil
+    }
+
+    public func takeConsistentSnapshot() -> ConsistentSnapshot? {
+        lock.lock(); let r = consistentResult; consistentResult = nil; lock.unlock()
+        guard let r else { return nil }
+        guard let s = r.sample else {
+            return ConsistentSnapshot(events: [], deviceNames: [:], device: nil, stoppedSeconds: 0, wasRunning: false,
+                                      error: r.error ?? "unknown error")
+        }
+        var events: [LinkEvent] = []
+        let names = s.queues.map(\.name)
+        if names != lastQueues {
+            lastQueues = names
+            seq &+= 1
+            events.append(.message(.hello(GuestTelemetry.hello(s)), seq: seq))
+        }
+        seq &+= 1
+        events.append(.message(.snapshot(GuestTelemetry.snapshot(s, number: UInt32(truncatingIfNeeded: s.number), startedAt: startedAt,
+                                                                  rateHz: UInt16(rate))), seq: seq))
+        let d = GuestTelemetry.deviceTruth(s)
+        return ConsistentSnapshot(events: events, deviceNames: d?.names ?? [:], device: d?.sample, stoppedSeconds: r.stopped,
+                                  wasRunning: r.wasRunning)
     }
 
     /// Dumps are read from guest memory; everything else needs the guest's help.

@@ -110,8 +110,67 @@ public struct LiveView: Equatable, Sendable {
     public var deviceTrackers: [Int: DisagreementTracker] = [:]
     /// Kernel uptime → host wall clock, from the latest hello.
     public var kernelClock: KernelClock?
+    /// Which driver queue each device queue number of `device` is: our kernel's net0 (the
+    /// default), or every queue of a guest Ringside did not build (GuestPoller numbers them as
+    /// its hello does).
+    public var deviceQueueNames: [Int: String] = RingsideTUI.deviceQueueNames
+    /// Set for a guest Ringside did not build: what the header can say about it.
+    public var guest: GuestFacts?
+    /// Our kernel with its RAM shared (`ringside run --shared-memory`): per telemetry queue name,
+    /// the latest read of its rings in memory, the device's view from the memory view's QMP, and
+    /// the three-way comparison (driver ↔ memory ↔ device). Empty without the memory view.
+    public var memoryViews: [String: DeviceQueueView] = [:]
+    public var memoryDeviceViews: [String: DeviceQueueView] = [:]
+    public var threeWay: [String: ThreeWayTracker] = [:]
+    /// Why the memory view has no sample (nil: fine, or not asked for).
+    public var memoryViewError: String?
 
     public init() {}
+}
+
+/// What is known about a guest Ringside did not build, beyond its rings: the header says
+/// "n/a" for the rest rather than show a made-up value.
+public struct GuestFacts: Equatable, Sendable {
+    /// The first virtio-net device's MAC address from QMP (QOM `mac`); nil when QEMU did not say.
+    public var mac: String?
+
+    public init(mac: String?) { self.mac = mac }
+}
+
+/// A consistent snapshot of a guest (`z`): read while QEMU had the guest stopped.
+public struct ConsistentSnapshot: Equatable, Sendable {
+    /// The hello (when the queues changed) and snapshot messages of the sample.
+    public var events: [LinkEvent]
+    /// The device's view of every queue (numbers → names), read while stopped.
+    public var deviceNames: [Int: String]
+    public var device: DeviceTruthSample?
+    /// How long the guest was stopped, seconds (0 when it was paused already).
+    public var stoppedSeconds: Double
+    public var wasRunning: Bool
+    /// Why there is no snapshot.
+    public var error: String?
+
+    public init(events: [LinkEvent], deviceNames: [Int: String], device: DeviceTruthSample?, stoppedSeconds: Double,
+                wasRunning: Bool, error: String? = nil) {
+        self.events = events
+        self.deviceNames = deviceNames
+        self.device = device
+        self.stoppedSeconds = stoppedSeconds
+        self.wasRunning = wasRunning
+        self.error = error
+    }
+}
+
+extension LiveView {
+    /// The driver's side of queue `name` for the device comparison, from the model. For a guest
+    /// Ringside did not build the descriptor count is left out (a buffer may be a chain).
+    func driverView(ofQueueNamed name: String, time: Double, uptimeNs: UInt64) -> DriverQueueView? {
+        guard let p = model.position(ofQueueNamed: name), let status = model.queues[p].status else { return nil }
+        let q = model.queues[p]
+        return DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
+                               availDescriptors: guest != nil || q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
+                               time: time, uptime: Double(uptimeNs) / 1e9)
+    }
 }
 
 /// The driver queue each virtio-net device queue is (QEMU's queue numbers).
@@ -124,6 +183,9 @@ public struct TUIState: Equatable, Sendable {
     public var live = LiveView()
     /// Set while frozen (`f`): the view drawn instead of `live`.
     public var frozen: LiveView?
+    /// What the frozen view is, when it is more than a copy of the screen (`z`: "guest
+    /// stopped for 12 ms").
+    public var frozenNote: String?
     /// Host time now (monotonic seconds), set by the app before each render.
     public var now: Double = 0
     /// Host time the TUI started.
@@ -247,7 +309,7 @@ public struct TUIState: Equatable, Sendable {
     /// driver's says (from `view`).
     public func deviceView(forQueueNamed name: String) -> (view: DeviceQueueView, verdict: TruthVerdict)? {
         guard case .sample(let sample)? = view.device,
-              let number = deviceQueueNames.first(where: { $0.value == name })?.key,
+              let number = view.deviceQueueNames.first(where: { $0.value == name })?.key,
               let dq = sample.queue(number) else { return nil }
         let tracker = view.deviceTrackers[number] ?? DisagreementTracker()
         return (dq, tracker.verdict)
@@ -256,15 +318,76 @@ public struct TUIState: Equatable, Sendable {
     /// Records the driver's side of each net queue from the snapshot just applied (only while
     /// the device view is on).
     mutating func noteDriverViews(uptimeNs: UInt64) {
+        for name in live.threeWay.keys {
+            guard let driver = live.driverView(ofQueueNamed: name, time: now, uptimeNs: uptimeNs) else { continue }
+            live.threeWay[name]?.noteDriver(driver)
+        }
         guard live.device != nil else { return }
-        for (number, name) in deviceQueueNames {
-            guard let p = live.model.position(ofQueueNamed: name), let status = live.model.queues[p].status else { continue }
-            let q = live.model.queues[p]
-            let driver = DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
-                                         availDescriptors: q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
-                                         time: now, uptime: Double(uptimeNs) / 1e9)
+        for (number, name) in live.deviceQueueNames {
+            guard let driver = live.driverView(ofQueueNamed: name, time: now, uptimeNs: uptimeNs) else { continue }
             live.deviceTrackers[number, default: DisagreementTracker()].noteDriver(driver)
         }
+    }
+
+    /// A sample of the memory view (our kernel's rings read from shared guest RAM, and the
+    /// device's view from that view's QMP): fed to each queue's three-way comparison. `names`
+    /// maps the sample's queue names to the telemetry's.
+    public mutating func applyMemorySample(_ s: GuestSample, names: [String: String]) {
+        live.memoryViewError = nil
+        for q in s.queues {
+            guard let name = names[q.name] else { continue }
+            var t = live.threeWay[name] ?? ThreeWayTracker()
+            let before = t.pairs.map { $0.verdict }
+            if let r = q.ring, r.unreadable == nil, !r.moving {
+                let m = DeviceQueueView.memory(queue: 0, availIdx: r.availIdx, usedIdx: r.usedIdx, size: r.addresses.size, time: s.time)
+                live.memoryViews[name] = m
+                t.noteMemory(m)
+            }
+            if let v = q.deviceView, v.time != live.memoryDeviceViews[name]?.time {
+                let d = DeviceQueueView(queue: 0, lastAvailIdx: v.lastAvailIdx, usedIdx: v.usedIdx, inuse: v.inuse, vringNum: v.addresses.size,
+                                        shadowAvailIdx: v.shadowAvailIdx, time: v.time, requestTime: v.requestTime)
+                live.memoryDeviceViews[name] = d
+                t.noteDevice(d)
+            }
+            for (pair, after) in zip(t.pairs, before) where pair.verdict != after {
+                if case .disagree(let why) = pair.verdict {
+                    addLog(.error, "\(name) \(pair.name) disagree: " + why.joined(separator: "; "))
+                } else if case .disagree = after, pair.verdict == .agree {
+                    addLog(.info, "\(name) \(pair.name) agree again")
+                }
+            }
+            if live.threeWay[name] == nil { addLog(.info, "\(name): memory view on (driver ↔ memory ↔ device)") }
+            live.threeWay[name] = t
+        }
+    }
+
+    /// A consistent snapshot arrived (`z`): applied as the newest sample, then shown frozen, with
+    /// each queue compared with the device at one instant (any difference is a disagreement).
+    public mutating func applyConsistent(_ c: ConsistentSnapshot) {
+        if let error = c.error {
+            addLog(.error, "z: no consistent snapshot: \(error)")
+            return
+        }
+        for e in c.events { apply(e) }
+        var v = live
+        if let d = c.device {
+            v.deviceQueueNames = c.deviceNames
+            v.device = .sample(d)
+            v.deviceTrackers = [:]
+            for dq in d.queues {
+                guard let name = c.deviceNames[dq.queue],
+                      let driver = v.driverView(ofQueueNamed: name, time: d.time, uptimeNs: v.model.uptimeNs) else { continue }
+                var t = DisagreementTracker()
+                t.noteInstant(driver: driver, device: dq)
+                v.deviceTrackers[dq.queue] = t
+            }
+        }
+        frozen = v
+        let ms = String(format: "%.1f", c.stoppedSeconds * 1000)
+        frozenNote = c.wasRunning ? "guest stopped for \(ms) ms" : "guest was paused already"
+        let disagreeing = v.deviceTrackers.values.filter(\.flagged).count
+        addLog(.info, "consistent snapshot (\(frozenNote!)): \(v.deviceTrackers.count) queue\(v.deviceTrackers.count == 1 ? "" : "s") compared, "
+               + (disagreeing == 0 ? "all agree with the device" : "\(disagreeing) disagree") + " (f: live again)")
     }
 
     /// Applies the device-truth poller's latest result: compares each new sample with the
@@ -282,7 +405,7 @@ public struct TUIState: Equatable, Sendable {
         case .sample(let sample):
             if case .sample? = before {} else { addLog(.info, "device view (QMP) connected") }
             for dq in sample.queues {
-                guard let name = deviceQueueNames[dq.queue] else { continue }
+                guard let name = live.deviceQueueNames[dq.queue] else { continue }
                 var tracker = live.deviceTrackers[dq.queue] ?? DisagreementTracker()
                 let was = tracker.flagged
                 tracker.noteDevice(dq)

@@ -199,7 +199,8 @@ func drawHeaderFirstLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect, ke
         x = g.text(ports.joined(separator: " ") + " ", y: r.y, x: x, style: bar, maxX: r.width)
     }
     if state.frozen != nil {
-        x = g.text(" FROZEN ", y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true))
+        let badge = " FROZEN" + (state.frozenNote.map { ": " + $0 } ?? "") + " "
+        x = g.text(badge, y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true), maxX: r.width)
     }
     return x
 }
@@ -211,7 +212,12 @@ func drawHeaderSecondLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     var x = 0
     let y = r.y + 1
     var facts: [[(text: String, style: CellStyle)]] = []
-    facts.append([("MAC " + (view.model.hello.map { macAddressText($0.mac) } ?? "?"), .plain)])
+    if let guest = view.guest {
+        // A guest Ringside did not build: what QMP told, "n/a" for what nothing tells.
+        facts.append([("MAC " + (guest.mac ?? "n/a"), guest.mac == nil ? CellStyle(.dim) : .plain)])
+    } else {
+        facts.append([("MAC " + (view.model.hello.map { macAddressText($0.mac) } ?? "?"), .plain)])
+    }
     facts.append([("link " + (view.linkUp.map { $0 ? "up" : "down" } ?? "?"), .plain)])
     var accelFact: Int?
     if !state.accel.isEmpty {
@@ -226,7 +232,11 @@ func drawHeaderSecondLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
     facts.append([("tlm drops ", .plain),
                   (String(view.model.droppedFrames), view.model.droppedFrames > 0 ? CellStyle(.warning, bold: true) : .plain)])
     // Old data in red, as the age on the first line.
-    facts.append([("heap ", .plain), (formatHeap(view.model.memory) ?? "?", stale ? CellStyle(.alarm, bold: true) : .plain)])
+    if view.guest != nil {
+        facts.append([("heap n/a (guest)", CellStyle(.dim))])
+    } else {
+        facts.append([("heap ", .plain), (formatHeap(view.model.memory) ?? "?", stale ? CellStyle(.alarm, bold: true) : .plain)])
+    }
     // Two spaces between facts where they fit, one where not (80 columns); then, if they still
     // do not fit (huge rates and drop counts), the accelerator goes.
     func width(gap: Int) -> Int {
@@ -287,7 +297,31 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         if health.starved { flags.append((" STARVED ", CellStyle(.alarm, bold: true, reverse: true))) }
     }
     if q.isStale { flags.append((" table stale ", CellStyle(.warning))) }
-    if let dev = state.deviceView(forQueueNamed: q.info.name) {
+    if let three = view.threeWay[q.info.name] {
+        // Three views side by side: the driver's (telemetry), memory's, the device's (QMP).
+        let name = q.info.name
+        var text = q.status.map { "drv A \($0.availIdx) U \($0.usedIdx)" } ?? "drv ?"
+        text += " │ mem " + (view.memoryViews[name].map { "A \($0.lastAvailIdx) U \($0.usedIdx)" } ?? "?")
+        text += " │ dev " + (view.memoryDeviceViews[name].map { "A \($0.lastAvailIdx) U \($0.usedIdx) inuse \($0.inuse)" } ?? "?")
+        let flagged = three.pairs.filter { if case .disagree = $0.verdict { return true } else { return false } }
+        flags.append((text, CellStyle(flagged.isEmpty ? .dim : .alarm, bold: !flagged.isEmpty)))
+        if !flagged.isEmpty {
+            flags.append(("≠ " + flagged.map(\.name).joined(separator: " "), CellStyle(.alarm, bold: true)))
+        } else if three.allAgree {
+            flags.append(("= 3-way", CellStyle(.good, bold: true)))
+        } else {
+            // Which pairs are not (yet) known to agree, and why: "? drv/mem" not compared,
+            // "~ mem/dev" in flight.
+            let open = three.pairs.compactMap { p -> String? in
+                switch p.verdict {
+                case .unknown: return "?" + p.name
+                case .inFlight: return "~" + p.name
+                default: return nil
+                }
+            }
+            flags.append((open.joined(separator: " "), CellStyle(.warning)))
+        }
+    } else if let dev = state.deviceView(forQueueNamed: q.info.name) {
         let d = dev.view
         var disagrees = false
         if case .disagree = dev.verdict { disagrees = true }
@@ -298,7 +332,7 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         case .unknown: flags.append(("? not compared", CellStyle(.warning)))
         case .agree, .inFlight: break
         }
-    } else if case .unavailable? = view.device, deviceQueueNames.values.contains(q.info.name) {
+    } else if case .unavailable? = view.device, view.deviceQueueNames.values.contains(q.info.name) {
         flags.append(("device view unavailable", CellStyle(.warning)))
     }
     let flagsWidth = flags.reduce(0) { $0 + $1.0.columns + 1 }
@@ -540,6 +574,7 @@ public let helpLines: [(String, String)] = [
     ("w", "write dumped frames as pcap (see below)"),
     ("F", "features offered/accepted, device status"),
     ("f", "freeze the display (the guest runs on)"),
+    ("z", "consistent snapshot of a guest: QMP stop, read all, cont; shown frozen"),
     ("+ / -", "raise / lower the snapshot rate"),
     ("/", "filter the event log (empty: all)"),
     (":", "command line, as ringside ctl (see guide)"),
