@@ -107,15 +107,35 @@ public enum GuestTelemetry {
                 used = v.usedIdx
                 lastUsed = v.usedIdx
             }
+            var ringView = WireRingView.empty
+            if let r = q.ring, r.unreadable == nil { ringView = ringWindows(r, size: size, lastUsed: lastUsed) }
             let free = UInt16(clamping: table.filter { $0.state == .free }.count)
             let status = WireQueueStatus(queue: UInt8(i), availIdx: avail, usedIdx: used, lastUsedIdx: lastUsed, freeCount: free,
                                          pendingUsed: used &- lastUsed, paused: false, counters: WireQueueCounters())
-            return WireQueueSnapshot(status: status, descriptors: .full(table))
+            return WireQueueSnapshot(status: status, ring: ringView, descriptors: .full(table))
         }
-        // No ring section (both windows empty): the rings' own entries are not read here, and the
+        // A queue read through QMP alone has no ring section (both windows empty), and the
         // monitor says so rather than show flags it does not know.
         return WireSnapshot(snapshotNumber: number, uptimeNs: uptime, rateHz: rateHz, droppedFrames: 0,
                             deviceStatus: s.devices.map { statusByte($0) }, queues: Array(queues))
+    }
+
+    /// The rings as read from guest memory, in the snapshot's ring section: flags, event words
+    /// (when the guest uses EVENT_IDX) and the same windows the kernel sends.
+    static func ringWindows(_ r: GuestRingSnapshot, size: Int, lastUsed: UInt16) -> WireRingView {
+        let slots = UInt16(clamping: size)
+        let (n, availStart, usedStart) = WireRingView.windows(size: slots, availIdx: r.availIdx, lastUsedIdx: lastUsed)
+        var v = WireRingView(flags: r.usedEvent != nil || r.availEvent != nil ? WireRingView.eventIdxFlag : 0,
+                             availFlags: r.availFlags, usedFlags: r.usedFlags,
+                             usedEvent: r.usedEvent ?? 0, availEvent: r.availEvent ?? 0,
+                             availStart: availStart, usedStart: usedStart)
+        guard r.availRing.count >= size, r.usedRing.count >= size, size > 0 else { return v }
+        for k in 0..<n {
+            v.availEntries.append(r.availRing[Int((availStart &+ k) % slots)])
+            let e = r.usedRing[Int((usedStart &+ k) % slots)]
+            v.usedEntries.append(WireUsedElement(id: e.id, len: e.len))
+        }
+        return v
     }
 
     /// The device's own indices (QMP) of every queue, numbered as `hello` numbers the queues,

@@ -169,6 +169,19 @@ public struct WireRingView: Equatable, Sendable {
 
     /// Nothing read (no entries, all zero).
     public static let empty = WireRingView()
+
+    /// Slots of each ring a snapshot carries.
+    public static let window: UInt16 = 16
+
+    /// Where the two windows start for a ring of `size` slots, and how many slots each has:
+    /// the avail window holds the most recent entries before `availIdx` and a quarter of the
+    /// window after it; the used window a quarter already consumed, then what the driver takes
+    /// next from `lastUsedIdx`. The kernel and the guest-memory view place them the same way.
+    public static func windows(size: UInt16, availIdx: UInt16, lastUsedIdx: UInt16)
+        -> (count: UInt16, availStart: UInt16, usedStart: UInt16) {
+        let n = Swift.min(window, size)
+        return (n, availIdx &- (n - n / 4), lastUsedIdx &- n / 4)
+    }
 }
 
 public struct WireQueueSnapshot: Equatable, Sendable {

@@ -276,6 +276,16 @@ final class GuestTelemetryTests: XCTestCase {
         XCTAssertEqual(rx.status.lastUsedIdx, 1)
         guard case .full(let table) = rx.descriptors else { return XCTFail("full table expected") }
         XCTAssertEqual(table.map(\.state), [.free, .avail, .avail, .avail, .free, .free, .free, .free])
+        // The ring section, read from memory and placed as the kernel places it: an 8-slot ring
+        // gives 8-slot windows, avail ending 2 past avail.idx, used starting 2 before the driver.
+        XCTAssertTrue(rx.ring.eventIdx)
+        XCTAssertEqual(rx.ring.usedEvent, 1)
+        XCTAssertEqual(rx.ring.availStart, 4 &- 6)
+        XCTAssertEqual(rx.ring.availEntries, [0, 0, 0, 1, 2, 3, 0, 0])
+        XCTAssertEqual(rx.ring.usedStart, 1 &- 2)
+        XCTAssertEqual(rx.ring.usedEntries.count, 8)
+        XCTAssertEqual(rx.ring.usedEntries[1], WireUsedElement(id: 0, len: 60), "used slot 0 (index 0 = 65535 + 1)")
+        XCTAssertEqual(snap.queues[1].ring, .empty, "nothing read from memory: no ring section")
         XCTAssertEqual(table[2].addr, 0x81000)
         var model = TelemetryModel()
         _ = model.apply(.hello(hello), seq: 1)

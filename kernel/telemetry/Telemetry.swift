@@ -35,8 +35,8 @@ final class MonitoredQueue {
         self.pausable = pausable
         stamps = [UInt64](repeating: 0, count: Int(queue.ring.size))
         stampedUsedIdx = queue.ring.usedIdx
-        ringView.availEntries.reserveCapacity(Int(Telemetry.ringWindow))
-        ringView.usedEntries.reserveCapacity(Int(Telemetry.ringWindow))
+        ringView.availEntries.reserveCapacity(Int(WireRingView.window))
+        ringView.usedEntries.reserveCapacity(Int(WireRingView.window))
     }
 
     /// Stamps every used element the device added since the last call with `nowNs` (only new
@@ -70,11 +70,12 @@ final class MonitoredQueue {
         }
     }
 
-    /// Reads the rings into `ringView`: flags, event words, and `Telemetry.ringWindow` slots
+    /// Reads the rings into `ringView`: flags, event words, and `WireRingView.window` slots
     /// of each ring around its index.
     func readRing() {
         let ring = self.ring
-        let n = min(Telemetry.ringWindow, ring.size)
+        let (n, availStart, usedStart) = WireRingView.windows(size: ring.size, availIdx: ring.availIdx,
+                                                              lastUsedIdx: ring.lastUsedIdx)
         var v = ringView
         ringView = WireRingView()   // keep `v` uniquely referenced: refilled in place
         v.flags = ring.eventIdx ? WireRingView.eventIdxFlag : 0
@@ -82,12 +83,10 @@ final class MonitoredQueue {
         v.usedFlags = ring.usedFlags
         v.usedEvent = ring.usedEvent
         v.availEvent = ring.availEvent
-        // Avail: the most recent entries before avail.idx, and a quarter of the window after it.
-        v.availStart = ring.availIdx &- (n - n / 4)
+        v.availStart = availStart
         v.availEntries.removeAll(keepingCapacity: true)
         for k in 0..<n { v.availEntries.append(ring.availRingSlot(v.availStart &+ k)) }
-        // Used: a quarter of the window already consumed, then what the driver takes next.
-        v.usedStart = ring.lastUsedIdx &- n / 4
+        v.usedStart = usedStart
         v.usedEntries.removeAll(keepingCapacity: true)
         for k in 0..<n {
             let e = ring.usedRingSlot(v.usedStart &+ k)
@@ -140,7 +139,6 @@ final class Telemetry {
     static let defaultRateHz: UInt16 = 10
     static let maxRateHz: UInt16 = 1000
     /// Slots of each ring a snapshot shows (docs/protocol.md §4, ring section).
-    static let ringWindow: UInt16 = 16
     /// How long a reply, a hello or a step report waits for a console buffer before it is
     /// dropped and counted (snapshots and other events never wait).
     static let reliableWaitNs: UInt64 = 250_000_000
