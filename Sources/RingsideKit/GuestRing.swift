@@ -64,16 +64,9 @@ public struct GuestDescriptor: Equatable, Sendable {
     }
 }
 
-/// `struct virtq_used_elem`.
-public struct GuestUsedElement: Equatable, Sendable {
-    public var id: UInt32
-    public var len: UInt32
-
-    public init(id: UInt32, len: UInt32) {
-        self.id = id
-        self.len = len
-    }
-}
+/// `struct virtq_used_elem`: the wire format's type, so a used element read from guest memory and
+/// one the kernel reports are the same value.
+public typealias GuestUsedElement = WireUsedElement
 
 /// One buffer: the descriptors from a head, following NEXT, into an indirect table if any.
 public struct GuestChain: Equatable, Sendable {

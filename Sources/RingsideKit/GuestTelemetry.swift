@@ -132,8 +132,7 @@ public enum GuestTelemetry {
         guard r.availRing.count >= size, r.usedRing.count >= size, size > 0 else { return v }
         for k in 0..<n {
             v.availEntries.append(r.availRing[Int((availStart &+ k) % slots)])
-            let e = r.usedRing[Int((usedStart &+ k) % slots)]
-            v.usedEntries.append(WireUsedElement(id: e.id, len: e.len))
+            v.usedEntries.append(r.usedRing[Int((usedStart &+ k) % slots)])
         }
         return v
     }
