@@ -5,44 +5,6 @@ import RingsideKit
 /// The device's view (QMP) in the real TUI: `ringside attach --qmp` and `ringside run`, in tmux,
 /// on a real QEMU running the kernel.
 final class TmuxDeviceTruthTests: TmuxGuestTestCase {
-    func kernelPath() -> String {
-        ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
-    }
-
-    /// Fails (never skips) when tmux, QEMU, the kernel or the binary is missing.
-    func requireTools() -> Bool {
-        for tool in ["tmux", "qemu-system-x86_64"] where findExecutable(tool) == nil {
-            XCTFail("\(tool) is not installed"); return false
-        }
-        guard FileManager.default.isReadableFile(atPath: kernelPath()) else {
-            XCTFail("kernel not found at \(kernelPath()): make -C kernel"); return false
-        }
-        guard FileManager.default.isExecutableFile(atPath: ringsideBinary()) else {
-            XCTFail("ringside binary not found at \(ringsideBinary())"); return false
-        }
-        return true
-    }
-
-    func startGuest() throws -> QEMUInstance? {
-        guard requireTools() else { return nil }
-        var c = QEMUConfiguration()
-        c.kernel = kernelPath()
-        c.accel = .tcg
-        udpPort = try freePort(udp: true)
-        c.network = .user(udpPort: udpPort, httpPort: try freePort(udp: false))
-        let q = try QEMUInstance(configuration: c)
-        qemu = q
-        try q.waitForSerial("ringside: ready", timeout: 30)
-        return q
-    }
-
-    func waitForEcho(_ client: UDPSocket) {
-        for _ in 0..<50 {
-            try? client.send(Array("warm-up".utf8), toPort: udpPort)
-            if client.receive(timeout: 0.2) != nil { return }
-        }
-        XCTFail("no UDP echo from the guest")
-    }
 
     /// The device's (A, U, inuse) on `queue`'s title line and the driver's (A, U) on its stats line.
     static func views(_ queue: String, in screen: String) -> (device: [Int], driver: [Int])? {
@@ -69,7 +31,7 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
     }
 
     func testAttachWithQMPShowsTheDeviceViewInStep() throws {
-        guard let q = try startGuest() else { return }
+        let q = try startGuest()
         let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.qmpSocket)"
         let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
         tmux.waitFor("dev: numbers on both net panels") {
@@ -106,7 +68,7 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
     }
 
     func testAttachWithoutQMPSaysUnavailable() throws {
-        guard let q = try startGuest() else { return }
+        let q = try startGuest()
         let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.path)/no-such-qmp.sock"
         let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
         tmux.waitFor("device view unavailable") { $0.contains("net0.rx") && $0.contains("device view unavailable") }
@@ -115,8 +77,8 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
     }
 
     func testRunShowsTheDeviceView() throws {
-        guard requireTools() else { return }
-        let kernel = kernelPath()
+        try requireTools()
+        let kernel = kernelPath
         let (udp, http) = (try freePort(udp: true), try freePort(udp: false))
         let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
         let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
@@ -130,8 +92,8 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
     /// three ways — telemetry, the rings in guest memory, the device's QMP view — and at rest
     /// all three agree (`= 3-way`), the memory's indices equal the driver's on screen.
     func testRunSharedMemoryThreeWayAgreementAtRest() throws {
-        guard requireTools() else { return }
-        let kernel = kernelPath()
+        try requireTools()
+        let kernel = kernelPath
         let (udp, http) = (try freePort(udp: true), try freePort(udp: false))
         let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --shared-memory --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
         let tmux = try TmuxSession(command: cmd, width: 160, height: 44)

@@ -5,35 +5,9 @@ import RingsideKit
 /// Expanded, scrollable panes, stale dumps and ring pointers in the real `ringside attach`, in
 /// tmux, on a real QEMU running the kernel. Fails (never skips) when a tool is missing.
 final class TmuxPaneTests: TmuxGuestTestCase {
-    func startGuest() throws -> QEMUInstance? {
-        for tool in ["tmux", "qemu-system-x86_64"] where findExecutable(tool) == nil {
-            XCTFail("\(tool) is not installed"); return nil
-        }
-        let kernel = ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
-        guard FileManager.default.isReadableFile(atPath: kernel) else { XCTFail("kernel not found at \(kernel): make -C kernel"); return nil }
-        guard FileManager.default.isExecutableFile(atPath: ringsideBinary()) else { XCTFail("ringside binary not found at \(ringsideBinary())"); return nil }
-        var c = QEMUConfiguration()
-        c.kernel = kernel
-        c.accel = .tcg
-        udpPort = try freePort(udp: true)
-        c.network = .user(udpPort: udpPort, httpPort: try freePort(udp: false))
-        let q = try QEMUInstance(configuration: c)
-        qemu = q
-        try q.waitForSerial("ringside: ready", timeout: 30)
-        return q
-    }
-
     func attach(_ q: QEMUInstance, width: Int = 80, height: Int = 24, extra: String = "") throws -> TmuxSession {
         let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.qmpSocket) \(extra)"
         return try TmuxSession(command: cmd, width: width, height: height)
-    }
-
-    func waitForEcho(_ client: UDPSocket) {
-        for _ in 0..<50 {
-            try? client.send(Array("warm-up".utf8), toPort: udpPort)
-            if client.receive(timeout: 0.2) != nil { return }
-        }
-        XCTFail("no UDP echo from the guest")
     }
 
     /// The ring of `queue` as drawn: the runs of ring glyphs and pointer letters on its panel.
@@ -46,7 +20,7 @@ final class TmuxPaneTests: TmuxGuestTestCase {
     // Item 5 (and 4): the whole 1337-byte frame and every decoded header line in the expanded
     // dump at 80x24; a device-owned RX buffer is labelled stale and kept out of the pcap.
     func testExpandedDumpOfA1337ByteFrameAndAStaleDump() throws {
-        guard let q = try startGuest() else { return }
+        let q = try startGuest()
         let pcapDir = NSTemporaryDirectory() + "rs-pcap-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: pcapDir) }
         let tmux = try attach(q, extra: "--pcap-dir \(pcapDir)")
@@ -118,7 +92,7 @@ final class TmuxPaneTests: TmuxGuestTestCase {
     // Item 6: on the full 256-slot RX ring every pointer shows, the device's D too; with one
     // entry pending, L, U, A, D and the pending █ all show.
     func testEveryRingPointerIsVisible() throws {
-        guard let q = try startGuest() else { return }
+        let q = try startGuest()
         let tmux = try attach(q)
         let client = try UDPSocket()
         waitForEcho(client)

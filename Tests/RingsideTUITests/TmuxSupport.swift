@@ -119,6 +119,50 @@ class TmuxGuestTestCase: XCTestCase {
     var qemu: QEMUInstance?
     var udpPort: UInt16 = 0
 
+    var kernelPath: String {
+        ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
+    }
+
+    /// Fails (never skips) when tmux, QEMU, any of `extraTools`, the kernel or the binary is
+    /// missing: the XCTFail is the verdict, the throw only ends the test.
+    func requireTools(_ extraTools: [String] = []) throws {
+        for tool in ["tmux", "qemu-system-x86_64"] + extraTools where findExecutable(tool) == nil {
+            XCTFail("\(tool) is not installed (scripts/ensure-deps.sh installs it)")
+            throw XCTSkip("no \(tool)")
+        }
+        guard FileManager.default.isReadableFile(atPath: kernelPath) else {
+            XCTFail("kernel not found at \(kernelPath): make -C kernel")
+            throw XCTSkip("no kernel")
+        }
+        guard FileManager.default.isExecutableFile(atPath: ringsideBinary()) else {
+            XCTFail("ringside binary not found at \(ringsideBinary()) (swift build, or set RINGSIDE_BIN)")
+            throw XCTSkip("no binary")
+        }
+    }
+
+    /// Boots the kernel under user networking and waits for it to be ready.
+    func startGuest(requiring extraTools: [String] = []) throws -> QEMUInstance {
+        try requireTools(extraTools)
+        var c = QEMUConfiguration()
+        c.kernel = kernelPath
+        c.accel = .tcg
+        udpPort = try freePort(udp: true)
+        c.network = .user(udpPort: udpPort, httpPort: try freePort(udp: false))
+        let q = try QEMUInstance(configuration: c)
+        qemu = q
+        try q.waitForSerial("ringside: ready", timeout: 30)
+        return q
+    }
+
+    /// Echoes datagrams until one comes back (the guest's network is up).
+    func waitForEcho(_ client: UDPSocket) {
+        for _ in 0..<50 {
+            try? client.send(Array("warm-up".utf8), toPort: udpPort)
+            if client.receive(timeout: 0.2) != nil { return }
+        }
+        XCTFail("no UDP echo from the guest")
+    }
+
     override func tearDown() {
         qemu?.stop(grace: 2)
         if let q = qemu, q.process.isRunning { XCTFail("QEMU still running after stop") }

@@ -5,47 +5,9 @@ import RingsideKit
 /// The real `ringside attach` in a real terminal (tmux) on a real QEMU running the kernel.
 /// Fails (never skips) when tmux, QEMU, the kernel or the binary is missing.
 final class TmuxTUITests: TmuxGuestTestCase {
-    func startGuest() throws -> QEMUInstance {
-        guard findExecutable("tmux") != nil else {
-            XCTFail("tmux is not installed (apt-get install tmux)")
-            throw XCTSkip("no tmux")
-        }
-        guard findExecutable("qemu-system-x86_64") != nil else {
-            XCTFail("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
-            throw XCTSkip("no qemu")
-        }
-        let kernel = ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
-        guard FileManager.default.isReadableFile(atPath: kernel) else {
-            XCTFail("kernel not found at \(kernel): make -C kernel")
-            throw XCTSkip("no kernel")
-        }
-        guard FileManager.default.isExecutableFile(atPath: ringsideBinary()) else {
-            XCTFail("ringside binary not found at \(ringsideBinary()) (swift build, or set RINGSIDE_BIN)")
-            throw XCTSkip("no binary")
-        }
-        var c = QEMUConfiguration()
-        c.kernel = kernel
-        c.accel = .tcg
-        udpPort = try freePort(udp: true)
-        c.network = .user(udpPort: udpPort, httpPort: try freePort(udp: false))
-        let q = try QEMUInstance(configuration: c)
-        qemu = q
-        try q.waitForSerial("ringside: ready", timeout: 30)
-        return q
-    }
-
     func attach(_ q: QEMUInstance, width: Int = 120, height: Int = 40) throws -> TmuxSession {
         let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket)"
         return try TmuxSession(command: cmd, width: width, height: height)
-    }
-
-    /// Echoes datagrams until one comes back (the guest's network is up).
-    func waitForEcho(_ client: UDPSocket) {
-        for _ in 0..<50 {
-            try? client.send(Array("warm-up".utf8), toPort: udpPort)
-            if client.receive(timeout: 0.2) != nil { return }
-        }
-        XCTFail("no UDP echo from the guest")
     }
 
     func testWatchPauseStepDumpResizeHelpQuit() throws {

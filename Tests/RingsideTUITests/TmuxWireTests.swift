@@ -6,27 +6,6 @@ import RingsideKit
 /// panel, exact counters on the selected queue, step reports in the log, and `w` writing pcap
 /// records stamped with the frame's arrival (read back with tshark).
 final class TmuxWireTests: TmuxGuestTestCase {
-    func startGuest() throws -> QEMUInstance {
-        for tool in ["tmux", "qemu-system-x86_64", "tshark"] where findExecutable(tool) == nil {
-            XCTFail("\(tool) is not installed (scripts/ensure-deps.sh)")
-            throw XCTSkip("no \(tool)")
-        }
-        let kernel = ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
-        guard FileManager.default.isReadableFile(atPath: kernel) else {
-            XCTFail("kernel not found at \(kernel): make -C kernel")
-            throw XCTSkip("no kernel")
-        }
-        var c = QEMUConfiguration()
-        c.kernel = kernel
-        c.accel = .tcg
-        udpPort = try freePort(udp: true)
-        c.network = .user(udpPort: udpPort, httpPort: try freePort(udp: false))
-        let q = try QEMUInstance(configuration: c)
-        qemu = q
-        try q.waitForSerial("ringside: ready", timeout: 30)
-        return q
-    }
-
     /// The net0.rx stats line (the one after the selected panel's title).
     func rxStats(_ screen: String) -> String {
         let lines = screen.components(separatedBy: "\n")
@@ -35,7 +14,7 @@ final class TmuxWireTests: TmuxGuestTestCase {
     }
 
     func testRingPaneFeaturesExactCountersStepReportAndPcap() throws {
-        let q = try startGuest()
+        let q = try startGuest(requiring: ["tshark"])
         let pcapDir = NSTemporaryDirectory() + "rs-wire-pcap-\(getpid())"
         try FileManager.default.createDirectory(atPath: pcapDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: pcapDir) }
