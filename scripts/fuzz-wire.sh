@@ -15,8 +15,8 @@ SWIFTC=${SWIFTC:-swiftc}
 OUT=fuzz-out/wire
 CORPUS=Tests/Fuzz/corpus
 mkdir -p "$OUT"
-# The JSON form names feature bits from Sources/Virtio: compiled into the same module here.
-WIRE_SOURCES=(Sources/Wire/*.swift Sources/Virtio/VirtioSpec.swift Sources/Virtio/VirtioFeatureNames.swift)
+# The JSON form names feature bits, and the notification detector evaluates the ring rules, from Sources/Virtio: compiled into the same module here.
+WIRE_SOURCES=(Sources/Wire/*.swift Sources/Virtio/VirtioSpec.swift Sources/Virtio/VirtioFeatureNames.swift Sources/Virtio/VirtqueueLayout.swift)
 
 case "${1:-60}" in
 --seed)

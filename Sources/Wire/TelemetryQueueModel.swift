@@ -101,8 +101,15 @@ public struct TelemetryModel: Equatable, Sendable {
     public private(set) var memory: WireMemory = .zero
     /// Each hello device's status byte as of the last snapshot (the hello's until one arrives).
     public private(set) var deviceStatus: [UInt8] = []
+    /// The lost-notification detector, run on every snapshot (NotificationDetector.swift).
+    public private(set) var notifications = NotificationDetector()
+    /// The alarms the latest snapshot raised and cleared.
+    public private(set) var notificationChanges: [NotificationChange] = []
 
     public init() {}
+
+    /// The alarms up on the queue at `position`.
+    public func alarms(queue position: Int) -> [NotificationAlarm] { notifications.alarms(queue: position) }
 
     /// Position of queue `index` in `queues`.
     public func position(ofQueue index: UInt8) -> Int? {
@@ -122,6 +129,8 @@ public struct TelemetryModel: Equatable, Sendable {
         case .hello(let h):
             hello = h
             queues = h.queues.map { TelemetryQueueModel(info: $0) }
+            notifications.reset()
+            notificationChanges = []
             deviceStatus = h.devices.map { $0.status }
             return nil
         case .snapshot(let s):
@@ -142,6 +151,14 @@ public struct TelemetryModel: Equatable, Sendable {
                     action = .requestFull
                 }
             }
+            var inSnapshot = [Bool](repeating: false, count: queues.count)
+            for q in s.queues { if let i = position(ofQueue: q.status.queue) { inSnapshot[i] = true } }
+            let samples = queues.indices.map { i -> NotificationSample? in
+                guard inSnapshot[i], let status = queues[i].status else { return nil }
+                return NotificationSample(role: NotificationQueueRole(queueName: queues[i].info.name), size: queues[i].info.size,
+                                          status: status, ring: queues[i].ring)
+            }
+            notificationChanges = notifications.observe(samples, time: Double(s.uptimeNs) / 1e9)
             return action
         case .event(let e):
             uptimeNs = max(uptimeNs, e.uptimeNs)

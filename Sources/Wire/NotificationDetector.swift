@@ -1,0 +1,305 @@
+// The lost-notification detector: on every sample, for each queue, the notification rule of
+// virtio 1.2 §2.7.7 (driver → device, "kicks") and §2.7.10 (device → driver, interrupts) is
+// evaluated against what is moving. A notification that the rule says was owed, with nothing
+// moving for `threshold` seconds, raises an alarm; the alarm clears as soon as the queue moves.
+//
+//   KICK LOST?  a queue the device drains at once (tx, ctrl): avail entries the device has not
+//               consumed (avail.idx − consumed > 0, consumed = used.idx, or the device's own
+//               last-avail-idx from QMP when known) although the device asked to be kicked for
+//               them — with EVENT_IDX avail_event lies among those entries, without it used.flags
+//               lacks VIRTQ_USED_F_NO_NOTIFY — and `consumed` has not moved for `threshold`.
+//   IRQ LOST?   any queue: used entries the driver has not consumed (used.idx − the driver's
+//               last-seen used idx > 0) although the driver asked to be interrupted for them —
+//               with EVENT_IDX used_event lies among those entries, without it avail.flags lacks
+//               VIRTQ_AVAIL_F_NO_INTERRUPT — and the driver's position has not moved for
+//               `threshold`. Not on a paused queue (the driver holds its entries on purpose).
+//   STARVED     a receive queue that has had buffers: none left for the device (avail.idx ==
+//               consumed) and neither index moving for `threshold`; a frame arriving now is
+//               dropped by the device.
+//
+// Conservative by construction: a queue whose role is unknown (a device type whose device may
+// hold buffers for long, e.g. the balloon's stats queue, or a disk's slow requests) gets only
+// the interrupt rule; a sample without the rings' flags and event words gets none of the
+// notification rules; distances beyond the queue size (garbage, or a driver's parked event
+// word such as Linux's used_event = 0) say "unknown", never "owed". Times are the samples'
+// (the kernel's uptime, or the watcher's clock for a guest), so a test can replay them.
+
+// Host only: the kernel never judges its own telemetry.
+#if !hasFeature(Embedded)
+#if canImport(Virtio)
+import Virtio   // SwiftPM; scripts/fuzz-wire.sh compiles the spec files into the same module
+#endif
+
+/// What a queue's device does with the buffers it is given: decides which rules apply.
+public enum NotificationQueueRole: Equatable, Sendable {
+    /// Driver → device data the device drains at once (virtio-net tx and ctrl, console tx).
+    case transmit
+    /// Buffers the device fills when data arrives (virtio-net rx, console rx).
+    case receive
+    /// Anything else: only the interrupt rule applies.
+    case other
+
+    /// The role by queue name (`net0.tx`, `net0.rx1`, `con0.rx`, `net0.ctrl`, `disk0.q0`).
+    public init(queueName: String) {
+        var last = Substring(queueName)
+        if let dot = queueName.lastIndex(of: ".") { last = queueName[queueName.index(after: dot)...] }
+        let base = last.prefix { !$0.isNumber }
+        switch base {
+        case "tx", "ctrl": self = .transmit
+        case "rx": self = .receive
+        default: self = .other
+        }
+    }
+}
+
+/// The three alarms.
+public enum NotificationAlarmKind: Equatable, Sendable, CaseIterable {
+    case kickLost
+    case interruptLost
+    case starved
+
+    /// The flag shown on the queue.
+    public var label: String {
+        switch self {
+        case .kickLost: return "KICK LOST?"
+        case .interruptLost: return "IRQ LOST?"
+        case .starved: return "STARVED"
+        }
+    }
+
+    /// The name in JSON.
+    public var key: String {
+        switch self {
+        case .kickLost: return "kick_lost"
+        case .interruptLost: return "irq_lost"
+        case .starved: return "starved"
+        }
+    }
+}
+
+/// One raised alarm with the numbers behind it.
+public struct NotificationAlarm: Equatable, Sendable {
+    public var kind: NotificationAlarmKind
+    /// Position of the queue in the model.
+    public var queue: Int
+    /// Sample time (seconds) when the condition began (the alarm rose `threshold` later).
+    public var since: Double
+    /// Sample time of the latest evaluation.
+    public var now: Double
+    /// avail.idx, and how far the device has consumed (kick, starve) or the driver (interrupt).
+    public var availIdx: UInt16
+    public var usedIdx: UInt16
+    /// Kick / starve: the device's consumed position; interrupt: the driver's last-seen used idx.
+    public var consumed: UInt16
+    /// The event word the rule used (avail_event / used_event), nil without EVENT_IDX.
+    public var eventWord: UInt16?
+    /// Where `consumed` came from: "used.idx", "QMP last-avail-idx", "last_used_idx".
+    public var consumedSource: String
+
+    /// How long the condition has held.
+    public var age: Double { max(0, now - since) }
+
+    /// Entries waiting (kick: avail − consumed; interrupt: used − driver's position).
+    public var waiting: Int {
+        switch kind {
+        case .kickLost, .starved: return Int(availIdx &- consumed)
+        case .interruptLost: return Int(usedIdx &- consumed)
+        }
+    }
+
+    /// One line with the numbers, e.g. "3 avail entries unconsumed for 0.6 s (avail.idx 1203,
+    /// used.idx 1200); kick owed at avail_event 1200".
+    public var detail: String {
+        let seconds = formatTenths(age)
+        switch kind {
+        case .kickLost:
+            let why = eventWord.map { "the device asked for a kick at avail_event \($0)" }
+                ?? "used.flags lacks NO_NOTIFY: every publish needs a kick"
+            return "\(waiting) avail entries not consumed for \(seconds) s (avail.idx \(availIdx), \(consumedSource) \(consumed)); \(why)"
+        case .interruptLost:
+            let why = eventWord.map { "the driver asked for an interrupt at used_event \($0)" }
+                ?? "avail.flags lacks NO_INTERRUPT: every used entry needs an interrupt"
+            return "\(waiting) used entries not consumed by the driver for \(seconds) s (used.idx \(usedIdx), driver at \(consumed)); \(why)"
+        case .starved:
+            return "no buffers for the device for \(seconds) s (avail.idx \(availIdx) = \(consumedSource) \(consumed)): frames arriving now are dropped"
+        }
+    }
+}
+
+/// A change the latest sample made.
+public enum NotificationChange: Equatable, Sendable {
+    case raised(NotificationAlarm)
+    case cleared(NotificationAlarm)
+}
+
+/// Everything the detector needs of one queue in one sample.
+public struct NotificationSample: Equatable, Sendable {
+    public var role: NotificationQueueRole
+    public var size: UInt16
+    public var status: WireQueueStatus
+    /// The rings' flags and event words; nil when the sample did not read the rings.
+    public var ring: WireRingView?
+    /// The device's own last-avail-idx (QMP) when a fresh one is known.
+    public var deviceLastAvailIdx: UInt16?
+
+    public init(role: NotificationQueueRole, size: UInt16, status: WireQueueStatus, ring: WireRingView?,
+                deviceLastAvailIdx: UInt16? = nil) {
+        self.role = role
+        self.size = size
+        self.status = status
+        self.ring = ring
+        self.deviceLastAvailIdx = deviceLastAvailIdx
+    }
+}
+
+/// The detector's memory of one queue.
+struct NotificationQueueState: Equatable, Sendable {
+    /// Per kind: the progress key and time when the condition began holding.
+    var pending: [NotificationAlarmKind: (key: UInt32, since: Double)] = [:]
+    var raised: [NotificationAlarmKind: NotificationAlarm] = [:]
+    /// The receive queue has had buffers for the device at some point.
+    var hadBuffers = false
+
+    static func == (a: Self, b: Self) -> Bool {
+        a.raised == b.raised && a.hadBuffers == b.hadBuffers
+            && a.pending.count == b.pending.count
+            && a.pending.allSatisfy { k, v in b.pending[k].map { $0.key == v.key && $0.since == v.since } ?? false }
+    }
+}
+
+/// Evaluates the rules on each sample and remembers which alarms are up.
+public struct NotificationDetector: Equatable, Sendable {
+    /// Seconds a condition must hold, with nothing moving, before it is an alarm.
+    public static let defaultThreshold = 0.5
+    public var threshold: Double
+    var queues: [NotificationQueueState] = []
+
+    public init(threshold: Double = NotificationDetector.defaultThreshold) {
+        self.threshold = threshold
+    }
+
+    /// Forget everything (a new hello: the queues may be others).
+    public mutating func reset() { queues = [] }
+
+    /// The alarms up on queue `position`, in kind order.
+    public func alarms(queue position: Int) -> [NotificationAlarm] {
+        guard position < queues.count else { return [] }
+        return NotificationAlarmKind.allCases.compactMap { queues[position].raised[$0] }
+    }
+
+    /// Every alarm up, by queue then kind.
+    public var activeAlarms: [NotificationAlarm] {
+        queues.indices.flatMap { alarms(queue: $0) }
+    }
+
+    /// Evaluates one sample of every queue (nil: the queue was not in this sample) at `time`
+    /// seconds; returns the alarms raised and cleared.
+    public mutating func observe(_ samples: [NotificationSample?], time: Double) -> [NotificationChange] {
+        if queues.count != samples.count {
+            queues = Array(queues.prefix(samples.count))
+            while queues.count < samples.count { queues.append(NotificationQueueState()) }
+        }
+        var changes: [NotificationChange] = []
+        for (position, sample) in samples.enumerated() {
+            guard let sample else { continue }
+            for kind in NotificationAlarmKind.allCases {
+                let finding = evaluate(kind, sample, position: position, time: time)
+                changes += update(kind, position: position, finding: finding, time: time)
+            }
+        }
+        return changes
+    }
+
+    /// What the rule says now: nil (nothing owed) or the progress key and the alarm to raise.
+    private mutating func evaluate(_ kind: NotificationAlarmKind, _ s: NotificationSample, position: Int, time: Double)
+        -> (key: UInt32, alarm: NotificationAlarm)?
+    {
+        let st = s.status
+        let size = Int(s.size)
+        guard size > 0 else { return nil }
+        // How far the device has consumed avail entries: its own index when QMP gave one that
+        // lies between used.idx and avail.idx, else used.idx.
+        var consumed = st.usedIdx
+        var source = "used.idx"
+        if let d = s.deviceLastAvailIdx, Int(d &- st.usedIdx) <= Int(st.availIdx &- st.usedIdx) {
+            consumed = d
+            source = "QMP last-avail-idx"
+        }
+        let unconsumed = Int(st.availIdx &- consumed)
+        func alarm(_ consumed: UInt16, _ event: UInt16?, _ source: String) -> NotificationAlarm {
+            NotificationAlarm(kind: kind, queue: position, since: time, now: time, availIdx: st.availIdx, usedIdx: st.usedIdx,
+                              consumed: consumed, eventWord: event, consumedSource: source)
+        }
+        switch kind {
+        case .kickLost:
+            guard s.role == .transmit, let ring = s.ring, unconsumed > 0, unconsumed <= size else { return nil }
+            let event: UInt16? = ring.eventIdx ? ring.availEvent : nil
+            let owed: Bool
+            if let event {
+                owed = virtqNeedEvent(eventIdx: event, newIdx: st.availIdx, oldIdx: consumed)
+            } else {
+                owed = ring.usedFlags & VIRTQ_USED_F_NO_NOTIFY == 0
+            }
+            guard owed else { return nil }
+            return (UInt32(consumed), alarm(consumed, event, source))
+        case .interruptLost:
+            guard !st.paused, let ring = s.ring else { return nil }
+            let pending = Int(st.usedIdx &- st.lastUsedIdx)
+            guard pending > 0, pending <= size else { return nil }
+            let event: UInt16? = ring.eventIdx ? ring.usedEvent : nil
+            let owed: Bool
+            if let event {
+                owed = virtqNeedEvent(eventIdx: event, newIdx: st.usedIdx, oldIdx: st.lastUsedIdx)
+            } else {
+                owed = ring.availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
+            }
+            guard owed else { return nil }
+            return (UInt32(st.lastUsedIdx), alarm(st.lastUsedIdx, event, "last_used_idx"))
+        case .starved:
+            guard s.role == .receive, unconsumed <= size else { return nil }
+            if unconsumed > 0 {
+                if position < queues.count { queues[position].hadBuffers = true }
+                return nil
+            }
+            guard position < queues.count, queues[position].hadBuffers else { return nil }
+            return (UInt32(st.availIdx) << 16 | UInt32(st.usedIdx), alarm(consumed, nil, source))
+        }
+    }
+
+    private mutating func update(_ kind: NotificationAlarmKind, position: Int,
+                                 finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double) -> [NotificationChange] {
+        var q = queues[position]
+        defer { queues[position] = q }
+        guard let finding else {
+            q.pending[kind] = nil
+            if let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+            return []
+        }
+        if let p = q.pending[kind], p.key == finding.key {
+            // Still owed and nothing moved.
+            var a = finding.alarm
+            a.since = p.since
+            if q.raised[kind] != nil {
+                q.raised[kind] = a
+                return []
+            }
+            if time - p.since >= threshold {
+                q.raised[kind] = a
+                return [.raised(a)]
+            }
+            return []
+        }
+        // Owed, but the queue moved (or the condition is new): start the clock again.
+        q.pending[kind] = (finding.key, time)
+        if let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+        return []
+    }
+}
+
+/// "0.6" for 0.63 s.
+func formatTenths(_ seconds: Double) -> String {
+    let tenths = Int((seconds * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
+#endif
