@@ -296,8 +296,37 @@ public struct NotificationDetector: Equatable, Sendable {
     }
 }
 
+/// Where a queue's next notification fires, from its rings' flags and event words.
+public enum NextNotification: Equatable, Sendable {
+    /// When the index passes this entry (written as entry `index`): EVENT_IDX's avail_event /
+    /// used_event (virtio 1.2 §2.7.10), or without it the next entry while the flag allows.
+    case at(UInt16)
+    /// The flag (VIRTQ_USED_F_NO_NOTIFY / VIRTQ_AVAIL_F_NO_INTERRUPT) says none.
+    case suppressed
+
+    /// The next kick: the driver notifies when it publishes avail entry `avail_event`; without
+    /// EVENT_IDX, on its next publish (entry avail.idx) unless the device set NO_NOTIFY.
+    public static func kick(status: WireQueueStatus, ring: WireRingView) -> NextNotification {
+        if ring.eventIdx { return .at(ring.availEvent) }
+        return ring.usedFlags & VIRTQ_USED_F_NO_NOTIFY != 0 ? .suppressed : .at(status.availIdx)
+    }
+
+    /// The next interrupt: the device interrupts when it writes used entry `used_event`;
+    /// without EVENT_IDX, with its next used entry (used.idx) unless the driver set NO_INTERRUPT.
+    public static func interrupt(status: WireQueueStatus, ring: WireRingView) -> NextNotification {
+        if ring.eventIdx { return .at(ring.usedEvent) }
+        return ring.availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT != 0 ? .suppressed : .at(status.usedIdx)
+    }
+
+    /// The entry index, if any.
+    public var index: UInt16? {
+        if case .at(let i) = self { return i }
+        return nil
+    }
+}
+
 /// "0.6" for 0.63 s.
-func formatTenths(_ seconds: Double) -> String {
+public func formatTenths(_ seconds: Double) -> String {
     let tenths = Int((seconds * 10).rounded())
     return "\(tenths / 10).\(tenths % 10)"
 }

@@ -18,6 +18,13 @@
 //   "used_flags_names":[…],"used_event":null,"avail_event":null,"avail":{"start":…,"entries":[
 //   {"idx":…,"slot":…,"id":…},…]},"used":{"start":…,"entries":[{"idx":…,"slot":…,"id":…,"len":…},…]}}
 //   (used_event/avail_event are numbers only when VIRTIO_F_RING_EVENT_IDX is in use on the queue).
+//
+//   The lost-notification detector's findings (NotificationDetector.swift): per queue
+//   "alarms":[{"alarm":"kick_lost"|"irq_lost"|"starved","label":"KICK LOST?","for_ms":…,
+//   "waiting":…,"avail_idx":…,"used_idx":…,"consumed":…,"consumed_source":"used.idx",
+//   "event":…|null,"detail":"…"}] while they are up (empty otherwise), and at the top level
+//   "alarm_events":[{"event":"raised"|"cleared","queue":"net0.tx",<the alarm's fields>},…] for
+//   what this very snapshot raised or cleared (empty otherwise).
 
 // Host only: the kernel never models its own telemetry, so keep this out of its image.
 #if !hasFeature(Embedded)
@@ -52,6 +59,20 @@ extension TelemetryModel {
             j.raw("}")
         }
         j.raw("]")
+        j.raw(",\"alarm_events\":[")
+        for (k, change) in notificationChanges.enumerated() {
+            if k > 0 { j.raw(",") }
+            let (event, alarm): (StaticString, NotificationAlarm)
+            switch change {
+            case .raised(let a): (event, alarm) = ("raised", a)
+            case .cleared(let a): (event, alarm) = ("cleared", a)
+            }
+            j.raw("{\"event\":\""); j.raw(event)
+            j.raw("\",\"queue\":"); j.string(alarm.queue < queues.count ? queues[alarm.queue].info.name : "?")
+            j.raw(","); j.alarmFields(alarm)
+            j.raw("}")
+        }
+        j.raw("]")
         j.raw(",\"queues\":[")
         for (qi, q) in queues.enumerated() {
             if qi > 0 { j.raw(",") }
@@ -71,6 +92,12 @@ extension TelemetryModel {
             j.raw(",\"interrupts\":"); j.number(c.interrupts)
             j.raw("}")
             if let ring = q.ring { j.ring(ring, size: q.info.size) } else { j.raw(",\"ring\":null") }
+            j.raw(",\"alarms\":[")
+            for (k, alarm) in alarms(queue: qi).enumerated() {
+                if k > 0 { j.raw(",") }
+                j.raw("{"); j.alarmFields(alarm); j.raw("}")
+            }
+            j.raw("]")
             j.raw(",\"descriptors\":[")
             for (id, d) in q.descriptors.enumerated() {
                 if id > 0 { j.raw(",") }
@@ -122,6 +149,20 @@ extension WireJSONWriter {
             raw("}")
         }
         raw("]}}")
+    }
+
+    /// An alarm's fields, without braces (see the format at the top of this file).
+    mutating func alarmFields(_ a: NotificationAlarm) {
+        raw("\"alarm\":"); string(a.kind.key)
+        raw(",\"label\":"); string(a.kind.label)
+        raw(",\"for_ms\":"); number(UInt64((a.age * 1000).rounded()))
+        raw(",\"waiting\":"); number(UInt64(max(0, a.waiting)))
+        raw(",\"avail_idx\":"); number(UInt64(a.availIdx))
+        raw(",\"used_idx\":"); number(UInt64(a.usedIdx))
+        raw(",\"consumed\":"); number(UInt64(a.consumed))
+        raw(",\"consumed_source\":"); string(a.consumedSource)
+        raw(",\"event\":"); if let e = a.eventWord { number(UInt64(e)) } else { raw("null") }
+        raw(",\"detail\":"); string(a.detail)
     }
 
     /// A JSON array of strings.

@@ -34,8 +34,38 @@ final class RingPaneTests: XCTestCase {
         XCTAssertTrue(text.contains("no EVENT_IDX: no used/avail_event"))
         // The next used element (used idx 0, slot 0) marked L, with its id and length.
         XCTAssertNotNil(text.firstMatch(of: /L +0→0 +64/), text)
-        XCTAssertNotNil(text.firstMatch(of: /U +3→0 +0/), "used.idx marked U")
-        XCTAssertNotNil(text.firstMatch(of: #/A +3→3 /#), "avail.idx marked A")
+        // used.idx marked U, and I: without EVENT_IDX and with NO_INTERRUPT clear, the device's
+        // next used entry fires the next interrupt.
+        XCTAssertNotNil(text.firstMatch(of: /UI +3→0 +0/), "used.idx marked U and I")
+        XCTAssertNotNil(text.firstMatch(of: #/A +3→3 /#), "avail.idx marked A, no K: NO_NOTIFY")
+        XCTAssertTrue(text.contains("next kick off · irq I@3"), text)
+    }
+
+    /// With EVENT_IDX, K sits on the avail entry avail_event names and I on the used entry
+    /// used_event names (virtio 1.2 §2.7.10), wherever they are in the window.
+    func testNextKickAndInterruptMarkersFollowTheEventWords() {
+        let state = stateWithRing()
+        guard var status = state.live.model.queues[0].status else { return XCTFail("no status") }
+        status.availIdx = 250
+        status.usedIdx = 65535
+        status.lastUsedIdx = 65534
+        let ring = WireRingView(flags: WireRingView.eventIdxFlag, availFlags: 0, usedFlags: 0, usedEvent: 65534, availEvent: 248,
+                                availStart: 244, availEntries: (0..<16).map { UInt16(244 + $0) },
+                                usedStart: 65532, usedEntries: (0..<16).map { _ in WireUsedElement(id: 1, len: 60) })
+        let a = availRows(ring, status: status, size: 256, rows: 16)
+        XCTAssertEqual(a.filter { $0.text.contains("K") }.map(\.index), [248], a.map(\.text).joined(separator: "\n"))
+        XCTAssertTrue(a.first { $0.index == 250 }?.text.hasPrefix("A ") == true)
+        let u = usedRows(ring, status: status, size: 256, rows: 16)
+        XCTAssertEqual(u.first { $0.index == 65534 }?.text.hasPrefix("LI") , true, u.map(\.text).joined(separator: "\n"))
+        XCTAssertEqual(u.filter { $0.text.contains("I") }.count, 1)
+        XCTAssertEqual(nextText(NextNotification.kick(status: status, ring: ring), name: "kick", mark: "K"), "kick K@248")
+        var off = ring
+        off.flags = 0
+        off.usedFlags = 1
+        off.availFlags = 1
+        XCTAssertEqual(nextText(NextNotification.kick(status: status, ring: off), name: "kick", mark: "K"), "kick off")
+        XCTAssertEqual(nextText(NextNotification.interrupt(status: status, ring: off), mark: "I"), "I off")
+        XCTAssertTrue(usedRows(off, status: status, size: 256, rows: 16).allSatisfy { !$0.text.contains("I") })
     }
 
     /// Nothing pending: L (last-seen) and U (used.idx) are the same index. Both letters show on

@@ -118,8 +118,6 @@ final class RingSlotTests: XCTestCase {
         XCTAssertTrue(a.health(stuck, size: 256, isReceive: true, now: 11.5).stuck)
         var paused = stuck; paused.paused = true
         XCTAssertFalse(a.health(paused, size: 256, isReceive: true, now: 11.5).stuck)
-        let starved = WireQueueStatusFixture.status(avail: 50, used: 50, last: 50, free: 256, pending: 0, paused: false)
-        XCTAssertTrue(a.health(starved, size: 256, isReceive: true, now: 0).starved)
         let full = WireQueueStatusFixture.status(avail: 256, used: 0, last: 0, free: 0, pending: 0, paused: false)
         XCTAssertTrue(a.health(full, size: 256, isReceive: false, now: 0).full)
         XCTAssertFalse(a.health(full, size: 256, isReceive: true, now: 0).full)

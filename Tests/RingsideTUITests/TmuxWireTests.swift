@@ -70,7 +70,7 @@ final class TmuxWireTests: TmuxGuestTestCase {
             return XCTFail("no exact pkts on net0.rx: \(rxStats(screen))")
         }
         // The pending elements in the ring pane: L on the first, with its used length.
-        XCTAssertTrue(screen.contains(/L +\d+→\d+ +75\b/), "the next used element (75 bytes) marked L:\n\(screen)")
+        XCTAssertTrue(screen.contains(/L[UI]* +\d+→\d+ +75\b/), "the next used element (75 bytes) marked L:\n\(screen)")
         try tmux.send("S")
         try tmux.send("3", "Enter")
         tmux.waitFor("pkts + 3, exactly") { s in

@@ -160,7 +160,42 @@ final class TrackerModelTests: XCTestCase {
         ])
         XCTAssertNil(model.apply(.snapshot(snap), seq: 77))
         XCTAssertEqual(model.snapshotJSON(), """
-        {"seq":77,"uptime_ns":1500000000,"memory":{"heap_total":15204352,"heap_used":1179648,"heap_free":13959168,"net_reserved":83968,"net_limit":9223372036854775807},"devices":[{"name":"net0","type":1,"status":79,"status_names":["ACKNOWLEDGE","DRIVER","DRIVER_OK","FEATURES_OK","NEEDS_RESET"],"offered":1125904738680864,"offered_names":["VIRTIO_NET_F_MAC","VIRTIO_F_RING_EVENT_IDX","VIRTIO_F_VERSION_1","bit 50"],"accepted":4294967328,"accepted_names":["VIRTIO_NET_F_MAC","VIRTIO_F_VERSION_1"]}],"queues":[{"name":"net0.rx","size":2,"avail_idx":65535,"used_idx":3,"last_used_idx":2,"free":1,"paused":true,"counters":{"packets":5,"bytes":300,"drops":0,"kicks":7,"interrupts":18446744073709551615},"ring":{"event_idx":true,"avail_flags":1,"avail_flags_names":["VIRTQ_AVAIL_F_NO_INTERRUPT"],"used_flags":3,"used_flags_names":["VIRTQ_USED_F_NO_NOTIFY","bit 1"],"used_event":9,"avail_event":10,"avail":{"start":65535,"entries":[{"idx":65535,"slot":1,"id":1},{"idx":0,"slot":0,"id":0}]},"used":{"start":1,"entries":[{"idx":1,"slot":1,"id":1,"len":60}]}},"descriptors":[{"id":0,"state":"avail","addr":2097152,"len":2048,"flags":2,"next":1},{"id":1,"state":"held","addr":0,"len":0,"flags":0,"next":0}]},{"name":"we\\"ird\\\\","size":0,"avail_idx":0,"used_idx":0,"last_used_idx":0,"free":0,"paused":false,"counters":{"packets":0,"bytes":0,"drops":0,"kicks":0,"interrupts":0},"ring":null,"descriptors":[]}]}
+        {"seq":77,"uptime_ns":1500000000,"memory":{"heap_total":15204352,"heap_used":1179648,"heap_free":13959168,"net_reserved":83968,"net_limit":9223372036854775807},"devices":[{"name":"net0","type":1,"status":79,"status_names":["ACKNOWLEDGE","DRIVER","DRIVER_OK","FEATURES_OK","NEEDS_RESET"],"offered":1125904738680864,"offered_names":["VIRTIO_NET_F_MAC","VIRTIO_F_RING_EVENT_IDX","VIRTIO_F_VERSION_1","bit 50"],"accepted":4294967328,"accepted_names":["VIRTIO_NET_F_MAC","VIRTIO_F_VERSION_1"]}],"alarm_events":[],"queues":[{"name":"net0.rx","size":2,"avail_idx":65535,"used_idx":3,"last_used_idx":2,"free":1,"paused":true,"counters":{"packets":5,"bytes":300,"drops":0,"kicks":7,"interrupts":18446744073709551615},"ring":{"event_idx":true,"avail_flags":1,"avail_flags_names":["VIRTQ_AVAIL_F_NO_INTERRUPT"],"used_flags":3,"used_flags_names":["VIRTQ_USED_F_NO_NOTIFY","bit 1"],"used_event":9,"avail_event":10,"avail":{"start":65535,"entries":[{"idx":65535,"slot":1,"id":1},{"idx":0,"slot":0,"id":0}]},"used":{"start":1,"entries":[{"idx":1,"slot":1,"id":1,"len":60}]}},"alarms":[],"descriptors":[{"id":0,"state":"avail","addr":2097152,"len":2048,"flags":2,"next":1},{"id":1,"state":"held","addr":0,"len":0,"flags":0,"next":0}]},{"name":"we\\"ird\\\\","size":0,"avail_idx":0,"used_idx":0,"last_used_idx":0,"free":0,"paused":false,"counters":{"packets":0,"bytes":0,"drops":0,"kicks":0,"interrupts":0},"ring":null,"alarms":[],"descriptors":[]}]}
         """)
+    }
+
+    /// The model runs the detector on every snapshot it applies; the JSON carries the alarms up
+    /// on each queue and, in the snapshot that raised or cleared one, the change.
+    func testModelRunsTheDetectorAndTheJSONCarriesItsFindings() throws {
+        var model = TelemetryModel()
+        _ = model.apply(.hello(WireHello(kernelVersion: "k", mac: [], devices: [], queues: [
+            WireQueueInfo(queue: 0, name: "net0.rx", size: 256), WireQueueInfo(queue: 1, name: "net0.tx", size: 256),
+        ])), seq: 0)
+        let table = [WireDescriptor](repeating: .zero, count: 256)
+        func snapshot(_ n: UInt32, seconds: Double, txUsed: UInt16) -> WireMessage {
+            let ring = WireRingView(flags: WireRingView.eventIdxFlag, usedEvent: 0, availEvent: 100, availStart: 100,
+                                    availEntries: [0], usedStart: 100, usedEntries: [WireUsedElement(id: 0, len: 0)])
+            func status(_ q: UInt8, avail: UInt16, used: UInt16) -> WireQueueStatus {
+                WireQueueStatus(queue: q, availIdx: avail, usedIdx: used, lastUsedIdx: used, freeCount: 0, pendingUsed: 0,
+                                paused: false, counters: WireQueueCounters())
+            }
+            return .snapshot(WireSnapshot(snapshotNumber: n, uptimeNs: UInt64(seconds * 1e9), rateHz: 10, droppedFrames: 0, queues: [
+                WireQueueSnapshot(status: status(0, avail: 356, used: 100), ring: ring, descriptors: .full(table)),
+                WireQueueSnapshot(status: status(1, avail: 102, used: txUsed), ring: ring, descriptors: .full(table)),
+            ]))
+        }
+        _ = model.apply(snapshot(0, seconds: 10, txUsed: 100), seq: 1)
+        XCTAssertTrue(model.notificationChanges.isEmpty)
+        _ = model.apply(snapshot(1, seconds: 10.6, txUsed: 100), seq: 2)
+        XCTAssertEqual(model.alarms(queue: 1).map(\.kind), [.kickLost])
+        XCTAssertTrue(model.alarms(queue: 0).isEmpty)
+        let json = model.snapshotJSON()
+        XCTAssertTrue(json.contains(#""alarm_events":[{"event":"raised","queue":"net0.tx","alarm":"kick_lost","label":"KICK LOST?","for_ms":600,"waiting":2,"avail_idx":102,"used_idx":100,"consumed":100,"consumed_source":"used.idx","event":100,"detail":"#), json)
+        XCTAssertTrue(json.contains(#""alarms":[{"alarm":"kick_lost""#), json)
+        _ = model.apply(snapshot(2, seconds: 10.7, txUsed: 100), seq: 3)
+        XCTAssertTrue(model.snapshotJSON().contains(#""alarm_events":[],"#), "a change is reported once")
+        _ = model.apply(snapshot(3, seconds: 10.8, txUsed: 102), seq: 4)
+        XCTAssertTrue(model.snapshotJSON().contains(#""alarm_events":[{"event":"cleared","queue":"net0.tx","alarm":"kick_lost""#))
+        XCTAssertFalse(model.snapshotJSON().contains(#""alarms":[{"#))
     }
 }

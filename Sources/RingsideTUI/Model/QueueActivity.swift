@@ -8,15 +8,13 @@ public struct QueueHealth: Equatable, Sendable {
     /// No free descriptor: the driver cannot post or send (shown for driver-filled queues;
     /// on RX every buffer is posted by design, so free == 0 is the healthy state there).
     public var full = false
-    /// RX with no buffer available to the device: incoming frames are dropped.
-    public var starved = false
     /// Used entries pending, the queue not paused, and the driver's last-seen index has not
-    /// moved for more than `QueueActivity.stuckAfter` seconds.
+    /// moved for more than `QueueActivity.stuckAfter` seconds. (Whether an interrupt was owed
+    /// for them — IRQ LOST? — and starvation are the notification detector's, in the model.)
     public var stuck = false
 
-    public init(full: Bool = false, starved: Bool = false, stuck: Bool = false) {
+    public init(full: Bool = false, stuck: Bool = false) {
         self.full = full
-        self.starved = starved
         self.stuck = stuck
     }
 }
@@ -80,7 +78,6 @@ public struct QueueActivity: Equatable, Sendable {
         let ring = RingIndices(size: size, status: status)
         var h = QueueHealth()
         h.full = !isReceive && status.freeCount == 0
-        h.starved = isReceive && ring.outstanding == 0
         h.stuck = !status.paused && ring.pending > 0 && now - lastProgress > Self.stuckAfter
         return h
     }

@@ -467,6 +467,7 @@ public struct TUIState: Equatable, Sendable {
             for q in s.queues {
                 live.activity[q.status.queue, default: QueueActivity()].note(q.status, uptime: uptime, now: now)
             }
+            logNotificationChanges()
         case .event(let e):
             logEvent(e)
         case .reply(let r):
@@ -475,6 +476,22 @@ public struct TUIState: Equatable, Sendable {
             break
         }
         if selectedQueue >= live.model.queues.count { selectedQueue = 0 }
+    }
+
+    /// The lost-notification detector's verdicts on this snapshot, with the numbers behind them.
+    mutating func logNotificationChanges() {
+        for change in live.model.notificationChanges {
+            switch change {
+            case .raised(let a):
+                addLog(.error, "\(queueNameAt(a.queue)) \(a.kind.label) \(a.detail)")
+            case .cleared(let a):
+                addLog(.event, "\(queueNameAt(a.queue)) \(a.kind.label) cleared after \(formatTenths(a.age)) s: the queue moved")
+            }
+        }
+    }
+
+    func queueNameAt(_ position: Int) -> String {
+        position < live.model.queues.count ? live.model.queues[position].info.name : "queue \(position)"
     }
 
     mutating func logEvent(_ e: WireEvent) {

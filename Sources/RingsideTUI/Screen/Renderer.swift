@@ -291,10 +291,15 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     if let status = q.status {
         let activity = view.activity[status.queue] ?? QueueActivity()
         let health = activity.health(status, size: q.info.size, isReceive: isReceive, now: state.now)
+        let alarms = view.model.alarms(queue: position)
         if status.paused { flags.append((" PAUSED ", CellStyle(.warning, bold: true, reverse: true))) }
-        if health.stuck { flags.append((" STUCK ", CellStyle(.alarm, bold: true, reverse: true))) }
+        // The detector's alarms (a notification owed and never came, no buffers); STUCK only
+        // when no interrupt was owed for the waiting entries (the driver suppressed it).
+        for a in alarms { flags.append((" \(a.kind.label) ", CellStyle(.alarm, bold: true, reverse: true))) }
+        if health.stuck && !alarms.contains(where: { $0.kind == .interruptLost }) {
+            flags.append((" STUCK ", CellStyle(.alarm, bold: true, reverse: true)))
+        }
         if health.full { flags.append((" FULL ", CellStyle(.alarm, bold: true, reverse: true))) }
-        if health.starved { flags.append((" STARVED ", CellStyle(.alarm, bold: true, reverse: true))) }
     }
     if q.isStale { flags.append((" table stale ", CellStyle(.warning))) }
     if let three = view.threeWay[q.info.name] {

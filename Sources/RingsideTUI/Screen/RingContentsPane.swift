@@ -2,7 +2,8 @@
 // (slot → descriptor id) and used ring (slot → id, len) around their indices, the rings' flags
 // words and, when VIRTIO_F_RING_EVENT_IDX is in use, used_event / avail_event. Everything comes
 // from the latest snapshot's ring section (a window of the rings, not all of them: the title
-// says how much), so stale data is labelled stale and a missing section says so.
+// says how much), so stale data is labelled stale and a missing section says so. K (avail) and I
+// (used) mark the entries whose publication fires the next kick and the next interrupt.
 
 import RingsideKit
 import Wire
@@ -44,8 +45,10 @@ struct RingRow: Equatable {
 }
 
 /// The avail column: `rows` entries of the window, ending a little after avail.idx (the slot
-/// the driver writes next, marked A; from there on the entries are last lap's: dim).
+/// the driver writes next, marked A; from there on the entries are last lap's: dim). K marks
+/// the entry whose publication fires the next kick.
 func availRows(_ ring: WireRingView, status: WireQueueStatus, size: UInt16, rows: Int) -> [RingRow] {
+    let kick = NextNotification.kick(status: status, ring: ring).index
     let n = ring.availEntries.count
     guard n > 0, rows > 0 else { return [] }
     let aOffset = Int(status.availIdx &- ring.availStart)
@@ -54,16 +57,19 @@ func availRows(_ ring: WireRingView, status: WireQueueStatus, size: UInt16, rows
     return (first..<min(n, first + rows)).map { k in
         let index = ring.availStart &+ UInt16(truncatingIfNeeded: k)
         let slot = size == 0 ? 0 : Int(index) % Int(size)
-        let mark = index == status.availIdx ? "A" : " "
+        // A, and K where the next kick fires (NextNotification.kick): neither hides the other.
+        let mark = (index == status.availIdx ? "A" : "") + (index == kick ? "K" : "")
         let written = k < aOffset
-        let text = mark + String(slot).leftPadded(to: 5) + "→" + String(ring.availEntries[k]).padded(to: 5)
+        let text = (mark.isEmpty ? " " : mark) + String(slot).leftPadded(to: 6 - max(1, mark.count)) + "→" + String(ring.availEntries[k]).padded(to: 5)
         return RingRow(index: index, text: text, style: written ? CellStyle(.descAvail) : CellStyle(.dim))
     }
 }
 
 /// The used column: entries from just before the driver's last-seen index (L) on: consumed
-/// (plain), pending up to used.idx (U; bold), then last lap's (dim).
+/// (plain), pending up to used.idx (U; bold), then last lap's (dim). I marks the entry whose
+/// writing fires the next interrupt.
 func usedRows(_ ring: WireRingView, status: WireQueueStatus, size: UInt16, rows: Int) -> [RingRow] {
+    let irq = NextNotification.interrupt(status: status, ring: ring).index
     let n = ring.usedEntries.count
     guard n > 0, rows > 0 else { return [] }
     let lOffset = Int(status.lastUsedIdx &- ring.usedStart)
@@ -74,7 +80,7 @@ func usedRows(_ ring: WireRingView, status: WireQueueStatus, size: UInt16, rows:
         let slot = size == 0 ? 0 : Int(index) % Int(size)
         let e = ring.usedEntries[k]
         // L and U on the same entry (nothing pending) both show: neither pointer is ever hidden.
-        let mark = (index == status.lastUsedIdx ? "L" : "") + (index == status.usedIdx ? "U" : "")
+        let mark = (index == status.lastUsedIdx ? "L" : "") + (index == status.usedIdx ? "U" : "") + (index == irq ? "I" : "")
         let text = (mark.isEmpty ? " " : mark) + String(slot).leftPadded(to: 6 - max(1, mark.count)) + "→" + String(e.id).padded(to: 5) + String(e.len).leftPadded(to: 5)
         let style: CellStyle
         if k >= lOffset && k < uOffset {
@@ -85,6 +91,16 @@ func usedRows(_ ring: WireRingView, status: WireQueueStatus, size: UInt16, rows:
             style = .plain                               // consumed
         }
         return RingRow(index: index, text: text, style: style)
+    }
+}
+
+/// "kick K@1203" (the mark and the entry index) or "kick off" (the flag suppresses it) for
+/// where the next notification fires; without a name, "K@1203" / "K off".
+func nextText(_ next: NextNotification, name: String = "", mark: String) -> String {
+    let lead = name.isEmpty ? "" : name + " "
+    switch next {
+    case .at(let index): return lead + mark + "@" + String(index)
+    case .suppressed: return (name.isEmpty ? mark : name) + " off"
     }
 }
 
@@ -132,7 +148,7 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         for (text, style) in parts { x = g.text(text, y: y, x: x, style: style, maxX: r.maxX) }
         y += 1
     }
-    if maxY - y >= 8 {
+    if maxY - y >= 9 {
         line([("avail.flags ", CellStyle(.dim)), (ringFlagsText(ring.availFlags, name: "NO_INTERRUPT"), valueStyle)])
         line([("used.flags  ", CellStyle(.dim)), (ringFlagsText(ring.usedFlags, name: "NO_NOTIFY"), valueStyle)])
         if ring.eventIdx {
@@ -141,6 +157,8 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         } else {
             line([("no EVENT_IDX: no used/avail_event", CellStyle(.dim))])
         }
+        line([("next ", CellStyle(.dim)), (nextText(NextNotification.kick(status: status, ring: ring), name: "kick", mark: "K"), valueStyle),
+              (" · ", CellStyle(.dim)), (nextText(NextNotification.interrupt(status: status, ring: ring), name: "irq", mark: "I"), valueStyle)])
         line([(" avail ring".padded(to: 13) + "│ used ring", CellStyle(.dim))])
         line([("  slot→id".padded(to: 13) + "│" + "  slot→id".padded(to: 12) + "len".leftPadded(to: 5), CellStyle(.dim))])
     } else {
@@ -156,6 +174,10 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
             parts.append((" no EVENT_IDX", CellStyle(.dim)))
         }
         line(parts)
+        if maxY - y >= 4 {
+            line([(nextText(NextNotification.kick(status: status, ring: ring), mark: "K"), valueStyle), (" ", .plain),
+                  (nextText(NextNotification.interrupt(status: status, ring: ring), mark: "I"), valueStyle)])
+        }
     }
     guard y < maxY else { return }
     let rows = maxY - y
@@ -166,13 +188,15 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         if k < a.count {
             let row = a[k]
             g.text(row.text, y: rowY, x: r.x, style: row.style, maxX: r.x + 12)
-            if row.text.hasPrefix("A") { g.put(Cell("A", CellStyle(.marker, bold: true, reverse: true)), y: rowY, x: r.x) }
+            for (i, mark) in row.text.unicodeScalars.prefix(2).enumerated() where mark == "A" || mark == "K" {
+                g.put(Cell(mark, CellStyle(.marker, bold: true, reverse: true)), y: rowY, x: r.x + i)
+            }
         }
         g.put(Cell("│", CellStyle(.dim)), y: rowY, x: r.x + 13)
         if k < u.count {
             let row = u[k]
             g.text(row.text, y: rowY, x: r.x + 14, style: row.style, maxX: r.maxX)
-            for (i, mark) in row.text.unicodeScalars.prefix(2).enumerated() where mark == "L" || mark == "U" {
+            for (i, mark) in row.text.unicodeScalars.prefix(3).enumerated() where mark == "L" || mark == "U" || mark == "I" {
                 g.put(Cell(mark, CellStyle(.marker, bold: true, reverse: true)), y: rowY, x: r.x + 14 + i)
             }
         }
