@@ -4,6 +4,8 @@
 #   - 64-byte UDP echo round trips per second, one outstanding (p50/p99)
 #   - what watching costs: echo round trips/s with telemetry off vs read at 10 Hz vs 60 Hz (ratios),
 #     telemetry bytes/s under load and at idle (scripts/telemetry_bench.py)
+#   - kicks and interrupts per echoed datagram with VIRTIO_F_RING_EVENT_IDX on vs off, echo rates
+#     in both modes, same run (scripts/notify_bench.py)
 #   - Wire decoder throughput, MB/s (scripts/fuzz-wire.sh --bench; SKIP_DECODER_BENCH=1 skips it)
 # Uses ../shared/bench/udp-echo-bench.py when present (the same tool that measured the Linux
 # reference in TOOLCHAIN.md), else scripts/echo_bench.py.
@@ -30,14 +32,15 @@ BIOS_ARGS=""; FIRMWARE_NAME=seabios
 if [ "${FIRMWARE:-qboot}" = qboot ] && [ -r /usr/share/qemu/qboot.rom ]; then
     BIOS_ARGS="-bios /usr/share/qemu/qboot.rom"; FIRMWARE_NAME=qboot
 fi
-qemu_line() { echo "qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-config -display none -accel tcg $BIOS_ARGS \
- -kernel $KERNEL \
- -chardev file,id=ser0,path=$RUN/serial.log -serial chardev:ser0 \
+# qemu_line UDP HTTP [DIR] [APPEND]: DIR holds the guest's sockets and serial log ($RUN by default).
+qemu_line() { local dir=${3:-$RUN}; echo "qemu-system-x86_64 -machine pc -m $MEM -nodefaults -no-user-config -display none -accel tcg $BIOS_ARGS \
+ -kernel $KERNEL ${4:+-append $4} \
+ -chardev file,id=ser0,path=$dir/serial.log -serial chardev:ser0 \
  -netdev user,id=n0,hostfwd=udp:127.0.0.1:$1-:7,hostfwd=tcp:127.0.0.1:$2-:80 \
  -device virtio-net-pci,netdev=n0,id=net0,disable-legacy=on \
  -device virtio-serial-pci,id=vser,disable-legacy=on \
- -chardev socket,id=con0c,path=$RUN/console.sock,server=on,wait=off -device virtconsole,chardev=con0c,id=con0 \
- -qmp unix:$RUN/qmp.sock,server=on,wait=off -device isa-debug-exit,iobase=0xf4,iosize=0x04"; }
+ -chardev socket,id=con0c,path=$dir/console.sock,server=on,wait=off -device virtconsole,chardev=con0c,id=con0 \
+ -qmp unix:$dir/qmp.sock,server=on,wait=off -device isa-debug-exit,iobase=0xf4,iosize=0x04"; }
 QEMU=$(qemu_line "$UDP" "$HTTP")
 
 echo "bench: kernel $KERNEL ($(stat -c %s "$KERNEL") bytes), -m $MEM, TCG, firmware $FIRMWARE_NAME, UDP port $UDP"
@@ -55,6 +58,16 @@ rm -f "$RUN"/*.sock
 QEMU_T=$(qemu_line "$UDP" "$HTTP")
 echo "bench: telemetry cost (64-byte echo, one outstanding, ${DURATION}s per phase; UDP port $UDP)"
 python3 scripts/telemetry_bench.py --port "$UDP" --console "$RUN/console.sock" --duration "$DURATION" --size 64 --launch "$QEMU_T" --summary
+
+# Notifications per echo with VIRTIO_F_RING_EVENT_IDX on and off: two guests side by side,
+# phases alternating between them (scripts/notify_bench.py).
+mkdir -p "$RUN/on" "$RUN/off"
+UDP_ON=$(free_port SOCK_DGRAM); HTTP_ON=$(free_port SOCK_STREAM)
+UDP_OFF=$(free_port SOCK_DGRAM); HTTP_OFF=$(free_port SOCK_STREAM)
+echo "bench: kicks and interrupts per echo, EVENT_IDX on vs off (${DURATION}s per phase, alternating)"
+python3 scripts/notify_bench.py --duration "$DURATION" \
+    --launch-on "$(qemu_line "$UDP_ON" "$HTTP_ON" "$RUN/on")" --udp-on "$UDP_ON" --http-on "$HTTP_ON" \
+    --launch-off "$(qemu_line "$UDP_OFF" "$HTTP_OFF" "$RUN/off" virtio.event_idx=off)" --udp-off "$UDP_OFF" --http-off "$HTTP_OFF"
 
 if [ -z "${SKIP_DECODER_BENCH:-}" ]; then
     echo "bench: Wire decoder throughput (scripts/fuzz-wire.sh --bench)"
