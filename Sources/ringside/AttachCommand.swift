@@ -54,6 +54,10 @@ struct Attach: ParsableCommand {
         guard let socket else {
             var options = TUIOptions(title: "Ringside: any guest", accel: accel)
             options.maxFramesPerSecond = fps
+            var info = RunInfo(telemetrySocket: "", telemetryIsHub: false)
+            info.qmpSocket = qmp
+            info.guestMemory = memory
+            options.runInfo = info
             let link = GuestPoller(qmpPath: qmp!, memoryPath: memory, rate: Double(rate ?? 60))
             let status = runTUI(link: link, options: options)
             link.close()

@@ -157,6 +157,8 @@ struct Run: ParsableCommand {
             info.runDirectory = qemu.run.path
             info.qmpSocket = qemu.run.qmpSocket
             info.userQMPSocket = qemu.run.userQMPSocket
+            info.guestMemory = sharedMemoryPath
+            if sharedMemoryPath != nil { info.memoryQMPSocket = qemu.run.memoryQMPSocket }
             info.serialLog = qemu.run.serialLog
             info.qemuLog = qemu.run.qemuLog
             info.udpPort = UInt16(udpPort)

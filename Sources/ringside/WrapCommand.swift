@@ -89,7 +89,8 @@ struct Wrap: ParsableCommand {
         } else {
             var options = TUIOptions(title: "Ringside wrap", accel: "")
             options.maxFramesPerSecond = 30
-            var info = RunInfo(telemetrySocket: memory, telemetryIsHub: false)
+            var info = RunInfo(telemetrySocket: "", telemetryIsHub: false)
+            info.guestMemory = memory
             info.runDirectory = dir
             info.qmpSocket = qmp
             info.userQMPSocket = qmpUser

@@ -30,6 +30,30 @@ final class RunInfoScreenTests: XCTestCase {
         XCTAssertFalse(render(state, size: .minimum).text.contains("Where things are"))
     }
 
+    /// At 80 columns nothing is cut off: long paths wrap under their value; the memory view's
+    /// file and QMP socket are listed, and a guest without telemetry says so.
+    func testLongValuesWrapAt80ColumnsAndTheMemoryViewIsListed() {
+        var state = sampleState()
+        var info = RunInfo(telemetrySocket: "", telemetryIsHub: false)
+        let dir = "/tmp/ringside-wrap-" + String(repeating: "d", count: 40)
+        info.runDirectory = dir
+        info.qmpSocket = dir + "/qmp.sock"
+        info.userQMPSocket = dir + "/qmp-user.sock"
+        info.guestMemory = dir + "/guest.ram"
+        info.memoryQMPSocket = dir + "/qmp-memory.sock"
+        state.runInfo = info
+        _ = state.handle(.character("i"))
+        let grid = render(state, size: .minimum)
+        let text = grid.text
+        XCTAssertTrue(text.contains("none (any guest"), text)
+        let joined = text.replacingOccurrences(of: "\n", with: "").replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "│", with: "")
+        for expected in ["guest.ram", "qmp-memory.sock", "ringsidewatch--qmp\(dir)/qmp-user.sock--memory\(dir)/guest.ram--json"] {
+            XCTAssertTrue(joined.contains(expected.replacingOccurrences(of: " ", with: "")), "\(expected) missing or cut:\n\(text)")
+        }
+        XCTAssertTrue(text.contains("guest memory"), text)
+        XCTAssertTrue(text.contains("QMP (memory)"), text)
+    }
+
     func testAttachSaysWhatIsUnknown() {
         var state = sampleState()
         state.runInfo = RunInfo(telemetrySocket: "/x/console.sock", telemetryIsHub: false)

@@ -14,6 +14,12 @@ public struct RunInfo: Equatable, Sendable {
     public var qmpSocket: String?
     /// A QMP socket left free for the user (`ringside run` only).
     public var userQMPSocket: String?
+    /// The guest RAM file the memory view reads the rings from (`run --shared-memory`, `wrap`,
+    /// `attach --qmp --memory`).
+    public var guestMemory: String?
+    /// The QMP socket the memory view asks for ring addresses and device indices, when it is not
+    /// `qmpSocket` (`run --shared-memory`).
+    public var memoryQMPSocket: String?
     public var serialLog: String?
     public var qemuLog: String?
     public var udpPort: UInt16?
@@ -29,9 +35,15 @@ public struct RunInfo: Equatable, Sendable {
     public var lines: [(String, String)] {
         var l: [(String, String)] = []
         l.append(("run directory", runDirectory ?? "unknown (attached: QEMU was started elsewhere)"))
-        l.append(("telemetry", telemetrySocket + (telemetryIsHub ? "  (hub: watch/ctl welcome)" : "  (QEMU's console: one client, this TUI)")))
+        if telemetrySocket.isEmpty {
+            l.append(("telemetry", "none (any guest: the rings are read from its memory)"))
+        } else {
+            l.append(("telemetry", telemetrySocket + (telemetryIsHub ? "  (hub: watch/ctl welcome)" : "  (QEMU's console: one client, this TUI)")))
+        }
         l.append(("QMP for you", userQMPSocket ?? "none (QEMU serves one client per QMP socket)"))
         l.append(("QMP (TUI)", (qmpSocket ?? "none") + (qmpSocket != nil ? "  (held by this TUI: use :hmp CMD)" : "")))
+        if let guestMemory { l.append(("guest memory", guestMemory + "  (mapped read-only: the rings as the device sees them)")) }
+        if let memoryQMPSocket { l.append(("QMP (memory)", memoryQMPSocket + "  (ring addresses, device indices)")) }
         if let serialLog { l.append(("serial log", serialLog)) }
         if let qemuLog { l.append(("QEMU log", qemuLog)) }
         l.append(("UDP echo", udpPort.map { "127.0.0.1:\($0) → guest :7" } ?? "unknown"))
@@ -48,6 +60,9 @@ public struct RunInfo: Equatable, Sendable {
         if telemetryIsHub {
             c.append("ringside ctl \(telemetrySocket) stats")
             c.append("ringside watch \(telemetrySocket) --json")
+        }
+        if let guestMemory, let userQMPSocket {
+            c.append("ringside watch --qmp \(userQMPSocket) --memory \(guestMemory) --json")
         }
         if let httpPort { c.append("curl http://127.0.0.1:\(httpPort)/") }
         if let udpPort { c.append("echo hello | nc -u -w1 127.0.0.1 \(udpPort)") }

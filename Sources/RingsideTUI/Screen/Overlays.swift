@@ -31,17 +31,30 @@ func drawInfo(_ g: inout ScreenGrid, _ state: TUIState, size: ScreenSize) {
     let labelWidth = lines.map { $0.0.columns }.max() ?? 10
     let wanted = lines.map { $0.0.isEmpty || $0.0 == "$" ? $0.1.columns + 2 : labelWidth + 2 + $0.1.columns }.max() ?? 40
     let width = min(size.width - 2, max(40, wanted + 4))
-    let height = min(size.height - 2, lines.count + 4)
+    // Values longer than the box wrap onto lines of their own, indented under the value
+    // (nothing is cut off at 80 columns); paste lines wrap at the box's edge.
+    let valueWidth = max(8, width - 4 - labelWidth - 2)
+    var rows: [(label: String, value: String, paste: Bool)] = []
+    for (label, value) in lines {
+        if label == "$" {
+            for (k, part) in wrapped(value, width: max(8, width - 4)).enumerated() { rows.append((k == 0 ? "$" : "", part, true)) }
+        } else if label.isEmpty {
+            rows.append(("", "", false))
+        } else {
+            for (k, part) in wrapped(value, width: valueWidth).enumerated() { rows.append((k == 0 ? label : "", part, false)) }
+        }
+    }
+    let height = min(size.height - 2, rows.count + 4)
     let x0 = (size.width - width) / 2, y0 = (size.height - height) / 2
     let inner = drawBox(&g, y: y0, x: x0, height: height, width: width, title: "Where things are", footer: "any key closes")
-    for (i, (label, value)) in lines.enumerated() where i + 1 < inner.height {
+    for (i, row) in rows.enumerated() where i + 1 < inner.height {
         let y = inner.y + 1 + i
-        if label == "$" {
+        if row.paste {
             // Paste-ready: the whole line, nothing else on it.
-            g.text(value, y: y, x: inner.x, style: CellStyle(.key), maxX: inner.maxX)
-        } else if !label.isEmpty {
-            g.text(label, y: y, x: inner.x, style: CellStyle(.overlay, bold: true), maxX: inner.maxX)
-            g.text(value, y: y, x: inner.x + labelWidth + 2, style: CellStyle(.overlay), maxX: inner.maxX)
+            g.text(row.value, y: y, x: inner.x, style: CellStyle(.key), maxX: inner.maxX)
+        } else if !row.value.isEmpty {
+            g.text(row.label, y: y, x: inner.x, style: CellStyle(.overlay, bold: true), maxX: inner.maxX)
+            g.text(row.value, y: y, x: inner.x + labelWidth + 2, style: CellStyle(.overlay), maxX: inner.maxX)
         }
     }
 }
