@@ -157,7 +157,9 @@ public final class GuestMemory: @unchecked Sendable {
         bytes.withUnsafeBytes { if let b = $0.baseAddress { UnsafeMutableRawPointer(mutating: p).copyMemory(from: b, byteCount: bytes.count) } }
     }
 
-    private func pointer(guest: UInt64, count: Int) -> UnsafeRawPointer? {
+    /// Where `[guest, guest+count)` is mapped, or nil when it is not wholly inside guest RAM and
+    /// the file. The bytes behind it change under the caller: copy them before trusting them.
+    func pointer(guest: UInt64, count: Int) -> UnsafeRawPointer? {
         guard let base, let off = layout.fileOffset(guest: guest, count: count),
               off <= UInt64(size), UInt64(count) <= UInt64(size) - off else { return nil }
         return UnsafeRawPointer(base + Int(off))
@@ -166,6 +168,20 @@ public final class GuestMemory: @unchecked Sendable {
     public func bytes(guest: UInt64, count: Int) -> [UInt8]? {
         guard count >= 0, let p = pointer(guest: guest, count: count) else { return nil }
         return [UInt8](UnsafeRawBufferPointer(start: p, count: count))
+    }
+
+    /// Copies `[guest, guest+count)` to `destination`; false (nothing copied) when out of bounds.
+    public func copy(guest: UInt64, count: Int, to destination: UnsafeMutableRawPointer) -> Bool {
+        guard count >= 0, let p = pointer(guest: guest, count: count) else { return false }
+        destination.copyMemory(from: p, byteCount: count)
+        return true
+    }
+
+    /// Whether `[guest, guest+count)` holds exactly `bytes` right now (false when out of bounds).
+    public func holds(_ bytes: UnsafeRawBufferPointer, at guest: UInt64) -> Bool {
+        guard let p = pointer(guest: guest, count: bytes.count) else { return false }
+        guard let b = bytes.baseAddress, bytes.count > 0 else { return true }
+        return memcmp(p, b, bytes.count) == 0
     }
 
     public func u16(_ guest: UInt64) -> UInt16? {

@@ -17,6 +17,7 @@
 //           chains of used elements are shown but never reported as problems);
 //   free  — everything else (owned by the driver: free, or consumed and not yet recycled).
 
+import Glibc
 import Wire
 
 /// Where a queue lives in guest memory (QMP `vring-desc`, `vring-avail`, `vring-used`, `vring-num`).
@@ -124,7 +125,46 @@ public struct GuestRingSnapshot: Equatable, Sendable {
     public func chain(head: UInt16) -> GuestChain? { chains.first { $0.head == head } }
 }
 
-/// Reads split rings out of guest memory. Stateless; every limit is explicit.
+/// One queue's last read, for whoever reads that queue again and again (GuestSession keeps one
+/// per queue): the ring bytes as copied and the snapshot derived from them. A snapshot is a
+/// function of those bytes, of the indirect tables its chains went through, of the addresses and of
+/// the reader's settings: when all of them are byte-for-byte the same at the next read, so is the
+/// snapshot (only `moving` is decided again), and when only some descriptors changed, the chains
+/// that go through none of them are reused. Nothing is skipped on trust: an idle queue still costs
+/// one comparison of all its ring bytes (6.7 KiB for 256 entries) per read.
+public final class GuestRingCache {
+    struct Key: Equatable {
+        var addresses: GuestQueueAddresses
+        var eventIdx: Bool
+        var indirect: Bool
+        var driverLastUsed: UInt16?
+    }
+
+    var key: Key?
+    /// The bytes `snapshot` was derived from (see `GuestRingReader.read`), and a spare buffer of
+    /// the same size for the next copy.
+    var image: [UInt8] = []
+    var spare: [UInt8] = []
+    var snapshot: GuestRingSnapshot?
+    /// Each indirect table `snapshot`'s chains read: its guest address and the bytes read.
+    var indirectTables: [(address: UInt64, bytes: [UInt8])] = []
+    /// Index of each head's chain in `snapshot.chains` (-1: none).
+    var chainSlot: [Int32] = []
+    /// Reads answered whole from the cache; reads that derived a new snapshot; chains those reused.
+    public private(set) var unchangedReads = 0
+    public private(set) var changedReads = 0
+    public private(set) var reusedChains = 0
+
+    public init() {}
+
+    func noteRead(changed: Bool, reusedChains reused: Int) {
+        if changed { changedReads += 1 } else { unchangedReads += 1 }
+        reusedChains += reused
+    }
+}
+
+/// Reads split rings out of guest memory. Stateless (a `GuestRingCache` passed in carries the
+/// state between reads); every limit is explicit.
 public struct GuestRingReader: Sendable {
     /// Split rings are at most 32768 entries (virtio 1.2 §2.7).
     public static let maximumQueueSize = 32768
@@ -137,7 +177,15 @@ public struct GuestRingReader: Sendable {
     }
 
     /// Reads the queue at `a`. `driverLastUsed` overrides the used_event guess for `used` states.
-    public func read(_ memory: GuestMemory, _ a: GuestQueueAddresses, driverLastUsed: UInt16? = nil) -> GuestRingSnapshot {
+    ///
+    /// The indices are read first; then the three areas are copied in one pass into one buffer
+    /// (the image: the avail ring's flags, idx, ring[] and used_event, 6 + 2n bytes; the used
+    /// ring's flags, idx, ring[] and avail_event, 6 + 8n bytes; the descriptor table, 16n bytes);
+    /// then the indices again. Everything is derived from the image, so one snapshot never mixes
+    /// two reads of the same field. With `cache`, an image equal to the last one gives the last
+    /// snapshot, and chains through unchanged descriptors are taken from it.
+    public func read(_ memory: GuestMemory, _ a: GuestQueueAddresses, driverLastUsed: UInt16? = nil,
+                     cache: GuestRingCache? = nil) -> GuestRingSnapshot {
         var s = GuestRingSnapshot(addresses: a)
         guard a.isSetUp else { s.unreadable = "queue not set up"; return s }
         guard a.size <= Self.maximumQueueSize, a.size & (a.size - 1) == 0 else {
@@ -145,43 +193,65 @@ public struct GuestRingReader: Sendable {
             return s
         }
         let n = a.size
-        // Indices first, the rest, then the indices again.
-        guard let usedIdx0 = memory.u16(a.used + 2), let availIdx0 = memory.u16(a.avail + 2),
-              let availFlags = memory.u16(a.avail), let usedFlags = memory.u16(a.used) else {
+        let availBytes = 6 + 2 * n, usedBytes = 6 + 8 * n, tableBytes = 16 * n
+        let imageBytes = availBytes + usedBytes + tableBytes
+        guard let availHead = memory.pointer(guest: a.avail, count: 4), let usedHead = memory.pointer(guest: a.used, count: 4) else {
             s.unreadable = "ring addresses outside guest memory"
             return s
         }
-        s.availFlags = availFlags
-        s.usedFlags = usedFlags
-        s.availIdx = availIdx0
-        s.usedIdx = usedIdx0
-        guard let ring = memory.withBytes(guest: a.avail + 4, count: 2 * n + 2, { b -> ([UInt16], UInt16) in
-            var r = [UInt16](repeating: 0, count: n)
-            for i in 0..<n { r[i] = UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
-            return (r, UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * n, as: UInt16.self)))
-        }) else { s.unreadable = "avail ring outside guest memory"; return s }
-        s.availRing = ring.0
-        if eventIdx { s.usedEvent = ring.1 }
-        guard let used = memory.withBytes(guest: a.used + 4, count: 8 * n + 2, { b -> ([GuestUsedElement], UInt16) in
-            var r = [GuestUsedElement](repeating: GuestUsedElement(id: 0, len: 0), count: n)
-            for i in 0..<n {
-                r[i] = GuestUsedElement(id: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i, as: UInt32.self)),
-                                        len: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i + 4, as: UInt32.self)))
-            }
-            return (r, UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 8 * n, as: UInt16.self)))
-        }) else { s.unreadable = "used ring outside guest memory"; return s }
-        s.usedRing = used.0
-        if eventIdx { s.availEvent = used.1 }
-        guard let table = Self.readTable(memory, at: a.desc, count: n) else {
+        guard let availArea = memory.pointer(guest: a.avail, count: availBytes) else { s.unreadable = "avail ring outside guest memory"; return s }
+        guard let usedArea = memory.pointer(guest: a.used, count: usedBytes) else { s.unreadable = "used ring outside guest memory"; return s }
+        guard let tableArea = memory.pointer(guest: a.desc, count: tableBytes) else {
             s.unreadable = "descriptor table outside guest memory"
             return s
         }
-        s.descriptors = table
-        if memory.u16(a.used + 2) != usedIdx0 || memory.u16(a.avail + 2) != availIdx0 { s.moving = true }
+        let usedIdx0 = Self.u16(usedHead, 2), availIdx0 = Self.u16(availHead, 2)
+        let key = GuestRingCache.Key(addresses: a, eventIdx: eventIdx, indirect: indirect, driverLastUsed: driverLastUsed)
+        let sameKey = cache?.key == key && cache?.image.count == imageBytes
 
-        // States.
+        // Nothing changed since the cached read: the same bytes make the same snapshot.
+        if let cache, sameKey, var previous = cache.snapshot {
+            let same = cache.image.withUnsafeBytes { b -> Bool in
+                memcmp(availArea, b.baseAddress!, availBytes) == 0
+                    && memcmp(usedArea, b.baseAddress! + availBytes, usedBytes) == 0
+                    && memcmp(tableArea, b.baseAddress! + availBytes + usedBytes, tableBytes) == 0
+            } && cache.indirectTables.allSatisfy { t in t.bytes.withUnsafeBytes { memory.holds($0, at: t.address) } }
+            if same {
+                previous.moving = Self.u16(usedHead, 2) != usedIdx0 || Self.u16(availHead, 2) != availIdx0
+                    || previous.usedIdx != usedIdx0 || previous.availIdx != availIdx0
+                cache.noteRead(changed: false, reusedChains: 0)
+                return previous
+            }
+        }
+
+        var image = cache.map { $0.spare.count == imageBytes ? $0.spare : [] } ?? []
+        if image.count != imageBytes { image = [UInt8](repeating: 0, count: imageBytes) }
+        if let cache { cache.spare = [] }  // let `image` own its buffer alone (no copy on write)
+        image.withUnsafeMutableBytes { b in
+            let p = b.baseAddress!
+            p.copyMemory(from: availArea, byteCount: availBytes)
+            (p + availBytes).copyMemory(from: usedArea, byteCount: usedBytes)
+            (p + availBytes + usedBytes).copyMemory(from: tableArea, byteCount: tableBytes)
+        }
+        let usedIdx1 = Self.u16(usedHead, 2), availIdx1 = Self.u16(availHead, 2)
+        image.withUnsafeBytes { b in
+            let avail = b.baseAddress!, used = avail + availBytes, table = used + usedBytes
+            s.availFlags = Self.u16(avail, 0)
+            s.availIdx = Self.u16(avail, 2)
+            s.availRing = Self.decodeAvailRing(avail + 4, count: n)
+            if eventIdx { s.usedEvent = Self.u16(avail, 4 + 2 * n) }
+            s.usedFlags = Self.u16(used, 0)
+            s.usedIdx = Self.u16(used, 2)
+            s.usedRing = Self.decodeUsedRing(used + 4, count: n)
+            if eventIdx { s.availEvent = Self.u16(used, 4 + 8 * n) }
+            s.descriptors = Self.decodeTable(table, count: n)
+        }
+        s.moving = usedIdx1 != usedIdx0 || availIdx1 != availIdx0 || s.usedIdx != usedIdx0 || s.availIdx != availIdx0
+
+        // States, and the chains of the heads the rings name.
+        var chains = ChainBuilder(reader: self, memory: memory, table: s.descriptors,
+                                  previous: sameKey ? cache?.snapshot : nil, previousSlot: sameKey ? cache?.chainSlot ?? [] : [])
         s.states = [WireDescriptorState](repeating: .free, count: n)
-        var chains: [UInt16: GuestChain] = [:]
         let outstanding = Int(s.availIdx &- s.usedIdx)
         if outstanding > n {
             s.problems.append("avail.idx \(s.availIdx) is \(outstanding) ahead of used.idx \(s.usedIdx) (> size \(n))")
@@ -195,7 +265,7 @@ public struct GuestRingReader: Sendable {
                 s.problems.append("avail slot \(slot): id \(head) ≥ size \(n)")
                 continue
             }
-            mark(head, .avail, &s, &chains, memory)
+            chains.mark(head, .avail, &s)
         }
         // Linux writes used_event = 0 when it turns callbacks off (virtqueue_disable_cb_split) and
         // never sets it on queues without callbacks (its ctrl queue): 0 with a used.idx past 0
@@ -213,28 +283,117 @@ public struct GuestRingReader: Sendable {
                         s.problems.append("used slot \(slot): id \(id) ≥ size \(n)")
                         continue
                     }
-                    mark(UInt16(id), .used, &s, &chains, memory)
+                    chains.mark(UInt16(id), .used, &s)
                 }
             }
         }
-        s.chains = chains.values.sorted { $0.head < $1.head }
+        // By head (the order `chain(head:)` and JSON list them in).
+        var slotByHead = [Int32](repeating: -1, count: n)
+        s.chains.reserveCapacity(chains.chains.count)
+        for head in 0..<n where chains.slot[head] >= 0 {
+            slotByHead[head] = Int32(s.chains.count)
+            s.chains.append(chains.chains[Int(chains.slot[head])])
+        }
+        if let cache {
+            cache.key = key
+            cache.spare = cache.image
+            cache.image = image
+            cache.snapshot = s
+            cache.chainSlot = slotByHead
+            cache.indirectTables = chains.indirectTables
+            cache.noteRead(changed: true, reusedChains: chains.reused)
+        }
         return s
     }
 
-    private func mark(_ head: UInt16, _ state: WireDescriptorState, _ s: inout GuestRingSnapshot,
-                      _ chains: inout [UInt16: GuestChain], _ memory: GuestMemory) {
-        let c = chains[head] ?? walk(head: head, table: s.descriptors, memory: memory)
-        chains[head] = c
-        // Only chains the device holds must be intact: a used element's descriptors may already
-        // be recycled by the driver (its position is a guess), so their state is not a problem.
-        if state == .avail, let p = c.problem, !s.problems.contains(p) { s.problems.append(p) }
-        for id in c.ids where s.states[Int(id)] == .free || state == .avail { s.states[Int(id)] = state }
+    /// The chains one read needs, each walked once (or taken from the previous read when every
+    /// descriptor it went through is unchanged and it has no indirect table), with the states
+    /// they give their descriptors.
+    private struct ChainBuilder {
+        let reader: GuestRingReader
+        let memory: GuestMemory
+        let table: [GuestDescriptor]
+        let previous: GuestRingSnapshot?
+        let previousSlot: [Int32]
+        /// Chains in the order first needed; `slot[head]` is the index of head's (-1: none yet).
+        var chains: [GuestChain] = []
+        var slot: [Int32]
+        var indirectTables: [(address: UInt64, bytes: [UInt8])] = []
+        var reused = 0
+
+        init(reader: GuestRingReader, memory: GuestMemory, table: [GuestDescriptor], previous: GuestRingSnapshot?, previousSlot: [Int32]) {
+            self.reader = reader
+            self.memory = memory
+            self.table = table
+            self.previous = previous
+            self.previousSlot = previous != nil && previousSlot.count == table.count ? previousSlot : []
+            slot = [Int32](repeating: -1, count: table.count)
+        }
+
+        mutating func chain(_ head: UInt16) -> GuestChain {
+            let h = Int(head)
+            if slot[h] >= 0 { return chains[Int(slot[h])] }
+            var c: GuestChain?
+            if let previous, !previousSlot.isEmpty, previousSlot[h] >= 0 {
+                let old = previous.chains[Int(previousSlot[h])]
+                if old.indirectAddress == 0, Self.sameDescriptors(old.ids, previous.descriptors, table) {
+                    c = old
+                    reused += 1
+                }
+            }
+            let walked = c ?? reader.walk(head: head, table: table, memory: memory, indirectTables: &indirectTables)
+            slot[h] = Int32(chains.count)
+            chains.append(walked)
+            return walked
+        }
+
+        /// Whether the descriptors `ids` are the same in both tables (plain loops over buffers:
+        /// this runs for every outstanding buffer of a queue that moved, in debug builds too).
+        static func sameDescriptors(_ ids: [UInt16], _ a: [GuestDescriptor], _ b: [GuestDescriptor]) -> Bool {
+            ids.withUnsafeBufferPointer { ids in
+                a.withUnsafeBufferPointer { a in
+                    b.withUnsafeBufferPointer { b in
+                        var k = 0
+                        while k < ids.count {
+                            let i = Int(ids[k])
+                            if a[i].addr != b[i].addr || a[i].len != b[i].len || a[i].flags != b[i].flags || a[i].next != b[i].next { return false }
+                            k += 1
+                        }
+                        return true
+                    }
+                }
+            }
+        }
+
+        mutating func mark(_ head: UInt16, _ state: WireDescriptorState, _ s: inout GuestRingSnapshot) {
+            let c = chain(head)
+            // Only chains the device holds must be intact: a used element's descriptors may already
+            // be recycled by the driver (its position is a guess), so their state is not a problem.
+            if state == .avail, let p = c.problem, !s.problems.contains(p) { s.problems.append(p) }
+            c.ids.withUnsafeBufferPointer { ids in
+                s.states.withUnsafeMutableBufferPointer { states in
+                    var k = 0
+                    while k < ids.count {
+                        let id = Int(ids[k])
+                        if state == .avail || states[id] == .free { states[id] = state }
+                        k += 1
+                    }
+                }
+            }
+        }
     }
 
     /// Follows the chain from `head` in `table`: at most table.count hops, each id once; an
     /// INDIRECT descriptor ends it and its table (len/16 entries, at most the queue size) is
     /// walked the same way from entry 0.
     public func walk(head: UInt16, table: [GuestDescriptor], memory: GuestMemory) -> GuestChain {
+        var ignored: [(address: UInt64, bytes: [UInt8])] = []
+        return walk(head: head, table: table, memory: memory, indirectTables: &ignored)
+    }
+
+    /// `walk`, noting each indirect table read (address and bytes) in `indirectTables`.
+    func walk(head: UInt16, table: [GuestDescriptor], memory: GuestMemory,
+              indirectTables: inout [(address: UInt64, bytes: [UInt8])]) -> GuestChain {
         var c = GuestChain(head: head, ids: [], indirect: [], indirectAddress: 0, segments: [], problem: nil)
         let n = table.count
         var id = Int(head)
@@ -248,7 +407,7 @@ public struct GuestRingReader: Sendable {
             if d.flags & GuestDescriptor.indirect != 0 {
                 guard indirect else { c.problem = "chain from \(head): INDIRECT without VIRTIO_F_INDIRECT_DESC"; return c }
                 if d.flags & GuestDescriptor.next != 0 { c.problem = "chain from \(head): INDIRECT with NEXT at \(id)" }
-                walkIndirect(d, queueSize: n, into: &c, memory: memory)
+                walkIndirect(d, queueSize: n, into: &c, memory: memory, indirectTables: &indirectTables)
                 return c
             }
             c.segments.append(d)
@@ -257,15 +416,19 @@ public struct GuestRingReader: Sendable {
         }
     }
 
-    private func walkIndirect(_ d: GuestDescriptor, queueSize n: Int, into c: inout GuestChain, memory: GuestMemory) {
+    private func walkIndirect(_ d: GuestDescriptor, queueSize n: Int, into c: inout GuestChain, memory: GuestMemory,
+                              indirectTables: inout [(address: UInt64, bytes: [UInt8])]) {
         c.indirectAddress = d.addr
         guard d.len % 16 == 0, d.len > 0 else { c.problem = "indirect table of \(d.len) bytes (not a multiple of 16)"; return }
         let entries = Int(d.len / 16)
         guard entries <= n else { c.problem = "indirect table of \(entries) entries > queue size \(n)"; return }
-        guard let table = Self.readTable(memory, at: d.addr, count: entries) else {
+        // Copied once, walked from the copy: the guest may rewrite it while we look.
+        guard let bytes = memory.bytes(guest: d.addr, count: 16 * entries) else {
             c.problem = "indirect table at 0x\(String(d.addr, radix: 16)) outside guest memory"
             return
         }
+        indirectTables.append((d.addr, bytes))
+        let table = bytes.withUnsafeBytes { Self.decodeTable($0.baseAddress!, count: entries) }
         var i = 0
         while true {
             guard i < entries else { c.problem = "indirect chain: next \(i) ≥ \(entries) entries"; return }
@@ -279,17 +442,68 @@ public struct GuestRingReader: Sendable {
         }
     }
 
-    static func readTable(_ memory: GuestMemory, at address: UInt64, count: Int) -> [GuestDescriptor]? {
-        memory.withBytes(guest: address, count: 16 * count) { b in
-            var t = [GuestDescriptor](repeating: GuestDescriptor(addr: 0, len: 0, flags: 0, next: 0), count: count)
-            for i in 0..<count {
-                let o = 16 * i
-                t[i] = GuestDescriptor(addr: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)),
-                                       len: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self)),
-                                       flags: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: o + 12, as: UInt16.self)),
-                                       next: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: o + 14, as: UInt16.self)))
+    // MARK: Decoding the spec's little-endian layouts
+
+    static func u16(_ p: UnsafeRawPointer, _ offset: Int) -> UInt16 {
+        UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+
+    /// Whether `GuestDescriptor` and `GuestUsedElement` are laid out in memory exactly as
+    /// `struct virtq_desc` and `struct virtq_used_elem` are on a little-endian host: then a table
+    /// is decoded with one copy instead of a load per field.
+    static let layoutsMatchTheSpec: Bool = {
+        #if _endian(little)
+        return MemoryLayout<GuestDescriptor>.size == 16 && MemoryLayout<GuestDescriptor>.stride == 16
+            && MemoryLayout<GuestDescriptor>.offset(of: \.addr) == 0 && MemoryLayout<GuestDescriptor>.offset(of: \.len) == 8
+            && MemoryLayout<GuestDescriptor>.offset(of: \.flags) == 12 && MemoryLayout<GuestDescriptor>.offset(of: \.next) == 14
+            && MemoryLayout<GuestUsedElement>.size == 8 && MemoryLayout<GuestUsedElement>.stride == 8
+            && MemoryLayout<GuestUsedElement>.offset(of: \.id) == 0 && MemoryLayout<GuestUsedElement>.offset(of: \.len) == 4
+        #else
+        return false
+        #endif
+    }()
+
+    static func decodeAvailRing(_ p: UnsafeRawPointer, count n: Int) -> [UInt16] {
+        [UInt16](unsafeUninitializedCapacity: n) { out, done in
+            #if _endian(little)
+            UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: p, byteCount: 2 * n)
+            #else
+            for i in 0..<n { out[i] = u16(p, 2 * i) }
+            #endif
+            done = n
+        }
+    }
+
+    static func decodeUsedRing(_ p: UnsafeRawPointer, count n: Int) -> [GuestUsedElement] {
+        [GuestUsedElement](unsafeUninitializedCapacity: n) { out, done in
+            if layoutsMatchTheSpec {
+                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: p, byteCount: 8 * n)
+            } else {
+                for i in 0..<n {
+                    (out.baseAddress! + i).initialize(to: GuestUsedElement(
+                        id: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt32.self)),
+                        len: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i + 4, as: UInt32.self))))
+                }
             }
-            return t
+            done = n
+        }
+    }
+
+    static func decodeTable(_ p: UnsafeRawPointer, count n: Int) -> [GuestDescriptor] {
+        [GuestDescriptor](unsafeUninitializedCapacity: n) { out, done in
+            if layoutsMatchTheSpec {
+                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: p, byteCount: 16 * n)
+            } else {
+                for i in 0..<n {
+                    let o = 16 * i
+                    (out.baseAddress! + i).initialize(to: GuestDescriptor(
+                        addr: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self)),
+                        len: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self)),
+                        flags: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o + 12, as: UInt16.self)),
+                        next: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o + 14, as: UInt16.self))))
+                }
+            }
+            done = n
         }
     }
 

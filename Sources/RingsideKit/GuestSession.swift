@@ -54,6 +54,8 @@ public final class GuestSession {
     private var qmp: QMPClient?
     private var views: [String: GuestQueueDeviceView] = [:]
     private var elements: [String: GuestQueueElementView] = [:]
+    /// Each queue's last memory read (by queue name): an unchanged ring is compared, not re-derived.
+    private var ringCaches: [String: GuestRingCache] = [:]
     private var lastQMP = -1e9
     private var lastDiscovery = -1e9
     private var seenEvents: UInt64 = 0
@@ -160,12 +162,16 @@ public final class GuestSession {
                 if let queueFilter, !queueFilter.contains(key) { continue }
                 let view = views[key]
                 var ring: GuestRingSnapshot?
-                if let memory, let a = view?.addresses, a.isSetUp { ring = reader.read(memory, a) }
+                if let memory, let a = view?.addresses, a.isSetUp {
+                    let cache = ringCaches[key] ?? GuestRingCache()
+                    ringCaches[key] = cache
+                    ring = reader.read(memory, a, cache: cache)
+                }
                 queues.append(GuestQueueSample(name: key, device: d.name, queue: i, deviceView: view, element: elements[key], ring: ring))
             }
         }
         var sample = GuestSample(time: readTime, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
-                                 queues: queues, qmpAge: now - lastQMP, notes: notes)
+                                 queues: queues, qmpAge: max(0, readTime - lastQMP), notes: notes)
         sample.macs = macs
         return sample
     }

@@ -37,14 +37,14 @@ func watchGuest(qmp: String, memory: String?, json: Bool, rate: Double, count: I
     let period = 1 / rate
     var next = monotonicSeconds()
     var lastNotes: [String] = []
+    var human = GuestHumanLines()
     while true {
         let s = session.sample()
         if s.notes != lastNotes { for n in s.notes where !lastNotes.contains(n) { warn(n) }; lastNotes = s.notes }
-        if json {
-            guard writeLine(s.json()) else { throw ExitCode.failure }
-        } else {
-            for line in guestHumanLines(s) { guard writeLine(line) else { throw ExitCode.failure } }
-        }
+        // One write per sample. Both texts are safe for a terminal as made: the JSON is ASCII with
+        // every control character escaped, and the lines escape each name and note they quote.
+        let out = json ? Array((s.json() + "\n").utf8) : Array(human.text(s).utf8)
+        guard writeStandardOutput(out) else { throw ExitCode.failure }
         printed += 1
         if let count, printed >= count { return }
         next += period
@@ -53,28 +53,43 @@ func watchGuest(qmp: String, memory: String?, json: Bool, rate: Double, count: I
     }
 }
 
-/// A line per queue: the rings' indices from memory beside the device's from QMP.
-func guestHumanLines(_ s: GuestSample) -> [String] {
-    var lines = ["# sample \(s.number) source=\(s.source.rawValue)" + (s.notes.isEmpty ? "" : " (" + s.notes.joined(separator: "; ") + ")")]
-    for q in s.queues {
-        var l = "  " + q.name.escapingTerminalControls().padding(toLength: 14, withPad: " ", startingAt: 0)
-        if let r = q.ring {
-            if let u = r.unreadable { l += " " + u } else {
-                l += " avail.idx=\(r.availIdx) used.idx=\(r.usedIdx)"
-                if let e = r.usedEvent { l += " used_event=\(e)" }
-                if let e = r.availEvent { l += " avail_event=\(e)" }
-                if r.moving { l += " (moving)" }
-                if !r.problems.isEmpty && !r.moving { l += " problems=\(r.problems.count)" }
+/// The plain `watch --qmp` output: per sample, a header line and a line per queue with the rings'
+/// indices from memory beside the device's from QMP. QMP is polled at a lower rate than memory is
+/// read, so the device's part says how old it is (`device 0.32s ago`): never shown as live.
+struct GuestHumanLines {
+    /// Queue names as printed (escaped, padded), made once per name.
+    private var names: [String: String] = [:]
+
+    mutating func text(_ s: GuestSample) -> String {
+        var t = "# sample \(s.number) source=\(s.source.rawValue)"
+        if !s.notes.isEmpty { t += " (" + s.notes.joined(separator: "; ").escapingTerminalControls() + ")" }
+        t += "\n"
+        for q in s.queues {
+            if names[q.name] == nil { names[q.name] = "  " + q.name.escapingTerminalControls().padding(toLength: 14, withPad: " ", startingAt: 0) }
+            t += names[q.name]!
+            if let r = q.ring {
+                if let u = r.unreadable { t += " " + u.escapingTerminalControls() } else {
+                    t += " avail.idx=" + String(r.availIdx) + " used.idx=" + String(r.usedIdx)
+                    if let e = r.usedEvent { t += " used_event=" + String(e) }
+                    if let e = r.availEvent { t += " avail_event=" + String(e) }
+                    if r.moving { t += " (moving)" }
+                    if !r.problems.isEmpty && !r.moving { t += " problems=" + String(r.problems.count) }
+                }
+            } else if let e = q.element {
+                t += " avail.idx=" + String(e.availIdx) + " used.idx=" + String(e.usedIdx)
             }
-        } else if let e = q.element {
-            l += " avail.idx=\(e.availIdx) used.idx=\(e.usedIdx)"
+            if let v = q.deviceView {
+                if v.addresses.isSetUp {
+                    t += " | device " + String(format: "%.2f", max(0, s.time - v.time)) + "s ago last_avail=" + String(v.lastAvailIdx)
+                        + " used=" + String(v.usedIdx) + " inuse=" + String(v.inuse) + " size=" + String(v.addresses.size)
+                } else {
+                    t += " | not set up"
+                }
+            }
+            t += "\n"
         }
-        if let v = q.deviceView {
-            l += v.addresses.isSetUp ? " | device last_avail=\(v.lastAvailIdx) used=\(v.usedIdx) inuse=\(v.inuse) size=\(v.addresses.size)" : " | not set up"
-        }
-        lines.append(l)
+        return t
     }
-    return lines
 }
 
 func runGuestAction(_ action: any CtlAction, name: String, qmp: String, memory: String?) throws {
