@@ -287,13 +287,8 @@ public struct GuestRingReader: Sendable {
                 }
             }
         }
-        // By head (the order `chain(head:)` and JSON list them in).
-        var slotByHead = [Int32](repeating: -1, count: n)
-        s.chains.reserveCapacity(chains.chains.count)
-        for head in 0..<n where chains.slot[head] >= 0 {
-            slotByHead[head] = Int32(s.chains.count)
-            s.chains.append(chains.chains[Int(chains.slot[head])])
-        }
+        let (byHead, slotByHead) = chains.finish()  // before `chains.reused` is read below
+        s.chains = byHead
         if let cache {
             cache.key = key
             cache.spare = cache.image
@@ -308,78 +303,120 @@ public struct GuestRingReader: Sendable {
 
     /// The chains one read needs, each walked once (or taken from the previous read when every
     /// descriptor it went through is unchanged and it has no indirect table), with the states
-    /// they give their descriptors.
+    /// they give their descriptors. Written as plain loops over plain arrays: this runs for every
+    /// outstanding buffer of a queue that moved, 60 times a second, in debug builds too.
     private struct ChainBuilder {
         let reader: GuestRingReader
         let memory: GuestMemory
         let table: [GuestDescriptor]
-        let previous: GuestRingSnapshot?
+        /// The previous read's table and chains (empty when there is none to reuse from), and the
+        /// index of each head's chain in `previousChains` (-1: none).
+        let previousTable: [GuestDescriptor]
+        let previousChains: [GuestChain]
         let previousSlot: [Int32]
-        /// Chains in the order first needed; `slot[head]` is the index of head's (-1: none yet).
+        /// Chains in the order first needed; `slot[head]` is the index of head's (-1: none yet;
+        /// `single`: a one-descriptor chain `finish` makes).
         var chains: [GuestChain] = []
         var slot: [Int32]
         var indirectTables: [(address: UInt64, bytes: [UInt8])] = []
         var reused = 0
 
+        /// `slot` of a head whose descriptor has neither NEXT nor INDIRECT: its chain is that one
+        /// descriptor, made (or taken from the previous read) by `finish`.
+        static let single: Int32 = -2
+
         init(reader: GuestRingReader, memory: GuestMemory, table: [GuestDescriptor], previous: GuestRingSnapshot?, previousSlot: [Int32]) {
             self.reader = reader
             self.memory = memory
             self.table = table
-            self.previous = previous
-            self.previousSlot = previous != nil && previousSlot.count == table.count ? previousSlot : []
+            if let previous, previous.descriptors.count == table.count, previousSlot.count == table.count {
+                previousTable = previous.descriptors
+                previousChains = previous.chains
+                self.previousSlot = previousSlot
+            } else {
+                previousTable = []
+                previousChains = []
+                self.previousSlot = []
+            }
             slot = [Int32](repeating: -1, count: table.count)
         }
 
-        mutating func chain(_ head: UInt16) -> GuestChain {
-            let h = Int(head)
-            if slot[h] >= 0 { return chains[Int(slot[h])] }
-            var c: GuestChain?
-            if let previous, !previousSlot.isEmpty, previousSlot[h] >= 0 {
-                let old = previous.chains[Int(previousSlot[h])]
-                if old.indirectAddress == 0, Self.sameDescriptors(old.ids, previous.descriptors, table) {
-                    c = old
-                    reused += 1
-                }
-            }
-            let walked = c ?? reader.walk(head: head, table: table, memory: memory, indirectTables: &indirectTables)
-            slot[h] = Int32(chains.count)
-            chains.append(walked)
-            return walked
-        }
-
-        /// Whether the descriptors `ids` are the same in both tables (plain loops over buffers:
-        /// this runs for every outstanding buffer of a queue that moved, in debug builds too).
-        static func sameDescriptors(_ ids: [UInt16], _ a: [GuestDescriptor], _ b: [GuestDescriptor]) -> Bool {
-            ids.withUnsafeBufferPointer { ids in
-                a.withUnsafeBufferPointer { a in
-                    b.withUnsafeBufferPointer { b in
-                        var k = 0
-                        while k < ids.count {
-                            let i = Int(ids[k])
-                            if a[i].addr != b[i].addr || a[i].len != b[i].len || a[i].flags != b[i].flags || a[i].next != b[i].next { return false }
-                            k += 1
-                        }
-                        return true
-                    }
-                }
-            }
-        }
-
         mutating func mark(_ head: UInt16, _ state: WireDescriptorState, _ s: inout GuestRingSnapshot) {
-            let c = chain(head)
+            let h = Int(head)
+            if slot[h] == Self.single || (slot[h] == -1 && table[h].flags & (GuestDescriptor.next | GuestDescriptor.indirect) == 0) {
+                slot[h] = Self.single
+                if state == .avail || s.states[h] == .free { s.states[h] = state }
+                return
+            }
+            let c = chainIndex(head)
             // Only chains the device holds must be intact: a used element's descriptors may already
             // be recycled by the driver (its position is a guess), so their state is not a problem.
-            if state == .avail, let p = c.problem, !s.problems.contains(p) { s.problems.append(p) }
-            c.ids.withUnsafeBufferPointer { ids in
-                s.states.withUnsafeMutableBufferPointer { states in
-                    var k = 0
-                    while k < ids.count {
-                        let id = Int(ids[k])
-                        if state == .avail || states[id] == .free { states[id] = state }
-                        k += 1
-                    }
+            if state == .avail, let p = chains[c].problem, !s.problems.contains(p) { s.problems.append(p) }
+            let ids = chains[c].ids
+            var k = 0
+            while k < ids.count {
+                let id = Int(ids[k])
+                if state == .avail || s.states[id] == .free { s.states[id] = state }
+                k += 1
+            }
+        }
+
+        /// The index in `chains` of the chain from `head` (walked, or the previous read's).
+        mutating func chainIndex(_ head: UInt16) -> Int {
+            let h = Int(head)
+            let known = Int(slot[h])
+            if known >= 0 { return known }
+            let index = chains.count
+            slot[h] = Int32(index)
+            if !previousSlot.isEmpty, previousSlot[h] >= 0 {
+                let old = previousChains[Int(previousSlot[h])]
+                if old.indirectAddress == 0, sameDescriptors(old.ids) {
+                    chains.append(old)
+                    reused += 1
+                    return index
                 }
             }
+            chains.append(reader.walk(head: head, table: table, memory: memory, indirectTables: &indirectTables))
+            return index
+        }
+
+        /// Whether the descriptors `ids` are the same in this read's table as in the previous one's.
+        func sameDescriptors(_ ids: [UInt16]) -> Bool {
+            var k = 0
+            while k < ids.count {
+                let i = Int(ids[k])
+                if previousTable[i] != table[i] { return false }
+                k += 1
+            }
+            return true
+        }
+
+        /// Every chain needed, by head (the order `chain(head:)` and JSON list them in), and the
+        /// index of each head's chain in that list (-1: none).
+        mutating func finish() -> (chains: [GuestChain], slot: [Int32]) {
+            var out: [GuestChain] = []
+            out.reserveCapacity(chains.count)
+            var byHead = [Int32](repeating: -1, count: table.count)
+            var h = 0
+            while h < table.count {
+                let k = slot[h]
+                if k >= 0 {
+                    byHead[h] = Int32(out.count)
+                    out.append(chains[Int(k)])
+                } else if k == Self.single {
+                    byHead[h] = Int32(out.count)
+                    let d = table[h]
+                    let p = previousSlot.isEmpty ? -1 : Int(previousSlot[h])
+                    if p >= 0, previousTable[h] == d, previousChains[p].ids.count == 1, previousChains[p].indirectAddress == 0 {
+                        out.append(previousChains[p])
+                        reused += 1
+                    } else {
+                        out.append(GuestChain(head: UInt16(h), ids: [UInt16(h)], indirect: [], indirectAddress: 0, segments: [d], problem: nil))
+                    }
+                }
+                h += 1
+            }
+            return (out, byHead)
         }
     }
 

@@ -57,6 +57,13 @@ func watchGuest(qmp: String, memory: String?, json: Bool, rate: Double, count: I
 /// indices from memory beside the device's from QMP. QMP is polled at a lower rate than memory is
 /// read, so the device's part says how old it is (`device 0.32s ago`): never shown as live.
 struct GuestHumanLines {
+    /// `0.32s`: seconds with two decimals (no Foundation formatting: this runs per queue per sample).
+    func secondsText(_ seconds: Double) -> String {
+        let cs = Int((max(0, seconds) * 100).rounded())
+        let frac = cs % 100
+        return String(cs / 100) + (frac < 10 ? ".0" : ".") + String(frac) + "s"
+    }
+
     /// Queue names as printed (escaped, padded), made once per name.
     private var names: [String: String] = [:]
 
@@ -80,7 +87,7 @@ struct GuestHumanLines {
             }
             if let v = q.deviceView {
                 if v.addresses.isSetUp {
-                    t += " | device " + String(format: "%.2f", max(0, s.time - v.time)) + "s ago last_avail=" + String(v.lastAvailIdx)
+                    t += " | device " + secondsText(s.time - v.time) + " ago last_avail=" + String(v.lastAvailIdx)
                         + " used=" + String(v.usedIdx) + " inuse=" + String(v.inuse) + " size=" + String(v.addresses.size)
                 } else {
                     t += " | not set up"

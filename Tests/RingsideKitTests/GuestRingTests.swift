@@ -188,6 +188,49 @@ final class GuestRingTests: XCTestCase {
         XCTAssertEqual(GuestRingReader(eventIdx: true).read(r.memory, GuestQueueAddresses(size: 256, desc: 0, avail: 0, used: 0)).unreadable, "queue not set up")
     }
 
+    /// A cached read (GuestRingCache: unchanged rings answered from the last read, chains through
+    /// unchanged descriptors reused) must equal a fresh read after any change to any ring byte,
+    /// descriptor or indirect table, and an unchanged queue must be answered from the cache.
+    func testCachedReadsEqualFreshReads() {
+        var r = SyntheticRing(size: 16)
+        for i in 0..<16 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: GuestDescriptor.write) }
+        r.desc(3, addr: 0x90000, len: 12, flags: GuestDescriptor.next, next: 4)        // a 2-descriptor chain
+        r.desc(5, addr: 0xA0000, len: 32, flags: GuestDescriptor.indirect)             // an indirect table of 2
+        r.desc(0, addr: 0xB0000, len: 12, flags: GuestDescriptor.next, next: 1, table: 0xA0000)
+        r.desc(1, addr: 0xB1000, len: 100, flags: 0, table: 0xA0000)
+        for (slot, id) in [3, 5, 7, 9, 11].enumerated() { r.availSlot(slot, UInt16(id)) }
+        r.availIdx(5); r.usedSlot(0, id: 3, len: 60); r.usedIdx(1); r.usedEvent(0)
+        let m = r.memory
+        let reader = GuestRingReader(eventIdx: true)
+        let cache = GuestRingCache()
+        XCTAssertEqual(reader.read(m, r.a, cache: cache), reader.read(m, r.a))
+        XCTAssertEqual(reader.read(m, r.a, cache: cache), reader.read(m, r.a))
+        XCTAssertEqual(cache.unchangedReads, 1, "nothing changed: answered from the cache")
+        // The indirect table alone changes: the cache must see it (its chain's length changes).
+        m.poke(guest: 0xA0000 + 16 + 8, [0xC8, 0, 0, 0])
+        let fresh = reader.read(m, r.a)
+        XCTAssertEqual(fresh.chain(head: 5)?.indirect.last?.len, 200)
+        XCTAssertEqual(reader.read(m, r.a, cache: cache), fresh)
+        XCTAssertEqual(cache.changedReads, 2)
+        // Random writes anywhere in the rings, the table or the indirect table, and reads in between.
+        var rng = SplitMix64(seed: 0xCAC4E)
+        let areas: [(UInt64, Int)] = [(r.a.desc, 16 * 16), (r.a.avail, 6 + 2 * 16), (r.a.used, 6 + 8 * 16), (0xA0000, 32)]
+        for round in 0..<2000 {
+            let (base, count) = areas[Int(rng.next() % UInt64(areas.count))]
+            let at = base + rng.next() % UInt64(count)
+            // Small values, so ids, flags and nexts stay mostly plausible.
+            m.poke(guest: at, [UInt8(truncatingIfNeeded: rng.next() % (round % 3 == 0 ? 256 : 20))])
+            let last: UInt16? = round % 5 == 0 ? UInt16(truncatingIfNeeded: rng.next() % 8) : nil
+            let cached = reader.read(m, r.a, driverLastUsed: last, cache: cache)
+            XCTAssertEqual(cached, reader.read(m, r.a, driverLastUsed: last), "round \(round)")
+            if round % 7 == 0 { XCTAssertEqual(reader.read(m, r.a, driverLastUsed: last, cache: cache), cached) }
+        }
+        XCTAssertGreaterThan(cache.reusedChains, 0)
+        // New addresses (a reset moved the rings): never the old queue's snapshot.
+        let moved = GuestQueueAddresses(size: 16, desc: 0x40000, avail: 0x41000, used: 0x42000)
+        XCTAssertEqual(reader.read(m, moved, cache: cache), reader.read(m, moved))
+    }
+
     /// Random memory, random addresses and sizes: the reader must never trap or hang.
     func testFuzzRandomMemory() {
         var rng = SplitMix64(seed: 0x5EED_0F_6E57)
