@@ -221,63 +221,11 @@ public final class GuestSession {
 // MARK: - JSON
 
 extension GuestSample {
-    /// The sample as one JSON line (keys sorted). Numbers are decimal; ring indices raw 16-bit.
+    /// The sample as one JSON line (keys sorted; written by GuestSampleJSON). Numbers are
+    /// decimal; ring indices raw 16-bit.
     public func json() -> String {
-        var devs: [[String: Any]] = []
-        for d in devices {
-            var qs: [[String: Any]] = []
-            for q in queues where q.device == d.name { qs.append(q.jsonObject()) }
-            devs.append(["name": d.name, "type": d.type, "path": d.path, "status": d.statuses,
-                         "features": ["offered": d.hostFeatures.names, "accepted": d.guestFeatures.names,
-                                      "offered_unknown_bits": d.hostFeatures.unknownBits, "accepted_unknown_bits": d.guestFeatures.unknownBits],
-                         "queues": qs])
-        }
-        let obj: [String: Any] = ["sample": number, "source": source.rawValue, "qmp_age_s": (qmpAge * 1000).rounded() / 1000,
-                                  "notes": notes, "devices": devs]
-        guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
-}
-
-extension GuestQueueSample {
-    func jsonObject() -> [String: Any] {
-        var o: [String: Any] = ["name": name, "queue": queue]
-        if let v = deviceView {
-            o["size"] = v.addresses.size
-            o["addresses"] = ["desc": v.addresses.desc, "avail": v.addresses.avail, "used": v.addresses.used]
-            o["device"] = ["last_avail_idx": v.lastAvailIdx, "shadow_avail_idx": v.shadowAvailIdx, "used_idx": v.usedIdx,
-                           "inuse": v.inuse, "signalled_used": v.signalledUsed, "signalled_used_valid": v.signalledUsedValid]
-        }
-        if let e = element {
-            o["avail"] = ["flags": e.availFlags, "idx": e.availIdx]
-            o["used"] = ["flags": e.usedFlags, "idx": e.usedIdx]
-        }
-        if let r = ring {
-            if let u = r.unreadable { o["unreadable"] = u; return o }
-            var avail: [String: Any] = ["flags": r.availFlags, "idx": r.availIdx, "ring": r.availRing]
-            if let e = r.usedEvent { avail["used_event"] = e }
-            var used: [String: Any] = ["flags": r.usedFlags, "idx": r.usedIdx, "ring": r.usedRing.map { [$0.id, $0.len] }]
-            if let e = r.availEvent { used["avail_event"] = e }
-            o["avail"] = avail
-            o["used"] = used
-            o["moving"] = r.moving
-            o["problems"] = r.problems
-            if let out = r.outstanding { o["outstanding"] = out }
-            if let l = r.driverLastUsed { o["driver_last_used"] = l }
-            o["descriptors"] = r.descriptors.enumerated().map { (i, d) -> [String: Any] in
-                ["id": i, "state": r.states[i].name, "addr": d.addr, "len": d.len, "flags": d.flags, "next": d.next]
-            }
-            o["chains"] = r.chains.map { c -> [String: Any] in
-                var j: [String: Any] = ["head": c.head, "ids": c.ids]
-                if c.indirectAddress != 0 {
-                    j["indirect_addr"] = c.indirectAddress
-                    j["indirect"] = c.indirect.map { ["addr": $0.addr, "len": $0.len, "flags": $0.flags, "next": $0.next] }
-                }
-                if let p = c.problem { j["problem"] = p }
-                return j
-            }
-        }
-        return o
+        var encoder = GuestSampleJSON()
+        return String(decoding: encoder.line(self).dropLast(), as: UTF8.self)
     }
 }
 

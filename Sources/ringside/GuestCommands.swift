@@ -38,12 +38,13 @@ func watchGuest(qmp: String, memory: String?, json: Bool, rate: Double, count: I
     var next = monotonicSeconds()
     var lastNotes: [String] = []
     var human = GuestHumanLines()
+    var encoder = GuestSampleJSON()
     while true {
         let s = session.sample()
         if s.notes != lastNotes { for n in s.notes where !lastNotes.contains(n) { warn(n) }; lastNotes = s.notes }
         // One write per sample. Both texts are safe for a terminal as made: the JSON is ASCII with
         // every control character escaped, and the lines escape each name and note they quote.
-        let out = json ? Array((s.json() + "\n").utf8) : Array(human.text(s).utf8)
+        let out = json ? encoder.line(s) : Array(human.text(s).utf8)
         guard writeStandardOutput(out) else { throw ExitCode.failure }
         printed += 1
         if let count, printed >= count { return }
