@@ -66,16 +66,18 @@ public struct GuestSampleJSON {
         t.raw(",\"type\":")
         t.string(d.type)
         t.byte(0x7D)
-        devices[d.name] = (d, h.out, t.out)
-        return (h.out, t.out)
+        let parts = (head: h.out, tail: t.out)
+        devices[d.name] = (d, parts.head, parts.tail)
+        return parts
     }
 
     private mutating func queueBytes(_ q: GuestQueueSample) -> [UInt8] {
         if let c = queues[q.name], c.sample == q { return c.bytes }
         var w = JSONWriter()
         Self.queue(q, into: &w)
-        queues[q.name] = (q, w.out)
-        return w.out
+        let bytes = w.out
+        queues[q.name] = (q, bytes)
+        return bytes
     }
 
     /// Keys in sorted order: addresses, avail, chains, descriptors, device, driver_last_used,
@@ -83,27 +85,22 @@ public struct GuestSampleJSON {
     static func queue(_ q: GuestQueueSample, into w: inout JSONWriter) {
         let ring = q.ring.flatMap { $0.unreadable == nil ? $0 : nil }
         w.byte(0x7B)
-        var comma = false
-        func key(_ k: StaticString) {
-            if comma { w.byte(0x2C) }
-            comma = true
-            w.byte(0x22); w.raw(k); w.raw("\":")
-        }
+        w.needsComma = false
         let v = q.deviceView
         if let v {
-            key("addresses")
+            w.key("addresses")
             w.raw("{\"avail\":"); w.uint(v.addresses.avail)
             w.raw(",\"desc\":"); w.uint(v.addresses.desc)
             w.raw(",\"used\":"); w.uint(v.addresses.used); w.byte(0x7D)
         }
         if let r = ring {
-            key("avail")
+            w.key("avail")
             w.raw("{\"flags\":"); w.uint(UInt64(r.availFlags))
             w.raw(",\"idx\":"); w.uint(UInt64(r.availIdx))
             w.raw(",\"ring\":["); w.uints16(r.availRing); w.byte(0x5D)
             if let e = r.usedEvent { w.raw(",\"used_event\":"); w.uint(UInt64(e)) }
             w.byte(0x7D)
-            key("chains")
+            w.key("chains")
             w.byte(0x5B)
             for (i, c) in r.chains.enumerated() {
                 if i > 0 { w.byte(0x2C) }
@@ -124,7 +121,7 @@ public struct GuestSampleJSON {
                 w.byte(0x7D)
             }
             w.byte(0x5D)
-            key("descriptors")
+            w.key("descriptors")
             w.byte(0x5B)
             var i = 0
             while i < r.descriptors.count {
@@ -147,12 +144,12 @@ public struct GuestSampleJSON {
             }
             w.byte(0x5D)
         } else if let e = q.element {
-            key("avail")
+            w.key("avail")
             w.raw("{\"flags\":"); w.uint(UInt64(e.availFlags))
             w.raw(",\"idx\":"); w.uint(UInt64(e.availIdx)); w.byte(0x7D)
         }
         if let v {
-            key("device")
+            w.key("device")
             w.raw("{\"inuse\":"); w.int(v.inuse)
             w.raw(",\"last_avail_idx\":"); w.uint(UInt64(v.lastAvailIdx))
             w.raw(",\"shadow_avail_idx\":"); w.uint(UInt64(v.shadowAvailIdx))
@@ -161,19 +158,19 @@ public struct GuestSampleJSON {
             w.raw(",\"used_idx\":"); w.uint(UInt64(v.usedIdx)); w.byte(0x7D)
         }
         if let r = ring {
-            if let l = r.driverLastUsed { key("driver_last_used"); w.uint(UInt64(l)) }
-            key("moving"); w.raw(r.moving ? "true" : "false")
+            if let l = r.driverLastUsed { w.key("driver_last_used"); w.uint(UInt64(l)) }
+            w.key("moving"); w.raw(r.moving ? "true" : "false")
         }
-        key("name"); w.string(q.name)
+        w.key("name"); w.string(q.name)
         if let r = ring {
-            if let o = r.outstanding { key("outstanding"); w.int(o) }
-            key("problems"); w.strings(r.problems)
+            if let o = r.outstanding { w.key("outstanding"); w.int(o) }
+            w.key("problems"); w.strings(r.problems)
         }
-        key("queue"); w.int(q.queue)
-        if let v { key("size"); w.int(v.addresses.size) }
-        if let u = q.ring?.unreadable { key("unreadable"); w.string(u) }
+        w.key("queue"); w.int(q.queue)
+        if let v { w.key("size"); w.int(v.addresses.size) }
+        if let u = q.ring?.unreadable { w.key("unreadable"); w.string(u) }
         if let r = ring {
-            key("used")
+            w.key("used")
             w.raw("{")
             if let e = r.availEvent { w.raw("\"avail_event\":"); w.uint(UInt64(e)); w.byte(0x2C) }
             w.raw("\"flags\":"); w.uint(UInt64(r.usedFlags))
@@ -187,7 +184,7 @@ public struct GuestSampleJSON {
             }
             w.raw("]}")
         } else if let e = q.element {
-            key("used")
+            w.key("used")
             w.raw("{\"flags\":"); w.uint(UInt64(e.usedFlags))
             w.raw(",\"idx\":"); w.uint(UInt64(e.usedIdx)); w.byte(0x7D)
         }
@@ -195,80 +192,128 @@ public struct GuestSampleJSON {
     }
 }
 
-/// JSON text into a byte array.
-struct JSONWriter {
-    var out: [UInt8] = []
+/// JSON text into a growable buffer written through a pointer (plain pointer writes and
+/// memcpy: cheap in debug builds too, where generic Array code is not specialised).
+struct JSONWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity = 4096
+    /// Whether the current object already has a member (`key` writes the comma).
+    var needsComma = false
 
-    init() { out.reserveCapacity(4096) }
+    init() { base = .allocate(capacity: 4096) }
 
-    mutating func byte(_ b: UInt8) { out.append(b) }
+    deinit { base.deallocate() }
 
-    mutating func bytes(_ b: [UInt8]) { out.append(contentsOf: b) }
+    /// The text so far.
+    var out: [UInt8] { [UInt8](UnsafeBufferPointer(start: base, count: count)) }
 
-    mutating func raw(_ s: StaticString) {
-        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    private mutating func reserve(_ extra: Int) {
+        guard count + extra > capacity else { return }
+        var c = capacity * 2
+        while c < count + extra { c *= 2 }
+        let b = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        b.update(from: base, count: count)
+        base.deallocate()
+        base = b
+        capacity = c
+    }
+
+    mutating func byte(_ b: UInt8) {
+        if count == capacity { reserve(1) }
+        base[count] = b
+        count += 1
+    }
+
+    mutating func bytes(_ b: [UInt8]) {
+        b.withUnsafeBufferPointer { append($0.baseAddress, $0.count) }
+    }
+
+    mutating func raw(_ s: StaticString) { append(s.utf8Start, s.utf8CodeUnitCount) }
+
+    /// `"k":` in an object, after a comma unless it is the object's first member.
+    mutating func key(_ k: StaticString) {
+        if needsComma { byte(0x2C) }
+        needsComma = true
+        byte(0x22)
+        raw(k)
+        byte(0x22)
+        byte(0x3A)
+    }
+
+    private mutating func append(_ p: UnsafePointer<UInt8>?, _ n: Int) {
+        guard let p, n > 0 else { return }
+        reserve(n)
+        (base + count).update(from: p, count: n)
+        count += n
     }
 
     mutating func uint(_ v: UInt64) {
-        if v < 10 { out.append(0x30 + UInt8(v)); return }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 20 digits, filled from the end
-        var n = 0
-        var x = v
-        withUnsafeMutableBytes(of: &digits) { d in
-            while x > 0 {
-                n += 1
-                d[24 - n] = 0x30 + UInt8(x % 10)
-                x /= 10
-            }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[(24 - n)...]))
+        var digits = 1
+        var x = v / 10
+        while x > 0 { digits += 1; x /= 10 }
+        reserve(digits)
+        let end = base + count + digits
+        x = v
+        var k = 1
+        while k <= digits {
+            end[-k] = 0x30 + UInt8(truncatingIfNeeded: x % 10)
+            x /= 10
+            k += 1
         }
+        count += digits
     }
 
     mutating func int(_ v: Int) {
-        if v < 0 { out.append(0x2D); uint(UInt64(v.magnitude)) } else { uint(UInt64(v)) }
+        if v < 0 { byte(0x2D); uint(UInt64(v.magnitude)) } else { uint(UInt64(v)) }
     }
 
     /// A Double as Swift prints it (the shortest text that reads back the same).
     mutating func double(_ v: Double) {
         guard v.isFinite else { raw("null"); return }
-        out.append(contentsOf: Array(v.description.utf8))
+        bytes(Array(v.description.utf8))
     }
 
     mutating func uints16(_ a: [UInt16]) {
         var i = 0
         while i < a.count {
-            if i > 0 { out.append(0x2C) }
+            if i > 0 { byte(0x2C) }
             uint(UInt64(a[i]))
             i += 1
         }
     }
 
     mutating func strings(_ a: [String]) {
-        out.append(0x5B)
-        for (i, s) in a.enumerated() {
-            if i > 0 { out.append(0x2C) }
-            string(s)
+        byte(0x5B)
+        var i = 0
+        while i < a.count {
+            if i > 0 { byte(0x2C) }
+            string(a[i])
+            i += 1
         }
-        out.append(0x5D)
+        byte(0x5D)
     }
 
     /// A string, quoted; `"` and `\` escaped, everything outside printable ASCII as \uXXXX
     /// (UTF-16, surrogate pairs above U+FFFF).
     mutating func string(_ s: String) {
-        out.append(0x22)
+        byte(0x22)
         for u in s.utf16 {
             switch u {
-            case 0x22: out.append(0x5C); out.append(0x22)
-            case 0x5C: out.append(0x5C); out.append(0x5C)
-            case 0x20..<0x7F: out.append(UInt8(u))
+            case 0x22: byte(0x5C); byte(0x22)
+            case 0x5C: byte(0x5C); byte(0x5C)
+            case 0x20..<0x7F: byte(UInt8(u))
             default:
-                out.append(0x5C); out.append(0x75)
-                for shift in [12, 8, 4, 0] {
-                    let nibble = UInt8((u >> UInt16(shift)) & 0xF)
-                    out.append(nibble < 10 ? 0x30 + nibble : 0x61 + nibble - 10)
+                byte(0x5C); byte(0x75)
+                var shift: UInt16 = 12
+                while true {
+                    let nibble = UInt8((u >> shift) & 0xF)
+                    byte(nibble < 10 ? 0x30 + nibble : 0x61 + nibble - 10)
+                    if shift == 0 { break }
+                    shift -= 4
                 }
             }
         }
-        out.append(0x22)
+        byte(0x22)
     }
 }
