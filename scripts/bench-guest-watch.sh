@@ -5,6 +5,10 @@
 # The guest has two virtio-net devices (net0 carries the echo; net1, on its own user netdev, is
 # there to be watched): 4 queues of 256 (net0/net1 rx, tx) plus two ctrl queues of 64.
 #   scripts/bench-guest-watch.sh [HZ=60] [SECONDS=8] [ROUNDS=2] [MODE=human|json]
+# The watcher is .build/debug/ringside by default: what `make run` builds and users run
+# (RINGSIDE_BIN=.build/release/ringside measures a release build). The last line gives the
+# medians over the rounds (the echo rate moves more between phases than watching moves it: use
+# 5 rounds or more and read the median ratio).
 set -euo pipefail
 HZ=${1:-60}; SECS=${2:-8}; ROUNDS=${3:-2}; MODE=${4:-human}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,7 +46,7 @@ for r in $(seq "$ROUNDS"); do
   CPU=$(python3 -c "print(round(100*($J1-$J0)/$HZTICK/($T1-$T0),2))")
   echo "round $r watched at $HZ Hz ($MODE): $OUT"
   echo "round $r watcher CPU: $CPU % of one core"
-  echo "round $r echo-rate ratio watched/unwatched: $(python3 -c "
+  RATIO=$(python3 -c "
 import json,sys
 def rate(t):
     d=json.loads(t)
@@ -58,5 +62,17 @@ def rate(t):
                 if r is not None: return r
     return find(d)
 u,w=rate('''$U'''),rate('''$OUT''')
-print(round(w/u,3) if u and w else 'n/a')")"
+print(round(w/u,3) if u and w else 'n/a')")
+  echo "round $r echo-rate ratio watched/unwatched: $RATIO"
+  echo "$CPU $RATIO" >>"$D/rounds"
 done
+python3 - "$D/rounds" "$HZ" "$MODE" "$ROUNDS" "$BIN" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+cpu = [float(c) for c, _ in rows]
+ratio = [float(r) for _, r in rows if r != 'n/a']
+print("median over %s rounds at %s Hz (%s, %s): watcher CPU %.2f %% of one core (min %.2f, max %.2f); echo-rate ratio %s (min %s, max %s)" % (
+    sys.argv[4], sys.argv[2], sys.argv[3], sys.argv[5].split('/.build/')[-1],
+    statistics.median(cpu), min(cpu), max(cpu),
+    round(statistics.median(ratio), 3) if ratio else 'n/a', min(ratio) if ratio else 'n/a', max(ratio) if ratio else 'n/a'))
+PY
