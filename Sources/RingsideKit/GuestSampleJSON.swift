@@ -8,6 +8,8 @@
 // A queue whose sample equals the last one (an idle queue: the ring cache returns the very same
 // snapshot) is not encoded again: its bytes are kept from the last line.
 
+import Wire
+
 /// Encodes samples; keeps the last encoding of each queue and device.
 public struct GuestSampleJSON {
     private var queues: [String: (sample: GuestQueueSample, bytes: [UInt8])] = [:]
@@ -15,10 +17,38 @@ public struct GuestSampleJSON {
 
     public init() {}
 
-    /// The sample as one JSON object and a newline.
-    public mutating func line(_ s: GuestSample) -> [UInt8] {
+    /// The sample as one JSON object and a newline. With the detector that has just observed
+    /// it (`watch`), also `alarm_events` (what this sample raised or cleared) and `alarms` (what
+    /// is up), in the form of `watch SOCKET --json` (Sources/Wire/TelemetryJSON.swift).
+    public mutating func line(_ s: GuestSample, notifications: (detector: NotificationDetector, changes: [NotificationChange])? = nil) -> [UInt8] {
         var w = JSONWriter()
-        w.raw("{\"devices\":[")
+        w.raw("{")
+        if let n = notifications {
+            func alarm(_ a: NotificationAlarm, event: String?) {
+                w.raw("{")
+                if let event { w.raw("\"event\":"); w.string(event); w.raw(",") }
+                w.raw("\"queue\":")
+                w.string(a.queue < s.queues.count ? s.queues[a.queue].name : "?")
+                w.raw(",")
+                w.bytes(Array(notificationAlarmFieldsJSON(a).utf8))
+                w.raw("}")
+            }
+            w.raw("\"alarm_events\":[")
+            for (k, change) in n.changes.enumerated() {
+                if k > 0 { w.byte(0x2C) }
+                switch change {
+                case .raised(let a): alarm(a, event: "raised")
+                case .cleared(let a): alarm(a, event: "cleared")
+                }
+            }
+            w.raw("],\"alarms\":[")
+            for (k, a) in n.detector.activeAlarms.enumerated() {
+                if k > 0 { w.byte(0x2C) }
+                alarm(a, event: nil)
+            }
+            w.raw("],")
+        }
+        w.raw("\"devices\":[")
         for (i, d) in s.devices.enumerated() {
             if i > 0 { w.byte(0x2C) }
             let parts = deviceParts(d)

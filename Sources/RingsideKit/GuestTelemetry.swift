@@ -137,6 +137,24 @@ public enum GuestTelemetry {
         return v
     }
 
+    /// What the lost-notification detector needs of each queue (NotificationDetector.swift): the
+    /// indices and the rings' flags and event words as read from memory, the driver's position
+    /// as used_event shows it (when the guest uses EVENT_IDX), the device's last-avail-idx from
+    /// QMP. Nil for a queue whose rings were not read, or were read while they moved (torn).
+    public static func notificationSamples(_ s: GuestSample) -> [NotificationSample?] {
+        s.queues.map { q -> NotificationSample? in
+            guard let r = q.ring, r.unreadable == nil, !r.moving else { return nil }
+            let status = WireQueueStatus(queue: 0, availIdx: r.availIdx, usedIdx: r.usedIdx,
+                                         lastUsedIdx: r.driverLastUsed ?? r.usedIdx, freeCount: 0, pendingUsed: 0,
+                                         paused: false, counters: WireQueueCounters())
+            let ring = WireRingView(flags: r.usedEvent != nil || r.availEvent != nil ? WireRingView.eventIdxFlag : 0,
+                                    availFlags: r.availFlags, usedFlags: r.usedFlags,
+                                    usedEvent: r.usedEvent ?? 0, availEvent: r.availEvent ?? 0)
+            return NotificationSample(role: NotificationQueueRole(queueName: q.name), size: UInt16(clamping: r.addresses.size),
+                                      status: status, ring: ring, deviceLastAvailIdx: q.deviceView?.lastAvailIdx)
+        }
+    }
+
     /// The device's own indices (QMP) of every queue, numbered as `hello` numbers the queues,
     /// in DeviceTruth's form (the kernel view's `dev: A … U … inuse …` and its comparison rule),
     /// and each number's queue name. Nil when QMP has not answered for any queue.

@@ -176,6 +176,14 @@ extension WireJSONWriter {
     }
 }
 
+/// An alarm's fields without braces (the format at the top of this file), for writers of other
+/// samples (`watch --qmp --json`). Plain ASCII: labels, numbers and a detail made of them.
+public func notificationAlarmFieldsJSON(_ a: NotificationAlarm) -> String {
+    var j = WireJSONWriter()
+    j.alarmFields(a)
+    return j.string
+}
+
 /// Names of a ring flags word: bit 0 as `known`, any other set bit as "bit N".
 public func ringFlagNames(_ flags: UInt16, known: String) -> [String] {
     var names: [String] = []

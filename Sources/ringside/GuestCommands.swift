@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import RingsideKit
+import Wire
 
 /// `--qmp QMP [--memory FILE]`: watch a guest Ringside did not build.
 struct GuestTarget: ParsableArguments {
@@ -39,12 +40,17 @@ func watchGuest(qmp: String, memory: String?, json: Bool, rate: Double, count: I
     var lastNotes: [String] = []
     var human = GuestHumanLines()
     var encoder = GuestSampleJSON()
+    // The lost-notification detector on every sample (the rings' flags and event words from
+    // memory, the device's last-avail-idx from QMP): alarms in the JSON, and as lines.
+    var detector = NotificationDetector()
     while true {
         let s = session.sample()
         if s.notes != lastNotes { for n in s.notes where !lastNotes.contains(n) { warn(n) }; lastNotes = s.notes }
+        let changes = detector.observe(GuestTelemetry.notificationSamples(s), time: s.time)
         // One write per sample. Both texts are safe for a terminal as made: the JSON is ASCII with
         // every control character escaped, and the lines escape each name and note they quote.
-        let out = json ? encoder.line(s) : Array(human.text(s).utf8)
+        let out = json ? encoder.line(s, notifications: (detector, changes))
+                       : Array((human.text(s) + GuestHumanLines.alarmLines(changes, s)).utf8)
         guard writeStandardOutput(out) else { throw ExitCode.failure }
         printed += 1
         if let count, printed >= count { return }
@@ -63,6 +69,24 @@ struct GuestHumanLines {
         let cs = Int((max(0, seconds) * 100).rounded())
         let frac = cs % 100
         return String(cs / 100) + (frac < 10 ? ".0" : ".") + String(frac) + "s"
+    }
+
+    /// `# KICK LOST? net0.tx: …` for each alarm the sample raised, `# cleared …` for each it cleared.
+    static func alarmLines(_ changes: [NotificationChange], _ s: GuestSample) -> String {
+        var t = ""
+        for change in changes {
+            switch change {
+            case .raised(let a):
+                t += "# \(a.kind.label) \(name(a, s)): \(a.detail)\n"
+            case .cleared(let a):
+                t += "# cleared \(a.kind.label) \(name(a, s)) after \(formatTenths(a.age)) s: the queue moved\n"
+            }
+        }
+        return t
+    }
+
+    static func name(_ a: NotificationAlarm, _ s: GuestSample) -> String {
+        (a.queue < s.queues.count ? s.queues[a.queue].name : "?").escapingTerminalControls()
     }
 
     /// Queue names as printed (escaped, padded), made once per name.
