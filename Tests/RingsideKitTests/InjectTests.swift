@@ -11,6 +11,7 @@ final class InjectTests: QEMUTestCase {
         let qemu: QEMUInstance
         let telemetry: TelemetryConnection
         let udpPort: UInt16
+        let httpPort: UInt16
     }
 
     static let rx: UInt8 = 0
@@ -20,7 +21,7 @@ final class InjectTests: QEMUTestCase {
         guard let kernel = requireKernel(file: file, line: line) else { return nil }
         let c = try baseConfiguration(kernel: kernel)
         let q = try launchReady(c)
-        guard case let .user(udpPort, _) = c.network else { XCTFail("not user networking"); return nil }
+        guard case let .user(udpPort, httpPort) = c.network else { XCTFail("not user networking"); return nil }
         let t = try TelemetryConnection(path: q.run.consoleSocket, timeout: 10)
         guard t.nextCompleteSnapshot(timeout: 10) != nil else {
             XCTFail("no complete snapshot within 10 s of connecting", file: file, line: line)
@@ -28,7 +29,7 @@ final class InjectTests: QEMUTestCase {
         }
         // Settle ARP/slirp before exact counting.
         _ = try runEchoExchange(port: udpPort, count: 3, sizes: 16...64, seed: 7, perTryTimeout: 1)
-        return Guest(qemu: q, telemetry: t, udpPort: udpPort)
+        return Guest(qemu: q, telemetry: t, udpPort: udpPort, httpPort: httpPort)
     }
 
     func status(_ t: TelemetryConnection, _ queue: UInt8) throws -> WireQueueStatus {
@@ -212,6 +213,20 @@ final class InjectTests: QEMUTestCase {
         try ok(t, .inject(queue: Self.tx, fault: .clear))
         XCTAssertEqual(try status(t, Self.tx).faults, .none)
         XCTAssertEqual(try lostEchoes(g, tag: "after-clear", count: 5), [])
+
+        // /metrics has the same counters (fetched once TX kicks again: its reply leaves on net0.tx).
+        guard findExecutable("curl") != nil else { return XCTFail("curl is not installed") }
+        let metrics = try runCommand(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:\(g.httpPort)/metrics"]).output
+        func value(_ name: String, _ queue: String) -> Int? {
+            metrics.split(separator: "\n").first { $0.hasPrefix("\(name){queue=\"\(queue)\"} ") }
+                .flatMap { Int($0.split(separator: " ").last ?? "") }
+        }
+        XCTAssertEqual(value("ringside_queue_kicks_withheld_total", "net0.tx"), 1, String(metrics.prefix(300)))
+        XCTAssertEqual(value("ringside_queue_inject_nokick_remaining", "net0.tx"), 0)
+        XCTAssertEqual(value("ringside_queue_injected_drops_total", "net0.rx"), 0)
+        XCTAssertEqual(value("ringside_queue_noirq", "net0.rx"), 0)
+        XCTAssertNotNil(value("ringside_queue_interrupts_suppressed_total", "net0.rx"))
+        XCTAssertTrue(metrics.contains("# HELP ringside_queue_interrupts_suppressed_total Used elements the device published that the driver had not asked to be interrupted for"))
     }
 
     // MARK: noirq / poll
