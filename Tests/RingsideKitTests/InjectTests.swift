@@ -193,6 +193,9 @@ final class InjectTests: QEMUTestCase {
     func testNokickOnTXKeepsAnEchoPendingUntilKick() throws {
         guard let g = try boot() else { return }
         let t = g.telemetry
+        // Both notification modes: make test runs this again with virtio.event_idx=off.
+        let eventIdx = !QEMUConfiguration.environmentAppend.contains("virtio.event_idx=off")
+        XCTAssertEqual(try t.fullSnapshot(timeout: 10).queues[Int(Self.tx)].ring?.eventIdx, eventIdx)
         let before = try status(t, Self.tx)
         try ok(t, .inject(queue: Self.tx, fault: .nokick(5)))
         let sock = try UDPSocket()
