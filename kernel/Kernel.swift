@@ -73,6 +73,7 @@ func kmain(_ startInfo: UInt32) {
             telemetry?.event(.drop(queue: 0, reason: wireDropReason(reason)))
         }
     }
+    net.onInjectedDrop = { rx in telemetry?.event(.drop(queue: rx ? 0 : 1, reason: .injected)) }
     stack.announce()
     let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
     http?.sizeMemory()
@@ -150,8 +151,9 @@ final class MainLoop {
     private func iterate() {
         do {
             let pending = irq_take_pending()
-            if pending & VirtioNetDriver.rxVector.irqBit != 0 { net.rx.ring.noteInterrupt() }
-            if pending & VirtioNetDriver.txVector.irqBit != 0 { net.tx.ring.noteInterrupt() }
+            // Under `inject Q noirq` an interrupt is counted, then ignored (faults.noteInterrupt).
+            if pending & VirtioNetDriver.rxVector.irqBit != 0 { net.rx.ring.noteInterrupt(); _ = net.rx.faults.noteInterrupt() }
+            if pending & VirtioNetDriver.txVector.irqBit != 0 { net.tx.ring.noteInterrupt(); _ = net.tx.faults.noteInterrupt() }
             if let console = telemetry?.console {
                 if pending & VirtioConsoleDriver.rxVector.irqBit != 0 { console.rx.ring.noteInterrupt() }
                 if pending & VirtioConsoleDriver.txVector.irqBit != 0 { console.tx.ring.noteInterrupt() }
@@ -165,12 +167,14 @@ final class MainLoop {
             let now = Clock.nowMs
             // Stamp new used elements as they appear, paused or not (pcap timestamps of dumps).
             rxQueue?.noteArrivals(nowNs: Clock.nowNs)
-            let received = rxPaused ? 0 : deliver(limit: Int.max)
+            // The loop polls RX on every pass; under noirq it does not (only `poll` does).
+            let received = rxPaused || net.rx.faults.noirq ? 0 : deliver(limit: Int.max)
             stack.poll(nowMs: now)
             transmitPending()
             if let telemetry {
                 updateDropCounters()
-                telemetry.service(nowNs: Clock.nowNs) { queue, count in self.step(queue, count: count) }
+                telemetry.service(nowNs: Clock.nowNs, stepper: { queue, count in self.step(queue, count: count) },
+                                  poller: { queue in self.poll(queue) })
             }
 
             if received == 0 && irq_pending == 0 {
@@ -209,8 +213,24 @@ final class MainLoop {
         return 0
     }
 
+    /// `poll Q`: what the loop does for the queue when its interrupt arrives, even under
+    /// noirq. RX: deliver what is pending (not while paused: steps do that) and repost; TX:
+    /// reclaim completed buffers. Then send what the stack has. Returns the used elements taken.
+    private func poll(_ queue: MonitoredQueue) -> Int {
+        var taken = 0
+        if queue === rxQueue {
+            taken = rxPaused ? 0 : deliver(limit: Int.max)
+        } else if queue === txQueue {
+            taken = net.reclaimTransmit()
+        }
+        stack.poll(nowMs: Clock.nowMs)
+        transmitPending()
+        return taken
+    }
+
     private func transmitPending() {
-        net.reclaimTransmit()
+        // Under noirq the driver does not look at TX completions unless asked (`poll`).
+        if !net.tx.faults.noirq { net.reclaimTransmit() }
         while stack.hasPendingTransmit && net.canTransmit, let frame = stack.nextTransmitFrame() {
             _ = net.enqueueTransmit(frame) { head, address, bytes in
                 txQueue?.stamp(head, nowNs: Clock.nowNs)

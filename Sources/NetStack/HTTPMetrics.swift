@@ -20,6 +20,21 @@ public struct HTTPQueueStatus {
     public var kicksSuppressed: UInt64
     /// Whether VIRTIO_F_RING_EVENT_IDX governs the queue's notifications.
     public var eventIdx: Bool
+    /// Used elements published without the driver asking for an interrupt for them (see
+    /// `VirtqueueCounters.interruptsSuppressed`).
+    public var interruptsSuppressed: UInt64 = 0
+    /// Injected faults' counters: frames dropped, frames corrupted, kicks withheld, interrupts ignored.
+    public var injectedDrops: UInt64 = 0
+    public var injectedCorruptions: UInt64 = 0
+    public var kicksWithheld: UInt64 = 0
+    public var interruptsIgnored: UInt64 = 0
+    /// Injected faults still active: frames still to drop / corrupt, kicks still to withhold,
+    /// whether RX buffers are not reposted, whether interrupts are ignored.
+    public var faultDrop: UInt16 = 0
+    public var faultCorrupt: UInt16 = 0
+    public var faultNokick: UInt16 = 0
+    public var starving = false
+    public var noirq = false
 
     public init(name: String, size: UInt16, availIdx: UInt16, usedIdx: UInt16, lastUsedIdx: UInt16,
                 freeDescriptors: UInt16, packets: UInt64, bytes: UInt64, kicks: UInt64, interrupts: UInt64,
@@ -102,6 +117,17 @@ public struct HTTPMetricsWriter {
         perQueue("ringside_queue_event_idx", "gauge", "1 if VIRTIO_F_RING_EVENT_IDX governs the queue's notifications.") { $0.eventIdx ? 1 : 0 }
         perQueue("ringside_queue_interrupts_total", "counter", "Interrupts taken for the queue.") { $0.interrupts }
         perQueue("ringside_queue_drops_total", "counter", "Packets dropped at the queue.") { $0.drops }
+        perQueue("ringside_queue_interrupts_suppressed_total", "counter",
+                 "Used elements the device published that the driver had not asked to be interrupted for (with EVENT_IDX: every element but the one at used_event; without: those published while VIRTQ_AVAIL_F_NO_INTERRUPT was set).") { $0.interruptsSuppressed }
+        perQueue("ringside_queue_injected_drops_total", "counter", "Frames the driver dropped on purpose (inject Q drop N).") { $0.injectedDrops }
+        perQueue("ringside_queue_injected_corruptions_total", "counter", "Frames the driver flipped a byte in on purpose (inject Q corrupt N).") { $0.injectedCorruptions }
+        perQueue("ringside_queue_kicks_withheld_total", "counter", "Kicks the device wanted that the driver withheld (inject Q nokick N).") { $0.kicksWithheld }
+        perQueue("ringside_queue_interrupts_ignored_total", "counter", "Interrupts the driver ignored (inject Q noirq).") { $0.interruptsIgnored }
+        perQueue("ringside_queue_inject_drop_remaining", "gauge", "Frames inject Q drop N will still drop.") { UInt64($0.faultDrop) }
+        perQueue("ringside_queue_inject_corrupt_remaining", "gauge", "Frames inject Q corrupt N will still corrupt.") { UInt64($0.faultCorrupt) }
+        perQueue("ringside_queue_inject_nokick_remaining", "gauge", "Kicks inject Q nokick N will still withhold.") { UInt64($0.faultNokick) }
+        perQueue("ringside_queue_starving", "gauge", "1 while RX buffers are not reposted (inject Q starve).") { $0.starving ? 1 : 0 }
+        perQueue("ringside_queue_noirq", "gauge", "1 while the queue's interrupts are ignored (inject Q noirq).") { $0.noirq ? 1 : 0 }
     }
 
     /// The network stack's counters (link, IPv4, ICMP, UDP, TCP).

@@ -34,6 +34,11 @@ public struct VirtqueueCounters: Equatable, Sendable {
     public var kicksSuppressed: UInt64 = 0
     /// Used-buffer notifications the driver received (see `noteInterrupt()`).
     public var interrupts: UInt64 = 0
+    /// Used elements the device published that the driver had not asked to be interrupted
+    /// for (see `observeUsed()`): with VIRTIO_F_RING_EVENT_IDX every element but the one at
+    /// `used_event` (the device interrupts once per batch that crosses it, 2.7.7.2), without it
+    /// every element published while avail.flags had VIRTQ_AVAIL_F_NO_INTERRUPT (2.7.7.1).
+    public var interruptsSuppressed: UInt64 = 0
     /// Chains the driver popped from the used ring.
     public var packets: UInt64 = 0
     /// Bytes moved: the `len` the device reported for chains with device-writable buffers
@@ -101,6 +106,8 @@ public final class SplitVirtqueue {
 
     /// avail.idx at the previous `needsNotify()`: the start of the window to notify about.
     private var availIdxAtLastNotifyCheck: UInt16 = 0
+    /// used.idx up to which `observeUsed()` has classified the used elements.
+    private var observedUsedIdx: UInt16 = 0
     private var freeHead: UInt16 = 0
     private let mask: UInt16
 
@@ -446,6 +453,7 @@ public final class SplitVirtqueue {
     /// The chain's buffers are `buffer(_:)` of its descriptors, never the table's entries.
     public func popUsed() -> VirtqUsedElement? {
         let deviceUsedIdx = usedIdx
+        observeUsed(upTo: deviceUsedIdx)
         while lastUsedIdx != deviceUsedIdx {
             var element = readUsedElement(at: lastUsedIdx)
             lastUsedIdx &+= 1
@@ -521,11 +529,36 @@ public final class SplitVirtqueue {
 
     // MARK: Used-buffer notification suppression (2.7.7)
 
+    /// Classifies the used elements the device added since the last call by what the driver
+    /// asked for at the time: an element the driver had not asked to be interrupted for counts
+    /// in `interruptsSuppressed` (with event idx: its index is not `used_event`; without: the
+    /// NO_INTERRUPT flag is set). The driver changes its request only in `popUsed()`,
+    /// `disableInterrupts()` and `enableInterrupts()`, which call this first, so the request
+    /// read here is the one in force when the device published the element (but for an element
+    /// published in the instant between this read and the driver's next store). Also call it
+    /// before reading the counters, so they are current. O(new elements).
+    public func observeUsed() { observeUsed(upTo: usedIdx) }
+
+    private func observeUsed(upTo deviceUsedIdx: UInt16) {
+        var index = observedUsedIdx
+        // A confused device can move used.idx anywhere: classify at most one ring's worth.
+        if deviceUsedIdx &- index > size { index = deviceUsedIdx &- size }
+        guard index != deviceUsedIdx else { return }
+        let usedEvent = self.usedEvent
+        let noInterrupt = availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT != 0
+        while index != deviceUsedIdx {
+            if eventIdx ? index != usedEvent : noInterrupt { counters.interruptsSuppressed &+= 1 }
+            index &+= 1
+        }
+        observedUsedIdx = deviceUsedIdx
+    }
+
     /// Asks the device not to interrupt: avail.flags VIRTQ_AVAIL_F_NO_INTERRUPT, or with event
     /// idx a used_event far behind (the flag must stay 0 then, 2.7.7.1). Only a hint: the device
     /// may still interrupt.
     public func disableInterrupts() {
         guard interruptsEnabled else { return }
+        observeUsed()
         interruptsEnabled = false
         if eventIdx {
             // used_event = lastUsedIdx - 0x8000: the device crosses it only after 32768 more
@@ -541,6 +574,7 @@ public final class SplitVirtqueue {
     /// without interrupting, so the caller must poll again rather than wait (the classic race).
     @discardableResult
     public func enableInterrupts() -> Bool {
+        observeUsed()
         interruptsEnabled = true
         if eventIdx {
             ring_store16(usedEventPointer, lastUsedIdx.littleEndian)

@@ -26,6 +26,11 @@
 //   "alarm_events":[{"event":"raised"|"cleared","queue":"net0.tx",<the alarm's fields>},…] for
 //   what this very snapshot raised or cleared (empty otherwise).
 
+//   Since protocol 3 each queue's "counters" also has "kicks_suppressed", "interrupts_suppressed",
+//   "injected_drops", "injected_corruptions", "kicks_withheld", "interrupts_ignored", and each
+//   queue has "faults":{"drop":…,"corrupt":…,"nokick":…,"starving":false,"noirq":false} (the
+//   faults injected and still active: counts still to go).
+
 // Host only: the kernel never models its own telemetry, so keep this out of its image.
 #if !hasFeature(Embedded)
 #if canImport(Virtio)
@@ -90,6 +95,19 @@ extension TelemetryModel {
             j.raw(",\"drops\":"); j.number(c.drops)
             j.raw(",\"kicks\":"); j.number(c.kicks)
             j.raw(",\"interrupts\":"); j.number(c.interrupts)
+            j.raw(",\"kicks_suppressed\":"); j.number(c.kicksSuppressed)
+            j.raw(",\"interrupts_suppressed\":"); j.number(c.interruptsSuppressed)
+            j.raw(",\"injected_drops\":"); j.number(c.injectedDrops)
+            j.raw(",\"injected_corruptions\":"); j.number(c.injectedCorruptions)
+            j.raw(",\"kicks_withheld\":"); j.number(c.kicksWithheld)
+            j.raw(",\"interrupts_ignored\":"); j.number(c.interruptsIgnored)
+            j.raw("}")
+            let f = s?.faults ?? .none
+            j.raw(",\"faults\":{\"drop\":"); j.number(UInt64(f.drop))
+            j.raw(",\"corrupt\":"); j.number(UInt64(f.corrupt))
+            j.raw(",\"nokick\":"); j.number(UInt64(f.nokick))
+            j.raw(",\"starving\":"); j.raw(f.starving ? "true" : "false")
+            j.raw(",\"noirq\":"); j.raw(f.noirq ? "true" : "false")
             j.raw("}")
             if let ring = q.ring { j.ring(ring, size: q.info.size) } else { j.raw(",\"ring\":null") }
             j.raw(",\"alarms\":[")

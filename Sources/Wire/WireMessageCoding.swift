@@ -88,6 +88,12 @@ extension WireQueueCounters {
         w.writeVarint(drops)
         w.writeVarint(kicks)
         w.writeVarint(interrupts)
+        w.writeVarint(kicksSuppressed)
+        w.writeVarint(interruptsSuppressed)
+        w.writeVarint(injectedDrops)
+        w.writeVarint(injectedCorruptions)
+        w.writeVarint(kicksWithheld)
+        w.writeVarint(interruptsIgnored)
     }
 
     public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireQueueCounters {
@@ -96,7 +102,38 @@ extension WireQueueCounters {
         let drops = try r.readVarint()
         let kicks = try r.readVarint()
         let interrupts = try r.readVarint()
-        return WireQueueCounters(packets: packets, bytes: bytes, drops: drops, kicks: kicks, interrupts: interrupts)
+        let kicksSuppressed = try r.readVarint()
+        let interruptsSuppressed = try r.readVarint()
+        let injectedDrops = try r.readVarint()
+        let injectedCorruptions = try r.readVarint()
+        let kicksWithheld = try r.readVarint()
+        let interruptsIgnored = try r.readVarint()
+        return WireQueueCounters(packets: packets, bytes: bytes, drops: drops, kicks: kicks, interrupts: interrupts,
+                                 kicksSuppressed: kicksSuppressed, interruptsSuppressed: interruptsSuppressed,
+                                 injectedDrops: injectedDrops, injectedCorruptions: injectedCorruptions,
+                                 kicksWithheld: kicksWithheld, interruptsIgnored: interruptsIgnored)
+    }
+}
+
+extension WireQueueFaults {
+    /// Bytes on the wire: flags u8, drop u16, corrupt u16, nokick u16.
+    public static let encodedBytes = 7
+
+    public func write(to w: inout WireWriter) {
+        w.writeU8((starving ? WireQueueFaults.starvingFlag : 0) | (noirq ? WireQueueFaults.noirqFlag : 0))
+        w.writeU16(drop)
+        w.writeU16(corrupt)
+        w.writeU16(nokick)
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireQueueFaults {
+        let flags = try r.readU8()
+        guard flags & ~(starvingFlag | noirqFlag) == 0 else { throw .invalidValue(flags) }
+        let drop = try r.readU16()
+        let corrupt = try r.readU16()
+        let nokick = try r.readU16()
+        return WireQueueFaults(drop: drop, corrupt: corrupt, nokick: nokick,
+                               starving: flags & starvingFlag != 0, noirq: flags & noirqFlag != 0)
     }
 }
 
@@ -110,6 +147,7 @@ extension WireQueueStatus {
         w.writeU16(pendingUsed)
         w.writeBool(paused)
         counters.write(to: &w)
+        faults.write(to: &w)
     }
 
     public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireQueueStatus {
@@ -121,9 +159,10 @@ extension WireQueueStatus {
         let pendingUsed = try r.readU16()
         let paused = try r.readBool()
         let counters = try WireQueueCounters.read(from: &r)
+        let faults = try WireQueueFaults.read(from: &r)
         return WireQueueStatus(
             queue: queue, availIdx: availIdx, usedIdx: usedIdx, lastUsedIdx: lastUsedIdx,
-            freeCount: freeCount, pendingUsed: pendingUsed, paused: paused, counters: counters)
+            freeCount: freeCount, pendingUsed: pendingUsed, paused: paused, counters: counters, faults: faults)
     }
 }
 
@@ -490,6 +529,19 @@ extension WireCommand {
         case .resetCounters: w.writeU8(7)
         case .requestFull: w.writeU8(8)
         case .stats: w.writeU8(9)
+        case let .inject(queue, fault):
+            w.writeU8(10); w.writeU8(queue)
+            switch fault {
+            case .drop(let n): w.writeU8(1); w.writeU16(n)
+            case .corrupt(let n): w.writeU8(2); w.writeU16(n)
+            case .starve: w.writeU8(3)
+            case .unstarve: w.writeU8(4)
+            case .nokick(let n): w.writeU8(5); w.writeU16(n)
+            case .noirq: w.writeU8(6)
+            case .clear: w.writeU8(7)
+            }
+        case let .kick(queue): w.writeU8(11); w.writeU8(queue)
+        case let .poll(queue): w.writeU8(12); w.writeU8(queue)
         }
     }
 
@@ -513,6 +565,23 @@ extension WireCommand {
         case 7: return .resetCounters
         case 8: return .requestFull
         case 9: return .stats
+        case 10:
+            let queue = try r.readU8()
+            let kind = try r.readU8()
+            let fault: WireFault
+            switch kind {
+            case 1: fault = .drop(try r.readU16())
+            case 2: fault = .corrupt(try r.readU16())
+            case 3: fault = .starve
+            case 4: fault = .unstarve
+            case 5: fault = .nokick(try r.readU16())
+            case 6: fault = .noirq
+            case 7: fault = .clear
+            default: throw .invalidValue(kind)
+            }
+            return .inject(queue: queue, fault: fault)
+        case 11: return .kick(queue: try r.readU8())
+        case 12: return .poll(queue: try r.readU8())
         default: throw .invalidValue(raw)
         }
     }

@@ -70,13 +70,111 @@ public struct WireQueueCounters: Equatable, Sendable {
     public var drops: UInt64
     public var kicks: UInt64
     public var interrupts: UInt64
+    /// Since version 3. Publications after which the device wanted no notification
+    /// (VIRTQ_USED_F_NO_NOTIFY, or `avail_event` not crossed with VIRTIO_F_RING_EVENT_IDX): kicks saved.
+    public var kicksSuppressed: UInt64
+    /// Since version 3. Used elements the device published that the driver had not asked to be
+    /// interrupted for: with VIRTIO_F_RING_EVENT_IDX every element but the one at `used_event`,
+    /// without it every element published while VIRTQ_AVAIL_F_NO_INTERRUPT was set. Counted
+    /// when the driver first sees the element, which is before it changes its request again.
+    public var interruptsSuppressed: UInt64
+    /// Since version 3. Frames the driver threw away on purpose (`inject Q drop N`).
+    public var injectedDrops: UInt64
+    /// Since version 3. Frames the driver flipped a byte in on purpose (`inject Q corrupt N`).
+    public var injectedCorruptions: UInt64
+    /// Since version 3. Kicks the device wanted that the driver withheld (`inject Q nokick N`).
+    public var kicksWithheld: UInt64
+    /// Since version 3. Interrupts for the queue the driver ignored (`inject Q noirq`).
+    public var interruptsIgnored: UInt64
 
-    public init(packets: UInt64 = 0, bytes: UInt64 = 0, drops: UInt64 = 0, kicks: UInt64 = 0, interrupts: UInt64 = 0) {
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0, drops: UInt64 = 0, kicks: UInt64 = 0, interrupts: UInt64 = 0,
+                kicksSuppressed: UInt64 = 0, interruptsSuppressed: UInt64 = 0, injectedDrops: UInt64 = 0,
+                injectedCorruptions: UInt64 = 0, kicksWithheld: UInt64 = 0, interruptsIgnored: UInt64 = 0) {
         self.packets = packets
         self.bytes = bytes
         self.drops = drops
         self.kicks = kicks
         self.interrupts = interrupts
+        self.kicksSuppressed = kicksSuppressed
+        self.interruptsSuppressed = interruptsSuppressed
+        self.injectedDrops = injectedDrops
+        self.injectedCorruptions = injectedCorruptions
+        self.kicksWithheld = kicksWithheld
+        self.interruptsIgnored = interruptsIgnored
+    }
+
+    /// Every counter minus `base`'s (wrapping): what happened since `base` was taken.
+    public func subtracting(_ base: WireQueueCounters) -> WireQueueCounters {
+        WireQueueCounters(packets: packets &- base.packets, bytes: bytes &- base.bytes, drops: drops &- base.drops,
+                          kicks: kicks &- base.kicks, interrupts: interrupts &- base.interrupts,
+                          kicksSuppressed: kicksSuppressed &- base.kicksSuppressed,
+                          interruptsSuppressed: interruptsSuppressed &- base.interruptsSuppressed,
+                          injectedDrops: injectedDrops &- base.injectedDrops,
+                          injectedCorruptions: injectedCorruptions &- base.injectedCorruptions,
+                          kicksWithheld: kicksWithheld &- base.kicksWithheld,
+                          interruptsIgnored: interruptsIgnored &- base.interruptsIgnored)
+    }
+}
+
+/// The faults injected on a queue and still active (protocol version 3): what the driver is
+/// doing wrong on purpose (docs/protocol.md §7, `inject`).
+public struct WireQueueFaults: Equatable, Sendable {
+    /// Frames still to drop / corrupt, kicks still to withhold.
+    public var drop: UInt16
+    public var corrupt: UInt16
+    public var nokick: UInt16
+    /// RX buffers are not reposted (`starve`).
+    public var starving: Bool
+    /// The queue's interrupts are ignored and it is not polled (`noirq`).
+    public var noirq: Bool
+
+    public init(drop: UInt16 = 0, corrupt: UInt16 = 0, nokick: UInt16 = 0, starving: Bool = false, noirq: Bool = false) {
+        self.drop = drop
+        self.corrupt = corrupt
+        self.nokick = nokick
+        self.starving = starving
+        self.noirq = noirq
+    }
+
+    public static let none = WireQueueFaults()
+
+    /// Whether any fault is active.
+    public var isActive: Bool { self != .none }
+
+    /// Bit 0 of the flags byte: starving.
+    public static let starvingFlag: UInt8 = 1
+    /// Bit 1 of the flags byte: noirq.
+    public static let noirqFlag: UInt8 = 2
+}
+
+/// A fault to inject on one queue (`inject` command, protocol version 3).
+public enum WireFault: Equatable, Sendable {
+    /// Silently drop the next N frames (RX: before the stack; TX: instead of publishing them).
+    case drop(UInt16)
+    /// Flip a byte in each of the next N frames (RX: before the stack; TX: before publishing).
+    case corrupt(UInt16)
+    /// Stop reposting RX buffers.
+    case starve
+    /// Repost RX buffers again (and post every free one now).
+    case unstarve
+    /// Withhold the next N kicks the device wanted (publish without notifying).
+    case nokick(UInt16)
+    /// Ignore the queue's interrupts and do not poll it until `clear`.
+    case noirq
+    /// End every fault on the queue.
+    case clear
+
+    /// The words of the command language: "drop 3", "starve", …
+    public var text: String {
+        switch self {
+        case .drop(let n): return "drop \(n)"
+        case .corrupt(let n): return "corrupt \(n)"
+        case .starve: return "starve"
+        case .unstarve: return "unstarve"
+        case .nokick(let n): return "nokick \(n)"
+        case .noirq: return "noirq"
+        case .clear: return "clear"
+        }
     }
 }
 
@@ -96,10 +194,12 @@ public struct WireQueueStatus: Equatable, Sendable {
     public var pendingUsed: UInt16
     public var paused: Bool
     public var counters: WireQueueCounters
+    /// Since version 3: the faults injected on the queue and still active.
+    public var faults: WireQueueFaults
 
     public init(
         queue: UInt8, availIdx: UInt16, usedIdx: UInt16, lastUsedIdx: UInt16, freeCount: UInt16,
-        pendingUsed: UInt16, paused: Bool, counters: WireQueueCounters
+        pendingUsed: UInt16, paused: Bool, counters: WireQueueCounters, faults: WireQueueFaults = .none
     ) {
         self.queue = queue
         self.availIdx = availIdx
@@ -109,6 +209,7 @@ public struct WireQueueStatus: Equatable, Sendable {
         self.pendingUsed = pendingUsed
         self.paused = paused
         self.counters = counters
+        self.faults = faults
     }
 }
 
@@ -331,6 +432,10 @@ public struct WireDropReason: RawRepresentable, Equatable, Sendable {
     /// The device broke the ring protocol: a used element with a bad id, for a chain it did
     /// not own, or too long, or descriptors it rewrote. The driver skipped or emptied it.
     public static let deviceError = WireDropReason(rawValue: 6)
+    /// Since version 3: a checksum (IPv4 header, ICMP, UDP, TCP) did not match (was `malformed`).
+    public static let badChecksum = WireDropReason(rawValue: 7)
+    /// Since version 3: the driver dropped the frame on purpose (`inject Q drop N`).
+    public static let injected = WireDropReason(rawValue: 8)
 
     public var name: String {
         switch rawValue {
@@ -340,6 +445,8 @@ public struct WireDropReason: RawRepresentable, Equatable, Sendable {
         case 4: return "pausedOverflow"
         case 5: return "tooLarge"
         case 6: return "deviceError"
+        case 7: return "badChecksum"
+        case 8: return "injected"
         default: return "reason\(rawValue)"
         }
     }
@@ -480,6 +587,12 @@ public enum WireCommand: Equatable, Sendable {
     case requestFull
     /// Reply, then send a full snapshot at once.
     case stats
+    /// Since version 3: inject a fault on a queue (or end them: `.clear`).
+    case inject(queue: UInt8, fault: WireFault)
+    /// Since version 3: notify the device about the queue now (write its doorbell).
+    case kick(queue: UInt8)
+    /// Since version 3: service the queue once as if its interrupt had arrived.
+    case poll(queue: UInt8)
 }
 
 /// Every message of the protocol.

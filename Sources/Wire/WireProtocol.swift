@@ -16,7 +16,9 @@
 public enum WireProtocol: Sendable {
     /// The protocol version this module speaks: the first byte of every frame body.
     /// 2: snapshots carry the kernel's memory (`WireMemory`) after `droppedFrames`.
-    public static let version: UInt8 = 2
+    /// 3: fault injection (`inject`, `kick`, `poll` commands; each queue's active faults and
+    /// notification/injection counters in snapshots; drop reasons badChecksum and injected).
+    public static let version: UInt8 = 3
     /// COBS frame delimiter. Never appears inside an encoded frame.
     public static let delimiter: UInt8 = 0x00
     /// Bytes before the payload: version u8, type u8, seq u32.

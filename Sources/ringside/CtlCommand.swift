@@ -17,6 +17,8 @@ struct Ctl: ParsableCommand {
         ringside ctl SOCKET dump Q (--desc ID | --next | --last) [--raw | --pcap FILE]
         ringside ctl SOCKET rate HZ
         ringside ctl SOCKET reset
+        ringside ctl SOCKET inject Q (drop N | corrupt N | nokick N | starve | unstarve | noirq | clear)
+        ringside ctl SOCKET kick Q | poll Q
         ringside ctl --qmp QMP [--memory FILE] stats
         ringside ctl --qmp QMP --memory FILE dump Q (--desc ID | --next | --last) [--raw | --pcap FILE]
         """,
@@ -26,6 +28,14 @@ struct Ctl: ParsableCommand {
         `dump` prints a hexdump -C style dump and the decoded headers, or with --raw the bare Ethernet \
         frame (no virtio-net header) on stdout, or with --pcap a pcap file. Exit status 0 on success; \
         otherwise 1 with a one-line error on stderr.
+
+        Fault injection (the driver misbehaves on purpose, per queue, until done or cleared): \
+        `inject Q drop N` silently drops the next N frames; `corrupt N` flips a byte in each of the next \
+        N frames (RX before the stack, TX before publishing); `starve` / `unstarve` stops / resumes \
+        reposting RX buffers; `nokick N` publishes without notifying the device for the next N kicks it \
+        wanted; `noirq` ignores the queue's interrupts and stops polling it; `clear` ends every fault. \
+        `kick Q` notifies the device now; `poll Q` services the queue as if its interrupt had arrived. \
+        The TUI's `:` command line takes the same words.
 
         With --qmp (any QEMU guest, no telemetry): Q is DEVICE.QUEUE as `ctl --qmp QMP stats` lists         them (net0.rx, net0.tx, net0.ctrl, …); stats and dump only; dump reads the buffer from the         guest memory file given with --memory (`ringside qemu-args --guest`).
         """
@@ -44,7 +54,7 @@ struct Ctl: ParsableCommand {
         // With --qmp there is no SOCKET: the first positional word is the action.
         let action = guest.qmp != nil ? (socket.map { [$0] } ?? []) + self.action : self.action
         guard let name = action.first else {
-            warn("missing action: stats, pause, resume, step, dump, rate or reset")
+            warn("missing action: stats, pause, resume, step, dump, rate, reset, inject, kick or poll")
             throw ExitCode(2)
         }
         let rest = Array(action.dropFirst())
@@ -57,13 +67,14 @@ struct Ctl: ParsableCommand {
         case "dump": type = CtlDump.self
         case "rate": type = CtlRate.self
         case "reset": type = CtlReset.self
+        case "inject", "kick", "poll": type = CtlLanguage.self
         default:
-            warn("unknown action '\(name)': use stats, pause, resume, step, dump, rate or reset")
+            warn("unknown action '\(name)': use stats, pause, resume, step, dump, rate, reset, inject, kick or poll")
             throw ExitCode(2)
         }
         let parsed: any CtlAction
         do {
-            parsed = try type.parse(rest)
+            parsed = try type.parse(type == CtlLanguage.self ? [name] + rest : rest)
         } catch {
             if rest.contains("--help") || rest.contains("-h") {
                 writeLine(type.helpMessage())
@@ -219,6 +230,34 @@ struct CtlReset: CtlAction {
     func perform(_ session: CtlSession) throws {
         try session.run(.resetCounters)
         writeLine("counters reset")
+    }
+}
+
+/// `inject`, `kick`, `poll`: the words are parsed by the command language the TUI's `:` line
+/// uses too (`parseControlCommand`, RingsideKit).
+struct CtlLanguage: CtlAction {
+    static let configuration = CommandConfiguration(
+        commandName: "inject|kick|poll",
+        abstract: "inject Q (drop N | corrupt N | nokick N | starve | unstarve | noirq | clear), kick Q, poll Q")
+    @OptionGroup var common: CtlCommon
+    @Argument(help: "The command's words, e.g. inject net0.tx nokick 5.") var words: [String]
+
+    func perform(_ session: CtlSession) throws {
+        let queues = session.connection.model.queues.map { $0.info }
+        let command: WireCommand
+        switch parseControlCommand(words.joined(separator: " "), queues: queues) {
+        case .success(let c): command = c
+        case .failure(let e): throw RingsideError(e.message)
+        }
+        let reply = try session.run(command)
+        let detail = reply.message.isEmpty ? "" : ": \(reply.message.escapingTerminalControls())"
+        switch command {
+        case .inject(let q, let fault):
+            writeLine("\(session.name(q)): \(fault.text)" + (fault == .clear ? " (every fault ended)" : "") + detail)
+        case .kick(let q): writeLine("\(session.name(q)) kicked" + detail)
+        case .poll(let q): writeLine("\(session.name(q)) polled" + detail)
+        default: writeLine("ok" + detail)
+        }
     }
 }
 

@@ -23,7 +23,10 @@ func seedMessages() -> [WireMessage] {
                             availEntries: [0, 1, 2, 300], usedStart: 1, usedEntries: [WireUsedElement(id: 2, len: 98), WireUsedElement(id: 70000, len: 1 << 31)])
     let d = WireDescriptor(state: .avail, addr: 0x20_0000, len: 2048, flags: 2, next: 1)
     let status = WireQueueStatus(queue: 0, availIdx: 8, usedIdx: 3, lastUsedIdx: 2, freeCount: 0, pendingUsed: 1, paused: true,
-                                 counters: WireQueueCounters(packets: 3, bytes: 300, drops: 1, kicks: 4, interrupts: 3))
+                                 counters: WireQueueCounters(packets: 3, bytes: 300, drops: 1, kicks: 4, interrupts: 3,
+                                                             kicksSuppressed: 200, interruptsSuppressed: 2, injectedDrops: 3,
+                                                             injectedCorruptions: 1, kicksWithheld: 1, interruptsIgnored: 2),
+                                 faults: WireQueueFaults(drop: 2, corrupt: 0, nokick: 4, starving: true, noirq: true))
     let memory = WireMemory(heapTotal: 15_204_352, heapUsed: 1_179_648, heapFree: 13_959_168, netReserved: 83_968, netLimit: 11_272_192)
     let full = WireSnapshot(snapshotNumber: 0, uptimeNs: 1_000_000, rateHz: 10, droppedFrames: 0, memory: memory, deviceStatus: [0x0f, 0x4f], queues: [
         WireQueueSnapshot(status: status, ring: ring, descriptors: .full([WireDescriptor](repeating: d, count: 8))),
@@ -34,7 +37,8 @@ func seedMessages() -> [WireMessage] {
     var m: [WireMessage] = [.hello(hello), .snapshot(full), .snapshot(delta)]
     let events: [WireEventKind] = [.usedConsumed(queue: 0, descriptor: 3, length: 98), .drop(queue: 0, reason: .noBuffer),
                                    .kick(queue: 1), .interrupt(queue: 0), .stepped(queue: 0, count: 1), .paused(queue: 0),
-                                   .resumed(queue: 0), .countersReset, .link(up: true),
+                                   .resumed(queue: 0), .countersReset, .link(up: true), .drop(queue: 0, reason: .badChecksum),
+                                   .drop(queue: 1, reason: .injected),
                                    .usedBatch(queue: 0, firstUsedIdx: 65535, elements: [WireUsedElement(id: 3, len: 98), WireUsedElement(id: 4, len: 60)])]
     m += events.map { .event(WireEvent(uptimeNs: 1_500_000_000, kind: $0)) }
     m.append(.reply(WireReply(commandSeq: 1, status: .ok)))
@@ -44,7 +48,11 @@ func seedMessages() -> [WireMessage] {
                                                                               bytes: (0..<60).map { UInt8($0) })))))
     let commands: [WireCommand] = [.hello, .pause(queue: 0), .resume(queue: 0), .step(queue: 0, count: 1),
                                    .dump(queue: 0, selector: .descriptor(3)), .dump(queue: 0, selector: .next),
-                                   .dump(queue: 0, selector: .last), .setSnapshotRate(hz: 60), .resetCounters, .requestFull, .stats]
+                                   .dump(queue: 0, selector: .last), .setSnapshotRate(hz: 60), .resetCounters, .requestFull, .stats,
+                                   .inject(queue: 0, fault: .drop(3)), .inject(queue: 0, fault: .corrupt(1)),
+                                   .inject(queue: 0, fault: .starve), .inject(queue: 0, fault: .unstarve),
+                                   .inject(queue: 1, fault: .nokick(5)), .inject(queue: 0, fault: .noirq),
+                                   .inject(queue: 0, fault: .clear), .kick(queue: 1), .poll(queue: 0)]
     m += commands.map { .command($0) }
     return m
 }

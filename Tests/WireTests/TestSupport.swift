@@ -36,7 +36,12 @@ enum Fixtures {
             freeCount: UInt16(rng.next() % 257), pendingUsed: UInt16(rng.next() % 10), paused: rng.next() % 2 == 0,
             counters: WireQueueCounters(
                 packets: rng.next() % 1_000_000, bytes: rng.next(), drops: rng.next() % 3,
-                kicks: rng.next() % 100_000, interrupts: UInt64.max))
+                kicks: rng.next() % 100_000, interrupts: UInt64.max, kicksSuppressed: rng.next() >> (rng.next() % 64),
+                interruptsSuppressed: rng.next() >> (rng.next() % 64), injectedDrops: rng.next() % 70_000,
+                injectedCorruptions: rng.next() % 3, kicksWithheld: rng.next() % 200, interruptsIgnored: UInt64.max - 1),
+            faults: WireQueueFaults(drop: UInt16(truncatingIfNeeded: rng.next()), corrupt: UInt16(rng.next() % 3),
+                                    nokick: UInt16(truncatingIfNeeded: rng.next() >> 48), starving: rng.next() % 2 == 0,
+                                    noirq: rng.next() % 2 == 0))
     }
 
     static func snapshot(number: UInt32, _ rng: inout SplitMix64, full: Bool = true) -> WireSnapshot {
@@ -89,7 +94,8 @@ enum Fixtures {
                                         memory: extremeMemory, queues: [])))
         let kinds: [WireEventKind] = [
             .usedConsumed(queue: 0, descriptor: 3, length: 98), .drop(queue: 1, reason: .noBuffer),
-            .drop(queue: 1, reason: WireDropReason(rawValue: 200)), .kick(queue: 1), .interrupt(queue: 0),
+            .drop(queue: 1, reason: WireDropReason(rawValue: 200)), .drop(queue: 0, reason: .badChecksum),
+            .drop(queue: 1, reason: .injected), .kick(queue: 1), .interrupt(queue: 0),
             .stepped(queue: 0, count: 1), .paused(queue: 0), .resumed(queue: 0), .countersReset,
             .link(up: true), .link(up: false),
             .usedBatch(queue: 0, firstUsedIdx: 65534, elements: [WireUsedElement(id: 3, len: 98), WireUsedElement(id: 4, len: 60)]),
@@ -106,6 +112,10 @@ enum Fixtures {
             .hello, .pause(queue: 0), .resume(queue: 0), .step(queue: 0, count: 3),
             .dump(queue: 0, selector: .descriptor(17)), .dump(queue: 1, selector: .next),
             .dump(queue: 0, selector: .last), .setSnapshotRate(hz: 60), .resetCounters, .requestFull, .stats,
+            .inject(queue: 0, fault: .drop(3)), .inject(queue: 1, fault: .corrupt(65535)), .inject(queue: 0, fault: .starve),
+            .inject(queue: 0, fault: .unstarve), .inject(queue: 1, fault: .nokick(5)), .inject(queue: 0, fault: .noirq),
+            .inject(queue: 255, fault: .clear), .inject(queue: 0, fault: .drop(0)), .kick(queue: 1), .poll(queue: 0),
+            .kick(queue: 200),
         ]
         m += commands.map { .command($0) }
         return m

@@ -71,12 +71,25 @@ final class HTTPService {
     /// are added, as in the telemetry counters.
     static func status(_ name: String, _ queue: DeviceQueue, drops: UInt64) -> HTTPQueueStatus {
         let ring = queue.ring
+        ring.observeUsed()
         let counters = ring.counters
-        return HTTPQueueStatus(
+        let faults = queue.faults
+        var status = HTTPQueueStatus(
             name: name, size: ring.size, availIdx: ring.availIdx, usedIdx: ring.usedIdx,
             lastUsedIdx: ring.lastUsedIdx, freeDescriptors: ring.freeCount, packets: counters.packets,
             bytes: counters.bytes, kicks: counters.kicks, interrupts: counters.interrupts,
             drops: drops &+ counters.deviceErrors, kicksSuppressed: counters.kicksSuppressed, eventIdx: ring.eventIdx)
+        status.interruptsSuppressed = counters.interruptsSuppressed
+        status.injectedDrops = faults.dropped
+        status.injectedCorruptions = faults.corrupted
+        status.kicksWithheld = faults.kicksWithheld
+        status.interruptsIgnored = faults.interruptsIgnored
+        status.faultDrop = faults.drop
+        status.faultCorrupt = faults.corrupt
+        status.faultNokick = faults.nokick
+        status.starving = faults.starving
+        status.noirq = faults.noirq
+        return status
     }
 
     // MARK: Pages

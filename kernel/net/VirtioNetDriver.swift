@@ -30,6 +30,8 @@ final class VirtioNetDriver {
     private(set) var linkUp: Bool
     /// Frames the stack produced that found no free TX descriptor.
     private(set) var txRingFullDrops: UInt64 = 0
+    /// Told of every frame dropped on purpose (`inject Q drop N`): true for RX, false for TX.
+    var onInjectedDrop: (Bool) -> Void = { _ in }
 
     init?(function: PCIFunction, apicID: UInt32, eventIdx: Bool) {
         // The configuration holds at least mac and status (5.1.4): every field this driver reads.
@@ -94,7 +96,17 @@ final class VirtioNetDriver {
                  _ deliver: (Received) -> Void) -> Int {
         let taken = rx.drain(limit: limit) { head, address, bytes in
             noteTaken(head, UInt32(truncatingIfNeeded: bytes.count))
-            if bytes.count > Self.headerSize { deliver(Received(head: head, address: address, buffer: bytes)) }
+            guard bytes.count > Self.headerSize else { return }
+            // Injected faults act on frames, before the stack sees them.
+            if rx.faults.takeDrop() {
+                onInjectedDrop(true)
+                return
+            }
+            if rx.faults.takeCorruption(), let base = bytes.baseAddress {
+                VirtqueueFaults.corrupt(frame: UnsafeMutableRawBufferPointer(
+                    start: UnsafeMutableRawPointer(mutating: base) + Self.headerSize, count: bytes.count - Self.headerSize))
+            }
+            deliver(Received(head: head, address: address, buffer: bytes))
         }
         if taken > 0 {
             rx.refill()
@@ -103,21 +115,30 @@ final class VirtioNetDriver {
         return taken
     }
 
-    /// Returns completed transmit buffers to the pool (2.7.14).
-    func reclaimTransmit() { tx.drain() }
+    /// Returns completed transmit buffers to the pool (2.7.14); how many.
+    @discardableResult
+    func reclaimTransmit() -> Int { tx.drain() }
 
     var canTransmit: Bool { tx.canEnqueue }
 
     /// Queues one Ethernet frame (without virtio header) for transmission; not yet published.
     /// `sent` sees the descriptor, the buffer address and the bytes handed to the device.
     func enqueueTransmit(_ frame: [UInt8], _ sent: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Bool {
-        if !canTransmit { reclaimTransmit() }
+        // Under noirq the driver does not look at the used ring unless asked (`poll`).
+        if !canTransmit && !tx.faults.noirq { reclaimTransmit() }
+        if tx.faults.takeDrop() {
+            onInjectedDrop(false)
+            return true   // silently: the stack thinks it went out
+        }
         // virtio_net_hdr: all zero = no offloads, GSO_NONE (5.1.6.2); num_buffers is 0 on TX.
         guard let (head, address) = tx.enqueue(zeroHeader: Self.headerSize, frame) else {
             txRingFullDrops &+= 1
             return false
         }
         let length = Self.headerSize + frame.count
+        if tx.faults.takeCorruption(), let base = tx.pool.pointer(address) {
+            VirtqueueFaults.corrupt(frame: UnsafeMutableRawBufferPointer(start: base + Self.headerSize, count: frame.count))
+        }
         sent(head, address, tx.pool.bytes(address, count: length))
         return true
     }

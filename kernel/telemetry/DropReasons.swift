@@ -8,6 +8,8 @@ func wireDropReason(_ reason: NetDropReason) -> WireDropReason {
         return .unhandled
     case .ipv4Oversized:
         return .tooLarge
+    case .ipv4BadChecksum, .icmpBadChecksum, .udpBadChecksum, .tcpBadChecksum:
+        return .badChecksum
     default:
         return .malformed
     }

@@ -109,23 +109,39 @@ final class MonitoredQueue {
     /// What the driver dropped on this queue, and the used elements the device got wrong.
     private var allDrops: UInt64 { drops &+ ring.counters.deviceErrors }
 
-    var counters: WireQueueCounters {
+    /// Every counter since boot (the ring's, the injected faults', the driver's drops).
+    var rawCounters: WireQueueCounters {
+        ring.observeUsed()
         let c = ring.counters
-        return WireQueueCounters(packets: c.packets &- countersBase.packets, bytes: c.bytes &- countersBase.bytes,
-                                 drops: allDrops &- countersBase.drops, kicks: c.kicks &- countersBase.kicks,
-                                 interrupts: c.interrupts &- countersBase.interrupts)
+        let f = queue.faults
+        return WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: allDrops, kicks: c.kicks,
+                                 interrupts: c.interrupts, kicksSuppressed: c.kicksSuppressed,
+                                 interruptsSuppressed: c.interruptsSuppressed, injectedDrops: f.dropped,
+                                 injectedCorruptions: f.corrupted, kicksWithheld: f.kicksWithheld,
+                                 interruptsIgnored: f.interruptsIgnored)
     }
 
+    /// Counters since boot or the last `resetCounters`.
+    var counters: WireQueueCounters { rawCounters.subtracting(countersBase) }
+
     func resetCounters() {
-        let c = ring.counters
-        countersBase = WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: allDrops, kicks: c.kicks,
-                                         interrupts: c.interrupts)
+        countersBase = rawCounters
+    }
+
+    /// The faults active on the queue, as snapshots carry them.
+    var wireFaults: WireQueueFaults {
+        let f = queue.faults
+        return WireQueueFaults(drop: f.drop, corrupt: f.corrupt, nokick: f.nokick, starving: f.starving, noirq: f.noirq)
     }
 }
 
 /// Delivers (RX) or releases (TX) up to `count` packets on a paused queue and returns how
 /// many: stepping moves packets, which only the main loop may do.
 typealias TelemetryStepper = (MonitoredQueue, Int) -> Int
+
+/// Services a queue once as if its interrupt had arrived (`poll`) and returns how many used
+/// elements it took: servicing moves packets, which only the main loop may do.
+typealias TelemetryPoller = (MonitoredQueue) -> Int
 
 /// Reads the kernel's memory for a snapshot (the heap and the network stack's budget; set up
 /// in Kernel.swift, so telemetry needs to know neither).
@@ -263,7 +279,7 @@ final class Telemetry {
         let usedIdx = q.pausable ? ring.usedIdx &+ misreportUsed : ring.usedIdx
         return WireQueueStatus(queue: UInt8(truncatingIfNeeded: position), availIdx: ring.availIdx, usedIdx: usedIdx,
                                lastUsedIdx: ring.lastUsedIdx, freeCount: ring.freeCount, pendingUsed: ring.pendingUsed,
-                               paused: q.paused, counters: q.counters)
+                               paused: q.paused, counters: q.counters, faults: q.wireFaults)
     }
 
     func sendSnapshot(nowNs: UInt64) {
@@ -304,13 +320,13 @@ final class Telemetry {
     // MARK: The loop's entry point
 
     /// Reads commands, answers them, and sends a snapshot when one is due.
-    func service(nowNs: UInt64, stepper: TelemetryStepper) {
+    func service(nowNs: UInt64, stepper: TelemetryStepper, poller: TelemetryPoller) {
         reportDeviceErrors(nowNs: nowNs)
         console.receive { bytes in decoder.feed(bytes) }
         while let result = decoder.next() {
             switch result {
             case .message(.command(let command), let seq):
-                handle(command, seq: seq, stepper: stepper)
+                handle(command, seq: seq, stepper: stepper, poller: poller)
             case .message(_, let seq):
                 reply(seq, .badCommand, "only commands are accepted by the kernel")
             case .error(let error):
@@ -359,7 +375,7 @@ final class Telemetry {
         return queues[Int(index)]
     }
 
-    func handle(_ command: WireCommand, seq: UInt32, stepper: TelemetryStepper) {
+    func handle(_ command: WireCommand, seq: UInt32, stepper: TelemetryStepper, poller: TelemetryPoller) {
         switch command {
         case .hello:
             reply(seq, .ok)
@@ -405,6 +421,44 @@ final class Telemetry {
             for q in queues { q.resetCounters() }
             reply(seq, .ok)
             event(.countersReset)
+        case .inject(let index, let fault):
+            guard let q = queue(index, seq: seq) else { return }
+            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry: no faults are injected there") }
+            let wasStarving = q.queue.faults.starving
+            if let refusal = q.queue.faults.apply(Telemetry.virtqueueFault(fault), receive: q.queue.deviceWritable) {
+                switch refusal {
+                case .unsupported(let why): return reply(seq, .unsupported, "\(q.name): \(why)")
+                case .invalid(let why): return reply(seq, .badCommand, "\(q.name): \(why)")
+                }
+            }
+            if wasStarving && !q.queue.faults.starving {
+                // Post every buffer that came back while starving, and tell the device.
+                q.queue.refill()
+                q.queue.publishAndNotify()
+            }
+            log("inject: \(q.name) \(fault.text)")
+            reply(seq, .ok)
+        case .kick(let index):
+            guard let q = queue(index, seq: seq) else { return }
+            q.queue.kick()
+            reply(seq, .ok)
+        case .poll(let index):
+            guard let q = queue(index, seq: seq) else { return }
+            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) is serviced on every pass of the main loop") }
+            let taken = poller(q)
+            reply(seq, .ok, q.paused ? "\(q.name) is paused: nothing delivered (step delivers)" : "took \(taken) used elements")
+        }
+    }
+
+    static func virtqueueFault(_ fault: WireFault) -> VirtqueueFault {
+        switch fault {
+        case .drop(let n): return .drop(n)
+        case .corrupt(let n): return .corrupt(n)
+        case .starve: return .starve
+        case .unstarve: return .unstarve
+        case .nokick(let n): return .nokick(n)
+        case .noirq: return .noirq
+        case .clear: return .clear
         }
     }
 

@@ -236,6 +236,9 @@ final class DeviceQueue {
     let notifyAddress: UInt64
     private(set) var pool: BufferPool
     let deviceWritable: Bool
+    /// Faults injected on purpose (`inject`): consulted where the driver kicks and reposts here,
+    /// and by the drivers where they hand frames up or out and take interrupts.
+    var faults = VirtqueueFaults()
 
     init(index: UInt16, ring: SplitVirtqueue, notifyAddress: UInt64, pool: BufferPool, deviceWritable: Bool) {
         self.index = index
@@ -253,9 +256,15 @@ final class DeviceQueue {
     }
 
     /// After a publication: rings the doorbell if the device asked for it (2.7.13.4,
-    /// VIRTQ_USED_F_NO_NOTIFY or `avail_event`), else counts the kick saved.
+    /// VIRTQ_USED_F_NO_NOTIFY or `avail_event`), else counts the kick saved. Under `nokick` a
+    /// kick the device asked for is withheld (a lost kick) and counted.
     func notifyIfNeeded() {
-        if ring.needsNotify() { kick() } else { ring.noteKickSuppressed() }
+        if ring.needsNotify() {
+            if faults.withholdKick() { return }
+            kick()
+        } else {
+            ring.noteKickSuppressed()
+        }
     }
 
     /// Rings the doorbell: writes the queue index to its notification address (4.1.4.4).
@@ -265,7 +274,9 @@ final class DeviceQueue {
     }
 
     /// Posts every free buffer for the device to fill (receive queues); not yet published.
+    /// Nothing while starving (`inject Q starve`): the buffers stay in the pool.
     func refill() {
+        if faults.starving { return }
         while let buffer = pool.take() {
             guard ring.addBuffer(addr: buffer, len: UInt32(pool.bufferSize), deviceWritable: true) != nil else {
                 pool.give(buffer)

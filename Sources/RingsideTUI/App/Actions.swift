@@ -1,6 +1,7 @@
 // Keys and typed commands turned into state changes and effects. Pure: the app performs the
 // effects (sending, writing files, quitting), so key handling is testable without a terminal.
 
+import RingsideKit
 import Wire
 
 /// Something the app must do after a key.
@@ -314,58 +315,6 @@ extension String {
         while s.first == " " { s = s.dropFirst() }
         while s.last == " " { s = s.dropLast() }
         return String(s)
-    }
-}
-
-/// Why a typed command was refused.
-public struct CommandError: Error, Equatable, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-}
-
-/// Parses the `ringside ctl` command language: `stats`, `hello`, `pause Q`, `resume Q`,
-/// `step Q [N]`, `dump Q --next|--last|--desc ID`, `rate HZ`, `reset`. Q is a queue name
-/// (`net0.rx`) or index.
-public func parseControlCommand(_ text: String, queues: [WireQueueInfo]) -> Result<WireCommand, CommandError> {
-    let words = text.split(separator: " ").map(String.init)
-    guard let verb = words.first?.lowercased() else { return .failure(CommandError("empty command")) }
-    func queue(_ i: Int) -> Result<UInt8, CommandError> {
-        guard words.count > i else { return .failure(CommandError("\(verb) needs a queue (\(queues.map { $0.name }.joined(separator: ", ")))")) }
-        let w = words[i]
-        if let q = queues.first(where: { $0.name == w }) { return .success(q.queue) }
-        if let n = UInt8(w) { return .success(n) }
-        return .failure(CommandError("no queue \"\(w)\" (have \(queues.map { $0.name }.joined(separator: ", ")))"))
-    }
-    switch verb {
-    case "stats": return words.count == 1 ? .success(.stats) : .failure(CommandError("stats takes no arguments"))
-    case "hello": return .success(.hello)
-    case "reset": return .success(.resetCounters)
-    case "pause": return queue(1).map { .pause(queue: $0) }
-    case "resume": return queue(1).map { .resume(queue: $0) }
-    case "step":
-        return queue(1).flatMap { q in
-            guard words.count <= 3 else { return .failure(CommandError("usage: step Q [N]")) }
-            guard words.count == 3 else { return .success(.step(queue: q, count: 1)) }
-            guard let n = UInt16(words[2]), n > 0 else { return .failure(CommandError("step count must be 1…65535, not \(words[2])")) }
-            return .success(.step(queue: q, count: n))
-        }
-    case "dump":
-        return queue(1).flatMap { q in
-            let rest = Array(words.dropFirst(2))
-            switch rest.first {
-            case "--next"?, nil: return .success(.dump(queue: q, selector: .next))
-            case "--last"?: return .success(.dump(queue: q, selector: .last))
-            case "--desc"?:
-                guard rest.count == 2, let id = UInt16(rest[1]) else { return .failure(CommandError("usage: dump Q --desc ID")) }
-                return .success(.dump(queue: q, selector: .descriptor(id)))
-            default: return .failure(CommandError("usage: dump Q --next|--last|--desc ID"))
-            }
-        }
-    case "rate":
-        guard words.count == 2, let hz = UInt16(words[1]) else { return .failure(CommandError("usage: rate HZ")) }
-        return .success(.setSnapshotRate(hz: hz))
-    default:
-        return .failure(CommandError("unknown command \"\(verb)\"; try stats, pause, resume, step, dump, rate, reset, hmp"))
     }
 }
 

@@ -293,6 +293,7 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         let health = activity.health(status, size: q.info.size, isReceive: isReceive, now: state.now)
         let alarms = view.model.alarms(queue: position)
         if status.paused { flags.append((" PAUSED ", CellStyle(.warning, bold: true, reverse: true))) }
+        for badge in faultBadges(status.faults) { flags.append((" \(badge) ", CellStyle(.warning, bold: true, reverse: true))) }
         // The detector's alarms (a notification owed and never came, no buffers); STUCK only
         // when no interrupt was owed for the waiting entries (the driver suppressed it).
         for a in alarms { flags.append((" \(a.kind.label) ", CellStyle(.alarm, bold: true, reverse: true))) }
@@ -385,6 +386,7 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     seg("drop ", count(status.counters.drops), status.counters.drops > 0 ? CellStyle(.alarm, bold: true) : .plain)
     seg("kick ", count(status.counters.kicks))
     seg("irq ", count(status.counters.interrupts))
+    injectionSegments(status.counters, count).forEach { seg($0.0, $0.1) }
 }
 
 /// The pointers drawn on a queue's ring: the driver's L, U, A, and, when QMP answers for this
@@ -544,7 +546,7 @@ func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         var x = g.text(kind.label, y: r.y, x: 0, style: CellStyle(.key, bold: true))
         x = g.text(text, y: r.y, x: x, style: CellStyle(.header))
         g.put(Cell("█", CellStyle(.header)), y: r.y, x: x)
-        let hint = kind == .command ? "  stats · pause Q · resume Q · step Q [N] · dump Q --next|--last|--desc ID · rate HZ · reset · hmp CMD   Enter run · Esc cancel"
+        let hint = kind == .command ? "  stats · pause Q · resume Q · step Q [N] · dump Q --next|--last|--desc ID · rate HZ · reset · inject Q FAULT · kick Q · poll Q · hmp CMD   Enter run · Esc cancel"
             : "  Enter ok · Esc cancel"
         g.text(hint, y: r.y, x: x + 1, style: CellStyle(.header))
     default:
@@ -585,6 +587,8 @@ public let helpLines: [(String, String)] = [
     (":", "command line, as ringside ctl (see guide)"),
     ("i", "where things are: sockets, ports, commands"),
     (":hmp CMD", "run a QEMU monitor command (e expands)"),
+    (":inject Q F", "fault: drop|corrupt|nokick N, starve, unstarve, noirq, clear"),
+    (":kick Q :poll Q", "notify the device now / service the queue as if interrupted"),
     ("?", "this help"),
     ("q", "quit"),
 ]
