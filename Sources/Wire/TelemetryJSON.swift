@@ -22,7 +22,7 @@
 //   The lost-notification detector's findings (NotificationDetector.swift): per queue
 //   "alarms":[{"alarm":"kick_lost"|"irq_lost"|"starved","label":"KICK LOST?","for_ms":…,
 //   "waiting":…,"avail_idx":…,"used_idx":…,"consumed":…,"consumed_source":"used.idx",
-//   "event":…|null,"detail":"…"}] while they are up (empty otherwise), and at the top level
+//   "event_word":…|null (avail_event or used_event; null without EVENT_IDX),"detail":"…"}] while they are up (empty otherwise), and at the top level
 //   "alarm_events":[{"event":"raised"|"cleared","queue":"net0.tx",<the alarm's fields>},…] for
 //   what this very snapshot raised or cleared (empty otherwise).
 
@@ -179,7 +179,7 @@ extension WireJSONWriter {
         raw(",\"used_idx\":"); number(UInt64(a.usedIdx))
         raw(",\"consumed\":"); number(UInt64(a.consumed))
         raw(",\"consumed_source\":"); string(a.consumedSource)
-        raw(",\"event\":"); if let e = a.eventWord { number(UInt64(e)) } else { raw("null") }
+        raw(",\"event_word\":"); if let e = a.eventWord { number(UInt64(e)) } else { raw("null") }
         raw(",\"detail\":"); string(a.detail)
     }
 

@@ -70,4 +70,77 @@ final class GuestKernelTests: QEMUTestCase {
         _ = try runCommand([bin, "ctl", q.run.consoleSocket, "resume", "net0.rx"], timeout: 20)
         XCTAssertEqual(udp.receive(timeout: 5), marker)
     }
+
+    /// The lost-notification detector on the memory view of a guest (here our kernel, whose
+    /// `inject net0.tx nokick` withholds a kick on demand): `watch --qmp --memory --json` raises
+    /// KICK LOST? on net0.tx from what guest memory holds (avail.idx past avail_event, used.idx
+    /// not moving), with nothing before the fault, and clears it when `kick` lets the echo out.
+    func testWatchFromMemoryRaisesKickLostForAWithheldKickAndClearsItOnKick() throws {
+        guard let kernel = requireKernel() else { return }
+        let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
+        let tag = "rs-kick-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let memory = "/dev/shm/\(tag).ram"
+        let qmp2 = NSTemporaryDirectory() + tag + ".qmp"
+        let out = NSTemporaryDirectory() + tag + ".jsonl"
+        defer { unlink(memory); unlink(qmp2); unlink(out) }
+        var c = try baseConfiguration(kernel: kernel)
+        c.extraArguments = QEMUGuestArguments.memory(path: memory, sizeMiB: c.memoryMiB)
+            + QEMUConfiguration.qmpArguments(socket: qmp2)
+        let q = try launchReady(c)
+        guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
+        _ = try runEchoExchange(port: udpPort, count: 3, sizes: 16...64, seed: 5, perTryTimeout: 1)
+
+        // The watcher: 20 samples a second for 6 s, JSON lines to a file.
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: bin)
+        watch.arguments = ["watch", "--qmp", qmp2, "--memory", memory, "--json", "--rate", "20", "--count", "120"]
+        FileManager.default.createFile(atPath: out, contents: nil)
+        watch.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        watch.standardError = FileHandle.nullDevice
+        try watch.run()
+        defer { if watch.isRunning { watch.terminate() } }
+        usleep(1_000_000)
+
+        let inject = try runCommand([bin, "ctl", q.run.consoleSocket, "inject", "net0.tx", "nokick", "1"], timeout: 20)
+        XCTAssertEqual(inject.status, .exited(0), inject.output)
+        let marker = Array("ringside memory-view lost kick \(tag)".utf8)
+        let udp = try UDPSocket()
+        try udp.send(marker, toPort: udpPort)
+        XCTAssertNil(udp.receive(timeout: 1.5), "the withheld kick keeps the echo in net0.tx")
+        let kick = try runCommand([bin, "ctl", q.run.consoleSocket, "kick", "net0.tx"], timeout: 20)
+        XCTAssertEqual(kick.status, .exited(0), kick.output)
+        XCTAssertEqual(udp.receive(timeout: 5), marker, "kick lets the echo out")
+        watch.waitUntilExit()
+
+        let lines = (try String(contentsOfFile: out, encoding: .utf8)).split(separator: "\n")
+        var raised: [String: Any]?
+        var raisedAt: Int?
+        var clearedAt: Int?
+        for (n, line) in lines.enumerated() {
+            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let events = o["alarm_events"] as? [[String: Any]] else { return XCTFail("no alarm_events in \(line.prefix(200))") }
+            for e in events {
+                let what = "\(e["event"] ?? "") \(e["queue"] ?? "") \(e["alarm"] ?? "")"
+                switch what {
+                case "raised net0.tx kick_lost" where raisedAt == nil: raised = e; raisedAt = n
+                case "cleared net0.tx kick_lost" where raisedAt != nil: clearedAt = n
+                default: XCTFail("unexpected alarm event on sample \(n): \(e)")
+                }
+            }
+        }
+        let r = try XCTUnwrap(raised, "KICK LOST? never raised from memory (\(lines.count) samples)")
+        print("memory view: \(r["detail"] ?? "")")
+        // The device's own last-avail-idx (QMP, 2 Hz) sharpens "not consumed" when it lies between
+        // used.idx and avail.idx; used.idx otherwise.
+        XCTAssertTrue(["QMP last-avail-idx", "used.idx"].contains(r["consumed_source"] as? String ?? ""), "\(r)")
+        XCTAssertTrue((r["detail"] as? String ?? "").contains("avail_event"), "EVENT_IDX on: the rule cites avail_event")
+        XCTAssertEqual(r["waiting"] as? Int, 1)
+        XCTAssertNotNil(clearedAt, "KICK LOST? cleared after kick")
+        if let raisedAt, let clearedAt { XCTAssertLessThan(raisedAt, clearedAt) }
+        // Samples in between carry the alarm in "alarms".
+        if let raisedAt, raisedAt + 1 < lines.count,
+           let o = try JSONSerialization.jsonObject(with: Data(lines[raisedAt + 1].utf8)) as? [String: Any] {
+            XCTAssertEqual((o["alarms"] as? [[String: Any]])?.first?["label"] as? String, "KICK LOST?")
+        }
+    }
 }

@@ -190,7 +190,7 @@ final class TrackerModelTests: XCTestCase {
         XCTAssertEqual(model.alarms(queue: 1).map(\.kind), [.kickLost])
         XCTAssertTrue(model.alarms(queue: 0).isEmpty)
         let json = model.snapshotJSON()
-        XCTAssertTrue(json.contains(#""alarm_events":[{"event":"raised","queue":"net0.tx","alarm":"kick_lost","label":"KICK LOST?","for_ms":600,"waiting":2,"avail_idx":102,"used_idx":100,"consumed":100,"consumed_source":"used.idx","event":100,"detail":"#), json)
+        XCTAssertTrue(json.contains(#""alarm_events":[{"event":"raised","queue":"net0.tx","alarm":"kick_lost","label":"KICK LOST?","for_ms":600,"waiting":2,"avail_idx":102,"used_idx":100,"consumed":100,"consumed_source":"used.idx","event_word":100,"detail":"#), json)
         XCTAssertTrue(json.contains(#""alarms":[{"alarm":"kick_lost""#), json)
         _ = model.apply(snapshot(2, seconds: 10.7, txUsed: 100), seq: 3)
         XCTAssertTrue(model.snapshotJSON().contains(#""alarm_events":[],"#), "a change is reported once")
