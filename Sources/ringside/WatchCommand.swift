@@ -90,6 +90,17 @@ struct Watch: ParsableCommand {
                         if let lines = human.update(model) {
                             for l in lines { guard writeLine(l) else { throw ExitCode.failure } }
                         }
+                        // The lost-notification detector's verdicts, as they happen.
+                        for change in model.notificationChanges {
+                            let line: String
+                            switch change {
+                            case .raised(let a):
+                                line = "# \(a.kind.label) \(model.queues[a.queue].info.name.escapingTerminalControls()): \(a.detail)"
+                            case .cleared(let a):
+                                line = "# cleared \(a.kind.label) \(model.queues[a.queue].info.name.escapingTerminalControls()) after \(formatTenths(a.age)) s: the queue moved"
+                            }
+                            guard writeLine(line) else { throw ExitCode.failure }
+                        }
                     }
                     printed += 1
                     if let count, printed >= count { return }

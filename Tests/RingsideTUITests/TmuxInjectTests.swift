@@ -44,8 +44,18 @@ final class TmuxInjectTests: TmuxGuestTestCase {
         try client.send(p, toPort: udpPort)
         XCTAssertNil(client.receive(timeout: 1.5), "the echo waits for a kick")
         screen = tmux.waitFor("withheld 1 on net0.tx, badge spent") { $0.contains("withheld 1") && !$0.contains("NOKICK") }
+        // The detector's flag on net0.tx's title line and its numbers in the log, in red.
+        screen = tmux.waitFor("KICK LOST? on net0.tx") { s in
+            s.split(separator: "\n").contains { $0.contains("net0.tx") && $0.contains("KICK LOST?") }
+                && s.contains("avail entries not consumed")
+        }
+        print("lost kick:\n\(screen)")
         try command("kick net0.tx")
         XCTAssertEqual(client.receive(timeout: 3), p, ":kick net0.tx sends the echo")
+        tmux.waitFor("KICK LOST? cleared") { s in
+            !s.split(separator: "\n").contains { $0.contains("KICK LOST?") && !$0.contains("cleared") && !$0.contains("avail entries") }
+                && s.contains("KICK LOST? cleared after")
+        }
 
         // A fault that makes no sense: the kernel's reason in the log, nothing shown as active.
         try command("inject net0.tx starve")
