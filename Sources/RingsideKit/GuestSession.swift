@@ -244,6 +244,15 @@ public struct GuestBuffer: Sendable {
     public var headerBytes: Int
     /// The bytes after the virtio-net header (the Ethernet frame), or all bytes.
     public var frame: [UInt8] { Array(bytes.dropFirst(headerBytes)) }
+
+    /// The header's `num_buffers` (virtio 1.2 §5.1.6.3.2) when it says the frame spans more used
+    /// elements than this one (VIRTIO_NET_F_MRG_RXBUF): the dump then holds the frame's first
+    /// buffer only, and says so.
+    public var mergedBuffers: Int? {
+        guard headerBytes >= 12, bytes.count >= 12 else { return nil }
+        let n = Int(bytes[10]) | Int(bytes[11]) << 8
+        return n > 1 ? n : nil
+    }
 }
 
 public enum GuestBufferSelector: Equatable, Sendable {

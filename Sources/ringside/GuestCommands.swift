@@ -152,6 +152,8 @@ func guestDump(_ dump: CtlDump, session: GuestSession) throws {
     }
     let selector: GuestBufferSelector = dump.descriptor.map { .descriptor($0) } ?? (dump.next ? .next : .last)
     let b = try session.sample(forceQMP: true).buffer(queue: dump.queue, selector, memory: memory)
+    let merged = b.mergedBuffers.map { "num_buffers \($0): the frame continues in \($0 - 1) more used element(s) (MRG_RXBUF); this is its first buffer only" }
+    if let merged, dump.raw || dump.pcap != nil { warn(merged) }
     if dump.raw {
         if isatty(STDOUT_FILENO) != 0 { throw RingsideError("--raw writes binary: redirect standard output to a file or a pipe") }
         guard writeStandardOutput(b.frame) else { throw RingsideError("cannot write to standard output") }
@@ -166,6 +168,7 @@ func guestDump(_ dump: CtlDump, session: GuestSession) throws {
     if b.chain.indirectAddress != 0 { text += " + indirect table at 0x\(String(b.chain.indirectAddress, radix: 16)) (\(b.chain.indirect.count) entries)" }
     text += ", \(b.bytes.count) bytes"
     if let p = b.chain.problem { text += " (\(p))" }
+    if let merged { text += "\n" + merged }
     text += "\n" + hexDumpC(b.bytes)
     if b.headerBytes > 0 { text += "\n" + FrameDecoder.describe(b.bytes, virtioHeaderBytes: b.headerBytes).text }
     guard writeText(text) else { throw RingsideError("cannot write to standard output") }

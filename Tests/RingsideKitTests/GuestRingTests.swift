@@ -335,4 +335,21 @@ final class GuestTelemetryTests: XCTestCase {
         XCTAssertNil(model.apply(.snapshot(snap), seq: 2), "the TUI's model takes it as is")
         XCTAssertEqual(model.queues[0].count(of: .avail), 3)
     }
+
+    /// A virtio-net RX buffer whose header says num_buffers > 1 (MRG_RXBUF) is the first of
+    /// several: the dump says so instead of passing one buffer off as the frame.
+    func testMergedReceiveBuffersAreCalledOut() {
+        func buffer(numBuffers: UInt16, header: Int) -> GuestBuffer {
+            var bytes = [UInt8](repeating: 0, count: 64)
+            bytes[10] = UInt8(numBuffers & 0xff)
+            bytes[11] = UInt8(numBuffers >> 8)
+            let chain = GuestChain(head: 0, ids: [0], indirect: [], indirectAddress: 0, segments: [], problem: nil)
+            return GuestBuffer(head: 0, usedLength: 64, chain: chain, bytes: bytes, what: "t", headerBytes: header)
+        }
+        XCTAssertNil(buffer(numBuffers: 1, header: 12).mergedBuffers)
+        XCTAssertEqual(buffer(numBuffers: 3, header: 12).mergedBuffers, 3)
+        XCTAssertEqual(buffer(numBuffers: 0x0102, header: 12).mergedBuffers, 0x0102)
+        XCTAssertNil(buffer(numBuffers: 3, header: 10).mergedBuffers, "no num_buffers field without VERSION_1/MRG_RXBUF")
+        XCTAssertNil(buffer(numBuffers: 3, header: 0).mergedBuffers, "not a virtio-net data queue")
+    }
 }
