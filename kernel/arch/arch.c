@@ -5,6 +5,7 @@
  * fault handler can run at any point.
  */
 #include "arch.h"
+#include "x86.h"
 
 /* ---------------- COM1 ---------------- */
 #define COM1 0x3f8
@@ -45,7 +46,6 @@ struct idt_gate {
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 extern char isr_stubs[];
 #define ISR_STUB_SIZE 32
-#define KERNEL_CS 0x08
 #define GATE_INTERRUPT 0x8E  /* present, DPL 0, 64-bit interrupt gate (IF cleared on entry) */
 
 void arch_init(void) {
@@ -114,7 +114,6 @@ __attribute__((noreturn)) void fault_handler(struct fault_frame *f) {
  * #UD (vector 6) with the trapping rip, which is what we want: printed, then halt. */
 
 /* ---------------- Local APIC ---------------- */
-#define MSR_APIC_BASE 0x1B
 #define LAPIC_ID      0x020
 #define LAPIC_EOI     0x0B0
 #define LAPIC_SVR     0x0F0
@@ -134,7 +133,7 @@ uint32_t lapic_init(void) {
     wrmsr(MSR_APIC_BASE, base | (1u << 11)); /* global enable */
     lapic = base & 0xFFFFF000ull;
     arch_map_mmio(lapic, 4096);
-    mmio_write32(lapic + LAPIC_SVR, 0x100 | 0xFF);          /* software enable, spurious vector 0xff */
+    mmio_write32(lapic + LAPIC_SVR, 0x100 | LAPIC_SPURIOUS_VECTOR); /* software enable */
     mmio_write32(lapic + LAPIC_TIMER_DIV, 0x3);              /* divide by 16 */
     mmio_write32(lapic + LAPIC_LVT_TIMER, LAPIC_LVT_MASKED | IRQ_VECTOR_TIMER);
     lapic_eoi_register = lapic + LAPIC_EOI;
@@ -183,11 +182,7 @@ void timer_calibrate(uint32_t ms, uint64_t *tsc_hz, uint64_t *lapic_hz) {
 
 /* ---------------- MMIO mappings beyond the boot map ---------------- */
 extern uint64_t boot_pml4[512];
-#define PTE_PRESENT 0x001ull
-#define PTE_WRITE   0x002ull
-#define PTE_PWT     0x008ull
-#define PTE_PCD     0x010ull
-#define PTE_HUGE    0x080ull
+/* PTE_* come from x86.h, shared with boot.S. */
 #define PTE_ADDR    0x000FFFFFFFFFF000ull
 
 static uint64_t *table_at(uint64_t *parent, unsigned index) {
@@ -200,8 +195,8 @@ static uint64_t *table_at(uint64_t *parent, unsigned index) {
 }
 
 int arch_map_mmio(uint64_t phys, uint64_t size) {
-    const uint64_t huge = 2ull << 20;
-    if (phys + size <= (4ull << 30)) return 0; /* the boot map covers it (uncached from 3 GiB) */
+    const uint64_t huge = PAGE_SIZE_2M;
+    if (phys + size <= BOOT_MAP_END) return 0; /* the boot map covers it (uncached from BOOT_UNCACHED_START) */
     for (uint64_t a = phys & ~(huge - 1); a < phys + size; a += huge) {
         uint64_t *pdpt = table_at(boot_pml4, (a >> 39) & 511);
         if (!pdpt) return -1;
@@ -259,7 +254,7 @@ int boot_memory_init(void) {
         /* the region holding the kernel: the heap takes what follows the image */
         if (lo <= kend && kend < hi) { heap_start = kend; heap_end = hi; }
     }
-    if (heap_end > (3ull << 30)) heap_end = 3ull << 30; /* stay in the write-back identity map */
+    if (heap_end > BOOT_UNCACHED_START) heap_end = BOOT_UNCACHED_START; /* stay in the write-back identity map */
     if (heap_start == 0 || heap_end <= heap_start) return -1;
     heap_init((uintptr_t)heap_start, (uintptr_t)heap_end);
     return 0;

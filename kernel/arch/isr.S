@@ -4,11 +4,12 @@
  *
  * Exceptions (0-31) save every general register and call fault_handler(), which prints
  * them and halts: a fault is never silent.
- * Device interrupts (32-95) never run Swift (Swift code uses SSE registers we would have to
- * save): the stub sets bit (vector-32) in irq_pending, signals EOI to the local APIC and
- * returns. The main loop takes the bits and does the work.
+ * Device interrupts (IRQ_VECTOR_BASE and the IRQ_PENDING_VECTORS after it, vectors.h) never
+ * run Swift (Swift code uses SSE registers we would have to save): the stub sets bit
+ * (vector - IRQ_VECTOR_BASE) in irq_pending, signals EOI to the local APIC and returns. The
+ * main loop takes the bits and does the work.
  */
-#define LAPIC_SPURIOUS_VECTOR 0xff
+#include "vectors.h"
 
     .text
     .balign 32
@@ -22,7 +23,7 @@ isr_stubs:
     pushq $0
     .endif
     pushq $vec
-    .if vec < 32
+    .if vec < 32                    /* the CPU's exceptions */
     jmp exception_common
     .else
     jmp irq_common
@@ -59,8 +60,8 @@ irq_common:
     mov 16(%rsp), %rcx              /* vector */
     cmp $LAPIC_SPURIOUS_VECTOR, %rcx
     je 2f                           /* spurious: no EOI */
-    sub $32, %rcx
-    cmp $64, %rcx
+    sub $IRQ_VECTOR_BASE, %rcx
+    cmp $IRQ_PENDING_VECTORS, %rcx
     jae 1f
     lock btsq %rcx, irq_pending(%rip)
     jmp 3f

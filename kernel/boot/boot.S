@@ -1,8 +1,8 @@
 /*
  * PVH entry: QEMU's -kernel loads this ELF and, finding the Xen PVH note, jumps to
  * pvh_start32 in 32-bit protected mode with paging off and %ebx pointing at
- * struct hvm_start_info. We build identity page tables, enter long mode and call
- * kmain(start_info) in Swift.
+ * struct hvm_start_info. We save that address in pvh_start_info (arch.c reads it), build
+ * identity page tables, enter long mode and call kmain() in Swift.
  *
  * Memory map of the first 4 GiB (identity, 2 MiB pages):
  *   0 .. 3 GiB        write-back       RAM (only what the PVH memory map says is usable is used)
@@ -11,20 +11,7 @@
  */
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-#define PTE_PRESENT  0x001
-#define PTE_WRITE    0x002
-#define PTE_PWT      0x008
-#define PTE_PCD      0x010
-#define PTE_HUGE     0x080
-#define CR0_PE       0x00000001
-#define CR0_MP       0x00000002
-#define CR0_EM       0x00000004
-#define CR0_PG       0x80000000
-#define CR4_PAE      0x00000020
-#define CR4_OSFXSR   0x00000200
-#define CR4_OSXMMEXCPT 0x00000400
-#define MSR_EFER     0xC0000080
-#define EFER_LME     0x00000100
+#include "x86.h"              /* PTE_*, CR0_*, CR4_*, MSR_EFER, KERNEL_CS/DS: shared with arch.c */
 
     .section .note.Xen, "a", @note
     .balign 4
@@ -49,7 +36,7 @@ pvh_start32:
     rep stosb
     mov %esi, pvh_start_info
 
-    /* PML4[0] -> PDPT; PDPT[0..3] -> four page directories of 2 MiB pages. */
+    /* PML4[0] -> PDPT; PDPT[0..3] -> four page directories (BOOT_MAP_END) of 2 MiB pages. */
     mov $boot_pdpt, %eax
     or $(PTE_PRESENT | PTE_WRITE), %eax
     mov %eax, boot_pml4
@@ -60,14 +47,14 @@ pvh_start32:
 1:  mov %eax, boot_pdpt(,%ecx,8)
     add $4096, %eax
     inc %ecx
-    cmp $4, %ecx
+    cmp $(BOOT_MAP_END >> 30), %ecx  /* one page directory per GiB */
     jne 1b
 
-    xor %ecx, %ecx                  /* ecx = 2 MiB page number, 0..2047 */
+    xor %ecx, %ecx                  /* ecx = 2 MiB page number */
 2:  mov %ecx, %eax
     shl $21, %eax
     or $(PTE_PRESENT | PTE_WRITE | PTE_HUGE), %eax
-    cmp $1536, %ecx                 /* pages from 3 GiB up hold MMIO: uncached */
+    cmp $(BOOT_UNCACHED_START >> 21), %ecx  /* pages from there up hold MMIO: uncached */
     jb 3f
     or $(PTE_PCD | PTE_PWT), %eax
 3:  mov %eax, boot_pd(,%ecx,8)
@@ -75,7 +62,7 @@ pvh_start32:
     shr $11, %edx                   /* bits 32+ of the physical address (always 0 here) */
     mov %edx, boot_pd+4(,%ecx,8)
     inc %ecx
-    cmp $2048, %ecx
+    cmp $(BOOT_MAP_END >> 21), %ecx
     jne 2b
 
     mov $boot_pml4, %eax
@@ -93,11 +80,11 @@ pvh_start32:
     mov %eax, %cr0
 
     lgdt boot_gdt_ptr
-    ljmp $0x08, $long_mode_entry
+    ljmp $KERNEL_CS, $long_mode_entry
 
     .code64
 long_mode_entry:
-    mov $0x10, %ax
+    mov $KERNEL_DS, %ax
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
@@ -106,7 +93,6 @@ long_mode_entry:
     mov %ax, %gs
     lea boot_stack_top(%rip), %rsp
     xor %ebp, %ebp
-    mov pvh_start_info(%rip), %edi
     call kmain
 4:  cli
     hlt
@@ -116,8 +102,8 @@ long_mode_entry:
     .balign 16
 boot_gdt:
     .quad 0                         /* null */
-    .quad 0x00AF9A000000FFFF        /* 0x08: 64-bit code, ring 0 */
-    .quad 0x00CF92000000FFFF        /* 0x10: data, ring 0 */
+    .quad 0x00AF9A000000FFFF        /* KERNEL_CS: 64-bit code, ring 0 */
+    .quad 0x00CF92000000FFFF        /* KERNEL_DS: data, ring 0 */
 boot_gdt_end:
 boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
@@ -134,7 +120,7 @@ pvh_start_info:
     .global boot_pml4
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
-boot_pd:    .skip 4096 * 4
+boot_pd:    .skip 4096 * (BOOT_MAP_END >> 30)
     .balign 16
 boot_stack: .skip 65536
     .global boot_stack_top

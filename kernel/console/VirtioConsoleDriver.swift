@@ -10,9 +10,10 @@ import Arch
 final class VirtioConsoleDriver {
     static let wantedFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
     static let requiredFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
-    static let rxVector: UInt8 = 36
-    static let txVector: UInt8 = 37
-    static let configVector: UInt8 = 38
+    /// Interrupt vectors (arch/include/vectors.h, where isr.S takes them from too).
+    static let rxVector = UInt8(IRQ_VECTOR_CONSOLE_RX)
+    static let txVector = UInt8(IRQ_VECTOR_CONSOLE_TX)
+    static let configVector = UInt8(IRQ_VECTOR_CONSOLE_CONFIG)
     /// Host → guest buffers: commands are small.
     static let rxBufferSize = 512
     static let rxBufferCount = 16

@@ -18,9 +18,10 @@ final class VirtioNetDriver {
     static let wantedFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS])
     static let requiredFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
 
-    static let rxVector: UInt8 = 33
-    static let txVector: UInt8 = 34
-    static let configVector: UInt8 = 35
+    /// Interrupt vectors (arch/include/vectors.h, where isr.S takes them from too).
+    static let rxVector = UInt8(IRQ_VECTOR_NET_RX)
+    static let txVector = UInt8(IRQ_VECTOR_NET_TX)
+    static let configVector = UInt8(IRQ_VECTOR_NET_CONFIG)
 
     let transport: VirtioPCITransport
     let features: VirtioFeatures

@@ -1,140 +1,5 @@
 import Arch
 
-/// One virtqueue as the host sees it: its name, its ring, the buffers it owns (so a dump
-/// can be bounds-checked), whether it is paused, and what the driver dropped on it.
-final class MonitoredQueue {
-    let name: String
-    let queue: DeviceQueue
-    /// Only the network queues can be paused: pausing the telemetry channel would cut the
-    /// host off from the very commands that resume it.
-    let pausable: Bool
-    var paused = false
-    var drops: UInt64 = 0
-    /// A copy of the most recently delivered (RX) or sent (TX) buffer, for `dump --last`.
-    var lastBuffer: [UInt8] = []
-    var lastDescriptor: UInt16 = 0
-    var lastAddress: UInt64 = 0
-    /// Counter values at the last `resetCounters`, subtracted when reporting.
-    var countersBase = WireQueueCounters()
-    /// The ring's `deviceErrors` when last reported, and when last logged.
-    var reportedDeviceErrors: UInt64 = 0
-    var deviceErrorsLoggedNs: UInt64?
-    /// Per descriptor (chain head): kernel uptime when its frame arrived in the guest. RX: when
-    /// the driver first saw the device's used element for it (`noteArrivals`); TX: when the
-    /// driver put the frame in the ring. For dumps (pcap timestamps).
-    private var stamps: [UInt64]
-    /// The used index up to which `noteArrivals` has stamped.
-    private var stampedUsedIdx: UInt16 = 0
-    var lastStampNs: UInt64 = 0
-    /// This queue's rings as the last snapshot read them (reused: no allocation per snapshot).
-    var ringView = WireRingView()
-
-    init(name: String, queue: DeviceQueue, pausable: Bool) {
-        self.name = name
-        self.queue = queue
-        self.pausable = pausable
-        stamps = [UInt64](repeating: 0, count: Int(queue.ring.size))
-        stampedUsedIdx = queue.ring.usedIdx
-        ringView.availEntries.reserveCapacity(Int(WireRingView.window))
-        ringView.usedEntries.reserveCapacity(Int(WireRingView.window))
-    }
-
-    /// Stamps every used element the device added since the last call with `nowNs` (only new
-    /// ones: O(new elements)). Call before taking used elements off the ring.
-    func noteArrivals(nowNs: UInt64) {
-        let ring = self.ring
-        let usedIdx = ring.usedIdx
-        var index = stampedUsedIdx
-        // A confused device can move used.idx anywhere: look at most one ring's worth back.
-        if usedIdx &- index > ring.size { index = usedIdx &- ring.size }
-        while index != usedIdx {
-            let element = ring.usedRingSlot(index)
-            if element.id < UInt32(ring.size) { stamps[Int(element.id)] = nowNs }
-            index &+= 1
-        }
-        stampedUsedIdx = usedIdx
-    }
-
-    func stamp(_ head: UInt16, nowNs: UInt64) {
-        if Int(head) < stamps.count { stamps[Int(head)] = nowNs }
-    }
-
-    /// When the buffer of descriptor `id` arrived, if it holds a frame now (RX: used or held;
-    /// TX: in the ring); 0 (unknown) otherwise.
-    func stampNs(of id: UInt16) -> UInt64 {
-        guard Int(id) < stamps.count else { return 0 }
-        switch ring.state(of: id) {
-        case .free: return 0
-        case .available: return queue.deviceWritable ? 0 : stamps[Int(id)]
-        case .used, .held: return stamps[Int(id)]
-        }
-    }
-
-    /// Reads the rings into `ringView`: flags, event words, and `WireRingView.window` slots
-    /// of each ring around its index.
-    func readRing() {
-        let ring = self.ring
-        let (n, availStart, usedStart) = WireRingView.windows(size: ring.size, availIdx: ring.availIdx,
-                                                              lastUsedIdx: ring.lastUsedIdx)
-        var v = ringView
-        ringView = WireRingView()   // keep `v` uniquely referenced: refilled in place
-        v.flags = ring.eventIdx ? WireRingView.eventIdxFlag : 0
-        v.availFlags = ring.availFlags
-        v.usedFlags = ring.usedFlags
-        v.usedEvent = ring.usedEvent
-        v.availEvent = ring.availEvent
-        v.availStart = availStart
-        v.availEntries.removeAll(keepingCapacity: true)
-        for k in 0..<n { v.availEntries.append(ring.availRingSlot(v.availStart &+ k)) }
-        v.usedStart = usedStart
-        v.usedEntries.removeAll(keepingCapacity: true)
-        for k in 0..<n {
-            let e = ring.usedRingSlot(v.usedStart &+ k)
-            v.usedEntries.append(WireUsedElement(id: e.id, len: e.len))
-        }
-        ringView = v
-    }
-
-    var ring: SplitVirtqueue { queue.ring }
-    var pool: BufferPool { queue.pool }
-
-    func remember(descriptor: UInt16, address: UInt64, bytes: UnsafeRawBufferPointer) {
-        lastDescriptor = descriptor
-        lastAddress = address
-        lastStampNs = Int(descriptor) < stamps.count ? stamps[Int(descriptor)] : 0
-        lastBuffer.removeAll(keepingCapacity: true)
-        lastBuffer.append(contentsOf: bytes)
-    }
-
-    /// What the driver dropped on this queue, and the used elements the device got wrong.
-    private var allDrops: UInt64 { drops &+ ring.counters.deviceErrors }
-
-    /// Every counter since boot (the ring's, the injected faults', the driver's drops).
-    var rawCounters: WireQueueCounters {
-        ring.observeUsed()
-        let c = ring.counters
-        let f = queue.faults
-        return WireQueueCounters(packets: c.packets, bytes: c.bytes, drops: allDrops, kicks: c.kicks,
-                                 interrupts: c.interrupts, kicksSuppressed: c.kicksSuppressed,
-                                 interruptsSuppressed: c.interruptsSuppressed, injectedDrops: f.dropped,
-                                 injectedCorruptions: f.corrupted, kicksWithheld: f.kicksWithheld,
-                                 interruptsIgnored: f.interruptsIgnored)
-    }
-
-    /// Counters since boot or the last `resetCounters`.
-    var counters: WireQueueCounters { rawCounters.subtracting(countersBase) }
-
-    func resetCounters() {
-        countersBase = rawCounters
-    }
-
-    /// The faults active on the queue, as snapshots carry them.
-    var wireFaults: WireQueueFaults {
-        let f = queue.faults
-        return WireQueueFaults(drop: f.drop, corrupt: f.corrupt, nokick: f.nokick, starving: f.starving, noirq: f.noirq)
-    }
-}
-
 /// Delivers (RX) or releases (TX) up to `count` packets on a paused queue and returns how
 /// many: stepping moves packets, which only the main loop may do.
 typealias TelemetryStepper = (MonitoredQueue, Int) -> Int
@@ -154,7 +19,6 @@ typealias TelemetryMemoryReader = () -> WireMemory
 final class Telemetry {
     static let defaultRateHz: UInt16 = 10
     static let maxRateHz: UInt16 = 1000
-    /// Slots of each ring a snapshot shows (docs/protocol.md §4, ring section).
     /// How long a reply, a hello or a step report waits for a console buffer before it is
     /// dropped and counted (snapshots and other events never wait).
     static let reliableWaitNs: UInt64 = 250_000_000
@@ -193,6 +57,12 @@ final class Telemetry {
          memory: @escaping TelemetryMemoryReader) {
         self.console = console
         self.queues = queues
+        var hello = hello
+        hello.queues = []
+        for (position, q) in queues.enumerated() {
+            q.wireIndex = UInt8(truncatingIfNeeded: position)
+            hello.queues.append(WireQueueInfo(queue: q.wireIndex, name: q.name, size: q.ring.size))
+        }
         self.hello = hello
         self.memory = memory
         self.transports = transports
@@ -200,6 +70,24 @@ final class Telemetry {
         stepElements.reserveCapacity(256)
         tracker = TelemetryDescriptorTracker(queueSizes: queues.map { Int($0.ring.size) })
         out.reserveCapacity(40 * 1024)
+    }
+
+    /// The monitored view of `queue`, if telemetry watches it.
+    func monitored(_ queue: DeviceQueue) -> MonitoredQueue? {
+        queues.first { $0.queue === queue }
+    }
+
+    /// Tells the host a frame was dropped on `queue` (a `drop` event).
+    func noteDrop(on queue: DeviceQueue, reason: WireDropReason) {
+        guard let q = monitored(queue) else { return }
+        event(.drop(queue: q.wireIndex, reason: reason))
+    }
+
+    /// The console's own queues count what telemetry lost: host frames that did not decode
+    /// (receive) and telemetry frames the kernel could not queue (transmit).
+    private func updateConsoleDrops() {
+        monitored(console.rx)?.drops = badCommandFrames
+        monitored(console.tx)?.drops = droppedFrames
     }
 
     /// When the next snapshot is due (for the idle loop's timer).
@@ -273,11 +161,10 @@ final class Telemetry {
         stepElements.removeAll(keepingCapacity: true)
     }
 
-    func status(of position: Int) -> WireQueueStatus {
-        let q = queues[position]
+    func status(of q: MonitoredQueue) -> WireQueueStatus {
         let ring = q.ring
         let usedIdx = q.pausable ? ring.usedIdx &+ misreportUsed : ring.usedIdx
-        return WireQueueStatus(queue: UInt8(truncatingIfNeeded: position), availIdx: ring.availIdx, usedIdx: usedIdx,
+        return WireQueueStatus(queue: q.wireIndex, availIdx: ring.availIdx, usedIdx: usedIdx,
                                lastUsedIdx: ring.lastUsedIdx, freeCount: ring.freeCount, pendingUsed: ring.pendingUsed,
                                paused: q.paused, counters: q.counters, faults: q.wireFaults)
     }
@@ -288,12 +175,11 @@ final class Telemetry {
         tracker.beginSnapshot(into: &encoder, uptimeNs: nowNs, rateHz: rateHz, droppedFrames: droppedFrames, memory: memory(),
                               deviceStatus: deviceStatus)
         do {
-            for position in queues.indices {
-                let q = queues[position]
+            for q in queues {
                 let ring = q.ring
                 let states = ring.states()
                 q.readRing()
-                try tracker.appendQueue(status(of: position), ring: q.ringView, into: &encoder) { id in
+                try tracker.appendQueue(status(of: q), ring: q.ringView, into: &encoder) { id in
                     let d = ring.descriptor(UInt16(truncatingIfNeeded: id))
                     return WireDescriptor(state: Telemetry.wireState(states[id]), addr: d.addr, len: d.len,
                                           flags: d.flags, next: d.next)
@@ -321,6 +207,7 @@ final class Telemetry {
 
     /// Reads commands, answers them, and sends a snapshot when one is due.
     func service(nowNs: UInt64, stepper: TelemetryStepper, poller: TelemetryPoller) {
+        updateConsoleDrops()
         reportDeviceErrors(nowNs: nowNs)
         console.receive { bytes in decoder.feed(bytes) }
         while let result = decoder.next() {
@@ -351,12 +238,11 @@ final class Telemetry {
     /// counter (see `MonitoredQueue.counters`), a `drop` event with reason deviceError, and a
     /// log line with the counts by kind at most once a second per queue.
     private func reportDeviceErrors(nowNs: UInt64) {
-        for position in queues.indices {
-            let q = queues[position]
+        for q in queues {
             let c = q.ring.counters
             guard c.deviceErrors != q.reportedDeviceErrors else { continue }
             q.reportedDeviceErrors = c.deviceErrors
-            event(.drop(queue: UInt8(truncatingIfNeeded: position), reason: .deviceError))
+            event(.drop(queue: q.wireIndex, reason: .deviceError))
             if let logged = q.deviceErrorsLoggedNs, nowNs &- logged < 1_000_000_000 { continue }
             q.deviceErrorsLoggedNs = nowNs
             log("virtio: \(q.name): device broke the ring protocol: \(c.usedBadID) bad used ids, \(c.usedNotOwned) used elements for chains it did not own, \(c.usedBadLength) used lengths too long, \(c.descriptorsRewritten) descriptors rewritten")

@@ -1,0 +1,151 @@
+import Arch
+
+/// The kernel's one thread. Interrupt stubs only set bits in `irq_pending`; everything
+/// happens here, then the CPU sleeps in `hlt` until the next interrupt or deadline.
+///
+/// Pausing is done here too: a paused `net0.rx` is simply not drained, so completed
+/// buffers pile up in the used ring where the monitor sees them; each step delivers exactly
+/// the requested number, oldest first. A paused `net0.tx` gets frames written into the ring
+/// but `avail.idx` is not advanced; each step publishes exactly that many to the device.
+final class MainLoop {
+    let net: VirtioNetDriver
+    let stack: NetStack
+    let telemetry: Telemetry?
+    let rxQueue: MonitoredQueue?
+    let txQueue: MonitoredQueue?
+    /// Longest sleep when nothing is scheduled: bounds how stale time-driven work can get.
+    static let maxSleepNs: UInt64 = 1_000_000_000
+
+    init(net: VirtioNetDriver, stack: NetStack, telemetry: Telemetry?) {
+        self.net = net
+        self.stack = stack
+        self.telemetry = telemetry
+        rxQueue = telemetry?.monitored(net.rx)
+        txQueue = telemetry?.monitored(net.tx)
+    }
+
+    var rxPaused: Bool { rxQueue?.paused ?? false }
+    var txPaused: Bool { txQueue?.paused ?? false }
+
+    func run() -> Never {
+        while true { iterate() }
+    }
+
+    /// One pass of the loop. Kept out of line: the optimizer's loop-invariant code motion
+    /// hangs on the inlined body inside the never-ending `while` (Swift 6.3, -Osize).
+    @inline(never)
+    private func iterate() {
+        do {
+            let pending = irq_take_pending()
+            // Under `inject Q noirq` an interrupt is counted, then ignored (faults.noteInterrupt).
+            if pending & VirtioNetDriver.rxVector.irqBit != 0 { net.rx.ring.noteInterrupt(); _ = net.rx.faults.noteInterrupt() }
+            if pending & VirtioNetDriver.txVector.irqBit != 0 { net.tx.ring.noteInterrupt(); _ = net.tx.faults.noteInterrupt() }
+            if let console = telemetry?.console {
+                if pending & VirtioConsoleDriver.rxVector.irqBit != 0 { console.rx.ring.noteInterrupt() }
+                if pending & VirtioConsoleDriver.txVector.irqBit != 0 { console.tx.ring.noteInterrupt() }
+            }
+            if pending & VirtioNetDriver.configVector.irqBit != 0 {
+                let wasUp = net.linkUp
+                if net.refreshLinkStatus() != wasUp { log("net0: link \(net.linkUp ? "up" : "down")") }
+                telemetry?.linkUp = net.linkUp
+            }
+
+            let now = Clock.nowMs
+            // Stamp new used elements as they appear, paused or not (pcap timestamps of dumps).
+            rxQueue?.noteArrivals(nowNs: Clock.nowNs)
+            // The loop polls RX on every pass; under noirq it does not (only `poll` does).
+            let received = rxPaused || net.rx.faults.noirq ? 0 : deliver(limit: Int.max)
+            stack.poll(nowMs: now)
+            transmitPending()
+            if let telemetry {
+                updateDropCounters()
+                telemetry.service(nowNs: Clock.nowNs, stepper: { queue, count in self.step(queue, count: count) },
+                                  poller: { queue in self.poll(queue) })
+            }
+
+            if received == 0 && irq_pending == 0 {
+                sleepUntilNextDeadline(nowMs: now)
+            }
+        }
+    }
+
+    /// Hands up to `limit` received frames to the stack, remembering the last for dumps.
+    /// While stepping (`announce`), every used element taken goes into the telemetry's step
+    /// report, so the monitor learns exactly which used elements went up (free-running, that
+    /// would double the console traffic: counters suffice).
+    private func deliver(limit: Int, announce: Bool = false) -> Int {
+        let now = Clock.nowMs
+        rxQueue?.noteArrivals(nowNs: Clock.nowNs)
+        return net.receive(limit: limit, taken: { head, length in
+            if announce { telemetry?.noteStepped(WireUsedElement(id: UInt32(head), len: length)) }
+        }) { received in
+            rxQueue?.remember(descriptor: received.head, address: received.address, bytes: received.buffer)
+            stack.receive(frame: received.frame, nowMs: now)
+        }
+    }
+
+    private func step(_ queue: MonitoredQueue, count: Int) -> Int {
+        if queue === rxQueue {
+            telemetry?.beginStepReport(firstUsedIdx: net.rx.ring.lastUsedIdx)
+            let done = deliver(limit: count, announce: true)
+            transmitPending()     // the effect of the step (an echo, a reply) leaves at once
+            return done
+        }
+        if queue === txQueue {
+            let done = Int(net.tx.ring.publish(count: UInt16(clamping: count)))
+            if done > 0 { net.tx.notifyIfNeeded() }
+            return done
+        }
+        return 0
+    }
+
+    /// `poll Q`: what the loop does for the queue when its interrupt arrives, even under
+    /// noirq. RX: deliver what is pending (not while paused: steps do that) and repost; TX:
+    /// reclaim completed buffers. Then send what the stack has. Returns the used elements taken.
+    private func poll(_ queue: MonitoredQueue) -> Int {
+        var taken = 0
+        if queue === rxQueue {
+            taken = rxPaused ? 0 : deliver(limit: Int.max)
+        } else if queue === txQueue {
+            taken = net.reclaimTransmit()
+        }
+        stack.poll(nowMs: Clock.nowMs)
+        transmitPending()
+        return taken
+    }
+
+    private func transmitPending() {
+        // Under noirq the driver does not look at TX completions unless asked (`poll`).
+        if !net.tx.faults.noirq { net.reclaimTransmit() }
+        while stack.hasPendingTransmit && net.canTransmit, let frame = stack.nextTransmitFrame() {
+            _ = net.enqueueTransmit(frame) { head, address, bytes in
+                txQueue?.stamp(head, nowNs: Clock.nowNs)
+                txQueue?.remember(descriptor: head, address: address, bytes: bytes)
+            }
+        }
+        // Publishing also covers frames held while TX was paused, so a resume drains them.
+        if !txPaused { net.flushTransmit() }
+    }
+
+    /// The network queues' drops as the stack and the driver count them (the console's
+    /// queues count their own: see `Telemetry.updateConsoleDrops`).
+    private func updateDropCounters() {
+        rxQueue?.drops = stack.counters.totalDrops
+        txQueue?.drops = net.txRingFullDrops
+    }
+
+    private func sleepUntilNextDeadline(nowMs: UInt64) {
+        var sleepNs = Self.maxSleepNs
+        if let deadline = stack.nextDeadlineMs() {
+            sleepNs = deadline > nowMs ? min(sleepNs, (deadline - nowMs) * 1_000_000) : 0
+        }
+        if let telemetry {
+            let nowNs = Clock.nowNs
+            let due = telemetry.nextDeadlineNs
+            sleepNs = due > nowNs ? min(sleepNs, due - nowNs) : 0
+        }
+        if sleepNs == 0 { return }
+        Clock.wake(afterNs: sleepNs)
+        cpu_idle()
+    }
+}
