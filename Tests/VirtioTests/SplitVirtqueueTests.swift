@@ -9,6 +9,12 @@ final class SplitVirtqueueLayoutTests: XCTestCase {
         XCTAssertEqual(SplitVirtqueue.descTableAlignment, 16)
         XCTAssertEqual(SplitVirtqueue.availRingAlignment, 2)
         XCTAssertEqual(SplitVirtqueue.usedRingAlignment, 4)
+        // Where the fields are (2.7.5, 2.7.6, 2.7.8), counted by hand from the spec's structs.
+        XCTAssertEqual(virtqDescOffset(5), 5 * 16)
+        XCTAssertEqual(virtqAvailEntryOffset(slot: 3), 2 + 2 + 3 * 2)
+        XCTAssertEqual(virtqUsedEventOffset(size: 256), 2 + 2 + 256 * 2)
+        XCTAssertEqual(virtqUsedElementOffset(slot: 3), 2 + 2 + 3 * 8)
+        XCTAssertEqual(virtqAvailEventOffset(size: 256), 2 + 2 + 256 * 8)
     }
 
     func testInitRejectsInvalidSizesAndAlignment() {
@@ -265,7 +271,8 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
     func testIndexWrapAroundSize256() { runManyBuffers(size: 256, total: 140_000, seed: 2) }
 
     /// Pushes `total` receive buffers through the queue in random batches; the device writes a
-    /// sequence number into each, the driver checks it. Indices wrap past 65535 on the way.
+    /// sequence number into each, the driver checks it. Indices wrap past 65535 on the way:
+    /// avail.idx and used.idx as ring memory holds them must wrap once per 65536 buffers.
     private func runManyBuffers(size: UInt16, total: Int, seed: UInt64) {
         let memory = RingMemory(size: size)
         let queue = memory.makeQueue()
@@ -274,7 +281,7 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
         var nextFreeBuffer = Array(0..<Int(size))
         var rng = SplitMix64(seed: seed)
         var sent = 0, received = 0, sequence: UInt32 = 0
-        var wrappedAvail = false, wrappedUsed = false
+        var availWraps = 0, usedWraps = 0
         while received < total {
             while sent < total, let buffer = nextFreeBuffer.popLast() {
                 guard queue.addBuffer(addr: pool.address(buffer), len: 16, deviceWritable: true) != nil else {
@@ -282,9 +289,13 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
                 }
                 sent += 1
             }
-            let before = queue.availIdx
+            // avail.idx as the device reads it from ring memory, not the driver's shadow.
+            let availBefore = device.availIdx
             queue.publish()
-            if queue.availIdx < before { wrappedAvail = true }
+            let availAfter = device.availIdx
+            XCTAssertEqual(availAfter, UInt16(truncatingIfNeeded: sent), "avail.idx in ring memory counts every chain published, modulo 2^16")
+            if availAfter < availBefore { availWraps += 1 }
+            guard device.pendingAvail > 0 else { XCTFail("the device sees nothing published (avail.idx \(availAfter))"); return }
             // The device finishes a random part of what it has.
             let n = 1 + rng.next(below: Int(device.pendingAvail))
             var chains: [DeviceChain] = []
@@ -295,7 +306,7 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
             }
             let usedBefore = device.publishedUsedIdx
             device.complete(chains) { _ in 4 }
-            if device.publishedUsedIdx < usedBefore { wrappedUsed = true }
+            if device.publishedUsedIdx < usedBefore { usedWraps += 1 }
             while let element = queue.popUsed() {
                 let addr = queue.buffer(element.head)!.addr
                 let bytes = pool.bytes(at: addr, count: 4)
@@ -306,8 +317,9 @@ final class SplitVirtqueueAccountingTests: XCTestCase {
                 XCTAssertTrue(queue.release(head: element.head))
             }
         }
-        XCTAssertTrue(wrappedAvail || total > 65_536)
-        XCTAssertTrue(wrappedUsed)
+        // No publication spans 65536 chains, so each wrap shows as one step down.
+        XCTAssertEqual(availWraps, total / 65_536, "avail.idx wraps at 2^16")
+        XCTAssertEqual(usedWraps, total / 65_536, "used.idx wraps at 2^16")
         XCTAssertEqual(queue.availIdx, UInt16(truncatingIfNeeded: total))
         XCTAssertEqual(queue.lastUsedIdx, UInt16(truncatingIfNeeded: total))
         XCTAssertEqual(queue.usedIdx, UInt16(truncatingIfNeeded: total))

@@ -41,6 +41,10 @@ public let VIRTQ_USED_ALIGN = 4
 public let VIRTQ_DESC_SIZE = 16
 /// Size of one `struct virtq_used_elem` (2.7.8).
 public let VIRTQ_USED_ELEM_SIZE = 8
+/// Size of one available ring entry, `le16 ring[i]`: a chain's head descriptor id (2.7.6).
+public let VIRTQ_AVAIL_ELEM_SIZE = 2
+/// Size of `used_event` and `avail_event` (le16), after the last ring entry (2.7.6, 2.7.8).
+public let VIRTQ_EVENT_SIZE = 2
 
 // Byte offsets inside the structures above.
 
@@ -62,6 +66,35 @@ public let VIRTQ_RING_ENTRIES_OFFSET = 4
 public let VIRTQ_USED_ELEM_ID_OFFSET = 0
 /// virtq_used_elem.len (le32): bytes the device wrote into the chain (2.7.8).
 public let VIRTQ_USED_ELEM_LEN_OFFSET = 4
+
+// MARK: Area sizes and derived offsets (2.7), as Linux's vring_size / vring_used_event
+
+/// Bytes of a descriptor table of `size` descriptors (2.7.5).
+@inline(__always)
+public func virtqDescTableBytes(size: UInt16) -> Int { VIRTQ_DESC_SIZE * Int(size) }
+/// Offset of descriptor `id` in the table (2.7.5).
+@inline(__always)
+public func virtqDescOffset(_ id: UInt16) -> Int { VIRTQ_DESC_SIZE * Int(id) }
+
+/// Offset of available ring entry `slot` (0 ..< size) (2.7.6).
+@inline(__always)
+public func virtqAvailEntryOffset(slot: UInt16) -> Int { VIRTQ_RING_ENTRIES_OFFSET + VIRTQ_AVAIL_ELEM_SIZE * Int(slot) }
+/// Offset of used_event in the available ring: just after its `size` entries (2.7.6).
+@inline(__always)
+public func virtqUsedEventOffset(size: UInt16) -> Int { virtqAvailEntryOffset(slot: size) }
+/// Bytes of an available ring: flags, idx, ring[size], used_event (2.7.6).
+@inline(__always)
+public func virtqAvailRingBytes(size: UInt16) -> Int { virtqUsedEventOffset(size: size) + VIRTQ_EVENT_SIZE }
+
+/// Offset of used ring element `slot` (0 ..< size) (2.7.8).
+@inline(__always)
+public func virtqUsedElementOffset(slot: UInt16) -> Int { VIRTQ_RING_ENTRIES_OFFSET + VIRTQ_USED_ELEM_SIZE * Int(slot) }
+/// Offset of avail_event in the used ring: just after its `size` elements (2.7.8).
+@inline(__always)
+public func virtqAvailEventOffset(size: UInt16) -> Int { virtqUsedElementOffset(slot: size) }
+/// Bytes of a used ring: flags, idx, ring[size] of {id, len}, avail_event (2.7.8).
+@inline(__always)
+public func virtqUsedRingBytes(size: UInt16) -> Int { virtqAvailEventOffset(size: size) + VIRTQ_EVENT_SIZE }
 
 /// One descriptor as read back from the table (2.7.5).
 public struct VirtqDescriptor: Equatable, Sendable {
@@ -101,49 +134,6 @@ public struct VirtqUsedElement: Equatable, Sendable {
     public var head: UInt16 { UInt16(truncatingIfNeeded: id) }
 }
 
-/// One buffer of a chain the driver makes available (2.7.13.1).
-public struct VirtqBuffer: Equatable, Sendable {
-    /// Guest-physical (DMA) address.
-    public var addr: UInt64
-    /// Length in bytes.
-    public var len: UInt32
-    /// true: the device writes it (receive); false: the device reads it (transmit).
-    public var deviceWritable: Bool
-
-    public init(addr: UInt64, len: UInt32, deviceWritable: Bool) {
-        self.addr = addr
-        self.len = len
-        self.deviceWritable = deviceWritable
-    }
-}
-
-/// Where a descriptor is in its life cycle, from the driver's point of view.
-public enum VirtqDescriptorState: UInt8, Sendable {
-    /// On the driver's free list.
-    case free = 0
-    /// Part of a chain made available to the device (published or not yet): the device owns it.
-    case available = 1
-    /// The device returned its chain in the used ring; the driver has not popped it yet.
-    case used = 2
-    /// The driver popped its chain and still holds it (processing, or waiting to release).
-    case held = 3
-}
-
-/// How many descriptors are in each state.
-public struct VirtqStateCounts: Equatable, Sendable {
-    public var free: Int = 0
-    public var available: Int = 0
-    public var used: Int = 0
-    public var held: Int = 0
-
-    public init(free: Int = 0, available: Int = 0, used: Int = 0, held: Int = 0) {
-        self.free = free
-        self.available = available
-        self.used = used
-        self.held = held
-    }
-}
-
 /// Why a split virtqueue could not be set up over the memory given.
 public enum VirtqueueSetupError: Error, Equatable {
     /// Size 0, not a power of 2, or above VIRTQ_MAX_SIZE (2.7).
@@ -173,13 +163,4 @@ public enum VirtqueueArea: Equatable, Sendable {
         case .usedRing: return "used ring"
         }
     }
-}
-
-/// The event-index rule both sides use (2.7.7.2, 2.7.10; Linux `vring_need_event`):
-/// notify if `eventIdx` lies in the window of indices [oldIdx, newIdx) that was just
-/// published, i.e. the other side asked to hear about reaching `eventIdx + 1`.
-/// All arithmetic is modulo 2^16.
-@inline(__always)
-public func virtqNeedEvent(eventIdx: UInt16, newIdx: UInt16, oldIdx: UInt16) -> Bool {
-    newIdx &- eventIdx &- 1 < newIdx &- oldIdx
 }
