@@ -33,30 +33,21 @@ final class VirtioConsoleDriver {
               let features = transport.negotiate(wanted: Self.wantedFeatures.adding(eventIdx ? [VIRTIO_F_RING_EVENT_IDX] : []),
                                                  required: Self.requiredFeatures)
         else { return nil }
-        if !transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID) {
+        if !transport.routeConfigInterrupt(entry: VirtioPCITransport.configMSIXEntry, vector: Self.configVector, apicID: apicID) {
             log("con0: device refused a configuration-change vector; continuing without it")
         }
-        guard let rx = transport.setUpQueue(index: VIRTIO_CONSOLE_PORT0_RX_QUEUE, msixEntry: 0,
-                                            vector: Self.rxVector, apicID: apicID,
-                                            eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX),
-                                            deviceWritable: true, bufferSize: Self.rxBufferSize,
-                                            bufferCount: Self.rxBufferCount),
-              let tx = transport.setUpQueue(index: VIRTIO_CONSOLE_PORT0_TX_QUEUE, msixEntry: 1,
-                                            vector: Self.txVector, apicID: apicID,
-                                            eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX),
-                                            deviceWritable: false, bufferSize: Self.txBufferSize,
-                                            bufferCount: Self.txBufferCount)
-        else {
-            transport.addStatus(VIRTIO_CONFIG_S_FAILED)
-            return nil
-        }
+        guard let (rx, tx) = transport.setUpQueuePair(
+            receive: QueueRequest(index: VIRTIO_CONSOLE_PORT0_RX_QUEUE, vector: Self.rxVector,
+                                  bufferSize: Self.rxBufferSize, bufferCount: Self.rxBufferCount),
+            transmit: QueueRequest(index: VIRTIO_CONSOLE_PORT0_TX_QUEUE, vector: Self.txVector,
+                                   bufferSize: Self.txBufferSize, bufferCount: Self.txBufferCount),
+            features: features, apicID: apicID)
+        else { return nil }
         self.transport = transport
         self.features = features
         self.rx = rx
         self.tx = tx
-        rx.refill()
-        transport.driverOK()
-        rx.publishAndNotify()
+        transport.start(receiveQueue: rx)
     }
 
     /// Hands every chunk of bytes the host sent to `deliver`, then reposts the buffers.

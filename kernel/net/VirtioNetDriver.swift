@@ -41,17 +41,16 @@ final class VirtioNetDriver {
               let features = transport.negotiate(wanted: Self.wantedFeatures.adding(eventIdx ? [VIRTIO_F_RING_EVENT_IDX] : []),
                                                  required: Self.requiredFeatures)
         else { return nil }
-        guard transport.routeConfigInterrupt(entry: 2, vector: Self.configVector, apicID: apicID),
-              let rx = transport.setUpQueue(index: VIRTIO_NET_RX_QUEUE, msixEntry: 0, vector: Self.rxVector,
-                                            apicID: apicID, eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX), deviceWritable: true,
-                                            bufferSize: Self.bufferSize),
-              let tx = transport.setUpQueue(index: VIRTIO_NET_TX_QUEUE, msixEntry: 1, vector: Self.txVector,
-                                            apicID: apicID, eventIdx: features.contains(VIRTIO_F_RING_EVENT_IDX), deviceWritable: false,
-                                            bufferSize: Self.bufferSize)
-        else {
+        guard transport.routeConfigInterrupt(entry: VirtioPCITransport.configMSIXEntry, vector: Self.configVector,
+                                             apicID: apicID) else {
             transport.addStatus(VIRTIO_CONFIG_S_FAILED)
             return nil
         }
+        guard let (rx, tx) = transport.setUpQueuePair(
+            receive: QueueRequest(index: VIRTIO_NET_RX_QUEUE, vector: Self.rxVector, bufferSize: Self.bufferSize),
+            transmit: QueueRequest(index: VIRTIO_NET_TX_QUEUE, vector: Self.txVector, bufferSize: Self.bufferSize),
+            features: features, apicID: apicID)
+        else { return nil }
         self.transport = transport
         self.features = features
         self.rx = rx
@@ -63,12 +62,7 @@ final class VirtioNetDriver {
         self.mac = mac
         self.linkUp = true
         refreshLinkStatus()
-        // Buffers must be posted before DRIVER_OK? No: the spec allows either order (3.1.1
-        // step 7 is "perform device-specific setup"); posting first means no frame arriving
-        // right after DRIVER_OK finds an empty ring.
-        rx.refill()
-        transport.driverOK()
-        rx.publishAndNotify()
+        transport.start(receiveQueue: rx)
     }
 
     /// VIRTIO_NET_S_LINK_UP from the device configuration (5.1.4), when STATUS was negotiated.

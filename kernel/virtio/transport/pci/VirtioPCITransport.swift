@@ -159,6 +159,40 @@ final class VirtioPCITransport {
         return common16(VIRTIO_PCI_COMMON_CONFIG_MSIX_VECTOR) == entry
     }
 
+    /// MSI-X table entries: every driver routes its receive queue, its transmit queue and
+    /// configuration changes through the first three (4.1.5.1.2).
+    static let receiveMSIXEntry: UInt16 = 0
+    static let transmitMSIXEntry: UInt16 = 1
+    static let configMSIXEntry: UInt16 = 2
+
+    /// Sets up a driver's two queues, receive (device-writable) then transmit (device-readable),
+    /// with VIRTIO_F_RING_EVENT_IDX as `features` says. nil, with status FAILED, if either fails.
+    func setUpQueuePair(receive: QueueRequest, transmit: QueueRequest, features: VirtioFeatures,
+                        apicID: UInt32) -> (rx: DeviceQueue, tx: DeviceQueue)? {
+        let eventIdx = features.contains(VIRTIO_F_RING_EVENT_IDX)
+        guard let rx = setUpQueue(index: receive.index, msixEntry: Self.receiveMSIXEntry, vector: receive.vector,
+                                  apicID: apicID, eventIdx: eventIdx, deviceWritable: true,
+                                  bufferSize: receive.bufferSize, bufferCount: receive.bufferCount),
+              let tx = setUpQueue(index: transmit.index, msixEntry: Self.transmitMSIXEntry, vector: transmit.vector,
+                                  apicID: apicID, eventIdx: eventIdx, deviceWritable: false,
+                                  bufferSize: transmit.bufferSize, bufferCount: transmit.bufferCount)
+        else {
+            addStatus(VIRTIO_CONFIG_S_FAILED)
+            return nil
+        }
+        return (rx, tx)
+    }
+
+    /// The last steps of initialisation for a driver with a receive queue: its buffers are
+    /// posted, then DRIVER_OK (3.1.1 step 8), then the device is told. Posting before DRIVER_OK
+    /// (the spec allows either order, 3.1.1 step 7) means no frame arriving right after it
+    /// finds an empty ring.
+    func start(receiveQueue rx: DeviceQueue) {
+        rx.refill()
+        driverOK()
+        rx.publishAndNotify()
+    }
+
     /// Sets up queue `index` at the size the device offers (4.1.5.1.3): allocates the three
     /// ring areas and the queue's buffers (`bufferCount`, at most the ring size; nil: one per
     /// descriptor), tells the device where the rings are, routes its interrupt, enables it.
@@ -223,4 +257,14 @@ final class VirtioPCITransport {
 
     func config8(_ offset: Int) -> UInt8 { mmio_read8(deviceConfig + UInt64(offset)) }
     func config16(_ offset: Int) -> UInt16 { mmio_read16(deviceConfig + UInt64(offset)) }
+}
+
+/// What a driver asks of one of its queues: which queue (the device's numbering), its
+/// interrupt vector (arch/include/vectors.h), and its buffers.
+struct QueueRequest {
+    let index: UInt16
+    let vector: UInt8
+    let bufferSize: Int
+    /// At most the ring size; nil: one buffer per descriptor.
+    var bufferCount: Int? = nil
 }
