@@ -18,7 +18,6 @@ typealias TelemetryMemoryReader = () -> WireMemory
 /// frame is dropped and counted — never waited for.
 final class Telemetry {
     static let defaultRateHz: UInt16 = 10
-    static let maxRateHz: UInt16 = 1000
     /// How long a reply, a hello or a step report waits for a console buffer before it is
     /// dropped and counted (snapshots and other events never wait).
     static let reliableWaitNs: UInt64 = 250_000_000
@@ -33,11 +32,11 @@ final class Telemetry {
     /// The used elements the current step took, in ring order from `stepFirstUsedIdx`.
     private var stepElements: [WireUsedElement] = []
     private var stepFirstUsedIdx: UInt16 = 0
-    private var encoder = WireFrameEncoder()
+    var encoder = WireFrameEncoder()
     // Commands are small: a tight limit keeps a garbage stream from buffering much.
     private var decoder = WireFrameDecoder(maxFrameBytes: 1024)
     private var tracker: TelemetryDescriptorTracker
-    private var out: [UInt8] = []
+    var out: [UInt8] = []
     private(set) var rateHz: UInt16 = Telemetry.defaultRateHz
     private var nextSnapshotNs: UInt64 = 0
     private(set) var droppedFrames: UInt64 = 0
@@ -97,7 +96,7 @@ final class Telemetry {
 
     /// Sends `out`. `reliable`: wait for a console buffer (up to `reliableWaitNs`) rather than
     /// drop at once: replies, hellos and step reports, which the host must not miss.
-    private func send(reliable: Bool = false) {
+    func send(reliable: Bool = false) {
         if !console.send(out, waitNs: reliable ? Telemetry.reliableWaitNs : 0) {
             droppedFrames &+= 1
             // The host missed this frame; if it was a delta, the next one must be full.
@@ -150,13 +149,9 @@ final class Telemetry {
     /// Sends what the step took as `usedBatch` events of at most `WireEvent.maxBatchElements`
     /// elements each, waiting for console buffers rather than dropping them.
     private func sendStepReport(queue: UInt8) {
-        var start = 0
-        while start < stepElements.count {
-            let end = min(stepElements.count, start + WireEvent.maxBatchElements)
-            let elements = Array(stepElements[start..<end])
-            event(.usedBatch(queue: queue, firstUsedIdx: stepFirstUsedIdx &+ UInt16(truncatingIfNeeded: start),
-                             elements: elements), reliable: true)
-            start = end
+        for batch in TelemetryCommandRules.stepBatches(count: stepElements.count, firstUsedIdx: stepFirstUsedIdx) {
+            event(.usedBatch(queue: queue, firstUsedIdx: batch.firstUsedIdx, elements: Array(stepElements[batch.elements])),
+                  reliable: true)
         }
         stepElements.removeAll(keepingCapacity: true)
     }
@@ -249,13 +244,18 @@ final class Telemetry {
         }
     }
 
-    private func reply(_ seq: UInt32, _ status: WireReplyStatus, _ message: String = "") {
+    func reply(_ seq: UInt32, _ status: WireReplyStatus, _ message: String = "") {
         send(.reply(WireReply(commandSeq: seq, status: status, message: message)), reliable: true)
     }
 
+    func reply(_ seq: UInt32, _ refusal: TelemetryRefusal) {
+        reply(seq, refusal.status, refusal.message)
+    }
+
+    /// The queue a command names by its wire index (`MonitoredQueue.wireIndex`, its position).
     private func queue(_ index: UInt8, seq: UInt32) -> MonitoredQueue? {
-        guard Int(index) < queues.count else {
-            reply(seq, .unknownQueue, "no queue \(index); the kernel has \(queues.count)")
+        if let refusal = TelemetryCommandRules.checkQueue(index, queueCount: queues.count) {
+            reply(seq, refusal)
             return nil
         }
         return queues[Int(index)]
@@ -273,33 +273,33 @@ final class Telemetry {
             sendSnapshot(nowNs: Clock.nowNs)
         case .pause(let index):
             guard let q = queue(index, seq: seq) else { return }
-            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry and cannot be paused") }
+            if let refusal = TelemetryCommandRules.checkPausable(name: q.name, pausable: q.pausable) { return reply(seq, refusal) }
             q.paused = true
             reply(seq, .ok)
             event(.paused(queue: index))
         case .resume(let index):
             guard let q = queue(index, seq: seq) else { return }
-            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry and cannot be paused") }
+            if let refusal = TelemetryCommandRules.checkPausable(name: q.name, pausable: q.pausable) { return reply(seq, refusal) }
             q.paused = false
             reply(seq, .ok)
             event(.resumed(queue: index))
         case .step(let index, let count):
             guard let q = queue(index, seq: seq) else { return }
-            guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry and cannot be stepped") }
-            guard q.paused else { return reply(seq, .badCommand, "\(q.name) is not paused") }
-            guard count > 0 else { return reply(seq, .badCommand, "step count must be at least 1") }
+            if let refusal = TelemetryCommandRules.checkStep(name: q.name, pausable: q.pausable, paused: q.paused, count: count) {
+                return reply(seq, refusal)
+            }
             stepElements.removeAll(keepingCapacity: true)
             let done = stepper(q, Int(count))
             guard done > 0 else { return reply(seq, .nothingPending, "\(q.name) has nothing pending") }
             // Which used elements went up (RX), then the reply, then the total: none dropped.
             sendStepReport(queue: index)
-            reply(seq, .ok, done < Int(count) ? "stepped \(done) of \(count): nothing more pending" : "")
+            reply(seq, .ok, TelemetryCommandRules.stepMessage(done: done, requested: count))
             event(.stepped(queue: index, count: UInt16(done)), reliable: true)
         case .dump(let index, let selector):
             guard let q = queue(index, seq: seq) else { return }
             dump(q, index: index, selector: selector, seq: seq)
         case .setSnapshotRate(let hz):
-            guard hz <= Telemetry.maxRateHz else { return reply(seq, .badCommand, "rate \(hz) Hz is above \(Telemetry.maxRateHz)") }
+            if let refusal = TelemetryCommandRules.checkRate(hz) { return reply(seq, refusal) }
             rateHz = hz
             nextSnapshotNs = Clock.nowNs
             reply(seq, .ok)
@@ -345,81 +345,6 @@ final class Telemetry {
         case .nokick(let n): return .nokick(n)
         case .noirq: return .noirq
         case .clear: return .clear
-        }
-    }
-
-    /// A dump covers only a buffer this queue owns (one of its pool's buffers), and only up
-    /// to what is meaningful: the used length for a completed buffer, the descriptor's length
-    /// otherwise. Address and length come from the driver's own record of the descriptor,
-    /// never from the table, which the device can write.
-    private func dump(_ q: MonitoredQueue, index: UInt8, selector: WireDumpSelector, seq: UInt32) {
-        let ring = q.ring
-        let id: UInt16
-        var usedLength: UInt32?
-        switch selector {
-        case .last:
-            guard !q.lastBuffer.isEmpty else { return reply(seq, .nothingPending, "\(q.name) has delivered nothing yet") }
-            out.removeAll(keepingCapacity: true)
-            let count = min(q.lastBuffer.count, WireProtocol.maxDumpBytes)
-            let sent = q.lastBuffer.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Bool in
-                encodeDump(seq: seq, queue: index, descriptor: q.lastDescriptor, address: q.lastAddress,
-                           length: q.lastBuffer.count, stampNs: q.lastStampNs,
-                           bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
-            }
-            if sent { send(reliable: true) } else { reply(seq, .badCommand, "dump could not be encoded") }
-            return
-        case .next:
-            if ring.unpublishedCount > 0 {
-                // A paused TX queue: the oldest frame held back from the device.
-                id = ring.availRingEntry(ring.publishedAvailIdx)
-            } else if let used = ring.peekUsed(offset: 0) {
-                id = used.head
-                usedLength = used.len
-            } else {
-                return reply(seq, .nothingPending, "\(q.name) has no pending used element")
-            }
-        case .descriptor(let requested):
-            guard requested < ring.size else {
-                return reply(seq, .descriptorOutOfRange, "descriptor \(requested) is out of range (size \(ring.size))")
-            }
-            id = requested
-            let state = ring.state(of: id)
-            if state == .free { return reply(seq, .notOwned, "descriptor \(id) is free: no buffer to show") }
-            if state == .used {
-                var offset: UInt16 = 0
-                while offset < min(ring.pendingUsed, ring.size) {
-                    if let used = ring.peekUsed(offset: offset), used.head == id { usedLength = used.len; break }
-                    offset &+= 1
-                }
-            }
-        }
-        guard let buffer = ring.buffer(id), q.pool.owns(buffer.addr) else {
-            return reply(seq, .notOwned, "descriptor \(id) holds none of \(q.name)'s buffers")
-        }
-        // The used length counts what the device wrote: it is the frame's length for a buffer
-        // the device fills (RX), and 0 for one it only reads (TX, the console's output), whose
-        // bytes the driver wrote and its own record's length covers.
-        let length = Int(buffer.deviceWritable ? (usedLength ?? buffer.len) : buffer.len)
-        out.removeAll(keepingCapacity: true)
-        let bytes = q.pool.bytes(buffer.addr, count: min(length, WireProtocol.maxDumpBytes))
-        if q.queue.deviceWritable { q.noteArrivals(nowNs: Clock.nowNs) }
-        if encodeDump(seq: seq, queue: index, descriptor: id, address: buffer.addr, length: length,
-                      stampNs: q.stampNs(of: id), bytes: bytes) {
-            send(reliable: true)
-        } else {
-            reply(seq, .badCommand, "dump could not be encoded")
-        }
-    }
-
-    private func encodeDump(seq: UInt32, queue: UInt8, descriptor: UInt16, address: UInt64, length: Int,
-                            stampNs: UInt64, bytes: UnsafeRawBufferPointer) -> Bool {
-        do {
-            try encoder.encodeDumpReply(commandSeq: seq, queue: queue, descriptor: descriptor, guestAddress: address,
-                                        bufferLength: UInt32(truncatingIfNeeded: length), stampNs: stampNs, bytes: bytes,
-                                        into: &out)
-            return true
-        } catch {
-            return false
         }
     }
 }
