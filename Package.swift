@@ -18,7 +18,8 @@ let package = Package(
     targets: [
         // Header-only C: memory barriers and ordered loads/stores for ring memory shared with a device.
         .systemLibrary(name: "RingAtomics", path: "Sources/RingAtomics"),
-        // Virtio 1.x spec layouts and split-virtqueue bookkeeping (kernel + host).
+        // Virtio 1.x spec layouts and split-virtqueue bookkeeping (kernel + host); sources in
+        // subfolders by layer: transport/pci, virtqueue/split, device.
         .target(name: "Virtio", dependencies: ["RingAtomics"]),
         // Header-only C: allocation that returns nil instead of trapping (kernel heap or libc).
         .systemLibrary(name: "CHeap", path: "Sources/CHeap"),
