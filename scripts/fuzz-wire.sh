@@ -16,7 +16,7 @@ OUT=fuzz-out/wire
 CORPUS=Tests/Fuzz/corpus
 mkdir -p "$OUT"
 # The JSON form names feature bits, and the notification detector evaluates the ring rules, from Sources/Virtio: compiled into the same module here.
-WIRE_SOURCES=(Sources/Wire/*.swift Sources/Virtio/VirtioSpec.swift Sources/Virtio/VirtioFeatureNames.swift Sources/Virtio/virtqueue/Virtqueue.swift Sources/Virtio/virtqueue/split/SplitVirtqueueLayout.swift)
+WIRE_SOURCES=(Sources/Wire/*.swift Sources/Virtio/VirtioSpec.swift Sources/Virtio/VirtioFeatureNames.swift Sources/Virtio/virtqueue/Virtqueue.swift Sources/Virtio/virtqueue/split/SplitVirtqueueLayout.swift Sources/Virtio/virtqueue/VirtqueueFaults.swift)
 
 case "${1:-60}" in
 --seed)

@@ -1,5 +1,9 @@
 // The messages, as values. Their byte layout is in WireMessageCoding.swift and docs/protocol.md.
 
+#if canImport(Virtio)
+import Virtio   // SwiftPM; the kernel and scripts/fuzz-wire.sh compile Virtio into the same module
+#endif
+
 /// A descriptor's state as the driver accounts for it. Mirrors the kernel's descriptor
 /// bookkeeping without depending on the Virtio module (so the host needs none of it).
 public enum WireDescriptorState: UInt8, Equatable, CaseIterable, Sendable {
@@ -147,23 +151,11 @@ public struct WireQueueFaults: Equatable, Sendable {
     public static let noirqFlag: UInt8 = 2
 }
 
-/// A fault to inject on one queue (`inject` command, protocol version 3).
-public enum WireFault: Equatable, Sendable {
-    /// Silently drop the next N frames (RX: before the stack; TX: instead of publishing them).
-    case drop(UInt16)
-    /// Flip a byte in each of the next N frames (RX: before the stack; TX: before publishing).
-    case corrupt(UInt16)
-    /// Stop reposting RX buffers.
-    case starve
-    /// Repost RX buffers again (and post every free one now).
-    case unstarve
-    /// Withhold the next N kicks the device wanted (publish without notifying).
-    case nokick(UInt16)
-    /// Ignore the queue's interrupts and do not poll it until `clear`.
-    case noirq
-    /// End every fault on the queue.
-    case clear
+/// A fault to inject on one queue (`inject` command, protocol version 3): the virtqueue's own
+/// fault requests (Sources/Virtio/virtqueue/VirtqueueFaults.swift), carried as they are.
+public typealias WireFault = VirtqueueFault
 
+extension VirtqueueFault {
     /// The words of the command language: "drop 3", "starve", …
     public var text: String {
         switch self {

@@ -311,7 +311,7 @@ final class Telemetry {
             guard let q = queue(index, seq: seq) else { return }
             guard q.pausable else { return reply(seq, .unsupported, "\(q.name) carries telemetry: no faults are injected there") }
             let wasStarving = q.queue.faults.starving
-            if let refusal = q.queue.faults.apply(Telemetry.virtqueueFault(fault), receive: q.queue.deviceWritable) {
+            if let refusal = q.queue.faults.apply(fault, receive: q.queue.deviceWritable) {
                 switch refusal {
                 case .unsupported(let why): return reply(seq, .unsupported, "\(q.name): \(why)")
                 case .invalid(let why): return reply(seq, .badCommand, "\(q.name): \(why)")
@@ -333,18 +333,6 @@ final class Telemetry {
             guard q.pausable else { return reply(seq, .unsupported, "\(q.name) is serviced on every pass of the main loop") }
             let taken = poller(q)
             reply(seq, .ok, q.paused ? "\(q.name) is paused: nothing delivered (step delivers)" : "took \(taken) used elements")
-        }
-    }
-
-    static func virtqueueFault(_ fault: WireFault) -> VirtqueueFault {
-        switch fault {
-        case .drop(let n): return .drop(n)
-        case .corrupt(let n): return .corrupt(n)
-        case .starve: return .starve
-        case .unstarve: return .unstarve
-        case .nokick(let n): return .nokick(n)
-        case .noirq: return .noirq
-        case .clear: return .clear
         }
     }
 }

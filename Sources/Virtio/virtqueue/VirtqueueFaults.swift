@@ -4,21 +4,21 @@
 // here so the host tests check them; the kernel's DeviceQueue and VirtioNetDriver only ask
 // at the right places (`takeDrop`, `takeCorruption`, `withholdKick`, `noteInterrupt`).
 
-/// One request of the `inject` command (the kernel maps the wire's `WireFault` onto it).
+/// One request of the `inject` command (the wire carries it as `WireFault`, the same type).
 public enum VirtqueueFault: Equatable, Sendable {
-    /// Silently drop the next N frames.
+    /// Silently drop the next N frames (RX: before the stack; TX: instead of publishing them).
     case drop(UInt16)
-    /// Flip a byte in each of the next N frames.
+    /// Flip a byte in each of the next N frames (RX: before the stack; TX: before publishing).
     case corrupt(UInt16)
     /// Stop reposting receive buffers.
     case starve
-    /// Repost receive buffers again.
+    /// Repost receive buffers again (and post every free one now).
     case unstarve
-    /// Publish without notifying for the next N publications that needed a notification.
+    /// Withhold the next N kicks the device wanted (publish without notifying).
     case nokick(UInt16)
-    /// Ignore the queue's interrupts and do not poll it.
+    /// Ignore the queue's interrupts and do not poll it until `clear`.
     case noirq
-    /// End every fault.
+    /// End every fault on the queue.
     case clear
 }
 
