@@ -34,6 +34,9 @@ func openGuest(qmp: String, memory: String?, timeout: Double = 10) throws -> Gue
 func watchGuest(qmp: String, memory: String?, json: Bool, rate: Double, count: Int?, timeout: Double?) throws {
     let session = try openGuest(qmp: qmp, memory: memory, timeout: timeout ?? 10)
     if memory == nil { warn("no --memory: QMP only (indices, inuse, one element per queue) at \(Int(1 / session.qmpInterval)) Hz") }
+    // The plain lines show no chains: the reader still walks and checks every one, without
+    // keeping a list of them.
+    session.keepsChains = json
     var printed = 0
     let period = 1 / rate
     var next = monotonicSeconds()
