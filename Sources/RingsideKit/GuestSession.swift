@@ -18,6 +18,9 @@ public struct GuestQueueSample: Equatable, Sendable {
     public var element: GuestQueueElementView?
     /// The rings read from guest memory (memory mode, queue set up).
     public var ring: GuestRingSnapshot?
+    /// The queue's role for the lost-notification detector (from its name; GuestSession works
+    /// it out once per queue; nil: work it out from `name`).
+    public var role: NotificationQueueRole?
 }
 
 public struct GuestSample: Equatable, Sendable {
@@ -70,6 +73,7 @@ public final class GuestSession {
         var cache: GuestRingCache
         var view: GuestQueueDeviceView?
         var element: GuestQueueElementView?
+        var role: NotificationQueueRole
     }
     private var plan: [PlannedQueue] = []
     private var planValid = false
@@ -183,7 +187,8 @@ public final class GuestSession {
             if let memory, let a = q.view?.addresses, a.isSetUp {
                 ring = q.reader.read(memory, a, cache: q.cache)
             }
-            queues.append(GuestQueueSample(name: q.key, device: q.device, queue: q.queue, deviceView: q.view, element: q.element, ring: ring))
+            queues.append(GuestQueueSample(name: q.key, device: q.device, queue: q.queue, deviceView: q.view, element: q.element, ring: ring,
+                                           role: q.role))
             k += 1
         }
         var sample = GuestSample(time: readTime, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
@@ -206,7 +211,7 @@ public final class GuestSession {
                 let cache = ringCaches[key] ?? GuestRingCache()
                 ringCaches[key] = cache
                 plan.append(PlannedQueue(key: key, device: d.name, queue: i, reader: reader, cache: cache,
-                                         view: views[key], element: elements[key]))
+                                         view: views[key], element: elements[key], role: NotificationQueueRole(queueName: key)))
             }
         }
         plannedFilter = queueFilter

@@ -296,11 +296,17 @@ public struct NotificationDetector: Equatable, Sendable {
 
     private mutating func update(_ kind: NotificationAlarmKind, position: Int,
                                  finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double) -> [NotificationChange] {
-        var q = queues[position]
-        defer { queues[position] = q }
+        // In place (a copy of the queue's state would copy its dictionaries at the first write:
+        // this runs for every kind of every queue at every sample).
+        Self.update(&queues[position], kind, finding: finding, time: time, threshold: threshold)
+    }
+
+    private static func update(_ q: inout NotificationQueueState, _ kind: NotificationAlarmKind,
+                               finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double, threshold: Double) -> [NotificationChange] {
         guard let finding else {
-            q.pending[kind] = nil
-            if let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+            if q.pending.isEmpty && q.raised.isEmpty { return [] }
+            if q.pending[kind] != nil { q.pending[kind] = nil }
+            if q.raised[kind] != nil, let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
             return []
         }
         if let p = q.pending[kind], p.key == finding.key {
@@ -319,7 +325,7 @@ public struct NotificationDetector: Equatable, Sendable {
         }
         // Owed, but the queue moved (or the condition is new): start the clock again.
         q.pending[kind] = (finding.key, time)
-        if let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+        if q.raised[kind] != nil, let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
         return []
     }
 }
