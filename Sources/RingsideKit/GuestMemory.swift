@@ -100,7 +100,11 @@ public struct GuestRAMLayout: Equatable, Sendable {
         guard count >= 0 else { return nil }
         let (end, overflow) = guest.addingReportingOverflow(UInt64(count))
         guard !overflow else { return nil }
-        for r in regions where guest >= r.guestStart {
+        var i = 0
+        while i < regions.count {  // (a plain loop: this runs a few times per queue per sample)
+            let r = regions[i]
+            i += 1
+            guard guest >= r.guestStart else { continue }
             let rEnd = r.guestStart + r.length
             if guest < rEnd || (count == 0 && guest == rEnd) {
                 return end <= rEnd ? r.fileOffset + (guest - r.guestStart) : nil

@@ -137,6 +137,7 @@ public final class GuestRingCache {
         var addresses: GuestQueueAddresses
         var eventIdx: Bool
         var indirect: Bool
+        var keepsChains: Bool
         var driverLastUsed: UInt16?
     }
 
@@ -150,6 +151,12 @@ public final class GuestRingCache {
     var indirectTables: [(address: UInt64, bytes: [UInt8])] = []
     /// Index of each head's chain in `snapshot.chains` (-1: none).
     var chainSlot: [Int32] = []
+    /// Whether each head's chain in `snapshot.chains` is a one-descriptor chain made from the
+    /// table entry alone (ids [head], that descriptor as its one segment, no problem).
+    var chainSingle: [Bool] = []
+    /// Changed reads whose chain list was edited in place (the heads that came, went or changed)
+    /// rather than rebuilt.
+    public private(set) var editedReads = 0
     /// Reads answered whole from the cache; reads that derived a new snapshot; chains those reused.
     public private(set) var unchangedReads = 0
     public private(set) var changedReads = 0
@@ -157,9 +164,10 @@ public final class GuestRingCache {
 
     public init() {}
 
-    func noteRead(changed: Bool, reusedChains reused: Int) {
+    func noteRead(changed: Bool, reusedChains reused: Int, edited: Bool = false) {
         if changed { changedReads += 1 } else { unchangedReads += 1 }
         reusedChains += reused
+        if edited { editedReads += 1 }
     }
 }
 
@@ -170,10 +178,14 @@ public struct GuestRingReader: Sendable {
     public static let maximumQueueSize = 32768
     public var eventIdx: Bool
     public var indirect: Bool
+    /// Whether snapshots list their chains (`chains`). Off, `chains` is empty and everything
+    /// else is the same: states, problems and every check still walk every chain the rings name.
+    public var keepsChains = true
 
-    public init(eventIdx: Bool, indirect: Bool = true) {
+    public init(eventIdx: Bool, indirect: Bool = true, keepsChains: Bool = true) {
         self.eventIdx = eventIdx
         self.indirect = indirect
+        self.keepsChains = keepsChains
     }
 
     /// Reads the queue at `a`. `driverLastUsed` overrides the used_event guess for `used` states.
@@ -206,7 +218,7 @@ public struct GuestRingReader: Sendable {
             return s
         }
         let usedIdx0 = Self.u16(usedHead, 2), availIdx0 = Self.u16(availHead, 2)
-        let key = GuestRingCache.Key(addresses: a, eventIdx: eventIdx, indirect: indirect, driverLastUsed: driverLastUsed)
+        let key = GuestRingCache.Key(addresses: a, eventIdx: eventIdx, indirect: indirect, keepsChains: keepsChains, driverLastUsed: driverLastUsed)
         let sameKey = cache?.key == key && cache?.image.count == imageBytes
 
         // Nothing changed since the cached read: the same bytes make the same snapshot.
@@ -248,9 +260,17 @@ public struct GuestRingReader: Sendable {
         }
         s.moving = usedIdx1 != usedIdx0 || availIdx1 != availIdx0 || s.usedIdx != usedIdx0 || s.availIdx != availIdx0
 
-        // States, and the chains of the heads the rings name.
-        var chains = ChainBuilder(reader: self, memory: memory, table: s.descriptors,
-                                  previous: sameKey ? cache?.snapshot : nil, previousSlot: sameKey ? cache?.chainSlot ?? [] : [])
+        // States, and the chains of the heads the rings name. The last read's chains are taken
+        // out of the cache (not copied) so that they can be edited in place when they are not
+        // shared (`finish`).
+        var chains = ChainBuilder(reader: self, memory: memory, table: s.descriptors)
+        if sameKey, let cache, cache.snapshot?.descriptors.count == n, cache.chainSlot.count == n, cache.chainSingle.count == n {
+            chains.previousTable = cache.snapshot!.descriptors
+            swap(&chains.previousChains, &cache.snapshot!.chains)
+            chains.previousSlot = cache.chainSlot
+            chains.previousSingle = cache.chainSingle
+        }
+        cache?.snapshot = nil
         s.states = [WireDescriptorState](repeating: .free, count: n)
         let outstanding = Int(s.availIdx &- s.usedIdx)
         if outstanding > n {
@@ -287,16 +307,17 @@ public struct GuestRingReader: Sendable {
                 }
             }
         }
-        let (byHead, slotByHead) = chains.finish()  // before `chains.reused` is read below
-        s.chains = byHead
+        let built = keepsChains ? chains.finish() : (chains: [], slot: [], single: [], edited: false)  // before `chains.reused` is read
+        s.chains = built.chains
         if let cache {
             cache.key = key
             cache.spare = cache.image
             cache.image = image
             cache.snapshot = s
-            cache.chainSlot = slotByHead
+            cache.chainSlot = built.slot
+            cache.chainSingle = built.single
             cache.indirectTables = chains.indirectTables
-            cache.noteRead(changed: true, reusedChains: chains.reused)
+            cache.noteRead(changed: true, reusedChains: chains.reused, edited: built.edited)
         }
         return s
     }
@@ -305,18 +326,29 @@ public struct GuestRingReader: Sendable {
     /// descriptor it went through is unchanged and it has no indirect table), with the states
     /// they give their descriptors. Written as plain loops over plain arrays: this runs for every
     /// outstanding buffer of a queue that moved, 60 times a second, in debug builds too.
-    private struct ChainBuilder {
+    ///
+    /// A busy queue's rings move at every read, but between two reads only a few heads come, go
+    /// or change (Linux's RX queue: 256 outstanding one-descriptor buffers, a few recycled per
+    /// 1/60 s). So when the previous read's chain list is at hand and the heads differ in at most
+    /// `maximumEdits` places, `finish` edits that list in place (removes, inserts, replaces only
+    /// those) instead of copying 256 chains; otherwise it builds the list afresh. Either way the
+    /// result is the list a fresh read makes (GuestRingTests compares them under random writes).
+    struct ChainBuilder {
         let reader: GuestRingReader
         let memory: GuestMemory
         let table: [GuestDescriptor]
-        /// The previous read's table and chains (empty when there is none to reuse from), and the
-        /// index of each head's chain in `previousChains` (-1: none).
-        let previousTable: [GuestDescriptor]
-        let previousChains: [GuestChain]
-        let previousSlot: [Int32]
+        /// The previous read's table, chains, the index of each head's chain in `previousChains`
+        /// (-1: none) and whether it was a one-descriptor chain made from the table (all empty
+        /// when there is nothing to reuse).
+        var previousTable: [GuestDescriptor] = []
+        var previousChains: [GuestChain] = []
+        var previousSlot: [Int32] = []
+        var previousSingle: [Bool] = []
         /// Chains in the order first needed; `slot[head]` is the index of head's (-1: none yet;
-        /// `single`: a one-descriptor chain `finish` makes).
+        /// `single`: a one-descriptor chain `finish` makes); whether each was taken unchanged
+        /// from `previousChains` at its head.
         var chains: [GuestChain] = []
+        var chainReused: [Bool] = []
         var slot: [Int32]
         var indirectTables: [(address: UInt64, bytes: [UInt8])] = []
         var reused = 0
@@ -325,21 +357,19 @@ public struct GuestRingReader: Sendable {
         /// descriptor, made (or taken from the previous read) by `finish`.
         static let single: Int32 = -2
 
-        init(reader: GuestRingReader, memory: GuestMemory, table: [GuestDescriptor], previous: GuestRingSnapshot?, previousSlot: [Int32]) {
+        /// At most a quarter of the heads added or removed for an in-place edit of the previous
+        /// list (each is a move of the list's tail; Linux's RX queue under 1000 echoes a second
+        /// sees 0-60 per 1/60 s).
+        var maximumEdits: Int { max(16, table.count / 4) }
+
+        init(reader: GuestRingReader, memory: GuestMemory, table: [GuestDescriptor]) {
             self.reader = reader
             self.memory = memory
             self.table = table
-            if let previous, previous.descriptors.count == table.count, previousSlot.count == table.count {
-                previousTable = previous.descriptors
-                previousChains = previous.chains
-                self.previousSlot = previousSlot
-            } else {
-                previousTable = []
-                previousChains = []
-                self.previousSlot = []
-            }
             slot = [Int32](repeating: -1, count: table.count)
         }
+
+        var hasPrevious: Bool { !previousSlot.isEmpty }
 
         mutating func mark(_ head: UInt16, _ state: WireDescriptorState, _ s: inout GuestRingSnapshot) {
             let h = Int(head)
@@ -368,15 +398,17 @@ public struct GuestRingReader: Sendable {
             if known >= 0 { return known }
             let index = chains.count
             slot[h] = Int32(index)
-            if !previousSlot.isEmpty, previousSlot[h] >= 0 {
+            if hasPrevious, previousSlot[h] >= 0, !previousSingle[h] {
                 let old = previousChains[Int(previousSlot[h])]
                 if old.indirectAddress == 0, sameDescriptors(old.ids) {
                     chains.append(old)
+                    chainReused.append(true)
                     reused += 1
                     return index
                 }
             }
             chains.append(reader.walk(head: head, table: table, memory: memory, indirectTables: &indirectTables))
+            chainReused.append(false)
             return index
         }
 
@@ -391,28 +423,99 @@ public struct GuestRingReader: Sendable {
             return true
         }
 
-        /// Every chain needed, by head (the order `chain(head:)` and JSON list them in), and the
-        /// index of each head's chain in that list (-1: none).
-        mutating func finish() -> (chains: [GuestChain], slot: [Int32]) {
+        /// The one-descriptor chain of `h` (static: in debug builds a method call from a mutating
+        /// one copies the whole builder).
+        static func singleChain(_ h: Int, _ d: GuestDescriptor) -> GuestChain {
+            GuestChain(head: UInt16(h), ids: [UInt16(h)], indirect: [], indirectAddress: 0, segments: [d], problem: nil)
+        }
+
+        /// Every chain needed, by head (the order `chain(head:)` and JSON list them in), the index
+        /// of each head's chain in that list (-1: none), which of them are one-descriptor chains,
+        /// and whether the list was the previous one edited.
+        mutating func finish() -> (chains: [GuestChain], slot: [Int32], single: [Bool], edited: Bool) {
+            let n = table.count
+            var single = [Bool](repeating: false, count: n)
+            var h = 0
+            while h < n {
+                if slot[h] == Self.single { single[h] = true }
+                h += 1
+            }
+            let previous = hasPrevious
+            if previous, let e = edit() { return (e.chains, e.slot, single, true) }
             var out: [GuestChain] = []
             out.reserveCapacity(chains.count)
-            var byHead = [Int32](repeating: -1, count: table.count)
-            var h = 0
-            while h < table.count {
+            var byHead = [Int32](repeating: -1, count: n)
+            h = 0
+            while h < n {
                 let k = slot[h]
                 if k >= 0 {
                     byHead[h] = Int32(out.count)
                     out.append(chains[Int(k)])
                 } else if k == Self.single {
                     byHead[h] = Int32(out.count)
-                    let d = table[h]
-                    let p = previousSlot.isEmpty ? -1 : Int(previousSlot[h])
-                    if p >= 0, previousTable[h] == d, previousChains[p].ids.count == 1, previousChains[p].indirectAddress == 0 {
-                        out.append(previousChains[p])
+                    if previous, previousSlot[h] >= 0, previousSingle[h], previousTable[h] == table[h] {
+                        out.append(previousChains[Int(previousSlot[h])])
                         reused += 1
                     } else {
-                        out.append(GuestChain(head: UInt16(h), ids: [UInt16(h)], indirect: [], indirectAddress: 0, segments: [d], problem: nil))
+                        out.append(Self.singleChain(h, table[h]))
                     }
+                }
+                h += 1
+            }
+            return (out, byHead, single, false)
+        }
+
+        /// The previous list edited into this read's: heads no longer named removed, new heads
+        /// inserted (both from the highest head down, so the positions below stay valid), then
+        /// the chains of heads in both that changed replaced. Nil when more than `maximumEdits`
+        /// heads came or went.
+        private mutating func edit() -> (chains: [GuestChain], slot: [Int32])? {
+            let n = table.count
+            let maximumEdits = self.maximumEdits
+            var edits = 0
+            var h = 0
+            while h < n {
+                if (slot[h] != -1) != (previousSlot[h] >= 0) {
+                    edits += 1
+                    if edits > maximumEdits { return nil }
+                }
+                h += 1
+            }
+            var out: [GuestChain] = []
+            swap(&out, &previousChains)
+            if edits > 0 {
+                // Previous heads below `h`: the position a head inserted at `h` takes.
+                var below = out.count
+                h = n - 1
+                while h >= 0 {
+                    let p = Int(previousSlot[h])
+                    if p >= 0 { below = p }
+                    let wanted = slot[h] != -1
+                    if p >= 0, !wanted {
+                        out.remove(at: p)
+                    } else if p < 0, wanted {
+                        out.insert(slot[h] >= 0 ? chains[Int(slot[h])] : Self.singleChain(h, table[h]), at: below)
+                    }
+                    h -= 1
+                }
+            }
+            var byHead = [Int32](repeating: -1, count: n)
+            var k: Int32 = 0
+            h = 0
+            while h < n {
+                let s = slot[h]
+                if s != -1 {
+                    byHead[h] = k
+                    if previousSlot[h] >= 0 {  // in both lists: replace what changed
+                        if s >= 0 {
+                            if !chainReused[Int(s)] { out[Int(k)] = chains[Int(s)] }
+                        } else if previousSingle[h] && previousTable[h] == table[h] {
+                            reused += 1
+                        } else {
+                            out[Int(k)] = Self.singleChain(h, table[h])
+                        }
+                    }
+                    k += 1
                 }
                 h += 1
             }

@@ -18,6 +18,9 @@ public struct GuestQueueSample: Equatable, Sendable {
     public var element: GuestQueueElementView?
     /// The rings read from guest memory (memory mode, queue set up).
     public var ring: GuestRingSnapshot?
+    /// The queue's role for the lost-notification detector (from its name; GuestSession works
+    /// it out once per queue; nil: work it out from `name`).
+    public var role: NotificationQueueRole?
 }
 
 public struct GuestSample: Equatable, Sendable {
@@ -56,6 +59,24 @@ public final class GuestSession {
     private var elements: [String: GuestQueueElementView] = [:]
     /// Each queue's last memory read (by queue name): an unchanged ring is compared, not re-derived.
     private var ringCaches: [String: GuestRingCache] = [:]
+    /// Whether ring snapshots keep their chains (`GuestRingReader.keepsChains`): a caller that
+    /// shows only indices, states and problems (plain `watch`) turns it off.
+    public var keepsChains = true
+    /// What a sample reads, queue by queue (names, readers, caches, the last QMP views), made
+    /// again when the devices, the filter or the QMP views change: a sample then costs no
+    /// string building, dictionary lookups or feature-name searches per queue.
+    private struct PlannedQueue {
+        var key: String
+        var device: String
+        var queue: Int
+        var reader: GuestRingReader
+        var cache: GuestRingCache
+        var view: GuestQueueDeviceView?
+        var element: GuestQueueElementView?
+        var role: NotificationQueueRole
+    }
+    private var plan: [PlannedQueue] = []
+    private var planValid = false
     private var lastQMP = -1e9
     private var lastDiscovery = -1e9
     private var seenEvents: UInt64 = 0
@@ -96,6 +117,7 @@ public final class GuestSession {
         guard let qmp else { throw RingsideError("QMP is not connected") }
         let found = try GuestDiscovery.devices(qmp)
         if found != devices, !devices.isEmpty { rediscoveries += 1 }
+        if found != devices { planValid = false }
         devices = found
         for d in found where d.type == "virtio-net" && macs[d.name] == nil {
             macs[d.name] = GuestDiscovery.macAddress(qmp, path: d.path)
@@ -121,6 +143,7 @@ public final class GuestSession {
         }
         views = newViews
         elements = newElements
+        planValid = false
         lastQMP = monotonicSeconds()
     }
 
@@ -154,26 +177,46 @@ public final class GuestSession {
         number += 1
         // The time of the memory read (after any QMP poll above): comparisons order by it.
         let readTime = monotonicSeconds()
+        if !planValid || plannedFilter != queueFilter || plannedKeepsChains != keepsChains { makePlan() }
         var queues: [GuestQueueSample] = []
-        for d in devices {
-            let reader = d.ringReader
-            for (i, qn) in d.queueNames.enumerated() {
-                let key = "\(d.name).\(qn)"
-                if let queueFilter, !queueFilter.contains(key) { continue }
-                let view = views[key]
-                var ring: GuestRingSnapshot?
-                if let memory, let a = view?.addresses, a.isSetUp {
-                    let cache = ringCaches[key] ?? GuestRingCache()
-                    ringCaches[key] = cache
-                    ring = reader.read(memory, a, cache: cache)
-                }
-                queues.append(GuestQueueSample(name: key, device: d.name, queue: i, deviceView: view, element: elements[key], ring: ring))
+        queues.reserveCapacity(plan.count)
+        var k = 0
+        while k < plan.count {
+            let q = plan[k]
+            var ring: GuestRingSnapshot?
+            if let memory, let a = q.view?.addresses, a.isSetUp {
+                ring = q.reader.read(memory, a, cache: q.cache)
             }
+            queues.append(GuestQueueSample(name: q.key, device: q.device, queue: q.queue, deviceView: q.view, element: q.element, ring: ring,
+                                           role: q.role))
+            k += 1
         }
         var sample = GuestSample(time: readTime, number: number, source: memory == nil ? .qmp : .memory, devices: devices,
                                  queues: queues, qmpAge: max(0, readTime - lastQMP), notes: notes)
         sample.macs = macs
         return sample
+    }
+
+    private var plannedFilter: Set<String>?
+    private var plannedKeepsChains = true
+
+    private func makePlan() {
+        plan = []
+        for d in devices {
+            var reader = d.ringReader
+            reader.keepsChains = keepsChains
+            for (i, qn) in d.queueNames.enumerated() {
+                let key = "\(d.name).\(qn)"
+                if let queueFilter, !queueFilter.contains(key) { continue }
+                let cache = ringCaches[key] ?? GuestRingCache()
+                ringCaches[key] = cache
+                plan.append(PlannedQueue(key: key, device: d.name, queue: i, reader: reader, cache: cache,
+                                         view: views[key], element: elements[key], role: NotificationQueueRole(queueName: key)))
+            }
+        }
+        plannedFilter = queueFilter
+        plannedKeepsChains = keepsChains
+        planValid = true
     }
 
     /// A consistent sample: QMP `stop`, every queue read from QMP and from memory, `cont` (only

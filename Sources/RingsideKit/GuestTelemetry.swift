@@ -150,7 +150,7 @@ public enum GuestTelemetry {
             let ring = WireRingView(flags: r.usedEvent != nil || r.availEvent != nil ? WireRingView.eventIdxFlag : 0,
                                     availFlags: r.availFlags, usedFlags: r.usedFlags,
                                     usedEvent: r.usedEvent ?? 0, availEvent: r.availEvent ?? 0)
-            return NotificationSample(role: NotificationQueueRole(queueName: q.name), size: UInt16(clamping: r.addresses.size),
+            return NotificationSample(role: q.role ?? NotificationQueueRole(queueName: q.name), size: UInt16(clamping: r.addresses.size),
                                       status: status, ring: ring, deviceLastAvailIdx: q.deviceView?.lastAvailIdx)
         }
     }

@@ -56,11 +56,14 @@ public final class QMPClient {
     public func execute(_ command: String, arguments: [String: Any]? = nil, timeout: Double = 10) throws(RingsideError) -> Any {
         var message: [String: Any] = ["execute": command]
         if let arguments { message["arguments"] = arguments }
-        let data: Data
-        do { data = try JSONSerialization.data(withJSONObject: message) } catch {
-            throw RingsideError("cannot encode QMP command \(command): \(error)")
+        var bytes: [UInt8] = []
+        if !Self.encode(message, into: &bytes) {
+            do { bytes = Array(try JSONSerialization.data(withJSONObject: message)) } catch {
+                throw RingsideError("cannot encode QMP command \(command): \(error)")
+            }
         }
-        try send(Array(data) + [0x0a])
+        bytes.append(0x0a)
+        try send(bytes)
         let deadline = monotonicSeconds() + timeout
         while true {
             let reply = try readMessage(timeout: max(0.001, deadline - monotonicSeconds()))
@@ -78,6 +81,44 @@ public final class QMPClient {
             }
             // Anything else (there should be nothing else) is skipped.
         }
+    }
+
+    /// A command as JSON without Foundation (the watcher sends a dozen a second): objects of
+    /// strings, integers, booleans and objects; false (nothing usable written) for anything
+    /// else, which JSONSerialization then encodes.
+    static func encode(_ value: Any, into out: inout [UInt8]) -> Bool {
+        switch value {
+        case let b as Bool:
+            out += Array((b ? "true" : "false").utf8)
+        case let i as Int:
+            out += Array(String(i).utf8)
+        case let text as String:
+            out.append(0x22)
+            for u in text.utf8 {
+                switch u {
+                case 0x22, 0x5C: out.append(0x5C); out.append(u)
+                case 0..<0x20:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    out += [0x5C, 0x75, 0x30, 0x30, hex[Int(u >> 4)], hex[Int(u & 0xF)]]
+                default: out.append(u)
+                }
+            }
+            out.append(0x22)
+        case let object as [String: Any]:
+            out.append(0x7B)
+            var first = true
+            for (k, v) in object {
+                if !first { out.append(0x2C) }
+                first = false
+                _ = encode(k, into: &out)
+                out.append(0x3A)
+                guard encode(v, into: &out) else { return false }
+            }
+            out.append(0x7D)
+        default:
+            return false
+        }
+        return true
     }
 
     /// Asks QEMU to quit. QEMU may close the socket before or after replying; both count as success.

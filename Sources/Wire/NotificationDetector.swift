@@ -41,6 +41,34 @@ public enum NotificationQueueRole: Equatable, Sendable {
 
     /// The role by queue name (`net0.tx`, `net0.rx1`, `con0.rx`, `net0.ctrl`, `disk0.q0`).
     public init(queueName: String) {
+        // ASCII names (all that QEMU's devices have) on bytes: the host's watcher asks for every
+        // queue at every sample.
+        var ascii = true
+        var dot = -1
+        var i = 0
+        for u in queueName.utf8 {
+            if u >= 0x80 { ascii = false; break }
+            if u == 0x2E { dot = i }
+            i += 1
+        }
+        if ascii {
+            var base: [UInt8] = []
+            var k = 0
+            for u in queueName.utf8 {
+                if k > dot {
+                    if u >= 0x30 && u <= 0x39 { break }
+                    base.append(u)
+                    if base.count > 4 { break }
+                }
+                k += 1
+            }
+            switch base {
+            case [0x74, 0x78], [0x63, 0x74, 0x72, 0x6C]: self = .transmit   // tx, ctrl
+            case [0x72, 0x78]: self = .receive                              // rx
+            default: self = .other
+            }
+            return
+        }
         var last = Substring(queueName)
         if let dot = queueName.lastIndex(of: ".") { last = queueName[queueName.index(after: dot)...] }
         let base = last.prefix { !$0.isNumber }
@@ -268,11 +296,17 @@ public struct NotificationDetector: Equatable, Sendable {
 
     private mutating func update(_ kind: NotificationAlarmKind, position: Int,
                                  finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double) -> [NotificationChange] {
-        var q = queues[position]
-        defer { queues[position] = q }
+        // In place (a copy of the queue's state would copy its dictionaries at the first write:
+        // this runs for every kind of every queue at every sample).
+        Self.update(&queues[position], kind, finding: finding, time: time, threshold: threshold)
+    }
+
+    private static func update(_ q: inout NotificationQueueState, _ kind: NotificationAlarmKind,
+                               finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double, threshold: Double) -> [NotificationChange] {
         guard let finding else {
-            q.pending[kind] = nil
-            if let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+            if q.pending.isEmpty && q.raised.isEmpty { return [] }
+            if q.pending[kind] != nil { q.pending[kind] = nil }
+            if q.raised[kind] != nil, let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
             return []
         }
         if let p = q.pending[kind], p.key == finding.key {
@@ -291,7 +325,7 @@ public struct NotificationDetector: Equatable, Sendable {
         }
         // Owed, but the queue moved (or the condition is new): start the clock again.
         q.pending[kind] = (finding.key, time)
-        if let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+        if q.raised[kind] != nil, let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
         return []
     }
 }

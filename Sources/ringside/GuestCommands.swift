@@ -34,6 +34,9 @@ func openGuest(qmp: String, memory: String?, timeout: Double = 10) throws -> Gue
 func watchGuest(qmp: String, memory: String?, json: Bool, rate: Double, count: Int?, timeout: Double?) throws {
     let session = try openGuest(qmp: qmp, memory: memory, timeout: timeout ?? 10)
     if memory == nil { warn("no --memory: QMP only (indices, inuse, one element per queue) at \(Int(1 / session.qmpInterval)) Hz") }
+    // The plain lines show no chains: the reader still walks and checks every one, without
+    // keeping a list of them.
+    session.keepsChains = json
     var printed = 0
     let period = 1 / rate
     var next = monotonicSeconds()
@@ -92,33 +95,86 @@ struct GuestHumanLines {
     /// Queue names as printed (escaped, padded), made once per name.
     private var names: [String: String] = [:]
 
+    /// What one queue's line was made from last time, and the text: most queues are idle and the
+    /// device's values change at the QMP rate, so only the age is made at every sample.
+    private struct LineParts {
+        struct RingKey: Equatable {
+            var unreadable: String?
+            var availIdx: UInt16, usedIdx: UInt16
+            var usedEvent: UInt16?, availEvent: UInt16?
+            var moving: Bool
+            var problems: Int
+            var element: GuestQueueElementView?
+        }
+        var name: String
+        var head: String
+        var ring: RingKey?
+        var ringText = ""
+        var view: GuestQueueDeviceView?
+        var viewText = ""
+    }
+    private var parts: [LineParts] = []
+
     mutating func text(_ s: GuestSample) -> String {
-        var t = "# sample \(s.number) source=\(s.source.rawValue)"
+        var t = "# sample " + String(s.number) + " source=" + s.source.rawValue
         if !s.notes.isEmpty { t += " (" + s.notes.joined(separator: "; ").escapingTerminalControls() + ")" }
         t += "\n"
-        for q in s.queues {
-            if names[q.name] == nil { names[q.name] = "  " + q.name.escapingTerminalControls().padding(toLength: 14, withPad: " ", startingAt: 0) }
-            t += names[q.name]!
+        var i = 0
+        while i < s.queues.count {
+            let q = s.queues[i]
+            if i == parts.count || parts[i].name != q.name {
+                if names[q.name] == nil { names[q.name] = "  " + q.name.escapingTerminalControls().padding(toLength: 14, withPad: " ", startingAt: 0) }
+                let p = LineParts(name: q.name, head: names[q.name]!)
+                if i == parts.count { parts.append(p) } else { parts[i] = p }
+            }
+            var key: LineParts.RingKey?
             if let r = q.ring {
-                if let u = r.unreadable { t += " " + u.escapingTerminalControls() } else {
-                    t += " avail.idx=" + String(r.availIdx) + " used.idx=" + String(r.usedIdx)
-                    if let e = r.usedEvent { t += " used_event=" + String(e) }
-                    if let e = r.availEvent { t += " avail_event=" + String(e) }
-                    if r.moving { t += " (moving)" }
-                    if !r.problems.isEmpty && !r.moving { t += " problems=" + String(r.problems.count) }
-                }
+                key = LineParts.RingKey(unreadable: r.unreadable, availIdx: r.availIdx, usedIdx: r.usedIdx, usedEvent: r.usedEvent,
+                                        availEvent: r.availEvent, moving: r.moving, problems: r.problems.count, element: nil)
             } else if let e = q.element {
-                t += " avail.idx=" + String(e.availIdx) + " used.idx=" + String(e.usedIdx)
+                key = LineParts.RingKey(unreadable: nil, availIdx: e.availIdx, usedIdx: e.usedIdx, usedEvent: nil, availEvent: nil,
+                                        moving: false, problems: 0, element: e)
             }
-            if let v = q.deviceView {
-                if v.addresses.isSetUp {
-                    t += " | device " + secondsText(s.time - v.time) + " ago last_avail=" + String(v.lastAvailIdx)
-                        + " used=" + String(v.usedIdx) + " inuse=" + String(v.inuse) + " size=" + String(v.addresses.size)
-                } else {
-                    t += " | not set up"
+            if key != parts[i].ring || parts[i].ring == nil {
+                parts[i].ring = key
+                parts[i].ringText = Self.ringText(q)
+            }
+            if q.deviceView != parts[i].view || (q.deviceView != nil && parts[i].viewText.isEmpty) {
+                parts[i].view = q.deviceView
+                parts[i].viewText = ""
+                if let v = q.deviceView {
+                    parts[i].viewText = v.addresses.isSetUp
+                        ? " ago last_avail=" + String(v.lastAvailIdx) + " used=" + String(v.usedIdx) + " inuse=" + String(v.inuse)
+                            + " size=" + String(v.addresses.size) + "\n"
+                        : " | not set up\n"
                 }
             }
-            t += "\n"
+            t += parts[i].head
+            t += parts[i].ringText
+            if let v = q.deviceView {
+                if v.addresses.isSetUp { t += " | device " + secondsText(s.time - v.time) }
+                t += parts[i].viewText
+            } else {
+                t += "\n"
+            }
+            i += 1
+        }
+        return t
+    }
+
+    /// The ring's part of a queue's line (from memory, or QMP's element view).
+    static func ringText(_ q: GuestQueueSample) -> String {
+        var t = ""
+        if let r = q.ring {
+            if let u = r.unreadable { t += " " + u.escapingTerminalControls() } else {
+                t += " avail.idx=" + String(r.availIdx) + " used.idx=" + String(r.usedIdx)
+                if let e = r.usedEvent { t += " used_event=" + String(e) }
+                if let e = r.availEvent { t += " avail_event=" + String(e) }
+                if r.moving { t += " (moving)" }
+                if !r.problems.isEmpty && !r.moving { t += " problems=" + String(r.problems.count) }
+            }
+        } else if let e = q.element {
+            t += " avail.idx=" + String(e.availIdx) + " used.idx=" + String(e.usedIdx)
         }
         return t
     }

@@ -231,6 +231,76 @@ final class GuestRingTests: XCTestCase {
         XCTAssertEqual(reader.read(m, moved, cache: cache), reader.read(m, moved))
     }
 
+    /// The chain list edited in place (GuestRingCache: heads that came, went or changed) must be
+    /// the list a fresh read makes. A driver like Linux's RX path keeps a ring of 64 full of
+    /// one-descriptor buffers and recycles a few per read (new buffer addresses), the device
+    /// returns them out of order, some buffers are chains or indirect tables, and now and then
+    /// random bytes land anywhere in the rings; sometimes the previous snapshot is still held
+    /// (the list is then shared and must be copied, not edited under the holder).
+    func testEditedChainListsEqualFreshReads() {
+        let n = 64
+        var r = SyntheticRing(size: n)
+        var rng = SplitMix64(seed: 0xED17)
+        var generation: UInt64 = 0
+        func fill(_ id: Int) {
+            generation += 1
+            switch rng.next() % 10 {
+            case 0:  // a two-descriptor chain through a descriptor above the ring's heads' range
+                let tail = Int(rng.next() % UInt64(n))
+                r.desc(id, addr: 0x90000 + generation * 0x40, len: 12, flags: GuestDescriptor.next, next: UInt16(tail))
+            case 1:  // an indirect table of one entry
+                r.desc(id, addr: 0xC0000 + UInt64(id) * 0x100, len: 16, flags: GuestDescriptor.indirect)
+                r.desc(0, addr: 0xD0000 + generation, len: 1500, flags: GuestDescriptor.write, table: 0xC0000 + UInt64(id) * 0x100)
+            default:
+                r.desc(id, addr: 0x80000 + generation * 0x800, len: 1526, flags: GuestDescriptor.write)
+            }
+        }
+        for id in 0..<n { fill(id); r.availSlot(id, UInt16(id)) }
+        var availIdx = UInt16(n), usedIdx: UInt16 = 0, lastUsed: UInt16 = 0
+        r.availIdx(availIdx); r.usedEvent(0)
+        var outstanding = Array(0..<n)   // heads the device holds, oldest first
+        var consumed: [Int] = []         // returned to the driver, not refilled yet
+        let reader = GuestRingReader(eventIdx: true)
+        let cache = GuestRingCache()
+        var held: GuestRingSnapshot?
+        for round in 0..<3000 {
+            // The device returns a few (mostly in order), the driver consumes and refills a few.
+            for _ in 0..<Int(rng.next() % 4) where !outstanding.isEmpty {
+                let k = rng.next() % 5 == 0 ? Int(rng.next() % UInt64(outstanding.count)) : 0
+                let id = outstanding.remove(at: k)
+                r.usedSlot(Int(usedIdx) & (n - 1), id: UInt32(id), len: 60)
+                usedIdx &+= 1
+            }
+            r.usedIdx(usedIdx)
+            while lastUsed != usedIdx, rng.next() % 3 != 0 {
+                let slot = Int(lastUsed) & (n - 1)
+                consumed.append(Int(r.bytes[Int(r.a.used) + 4 + 8 * slot]))
+                lastUsed &+= 1
+            }
+            r.usedEvent(lastUsed)
+            while !consumed.isEmpty, rng.next() % 3 != 0 {
+                let id = consumed.removeFirst()
+                fill(id)
+                r.availSlot(Int(availIdx) & (n - 1), UInt16(id))
+                availIdx &+= 1
+                outstanding.append(id)
+            }
+            r.availIdx(availIdx)
+            let m = r.memory  // a copy: garbage poked into it does not stay in `r`
+            if round % 11 == 0 {  // garbage somewhere in the rings
+                let areas: [(UInt64, Int)] = [(r.a.desc, 16 * n), (r.a.avail, 6 + 2 * n), (r.a.used, 6 + 8 * n)]
+                let (base, count) = areas[Int(rng.next() % 3)]
+                m.poke(guest: base + rng.next() % UInt64(count), [UInt8(truncatingIfNeeded: rng.next() % 80)])
+            }
+            let cached = reader.read(m, r.a, cache: cache)
+            XCTAssertEqual(cached, reader.read(m, r.a), "round \(round)")
+            held = round % 4 == 0 ? cached : nil
+        }
+        _ = held
+        XCTAssertGreaterThan(cache.editedReads, 1000, "most moving reads edit the last list")
+        XCTAssertGreaterThan(cache.changedReads - cache.editedReads, 0, "and some rebuild it")
+    }
+
     /// Random memory, random addresses and sizes: the reader must never trap or hang.
     func testFuzzRandomMemory() {
         var rng = SplitMix64(seed: 0x5EED_0F_6E57)

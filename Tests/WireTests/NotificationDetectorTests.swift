@@ -46,6 +46,14 @@ final class NotificationDetectorTests: XCTestCase {
         XCTAssertEqual(NotificationQueueRole(queueName: "balloon0.stats"), .other)
         XCTAssertEqual(NotificationQueueRole(queueName: "disk0.q0"), .other)
         XCTAssertEqual(NotificationQueueRole(queueName: "rx"), .receive)
+        // The ASCII fast path and the general one agree at the edges.
+        XCTAssertEqual(NotificationQueueRole(queueName: "net0.rxx"), .other)
+        XCTAssertEqual(NotificationQueueRole(queueName: "net0.ctrlx1"), .other)
+        XCTAssertEqual(NotificationQueueRole(queueName: "a.b.tx"), .transmit)
+        XCTAssertEqual(NotificationQueueRole(queueName: "tx.q0"), .other)
+        XCTAssertEqual(NotificationQueueRole(queueName: "net0."), .other)
+        XCTAssertEqual(NotificationQueueRole(queueName: "nét0.rx1"), .receive)
+        XCTAssertEqual(NotificationQueueRole(queueName: "net0.rx\u{0663}"), .receive, "a non-ASCII digit ends the base too")
     }
 
     // MARK: Kicks
