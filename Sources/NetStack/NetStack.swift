@@ -1,4 +1,4 @@
-// The kernel's network stack: one Ethernet interface, ARP, IPv4, ICMP echo, UDP.
+// The kernel's network stack: one Ethernet interface, ARP, IPv4, ICMP echo, UDP; TCP plugs in.
 //
 // It does no I/O and keeps no clock. The kernel drives it:
 //   1. `receive(frame:nowMs:)` for each frame the driver took off the RX ring;
@@ -12,10 +12,10 @@
 // padded to 60 bytes. Nothing on the receive path traps on packet contents: each layer
 // checks lengths before it reads, and every refusal is a counted `NetDropReason`.
 //
-// TCP: until a TCP implementation registers itself for protocol 6 with
-// `registerIPv4Protocol(_:handler:)`, every TCP port is CLOSED, and a valid segment is
-// answered with a reset as RFC 9293 §3.10.7.1 prescribes (no reset to a reset or to a
-// broadcast). The TCP piece plugs in through that registration and `sendIPv4`.
+// TCP (TCP/TCPLayer.swift) plugs in with `registerIPv4Protocol(_:handler:)` and
+// `registerTimer`. Without it every TCP port is CLOSED: a valid segment is answered with a
+// reset as RFC 9293 §3.10.7.1 prescribes (TCP/NetStackTCP.swift; no reset to a reset or to
+// a broadcast).
 
 public typealias NetUDPHandler = (UDPDatagramInfo, UnsafeRawBufferPointer) -> Void
 public typealias NetIPv4ProtocolHandler = (IPv4PacketInfo, UnsafeRawBufferPointer) -> Void
@@ -321,7 +321,8 @@ public final class NetStack {
             if let binding = protocolBindings.first(where: { $0.protocolNumber == header.protocolNumber }) {
                 binding.handler(info, transport)
             } else if header.protocolNumber == IPProtocolNumber.tcp {
-                refuseTCP(info, transport)
+                // No TCP layer: every port is CLOSED.
+                if let segment = acceptTCPSegment(info, transport) { refuseTCP(segment, from: info.source) }
             } else {
                 drop(.ipv4ProtocolUnsupported)
             }
@@ -388,27 +389,6 @@ public final class NetStack {
             return
         }
         drop(.udpNoPort)
-    }
-
-    /// No TCP yet: every port is CLOSED (RFC 9293 §3.10.7.1).
-    func refuseTCP(_ info: IPv4PacketInfo, _ segment: UnsafeRawBufferPointer) {
-        counters.tcpIn &+= 1
-        let header: TCPSegmentHeader
-        do {
-            header = try TCPSegmentHeader.parse(segment, source: info.source, destination: info.destination)
-        } catch {
-            drop(error)
-            return
-        }
-        // Never a reset in answer to a reset, nor to a broadcast (RFC 1122 §4.2.3.10).
-        guard !info.isBroadcast, let reset = TCPSegmentHeader.reset(answering: header) else { return }
-        var frame = makeIPv4Frame(
-            destination: info.source, protocolNumber: IPProtocolNumber.tcp,
-            transportLength: TCPSegmentHeader.minimumLength)
-        reset.write(to: &frame, at: NetStack.transportOffset, source: config.ip, destination: info.source)
-        if sendIPv4Frame(&frame, to: info.source) {
-            counters.tcpResetsOut &+= 1
-        }
     }
 
     // MARK: Transmit path

@@ -29,12 +29,14 @@ import Testing
 
     @Test func mssOptionParsing() {
         let syn = Ref.tcp(sourcePort: 1, seq: 1, ack: 0, flags: TCPFlag.syn, mss: 1200)
-        #expect(syn.withUnsafeBytes { TCPLayer.parseMSSOption($0, headerLength: 24) } == 1200)
+        #expect(syn.withUnsafeBytes { TCPOptions.parse($0, headerLength: 24) }.mss == 1200)
         // NOP, NOP, then a truncated option: no MSS, no trap.
         let odd: [UInt8] = Array(repeating: 0, count: 20) + [1, 1, 2]
-        #expect(odd.withUnsafeBytes { TCPLayer.parseMSSOption($0, headerLength: 23) } == nil)
+        #expect(odd.withUnsafeBytes { TCPOptions.parse($0, headerLength: 23) }.mss == nil)
         let zeroLength: [UInt8] = Array(repeating: 0, count: 20) + [5, 0, 2, 4]
-        #expect(zeroLength.withUnsafeBytes { TCPLayer.parseMSSOption($0, headerLength: 24) } == nil)
+        #expect(zeroLength.withUnsafeBytes { TCPOptions.parse($0, headerLength: 24) }.mss == nil)
+        let zeroMSS: [UInt8] = Array(repeating: 0, count: 20) + [2, 4, 0, 0]
+        #expect(zeroMSS.withUnsafeBytes { TCPOptions.parse($0, headerLength: 24) }.mss == nil)
     }
 }
 
