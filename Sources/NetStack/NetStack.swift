@@ -36,13 +36,6 @@ struct IPv4ProtocolBinding {
 }
 
 public final class NetStack {
-    /// Time between ARP requests for an unanswered address.
-    public static let arpRetryIntervalMs: UInt64 = 1_000
-    /// ARP requests per resolution; one interval after the last, the waiting packets go.
-    public static let arpMaxAttempts = 3
-    /// Addresses resolved at once; one of them is always left for the gateway.
-    public static let arpMaxPendingDestinations = 16
-    public static let arpMaxPendingFramesPerDestination = 8
     /// The built-in echo service (RFC 862).
     public static let udpEchoPort: UInt16 = 7
     /// Where the IPv4 header starts in every frame the stack builds.
@@ -65,7 +58,7 @@ public final class NetStack {
     public private(set) var nowMs: UInt64 = 0
 
     var arpCache: ARPCache
-    var pendingResolutions: [ARPPendingResolution] = []
+    var arpResolver: ARPResolver
     var transmitQueue: NetTransmitQueue
     var udpBindings: [UDPPortBinding] = []
     var protocolBindings: [IPv4ProtocolBinding] = []
@@ -75,6 +68,7 @@ public final class NetStack {
     public init(config: NetConfig, transmitQueueCapacity: Int = 64) {
         self.config = config
         arpCache = ARPCache(pinned: config.gateway)
+        arpResolver = ARPResolver(gateway: config.gateway)
         transmitQueue = NetTransmitQueue(capacity: transmitQueueCapacity)
     }
 
@@ -115,32 +109,18 @@ public final class NetStack {
     /// ARP retries and give-ups that are due at `nowMs`.
     public func poll(nowMs: UInt64) {
         self.nowMs = nowMs
-        var index = 0
-        while index < pendingResolutions.count {
-            guard pendingResolutions[index].deadlineMs <= nowMs else {
-                index += 1
-                continue
-            }
-            if pendingResolutions[index].attempts >= NetStack.arpMaxAttempts {
-                let abandoned = pendingResolutions.remove(at: index)
-                counters.arpResolveFailures &+= 1
-                for _ in abandoned.frames { drop(.arpResolveFailed) }
-            } else {
-                pendingResolutions[index].attempts += 1
-                pendingResolutions[index].deadlineMs = nowMs &+ NetStack.arpRetryIntervalMs
-                sendARPRequest(for: pendingResolutions[index].ip)
-                index += 1
-            }
+        let due = arpResolver.expire(nowMs: nowMs)
+        for frames in due.abandoned {
+            counters.arpResolveFailures &+= 1
+            for _ in frames { drop(.arpResolveFailed) }
         }
+        for ip in due.retry { sendARPRequest(for: ip) }
         for client in timerClients { client.poll(nowMs) }
     }
 
     /// When `poll` must next run, or nil when nothing is waiting on time.
     public func nextDeadlineMs() -> UInt64? {
-        var earliest: UInt64?
-        for resolution in pendingResolutions where earliest.map({ resolution.deadlineMs < $0 }) ?? true {
-            earliest = resolution.deadlineMs
-        }
+        var earliest = arpResolver.nextDeadlineMs
         for client in timerClients {
             if let deadline = client.nextDeadlineMs(), earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
         }
@@ -240,7 +220,7 @@ public final class NetStack {
     }
 
     /// Addresses currently being resolved.
-    public var pendingResolutionCount: Int { pendingResolutions.count }
+    public var pendingResolutionCount: Int { arpResolver.pending.count }
 
     // MARK: Receive path
 
@@ -264,7 +244,7 @@ public final class NetStack {
         let senderIsLearnable = isUnicastPeer(arp.senderIP) && !arp.senderMAC.isMulticast
             && arp.senderMAC != .zero
         if senderIsLearnable {
-            if pendingIndex(for: arp.senderIP) != nil {
+            if arpResolver.isResolving(arp.senderIP) {
                 if arpCache.update(ip: arp.senderIP, mac: arp.senderMAC, nowMs: nowMs) {
                     releasePending(for: arp.senderIP, mac: arp.senderMAC)
                 }
@@ -437,31 +417,23 @@ public final class NetStack {
     /// Parks `frame` until `nextHop` resolves; the first packet for an address sends the
     /// first ARP request at once.
     func awaitARP(_ frame: [UInt8], nextHop: IPv4Address) -> Bool {
-        if let index = pendingIndex(for: nextHop) {
-            guard pendingResolutions[index].frames.count < NetStack.arpMaxPendingFramesPerDestination else {
-                drop(.arpQueueFull)
-                return false
-            }
-            pendingResolutions[index].frames.append(frame)
+        switch arpResolver.park(frame, nextHop: nextHop, nowMs: nowMs) {
+        case .queued:
             return true
+        case .startedResolving:
+            sendARPRequest(for: nextHop)
+            return true
+        case .refused:
+            drop(.arpQueueFull)
+            return false
         }
-        // Strangers share all slots but one: the gateway's resolution always finds room.
-        if nextHop != config.gateway {
-            var others = 0
-            for resolution in pendingResolutions where resolution.ip != config.gateway { others += 1 }
-            guard others < NetStack.arpMaxPendingDestinations - 1 else {
-                drop(.arpQueueFull)
-                return false
-            }
-        }
-        startResolving(nextHop, frames: [frame])
-        return true
     }
 
-    /// Starts resolving `ip` (not already being resolved): a pending entry and the first request.
-    func startResolving(_ ip: IPv4Address, frames: [[UInt8]]) {
-        pendingResolutions.append(ARPPendingResolution(
-            ip: ip, frames: frames, attempts: 1, deadlineMs: nowMs &+ NetStack.arpRetryIntervalMs))
+    /// Asks for `ip`'s MAC now, ahead of any packet to it (nothing if it is being asked for
+    /// already); the answer is learned like any answer to our own request.
+    public func resolve(_ ip: IPv4Address) {
+        guard !arpResolver.isResolving(ip) else { return }
+        arpResolver.start(ip, nowMs: nowMs)
         sendARPRequest(for: ip)
     }
 
@@ -472,9 +444,8 @@ public final class NetStack {
     /// learn neighbours only from answers to our own requests).
     public func announce() {
         sendARPRequest(for: config.ip)
-        if arpCache.lookup(config.gateway, nowMs: nowMs) == nil, pendingIndex(for: config.gateway) == nil,
-           isUnicastPeer(config.gateway) {
-            startResolving(config.gateway, frames: [])
+        if arpCache.lookup(config.gateway, nowMs: nowMs) == nil, isUnicastPeer(config.gateway) {
+            resolve(config.gateway)
         }
     }
 
@@ -489,16 +460,11 @@ public final class NetStack {
 
     /// Sends the frames that waited for `ip`, now that its MAC is known.
     func releasePending(for ip: IPv4Address, mac: MACAddress) {
-        guard let index = pendingIndex(for: ip) else { return }
-        var resolved = pendingResolutions.remove(at: index)
-        for frameIndex in resolved.frames.indices {
-            mac.write(to: &resolved.frames[frameIndex], at: 0)
-            _ = enqueue(resolved.frames[frameIndex])
+        guard var frames = arpResolver.resolved(ip) else { return }
+        for index in frames.indices {
+            mac.write(to: &frames[index], at: 0)
+            _ = enqueue(frames[index])
         }
-    }
-
-    func pendingIndex(for ip: IPv4Address) -> Int? {
-        pendingResolutions.firstIndex(where: { $0.ip == ip })
     }
 
     func enqueue(_ frame: [UInt8]) -> Bool {

@@ -30,7 +30,7 @@ extension NetStack {
     /// Teaches the stack `mac` for `ip` the only way it learns: it asks (an ARP request,
     /// thrown away with anything else it sent) and `ip` answers.
     func learn(_ ip: IPv4Address, _ mac: MACAddress, nowMs: UInt64 = 0) {
-        if pendingIndex(for: ip) == nil { startResolving(ip, frames: []) }
+        resolve(ip)
         receive(Ref.arpFrame(operation: 2, ethernetDestination: config.mac, senderMAC: mac, senderIP: ip,
                              targetMAC: config.mac, targetIP: config.ip), nowMs: nowMs)
         _ = drain()
