@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 @Suite struct ARPTests {
     /// What slirp sends to find the guest: "who has 10.0.2.15? tell 10.0.2.2", padded to 60.

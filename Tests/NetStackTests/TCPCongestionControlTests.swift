@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 /// RFC 5681's arithmetic, checked on the value alone with numbers worked out by hand.
 @Suite struct TCPCongestionControlTests {

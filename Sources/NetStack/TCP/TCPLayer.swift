@@ -89,7 +89,7 @@ public final class TCPLayer {
     /// Transmit-queue slots TCP leaves free for ARP and ICMP.
     static let transmitReserve = 4
 
-    let stack: NetStack
+    public let stack: NetStack
     /// Connections the table holds at most (≤ `connectionTableLimit`).
     public var maxConnections = TCPLayer.connectionTableLimit {
         didSet { maxConnections = Swift.min(Swift.max(maxConnections, 1), TCPLayer.connectionTableLimit) }
