@@ -3,7 +3,7 @@ import PackageDescription
 
 // Ringside: a virtio ring monitor and the Embedded Swift unikernel it watches.
 //
-// `Virtio` and `NetStack` hold the hardware-independent kernel logic. They compile here
+// `Virtio`, `NetStack`, `HTTP` and `Wire` hold the hardware-independent kernel logic. They compile here
 // for the host (so `swift test` exercises them fast) and, unchanged, into the kernel in
 // Embedded mode (see kernel/Makefile). Code in them must stay Embedded-clean: no Foundation,
 // no existentials, typed throws only.
@@ -23,8 +23,10 @@ let package = Package(
         .target(name: "Virtio", dependencies: ["RingAtomics"]),
         // Header-only C: allocation that returns nil instead of trapping (kernel heap or libc).
         .systemLibrary(name: "CHeap", path: "Sources/CHeap"),
-        // Ethernet, ARP, IPv4, ICMP, UDP, TCP, HTTP (kernel + host).
+        // Ethernet, ARP, IPv4, ICMP, UDP, TCP (kernel + host).
         .target(name: "NetStack", dependencies: ["CHeap"]),
+        // HTTP/1.1 on NetStack's TCP: request parser, responses, server, Prometheus text (kernel + host).
+        .target(name: "HTTP", dependencies: ["NetStack"]),
         // The telemetry wire format, defined once: encoded by the kernel, decoded by the monitor.
         // Host builds also use Virtio's feature and status names (for JSON); the kernel's build of
         // Wire leaves that part out.
@@ -47,7 +49,12 @@ let package = Package(
         // Helpers every host test target shares: a seeded PRNG, loopback UDP sockets, free ports.
         .target(name: "RingsideTestSupport", dependencies: ["RingsideKit"], path: "Tests/TestSupport"),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
-        .testTarget(name: "NetStackTests", dependencies: ["NetStack", "RingsideTestSupport"]),
+        // NetStack's test peer: reference frame builders sharing no code with the stack, and a
+        // hand-driven TCP harness (NetStack's public API only), for NetStackTests and HTTPTests.
+        .target(name: "NetStackTestSupport", dependencies: ["NetStack", "RingsideTestSupport"],
+                path: "Tests/NetStackTestSupport"),
+        .testTarget(name: "NetStackTests", dependencies: ["NetStack", "NetStackTestSupport"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "NetStack", "NetStackTestSupport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "RingsideTestSupport"]),
         .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "Virtio", "RingsideTestSupport"]),
         // Boots the real kernel in real QEMU and talks to it through real sockets.

@@ -1,5 +1,5 @@
-// The neighbour table: IPv4 → MAC mappings learned from ARP, and the packets waiting for a
-// mapping that is being asked for.
+// The neighbour table: IPv4 → MAC mappings learned from ARP. The packets waiting for a
+// mapping that is being asked for are ARPResolver's.
 //
 // Both are small arrays searched linearly: a unikernel talks to a handful of neighbours
 // (under QEMU user networking, one gateway), and an array needs no hashing seed.
@@ -77,15 +77,4 @@ struct ARPCache {
         // A clock that went backwards keeps the entry.
         nowMs > entry.updatedMs && nowMs - entry.updatedMs >= ARPCache.entryLifetimeMs
     }
-}
-
-/// Outgoing frames waiting for the MAC of `ip` (the next hop). Frames are complete except
-/// for the Ethernet destination, which is filled in when the answer comes.
-struct ARPPendingResolution {
-    var ip: IPv4Address
-    var frames: [[UInt8]]
-    /// ARP requests sent so far.
-    var attempts: Int
-    /// When to send the next request, or give up once `attempts` reached the limit.
-    var deadlineMs: UInt64
 }

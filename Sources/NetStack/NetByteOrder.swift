@@ -18,7 +18,7 @@ extension UnsafeRawBufferPointer {
 
     /// The bytes `range` of this buffer, without copying. `range` must lie inside `0..<count`.
     @inline(__always)
-    func netSlice(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+    public func netSlice(_ range: Range<Int>) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: self[range])
     }
 }

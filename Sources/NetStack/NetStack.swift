@@ -1,4 +1,4 @@
-// The kernel's network stack: one Ethernet interface, ARP, IPv4, ICMP echo, UDP.
+// The kernel's network stack: one Ethernet interface, ARP, IPv4, ICMP echo, UDP; TCP plugs in.
 //
 // It does no I/O and keeps no clock. The kernel drives it:
 //   1. `receive(frame:nowMs:)` for each frame the driver took off the RX ring;
@@ -12,10 +12,10 @@
 // padded to 60 bytes. Nothing on the receive path traps on packet contents: each layer
 // checks lengths before it reads, and every refusal is a counted `NetDropReason`.
 //
-// TCP: until a TCP implementation registers itself for protocol 6 with
-// `registerIPv4Protocol(_:handler:)`, every TCP port is CLOSED, and a valid segment is
-// answered with a reset as RFC 9293 §3.10.7.1 prescribes (no reset to a reset or to a
-// broadcast). The TCP piece plugs in through that registration and `sendIPv4`.
+// TCP (TCP/TCPLayer.swift) plugs in with `registerIPv4Protocol(_:handler:)` and
+// `registerTimer`. Without it every TCP port is CLOSED: a valid segment is answered with a
+// reset as RFC 9293 §3.10.7.1 prescribes (TCP/NetStackTCP.swift; no reset to a reset or to
+// a broadcast).
 
 public typealias NetUDPHandler = (UDPDatagramInfo, UnsafeRawBufferPointer) -> Void
 public typealias NetIPv4ProtocolHandler = (IPv4PacketInfo, UnsafeRawBufferPointer) -> Void
@@ -36,13 +36,6 @@ struct IPv4ProtocolBinding {
 }
 
 public final class NetStack {
-    /// Time between ARP requests for an unanswered address.
-    public static let arpRetryIntervalMs: UInt64 = 1_000
-    /// ARP requests per resolution; one interval after the last, the waiting packets go.
-    public static let arpMaxAttempts = 3
-    /// Addresses resolved at once; one of them is always left for the gateway.
-    public static let arpMaxPendingDestinations = 16
-    public static let arpMaxPendingFramesPerDestination = 8
     /// The built-in echo service (RFC 862).
     public static let udpEchoPort: UInt16 = 7
     /// Where the IPv4 header starts in every frame the stack builds.
@@ -65,7 +58,7 @@ public final class NetStack {
     public private(set) var nowMs: UInt64 = 0
 
     var arpCache: ARPCache
-    var pendingResolutions: [ARPPendingResolution] = []
+    var arpResolver: ARPResolver
     var transmitQueue: NetTransmitQueue
     var udpBindings: [UDPPortBinding] = []
     var protocolBindings: [IPv4ProtocolBinding] = []
@@ -75,6 +68,7 @@ public final class NetStack {
     public init(config: NetConfig, transmitQueueCapacity: Int = 64) {
         self.config = config
         arpCache = ARPCache(pinned: config.gateway)
+        arpResolver = ARPResolver(gateway: config.gateway)
         transmitQueue = NetTransmitQueue(capacity: transmitQueueCapacity)
     }
 
@@ -115,32 +109,18 @@ public final class NetStack {
     /// ARP retries and give-ups that are due at `nowMs`.
     public func poll(nowMs: UInt64) {
         self.nowMs = nowMs
-        var index = 0
-        while index < pendingResolutions.count {
-            guard pendingResolutions[index].deadlineMs <= nowMs else {
-                index += 1
-                continue
-            }
-            if pendingResolutions[index].attempts >= NetStack.arpMaxAttempts {
-                let abandoned = pendingResolutions.remove(at: index)
-                counters.arpResolveFailures &+= 1
-                for _ in abandoned.frames { drop(.arpResolveFailed) }
-            } else {
-                pendingResolutions[index].attempts += 1
-                pendingResolutions[index].deadlineMs = nowMs &+ NetStack.arpRetryIntervalMs
-                sendARPRequest(for: pendingResolutions[index].ip)
-                index += 1
-            }
+        let due = arpResolver.expire(nowMs: nowMs)
+        for frames in due.abandoned {
+            counters.arpResolveFailures &+= 1
+            for _ in frames { drop(.arpResolveFailed) }
         }
+        for ip in due.retry { sendARPRequest(for: ip) }
         for client in timerClients { client.poll(nowMs) }
     }
 
     /// When `poll` must next run, or nil when nothing is waiting on time.
     public func nextDeadlineMs() -> UInt64? {
-        var earliest: UInt64?
-        for resolution in pendingResolutions where earliest.map({ resolution.deadlineMs < $0 }) ?? true {
-            earliest = resolution.deadlineMs
-        }
+        var earliest = arpResolver.nextDeadlineMs
         for client in timerClients {
             if let deadline = client.nextDeadlineMs(), earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
         }
@@ -232,55 +212,7 @@ public final class NetStack {
         return sendIPv4Frame(&frame, to: destination)
     }
 
-    // MARK: Diagnostics
-
-    /// The cached MAC for `ip`, if any and not expired.
-    public func cachedMAC(for ip: IPv4Address) -> MACAddress? {
-        arpCache.lookup(ip, nowMs: nowMs)
-    }
-
-    /// Addresses currently being resolved.
-    public var pendingResolutionCount: Int { pendingResolutions.count }
-
     // MARK: Receive path
-
-    func receiveARP(_ packet: UnsafeRawBufferPointer) {
-        guard let arp = ARPPacket.parse(packet) else {
-            drop(.arpMalformed)
-            return
-        }
-        if arp.isRequest {
-            counters.arpRequestsIn &+= 1
-        } else {
-            counters.arpRepliesIn &+= 1
-        }
-        let targetsUs = arp.targetIP == config.ip
-        // RFC 826 "Packet Reception", hardened: the table learns only what we asked. A
-        // sender we are resolving is added (and its waiting packets leave); any other
-        // sender can only renew an entry that already has its MAC. So a flood of requests
-        // from made-up senders changes nothing here, and cannot evict the gateway. (A
-        // stranger that pings us is answered after we ARP for it ourselves.) Probes
-        // (sender 0.0.0.0), nonsense senders and claims to our own address are ignored.
-        let senderIsLearnable = isUnicastPeer(arp.senderIP) && !arp.senderMAC.isMulticast
-            && arp.senderMAC != .zero
-        if senderIsLearnable {
-            if pendingIndex(for: arp.senderIP) != nil {
-                if arpCache.update(ip: arp.senderIP, mac: arp.senderMAC, nowMs: nowMs) {
-                    releasePending(for: arp.senderIP, mac: arp.senderMAC)
-                }
-            } else {
-                arpCache.refresh(ip: arp.senderIP, mac: arp.senderMAC, nowMs: nowMs)
-            }
-        }
-        if arp.isRequest, targetsUs, !arp.senderMAC.isMulticast {
-            let reply = ARPPacket(
-                operation: ARPPacket.operationReply, senderMAC: config.mac, senderIP: config.ip,
-                targetMAC: arp.senderMAC, targetIP: arp.senderIP)
-            if enqueue(reply.makeFrame(destination: arp.senderMAC, source: config.mac)) {
-                counters.arpRepliesOut &+= 1
-            }
-        }
-    }
 
     func receiveIPv4(_ packet: UnsafeRawBufferPointer) {
         counters.ipv4In &+= 1
@@ -321,7 +253,8 @@ public final class NetStack {
             if let binding = protocolBindings.first(where: { $0.protocolNumber == header.protocolNumber }) {
                 binding.handler(info, transport)
             } else if header.protocolNumber == IPProtocolNumber.tcp {
-                refuseTCP(info, transport)
+                // No TCP layer: every port is CLOSED.
+                if let segment = acceptTCPSegment(info, transport) { refuseTCP(segment, from: info.source) }
             } else {
                 drop(.ipv4ProtocolUnsupported)
             }
@@ -390,27 +323,6 @@ public final class NetStack {
         drop(.udpNoPort)
     }
 
-    /// No TCP yet: every port is CLOSED (RFC 9293 §3.10.7.1).
-    func refuseTCP(_ info: IPv4PacketInfo, _ segment: UnsafeRawBufferPointer) {
-        counters.tcpIn &+= 1
-        let header: TCPSegmentHeader
-        do {
-            header = try TCPSegmentHeader.parse(segment, source: info.source, destination: info.destination)
-        } catch {
-            drop(error)
-            return
-        }
-        // Never a reset in answer to a reset, nor to a broadcast (RFC 1122 §4.2.3.10).
-        guard !info.isBroadcast, let reset = TCPSegmentHeader.reset(answering: header) else { return }
-        var frame = makeIPv4Frame(
-            destination: info.source, protocolNumber: IPProtocolNumber.tcp,
-            transportLength: TCPSegmentHeader.minimumLength)
-        reset.write(to: &frame, at: NetStack.transportOffset, source: config.ip, destination: info.source)
-        if sendIPv4Frame(&frame, to: info.source) {
-            counters.tcpResetsOut &+= 1
-        }
-    }
-
     // MARK: Transmit path
 
     /// A frame with the Ethernet header (destination still zero) and a 20-byte IPv4 header
@@ -452,73 +364,6 @@ public final class NetStack {
             return enqueue(frame)
         }
         return awaitARP(frame, nextHop: nextHop)
-    }
-
-    /// Parks `frame` until `nextHop` resolves; the first packet for an address sends the
-    /// first ARP request at once.
-    func awaitARP(_ frame: [UInt8], nextHop: IPv4Address) -> Bool {
-        if let index = pendingIndex(for: nextHop) {
-            guard pendingResolutions[index].frames.count < NetStack.arpMaxPendingFramesPerDestination else {
-                drop(.arpQueueFull)
-                return false
-            }
-            pendingResolutions[index].frames.append(frame)
-            return true
-        }
-        // Strangers share all slots but one: the gateway's resolution always finds room.
-        if nextHop != config.gateway {
-            var others = 0
-            for resolution in pendingResolutions where resolution.ip != config.gateway { others += 1 }
-            guard others < NetStack.arpMaxPendingDestinations - 1 else {
-                drop(.arpQueueFull)
-                return false
-            }
-        }
-        startResolving(nextHop, frames: [frame])
-        return true
-    }
-
-    /// Starts resolving `ip` (not already being resolved): a pending entry and the first request.
-    func startResolving(_ ip: IPv4Address, frames: [[UInt8]]) {
-        pendingResolutions.append(ARPPendingResolution(
-            ip: ip, frames: frames, attempts: 1, deadlineMs: nowMs &+ NetStack.arpRetryIntervalMs))
-        sendARPRequest(for: ip)
-    }
-
-    /// Broadcasts a gratuitous ARP request (RFC 5227 §3: sender and target IP both ours) so
-    /// peers learn our MAC before they need it. QEMU's user-mode network, for one, would
-    /// otherwise ARP for the guest on its first forwarded packet and retry only after a second.
-    /// Then resolves the gateway, so the first reply to a client need not wait for it (we
-    /// learn neighbours only from answers to our own requests).
-    public func announce() {
-        sendARPRequest(for: config.ip)
-        if arpCache.lookup(config.gateway, nowMs: nowMs) == nil, pendingIndex(for: config.gateway) == nil,
-           isUnicastPeer(config.gateway) {
-            startResolving(config.gateway, frames: [])
-        }
-    }
-
-    func sendARPRequest(for ip: IPv4Address) {
-        let request = ARPPacket(
-            operation: ARPPacket.operationRequest, senderMAC: config.mac, senderIP: config.ip,
-            targetMAC: .zero, targetIP: ip)
-        if enqueue(request.makeFrame(destination: .broadcast, source: config.mac)) {
-            counters.arpRequestsOut &+= 1
-        }
-    }
-
-    /// Sends the frames that waited for `ip`, now that its MAC is known.
-    func releasePending(for ip: IPv4Address, mac: MACAddress) {
-        guard let index = pendingIndex(for: ip) else { return }
-        var resolved = pendingResolutions.remove(at: index)
-        for frameIndex in resolved.frames.indices {
-            mac.write(to: &resolved.frames[frameIndex], at: 0)
-            _ = enqueue(resolved.frames[frameIndex])
-        }
-    }
-
-    func pendingIndex(for ip: IPv4Address) -> Int? {
-        pendingResolutions.firstIndex(where: { $0.ip == ip })
     }
 
     func enqueue(_ frame: [UInt8]) -> Bool {

@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 @Suite struct ARPTests {
     /// What slirp sends to find the guest: "who has 10.0.2.15? tell 10.0.2.2", padded to 60.
@@ -124,14 +125,14 @@ import Testing
         _ = stack.drain()
         #expect(stack.arpCache.entries.count == stack.arpCache.capacity)
         #expect(stack.cachedMAC(for: peerIP) == peerMAC)
-        #expect(stack.pendingResolutionCount == NetStack.arpMaxPendingDestinations - 1)
+        #expect(stack.pendingResolutionCount == ARPResolver.maxPendingDestinations - 1)
         // Once the gateway's entry is gone (expired), it is resolved again even with every
         // stranger slot taken.
         let later = ARPCache.entryLifetimeMs + 1_000
         stack.poll(nowMs: later)
         _ = stack.drain()
         #expect(stack.sendUDP(to: IPv4Address(192, 168, 9, 9), sourcePort: 1, destinationPort: 9, payload: [2]))
-        #expect(stack.pendingResolutionCount <= NetStack.arpMaxPendingDestinations)
+        #expect(stack.pendingResolutionCount <= ARPResolver.maxPendingDestinations)
         #expect(stack.drain().contains { Array($0[38..<42]) == [10, 0, 2, 2] && $0[21] == 1 })
     }
 
@@ -245,22 +246,22 @@ import Testing
     @Test func pendingQueuesAreBounded() {
         let stack = makeStack()
         let neighbour = IPv4Address(10, 0, 2, 99)
-        for _ in 0..<NetStack.arpMaxPendingFramesPerDestination {
+        for _ in 0..<ARPResolver.maxPendingFramesPerDestination {
             #expect(stack.sendUDP(to: neighbour, sourcePort: 1, destinationPort: 9, payload: []))
         }
         #expect(!stack.sendUDP(to: neighbour, sourcePort: 1, destinationPort: 9, payload: []))
         #expect(stack.counters.arpQueueDrops == 1)
         // Strangers get every slot but the one kept for the gateway.
-        for host in 0..<(NetStack.arpMaxPendingDestinations - 2) {
+        for host in 0..<(ARPResolver.maxPendingDestinations - 2) {
             #expect(stack.sendUDP(to: IPv4Address(10, 0, 2, UInt8(100 + host)), sourcePort: 1, destinationPort: 9, payload: []))
         }
         #expect(!stack.sendUDP(to: IPv4Address(10, 0, 2, 200), sourcePort: 1, destinationPort: 9, payload: []))
         #expect(stack.counters.arpQueueDrops == 2)
-        #expect(stack.pendingResolutionCount == NetStack.arpMaxPendingDestinations - 1)
+        #expect(stack.pendingResolutionCount == ARPResolver.maxPendingDestinations - 1)
         // The gateway (a packet off the subnet goes to it) still gets its slot.
         #expect(stack.sendUDP(to: IPv4Address(192, 168, 9, 9), sourcePort: 1, destinationPort: 9, payload: []))
-        #expect(stack.pendingResolutionCount == NetStack.arpMaxPendingDestinations)
-        #expect(stack.drain().count == NetStack.arpMaxPendingDestinations)
+        #expect(stack.pendingResolutionCount == ARPResolver.maxPendingDestinations)
+        #expect(stack.drain().count == ARPResolver.maxPendingDestinations)
     }
 
     @Test func transmitQueueOverflowIsCounted() {

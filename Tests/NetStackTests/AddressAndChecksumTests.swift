@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 @Suite struct AddressAndChecksumTests {
     @Test func rfc1071Example() {

@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 /// Garbage in, counted drops out: 100 000 frames from a seeded generator, from pure noise
 /// to valid frames with a few bytes flipped to well-formed headers with random fields.

@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 @Suite struct ICMPTests {
     /// A Linux `ping` from 10.0.2.2: id 0x1c46, seq 1, 56 data bytes, DF set. Both

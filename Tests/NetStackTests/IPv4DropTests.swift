@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 /// Each broken packet is dropped with its own reason and counter, and the stack keeps
 /// working: a good echo request right after still gets its reply.

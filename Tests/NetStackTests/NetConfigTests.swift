@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 @Suite struct NetConfigTests {
     func parse(_ line: String) -> NetConfigParseResult {

@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 @Suite struct TCPTests {
     func segment(sequence: UInt32, acknowledgment: UInt32, flags: UInt8, payload: [UInt8] = [],

@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackTestSupport
 
 @Suite struct UDPTests {
     func payload(_ size: Int, seed: Int) -> [UInt8] {

@@ -4,8 +4,9 @@ import Arch
 //   GET /         an HTML status page (version, uptime, memory, per-queue indices and
 //                 counters, TCP and HTTP counters), refreshing itself every 5 s;
 //   GET /metrics  the same numbers in the Prometheus text exposition format.
-// The protocol work (TCP, parsing, keep-alive, limits) is in Sources/NetStack; this file
-// only gathers the kernel's numbers and lays them out.
+// The protocol work is shared with the host: TCP in Sources/NetStack, parsing, keep-alive
+// and limits in Sources/HTTP; this file only gathers the kernel's numbers and lays them out
+// (the per-queue ones in HTTPQueueStatus.swift).
 
 final class HTTPService {
     let stack: NetStack

@@ -19,6 +19,10 @@
 // is reset (slowloris). Between requests a connection is idle: TCP may evict it for a new
 // one when the table is full, and closes it after `idleTimeoutMs` (30 s).
 
+#if canImport(NetStack)
+import NetStack  // SwiftPM; the kernel compiles HTTP and NetStack into one module (kernel/Makefile)
+#endif
+
 public struct HTTPRoute {
     public var path: StaticString
     public var handler: (HTTPRequest) -> HTTPResponse

@@ -12,6 +12,10 @@
 // (§2.2), and empty lines before a request are skipped — but they count against
 // `maxHeaderBytes`, so a peer cannot make the buffer grow with CRLFs alone.
 
+#if canImport(NetStack)
+import NetStack  // SwiftPM; the kernel compiles HTTP and NetStack into one module (kernel/Makefile)
+#endif
+
 public enum HTTPMethod: Equatable, Sendable {
     case get, head, post, put, delete, options, patch, other
 }

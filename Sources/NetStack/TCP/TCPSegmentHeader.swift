@@ -1,6 +1,6 @@
-// TCP (RFC 9293 §3.1) — just enough to refuse connections politely until the TCP piece
-// of work arrives: a fixed header is decoded and checked, and a segment to a port nobody
-// listens on is answered with a reset (§3.10.7.1, "If the state is CLOSED").
+// The TCP header (RFC 9293 §3.1) and the one option this TCP uses, MSS (§3.2): decoded
+// and checked on the way in, written on the way out. Every segment the stack sends, data
+// or reset, is written by `write(to:at:source:destination:options:)`.
 //
 //   0-1: source port | 2-3: destination port | 4-7: sequence | 8-11: acknowledgment
 //   12: data offset(4) reserved(4) | 13: flags CWR ECE URG ACK PSH RST SYN FIN
@@ -74,24 +74,79 @@ public struct TCPSegmentHeader {
             payloadLength: 0)
     }
 
-    /// Writes this header (no options) at `offset` with the checksum computed over the
-    /// header and `payloadLength` bytes after it, which must already be in place.
-    func write(to frame: inout [UInt8], at offset: Int, source: IPv4Address, destination: IPv4Address) {
+    /// Writes this header and `options` at `offset` (the data offset counts the options),
+    /// with the checksum computed over the header and `payloadLength` bytes after it, which
+    /// must already be in place.
+    func write(to frame: inout [UInt8], at offset: Int, source: IPv4Address, destination: IPv4Address,
+               options: TCPOptions = TCPOptions()) {
+        let headerLength = TCPSegmentHeader.minimumLength + options.length
         frame.netStoreUInt16(sourcePort, at: offset)
         frame.netStoreUInt16(destinationPort, at: offset + 2)
         frame.netStoreUInt32(sequenceNumber, at: offset + 4)
         frame.netStoreUInt32(acknowledgmentNumber, at: offset + 8)
-        frame[offset + 12] = UInt8(truncatingIfNeeded: TCPSegmentHeader.minimumLength / 4) << 4
+        frame[offset + 12] = UInt8(truncatingIfNeeded: headerLength / 4) << 4
         frame[offset + 13] = flags
         frame.netStoreUInt16(window, at: offset + 14)
         frame.netStoreUInt16(0, at: offset + 16)
         frame.netStoreUInt16(0, at: offset + 18)
-        let length = TCPSegmentHeader.minimumLength + payloadLength
+        options.write(to: &frame, at: offset + TCPSegmentHeader.minimumLength)
+        let length = headerLength + payloadLength
         let checksum = frame.netChecksum(
             offset..<(offset + length),
             startingWith: InternetChecksum.pseudoHeader(
                 source: source, destination: destination, protocolNumber: IPProtocolNumber.tcp,
                 length: length))
         frame.netStoreUInt16(checksum, at: offset + 16)
+    }
+}
+
+/// The options this TCP reads and writes: MSS (kind 2, length 4; RFC 9293 §3.2), which it
+/// sends only on its SYN-ACK. Others are skipped on the way in and never sent.
+public struct TCPOptions: Equatable, Sendable {
+    public static let kindEnd: UInt8 = 0
+    public static let kindNoOperation: UInt8 = 1
+    public static let kindMSS: UInt8 = 2
+    static let mssLength = 4
+
+    /// The maximum segment size the sender can receive.
+    public var mss: UInt16?
+
+    public init(mss: UInt16? = nil) {
+        self.mss = mss
+    }
+
+    /// Bytes the options take in a header (a multiple of 4).
+    public var length: Int { mss == nil ? 0 : TCPOptions.mssLength }
+
+    /// The options of `segment`, whose header is `headerLength` bytes. An MSS option is
+    /// taken when well formed and not 0; a malformed option ends the search; nothing here
+    /// reads past the header.
+    public static func parse(_ segment: UnsafeRawBufferPointer, headerLength: Int) -> TCPOptions {
+        var offset = TCPSegmentHeader.minimumLength
+        let end = Swift.min(headerLength, segment.count)
+        while offset < end {
+            let kind = segment[offset]
+            if kind == kindEnd { break }
+            if kind == kindNoOperation {
+                offset += 1
+                continue
+            }
+            guard offset + 1 < end else { break }
+            let length = Int(segment[offset + 1])
+            guard length >= 2, offset + length <= end else { break }
+            if kind == kindMSS, length == mssLength {
+                let mss = segment.netUInt16(at: offset + 2)
+                return TCPOptions(mss: mss > 0 ? mss : nil)
+            }
+            offset += length
+        }
+        return TCPOptions()
+    }
+
+    func write(to frame: inout [UInt8], at offset: Int) {
+        guard let mss else { return }
+        frame[offset] = TCPOptions.kindMSS
+        frame[offset + 1] = UInt8(TCPOptions.mssLength)
+        frame.netStoreUInt16(mss, at: offset + 2)
     }
 }

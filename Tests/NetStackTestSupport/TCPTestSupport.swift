@@ -2,26 +2,26 @@
 // (sharing no code with the stack), feeds them in at a chosen time, and decodes what the
 // stack sends back.
 
-@testable import NetStack
+import NetStack
 
 /// One TCP segment the stack sent, decoded independently.
-struct SentSegment {
-    var sourcePort: UInt16
-    var destinationPort: UInt16
-    var seq: UInt32
-    var ack: UInt32
-    var flags: UInt8
-    var window: UInt16
-    var mss: Int?
-    var payload: [UInt8]
-    var checksumValid: Bool
+public struct SentSegment {
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var seq: UInt32
+    public var ack: UInt32
+    public var flags: UInt8
+    public var window: UInt16
+    public var mss: Int?
+    public var payload: [UInt8]
+    public var checksumValid: Bool
 
-    var syn: Bool { flags & 0x02 != 0 }
-    var fin: Bool { flags & 0x01 != 0 }
-    var rst: Bool { flags & 0x04 != 0 }
-    var hasAck: Bool { flags & 0x10 != 0 }
+    public var syn: Bool { flags & 0x02 != 0 }
+    public var fin: Bool { flags & 0x01 != 0 }
+    public var rst: Bool { flags & 0x04 != 0 }
+    public var hasAck: Bool { flags & 0x10 != 0 }
 
-    init?(_ frame: [UInt8]) {
+    public init?(_ frame: [UInt8]) {
         guard let ip = SentIPv4(frame), ip.proto == 6, ip.transport.count >= 20 else { return nil }
         let t = ip.transport
         sourcePort = be16(t, 0)
@@ -38,16 +38,16 @@ struct SentSegment {
     }
 }
 
-enum TCPFlag {
-    static let fin: UInt8 = 0x01
-    static let syn: UInt8 = 0x02
-    static let rst: UInt8 = 0x04
-    static let psh: UInt8 = 0x08
-    static let ack: UInt8 = 0x10
+public enum TCPFlag {
+    public static let fin: UInt8 = 0x01
+    public static let syn: UInt8 = 0x02
+    public static let rst: UInt8 = 0x04
+    public static let psh: UInt8 = 0x08
+    public static let ack: UInt8 = 0x10
 }
 
 extension Ref {
-    static func tcp(sourcePort: UInt16, destinationPort: UInt16 = 80, seq: UInt32, ack: UInt32, flags: UInt8,
+    public static func tcp(sourcePort: UInt16, destinationPort: UInt16 = 80, seq: UInt32, ack: UInt32, flags: UInt8,
                     window: UInt16 = 65535, mss: UInt16? = nil, payload: [UInt8] = [],
                     source: IPv4Address = peerIP, destination: IPv4Address = ourIP) -> [UInt8] {
         var options: [UInt8] = []
@@ -67,16 +67,16 @@ extension Ref {
 }
 
 /// Records what the application side of each connection saw.
-final class TestApp {
-    var accepted: [TCPConnection] = []
-    var received: [ObjectIdentifier: [UInt8]] = [:]
-    var closed: [ObjectIdentifier: TCPCloseReason] = [:]
+public final class TestApp {
+    public var accepted: [TCPConnection] = []
+    public var received: [ObjectIdentifier: [UInt8]] = [:]
+    public var closed: [ObjectIdentifier: TCPCloseReason] = [:]
     /// Read incoming data automatically (else it stays in the receive buffer).
-    var autoRead = true
+    public var autoRead = true
     /// Echo every byte read.
-    var echo = false
+    public var echo = false
 
-    func attach(_ connection: TCPConnection) {
+    public func attach(_ connection: TCPConnection) {
         accepted.append(connection)
         connection.onReadable = { [unowned self] connection in
             guard self.autoRead else { return }
@@ -90,19 +90,19 @@ final class TestApp {
         }
     }
 
-    func data(_ connection: TCPConnection) -> [UInt8] { received[ObjectIdentifier(connection)] ?? [] }
-    func closeReason(_ connection: TCPConnection) -> TCPCloseReason? { closed[ObjectIdentifier(connection)] }
+    public func data(_ connection: TCPConnection) -> [UInt8] { received[ObjectIdentifier(connection)] ?? [] }
+    public func closeReason(_ connection: TCPConnection) -> TCPCloseReason? { closed[ObjectIdentifier(connection)] }
 }
 
 /// A stack with a TCP layer listening on port 80, a peer whose MAC is known, and a clock
 /// the test moves.
-final class TCPHarness {
-    let stack: NetStack
-    let tcp: TCPLayer
-    let app = TestApp()
-    var now: UInt64 = 0
+public final class TCPHarness {
+    public let stack: NetStack
+    public let tcp: TCPLayer
+    public let app = TestApp()
+    public var now: UInt64 = 0
 
-    init(isn: UInt32 = 1000, backlog: Int = 64, listen: Bool = true) {
+    public init(isn: UInt32 = 1000, backlog: Int = 64, listen: Bool = true) {
         stack = makeStack(queueCapacity: 512)
         stack.learn(peerIP, peerMAC)
         tcp = TCPLayer(stack: stack, isnSecret: 42)
@@ -114,7 +114,7 @@ final class TCPHarness {
 
     /// Delivers one segment at `now` and returns what the stack sent in answer.
     @discardableResult
-    func send(_ segment: [UInt8], at time: UInt64? = nil, from source: IPv4Address = peerIP) -> [SentSegment] {
+    public func send(_ segment: [UInt8], at time: UInt64? = nil, from source: IPv4Address = peerIP) -> [SentSegment] {
         if let time { now = time }
         stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(source: source, proto: 6, payload: segment)), nowMs: now)
         return drain()
@@ -122,20 +122,20 @@ final class TCPHarness {
 
     /// Runs the timers at `time`.
     @discardableResult
-    func poll(at time: UInt64) -> [SentSegment] {
+    public func poll(at time: UInt64) -> [SentSegment] {
         now = time
         stack.poll(nowMs: time)
         return drain()
     }
 
-    func drain() -> [SentSegment] {
+    public func drain() -> [SentSegment] {
         stack.drain().compactMap { SentSegment($0) }
     }
 
     /// A full handshake from `port` with peer ISN `peerISN`. Returns the connection and
     /// our ISN.
     /// `source` must be one the stack knows (`stack.learn`), or its answers wait for ARP.
-    func connect(port: UInt16 = 50000, peerISN: UInt32 = 5000, mss: UInt16 = 1460, window: UInt16 = 65535,
+    public func connect(port: UInt16 = 50000, peerISN: UInt32 = 5000, mss: UInt16 = 1460, window: UInt16 = 65535,
                  rttMs: UInt64 = 10, source: IPv4Address = peerIP) -> TCPConnection? {
         let synAck = send(Ref.tcp(sourcePort: port, seq: peerISN, ack: 0, flags: TCPFlag.syn, window: window, mss: mss,
                                   source: source), from: source)
@@ -148,7 +148,7 @@ final class TCPHarness {
     }
 
     /// Addresses 10.0.2.(100+n), each known to the stack (so answers go out at once).
-    func knownSources(_ count: Int) -> [IPv4Address] {
+    public func knownSources(_ count: Int) -> [IPv4Address] {
         (0..<count).map { index in
             let ip = IPv4Address(10, 0, 2, UInt8(100 + index))
             stack.learn(ip, MACAddress(0x02, 0, 0, 0, 0, UInt8(index)), nowMs: now)

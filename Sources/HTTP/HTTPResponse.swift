@@ -104,26 +104,29 @@ public struct HTTPText {
 
     /// `text` with &, <, >, " and ' escaped for HTML content and attribute values.
     public mutating func appendHTMLEscaped(_ text: String) {
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "&"): append("&amp;")
-            case UInt8(ascii: "<"): append("&lt;")
-            case UInt8(ascii: ">"): append("&gt;")
-            case UInt8(ascii: "\""): append("&quot;")
-            case UInt8(ascii: "'"): append("&#39;")
-            default: bytes.append(byte)
-            }
-        }
+        appendEscaped(text, HTTPText.htmlEscapes)
     }
 
     /// A Prometheus label value: backslash, double quote and line feed escaped.
     public mutating func appendLabelEscaped(_ text: String) {
+        appendEscaped(text, HTTPText.labelEscapes)
+    }
+
+    static let htmlEscapes: [(byte: UInt8, replacement: StaticString)] = [
+        (UInt8(ascii: "&"), "&amp;"), (UInt8(ascii: "<"), "&lt;"), (UInt8(ascii: ">"), "&gt;"),
+        (UInt8(ascii: "\""), "&quot;"), (UInt8(ascii: "'"), "&#39;"),
+    ]
+    static let labelEscapes: [(byte: UInt8, replacement: StaticString)] = [
+        (UInt8(ascii: "\\"), "\\\\"), (UInt8(ascii: "\""), "\\\""), (UInt8(ascii: "\n"), "\\n"),
+    ]
+
+    /// `text` with each byte that has an entry in `escapes` replaced by its replacement.
+    mutating func appendEscaped(_ text: String, _ escapes: [(byte: UInt8, replacement: StaticString)]) {
         for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\\"): append("\\\\")
-            case UInt8(ascii: "\""): append("\\\"")
-            case UInt8(ascii: "\n"): append("\\n")
-            default: bytes.append(byte)
+            if let escape = escapes.first(where: { $0.byte == byte }) {
+                append(escape.replacement)
+            } else {
+                bytes.append(byte)
             }
         }
     }

@@ -1,7 +1,8 @@
 // One TCP connection: its state (RFC 9293 §3.3.2), the send and receive sequence variables
 // (§3.3.1), its buffers, its retransmission timer (RFC 6298) and its congestion window
-// (RFC 5681, simplified). The protocol logic that moves it between states lives in
-// TCPLayer; what an application may call is at the bottom of this file.
+// (RFC 5681, simplified: TCPCongestionControl). The protocol logic that moves it between
+// states lives in TCPLayer and its extensions; what an application may call is at the
+// bottom of this file.
 //
 // Memory: the receive buffer holds at most `TCPLayer.receiveBufferSize` (8 KiB) and the
 // send buffer `TCPLayer.sendBufferSize` (16 KiB); out-of-order data adds at most
@@ -78,8 +79,8 @@ public final class TCPConnection {
     var sndWl1: UInt32 = 0
     var sndWl2: UInt32 = 0
     /// Bytes per segment we send: the peer's MSS option (536 without one, RFC 9293
-    /// §3.7.1), at most ours.
-    var sendMSS = 536
+    /// §3.7.1), at most ours. Set with the congestion state when the SYN arrives.
+    var sendMSS: Int { congestion.mss }
 
     // Receive sequence variables.
     var irs: UInt32 = 0
@@ -111,10 +112,8 @@ public final class TCPConnection {
     /// Timeouts since data was last acknowledged; the connection is dropped at the limit.
     var consecutiveTimeouts = 0
 
-    // Congestion control (RFC 5681): slow start, congestion avoidance, fast retransmit.
-    var cwnd = 0
-    var ssthresh = 65_535
-    var duplicateAcks = 0
+    /// Congestion control (RFC 5681): slow start, congestion avoidance, fast retransmit.
+    var congestion = TCPCongestionControl(mss: 536)
 
     var timeWaitDeadlineMs: UInt64 = 0
     /// When the peer last sent an acceptable segment (unacceptable ones refresh nothing).
