@@ -180,18 +180,40 @@ public struct NotificationSample: Equatable, Sendable {
     }
 }
 
-/// The detector's memory of one queue.
+/// The detector's memory of one queue: a fixed slot per kind (no dictionaries: this is read and
+/// written for every kind of every queue at every sample, 60 times a second in a watcher).
 struct NotificationQueueState: Equatable, Sendable {
-    /// Per kind: the progress key and time when the condition began holding.
-    var pending: [NotificationAlarmKind: (key: UInt32, since: Double)] = [:]
-    var raised: [NotificationAlarmKind: NotificationAlarm] = [:]
+    struct Slot: Equatable, Sendable {
+        /// The condition holds since `since`, with progress key `key`.
+        var pending: (key: UInt32, since: Double)?
+        var raised: NotificationAlarm?
+
+        static func == (a: Slot, b: Slot) -> Bool {
+            a.raised == b.raised && a.pending?.key == b.pending?.key && a.pending?.since == b.pending?.since
+        }
+    }
+
+    var kick = Slot()
+    var interrupt = Slot()
+    var starve = Slot()
     /// The receive queue has had buffers for the device at some point.
     var hadBuffers = false
 
-    static func == (a: Self, b: Self) -> Bool {
-        a.raised == b.raised && a.hadBuffers == b.hadBuffers
-            && a.pending.count == b.pending.count
-            && a.pending.allSatisfy { k, v in b.pending[k].map { $0.key == v.key && $0.since == v.since } ?? false }
+    subscript(kind: NotificationAlarmKind) -> Slot {
+        get {
+            switch kind {
+            case .kickLost: return kick
+            case .interruptLost: return interrupt
+            case .starved: return starve
+            }
+        }
+        set {
+            switch kind {
+            case .kickLost: kick = newValue
+            case .interruptLost: interrupt = newValue
+            case .starved: starve = newValue
+            }
+        }
     }
 }
 
@@ -212,7 +234,7 @@ public struct NotificationDetector: Equatable, Sendable {
     /// The alarms up on queue `position`, in kind order.
     public func alarms(queue position: Int) -> [NotificationAlarm] {
         guard position < queues.count else { return [] }
-        return NotificationAlarmKind.allCases.compactMap { queues[position].raised[$0] }
+        return NotificationAlarmKind.allCases.compactMap { queues[position][$0].raised }
     }
 
     /// Every alarm up, by queue then kind.
@@ -303,29 +325,36 @@ public struct NotificationDetector: Equatable, Sendable {
 
     private static func update(_ q: inout NotificationQueueState, _ kind: NotificationAlarmKind,
                                finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double, threshold: Double) -> [NotificationChange] {
+        var slot = q[kind]
+        defer { q[kind] = slot }
         guard let finding else {
-            if q.pending.isEmpty && q.raised.isEmpty { return [] }
-            if q.pending[kind] != nil { q.pending[kind] = nil }
-            if q.raised[kind] != nil, let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+            slot.pending = nil
+            if let up = slot.raised {
+                slot.raised = nil
+                return [.cleared(up)]
+            }
             return []
         }
-        if let p = q.pending[kind], p.key == finding.key {
+        if let p = slot.pending, p.key == finding.key {
             // Still owed and nothing moved.
             var a = finding.alarm
             a.since = p.since
-            if q.raised[kind] != nil {
-                q.raised[kind] = a
+            if slot.raised != nil {
+                slot.raised = a
                 return []
             }
             if time - p.since >= threshold {
-                q.raised[kind] = a
+                slot.raised = a
                 return [.raised(a)]
             }
             return []
         }
         // Owed, but the queue moved (or the condition is new): start the clock again.
-        q.pending[kind] = (finding.key, time)
-        if q.raised[kind] != nil, let up = q.raised.removeValue(forKey: kind) { return [.cleared(up)] }
+        slot.pending = (finding.key, time)
+        if let up = slot.raised {
+            slot.raised = nil
+            return [.cleared(up)]
+        }
         return []
     }
 }
