@@ -32,7 +32,7 @@ let package = Package(
         // Wire leaves that part out.
         .target(name: "Wire", dependencies: ["Virtio"]),
         // Monitor core: QEMU launcher, run directory, QMP client.
-        .target(name: "RingsideKit", dependencies: ["Wire"]),
+        .target(name: "RingsideKit", dependencies: ["Wire", "Virtio"]),
         // ncurses (wide-character) as a system library; a thin typed Swift layer lives in RingsideTUI.
         .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
         // The live view: a screen model rendered to a cell grid, blitted by ncurses.

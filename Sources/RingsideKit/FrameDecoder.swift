@@ -1,6 +1,9 @@
 // Header decoding for `ringside ctl dump` and the TUI's dump pane. Everything here takes
 // arbitrary bytes and never traps: short or inconsistent headers are reported as such and
-// decoding stops there.
+// decoding stops there. The virtio-net header's layout and flag/GSO values are Sources/Virtio's
+// (virtio 1.2 §5.1.6), not spelled again here.
+
+import Virtio
 
 /// One decoded protocol layer: a title and `name: value` fields.
 public struct PacketLayer: Equatable, Sendable {
@@ -55,7 +58,7 @@ public struct PacketDescription: Sendable {
 /// Decodes packet headers from arbitrary bytes without ever trapping.
 public enum FrameDecoder {
     /// Size of `struct virtio_net_hdr` with `num_buffers` (virtio 1.x, always present for modern devices).
-    public static let virtioNetHeaderBytes = 12
+    public static let virtioNetHeaderBytes = VirtioNetHeader.size
     /// Size of `struct virtio_net_hdr` without `num_buffers` (a legacy device that negotiated
     /// neither VIRTIO_F_VERSION_1 nor VIRTIO_NET_F_MRG_RXBUF; virtio 1.2 §5.1.6).
     public static let legacyVirtioNetHeaderBytes = 10
@@ -76,18 +79,19 @@ public enum FrameDecoder {
                 return d
             }
             let flags = r.u8(0), gso = r.u8(1)
-            let flagNames = [(1, "NEEDS_CSUM"), (2, "DATA_VALID"), (4, "RSC_INFO")].filter { Int(flags) & $0.0 != 0 }.map { $0.1 }
+            let flagNames = [(VIRTIO_NET_HDR_F_NEEDS_CSUM, "NEEDS_CSUM"), (VIRTIO_NET_HDR_F_DATA_VALID, "DATA_VALID"),
+                             (VIRTIO_NET_HDR_F_RSC_INFO, "RSC_INFO")].filter { flags & $0.0 != 0 }.map { $0.1 }
             let gsoName: String
-            switch gso & 0x7f {
-            case 0: gsoName = "NONE"
-            case 1: gsoName = "TCPV4"
-            case 3: gsoName = "UDP"
-            case 4: gsoName = "TCPV6"
-            case 5: gsoName = "UDP_L4"
+            switch gso & ~VIRTIO_NET_HDR_GSO_ECN {
+            case VIRTIO_NET_HDR_GSO_NONE: gsoName = "NONE"
+            case VIRTIO_NET_HDR_GSO_TCPV4: gsoName = "TCPV4"
+            case VIRTIO_NET_HDR_GSO_UDP: gsoName = "UDP"
+            case VIRTIO_NET_HDR_GSO_TCPV6: gsoName = "TCPV6"
+            case VIRTIO_NET_HDR_GSO_UDP_L4: gsoName = "UDP_L4"
             default: gsoName = "?"
             }
             let flagsText = hex2(flags) + (flagNames.isEmpty ? "" : " (" + flagNames.joined(separator: "|") + ")")
-            let gsoText = gsoName + ((gso & 0x80) != 0 ? "|ECN" : "")
+            let gsoText = gsoName + ((gso & VIRTIO_NET_HDR_GSO_ECN) != 0 ? "|ECN" : "")
             var fields = [
                 ("flags", flagsText),
                 ("gso_type", hex2(gso) + " (" + gsoText + ")"),
