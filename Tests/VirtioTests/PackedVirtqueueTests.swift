@@ -294,6 +294,26 @@ final class PackedVirtqueueTests: XCTestCase {
         XCTAssertEqual(queue.buffer(ids[0]), nil)
     }
 
+    /// A used descriptor where the driver published nothing is never read: the driver only
+    /// looks at positions the device owns.
+    func testUsedFlagsBeyondPublishedPositionsAreIgnored() {
+        let memory = PackedRingMemory(size: 8)
+        let queue = memory.makeQueue()
+        let device = memory.makeDevice()
+        device.addUsed(id: 0, len: 1)  // position 0, nothing published
+        XCTAssertFalse(queue.hasPendingUsed)
+        XCTAssertNil(queue.popUsed())
+        let id = queue.addBuffer(addr: 0x1000, len: 8, deviceWritable: true)!
+        XCTAssertNil(queue.popUsed(), "added, not published: still not the device's")
+        XCTAssertEqual(queue.counters.deviceErrors, 0)
+        XCTAssertEqual(queue.state(of: id), .available)
+        // Published, the head's flags (AVAIL 1, USED 0) replace the bogus used bits.
+        queue.publish()
+        XCTAssertEqual(device.takeAllAvailable().map(\.id), [id])
+        XCTAssertNil(queue.popUsed())
+        XCTAssertEqual(queue.counters.deviceErrors, 0)
+    }
+
     /// Garbage written all over the ring: the driver neither traps nor frees more than it has.
     func testRandomGarbageNeverTrapsOrOverfrees() {
         var rng = SplitMix64(seed: 31337)
