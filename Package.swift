@@ -18,9 +18,10 @@ let package = Package(
     targets: [
         // Header-only C: memory barriers and ordered loads/stores for ring memory shared with a device.
         .systemLibrary(name: "RingAtomics", path: "Sources/RingAtomics"),
-        // Virtio 1.x spec layouts and split-virtqueue bookkeeping (kernel + host); sources in
-        // subfolders by layer: transport/pci, virtqueue/split, device.
-        .target(name: "Virtio", dependencies: ["RingAtomics"]),
+        // Virtio 1.x spec layouts and split/packed virtqueue bookkeeping (kernel + host); sources in
+        // subfolders by layer: transport/pci, virtqueue/split, virtqueue/packed, device.
+        // CHeap: the packed queue's bookkeeping allocation fails with an error, not a trap.
+        .target(name: "Virtio", dependencies: ["RingAtomics", "CHeap"]),
         // Header-only C: allocation that returns nil instead of trapping (kernel heap or libc).
         .systemLibrary(name: "CHeap", path: "Sources/CHeap"),
         // Ethernet, ARP, IPv4, ICMP, UDP, TCP (kernel + host).

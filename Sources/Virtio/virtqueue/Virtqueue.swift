@@ -1,7 +1,7 @@
 // What every virtqueue format shares (virtio 1.2, 2.6): the buffers a driver hands over, the
 // life cycle of a descriptor as a monitor shows it, the counters, and the event-index rule.
-// The split ring (2.7) lives in split/; a packed ring (2.8) would sit beside it in packed/,
-// using the same types.
+// The split ring (2.7) lives in split/, the packed ring (2.8) beside it in packed/; both use
+// these types and conform to `Virtqueue`, the interface a driver is generic over.
 
 /// One buffer of a chain the driver makes available (2.7.13.1).
 public struct VirtqBuffer: Equatable, Sendable {
@@ -94,3 +94,39 @@ public struct VirtqueueCounters: Equatable, Sendable {
 public func virtqNeedEvent(eventIdx: UInt16, newIdx: UInt16, oldIdx: UInt16) -> Bool {
     newIdx &- eventIdx &- 1 < newIdx &- oldIdx
 }
+
+/// What a driver does with a virtqueue of either format (2.7 split, 2.8 packed). The kernel's
+/// queue can be generic over it (Embedded Swift has no existentials: `DeviceQueue<Ring:
+/// Virtqueue>`, or an enum of the two). A "head" is the split ring's head descriptor id or the
+/// packed ring's buffer id: what `add…` returns, `popUsed()` hands back as `id`, and
+/// `release(head:)` / `buffer(_:)` take.
+public protocol Virtqueue: AnyObject {
+    /// Descriptors (split) or ring positions and buffer ids (packed).
+    var size: UInt16 { get }
+    /// How many single-buffer chains could be added now.
+    var freeCount: UInt16 { get }
+    /// Chains added but not yet published.
+    var unpublishedCount: UInt16 { get }
+    var counters: VirtqueueCounters { get }
+    var interruptsEnabled: Bool { get }
+
+    func addBuffer(addr: UInt64, len: UInt32, deviceWritable: Bool) -> UInt16?
+    func addChain<Buffers: Collection>(_ buffers: Buffers) -> UInt16? where Buffers.Element == VirtqBuffer
+    func publish()
+    @discardableResult func publish(count: UInt16) -> UInt16
+    func needsNotify() -> Bool
+    func noteKick()
+    func noteKickSuppressed()
+    func noteInterrupt()
+    func popUsed() -> VirtqUsedElement?
+    @discardableResult func release(head: UInt16) -> Bool
+    func buffer(_ head: UInt16) -> VirtqBuffer?
+    func state(of head: UInt16) -> VirtqDescriptorState
+    func stateCounts() -> VirtqStateCounts
+    func observeUsed()
+    func disableInterrupts()
+    @discardableResult func enableInterrupts() -> Bool
+}
+
+extension SplitVirtqueue: Virtqueue {}
+extension PackedVirtqueue: Virtqueue {}
