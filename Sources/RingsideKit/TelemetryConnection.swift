@@ -27,12 +27,16 @@ public enum TelemetryIncoming: Equatable, Sendable {
 /// Not thread-safe: use one connection from one thread.
 public final class TelemetryConnection: @unchecked Sendable {
     public let path: String
-    public private(set) var model = TelemetryModel()
-    public private(set) var decoder = WireFrameDecoder()
+    /// Decoder, model and kernel clock (shared with `ringside replay`).
+    public private(set) var stream = TelemetryStream()
+    public var model: TelemetryModel { stream.model }
+    public var decoder: WireFrameDecoder { stream.decoder }
     /// Bytes read since connecting (all connections).
     public private(set) var bytesReceived: UInt64 = 0
     /// Kernel uptime → host wall clock, from the latest hello (nil before one).
-    public private(set) var kernelClock: KernelClock?
+    public var kernelClock: KernelClock? { stream.kernelClock }
+    /// Sees every byte read from and written to the channel, as it crosses (`ringside record`).
+    public let tap: (@Sendable (RecordingDirection, [UInt8]) -> Void)?
     public var isConnected: Bool { fd >= 0 }
 
     private var fd: Int32 = -1
@@ -47,8 +51,10 @@ public final class TelemetryConnection: @unchecked Sendable {
 
     /// Connects to `path`, retrying until `timeout` seconds pass (0: one try), and sends `hello`
     /// unless `sendHello` is false. Command seqs start at `firstSeq` (default: random).
-    public init(path: String, timeout: Double = 0, sendHello: Bool = true, firstSeq: UInt32? = nil) throws(RingsideError) {
+    public init(path: String, timeout: Double = 0, sendHello: Bool = true, firstSeq: UInt32? = nil,
+                tap: (@Sendable (RecordingDirection, [UInt8]) -> Void)? = nil) throws(RingsideError) {
         self.path = path
+        self.tap = tap
         encoder = WireFrameEncoder(firstSeq: firstSeq ?? UInt32.random(in: 0...UInt32.max))
         try connect(timeout: timeout, sendHello: sendHello)
     }
@@ -75,8 +81,9 @@ public final class TelemetryConnection: @unchecked Sendable {
         }
         setNonBlocking(fd)
         setCloseOnExec(fd)
-        decoder.reset()
+        stream.decoder.reset()
         readBuffer.removeAll(keepingCapacity: true)
+        tap?(.note, Array("connected \(path)".utf8))
         if sendHello {
             let seq = try send(.hello)
             internalSeqs.insert(seq)
@@ -95,6 +102,7 @@ public final class TelemetryConnection: @unchecked Sendable {
         do { seq = try encoder.encode(.command(command), into: &out) } catch {
             throw RingsideError("cannot encode command: \(error)")
         }
+        tap?(.toKernel, out)
         do { try writeAll(fd, out, timeout: 5) } catch {
             close()
             throw RingsideError("sending to \(path): \(error.description)")
@@ -105,6 +113,7 @@ public final class TelemetryConnection: @unchecked Sendable {
     /// Writes raw bytes to the channel (tests: garbage, torn frames).
     public func sendRaw(_ bytes: [UInt8]) throws(RingsideError) {
         guard fd >= 0 else { throw RingsideError("not connected to \(path)") }
+        tap?(.toKernel, bytes)
         try writeAll(fd, bytes, timeout: 5)
     }
 
@@ -217,35 +226,24 @@ public final class TelemetryConnection: @unchecked Sendable {
         let n = readAvailable(fd, into: &readBuffer)
         if let n, n > 0 {
             bytesReceived &+= UInt64(n)
-            decoder.feed(readBuffer)
+            tap?(.fromKernel, readBuffer)
             decodeAll()
         }
         if n == nil {
             close()
+            tap?(.note, Array("disconnected".utf8))
             inbox.append(.disconnected)
         }
     }
 
     private func decodeAll() {
-        while let result = decoder.next() {
-            switch result {
-            case .message(let m, let seq):
-                let action = model.apply(m, seq: seq)
-                if case .hello(let h) = m { kernelClock = KernelClock(hello: h, receivedAt: wallClockSeconds()) }
-                if case .snapshot(let snap) = m { kernelClock?.observe(uptimeNs: snap.uptimeNs, receivedAt: wallClockSeconds()) }
-                if case .reply(let r) = m, internalSeqs.remove(r.commandSeq) != nil {
-                    continue
-                }
-                if case .snapshot(let snap) = m {
-                    inbox.append(.snapshot(snap, model: model, seq: seq))
-                } else {
-                    inbox.append(.message(m, seq: seq))
-                }
-                if let action { autoRequest(action) }
-            case .error(let e):
-                inbox.append(.decodeError(e))
-            }
+        var actions: [TelemetryModelAction] = []
+        stream.feed(readBuffer, at: wallClockSeconds()) { item, action in
+            if case .message(.reply(let r), _) = item, internalSeqs.remove(r.commandSeq) != nil { return }
+            inbox.append(item)
+            if let action { actions.append(action) }
         }
+        for action in actions { autoRequest(action) }
     }
 
     private func autoRequest(_ action: TelemetryModelAction) {

@@ -57,6 +57,9 @@ public final class TelemetryHub: @unchecked Sendable {
     public private(set) var upstreamConnections = 0
     /// Frames not sent to a client because its backlog was full.
     public private(set) var framesDroppedForSlowClients: UInt64 = 0
+    /// Records the kernel side of the channel (`ringside run --record`): every byte the kernel
+    /// sent (all replies included) and every command the hub wrote to it. Set before `start()`.
+    public var recorder: TelemetryRecorder?
 
     final class Client {
         let fd: Int32
@@ -157,14 +160,19 @@ public final class TelemetryHub: @unchecked Sendable {
         upstreamOut.removeAll()
         // Resynchronise: the kernel answers with a hello and a full snapshot, which every
         // client sees (a client that connected mid-stream gets its tables that way too).
+        recorder?.record(.note, Array("connected \(consolePath)".utf8))
         if let seq = try? encoder.encode(.command(.hello), into: &upstreamOut) {
             routes[seq] = (0, 0, monotonicSeconds())
         }
+        recorder?.record(.toKernel, upstreamOut)
         _ = flushNonBlocking(upstream, &upstreamOut)
     }
 
     private func dropUpstream() {
-        if upstream >= 0 { Glibc.close(upstream) }
+        if upstream >= 0 {
+            Glibc.close(upstream)
+            recorder?.record(.note, Array("disconnected".utf8))
+        }
         upstream = -1
         chunk.removeAll(keepingCapacity: true)
         upstreamOut.removeAll()
@@ -175,6 +183,7 @@ public final class TelemetryHub: @unchecked Sendable {
         let n = readAvailable(upstream, into: &bytes, max: 1 << 20)
         if let n, n > 0 {
             bytesFromKernel &+= UInt64(n)
+            recorder?.record(.fromKernel, bytes)
             split(bytes)
         }
         if n == nil { dropUpstream() }
@@ -286,8 +295,10 @@ public final class TelemetryHub: @unchecked Sendable {
                     enqueue(out, frames: 1, for: c)
                     continue
                 }
+                let before = upstreamOut.count
                 if let seq = try? encoder.encode(.command(command), into: &upstreamOut) {
                     routes[seq] = (id, clientSeq, monotonicSeconds())
+                    recorder?.record(.toKernel, Array(upstreamOut[before...]))
                 }
             }
             if upstream >= 0 && !upstreamOut.isEmpty && !flushNonBlocking(upstream, &upstreamOut) { dropUpstream() }

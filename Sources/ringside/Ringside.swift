@@ -12,6 +12,6 @@ struct Ringside: ParsableCommand {
         QMP socket. `ringside qemu-args` prints the arguments that wire the same channels into a QEMU \
         you start yourself.
         """,
-        subcommands: [Run.self, Attach.self, Watch.self, Ctl.self, QemuArgs.self, Wrap.self]
+        subcommands: [Run.self, Attach.self, Watch.self, Ctl.self, Record.self, Replay.self, QemuArgs.self, Wrap.self]
     )
 }

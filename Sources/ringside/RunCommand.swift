@@ -61,6 +61,9 @@ struct Run: ParsableCommand {
     @Option(help: "Write every frame crossing the network device to this pcap file.")
     var pcap: String?
 
+    @Option(help: ArgumentHelp("Record the telemetry channel to this file while the run lasts (the TUI, --headless, watch and ctl alike; every command and reply included), for `ringside replay`.", valueName: "FILE"))
+    var record: String?
+
     @Option(help: ArgumentHelp("Directory the TUI's w key writes pcap files to, created when needed (default: $RINGSIDE_PCAP_DIR, else $XDG_DATA_HOME/ringside/pcap, else ~/.local/share/ringside/pcap).", valueName: "DIR"))
     var pcapDir: String?
 
@@ -136,12 +139,29 @@ struct Run: ParsableCommand {
         }
         // QEMU serves one client on console.sock: hold it and re-serve telemetry to any number.
         var hub: TelemetryHub?
+        var recorder: TelemetryRecorder?
+        if let record {
+            do {
+                recorder = try TelemetryRecorder(path: record, info: recordingInfo(source: qemu.run.consoleSocket, recorder: "ringside run --record"))
+            } catch {
+                warn("\(error)")
+                qemu.stop()
+                throw ExitCode.failure
+            }
+        }
+        defer {
+            if let recorder {
+                recorder.close()
+                warn("recorded \(recorder.records) records (\(recorder.payloadBytes) bytes of telemetry) to \(recorder.path), \(recorder.fileBytes) bytes" + (recorder.error.map { ": " + $0 } ?? ""))
+            }
+        }
         do {
             hub = try TelemetryHub(consolePath: qemu.run.consoleSocket, listenPath: qemu.run.telemetrySocket)
+            hub?.recorder = recorder
             hub?.start()
             warn("telemetry for watch/ctl at \(qemu.run.telemetrySocket)")
         } catch {
-            warn("telemetry hub not started: \(error)")
+            warn("telemetry hub not started: \(error)" + (recorder != nil ? " (so nothing is recorded)" : ""))
         }
         let code: Int32
         if openTUI {
@@ -164,6 +184,7 @@ struct Run: ParsableCommand {
             info.udpPort = UInt16(udpPort)
             info.httpPort = UInt16(httpPort)
             info.qemuPID = qemu.process.pid
+            info.recording = record
             options.runInfo = info
             // Polled by the TUI's loop: reaps QEMU as soon as it ends (no zombie until `q`) and
             // tells the screen why, in QEMU's own words.

@@ -13,6 +13,8 @@ public enum AppEffect: Equatable, Sendable {
     case hmp(String)
     /// `z`: a consistent snapshot of a guest (QMP stop, read every queue, cont), shown frozen.
     case consistentSnapshot
+    /// A replay control (`ringside replay`: p, < >, n, g, 0).
+    case replay(ReplayControl)
     case quit
 }
 
@@ -43,6 +45,19 @@ extension TUIState {
 
     mutating func handleNormal(_ key: Key) -> [AppEffect] {
         if handleHMPPaneKey(key) { return [] }
+        if replay != nil {
+            switch key {
+            case .character(" "), .character("p"): return [.replay(.togglePause)]
+            case .character(">"), .character("."): return [.replay(.faster)]
+            case .character("<"), .character(","): return [.replay(.slower)]
+            case .character("n"): return [.replay(.nextEvent)]
+            case .character("0"): return [.replay(.seek(0))]
+            case .character("g"):
+                mode = .prompt(.seekTime, text: "")
+                return []
+            default: break
+            }
+        }
         let count = view.model.queues.count
         switch key {
         case .tab where count > 0:
@@ -281,6 +296,13 @@ extension TUIState {
         case .logFilter:
             logFilter = text
             return []
+        case .seekTime:
+            if text.isEmpty { return [] }
+            guard let t = Double(text.hasSuffix("s") ? String(text.dropLast()) : text), t >= 0, t.isFinite else {
+                addLog(.error, "go to: \"\(text)\" is not a time in seconds")
+                return []
+            }
+            return [.replay(.seek(t))]
         case .stepCount:
             guard let q = selectedQueueModel else { return [] }
             guard let n = UInt16(text), n > 0 else {

@@ -32,6 +32,8 @@ public struct TUIOptions: Sendable {
     /// Polled every loop turn (cheap): nil while the process the TUI watches over (QEMU under
     /// `ringside run`) runs; once it has ended, a summary line and its last lines of output.
     public var processEnded: (@Sendable () -> [String]?)?
+    /// A replay (`ringside replay`, link: ReplayLink): read-only, commands are refused.
+    public var replay = false
 
     public init(title: String = "Ringside", accel: String = "", snapshotRate: UInt16? = nil,
                 onQuit: (@Sendable () -> Void)? = nil) {
@@ -155,12 +157,31 @@ final class TUIApp {
             if sig != 0 { return 128 + sig }
             let now = monotonicNow()
             state.now = now
+            if let replay = link as? ReplayLink {
+                if replay.takeReset() {
+                    // Played backwards: from a fresh screen, as at the start of the recording.
+                    let keep = state
+                    state = TUIState(title: options.title, accel: options.accel)
+                    state.runInfo = keep.runInfo
+                    state.pcapDirectory = keep.pcapDirectory
+                    state.startedAt = keep.startedAt
+                    state.panes.focus = keep.panes.focus
+                    state.panes.expanded = keep.panes.expanded
+                }
+                // Ages and rates on the screen follow the recording's clock.
+                state.now = state.startedAt + replay.positionNs(now: now) / 1e9
+            }
             for event in link.service(now: now) {
                 dirty = true
                 if event == .connected, let hz = options.snapshotRate {
                     perform(.send(.setSnapshotRate(hz: hz), label: "rate \(hz) Hz"))
                 }
                 state.apply(event)
+            }
+            if let replay = link as? ReplayLink {
+                for note in replay.takeNotes() { state.addLog(.info, note); dirty = true }
+                let status = replay.status(now: now)
+                if status != state.replay { state.replay = status; dirty = true }
             }
             if let facts = link.guestFacts, facts != state.live.guest {
                 state.live.guest = facts
@@ -229,7 +250,11 @@ final class TUIApp {
     }
 
     func draw(now: Double) {
-        state.now = now
+        if let replay = link as? ReplayLink {
+            state.now = state.startedAt + replay.positionNs(now: now) / 1e9
+        } else {
+            state.now = now
+        }
         let layout = Layout.compute(size: size, queueCount: state.view.model.queues.count,
                                     maxQueueSize: Int(state.view.model.queues.map { $0.info.size }.max() ?? 256))
         let viewports = paneViewports(state, size: size)
@@ -244,6 +269,12 @@ final class TUIApp {
 
     func perform(_ effect: AppEffect) {
         switch effect {
+        case .send(_, let label) where options.replay:
+            state.addLog(.error, "\(label): refused: this is a replay of a recording (read-only)")
+        case .replay(let control):
+            if let replay = link as? ReplayLink {
+                state.addLog(.info, replay.control(control, now: monotonicNow()))
+            }
         case .send(let command, let label):
             if let seq = link.send(command) {
                 state.noteSent(command, seq: seq, label: label)

@@ -25,6 +25,8 @@ public struct RunInfo: Equatable, Sendable {
     public var udpPort: UInt16?
     public var httpPort: UInt16?
     public var qemuPID: Int32?
+    /// The recording being replayed (`ringside replay`), or written (`ringside run --record`).
+    public var recording: String?
 
     public init(telemetrySocket: String, telemetryIsHub: Bool) {
         self.telemetrySocket = telemetrySocket
@@ -34,6 +36,7 @@ public struct RunInfo: Equatable, Sendable {
     /// The overlay's lines: (label, value); an empty label starts the paste-ready commands.
     public var lines: [(String, String)] {
         var l: [(String, String)] = []
+        if let recording { l.append(("recording", recording)) }
         l.append(("run directory", runDirectory ?? "unknown (attached: QEMU was started elsewhere)"))
         if telemetrySocket.isEmpty {
             l.append(("telemetry", "none (any guest: the rings are read from its memory)"))

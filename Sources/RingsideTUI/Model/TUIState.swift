@@ -85,12 +85,15 @@ public enum PromptKind: Equatable, Sendable {
     case logFilter
     /// `:`: a `ringside ctl` command.
     case command
+    /// `g` in a replay: the time to go to.
+    case seekTime
 
     var label: String {
         switch self {
         case .stepCount: return "step how many? "
         case .logFilter: return "/"
         case .command: return ":"
+        case .seekTime: return "go to (seconds): "
         }
     }
 }
@@ -182,6 +185,9 @@ public struct TUIState: Equatable, Sendable {
     public var link: LinkState = .connecting
     public var live = LiveView()
     /// Set while frozen (`f`): the view drawn instead of `live`.
+    /// Playback state when the TUI shows a recording (`ringside replay`): the header says so
+    /// and the replay keys apply; nil live.
+    public var replay: ReplayStatus?
     public var frozen: LiveView?
     /// What the frozen view is, when it is more than a copy of the screen (`z`: "guest
     /// stopped for 12 ms").

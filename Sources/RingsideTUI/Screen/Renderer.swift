@@ -202,6 +202,10 @@ func drawHeaderFirstLine(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect, ke
         let badge = " FROZEN" + (state.frozenNote.map { ": " + $0 } ?? "") + " "
         x = g.text(badge, y: r.y, x: x + 1, style: CellStyle(.warning, bold: true, reverse: true), maxX: r.width)
     }
+    if let replay = state.replay {
+        x = g.text(" " + replay.headerText.escapingTerminalControls() + " ", y: r.y, x: x + 1,
+                   style: CellStyle(.warning, bold: true, reverse: true), maxX: r.width)
+    }
     return x
 }
 
@@ -533,6 +537,12 @@ let statusHints: [(String, String)] = [
     ("w", "pcap"), ("f", "freeze"), ("+/-", "rate"), ("/", "filter"), (":", "cmd"), ("i", "info"), ("q", "quit"),
 ]
 
+/// The key hints in a replay (`ringside replay`).
+let replayStatusHints: [(String, String)] = [
+    ("?", "help"), ("p", "play/pause"), ("< >", "speed"), ("n", "next event"), ("g", "go to"), ("0", "start"),
+    ("Tab", "queue"), ("←→", "pane"), ("e", "expand"), ("f", "freeze"), ("/", "filter"), ("q", "quit"),
+]
+
 /// The key hints while a pane is expanded.
 func expandedStatusHints(_ pane: Pane) -> [(String, String)] {
     [("?", "help"), ("↑↓ PgUp PgDn Home End", pane == .descriptors ? "cursor" : "scroll"), ("←→", "pane"),
@@ -551,7 +561,8 @@ func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         g.text(hint, y: r.y, x: x + 1, style: CellStyle(.header))
     default:
         // Full hints when they fit, else the compact form ("?help Tab queue"); q quit always.
-        let statusHints = state.panes.expanded == nil ? statusHints : expandedStatusHints(state.panes.expanded!)
+        let statusHints = state.panes.expanded != nil ? expandedStatusHints(state.panes.expanded!)
+            : state.replay != nil ? replayStatusHints : statusHints
         let full = statusHints.reduce(0) { $0 + $1.0.columns + $1.1.columns + 3 }
         let compact = full <= r.width ? 0 : 1   // narrow: no space after each hint
         var x = 0
@@ -589,6 +600,10 @@ public let helpLines: [(String, String)] = [
     (":hmp CMD", "run a QEMU monitor command (e expands)"),
     (":inject Q F", "fault: drop|corrupt|nokick N, starve, unstarve, noirq, clear"),
     (":kick Q :poll Q", "notify the device now / service the queue as if interrupted"),
+    ("p / Space", "replay: play / pause"),
+    ("< >", "replay: slower / faster (¼× to 16×)"),
+    ("n", "replay: go to the next event, reply or command"),
+    ("g / 0", "replay: go to a time (seconds) / the start"),
     ("?", "this help"),
     ("q", "quit"),
 ]
