@@ -93,7 +93,7 @@ func appendVarint(_ out: inout [UInt8], _ value: UInt64) {
 
 extension RecordingEntry {
     /// `dt` varint (ns since the previous record), direction u8, length varint, bytes.
-    func encoded(previousNs: UInt64) -> [UInt8] {
+    public func encoded(previousNs: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + 12)
         appendVarint(&out, timeNs >= previousNs ? timeNs - previousNs : 0)
