@@ -38,8 +38,10 @@ import Virtio   // SwiftPM; scripts/fuzz-wire.sh compiles the names into the sam
 #endif
 
 extension TelemetryModel {
-    /// The latest snapshot as one line of JSON (no trailing newline).
-    public func snapshotJSON() -> String {
+    /// The latest snapshot as one line of JSON (no trailing newline). `queueExtra(position)` may
+    /// add members to a queue's object (`"device":{…}` for `watch --qmp`): raw JSON, after
+    /// `alarms`.
+    public func snapshotJSON(queueExtra: ((Int) -> String?)? = nil) -> String {
         var j = WireJSONWriter()
         j.raw("{\"seq\":"); j.number(UInt64(snapshotSeq ?? 0))
         j.raw(",\"uptime_ns\":"); j.number(uptimeNs)
@@ -116,6 +118,7 @@ extension TelemetryModel {
                 j.raw("{"); j.alarmFields(alarm); j.raw("}")
             }
             j.raw("]")
+            if let extra = queueExtra?(qi) { j.raw(","); j.raw(extra) }
             j.raw(",\"descriptors\":[")
             for (id, d) in q.descriptors.enumerated() {
                 if id > 0 { j.raw(",") }

@@ -11,6 +11,12 @@ struct Watch: ParsableCommand {
         `ringside run` prints. With --json every snapshot is one JSON object on its own line \
         (jq-friendly; stdout is flushed per line). When the guest goes away, watch says so on stderr \
         and waits for it to come back (up to --timeout seconds without telemetry, if given).
+
+        SOCKET with --qmp QMP (QEMU's QMP socket, e.g. qmp-user.sock of a `ringside run`) and --json: \
+        each network queue also gets a "device" object, QEMU's own indices for it (last_avail_idx, \
+        used_idx, inuse, vring_num, shadow_avail_idx, from QMP x-query-virtio-queue-status, polled at \
+        4 Hz) with age_ms and the comparison with the driver's numbers: "verdict" agree, in_flight, \
+        unknown or disagree, and "reasons". QEMU serves one client per QMP socket.
         """
     )
 
@@ -32,7 +38,12 @@ struct Watch: ParsableCommand {
     var timeout: Double?
 
     func validate() throws {
-        try guest.validate(socket: socket)
+        if socket != nil && guest.qmp != nil {
+            if guest.memory != nil { throw ValidationError("--memory is for any guest (no SOCKET); with SOCKET, --qmp adds QEMU's view of the net queues") }
+            if !json { throw ValidationError("SOCKET with --qmp needs --json (the device's view goes into each snapshot's JSON)") }
+        } else {
+            try guest.validate(socket: socket)
+        }
         if !(rate > 0 && rate <= 1000) { throw ValidationError("--rate must be between 0 and 1000 Hz") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
@@ -40,7 +51,7 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        if let qmp = guest.qmp {
+        if let qmp = guest.qmp, socket == nil {
             try watchGuest(qmp: qmp, memory: guest.memory, json: json, rate: rate, count: count, timeout: timeout)
             return
         }
@@ -50,6 +61,11 @@ struct Watch: ParsableCommand {
         var connection: TelemetryConnection?
         var saidWaiting = false
         var human = HumanLines()
+        // SOCKET with --qmp: QEMU's view of the net queues, compared with each snapshot.
+        let devicePoller = guest.qmp.map { DeviceTruthPoller(socketPath: $0) }
+        devicePoller?.start()
+        defer { devicePoller?.stop() }
+        var deviceTruth = WatchDeviceTruth()
         func expired() -> Bool {
             if let timeout, monotonicSeconds() - lastData > timeout { return true }
             return false
@@ -85,7 +101,9 @@ struct Watch: ParsableCommand {
                     lastData = monotonicSeconds()
                     guard model.isComplete else { continue }
                     if json {
-                        guard writeLine(model.snapshotJSON()) else { throw ExitCode.failure }
+                        let line = devicePoller.map { deviceTruth.line(model: model, device: $0.latest, now: monotonicSeconds()) }
+                            ?? model.snapshotJSON()
+                        guard writeLine(line) else { throw ExitCode.failure }
                     } else {
                         if let lines = human.update(model) {
                             for l in lines { guard writeLine(l) else { throw ExitCode.failure } }

@@ -184,10 +184,10 @@ public struct TUIState: Equatable, Sendable {
     public var accel: String
     public var link: LinkState = .connecting
     public var live = LiveView()
-    /// Set while frozen (`f`): the view drawn instead of `live`.
     /// Playback state when the TUI shows a recording (`ringside replay`): the header says so
     /// and the replay keys apply; nil live.
     public var replay: ReplayStatus?
+    /// Set while frozen (`f`): the view drawn instead of `live`.
     public var frozen: LiveView?
     /// What the frozen view is, when it is more than a copy of the screen (`z`: "guest
     /// stopped for 12 ms").
