@@ -170,6 +170,10 @@ struct Replay: ParsableCommand {
         }
         if json { return try printJSON(reader, header) }
         if info { return try printInfo(reader, header) }
+        if isatty(STDIN_FILENO) == 0 || isatty(STDOUT_FILENO) == 0 {
+            warn("the replay TUI needs a terminal on standard input and output; use --json (or --info) in scripts")
+            throw ExitCode(2)
+        }
         let link = ReplayLink(reader: reader, name: file)
         link.speed = speed
         var options = TUIOptions(title: "Ringside", accel: "")
