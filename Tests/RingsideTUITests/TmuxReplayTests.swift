@@ -22,6 +22,15 @@ final class TmuxReplayTests: XCTestCase {
             if n == 100 {
                 try encoder.encode(.event(WireEvent(uptimeNs: t, kind: .paused(queue: 0))), into: &frame)
             }
+            if n == 120 {
+                // The recorded host dumps the next pending frame; the kernel answers at once.
+                var host = WireFrameEncoder(firstSeq: 77)
+                var command: [UInt8] = []
+                try host.encode(.command(.dump(queue: 0, selector: .next)), into: &command)
+                entries.append(RecordingEntry(timeNs: t, direction: .toKernel, bytes: command))
+                let dump = WireDump(queue: 0, descriptor: 3, guestAddress: 0x4000, bufferLength: 64, bytes: [UInt8](repeating: 0x41, count: 64))
+                try encoder.encode(.reply(WireReply(commandSeq: 77, status: .ok, body: .dump(dump))), into: &frame)
+            }
             let qs = queues.map { q in
                 WireQueueSnapshot(status: WireQueueStatus(queue: q.queue, availIdx: 8, usedIdx: 0, lastUsedIdx: 0, freeCount: 0,
                                                           pendingUsed: 0, paused: paused && q.queue == 0,
@@ -67,6 +76,12 @@ final class TmuxReplayTests: XCTestCase {
         // n: to the next event, the pause at 10 s.
         try tmux.send("n")
         screen = tmux.waitFor("the next event") { $0.contains("t=10.0s/30.0s") && $0.contains("net0.rx paused") }
+        // n again: the recorded host's dump, and the kernel's answer named after it.
+        try tmux.send("n")
+        tmux.waitFor("the recorded command and its reply") {
+            $0.contains("t=12.0s/30.0s") && $0.contains("→ dump net0.rx next (recorded)")
+                && $0.contains("dump net0.rx next: 64 bytes of net0.rx desc 3")
+        }
 
         // Speed: ×1 → ×4, and back down to ¼.
         try tmux.send(">"); try tmux.send(">")

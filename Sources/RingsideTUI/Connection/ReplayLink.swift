@@ -58,6 +58,8 @@ public final class ReplayLink: TUILink {
     /// The next entry to deliver.
     private var index = 0
     private var decoder = WireFrameDecoder()
+    /// The recorded host's command frames (their seqs name the replies).
+    private var commandDecoder = WireFrameDecoder()
     /// Playback clock: recording time `anchorNs` at monotonic `anchorReal`.
     private var anchorNs: Double = 0
     private var anchorReal: Double?
@@ -137,12 +139,19 @@ public final class ReplayLink: TUILink {
             let text = String(decoding: e.bytes.prefix(200), as: UTF8.self)
             if text.hasPrefix("connected") {
                 decoder.reset()
+                commandDecoder.reset()
                 events.append(.connected)
             } else if text.hasPrefix("disconnected") {
                 events.append(.disconnected(reason: "the recorded guest went away"))
             }
         case .toKernel:
-            break
+            commandDecoder.feed(e.bytes)
+            while let r = commandDecoder.next() {
+                // The automatic ones (on connect, when a table went stale) are not the user's.
+                if case .message(.command(let c), let seq) = r, c != .hello, c != .requestFull {
+                    events.append(.sentCommand(c, seq: seq))
+                }
+            }
         }
     }
 
@@ -193,6 +202,7 @@ public final class ReplayLink: TUILink {
             // Backwards: from the start again, the app from a fresh state.
             index = 0
             decoder = WireFrameDecoder()
+            commandDecoder = WireFrameDecoder()
             needsReset = true
         }
         saidStop = false

@@ -27,4 +27,7 @@ public enum LinkEvent: Equatable, Sendable {
     case disconnected(reason: String)
     case message(WireMessage, seq: UInt32)
     case decodeError(String)
+    /// A command the recorded host sent, with its frame seq (replays of a recording only): the
+    /// log shows it and names its reply as the live screen did.
+    case sentCommand(WireCommand, seq: UInt32)
 }

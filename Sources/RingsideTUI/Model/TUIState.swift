@@ -449,6 +449,30 @@ public struct TUIState: Equatable, Sendable {
             addLog(.error, "telemetry: \(message)")
         case .message(let message, let seq):
             apply(message, seq: seq)
+        case .sentCommand(let command, let seq):
+            let label = commandLabel(command)
+            noteSent(command, seq: seq, label: label)
+            addLog(.command, "→ \(label) (recorded)")
+        }
+    }
+
+    /// A command in the words of the `:` command line.
+    func commandLabel(_ command: WireCommand) -> String {
+        switch command {
+        case .hello: return "hello"
+        case .pause(let q): return "pause \(queueName(q))"
+        case .resume(let q): return "resume \(queueName(q))"
+        case .step(let q, let n): return "step \(queueName(q)) \(n)"
+        case .dump(let q, .next): return "dump \(queueName(q)) next"
+        case .dump(let q, .last): return "dump \(queueName(q)) last"
+        case .dump(let q, .descriptor(let id)): return "dump \(queueName(q)) desc \(id)"
+        case .setSnapshotRate(let hz): return "rate \(hz) Hz"
+        case .resetCounters: return "reset"
+        case .requestFull: return "full tables"
+        case .stats: return "stats"
+        case .inject(let q, let fault): return "inject \(queueName(q)) \(fault)"
+        case .kick(let q): return "kick \(queueName(q))"
+        case .poll(let q): return "poll \(queueName(q))"
         }
     }
 
