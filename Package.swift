@@ -49,7 +49,7 @@ let package = Package(
         ),
         // Helpers every host test target shares: a seeded PRNG, loopback UDP sockets, free ports.
         .target(name: "RingsideTestSupport", dependencies: ["RingsideKit"], path: "Tests/TestSupport"),
-        .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "RingsideTestSupport"]),
         // NetStack's test peer: reference frame builders sharing no code with the stack, and a
         // hand-driven TCP harness (NetStack's public API only), for NetStackTests and HTTPTests.
         .target(name: "NetStackTestSupport", dependencies: ["NetStack", "RingsideTestSupport"],

@@ -11,4 +11,6 @@ public struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+    /// A number in 0..<bound (bound > 0), with SplitMix64's slight modulo bias: fine for tests.
+    public mutating func next(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }

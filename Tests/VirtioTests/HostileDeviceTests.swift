@@ -1,4 +1,5 @@
 import XCTest
+import RingsideTestSupport
 import RingAtomics
 @testable import Virtio
 
@@ -261,4 +262,3 @@ final class HostileDeviceTests: XCTestCase {
     }
 }
 
-extension SplitMix64: RandomNumberGenerator {}

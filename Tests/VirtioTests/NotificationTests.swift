@@ -1,4 +1,5 @@
 import XCTest
+import RingsideTestSupport
 @testable import Virtio
 
 /// vring_need_event written out independently of the module (Linux virtio_ring.h).

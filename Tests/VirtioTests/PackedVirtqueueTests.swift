@@ -1,4 +1,5 @@
 import XCTest
+import RingsideTestSupport
 @testable import Virtio
 
 private func buffer(_ pool: BufferPool, _ i: Int, writable: Bool = true, len: UInt32? = nil) -> VirtqBuffer {

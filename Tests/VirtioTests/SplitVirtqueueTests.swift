@@ -1,4 +1,5 @@
 import XCTest
+import RingsideTestSupport
 @testable import Virtio
 
 final class SplitVirtqueueLayoutTests: XCTestCase {

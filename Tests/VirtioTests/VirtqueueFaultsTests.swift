@@ -1,4 +1,5 @@
 import XCTest
+import RingsideTestSupport
 @testable import Virtio
 
 /// The rules of fault injection (`inject Q …`) and the interruptsSuppressed counter.
