@@ -436,8 +436,16 @@ final class VirtioMMIOTests: XCTestCase {
         var generator = SplitMix(state: 14)
         let alphabet = Array("0123456789abcdefxXKMGE@:-_ =virtomd.\t".utf8) + [0, 0xff, 0x80]
         for _ in 0..<2000 {
-            let length = Int.random(in: 0..<64, using: &generator)
-            let value = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }
+            // Pieces: a random byte, or a run of digits long enough to overflow 64 bits.
+            var value: [UInt8] = []
+            for _ in 0..<Int.random(in: 0..<12, using: &generator) {
+                if Bool.random(using: &generator) {
+                    value.append(alphabet.randomElement(using: &generator)!)
+                } else {
+                    let digits = Array("0123456789abcdef".utf8).prefix(Bool.random(using: &generator) ? 10 : 16)
+                    value += (0..<Int.random(in: 1..<40, using: &generator)).map { _ in digits.randomElement(using: &generator)! }
+                }
+            }
             _ = virtioMMIODevices(commandLine: Array("virtio_mmio.device=".utf8) + value)
             _ = try? parseVirtioMMIODeviceArgument(ArraySlice(value))
         }
