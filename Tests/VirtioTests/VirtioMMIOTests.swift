@@ -1,3 +1,4 @@
+import RingsideTestSupport
 import XCTest
 @testable import Virtio
 
@@ -422,18 +423,8 @@ final class VirtioMMIOTests: XCTestCase {
     }
 
     func testHostileCommandLinesNeverTrap() {
-        // SplitMix64 with a fixed seed: the same 2000 inputs every run.
-        struct SplitMix: RandomNumberGenerator {
-            var state: UInt64
-            mutating func next() -> UInt64 {
-                state &+= 0x9e37_79b9_7f4a_7c15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-                z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-                return z ^ (z >> 31)
-            }
-        }
-        var generator = SplitMix(state: 14)
+        // A fixed seed: the same 2000 inputs every run.
+        var generator = SplitMix64(seed: 14)
         let alphabet = Array("0123456789abcdefxXKMGE@:-_ =virtomd.\t".utf8) + [0, 0xff, 0x80]
         for _ in 0..<2000 {
             // Pieces: a random byte, or a run of digits long enough to overflow 64 bits.
