@@ -43,62 +43,49 @@ extension TUIState {
         }
     }
 
+    /// The normal mode's keys (and a replay's), as KeyMap binds them.
     mutating func handleNormal(_ key: Key) -> [AppEffect] {
         if handleHMPPaneKey(key) { return [] }
-        if replay != nil {
-            switch key {
-            case .character(" "), .character("p"): return [.replay(.togglePause)]
-            case .character(">"), .character("."): return [.replay(.faster)]
-            case .character("<"), .character(","): return [.replay(.slower)]
-            case .character("n"): return [.replay(.nextEvent)]
-            case .character("0"): return [.replay(.seek(0))]
-            case .character("g"):
-                mode = .prompt(.seekTime, text: "")
-                return []
-            default: break
-            }
-        }
+        guard let action = KeyMap.action(for: key, replaying: replay != nil) else { return [] }
         let count = view.model.queues.count
-        switch key {
-        case .tab where count > 0:
-            select((selectedQueue + 1) % count)
-        case .backTab where count > 0:
-            select((selectedQueue + count - 1) % count)
-        case .character(let c) where c >= "1" && c <= "9":
-            let n = Int(String(c))! - 1
+        switch action {
+        case .replay(let control):
+            return [.replay(control)]
+        case .seekPrompt:
+            mode = .prompt(.seekTime, text: "")
+        case .cycleQueue(let step) where count > 0:
+            select((selectedQueue + count + step) % count)
+        case .selectQueue(let n):
             if n < count { select(n) }
-        case .up, .down, .pageUp, .pageDown, .home, .end:
+        case .move(let key):
             moveInFocusedPane(key)
-        case .left: panes.cycleFocus(by: -1)
-        case .right: panes.cycleFocus(by: 1)
-        case .character("e"):
+        case .cycleFocus(let step): panes.cycleFocus(by: step)
+        case .toggleExpand:
             panes.expanded = panes.expanded == nil ? panes.focus : nil
-        case .escape:
+        case .back:
             if panes.expanded != nil { panes.expanded = nil } else { cursor = nil }
-        case .character(" "):
+        case .pauseResume:
             guard let q = selectedQueueModel else { return [] }
             if q.status?.paused == true {
                 return [.send(.resume(queue: q.info.queue), label: "resume \(q.info.name)")]
             }
             return [.send(.pause(queue: q.info.queue), label: "pause \(q.info.name)")]
-        case .character("s"):
+        case .step:
             guard let q = selectedQueueModel else { return [] }
             return [.send(.step(queue: q.info.queue, count: 1), label: "step \(q.info.name)")]
-        case .character("S"):
+        case .stepCount:
             mode = .prompt(.stepCount, text: "")
-        case .character("d"):
+        case .dump:
             guard let q = selectedQueueModel else { return [] }
             if let id = cursor {
                 return [.send(.dump(queue: q.info.queue, selector: .descriptor(UInt16(id))), label: "dump \(q.info.name) desc \(id)")]
             }
             return [.send(.dump(queue: q.info.queue, selector: .next), label: "dump \(q.info.name) next")]
-        case .character("["):
-            if let i = shownDump, i > 0 { shownDump = i - 1; panes.top[.dump] = nil }
-        case .character("]"):
-            if let i = shownDump, i + 1 < dumps.count { shownDump = i + 1; panes.top[.dump] = nil }
-        case .character("w"):
+        case .browseDumps(let step):
+            if let i = shownDump, i + step >= 0, i + step < dumps.count { shownDump = i + step; panes.top[.dump] = nil }
+        case .writePcap:
             return [.writePcap]
-        case .character("f"):
+        case .freeze:
             if frozen == nil {
                 frozen = live
                 addLog(.info, "display frozen (the guest runs on; f to thaw)")
@@ -107,30 +94,27 @@ extension TUIState {
                 frozenNote = nil
                 addLog(.info, "display live")
             }
-        case .character("z"):
+        case .consistentSnapshot:
             return [.consistentSnapshot]
-        case .character("+"), .character("="):
+        case .rate(let up):
             // From the rate last asked for, so quick presses add up before a snapshot confirms.
             let current = pendingRateHz ?? live.model.rateHz
-            let next = snapshotRateSteps.first { $0 > current } ?? snapshotRateSteps.last!
+            let next = up ? snapshotRateSteps.first(where: { $0 > current }) ?? snapshotRateSteps.last!
+                : snapshotRateSteps.last(where: { $0 < current }) ?? snapshotRateSteps.first!
             return [.send(.setSnapshotRate(hz: next), label: "rate \(next) Hz")]
-        case .character("-"):
-            let current = pendingRateHz ?? live.model.rateHz
-            let next = snapshotRateSteps.last { $0 < current } ?? snapshotRateSteps.first!
-            return [.send(.setSnapshotRate(hz: next), label: "rate \(next) Hz")]
-        case .character("/"):
+        case .logFilter:
             mode = .prompt(.logFilter, text: logFilter)
-        case .character(":"):
+        case .commandLine:
             mode = .prompt(.command, text: "")
-        case .character("?"):
+        case .help:
             mode = .help
-        case .character("i"):
+        case .info:
             mode = .info
-        case .character("F"):
+        case .features:
             mode = .features
-        case .character("q"), .character("Q"):
+        case .quit:
             return [.quit]
-        default:
+        case .cycleQueue:
             break
         }
         return []

@@ -3,36 +3,7 @@
 import RingsideKit
 
 /// Every key, as the help overlay lists it.
-public let helpLines: [(String, String)] = [
-    ("Tab / Shift-Tab", "select the next / previous queue"),
-    ("1 … 9", "select queue N"),
-    ("← →", "focus the descriptors, dump or events pane"),
-    ("↑ ↓ PgUp PgDn Home End", "move the table cursor / scroll the focused pane"),
-    ("e", "expand the focused pane to the full screen"),
-    ("Esc", "close overlay or expanded pane; drop the cursor"),
-    ("Space", "pause / resume the selected queue"),
-    ("s", "step one packet (queue paused)"),
-    ("S", "step N packets (asks for N)"),
-    ("d", "dump cursor's descriptor, else next pending"),
-    ("[ ]", "previous / next dump"),
-    ("w", "write dumped frames as pcap (see below)"),
-    ("F", "features offered/accepted, device status"),
-    ("f", "freeze the display (the guest runs on)"),
-    ("z", "consistent snapshot of a guest: QMP stop, read all, cont; shown frozen"),
-    ("+ / -", "raise / lower the snapshot rate"),
-    ("/", "filter the event log (empty: all)"),
-    (":", "command line, as ringside ctl (see guide)"),
-    ("i", "where things are: sockets, ports, commands"),
-    (":hmp CMD", "run a QEMU monitor command (e expands)"),
-    (":inject Q F", "fault: drop|corrupt|nokick N, starve, unstarve, noirq, clear"),
-    (":kick Q :poll Q", "notify the device now / service the queue as if interrupted"),
-    ("p / Space", "replay: play / pause"),
-    ("< >", "replay: slower / faster (¼× to 16×)"),
-    ("n", "replay: go to the next event, reply or command"),
-    ("g / 0", "replay: go to a time (seconds) / the start"),
-    ("?", "this help"),
-    ("q", "quit"),
-]
+public let helpLines: [(String, String)] = KeyMap.all.map { ($0.helpKeys, $0.help) }
 
 /// What the ring and table symbols mean: (symbol, its style, meaning).
 public let symbolLegend: [(Unicode.Scalar, CellStyle, String)] = [

@@ -3,22 +3,22 @@
 import RingsideKit
 
 /// The key hints on the status line, most important first (cut at the right edge).
-let statusHints: [(String, String)] = [
-    ("?", "help"), ("Tab", "queue"), ("Space", "pause"), ("s", "step"), ("S", "step N"), ("d", "dump"),
-    ("←→", "pane"), ("e", "expand"),
-    ("w", "pcap"), ("f", "freeze"), ("+/-", "rate"), ("/", "filter"), (":", "cmd"), ("i", "info"), ("q", "quit"),
-]
+let statusHints: [(String, String)] = hints(KeyMap.statusLine)
 
 /// The key hints in a replay (`ringside replay`).
-let replayStatusHints: [(String, String)] = [
-    ("?", "help"), ("p", "play/pause"), ("< >", "speed"), ("n", "next event"), ("g", "go to"), ("0", "start"),
-    ("Tab", "queue"), ("←→", "pane"), ("e", "expand"), ("f", "freeze"), ("/", "filter"), ("q", "quit"),
-]
+let replayStatusHints: [(String, String)] = hints(KeyMap.replayStatusLine)
 
-/// The key hints while a pane is expanded.
+/// The key hints while a pane is expanded; the arrows move the table's cursor, else scroll.
 func expandedStatusHints(_ pane: Pane) -> [(String, String)] {
-    [("?", "help"), ("↑↓ PgUp PgDn Home End", pane == .descriptors ? "cursor" : "scroll"), ("←→", "pane"),
-     ("Esc/e", "back"), ("d", "dump"), ("[ ]", "dumps"), ("q", "quit")]
+    KeyMap.expandedStatusLine.flatMap { binding in
+        binding.hints.map { hint in
+            (hint.keys, pane == .descriptors && binding.helpKeys == KeyMap.move.helpKeys ? "cursor" : hint.label)
+        }
+    }
+}
+
+func hints(_ bindings: [KeyBinding]) -> [(String, String)] {
+    bindings.flatMap { $0.hints.map { ($0.keys, $0.label) } }
 }
 
 func drawStatus(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
