@@ -58,7 +58,7 @@ struct Watch: ParsableCommand {
         guard let socket else { throw ValidationError("give SOCKET or --qmp") }
         var printed = 0
         var lastData = monotonicSeconds()
-        var connection: TelemetryConnection?
+        let link = ReconnectingTelemetry(path: socket, retryInterval: 0.2)
         var saidWaiting = false
         var human = HumanLines()
         // SOCKET with --qmp: QEMU's view of the net queues, compared with each snapshot.
@@ -66,38 +66,19 @@ struct Watch: ParsableCommand {
         devicePoller?.start()
         defer { devicePoller?.stop() }
         var deviceTruth = WatchDeviceTruth()
-        func expired() -> Bool {
-            if let timeout, monotonicSeconds() - lastData > timeout { return true }
-            return false
-        }
         while true {
-            if connection == nil || connection?.isConnected == false {
-                do {
-                    if let connection {
-                        try connection.connect(timeout: 0)
-                    } else {
-                        connection = try TelemetryConnection(path: socket)
-                    }
+            for event in link.service(now: monotonicSeconds(), timeout: 0.25) {
+                switch event {
+                case .connected:
                     if saidWaiting { warn("connected to \(socket)") }
                     saidWaiting = false
                     lastData = monotonicSeconds()
-                } catch {
+                case .unreachable(let error):
                     if !saidWaiting {
                         warn("\(error); waiting for the guest")
                         saidWaiting = true
                     }
-                    if expired() {
-                        warn("no telemetry for \(formatTimeout(timeout!)) s: giving up")
-                        throw ExitCode.failure
-                    }
-                    usleep(200_000)
-                    continue
-                }
-            }
-            guard let c = connection else { continue }
-            for item in c.receive(timeout: 0.25) {
-                switch item {
-                case .snapshot(_, let model, _):
+                case .incoming(.snapshot(_, let model, _)):
                     lastData = monotonicSeconds()
                     guard model.isComplete else { continue }
                     if json {
@@ -122,23 +103,23 @@ struct Watch: ParsableCommand {
                     }
                     printed += 1
                     if let count, printed >= count { return }
-                case .message(.hello(let h), _):
+                case .incoming(.message(.hello(let h), _)):
                     lastData = monotonicSeconds()
                     if !json {
                         let queues = h.queues.map { "\($0.name.escapingTerminalControls())[\($0.size)]" }.joined(separator: " ")
                         guard writeLine("# \(h.kernelVersion.escapingTerminalControls()) protocol \(h.protocolVersion), mac \(macAddressText(h.mac)), queues \(queues)") else { throw ExitCode.failure }
                     }
-                case .message:
+                case .incoming(.message):
                     lastData = monotonicSeconds()
-                case .decodeError(let e):
+                case .incoming(.decodeError(let e)):
                     if case .unsupportedVersion = e { warn(e.message) }
-                case .disconnected:
+                case .incoming(.disconnected):
                     warn("the guest went away (\(socket) closed); waiting for it to come back")
                     saidWaiting = true
                 }
             }
-            if expired() {
-                warn("no telemetry for \(formatTimeout(timeout!)) s: giving up")
+            if let timeout, monotonicSeconds() - lastData > timeout {
+                warn("no telemetry for \(formatTimeout(timeout)) s: giving up")
                 throw ExitCode.failure
             }
         }
