@@ -1,7 +1,7 @@
 // A telemetry link that outlives the guest: it connects when a retry is due, reads what has
 // arrived, and after the guest goes away tries again (the guest may not have started yet, or
-// QEMU is restarting). `ringside watch` and the TUI's TelemetryPoller keep their link this way;
-// each only decides what to say about it. The TelemetryConnection underneath resynchronises
+// QEMU is restarting). `ringside watch`, `ringside record` and the TUI's TelemetryPoller keep
+// their link this way; each only decides what to say about it. The TelemetryConnection underneath resynchronises
 // itself (hello on every connect), so a reconnect needs nothing more from the caller.
 
 import Foundation
@@ -24,13 +24,19 @@ public final class ReconnectingTelemetry {
     /// Nil until the first connect succeeds; then kept and reconnected, so its model survives.
     private var connection: TelemetryConnection?
     private var nextAttempt = 0.0
+    /// Sees every byte that crosses the channel (`ringside record`), as TelemetryConnection's.
+    private let tap: (@Sendable (RecordingDirection, [UInt8]) -> Void)?
 
-    public init(path: String, retryInterval: Double) {
+    public init(path: String, retryInterval: Double, tap: (@Sendable (RecordingDirection, [UInt8]) -> Void)? = nil) {
         self.path = path
         self.retryInterval = retryInterval
+        self.tap = tap
     }
 
     public var isConnected: Bool { connection?.isConnected == true }
+
+    /// Bytes read since the first connect (all connections).
+    public var bytesReceived: UInt64 { connection?.bytesReceived ?? 0 }
 
     /// The descriptor to poll for input (nil while disconnected: poll with a timeout instead).
     public var fileDescriptor: Int32? { isConnected ? connection?.fileDescriptor : nil }
@@ -50,7 +56,7 @@ public final class ReconnectingTelemetry {
                 if let connection {
                     try connection.connect(timeout: 0)
                 } else {
-                    connection = try TelemetryConnection(path: path, timeout: 0)
+                    connection = try TelemetryConnection(path: path, timeout: 0, tap: tap)
                 }
             } catch {
                 return [.unreachable(error)]

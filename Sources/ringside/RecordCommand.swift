@@ -48,7 +48,7 @@ struct Record: ParsableCommand {
         let start = monotonicSeconds()
         var lastData = start
         var lastBytes: UInt64 = 0
-        var connection: TelemetryConnection?
+        let link = ReconnectingTelemetry(path: socket, retryInterval: 0.2, tap: { recorder.record($0, $1) })
         var saidWaiting = false
         var saidSilent = false
         var outcome: Int32 = 0
@@ -67,41 +67,34 @@ struct Record: ParsableCommand {
                 outcome = 1
                 break
             }
-            if connection == nil || connection?.isConnected == false {
-                do {
-                    if let connection {
-                        try connection.connect(timeout: 0)
-                    } else {
-                        connection = try TelemetryConnection(path: socket, tap: { recorder.record($0, $1) })
-                    }
+            for event in link.service(now: monotonicSeconds(), timeout: 0.25) {
+                switch event {
+                case .connected:
                     if saidWaiting { warn("connected to \(socket)") }
                     saidWaiting = false
-                } catch {
+                case .unreachable(let error):
                     if !saidWaiting {
                         warn("\(error); waiting for the guest")
                         saidWaiting = true
                     }
-                    usleep(200_000)
-                    continue
-                }
-            }
-            guard let c = connection else { continue }
-            for item in c.receive(timeout: 0.25) {
-                if case .disconnected = item {
+                case .incoming(.disconnected):
                     warn("the guest went away (\(socket) closed); waiting for it to come back")
                     saidWaiting = true
                     continue loop
+                case .incoming:
+                    break
                 }
             }
-            if c.bytesReceived != lastBytes {
-                lastBytes = c.bytesReceived
+            guard link.isConnected else { continue }
+            if link.bytesReceived != lastBytes {
+                lastBytes = link.bytesReceived
                 lastData = monotonicSeconds()
             } else if !saidSilent && monotonicSeconds() - lastData > 5 {
                 warn("nothing from \(socket) for 5 s" + silentHint)
                 saidSilent = true
             }
         }
-        connection?.close()
+        link.close()
         recorder.close()
         let seconds = monotonicSeconds() - start
         warn("recorded \(recorder.records) records (\(recorder.payloadBytes) bytes of telemetry) in \(String(format: "%.1f", seconds)) s: \(output), \(recorder.fileBytes) bytes")
