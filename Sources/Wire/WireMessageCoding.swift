@@ -1,6 +1,8 @@
 // Payload layouts: the single definition of every message's bytes (docs/protocol.md §Messages).
 // Each type writes itself to a `WireWriter` and reads itself back from a `WireReader`.
 // Multi-byte integers are little-endian; "varint" is unsigned LEB128.
+// Over 400 lines on purpose: the whole byte layout in one file, in the order docs/protocol.md
+// gives it, so the two can be read side by side and every version's changes sit in one place.
 
 // MARK: - Descriptors
 

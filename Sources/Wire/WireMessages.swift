@@ -1,4 +1,6 @@
 // The messages, as values. Their byte layout is in WireMessageCoding.swift and docs/protocol.md.
+// Over 400 lines on purpose: every message type of the protocol in one file (mostly fields and
+// their documentation), the vocabulary WireMessageCoding.swift and protocol.md follow.
 
 #if canImport(Virtio)
 import Virtio   // SwiftPM; the kernel and scripts/fuzz-wire.sh compile Virtio into the same module
