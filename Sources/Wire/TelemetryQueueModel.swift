@@ -33,8 +33,12 @@ public struct TelemetryQueueModel: Equatable, Sendable {
     /// The snapshot number the table reflects; nil when it is stale.
     public private(set) var baseSnapshot: UInt32?
 
+    /// What the lost-notification detector takes the queue for (by its name, fixed at hello).
+    public let role: NotificationQueueRole
+
     public init(info: WireQueueInfo) {
         self.info = info
+        role = NotificationQueueRole(queueName: info.name)
         descriptors = [WireDescriptor](repeating: .zero, count: Int(info.size))
     }
 
@@ -155,7 +159,7 @@ public struct TelemetryModel: Equatable, Sendable {
             for q in s.queues { if let i = position(ofQueue: q.status.queue) { inSnapshot[i] = true } }
             let samples = queues.indices.map { i -> NotificationSample? in
                 guard inSnapshot[i], let status = queues[i].status else { return nil }
-                return NotificationSample(role: NotificationQueueRole(queueName: queues[i].info.name), size: queues[i].info.size,
+                return NotificationSample(role: queues[i].role, size: queues[i].info.size,
                                           status: status, ring: queues[i].ring)
             }
             notificationChanges = notifications.observe(samples, time: Double(s.uptimeNs) / 1e9)
