@@ -127,4 +127,37 @@ final class RingPaneTests: XCTestCase {
         XCTAssertEqual(state.mode, .normal)
         XCTAssertEqual(virtioFeatureNames(1 << 5 | 1 << 50, deviceType: 1), ["VIRTIO_NET_F_MAC", "bit 50"])
     }
+
+    /// A raised alarm stays the last verdict when snapshots stop: it is marked stale, not shown as
+    /// live; STUCK, judged against the clock, is not judged on stale data at all.
+    func testAlarmFlagsSayStaleWhenSnapshotsStop() {
+        var state = sampleState(rxPending: 3, now: 100)
+        let ring = WireRingView(flags: WireRingView.eventIdxFlag, usedEvent: 0, availEvent: 0, availStart: 0,
+                                availEntries: [0, 1], usedStart: 0, usedEntries: [WireUsedElement(id: 0, len: 0)])
+        func snapshot(_ n: UInt32, uptime: Double) {
+            var snaps: [WireQueueSnapshot] = []
+            for q in state.live.model.queues {
+                var status = q.status!
+                var r = WireRingView.empty
+                if q.info.name == "net0.tx" {
+                    status.availIdx = 2   // two echoes published, the device never kicked
+                    status.usedIdx = 0
+                    r = ring
+                }
+                snaps.append(WireQueueSnapshot(status: status, ring: r, descriptors: .full(q.descriptors)))
+            }
+            state.apply(.message(.snapshot(WireSnapshot(snapshotNumber: n, uptimeNs: UInt64(uptime * 1e9), rateHz: 10,
+                                                        droppedFrames: 0, memory: sampleMemory, queues: snaps)), seq: n + 1))
+        }
+        snapshot(2, uptime: 84)
+        snapshot(3, uptime: 84.6)
+        state.now = 100.1
+        let live = render(state, size: ScreenSize(width: 160, height: 50)).text
+        let txLine = { (t: String) in t.split(separator: "\n").first { $0.contains("net0.tx") && $0.contains("256") }.map(String.init) ?? "" }
+        XCTAssertTrue(txLine(live).contains("KICK LOST?") && !txLine(live).contains("(stale)"), txLine(live))
+        state.now = 130
+        let stale = render(state, size: ScreenSize(width: 160, height: 50)).text
+        XCTAssertTrue(txLine(stale).contains("KICK LOST? (stale)"), txLine(stale))
+        XCTAssertFalse(stale.contains("STUCK"), "not judged on stale data:\n\(stale)")
+    }
 }

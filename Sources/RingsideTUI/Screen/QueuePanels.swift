@@ -22,9 +22,15 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         if status.paused { flags.append((" PAUSED ", CellStyle(.warning, bold: true, reverse: true))) }
         for badge in faultBadges(status.faults) { flags.append((" \(badge) ", CellStyle(.warning, bold: true, reverse: true))) }
         // The detector's alarms (a notification owed and never came, no buffers); STUCK only
-        // when no interrupt was owed for the waiting entries (the driver suppressed it).
-        for a in alarms { flags.append((" \(a.kind.label) ", CellStyle(.alarm, bold: true, reverse: true))) }
-        if health.stuck && !alarms.contains(where: { $0.kind == .interruptLost }) {
+        // when no interrupt was owed for the waiting entries (the driver suppressed it). When
+        // snapshots have stopped coming, an alarm is the last verdict, not a live one (said so),
+        // and STUCK, which is judged against the clock, is not judged at all.
+        let stale = snapshotIsStale(state)
+        for a in alarms {
+            flags.append(stale ? (" \(a.kind.label) (stale) ", CellStyle(.warning))
+                               : (" \(a.kind.label) ", CellStyle(.alarm, bold: true, reverse: true)))
+        }
+        if health.stuck && !stale && !alarms.contains(where: { $0.kind == .interruptLost }) {
             flags.append((" STUCK ", CellStyle(.alarm, bold: true, reverse: true)))
         }
         if health.full { flags.append((" FULL ", CellStyle(.alarm, bold: true, reverse: true))) }
