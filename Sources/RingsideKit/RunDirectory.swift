@@ -52,9 +52,17 @@ public struct RunDirectory: Sendable {
 
     public init(path: String) { self.path = path }
 
-    /// Deletes the directory and everything in it.
-    public func remove() {
-        try? FileManager.default.removeItem(atPath: path)
+    /// Deletes the directory and everything in it. A file that comes or goes while the tree is
+    /// walked (a socket a process unlinks as it exits) can make one pass fail; a few more passes
+    /// finish the job. Returns whether the directory is gone.
+    @discardableResult
+    public func remove() -> Bool {
+        for attempt in 0..<5 {
+            try? FileManager.default.removeItem(atPath: path)
+            if access(path, F_OK) != 0 && errno == ENOENT { return true }
+            usleep(useconds_t(20_000 * (attempt + 1)))
+        }
+        return false
     }
 }
 

@@ -194,6 +194,9 @@ struct Run: ParsableCommand {
             }
             if let pcapDir { options.pcapDirectory = pcapDir }
             let status = runTUI(socketPath: socket, options: options)
+            // The hub lives in the run directory: stop it before QEMU's stop removes the directory.
+            hub?.stop()
+            hub = nil
             if let ended = qemu.process.poll() {
                 let message = qemu.explain(ended)
                 switch qemu.outcome(of: ended) {

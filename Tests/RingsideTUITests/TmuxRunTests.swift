@@ -140,8 +140,10 @@ final class TmuxRunTests: XCTestCase {
         tmux.waitFor("HMP's own error") { $0.contains("hmp no-such-command") && $0.contains("unknown command") }
 
         try tmux.send("q")
-        XCTAssertEqual(tmux.exitStatus(timeout: 15), 0)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: runDir), "run directory left behind")
+        let exit = tmux.exitStatus(timeout: 15)
+        XCTAssertEqual(exit, 0, "ringside run's exit status after q; its terminal:\n\(tmux.capture())")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: runDir)) ?? []
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runDir), "run directory left behind, holding \(left)")
     }
 
     // MARK: Item 1
