@@ -17,14 +17,19 @@
 # QEMU runs on CPU $QEMU_CPUS and the watchers and the echo client on $WATCH_CPUS (taskset;
 # defaults 0 and 1 when the host has 2 CPUs or more) so that the watcher does not take the guest's
 # core away from it.
-# The watcher is .build/debug/ringside by default: what `make run` builds and users run
-# (RINGSIDE_BIN=.build/release/ringside measures a release build). RINGSIDE_BIN_BEFORE=path adds a
-# second watcher (e.g. an older build) measured in the same rounds: before/after in one run.
+# The watcher is .build/release/ringside by default: what `make run` builds and users run (built
+# here if missing; RINGSIDE_BIN=.build/debug/ringside measures the debug build the tests use).
+# RINGSIDE_BIN_BEFORE=path adds a second watcher (e.g. an older build) measured in the same rounds:
+# before/after in one run.
+# The watcher's CPU is the scheduler's own account of the time it ran (/proc/PID/schedstat, in
+# nanoseconds), not utime+stime: those come in clock ticks (10 ms), as coarse as the effect over
+# a 1.5 s phase (one tick is 0.67 % of it).
 set -euo pipefail
 HZ=${1:-60}; PHASE=${2:-1.5}; ROUNDS=${3:-24}; MODE=${4:-human}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=${BENCH:-$HERE/../shared/bench}
-BIN=${RINGSIDE_BIN:-$HERE/.build/debug/ringside}
+BIN=${RINGSIDE_BIN:-$HERE/.build/release/ringside}
+if [ -z "${RINGSIDE_BIN:-}" ]; then (cd "$HERE" && swift build -c release --product ringside >&2); fi
 BEFORE=${RINGSIDE_BIN_BEFORE:-}
 if [ "$(nproc)" -ge 2 ]; then QEMU_CPUS=${QEMU_CPUS:-0}; WATCH_CPUS=${WATCH_CPUS:-1}; else QEMU_CPUS=${QEMU_CPUS:-}; WATCH_CPUS=${WATCH_CPUS:-}; fi
 # (exec: started with `&`, the pid $! is the program's own.)
@@ -63,10 +68,12 @@ echo "watchers: after=$BIN${BEFORE:+ before=$BEFORE} at $HZ Hz ($MODE); QEMU on 
 import os, random, signal, socket, statistics, sys, time
 port, phase, rounds = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 names, pids = sys.argv[4].split(","), [int(p) for p in sys.argv[5].split(",")]
-CLK = os.sysconf("SC_CLK_TCK")
 def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / CLK
+    """Seconds the scheduler has run `pid` (all its threads): schedstat's first field, in ns."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+    return total / 1e9
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)
 seq = 0
 def echo_rate(seconds):
@@ -111,7 +118,6 @@ def q(v):
 print("unwatched/unwatched (resolution): %s over %d rounds" % (q(aa), rounds))
 for n in names:
     print("%s: echo ratio watched/unwatched %s; watcher CPU %% of one core %s" % (n, q(ratios[n]), q(cpus[n]).replace("median ", "")))
-# CPU is counted in clock ticks (1/CLK_TCK s): per phase it is coarse, over all phases it is not.
 allcpu = {n: sum(cpus[n]) / len(cpus[n]) for n in names}
 print("summary: " + "; ".join("%s CPU %.2f %% of one core over all watched phases, echo ratio median %.3f IQR %.3f–%.3f" % (
     n, allcpu[n], statistics.median(ratios[n]),
