@@ -43,6 +43,7 @@ bench: deps kernel
 	scripts/bench.sh
 	scripts/bench-http.sh
 	scripts/bench-tui.sh
+	python3 scripts/bench_vs_linux.py
 
 clean:
 	-$(MAKE) -C kernel clean

@@ -146,6 +146,6 @@ final class MainLoop {
         }
         if sleepNs == 0 { return }
         Clock.wake(afterNs: sleepNs)
-        cpu_idle()
+        Clock.idle()
     }
 }

@@ -71,6 +71,38 @@ final class HTTPTests: QEMUTestCase {
         }
     }
 
+    /// `ringside_cpu_idle_seconds_total`: the time the kernel spent halted. At rest it grows
+    /// almost as fast as the uptime; under an echo load the busy share (uptime − idle) grows
+    /// more than at rest; idle never exceeds the uptime.
+    func testIdleTimeIsCountedAndBusyTimeRisesUnderLoad() throws {
+        guard let kernel = requireKernel() else { return }
+        let c = try baseConfiguration(kernel: kernel)
+        _ = try launchReady(c)
+        guard case let .user(udpPort, httpPort) = c.network else { return XCTFail("not user networking") }
+        func read() throws -> (uptime: Double, idle: Double) {
+            let text = try runCommand(["curl", "-sS", "http://127.0.0.1:\(httpPort)/metrics"]).output
+            func value(_ name: String) -> Double? {
+                text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            guard let up = value("ringside_uptime_seconds"), let idle = value("ringside_cpu_idle_seconds_total") else {
+                XCTFail("no uptime or idle counter in /metrics:\n\(text)")
+                return (0, 0)
+            }
+            XCTAssertLessThanOrEqual(idle, up, "idle time beyond the uptime")
+            return (up, idle)
+        }
+        let a = try read()
+        Thread.sleep(forTimeInterval: 1.0)
+        let b = try read()
+        let restBusy = 1 - (b.idle - a.idle) / (b.uptime - a.uptime)
+        _ = try runEchoExchange(port: udpPort, count: 1500, sizes: 64...64, seed: 3, perTryTimeout: 1)
+        let d = try read()
+        let loadBusy = 1 - (d.idle - b.idle) / (d.uptime - b.uptime)
+        print("busy share: at rest \(String(format: "%.3f", restBusy)), under echo \(String(format: "%.3f", loadBusy))")
+        XCTAssertGreaterThan(b.idle - a.idle, 0.5, "a resting kernel is mostly halted")
+        XCTAssertGreaterThan(loadBusy, restBusy, "serving echoes takes more of the CPU than resting")
+    }
+
     func testHTTPCheckScriptPassesAgainstTheRunningKernel() throws {
         guard findExecutable("python3") != nil else { return XCTFail("python3 is not installed") }
         guard let port = try bootWithHTTP() else { return }

@@ -23,13 +23,28 @@ enum Clock {
         lapicHz = lapic
     }
 
+    /// TSC cycles spent halted in `idle()` since boot. The rest of the uptime is the kernel's
+    /// own work: its share of the virtual CPU (`/metrics`, and per packet in scripts/bench_vs_linux.py).
+    nonisolated(unsafe) static var idleTicks: UInt64 = 0
+
     /// Nanoseconds since boot.
-    static var nowNs: UInt64 {
-        let ticks = rdtsc() &- bootTSC
+    static var nowNs: UInt64 { nanoseconds(ticks: rdtsc() &- bootTSC) }
+
+    /// Nanoseconds halted since boot.
+    static var idleNs: UInt64 { nanoseconds(ticks: idleTicks) }
+
+    static func nanoseconds(ticks: UInt64) -> UInt64 {
         // split to avoid overflow: seconds part and remainder part
         let seconds = ticks / tscHz
         let rest = ticks % tscHz
         return seconds &* 1_000_000_000 &+ rest &* 1_000_000_000 / tscHz
+    }
+
+    /// Halts until the next interrupt, counting the time halted.
+    static func idle() {
+        let start = rdtsc()
+        cpu_idle()
+        idleTicks &+= rdtsc() &- start
     }
 
     static var nowMs: UInt64 { nowNs / 1_000_000 }

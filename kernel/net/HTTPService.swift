@@ -103,6 +103,11 @@ final class HTTPService {
         writer.text.append("ringside_uptime_seconds ")
         appendSeconds(Clock.nowMs, to: &writer.text)
         writer.text.append("\n")
+        // Busy = uptime - idle: the kernel's share of its virtual CPU (under TCG, of QEMU's vCPU thread).
+        writer.family("ringside_cpu_idle_seconds_total", "counter", "Seconds the CPU spent halted, waiting for an interrupt.")
+        writer.text.append("ringside_cpu_idle_seconds_total ")
+        appendSeconds(Clock.idleNs / 1_000_000, to: &writer.text)
+        writer.text.append("\n")
         writer.metric("ringside_heap_bytes", "gauge", "Kernel heap size.", heap_bytes_total())
         writer.metric("ringside_heap_used_bytes", "gauge", "Kernel heap in use.", heap_bytes_used())
         writer.metric("ringside_heap_free_bytes", "gauge", "Kernel heap pages not handed out.", heap_bytes_free())
