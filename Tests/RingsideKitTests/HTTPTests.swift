@@ -40,6 +40,11 @@ final class HTTPTests: QEMUTestCase {
         XCTAssertGreaterThan(samples, 10)
         XCTAssertTrue(metrics.output.contains(#"queue="net0.rx""#), "per-queue labels")
 
+        // The fixed answer the HTTP benchmark asks for (scripts/bench_vs_linux.py).
+        let hello = try runCommand(["curl", "-sS", "-D", "-", "http://127.0.0.1:\(port)/hello"])
+        XCTAssertTrue(hello.output.hasPrefix("HTTP/1.1 200"), hello.output)
+        XCTAssertTrue(hello.output.hasSuffix("\r\n\r\nhello from ringside\n"), hello.output)
+
         let missing = try runCommand(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/nope"])
         XCTAssertEqual(missing.output, "404")
     }

@@ -3,7 +3,10 @@ import Arch
 // The kernel's web face: TCP on the network stack, and an HTTP/1.1 server on port 80 with
 //   GET /         an HTML status page (version, uptime, memory, per-queue indices and
 //                 counters, TCP and HTTP counters), refreshing itself every 5 s;
-//   GET /metrics  the same numbers in the Prometheus text exposition format.
+//   GET /metrics  the same numbers in the Prometheus text exposition format;
+//   GET /hello    a fixed 20-byte text: the microservice's smallest answer, what the HTTP
+//                 figures of scripts/bench_vs_linux.py measure (the Linux reference guest
+//                 answers every path with a body of the same kind).
 // The protocol work is shared with the host: TCP in Sources/NetStack, parsing, keep-alive
 // and limits in Sources/HTTP; this file only gathers the kernel's numbers and lays them out
 // (the per-queue ones in HTTPQueueStatus.swift).
@@ -25,6 +28,8 @@ final class HTTPService {
         // The routes hold the service (and through it the server and TCP) for good.
         server.route("/") { _ in self.statusPage() }
         server.route("/metrics") { _ in self.metrics() }
+        let hello = Array("hello from ringside\n".utf8)
+        server.route("/hello") { _ in HTTPResponse(status: .ok, contentType: "text/plain; charset=utf-8", body: hello) }
     }
 
     /// Starts TCP and the server, reading queue state from the net (and console) driver.
