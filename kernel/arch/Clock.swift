@@ -1,6 +1,6 @@
 import Arch
 
-/// Monotonic time from the TSC, calibrated at boot against the PIT; and the LAPIC timer,
+/// Monotonic time from the TSC, calibrated at boot (arch/Calibration.swift); and the LAPIC timer,
 /// calibrated at the same time, used in one-shot mode to wake the idle loop at the next
 /// deadline (tickless: an idle guest takes no timer interrupts it doesn't need).
 enum Clock {
@@ -15,12 +15,16 @@ enum Clock {
         return bootTSC
     }
 
-    static func calibrate() {
-        var tsc: UInt64 = 0
-        var lapic: UInt64 = 0
-        timer_calibrate(10, &tsc, &lapic)
-        if tsc > 0 { tscHz = tsc }
-        lapicHz = lapic
+    /// How long calibration measures: its error falls as the window grows, and the boot waits for it.
+    static let calibrationWindowUs: UInt64 = 5_000
+
+    /// Measures the TSC and LAPIC timer rates (arch/Calibration.swift); returns what was measured.
+    @discardableResult
+    static func calibrate() -> Calibration.Result {
+        let result = Calibration.measure(windowUs: calibrationWindowUs)
+        tscHz = result.tscHz
+        lapicHz = result.lapicHz
+        return result
     }
 
     /// TSC cycles spent halted in `idle()` since boot. The rest of the uptime is the kernel's

@@ -113,15 +113,7 @@ __attribute__((noreturn)) void fault_handler(struct fault_frame *f) {
 /* Swift's fatalError/precondition traps land here via the Embedded runtime's ud2 as
  * #UD (vector 6) with the trapping rip, which is what we want: printed, then halt. */
 
-/* ---------------- Local APIC ---------------- */
-#define LAPIC_ID      0x020
-#define LAPIC_EOI     0x0B0
-#define LAPIC_SVR     0x0F0
-#define LAPIC_LVT_TIMER 0x320
-#define LAPIC_TIMER_INIT 0x380
-#define LAPIC_TIMER_CUR  0x390
-#define LAPIC_TIMER_DIV  0x3E0
-#define LAPIC_LVT_MASKED (1u << 16)
+/* ---------------- Local APIC (register offsets in apic.h) ---------------- */
 
 extern volatile uint64_t lapic_eoi_register;
 static uint64_t lapic;
@@ -147,37 +139,6 @@ void lapic_timer_oneshot(uint32_t ticks) {
     }
     mmio_write32(lapic + LAPIC_LVT_TIMER, IRQ_VECTOR_TIMER); /* one-shot, unmasked */
     mmio_write32(lapic + LAPIC_TIMER_INIT, ticks);
-}
-
-/* PIT channel 2, gated through port 0x61, counts down from `count` at 1.193182 MHz; bit 5
- * of port 0x61 rises when it reaches zero. Measure the TSC and the LAPIC timer over it. */
-#define PIT_HZ 1193182u
-
-void timer_calibrate(uint32_t ms, uint64_t *tsc_hz, uint64_t *lapic_hz) {
-    uint32_t count = (uint32_t)((uint64_t)PIT_HZ * ms / 1000);
-    if (count > 0xFFFF) count = 0xFFFF;
-    uint8_t gate = inb(0x61);
-    outb(0x61, (gate & ~0x02) | 0x01);   /* speaker off, gate on */
-    outb(0x43, 0xB0);                    /* channel 2, lobyte/hibyte, mode 0 */
-    outb(0x42, (uint8_t)count);
-    outb(0x42, (uint8_t)(count >> 8));
-    /* restart the count: drop and raise the gate */
-    gate = inb(0x61);
-    outb(0x61, gate & ~0x01);
-    outb(0x61, gate | 0x01);
-
-    mmio_write32(lapic + LAPIC_TIMER_INIT, 0xFFFFFFFFu);
-    uint64_t t0 = rdtsc();
-    uint32_t spins = 0;
-    while (!(inb(0x61) & 0x20) && spins < 200000000u) spins++;
-    uint64_t t1 = rdtsc();
-    uint32_t lapic_left = mmio_read32(lapic + LAPIC_TIMER_CUR);
-    mmio_write32(lapic + LAPIC_TIMER_INIT, 0);
-
-    uint64_t real_us = (uint64_t)count * 1000000ull / PIT_HZ;
-    if (real_us == 0) real_us = 1;
-    *tsc_hz = (t1 - t0) * 1000000ull / real_us;
-    *lapic_hz = (uint64_t)(0xFFFFFFFFu - lapic_left) * 1000000ull / real_us;
 }
 
 /* ---------------- MMIO mappings beyond the boot map ---------------- */

@@ -1,0 +1,140 @@
+import Arch
+
+/// Measures the rates of the TSC and of the local APIC timer once at boot, against a reference
+/// whose rate is known, and says how good the answer is.
+///
+/// References, best first:
+/// 1. CPUID leaf 0x15 (TSC / core crystal ratio and the crystal's frequency, Intel SDM vol. 3
+///    §18.7.3): exact, no waiting — when the CPU model reports it (QEMU's default models do not).
+/// 2. The 8254 PIT, channel 0, read back with latch commands (ports 0x40/0x43) over a short
+///    window. Channel 0 needs no gate: channel 2, gated through port 0x61, does, and microvm has
+///    no port 0x61 (QEMU's pcspk is not there) — there the old gated loop ended at once and read
+///    a 4 MHz TSC. Each counter read is bracketed by two TSC reads; the error stated is half of
+///    both brackets plus one PIT tick, over the window.
+/// 3. Nothing usable (no PIT on the machine, or a rate out of any sane range): a 1 GHz guess,
+///    logged as such, so timestamps are known to be unreliable rather than silently wrong.
+///
+/// The LAPIC timer counts down across the same window (QEMU runs it at 1 GHz / the divide
+/// configuration: 62.5 MHz with lapic_init's divide-by-16).
+enum Calibration {
+    struct Result {
+        var tscHz: UInt64
+        var lapicHz: UInt64
+        /// What the rates were measured against, for the boot log.
+        var source: StaticString
+        /// The window measured over, microseconds (0 for CPUID).
+        var windowUs: UInt64
+        /// The relative error bound of `tscHz`, parts per million (0: exact by definition).
+        var errorPPM: UInt64
+    }
+
+    static let pitHz: UInt64 = 1_193_182
+    /// PIT ports (8254): channel 0 data and the mode/command register.
+    static let pitChannel0: UInt16 = 0x40
+    static let pitCommand: UInt16 = 0x43
+    /// Channel 0, low then high byte, mode 2 (rate generator), binary; reload 0 means 65536.
+    static let pitChannel0RateGenerator: UInt8 = 0x34
+    /// Channel 0, low then high byte, mode 0 (one interrupt at terminal count, then silent).
+    static let pitChannel0OneShot: UInt8 = 0x30
+    /// Latch channel 0's count for a consistent two-byte read.
+    static let pitLatchChannel0: UInt8 = 0x00
+
+    static let plausibleTSCHz: ClosedRange<UInt64> = 50_000_000...20_000_000_000
+    static let plausibleLAPICHz: ClosedRange<UInt64> = 1_000_000...10_000_000_000
+
+    static func measure(windowUs: UInt64) -> Result {
+        if let fromCPUID = cpuidTSCHz() {
+            return Result(tscHz: fromCPUID, lapicHz: lapicHzAgainstTSC(tscHz: fromCPUID, windowUs: windowUs),
+                          source: "CPUID 0x15", windowUs: windowUs, errorPPM: 0)
+        }
+        if let fromPIT = againstPIT(windowUs: windowUs) { return fromPIT }
+        return Result(tscHz: 1_000_000_000, lapicHz: 62_500_000, source: "nothing (no PIT, no CPUID 0x15): guessed",
+                      windowUs: 0, errorPPM: 1_000_000)
+    }
+
+    /// TSC Hz from CPUID 0x15 when it reports both the ratio and the crystal's frequency.
+    private static func cpuidTSCHz() -> UInt64? {
+        var regs: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+        let maxLeaf = withUnsafeMutableBytes(of: &regs) { raw -> UInt32 in
+            let words = raw.bindMemory(to: UInt32.self)
+            cpuid(0, words.baseAddress)
+            return words[0]
+        }
+        guard maxLeaf >= 0x15 else { return nil }
+        let (denominator, numerator, crystalHz) = withUnsafeMutableBytes(of: &regs) { raw -> (UInt32, UInt32, UInt32) in
+            let words = raw.bindMemory(to: UInt32.self)
+            cpuid(0x15, words.baseAddress)
+            return (words[0], words[1], words[2])
+        }
+        guard denominator != 0, numerator != 0, crystalHz != 0 else { return nil }
+        let hz = UInt64(crystalHz) &* UInt64(numerator) / UInt64(denominator)
+        return plausibleTSCHz.contains(hz) ? hz : nil
+    }
+
+    /// The LAPIC timer's rate over `windowUs` of a TSC whose rate is known.
+    private static func lapicHzAgainstTSC(tscHz: UInt64, windowUs: UInt64) -> UInt64 {
+        let base = lapic_base()
+        let cycles = tscHz / 1_000_000 &* windowUs
+        mmio_write32(base + UInt64(LAPIC_TIMER_INIT), 0xFFFF_FFFF)
+        let start = rdtsc()
+        while rdtsc() &- start < cycles { cpu_pause() }
+        let left = mmio_read32(base + UInt64(LAPIC_TIMER_CUR))
+        mmio_write32(base + UInt64(LAPIC_TIMER_INIT), 0)
+        return UInt64(0xFFFF_FFFF &- left) &* 1_000_000 / max(1, windowUs)
+    }
+
+    /// One latched read of channel 0's count, with the TSC just before and just after.
+    private static func readPIT() -> (count: UInt16, before: UInt64, after: UInt64) {
+        let before = rdtsc()
+        outb(pitCommand, pitLatchChannel0)
+        let low = UInt16(inb(pitChannel0))
+        let high = UInt16(inb(pitChannel0))
+        let after = rdtsc()
+        return (high << 8 | low, before, after)
+    }
+
+    private static func againstPIT(windowUs: UInt64) -> Result? {
+        let targetTicks = max(64, pitHz &* windowUs / 1_000_000)
+        guard targetTicks < 60_000 else { return nil } // one pass of the 16-bit counter
+        outb(pitCommand, pitChannel0RateGenerator)
+        outb(pitChannel0, 0)
+        outb(pitChannel0, 0)
+        defer {
+            // Leave channel 0 quiet: one terminal count far away, then nothing.
+            outb(pitCommand, pitChannel0OneShot)
+            outb(pitChannel0, 0xFF)
+            outb(pitChannel0, 0xFF)
+        }
+        let base = lapic_base()
+        // Wait for the count to move, so a missing PIT (reads stuck at one value) is noticed
+        // within ~2^27 cycles instead of spinning for ever.
+        let first = readPIT()
+        var start = readPIT()
+        while start.count == first.count {
+            if start.after &- first.before > 1 << 27 { return nil }
+            start = readPIT()
+        }
+        mmio_write32(base + UInt64(LAPIC_TIMER_INIT), 0xFFFF_FFFF)
+        var end = readPIT()
+        var elapsed = UInt64(start.count &- end.count)   // counts down, wraps at 2^16
+        while elapsed < targetTicks {
+            if end.after &- start.before > 1 << 33 { return nil } // stuck: not a PIT
+            end = readPIT()
+            elapsed = UInt64(start.count &- end.count)
+        }
+        let lapicLeft = mmio_read32(base + UInt64(LAPIC_TIMER_CUR))
+        mmio_write32(base + UInt64(LAPIC_TIMER_INIT), 0)
+        // Each count was sampled somewhere inside its bracket: take the middles.
+        let startMid = start.before &+ (start.after &- start.before) / 2
+        let endMid = end.before &+ (end.after &- end.before) / 2
+        let cycles = endMid &- startMid
+        let tscHz = cycles &* pitHz / elapsed
+        let lapicHz = UInt64(0xFFFF_FFFF &- lapicLeft) &* pitHz / elapsed
+        guard plausibleTSCHz.contains(tscHz), plausibleLAPICHz.contains(lapicHz) else { return nil }
+        // Half of each bracket, plus one PIT tick of quantisation, over the window.
+        let slackCycles = (start.after &- start.before) / 2 &+ (end.after &- end.before) / 2 &+ tscHz / pitHz
+        let errorPPM = slackCycles &* 1_000_000 / max(1, cycles)
+        return Result(tscHz: tscHz, lapicHz: lapicHz, source: "PIT channel 0", windowUs: elapsed &* 1_000_000 / pitHz,
+                      errorPPM: errorPPM)
+    }
+}
