@@ -50,6 +50,7 @@ extension TUIState {
         case .inject(let q, let fault): return "inject \(queueName(q)) \(fault)"
         case .kick(let q): return "kick \(queueName(q))"
         case .poll(let q): return "poll \(queueName(q))"
+        case .capture(let on): return "capture \(on ? "on" : "off")"
         }
     }
 
@@ -79,8 +80,8 @@ extension TUIState {
             logEvent(e)
         case .reply(let r):
             handleReply(r)
-        case .command:
-            break
+        case .command, .capturedFrame:
+            break   // capture mode's frames are `ringside capture`'s business
         }
         if selectedQueue >= live.model.queues.count { selectedQueue = 0 }
     }
@@ -113,7 +114,7 @@ extension TUIState {
             addLog(.event, "link \(up ? "up" : "down")")
         case let .usedBatch(q, first, elements):
             addLog(.event, usedBatchLogText(queue: queueName(q), firstUsedIdx: first, elements: elements))
-        case .usedConsumed, .kick, .interrupt:
+        case .usedConsumed, .kick, .interrupt, .captureCounts:
             break   // many per packet: the counters and rates show them
         }
     }
