@@ -179,9 +179,11 @@ public struct PcapngWriter: Sendable {
 
 /// The per-packet comment of a network frame, the same in `ringside capture` and the TUI's `w`:
 /// the descriptor, the ring indices and the virtio-net header (virtio 1.2 §5.1.6) the frame
-/// came with, field by field under the header's own names, e.g.
-/// `desc 202 avail 458 used 204 hdr flags=0 gso=0 hdr_len=0 gso_size=0 csum_start=0 csum_offset=0 num_buffers=0`.
-public func pcapngFrameComment(descriptor: UInt16, availIdx: UInt16?, usedIdx: UInt16?, header: some Collection<UInt8>) -> String {
+/// came with, field by field under the header's own names, then (capture) the frame's number on
+/// its queue since capture began, which shows where frames were missed, e.g.
+/// `desc 202 avail 458 used 204 hdr flags=0 gso=0 hdr_len=0 gso_size=0 csum_start=0 csum_offset=0 num_buffers=0 nr 17`.
+public func pcapngFrameComment(descriptor: UInt16, availIdx: UInt16?, usedIdx: UInt16?, header: some Collection<UInt8>,
+                               number: UInt32? = nil) -> String {
     var text = "desc \(descriptor)"
     if let availIdx { text += " avail \(availIdx)" }
     if let usedIdx { text += " used \(usedIdx)" }
@@ -191,6 +193,7 @@ public func pcapngFrameComment(descriptor: UInt16, availIdx: UInt16?, usedIdx: U
     } else {
         text += " hdr (\(header.count) bytes: too short for a virtio-net header)"
     }
+    if let number { text += " nr \(number)" }
     return text
 }
 

@@ -11,7 +11,8 @@ struct Capture: ParsableCommand {
         telemetry channel) and writes the frames to FILE as pcapng: one interface per queue (net0.rx, \
         net0.tx), guest timestamps in nanoseconds, the virtio-net header stripped (link type Ethernet) and \
         kept in each packet's comment with the descriptor and the ring indices, e.g. \
-        `desc 202 avail 458 used 204 hdr flags=0 gso=0 …`. Runs until Ctrl-C or --count frames, then turns \
+        `desc 202 avail 458 used 204 hdr flags=0 gso=0 … nr 17` (nr: the frame's number on its queue since \
+        the capture began; a number missing is a frame missed). Runs until Ctrl-C or --count frames, then turns \
         capture off, writes each interface's statistics (isb_ifdrop: frames missed) and prints, per queue, \
         the frames written and missed. A frame is missed when the telemetry channel could not carry it \
         (the kernel counts what it could not send; the frame numbers show what was lost after). \
@@ -91,6 +92,8 @@ struct Capture: ParsableCommand {
         var total = 0
         var lastUptimeNs: UInt64 = connection.model.uptimeNs
         var offSeq: UInt32?
+        /// Set when the reply to `capture off` arrives: the counts after it are the kernel's last.
+        var offReplied = false
         var finalCounts = Set<UInt8>()
         var disconnected = false
 
@@ -104,24 +107,22 @@ struct Capture: ParsableCommand {
                 let original = max(Int(f.bufferLength) - Int(f.headerBytes), f.frame.count)
                 file.writer.addPacket(interface: id, timestampNs: bootNs &+ f.uptimeNs, data: f.frame, originalLength: original,
                                       comment: pcapngFrameComment(descriptor: f.descriptor, availIdx: f.availIdx,
-                                                                  usedIdx: f.usedIdx, header: f.header))
+                                                                  usedIdx: f.usedIdx, header: f.header, number: f.number))
                 written[f.queue, default: 0] += 1
                 total += 1
             case .message(.event(let e), _):
                 if case let .captureCounts(q, frames, missed) = e.kind {
                     accounts[q]?.counts(frames: frames, missed: missed)
-                    if offSeq != nil && offRepliedFlag { finalCounts.insert(q) }
+                    if offReplied { finalCounts.insert(q) }
                 }
             case .message(.reply(let r), _):
-                if let offSeq, r.commandSeq == offSeq { offRepliedFlag = true }
+                if let offSeq, r.commandSeq == offSeq { offReplied = true }
             case .disconnected:
                 disconnected = true
             default:
                 break
             }
         }
-        var offRepliedFlag = false
-
         var stoppedByCount = false
         while receivedStopSignal.load(ordering: .relaxed) == 0 && !disconnected {
             for item in connection.receive(timeout: 0.2) { handle(item) }
