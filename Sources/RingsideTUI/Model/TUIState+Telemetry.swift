@@ -160,6 +160,10 @@ extension TUIState {
                 var record = DumpRecord(dump: d, queueName: name, selector: what, wallTime: wallClock())
                 record.ownership = ownership(of: d, selector: selector)
                 record.arrivalWallTime = live.kernelClock?.wallTime(uptimeNs: d.stampNs)
+                if let status = live.model.position(ofQueue: d.queue).flatMap({ live.model.queues[$0].status }) {
+                    record.availIdx = status.availIdx
+                    record.usedIdx = status.usedIdx
+                }
                 dumps.append(record)
                 if dumps.count > 256 { dumps.removeFirst() }
                 shownDump = dumps.count - 1
