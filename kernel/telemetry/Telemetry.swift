@@ -92,8 +92,8 @@ final class Telemetry {
         monitored(console.tx)?.drops = droppedFrames
     }
 
-    /// When the next snapshot is due (for the idle loop's timer).
-    var nextDeadlineNs: UInt64 { rateHz == 0 ? UInt64.max : nextSnapshotNs }
+    /// When the next snapshot or capture batch is due (for the idle loop's timer).
+    var nextDeadlineNs: UInt64 { min(rateHz == 0 ? UInt64.max : nextSnapshotNs, capture.flushDeadlineNs) }
 
     // MARK: Sending
 
@@ -231,8 +231,8 @@ final class Telemetry {
             let period = 1_000_000_000 / UInt64(rateHz)
             nextSnapshotNs = nowNs &+ period
         }
-        // What this pass of the loop captured leaves now, not a snapshot period later.
-        flushCapture()
+        // Captured frames leave in batches, at most `TelemetryCapture.flushAfterNs` after the first.
+        if Clock.nowNs >= capture.flushDeadlineNs { flushCapture() }
     }
 
     /// A device that breaks the ring protocol is reported like any drop: the queue's `drops`

@@ -6,8 +6,10 @@ import Arch
 //
 // Frames are not sent one console buffer each: they are encoded back to back into one batch
 // (wire frames are self-delimiting, so a batch is just a stream) and the batch goes out when
-// the next frame would not fit a console buffer, before a snapshot, and at the end of each pass
-// of the main loop. A batch the console cannot take (every buffer in flight: the host is not
+// the next frame would not fit a console buffer, with the counts after a snapshot, or when its
+// oldest frame has waited `flushAfterNs`. Each batch handed over is a notification QEMU answers
+// with a write to the socket; under TCG that costs about as much as the echo itself, so one per
+// frame would halve the echo rate, and one per few milliseconds costs little. A batch the console cannot take (every buffer in flight: the host is not
 // keeping up) is dropped whole, never waited for, and each frame in it is counted as missed on
 // its queue. The counts go to the host in `captureCounts` events, so nothing is silently missing.
 
@@ -26,6 +28,10 @@ final class TelemetryCapture {
     var batch: [UInt8] = []
     /// A console buffer's size: a batch never grows past it.
     let limit: Int
+    /// When the batch's oldest frame was added (meaningful while the batch is not empty).
+    private(set) var batchStartNs: UInt64 = 0
+    /// How long a frame may wait in the batch before it goes out.
+    static let flushAfterNs: UInt64 = 5_000_000
 
     init(queueCount: Int, limit: Int) {
         frames = [UInt64](repeating: 0, count: queueCount)
@@ -51,7 +57,14 @@ final class TelemetryCapture {
         return n
     }
 
-    func noteBatched(_ index: Int) { batched[index] &+= 1 }
+    /// Frame `index` went into the batch at `nowNs`, `first` if the batch was empty before it.
+    func noteBatched(_ index: Int, nowNs: UInt64, first: Bool) {
+        batched[index] &+= 1
+        if first { batchStartNs = nowNs }
+    }
+
+    /// When the batch must go out (UInt64.max while it is empty).
+    var flushDeadlineNs: UInt64 { batch.isEmpty ? UInt64.max : batchStartNs &+ TelemetryCapture.flushAfterNs }
     func noteMissed(_ index: Int) { missed[index] &+= 1 }
 
     /// The batch went out (`sent`) or was dropped; either way it is empty after. Returns the
@@ -79,13 +92,15 @@ extension Telemetry {
             flushCapture()
         }
         let ring = q.ring
+        let first = capture.batch.isEmpty
+        let nowNs = Clock.nowNs
         do {
             try encoder.encodeCapturedFrame(
-                uptimeNs: Clock.nowNs, queue: q.wireIndex, descriptor: descriptor, availIdx: ring.availIdx,
+                uptimeNs: nowNs, queue: q.wireIndex, descriptor: descriptor, availIdx: ring.availIdx,
                 usedIdx: ring.usedIdx, number: number, bufferLength: UInt32(truncatingIfNeeded: bytes.count),
                 headerBytes: UInt8(VirtioNetDriver.headerSize), bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]),
                 into: &capture.batch)
-            capture.noteBatched(index)
+            capture.noteBatched(index, nowNs: nowNs, first: first)
         } catch {
             capture.noteMissed(index)
         }
