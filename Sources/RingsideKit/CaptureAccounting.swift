@@ -22,11 +22,11 @@ public struct CaptureAccounting: Equatable, Sendable {
     /// A frame numbered `number` arrived. A number ahead of the expected one means the ones in
     /// between were missed; one behind (a frame from before this capture began) is not counted.
     public mutating func frame(number: UInt32) {
-        received += 1
+        received &+= 1
         guard let e = expected else { expected = number &+ 1; return }
         let ahead = number &- e
         guard ahead < 1 << 31 else { return }
-        missed += UInt64(ahead)
+        missed &+= UInt64(ahead)
         expected = number &+ 1
     }
 
@@ -44,7 +44,7 @@ public struct CaptureAccounting: Equatable, Sendable {
         guard let frames = kernelFrames, let e = expected else { return }
         let behind = UInt32(truncatingIfNeeded: frames) &- e
         if behind < 1 << 31 {
-            missed += UInt64(behind)
+            missed &+= UInt64(behind)
             expected = UInt32(truncatingIfNeeded: frames)
         }
     }

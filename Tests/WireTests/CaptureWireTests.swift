@@ -59,4 +59,24 @@ final class CaptureWireTests: XCTestCase {
         var r = WireReader(big + [UInt8](repeating: 0, count: 4097))
         XCTAssertThrowsError(try WireCapturedFrame.read(from: &r))
     }
+
+    /// What a hostile kernel could send decodes (or is refused) without a trap, and the
+    /// accessors the monitor uses never index past the bytes.
+    func testHostileValuesNeverTrap() throws {
+        let f = WireCapturedFrame(uptimeNs: .max, queue: 255, descriptor: .max, availIdx: 0, usedIdx: 0, number: .max,
+                                  bufferLength: .max, headerBytes: 255, bytes: [1, 2, 3])
+        XCTAssertTrue(f.header.isEmpty)
+        XCTAssertTrue(f.frame.isEmpty)
+        var w = WireWriter()
+        f.write(to: &w)
+        var r = WireReader(w.bytes)
+        XCTAssertEqual(try WireCapturedFrame.read(from: &r), f)
+        var rng = SplitMix64(seed: 15)
+        for _ in 0..<2000 {
+            var bytes = w.bytes
+            bytes[rng.next(below: bytes.count)] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+            var m = WireReader(bytes)
+            if let g = try? WireCapturedFrame.read(from: &m) { _ = (g.header.count, g.frame.count) }
+        }
+    }
 }
