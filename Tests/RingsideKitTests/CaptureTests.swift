@@ -136,6 +136,7 @@ final class CaptureTests: QEMUTestCase {
         let dir = try scratch()
         var c = try baseConfiguration(kernel: kernel)
         c.pcapFile = dir + "/wire.pcap"
+        c.memoryMiB = 16   // the kernel's budget: capture must hold in it
         let q = try launchReady(c)
         guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
         let hubPath = dir + "/telemetry.sock"
@@ -200,6 +201,8 @@ final class CaptureTests: QEMUTestCase {
         XCTAssertEqual(rxSeen.filter { $0 >= Int(rxNumbered) }.count, 0)
         XCTAssertGreaterThan(rx.missed + tx.missed, 0, "the flood overran the hub's 64 KiB for the capture: something was missed to count")
         XCTAssertGreaterThan(hub.framesDroppedForSlowClients, 0)
+        XCTAssertTrue(q.process.isRunning, "the kernel held under -m 16: \(readTextFile(q.run.serialLog).suffix(500))")
+        XCTAssertFalse(readTextFile(q.run.serialLog).contains("CPU exception"), String(readTextFile(q.run.serialLog).suffix(500)))
         print("capture flood: sent \(sent) datagrams in 3 s; net0.rx \(rx.written) written \(rx.missed) missed; "
               + "net0.tx \(tx.written) written \(tx.missed) missed (\(numberedTx) on the wire since capture on); \(text)")
     }
