@@ -76,8 +76,13 @@ final class MainLoop {
     private func deliver(limit: Int, announce: Bool = false) -> Int {
         let now = Clock.nowMs
         rxQueue?.noteArrivals(nowNs: Clock.nowNs)
-        return net.receive(limit: limit, taken: { head, length in
-            if announce { telemetry?.noteStepped(WireUsedElement(id: UInt32(head), len: length)) }
+        return net.receive(limit: limit, taken: { head, bytes in
+            if announce { telemetry?.noteStepped(WireUsedElement(id: UInt32(head), len: UInt32(truncatingIfNeeded: bytes.count))) }
+            // Capture copies what the device wrote, before any injected fault acts on it; a
+            // runt (no frame after the header) is not a frame.
+            if let rxQueue, bytes.count > VirtioNetDriver.headerSize {
+                telemetry?.captureFrame(rxQueue, descriptor: head, bytes: bytes)
+            }
         }) { received in
             rxQueue?.remember(descriptor: received.head, address: received.address, bytes: received.buffer)
             stack.receive(frame: received.frame, nowMs: now)
@@ -121,6 +126,7 @@ final class MainLoop {
             _ = net.enqueueTransmit(frame) { head, address, bytes in
                 txQueue?.stamp(head, nowNs: Clock.nowNs)
                 txQueue?.remember(descriptor: head, address: address, bytes: bytes)
+                if let txQueue { telemetry?.captureFrame(txQueue, descriptor: head, bytes: bytes) }
             }
         }
         // Publishing also covers frames held while TX was paused, so a resume drains them.

@@ -10,14 +10,14 @@ public struct CommandError: Error, Equatable, Sendable {
 }
 
 /// The verbs of the command language, for usage and error texts.
-public let controlCommandVerbs = ["stats", "hello", "pause", "resume", "step", "dump", "rate", "reset", "inject", "kick", "poll"]
+public let controlCommandVerbs = ["stats", "hello", "pause", "resume", "step", "dump", "rate", "reset", "inject", "kick", "poll", "capture"]
 
 /// The faults `inject Q FAULT` takes, as typed.
 public let controlFaultUsage = "drop N | corrupt N | nokick N | starve | unstarve | noirq | clear"
 
 /// Parses the command language: `stats`, `hello`, `pause Q`, `resume Q`, `step Q [N]`,
 /// `dump Q --next|--last|--desc ID`, `rate HZ`, `reset`, `inject Q drop|corrupt|nokick N`,
-/// `inject Q starve|unstarve|noirq|clear`, `kick Q`, `poll Q`. Q is a queue name (`net0.rx`)
+/// `inject Q starve|unstarve|noirq|clear`, `kick Q`, `poll Q`, `capture on|off`. Q is a queue name (`net0.rx`)
 /// or index; words are separated by spaces; verbs and fault names are case-insensitive.
 public func parseControlCommand(_ text: String, queues: [WireQueueInfo]) -> Result<WireCommand, CommandError> {
     let words = text.split(separator: " ").map(String.init)
@@ -67,8 +67,14 @@ public func parseControlCommand(_ text: String, queues: [WireQueueInfo]) -> Resu
         return queue(1).flatMap { q in parseFault(Array(words.dropFirst(2))).map { .inject(queue: q, fault: $0) } }
     case "kick": return onlyQueue { .kick(queue: $0) }
     case "poll": return onlyQueue { .poll(queue: $0) }
+    case "capture":
+        switch words.count == 2 ? words[1].lowercased() : "" {
+        case "on": return .success(.capture(on: true))
+        case "off": return .success(.capture(on: false))
+        default: return .failure(CommandError("usage: capture on|off (`ringside capture` writes the frames to pcapng)"))
+        }
     default:
-        return .failure(CommandError("unknown command \"\(verb)\"; try stats, pause, resume, step, dump, rate, reset, inject, kick, poll, hmp"))
+        return .failure(CommandError("unknown command \"\(verb)\"; try stats, pause, resume, step, dump, rate, reset, inject, kick, poll, capture, hmp"))
     }
 }
 

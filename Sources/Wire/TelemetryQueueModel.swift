@@ -167,7 +167,7 @@ public struct TelemetryModel: Equatable, Sendable {
         case .event(let e):
             uptimeNs = max(uptimeNs, e.uptimeNs)
             return nil
-        case .reply, .command:
+        case .reply, .command, .capturedFrame:
             return nil
         }
     }

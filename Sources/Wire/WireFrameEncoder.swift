@@ -78,6 +78,8 @@ public struct WireFrameEncoder: Sendable {
             if case .usedBatch(_, _, let elements) = e.kind, elements.count > WireEvent.maxBatchElements {
                 throw .countOverflow(elements.count)
             }
+        case .capturedFrame(let f):
+            if f.bytes.count > WireProtocol.maxCaptureBytes { throw .countOverflow(f.bytes.count) }
         case .command:
             break
         }
@@ -156,6 +158,27 @@ public struct WireFrameEncoder: Sendable {
             bufferLength: bufferLength, stampNs: stampNs, byteCount: bytes.count, to: &body)
         body.writeBytes(bytes)
         return try finish(into: &out)
+    }
+
+    /// A captured frame whose bytes are read straight from the packet buffer (no intermediate
+    /// array): the kernel's capture path. At most `WireProtocol.maxCaptureBytes` bytes.
+    @discardableResult
+    public mutating func encodeCapturedFrame(
+        uptimeNs: UInt64, queue: UInt8, descriptor: UInt16, availIdx: UInt16, usedIdx: UInt16, number: UInt32,
+        bufferLength: UInt32, headerBytes: UInt8, bytes: UnsafeRawBufferPointer, into out: inout [UInt8]
+    ) throws(WireEncodeError) -> UInt32 {
+        if bytes.count > WireProtocol.maxCaptureBytes { throw .countOverflow(bytes.count) }
+        begin(.capturedFrame)
+        WireCapturedFrame.writeHead(uptimeNs: uptimeNs, queue: queue, descriptor: descriptor, availIdx: availIdx,
+                                    usedIdx: usedIdx, number: number, bufferLength: bufferLength, headerBytes: headerBytes,
+                                    byteCount: bytes.count, to: &body)
+        body.writeBytes(bytes)
+        return try finish(into: &out)
+    }
+
+    /// The most bytes `encodeCapturedFrame` appends to `out` for `byteCount` buffer bytes.
+    public static func maxCapturedFrameOutputBytes(byteCount: Int) -> Int {
+        maxOutputBytes(bodyBytes: WireProtocol.headerBytes + WireCapturedFrame.headBytes + byteCount + WireProtocol.trailerBytes)
     }
 
     /// Ends the frame: appends CRC-32C, then `0x00 COBS(body) 0x00` to `out`. Returns the seq

@@ -397,6 +397,8 @@ extension WireEvent {
         case let .usedBatch(queue, first, elements):
             WireEvent.writeUsedBatchHead(queue: queue, firstUsedIdx: first, count: elements.count, to: &w)
             for e in elements.prefix(WireEvent.maxBatchElements) { WireEvent.writeUsedBatchElement(e, to: &w) }
+        case let .captureCounts(queue, frames, missed):
+            w.writeU8(11); w.writeU8(queue); w.writeVarint(frames); w.writeVarint(missed)
         }
     }
 
@@ -427,6 +429,7 @@ extension WireEvent {
                 elements.append(WireUsedElement(id: UInt32(id), len: try r.readU32()))
             }
             kind = .usedBatch(queue: queue, firstUsedIdx: first, elements: elements)
+        case 11: kind = .captureCounts(queue: try r.readU8(), frames: try r.readVarint(), missed: try r.readVarint())
         default: throw .invalidValue(raw)
         }
         return WireEvent(uptimeNs: uptime, kind: kind)
@@ -511,6 +514,51 @@ extension WireReply {
     }
 }
 
+// MARK: - Captured frame
+
+extension WireCapturedFrame {
+    /// The fields before the bytes; shared with the kernel's copy-free capture encoder.
+    static func writeHead(uptimeNs: UInt64, queue: UInt8, descriptor: UInt16, availIdx: UInt16, usedIdx: UInt16,
+                          number: UInt32, bufferLength: UInt32, headerBytes: UInt8, byteCount: Int, to w: inout WireWriter) {
+        w.writeU64(uptimeNs)
+        w.writeU8(queue)
+        w.writeU16(descriptor)
+        w.writeU16(availIdx)
+        w.writeU16(usedIdx)
+        w.writeU32(number)
+        w.writeU32(bufferLength)
+        w.writeU8(headerBytes)
+        w.writeU16(UInt16(truncatingIfNeeded: byteCount))
+    }
+
+    /// Bytes before `bytes`.
+    public static let headBytes = 8 + 1 + 2 + 2 + 2 + 4 + 4 + 1 + 2
+
+    public func write(to w: inout WireWriter) {
+        let count = min(bytes.count, WireProtocol.maxCaptureBytes)
+        WireCapturedFrame.writeHead(uptimeNs: uptimeNs, queue: queue, descriptor: descriptor, availIdx: availIdx,
+                                    usedIdx: usedIdx, number: number, bufferLength: bufferLength, headerBytes: headerBytes,
+                                    byteCount: count, to: &w)
+        w.writeBytes(Array(bytes.prefix(count)))
+    }
+
+    public static func read(from r: inout WireReader) throws(WireMalformedReason) -> WireCapturedFrame {
+        let uptime = try r.readU64()
+        let queue = try r.readU8()
+        let descriptor = try r.readU16()
+        let availIdx = try r.readU16()
+        let usedIdx = try r.readU16()
+        let number = try r.readU32()
+        let bufferLength = try r.readU32()
+        let headerBytes = try r.readU8()
+        let count = Int(try r.readU16())
+        if count > WireProtocol.maxCaptureBytes { throw .countTooLarge(count) }
+        let bytes = try r.readBytes(count)
+        return WireCapturedFrame(uptimeNs: uptime, queue: queue, descriptor: descriptor, availIdx: availIdx, usedIdx: usedIdx,
+                                 number: number, bufferLength: bufferLength, headerBytes: headerBytes, bytes: bytes)
+    }
+}
+
 // MARK: - Command
 
 extension WireCommand {
@@ -544,6 +592,7 @@ extension WireCommand {
             }
         case let .kick(queue): w.writeU8(11); w.writeU8(queue)
         case let .poll(queue): w.writeU8(12); w.writeU8(queue)
+        case let .capture(on): w.writeU8(13); w.writeBool(on)
         }
     }
 
@@ -584,6 +633,7 @@ extension WireCommand {
             return .inject(queue: queue, fault: fault)
         case 11: return .kick(queue: try r.readU8())
         case 12: return .poll(queue: try r.readU8())
+        case 13: return .capture(on: try r.readBool())
         default: throw .invalidValue(raw)
         }
     }
@@ -598,6 +648,7 @@ extension WireMessage {
         case .snapshot(let m): m.write(to: &w)
         case .event(let m): m.write(to: &w)
         case .reply(let m): m.write(to: &w)
+        case .capturedFrame(let m): m.write(to: &w)
         case .command(let m): m.write(to: &w)
         }
     }
@@ -610,6 +661,7 @@ extension WireMessage {
         case .snapshot: message = .snapshot(try WireSnapshot.read(from: &r))
         case .event: message = .event(try WireEvent.read(from: &r))
         case .reply: message = .reply(try WireReply.read(from: &r))
+        case .capturedFrame: message = .capturedFrame(try WireCapturedFrame.read(from: &r))
         case .command: message = .command(try WireCommand.read(from: &r))
         default: return nil
         }

@@ -463,6 +463,11 @@ public enum WireEventKind: Equatable, Sendable {
     /// Used elements a step delivered, in ring order: `elements[k]` was at used ring index
     /// `firstUsedIdx + k`. A step of many is split over several events, each self-describing.
     case usedBatch(queue: UInt8, firstUsedIdx: UInt16, elements: [WireUsedElement])
+    /// Since version 4: capture mode's accounting for a network queue since capture was last
+    /// turned on: `frames` passed through the queue (numbered 0 … frames − 1 in
+    /// `WireCapturedFrame.number`), of which the kernel could not send `missed` (no console
+    /// buffer free). Sent after every `capture` command and with every snapshot while capturing.
+    case captureCounts(queue: UInt8, frames: UInt64, missed: UInt64)
 }
 
 public struct WireEvent: Equatable, Sendable {
@@ -556,6 +561,48 @@ public struct WireReply: Equatable, Sendable {
     }
 }
 
+/// A copy of one frame that passed through a network queue while capture mode was on
+/// (protocol version 4, message type 0x05): RX when the driver took the device's used element,
+/// TX when the driver put the frame in the ring.
+public struct WireCapturedFrame: Equatable, Sendable {
+    /// Kernel uptime when the driver took (RX) or queued (TX) the frame.
+    public var uptimeNs: UInt64
+    public var queue: UInt8
+    /// The descriptor (chain head) that carried the frame.
+    public var descriptor: UInt16
+    /// avail->idx and used->idx of the queue's rings at that moment (raw, free-running).
+    public var availIdx: UInt16
+    public var usedIdx: UInt16
+    /// This frame's number on its queue since capture was turned on (0, 1, …; wrapping): a
+    /// number the host did not see is a frame it missed, whoever lost it.
+    public var number: UInt32
+    /// The bytes in the buffer (virtio-net header included): `bytes` holds at most
+    /// `WireProtocol.maxCaptureBytes` of them.
+    public var bufferLength: UInt32
+    /// How many of `bytes` are the virtio-net header (virtio 1.2 §5.1.6: 12 with VIRTIO_F_VERSION_1).
+    public var headerBytes: UInt8
+    /// The buffer's bytes as the device wrote (RX) or will read (TX) them, header first.
+    public var bytes: [UInt8]
+
+    public init(uptimeNs: UInt64, queue: UInt8, descriptor: UInt16, availIdx: UInt16, usedIdx: UInt16, number: UInt32,
+                bufferLength: UInt32, headerBytes: UInt8, bytes: [UInt8]) {
+        self.uptimeNs = uptimeNs
+        self.queue = queue
+        self.descriptor = descriptor
+        self.availIdx = availIdx
+        self.usedIdx = usedIdx
+        self.number = number
+        self.bufferLength = bufferLength
+        self.headerBytes = headerBytes
+        self.bytes = bytes
+    }
+
+    /// The virtio-net header (the first `headerBytes` bytes; empty when the buffer is shorter).
+    public var header: ArraySlice<UInt8> { bytes.count >= Int(headerBytes) ? bytes[0..<Int(headerBytes)] : [] }
+    /// The Ethernet frame after the header.
+    public var frame: ArraySlice<UInt8> { bytes.count >= Int(headerBytes) ? bytes[Int(headerBytes)...] : [] }
+}
+
 /// Which buffer a dump shows.
 public enum WireDumpSelector: Equatable, Sendable {
     /// The buffer of descriptor `id`.
@@ -587,6 +634,9 @@ public enum WireCommand: Equatable, Sendable {
     case kick(queue: UInt8)
     /// Since version 3: service the queue once as if its interrupt had arrived.
     case poll(queue: UInt8)
+    /// Since version 4: capture mode on or off. While on, the kernel sends a `capturedFrame`
+    /// for every frame through a network queue; each `capture` restarts the counts.
+    case capture(on: Bool)
 }
 
 /// Every message of the protocol.
@@ -595,6 +645,7 @@ public enum WireMessage: Equatable, Sendable {
     case snapshot(WireSnapshot)
     case event(WireEvent)
     case reply(WireReply)
+    case capturedFrame(WireCapturedFrame)
     case command(WireCommand)
 
     public var type: WireMessageType {
@@ -603,6 +654,7 @@ public enum WireMessage: Equatable, Sendable {
         case .snapshot: return .snapshot
         case .event: return .event
         case .reply: return .reply
+        case .capturedFrame: return .capturedFrame
         case .command: return .command
         }
     }

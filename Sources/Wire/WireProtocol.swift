@@ -18,7 +18,8 @@ public enum WireProtocol: Sendable {
     /// 2: snapshots carry the kernel's memory (`WireMemory`) after `droppedFrames`.
     /// 3: fault injection (`inject`, `kick`, `poll` commands; each queue's active faults and
     /// notification/injection counters in snapshots; drop reasons badChecksum and injected).
-    public static let version: UInt8 = 3
+    /// 4: capture mode (`capture` command, `capturedFrame` messages, `captureCounts` events).
+    public static let version: UInt8 = 4
     /// COBS frame delimiter. Never appears inside an encoded frame.
     public static let delimiter: UInt8 = 0x00
     /// Bytes before the payload: version u8, type u8, seq u32.
@@ -33,6 +34,8 @@ public enum WireProtocol: Sendable {
     public static let maxEncodedFrameBytes = maxFrameBytes + maxFrameBytes / 254 + 1
     /// The most buffer bytes a `dump` reply carries (a 2048-byte packet buffer plus header fits).
     public static let maxDumpBytes = 4096
+    /// The most buffer bytes a `capturedFrame` carries (as a dump: a whole packet buffer).
+    public static let maxCaptureBytes = maxDumpBytes
     /// Longest string field (length is a u8).
     public static let maxStringBytes = 255
 }
@@ -46,6 +49,8 @@ public struct WireMessageType: RawRepresentable, Equatable, Hashable, Sendable {
     public static let snapshot = WireMessageType(rawValue: 0x02)
     public static let event = WireMessageType(rawValue: 0x03)
     public static let reply = WireMessageType(rawValue: 0x04)
+    /// Since version 4: a copy of a frame that passed through a network queue (capture mode).
+    public static let capturedFrame = WireMessageType(rawValue: 0x05)
     public static let command = WireMessageType(rawValue: 0x81)
 
     /// Which way a frame of this type travels; sequence numbers are counted per direction.

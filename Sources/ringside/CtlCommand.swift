@@ -54,7 +54,7 @@ struct Ctl: ParsableCommand {
         // With --qmp there is no SOCKET: the first positional word is the action.
         let action = guest.qmp != nil ? (socket.map { [$0] } ?? []) + self.action : self.action
         guard let name = action.first else {
-            warn("missing action: stats, pause, resume, step, dump, rate, reset, inject, kick or poll")
+            warn("missing action: stats, pause, resume, step, dump, rate, reset, inject, kick, poll or capture")
             throw ExitCode(2)
         }
         let rest = Array(action.dropFirst())
@@ -67,9 +67,9 @@ struct Ctl: ParsableCommand {
         case "dump": type = CtlDump.self
         case "rate": type = CtlRate.self
         case "reset": type = CtlReset.self
-        case "inject", "kick", "poll": type = CtlLanguage.self
+        case "inject", "kick", "poll", "capture": type = CtlLanguage.self
         default:
-            warn("unknown action '\(name)': use stats, pause, resume, step, dump, rate, reset, inject, kick or poll")
+            warn("unknown action '\(name)': use stats, pause, resume, step, dump, rate, reset, inject, kick, poll or capture")
             throw ExitCode(2)
         }
         let parsed: any CtlAction
@@ -237,8 +237,8 @@ struct CtlReset: CtlAction {
 /// uses too (`parseControlCommand`, RingsideKit).
 struct CtlLanguage: CtlAction {
     static let configuration = CommandConfiguration(
-        commandName: "inject|kick|poll",
-        abstract: "inject Q (drop N | corrupt N | nokick N | starve | unstarve | noirq | clear), kick Q, poll Q")
+        commandName: "inject|kick|poll|capture",
+        abstract: "inject Q (drop N | corrupt N | nokick N | starve | unstarve | noirq | clear), kick Q, poll Q, capture on|off")
     @OptionGroup var common: CtlCommon
     @Argument(help: "The command's words, e.g. inject net0.tx nokick 5.") var words: [String]
 
@@ -256,6 +256,7 @@ struct CtlLanguage: CtlAction {
             writeLine("\(session.name(q)): \(fault.text)" + (fault == .clear ? " (every fault ended)" : "") + detail)
         case .kick(let q): writeLine("\(session.name(q)) kicked" + detail)
         case .poll(let q): writeLine("\(session.name(q)) polled" + detail)
+        case .capture(let on): writeLine("capture \(on ? "on" : "off")" + detail)
         default: writeLine("ok" + detail)
         }
     }

@@ -13,6 +13,6 @@ struct Ringside: ParsableCommand {
         you start yourself. `ringside record` (or `run --record`) saves the telemetry stream to a file \
         that `ringside replay` plays back in the TUI or as `watch --json` lines.
         """,
-        subcommands: [Run.self, Attach.self, Watch.self, Ctl.self, Record.self, Replay.self, QemuArgs.self, Wrap.self]
+        subcommands: [Run.self, Attach.self, Watch.self, Ctl.self, Capture.self, Record.self, Replay.self, QemuArgs.self, Wrap.self]
     )
 }

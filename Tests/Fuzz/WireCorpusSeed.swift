@@ -39,20 +39,24 @@ func seedMessages() -> [WireMessage] {
                                    .kick(queue: 1), .interrupt(queue: 0), .stepped(queue: 0, count: 1), .paused(queue: 0),
                                    .resumed(queue: 0), .countersReset, .link(up: true), .drop(queue: 0, reason: .badChecksum),
                                    .drop(queue: 1, reason: .injected),
-                                   .usedBatch(queue: 0, firstUsedIdx: 65535, elements: [WireUsedElement(id: 3, len: 98), WireUsedElement(id: 4, len: 60)])]
+                                   .usedBatch(queue: 0, firstUsedIdx: 65535, elements: [WireUsedElement(id: 3, len: 98), WireUsedElement(id: 4, len: 60)]),
+                                   .captureCounts(queue: 1, frames: 300, missed: 2)]
     m += events.map { .event(WireEvent(uptimeNs: 1_500_000_000, kind: $0)) }
     m.append(.reply(WireReply(commandSeq: 1, status: .ok)))
     m.append(.reply(WireReply(commandSeq: 2, status: .notOwned, message: "descriptor 4 is free")))
     m.append(.reply(WireReply(commandSeq: 3, status: .ok, body: .dump(WireDump(queue: 0, descriptor: 3, guestAddress: 0x20_0000,
                                                                               bufferLength: 60, stampNs: 1_234_567_890,
                                                                               bytes: (0..<60).map { UInt8($0) })))))
+    m.append(.capturedFrame(WireCapturedFrame(uptimeNs: 1_500_000_000, queue: 0, descriptor: 202, availIdx: 458, usedIdx: 204,
+                                              number: 7, bufferLength: 72, headerBytes: 12, bytes: (0..<72).map { UInt8($0) })))
     let commands: [WireCommand] = [.hello, .pause(queue: 0), .resume(queue: 0), .step(queue: 0, count: 1),
                                    .dump(queue: 0, selector: .descriptor(3)), .dump(queue: 0, selector: .next),
                                    .dump(queue: 0, selector: .last), .setSnapshotRate(hz: 60), .resetCounters, .requestFull, .stats,
                                    .inject(queue: 0, fault: .drop(3)), .inject(queue: 0, fault: .corrupt(1)),
                                    .inject(queue: 0, fault: .starve), .inject(queue: 0, fault: .unstarve),
                                    .inject(queue: 1, fault: .nokick(5)), .inject(queue: 0, fault: .noirq),
-                                   .inject(queue: 0, fault: .clear), .kick(queue: 1), .poll(queue: 0)]
+                                   .inject(queue: 0, fault: .clear), .kick(queue: 1), .poll(queue: 0),
+                                   .capture(on: true)]
     m += commands.map { .command($0) }
     return m
 }

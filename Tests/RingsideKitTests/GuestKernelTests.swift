@@ -4,20 +4,6 @@ import XCTest
 
 /// Ringside's own kernel watched the any-guest way: no telemetry, only QMP and its RAM file.
 final class GuestKernelTests: QEMUTestCase {
-    /// Frames of a classic pcap file.
-    func pcapFrames(_ file: [UInt8]) -> [[UInt8]] {
-        func le32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(file[at + $1]) << (8 * $1) } }
-        var frames: [[UInt8]] = []
-        var at = 24
-        while at + 16 <= file.count {
-            let incl = le32(at + 8)
-            guard at + 16 + incl <= file.count else { break }
-            frames.append(Array(file[(at + 16)..<(at + 16 + incl)]))
-            at += 16 + incl
-        }
-        return frames
-    }
-
     func testDumpLastRawFromMemoryEqualsTheFrameOnTheWire() throws {
         guard let kernel = requireKernel() else { return }
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")

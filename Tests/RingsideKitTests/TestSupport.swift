@@ -133,3 +133,18 @@ func runEchoExchange(port: UInt16, count: Int, sizes: ClosedRange<Int>, seed: UI
     }
     return retries
 }
+
+/// The frames of a classic pcap file (QEMU's `filter-dump`: 24-byte header, then a 16-byte
+/// record header before each frame), read from the format alone.
+func pcapFrames(_ file: [UInt8]) -> [[UInt8]] {
+    func le32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(file[at + $1]) << (8 * $1) } }
+    var frames: [[UInt8]] = []
+    var at = 24
+    while at + 16 <= file.count {
+        let incl = le32(at + 8)
+        guard at + 16 + incl <= file.count else { break }
+        frames.append(Array(file[(at + 16)..<(at + 16 + incl)]))
+        at += 16 + incl
+    }
+    return frames
+}

@@ -21,6 +21,8 @@ final class ControlLanguageTests: XCTestCase {
         XCTAssertEqual(try parse("inject  net0.rx   clear").get(), .inject(queue: 0, fault: .clear))
         XCTAssertEqual(try parse("kick net0.tx").get(), .kick(queue: 1))
         XCTAssertEqual(try parse("poll net0.rx").get(), .poll(queue: 0))
+        XCTAssertEqual(try parse("capture on").get(), .capture(on: true))
+        XCTAssertEqual(try parse("Capture OFF").get(), .capture(on: false))
         // An index the kernel does not have is the kernel's to refuse (unknownQueue).
         XCTAssertEqual(try parse("kick 9").get(), .kick(queue: 9))
         // Console queues parse too: the kernel answers `unsupported` where a fault makes no sense.
@@ -51,7 +53,9 @@ final class ControlLanguageTests: XCTestCase {
         XCTAssertTrue(message("kick").contains("needs a queue"))
         XCTAssertTrue(message("kick net0.tx now").contains("usage: kick Q"))
         XCTAssertTrue(message("poll net0.rx 3").contains("usage: poll Q"))
-        XCTAssertTrue(message("frobnicate").contains("inject, kick, poll"))
+        XCTAssertTrue(message("frobnicate").contains("inject, kick, poll, capture"))
+        XCTAssertTrue(message("capture").contains("usage: capture on|off"))
+        XCTAssertTrue(message("capture on now").contains("usage: capture on|off"))
     }
 
     func testColonLineSendsInject() {

@@ -156,6 +156,10 @@ final class PaneTests: XCTestCase {
         XCTAssertEqual(frames.count, 1)
         XCTAssertEqual(skipped, 1)
         XCTAssertEqual(frames[0].bytes, Array(sampleFrame(payload: [1, 2]).dropFirst(12)))
+        XCTAssertEqual(frames[0].queueName, "net0.rx")
+        XCTAssertTrue(frames[0].comment.hasPrefix("desc 6 avail "), frames[0].comment)
+        XCTAssertTrue(frames[0].comment.contains(" hdr flags=0 gso=0 "), frames[0].comment)
+        XCTAssertFalse(frames[0].comment.contains(" nr "), "a dump has no capture number")
     }
 
     // MARK: Small things
@@ -205,7 +209,7 @@ final class PaneTests: XCTestCase {
         let text = render(state, size: size).text
         print("help at 80x24, end:\n\(text)")
         XCTAssertTrue(text.contains("device's last-avail-idx"), text)
-        XCTAssertTrue(text.contains("ringside-<time>.pcap"), text)
+        XCTAssertTrue(text.contains("ringside-<time>.pcapng"), text)
         let full = ScreenSize(width: 120, height: 60)
         state.helpTop = 0
         let all = render(state, size: full).text

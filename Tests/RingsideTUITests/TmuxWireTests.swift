@@ -100,9 +100,12 @@ final class TmuxWireTests: TmuxGuestTestCase {
         try tmux.send("w")
         screen = tmux.waitFor("pcap written") { $0.contains("wrote 1 frame to ") }
         XCTAssertFalse(screen.contains("no arrival time"), screen)
-        let files = (try FileManager.default.contentsOfDirectory(atPath: pcapDir)).filter { $0.hasSuffix(".pcap") }
+        let files = (try FileManager.default.contentsOfDirectory(atPath: pcapDir)).filter { $0.hasSuffix(".pcapng") }
         XCTAssertEqual(files.count, 1)
         let read = try runTshark(pcapDir + "/" + (files.first ?? "none"))
+        let comment = try runTshark(pcapDir + "/" + (files.first ?? "none"), fields: ["frame.interface_name", "frame.comment"])
+        XCTAssertNotNil(comment.range(of: #"^net0\.rx\tdesc \d+ avail \d+ used \d+ hdr flags=0 gso=0 hdr_len=0 "#,
+                                      options: .regularExpression), comment)
         let stamp = Double(read.split(separator: "\t").first ?? "") ?? 0
         XCTAssertTrue(read.hasSuffix("\t7"), "UDP to port 7: \(read)")
         XCTAssertTrue(stamp > sentAt - 0.5 && stamp < sentAt + 1.0, "record time \(stamp) is the arrival (sent \(sentAt)), \(read)")
@@ -121,10 +124,10 @@ final class TmuxWireTests: TmuxGuestTestCase {
     }
 
     /// `tshark -r FILE -T fields -e frame.time_epoch -e udp.dstport` (last line).
-    func runTshark(_ path: String) throws -> String {
+    func runTshark(_ path: String, fields: [String] = ["frame.time_epoch", "udp.dstport"]) throws -> String {
         let out = NSTemporaryDirectory() + "rs-tshark-\(getpid()).out"
         defer { unlink(out) }
-        let child = try ChildProcess(argv: ["tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.dstport"],
+        let child = try ChildProcess(argv: ["tshark", "-r", path, "-T", "fields"] + fields.flatMap { ["-e", $0] },
                                      outputFile: out)
         XCTAssertEqual(child.wait(timeout: 30), .exited(0))
         let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""

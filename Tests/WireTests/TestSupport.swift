@@ -100,6 +100,7 @@ enum Fixtures {
             .link(up: true), .link(up: false),
             .usedBatch(queue: 0, firstUsedIdx: 65534, elements: [WireUsedElement(id: 3, len: 98), WireUsedElement(id: 4, len: 60)]),
             .usedBatch(queue: 0, firstUsedIdx: 0, elements: []),
+            .captureCounts(queue: 0, frames: 0, missed: 0), .captureCounts(queue: 1, frames: .max, missed: 1 << 40),
         ]
         m += kinds.map { .event(WireEvent(uptimeNs: 1_500_000_000, kind: $0)) }
         m.append(.reply(WireReply(commandSeq: 7, status: .ok)))
@@ -108,6 +109,12 @@ enum Fixtures {
             queue: 0, descriptor: 17, guestAddress: 0x20_1000, bufferLength: 2060, stampNs: 1_500_000_123,
             bytes: (0..<2060).map { UInt8(truncatingIfNeeded: $0 * 7) })))))
         m.append(.reply(WireReply(commandSeq: 10, status: .notOwned, message: "descriptor 4 is free")))
+        m.append(.capturedFrame(WireCapturedFrame(uptimeNs: 1_500_000_123, queue: 0, descriptor: 202, availIdx: 458, usedIdx: 204,
+                                                  number: 7, bufferLength: 110, headerBytes: 12,
+                                                  bytes: (0..<110).map { UInt8(truncatingIfNeeded: $0 * 3) })))
+        m.append(.capturedFrame(WireCapturedFrame(uptimeNs: 0, queue: 1, descriptor: 0, availIdx: 65535, usedIdx: 0,
+                                                  number: .max, bufferLength: 9000, headerBytes: 12,
+                                                  bytes: [UInt8](repeating: 0, count: WireProtocol.maxCaptureBytes))))
         let commands: [WireCommand] = [
             .hello, .pause(queue: 0), .resume(queue: 0), .step(queue: 0, count: 3),
             .dump(queue: 0, selector: .descriptor(17)), .dump(queue: 1, selector: .next),
@@ -115,7 +122,7 @@ enum Fixtures {
             .inject(queue: 0, fault: .drop(3)), .inject(queue: 1, fault: .corrupt(65535)), .inject(queue: 0, fault: .starve),
             .inject(queue: 0, fault: .unstarve), .inject(queue: 1, fault: .nokick(5)), .inject(queue: 0, fault: .noirq),
             .inject(queue: 255, fault: .clear), .inject(queue: 0, fault: .drop(0)), .kick(queue: 1), .poll(queue: 0),
-            .kick(queue: 200),
+            .kick(queue: 200), .capture(on: true), .capture(on: false),
         ]
         m += commands.map { .command($0) }
         return m

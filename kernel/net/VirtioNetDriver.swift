@@ -86,11 +86,12 @@ final class VirtioNetDriver {
 
     /// Hands up to `limit` received frames to `deliver`, oldest first, then reposts the
     /// buffers. Returns how many used elements were consumed (runts are consumed, not delivered).
-    /// `taken` sees every used element consumed, runts too: its head and the bytes it holds.
-    func receive(limit: Int = Int.max, taken noteTaken: (UInt16, UInt32) -> Void = { _, _ in },
+    /// `taken` sees every used element consumed, runts too: its head and the bytes the device
+    /// wrote (before any injected fault).
+    func receive(limit: Int = Int.max, taken noteTaken: (UInt16, UnsafeRawBufferPointer) -> Void = { _, _ in },
                  _ deliver: (Received) -> Void) -> Int {
         let taken = rx.drain(limit: limit) { head, address, bytes in
-            noteTaken(head, UInt32(truncatingIfNeeded: bytes.count))
+            noteTaken(head, bytes)
             guard bytes.count > Self.headerSize else { return }
             // Injected faults act on frames, before the stack sees them.
             if rx.faults.takeDrop() {

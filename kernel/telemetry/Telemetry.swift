@@ -39,7 +39,9 @@ final class Telemetry {
     var out: [UInt8] = []
     private(set) var rateHz: UInt16 = Telemetry.defaultRateHz
     private var nextSnapshotNs: UInt64 = 0
-    private(set) var droppedFrames: UInt64 = 0
+    var droppedFrames: UInt64 = 0
+    /// Capture mode (TelemetryCapture.swift): its batch is reserved here, at boot.
+    let capture: TelemetryCapture
     /// The network link as the driver last read it; sent after every hello (which has no
     /// field for it) and whenever it changes.
     var linkUp = true {
@@ -67,6 +69,7 @@ final class Telemetry {
         self.transports = transports
         deviceStatus = [UInt8](repeating: 0, count: transports.count)
         stepElements.reserveCapacity(256)
+        capture = TelemetryCapture(queueCount: queues.count, limit: VirtioConsoleDriver.txBufferSize)
         tracker = TelemetryDescriptorTracker(queueSizes: queues.map { Int($0.ring.size) })
         out.reserveCapacity(40 * 1024)
     }
@@ -89,8 +92,8 @@ final class Telemetry {
         monitored(console.tx)?.drops = droppedFrames
     }
 
-    /// When the next snapshot is due (for the idle loop's timer).
-    var nextDeadlineNs: UInt64 { rateHz == 0 ? UInt64.max : nextSnapshotNs }
+    /// When the next snapshot or capture batch is due (for the idle loop's timer).
+    var nextDeadlineNs: UInt64 { min(rateHz == 0 ? UInt64.max : nextSnapshotNs, capture.flushDeadlineNs) }
 
     // MARK: Sending
 
@@ -224,9 +227,12 @@ final class Telemetry {
         }
         if rateHz > 0 && nowNs >= nextSnapshotNs {
             sendSnapshot(nowNs: nowNs)
+            if capture.on { sendCaptureCounts(reliable: false) }
             let period = 1_000_000_000 / UInt64(rateHz)
             nextSnapshotNs = nowNs &+ period
         }
+        // Captured frames leave in batches, at most `TelemetryCapture.flushAfterNs` after the first.
+        if Clock.nowNs >= capture.flushDeadlineNs { flushCapture() }
     }
 
     /// A device that breaks the ring protocol is reported like any drop: the queue's `drops`
@@ -333,6 +339,8 @@ final class Telemetry {
             guard q.pausable else { return reply(seq, .unsupported, "\(q.name) is serviced on every pass of the main loop") }
             let taken = poller(q)
             reply(seq, .ok, q.paused ? "\(q.name) is paused: nothing delivered (step delivers)" : "took \(taken) used elements")
+        case .capture(let on):
+            handleCapture(on: on, seq: seq)
         }
     }
 }

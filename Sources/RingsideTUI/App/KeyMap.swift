@@ -79,7 +79,7 @@ enum KeyMap {
     static let dump = KeyBinding("d", .dump, "dump cursor's descriptor, else next pending", hint: "dump")
     static let dumps = KeyBinding([(.character("["), .browseDumps(by: -1)), (.character("]"), .browseDumps(by: 1))],
                                   help: "[ ]", "previous / next dump", hint: ("[ ]", "dumps"))
-    static let pcap = KeyBinding("w", .writePcap, "write dumped frames as pcap (see below)", hint: "pcap")
+    static let pcap = KeyBinding("w", .writePcap, "write dumped frames as pcapng (see below)", hint: "pcap")
     static let features = KeyBinding("F", .features, "features offered/accepted, device status")
     static let freeze = KeyBinding("f", .freeze, "freeze the display (the guest runs on)", hint: "freeze")
     static let consistentSnapshot = KeyBinding("z", .consistentSnapshot,

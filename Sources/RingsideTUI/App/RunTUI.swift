@@ -304,18 +304,18 @@ final class TUIApp {
     }
 
     func writePcap() {
-        let (frames, skipped) = state.pcapFrames()
+        let (file, frames, skipped) = state.pcapngFile()
         let skippedNote = skipped > 0 ? " (left out \(skipped) device-owned or unknown-owner dump\(skipped == 1 ? "" : "s"): not frames)" : ""
         let unknown = state.pcapFramesWithoutArrival()
-        guard !frames.isEmpty else {
+        guard frames > 0 else {
             state.addLog(.error, "pcap: no network frames dumped yet (d dumps one)" + skippedNote)
             return
         }
-        let path = options.pcapDirectory + "/ringside-" + timestampForFileName() + ".pcap"
+        let path = options.pcapDirectory + "/ringside-" + timestampForFileName() + ".pcapng"
         do {
             try makeDirectories(options.pcapDirectory)
-            try PcapWriter.write(PcapWriter.file(frames: frames), to: path)
-            state.addLog(.info, "wrote \(frames.count) frame\(frames.count == 1 ? "" : "s") to \(path)" + skippedNote
+            try PcapWriter.write(file, to: path)
+            state.addLog(.info, "wrote \(frames) frame\(frames == 1 ? "" : "s") to \(path)" + skippedNote
                          + (unknown > 0 ? " (\(unknown) with no arrival time: stamped when dumped)" : ""))
         } catch {
             state.addLog(.error, "pcap: \(error)")

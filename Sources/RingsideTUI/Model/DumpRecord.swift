@@ -16,6 +16,19 @@ public struct DumpRecord: Equatable, Sendable {
     public var arrivalWallTime: Double? = nil
     /// Whose buffer it was when dumped: a device-owned receive buffer holds stale bytes.
     public var ownership: DumpOwnership = .driver
+    /// The queue's avail.idx and used.idx in the latest snapshot when the dump arrived (the dump
+    /// reply carries no indices of its own), for the pcapng comment.
+    public var availIdx: UInt16? = nil
+    public var usedIdx: UInt16? = nil
+}
+
+/// A frame `w` writes: which queue's (the pcapng interface), when it arrived, its bytes without
+/// the virtio-net header, and its comment (`pcapngFrameComment`, as `ringside capture` writes).
+public struct DumpFrame: Equatable, Sendable {
+    public var queueName: String
+    public var time: Double
+    public var bytes: [UInt8]
+    public var comment: String
 }
 
 /// Who owned a dumped buffer, as far as the host knows (from the selector and the descriptor's
@@ -51,14 +64,34 @@ extension TUIState {
     /// The dumps `w` writes: network frames (without the virtio-net header) whose bytes are a
     /// frame; and how many dumps were left out because their buffer was the device's to fill or
     /// of unknown owner (stale memory is not a frame).
-    public func pcapFrames() -> (frames: [(time: Double, bytes: [UInt8])], skipped: Int) {
+    public func pcapFrames() -> (frames: [DumpFrame], skipped: Int) {
         let header = virtioNetHeaderBytes
         let network = dumps.filter { isNetworkQueue($0.queueName) && $0.dump.bytes.count > header }
         let frames = network.filter { $0.ownership.holdsFrame }
         // Each record is stamped with when its frame arrived in the guest (the dump's stamp); a
         // frame whose arrival the kernel did not know gets the time it was dumped.
-        return (frames.map { (time: $0.arrivalWallTime ?? $0.wallTime, bytes: Array($0.dump.bytes[header...])) },
-                network.count - frames.count)
+        return (frames.map { r in
+            DumpFrame(queueName: r.queueName, time: r.arrivalWallTime ?? r.wallTime, bytes: Array(r.dump.bytes[header...]),
+                      comment: pcapngFrameComment(descriptor: r.dump.descriptor, availIdx: r.availIdx, usedIdx: r.usedIdx,
+                                                  header: r.dump.bytes[0..<header]))
+        }, network.count - frames.count)
+    }
+
+    /// The pcapng file `w` writes: an interface per queue that has frames (in queue order),
+    /// nanosecond timestamps, each frame with its comment.
+    public func pcapngFile() -> (file: [UInt8], frames: Int, skipped: Int) {
+        let (frames, skipped) = pcapFrames()
+        var writer = PcapngWriter()
+        var interfaces: [String: UInt32] = [:]
+        let names = live.model.queues.map(\.info.name).filter { name in frames.contains { $0.queueName == name } }
+        for name in names + frames.map(\.queueName) where interfaces[name] == nil {
+            interfaces[name] = writer.addInterface(name: name)
+        }
+        for f in frames {
+            writer.addPacket(interface: interfaces[f.queueName] ?? 0, timestampNs: UInt64(max(0, f.time) * 1e9), data: f.bytes,
+                             comment: f.comment)
+        }
+        return (writer.take(), frames.count, skipped)
     }
 
     /// How many of `pcapFrames()`'s frames carry the dump time, not their arrival.

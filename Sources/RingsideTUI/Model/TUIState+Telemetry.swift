@@ -50,6 +50,7 @@ extension TUIState {
         case .inject(let q, let fault): return "inject \(queueName(q)) \(fault)"
         case .kick(let q): return "kick \(queueName(q))"
         case .poll(let q): return "poll \(queueName(q))"
+        case .capture(let on): return "capture \(on ? "on" : "off")"
         }
     }
 
@@ -79,8 +80,8 @@ extension TUIState {
             logEvent(e)
         case .reply(let r):
             handleReply(r)
-        case .command:
-            break
+        case .command, .capturedFrame:
+            break   // capture mode's frames are `ringside capture`'s business
         }
         if selectedQueue >= live.model.queues.count { selectedQueue = 0 }
     }
@@ -113,7 +114,7 @@ extension TUIState {
             addLog(.event, "link \(up ? "up" : "down")")
         case let .usedBatch(q, first, elements):
             addLog(.event, usedBatchLogText(queue: queueName(q), firstUsedIdx: first, elements: elements))
-        case .usedConsumed, .kick, .interrupt:
+        case .usedConsumed, .kick, .interrupt, .captureCounts:
             break   // many per packet: the counters and rates show them
         }
     }
@@ -159,6 +160,10 @@ extension TUIState {
                 var record = DumpRecord(dump: d, queueName: name, selector: what, wallTime: wallClock())
                 record.ownership = ownership(of: d, selector: selector)
                 record.arrivalWallTime = live.kernelClock?.wallTime(uptimeNs: d.stampNs)
+                if let status = live.model.position(ofQueue: d.queue).flatMap({ live.model.queues[$0].status }) {
+                    record.availIdx = status.availIdx
+                    record.usedIdx = status.usedIdx
+                }
                 dumps.append(record)
                 if dumps.count > 256 { dumps.removeFirst() }
                 shownDump = dumps.count - 1

@@ -1,4 +1,4 @@
-// The `?` overlay: every key, the ring and table symbols, where pcap files go.
+// The `?` overlay: every key, the ring and table symbols, where pcapng files go.
 
 import RingsideKit
 
@@ -34,7 +34,7 @@ func helpOverlayLines(pcapDirectory: String = "") -> [PaneLine] {
         lines.append(PaneLine(note, CellStyle(.overlay)))
     }
     lines.append(.blank)
-    lines.append(PaneLine("w writes " + (pcapDirectory.isEmpty ? "to the pcap directory" : pcapDirectory + "/") + "ringside-<time>.pcap",
+    lines.append(PaneLine("w writes " + (pcapDirectory.isEmpty ? "to the pcap directory" : pcapDirectory + "/") + "ringside-<time>.pcapng",
                           CellStyle(.overlay)))
     return lines
 }

@@ -1,0 +1,209 @@
+import Foundation
+@testable import RingsideKit
+import RingsideTestSupport
+import XCTest
+
+/// `ringside capture` against the real kernel under QEMU, with QEMU's own `filter-dump` pcap of
+/// the same run as the oracle: every frame on the wire that passed through the rings is in the
+/// pcapng byte for byte, and what the capture says it missed is what the pcap shows it lacks.
+final class CaptureTests: QEMUTestCase {
+    /// A fresh directory for one test's files.
+    func scratch() throws -> String {
+        let dir = NSTemporaryDirectory() + "rs-capture-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    /// Starts `ringside capture ARGS`, waiting until it says it is capturing.
+    func startCapture(_ bin: String, _ args: [String], log: String) throws -> ChildProcess {
+        let child = try ChildProcess(argv: [bin, "capture"] + args, outputFile: log)
+        let deadline = monotonicSeconds() + 20
+        while !readTextFile(log).contains("capturing ") {
+            if !child.isRunning || monotonicSeconds() > deadline {
+                child.signal(SIGKILL)
+                throw RingsideError("capture did not start: \(readTextFile(log))")
+            }
+            usleep(50_000)
+        }
+        return child
+    }
+
+    /// "net0.tx: 12 frames written, 3 missed…" → (12, 3).
+    func summary(_ log: String, _ queue: String) -> (written: Int, missed: Int)? {
+        guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix(queue + ": ") }) else { return nil }
+        let words = line.split(separator: " ")
+        guard words.count > 5, let w = Int(words[1]), let m = Int(words[4]) else { return nil }
+        return (w, m)
+    }
+
+    func contains(_ frame: [UInt8], _ marker: [UInt8]) -> Bool {
+        frame.count >= marker.count && (0...(frame.count - marker.count)).contains { Array(frame[$0..<($0 + marker.count)]) == marker }
+    }
+
+    /// The guest's MAC: the Ethernet source of the frames its address (10.0.2.15) sends.
+    func guestMAC(_ frames: [[UInt8]]) -> ArraySlice<UInt8>? {
+        frames.first { $0.count >= 34 && $0[12] == 0x08 && $0[13] == 0x00 && Array($0[26..<30]) == [10, 0, 2, 15] }?[6..<12]
+    }
+
+    /// Marked UDP echoes through a hub (beside a watcher, as the TUI would be): every marked
+    /// request and echo in filter-dump's pcap is in the pcapng byte for byte, the filter keeps
+    /// only UDP port 7, tshark reads the file and shows each frame's ring context.
+    func testMarkedEchoesThroughTheHubMatchFilterDumpByteForByte() throws {
+        guard let kernel = requireKernel() else { return }
+        let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
+        let dir = try scratch()
+        var c = try baseConfiguration(kernel: kernel)
+        c.pcapFile = dir + "/wire.pcap"
+        let q = try launchReady(c)
+        guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
+        let hubPath = dir + "/telemetry.sock"
+        let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: hubPath)
+        hub.start()
+        defer { hub.stop() }
+        let watcher = try TelemetryConnection(path: hubPath, timeout: 5)
+        XCTAssertNotNil(watcher.nextCompleteSnapshot(timeout: 10), "a watcher on the hub")
+
+        let out = dir + "/capture.pcapng", log = dir + "/capture.log"
+        let capture = try startCapture(bin, [hubPath, "-o", out, "--filter", "udp and port 7"], log: log)
+        let marker = Array("ringside-capture-mark-\(getpid())-".utf8)
+        let udp = try UDPSocket()
+        let count = 25
+        for i in 0..<count {
+            let payload = marker + Array("\(i)".utf8)
+            var echoed = false
+            for _ in 0..<10 where !echoed {
+                try udp.send(payload, toPort: udpPort)
+                echoed = udp.receive(timeout: 1) == payload
+            }
+            XCTAssertTrue(echoed, "datagram \(i) echoed")
+        }
+        usleep(300_000)
+        capture.signal(SIGINT)
+        XCTAssertEqual(capture.wait(timeout: 20), .exited(0), readTextFile(log))
+        XCTAssertNotNil(watcher.nextCompleteSnapshot(timeout: 5), "the watcher beside the capture still gets snapshots")
+
+        let wire = pcapFrames(Array(FileManager.default.contents(atPath: c.pcapFile!) ?? Data())).filter { contains($0, marker) }
+        XCTAssertGreaterThanOrEqual(wire.count, 2 * count, "filter-dump saw every request and echo")
+        let file = PcapngReading(path: out)
+        XCTAssertEqual(file.problems, [])
+        XCTAssertEqual(file.interfaces.map { $0.name }, ["net0.rx", "net0.tx"])
+        XCTAssertEqual(file.interfaces.map { $0.tsresol }, [9, 9])
+        XCTAssertEqual(file.interfaces.map { $0.linkType }, [1, 1])
+        let captured = file.packets.map(\.data)
+        for (i, frame) in wire.enumerated() {
+            XCTAssertTrue(captured.contains(frame), "marked frame \(i) of the pcap (\(frame.count) bytes) is in the pcapng")
+        }
+        XCTAssertEqual(captured.filter { contains($0, marker) }.count, wire.count, "nothing marked in the pcapng that is not on the wire")
+        // The filter kept UDP port 7 only (no ARP, nothing else).
+        for p in file.packets {
+            XCTAssertTrue(p.data.count > 37 && p.data[23] == 17 && (p.data[34...35] == [0, 7] || p.data[36...37] == [0, 7]),
+                          "only UDP port 7 passes the filter")
+            XCTAssertEqual(p.originalLength, p.data.count)
+        }
+        let summaryLog = readTextFile(log)
+        XCTAssertEqual(summary(summaryLog, "net0.rx")?.missed, 0, summaryLog)
+        XCTAssertEqual(summary(summaryLog, "net0.tx")?.missed, 0, summaryLog)
+        XCTAssertEqual(summary(summaryLog, "net0.rx")?.written, file.packets.filter { $0.interface == 0 }.count)
+        XCTAssertEqual(file.statistics.map { $0.dropped }, [0, 0], "isb_ifdrop: nothing missed")
+        XCTAssertEqual(file.statistics.map { $0.filterAccepted.map(Int.init) },
+                       [file.packets.filter { $0.interface == 0 }.count, file.packets.filter { $0.interface == 1 }.count])
+
+        // tshark reads it without complaint and shows each frame's ring context.
+        let read = try runCommand(["tshark", "-r", out], timeout: 60)
+        XCTAssertEqual(read.status, .exited(0), read.output)
+        XCTAssertFalse(read.output.lowercased().contains("error") || read.output.contains("damaged"), read.output)
+        XCTAssertGreaterThanOrEqual(read.output.split(separator: "\n").filter { $0.contains("ECHO") }.count, 2 * count, read.output)
+        let comments = try runCommand(["tshark", "-r", out, "-T", "fields", "-e", "frame.comment"], timeout: 60)
+        XCTAssertEqual(comments.status, .exited(0), comments.output)
+        let lines = comments.output.split(separator: "\n").filter { $0.hasPrefix("desc ") }
+        XCTAssertEqual(lines.count, file.packets.count, comments.output)
+        for line in lines {
+            XCTAssertNotNil(line.range(of: #"^desc \d+ avail \d+ used \d+ hdr flags=0 gso=0 hdr_len=0 gso_size=0 csum_start=0 csum_offset=0 num_buffers=\d+ nr \d+$"#,
+                                       options: .regularExpression), String(line))
+        }
+    }
+
+    /// A UDP flood through a hub that keeps only 64 KiB for a client that falls behind: the
+    /// capture cannot keep up, and what it misses is counted exactly. TX frames
+    /// leave in ring order, so filter-dump's frames from the guest are the kernel's TX frames
+    /// numbered 0, 1, 2, … from capture on: each captured frame `nr j` must be the pcap's frame
+    /// j of the window, and the missed count the numbers that never arrived. RX frames the guest
+    /// took are, in order, a subsequence of what QEMU received for it.
+    func testFloodMissedFramesAreCountedExactly() throws {
+        guard let kernel = requireKernel() else { return }
+        let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
+        let dir = try scratch()
+        var c = try baseConfiguration(kernel: kernel)
+        c.pcapFile = dir + "/wire.pcap"
+        c.memoryMiB = 16   // the kernel's budget: capture must hold in it
+        let q = try launchReady(c)
+        guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
+        let hubPath = dir + "/telemetry.sock"
+        let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: hubPath, clientBacklogLimit: 64 * 1024)
+        hub.start()
+        defer { hub.stop() }
+        let out = dir + "/capture.pcapng", log = dir + "/capture.log"
+        let capture = try startCapture(bin, [hubPath, "-o", out], log: log)
+        let udp = try UDPSocket()
+        let marker = Array("ringside-flood-\(getpid())-".utf8)
+        var sent = 0
+        let start = monotonicSeconds()
+        while monotonicSeconds() - start < 3 {
+            try udp.send(marker + Array("\(sent)-".utf8) + [UInt8](repeating: 0x61, count: 48), toPort: udpPort)
+            sent += 1
+        }
+        usleep(1_500_000)
+        capture.signal(SIGINT)
+        XCTAssertEqual(capture.wait(timeout: 30), .exited(0), readTextFile(log))
+        let text = readTextFile(log)
+        let tx = try XCTUnwrap(summary(text, "net0.tx"), text)
+        let rx = try XCTUnwrap(summary(text, "net0.rx"), text)
+
+        let wire = pcapFrames(Array(FileManager.default.contents(atPath: c.pcapFile!) ?? Data()))
+        let mac = try XCTUnwrap(guestMAC(wire), "the guest's frames in the pcap")
+        let wireTx = wire.filter { $0.count >= 12 && $0[6..<12] == mac }
+        let wireRx = wire.filter { $0.count >= 12 && $0[6..<12] != mac }
+        let file = PcapngReading(path: out)
+        XCTAssertEqual(file.problems, [])
+        let capturedTx = file.packets.filter { $0.interface == 1 }
+        let capturedRx = file.packets.filter { $0.interface == 0 }
+        XCTAssertEqual(capturedTx.count, tx.written)
+        XCTAssertEqual(capturedRx.count, rx.written)
+
+        // TX: the window starts where the first captured frame sits in the pcap, less its number.
+        let first = try XCTUnwrap(capturedTx.first, "TX frames captured")
+        let firstNr = try XCTUnwrap(first.number, first.comment ?? "no comment")
+        let at = try XCTUnwrap(wireTx.firstIndex(of: first.data), "the first captured TX frame is on the wire")
+        let base = at - firstNr
+        XCTAssertGreaterThanOrEqual(base, 0)
+        var mismatches = 0
+        for p in capturedTx {
+            guard let nr = p.number, base + nr < wireTx.count, wireTx[base + nr] == p.data else { mismatches += 1; continue }
+        }
+        XCTAssertEqual(mismatches, 0, "each captured TX frame nr j is the window's frame j on the wire")
+        let numberedTx = wireTx.count - base
+        XCTAssertEqual(tx.written + tx.missed, numberedTx, "TX frames written + missed = the guest's frames on the wire since capture began")
+        XCTAssertEqual(file.statistics.first { $0.interface == 1 }?.dropped, UInt64(tx.missed), "isb_ifdrop")
+        XCTAssertEqual(file.statistics.first { $0.interface == 1 }?.received, UInt64(numberedTx), "isb_ifrecv")
+
+        // RX: in order, a subsequence of what QEMU handed the NIC; missed = numbers not seen.
+        var cursor = 0
+        var outOfOrder = 0
+        for p in capturedRx {
+            guard let i = wireRx[cursor...].firstIndex(of: p.data) else { outOfOrder += 1; continue }
+            cursor = i + 1
+        }
+        XCTAssertEqual(outOfOrder, 0, "captured RX frames appear on the wire in the same order")
+        let rxNumbered = try XCTUnwrap(file.statistics.first { $0.interface == 0 }?.received)
+        let rxSeen = Set(capturedRx.compactMap(\.number))
+        XCTAssertEqual(rx.missed, Int(rxNumbered) - rxSeen.count, "RX missed = numbers never seen")
+        XCTAssertEqual(rxSeen.filter { $0 >= Int(rxNumbered) }.count, 0)
+        XCTAssertGreaterThan(rx.missed + tx.missed, 0, "the flood overran the hub's 64 KiB for the capture: something was missed to count")
+        XCTAssertGreaterThan(hub.framesDroppedForSlowClients, 0)
+        XCTAssertTrue(q.process.isRunning, "the kernel held under -m 16: \(readTextFile(q.run.serialLog).suffix(500))")
+        XCTAssertFalse(readTextFile(q.run.serialLog).contains("CPU exception"), String(readTextFile(q.run.serialLog).suffix(500)))
+        print("capture flood: sent \(sent) datagrams in 3 s; net0.rx \(rx.written) written \(rx.missed) missed; "
+              + "net0.tx \(tx.written) written \(tx.missed) missed (\(numberedTx) on the wire since capture on); \(text)")
+    }
+}
