@@ -19,7 +19,7 @@ func kmain() {
     log("memory: \(boot_ram_bytes() / 1024) KiB RAM, kernel image \(kernel_image_bytes() / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
     let apicID = lapic_init()
     let calibrated = Clock.calibrate()
-    log("clock: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, against \(calibrated.source) over \(calibrated.windowUs) us (error at most \(calibrated.errorPPM) ppm), apic id \(apicID), firmware+loader \(resetToEntryTSC / (Clock.tscHz / 1000)) ms")
+    log("clock: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, against \(calibrated.source) over \(calibrated.windowUs) us in \(calibrated.windows) windows (error at most \(calibrated.errorPPM) ppm), apic id \(apicID), firmware+loader \(resetToEntryTSC / (Clock.tscHz / 1000)) ms")
     let commandLine = readCommandLine()
     log("cmdline: \(String(decoding: commandLine, as: UTF8.self))")
     if commandLineHasWord(commandLine, "ringside.fault=page") {

@@ -6,8 +6,8 @@ import Arch
 /// References, best first:
 /// 1. CPUID leaf 0x15 (TSC / core crystal ratio and the crystal's frequency, Intel SDM vol. 3
 ///    §18.7.3): exact, no waiting — when the CPU model reports it (QEMU's default models do not).
-/// 2. The 8254 PIT, channel 0, read back with latch commands (ports 0x40/0x43) over a short
-///    window. Channel 0 needs no gate: channel 2, gated through port 0x61, does, and microvm has
+/// 2. The 8254 PIT, channel 0, read back with latch commands (ports 0x40/0x43) over a few short
+///    windows, their median taken. Channel 0 needs no gate: channel 2, gated through port 0x61, does, and microvm has
 ///    no port 0x61 (QEMU's pcspk is not there) — there the old gated loop ended at once and read
 ///    a 4 MHz TSC. Each counter read is bracketed by two TSC reads; the error stated is half of
 ///    both brackets plus one PIT tick, over the window.
@@ -22,8 +22,10 @@ enum Calibration {
         var lapicHz: UInt64
         /// What the rates were measured against, for the boot log.
         var source: StaticString
-        /// The window measured over, microseconds (0 for CPUID).
+        /// The time measured over, microseconds, all windows together (0 for CPUID).
         var windowUs: UInt64
+        /// How many windows were measured (their median is the answer).
+        var windows: Int = 1
         /// The relative error bound of `tscHz`, parts per million (0: exact by definition).
         var errorPPM: UInt64
     }
@@ -93,18 +95,15 @@ enum Calibration {
         return (high << 8 | low, before, after)
     }
 
-    private static func againstPIT(windowUs: UInt64) -> Result? {
-        let targetTicks = max(64, pitHz &* windowUs / 1_000_000)
-        guard targetTicks < 60_000 else { return nil } // one pass of the 16-bit counter
-        outb(pitCommand, pitChannel0RateGenerator)
-        outb(pitChannel0, 0)
-        outb(pitChannel0, 0)
-        defer {
-            // Leave channel 0 quiet: one terminal count far away, then nothing.
-            outb(pitCommand, pitChannel0OneShot)
-            outb(pitChannel0, 0xFF)
-            outb(pitChannel0, 0xFF)
-        }
+    /// One measurement over `targetTicks` PIT ticks: the TSC and LAPIC rates and the bracket error.
+    private struct Window {
+        var tscHz: UInt64
+        var lapicHz: UInt64
+        var errorPPM: UInt64
+        var elapsedTicks: UInt64
+    }
+
+    private static func pitWindow(targetTicks: UInt64) -> Window? {
         let base = lapic_base()
         // Wait for the count to move, so a missing PIT (reads stuck at one value) is noticed
         // within ~2^27 cycles instead of spinning for ever.
@@ -133,8 +132,56 @@ enum Calibration {
         guard plausibleTSCHz.contains(tscHz), plausibleLAPICHz.contains(lapicHz) else { return nil }
         // Half of each bracket, plus one PIT tick of quantisation, over the window.
         let slackCycles = (start.after &- start.before) / 2 &+ (end.after &- end.before) / 2 &+ tscHz / pitHz
-        let errorPPM = slackCycles &* 1_000_000 / max(1, cycles)
-        return Result(tscHz: tscHz, lapicHz: lapicHz, source: "PIT channel 0", windowUs: elapsed &* 1_000_000 / pitHz,
-                      errorPPM: errorPPM)
+        return Window(tscHz: tscHz, lapicHz: lapicHz, errorPPM: slackCycles &* 1_000_000 / max(1, cycles), elapsedTicks: elapsed)
+    }
+
+    /// Windows measured at least, and at most when they disagree.
+    static let fewestWindows = 3
+    static let mostWindows = 7
+    /// Windows that agree this closely (ppm of the median) end the measurement early.
+    static let agreementPPM: UInt64 = 1_000
+
+    /// How far apart the three windows around the median are (ppm of the median), in windows
+    /// sorted by TSC rate: outliers beyond them neither end the measurement nor widen its error.
+    private static func centralSpreadPPM(_ sorted: [Window]) -> UInt64 {
+        let mid = sorted.count / 2
+        let low = sorted[max(0, mid - 1)].tscHz, high = sorted[min(sorted.count - 1, mid + 1)].tscHz
+        return (high &- low) &* 1_000_000 / max(1, sorted[mid].tscHz)
+    }
+
+    /// The median of several short windows: a window in which the host took the virtual CPU away
+    /// (or moved it to a CPU whose TSC does not agree) reads a wrong rate, and one such window among
+    /// three must not decide the clock. The error stated is the larger of the median window's
+    /// bracket and half the spread of the three windows around the median.
+    private static func againstPIT(windowUs: UInt64) -> Result? {
+        let perWindowUs = windowUs / UInt64(fewestWindows)
+        let targetTicks = max(64, pitHz &* perWindowUs / 1_000_000)
+        guard targetTicks < 60_000 else { return nil } // one pass of the 16-bit counter
+        outb(pitCommand, pitChannel0RateGenerator)
+        outb(pitChannel0, 0)
+        outb(pitChannel0, 0)
+        defer {
+            // Leave channel 0 quiet: one terminal count far away, then nothing.
+            outb(pitCommand, pitChannel0OneShot)
+            outb(pitChannel0, 0xFF)
+            outb(pitChannel0, 0xFF)
+        }
+        var windows: [Window] = []
+        windows.reserveCapacity(mostWindows)
+        while windows.count < mostWindows {
+            guard let w = pitWindow(targetTicks: targetTicks) else { return nil }
+            // Keep them sorted by TSC rate: the median is the middle one.
+            var i = windows.count
+            windows.append(w)
+            while i > 0 && windows[i - 1].tscHz > w.tscHz { windows.swapAt(i - 1, i); i -= 1 }
+            if windows.count >= fewestWindows && centralSpreadPPM(windows) <= agreementPPM { break }
+        }
+        let median = windows[windows.count / 2]
+        let halfSpreadPPM = centralSpreadPPM(windows) / 2
+        var total: UInt64 = 0
+        for w in windows { total &+= w.elapsedTicks }
+        return Result(tscHz: median.tscHz, lapicHz: median.lapicHz, source: "PIT channel 0",
+                      windowUs: total &* 1_000_000 / pitHz, windows: windows.count,
+                      errorPPM: max(median.errorPPM, halfSpreadPPM))
     }
 }

@@ -16,7 +16,7 @@ enum Clock {
     }
 
     /// How long calibration measures: its error falls as the window grows, and the boot waits for it.
-    static let calibrationWindowUs: UInt64 = 5_000
+    static let calibrationWindowUs: UInt64 = 6_000
 
     /// Measures the TSC and LAPIC timer rates (arch/Calibration.swift); returns what was measured.
     @discardableResult
