@@ -25,6 +25,8 @@ import argparse, json, os, select, shutil, socket, statistics, struct, subproces
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from echo_bench import first_echo  # noqa: E402  (QEMU start -> first echo, probing every 5 ms)
 
 
 def free_port(kind):
@@ -63,29 +65,6 @@ def linux_line(udp, http, serial):
     peer = os.path.join(ROOT, "..", "shared", "bench", "linux-peer.sh")
     return [peer, "run", "--udp-port", str(udp), "--http-port", str(http), "--accel", "tcg", "--boot", "pvh",
             "--serial", serial, "--"] + firmware_args()
-
-
-def first_echo(port, t0, proc, deadline=60.0):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setblocking(False)
-    try:
-        while time.perf_counter() - t0 < deadline:
-            if proc.poll() is not None:
-                return None
-            try:
-                s.sendto(b"boot-probe", ("127.0.0.1", port))
-            except OSError:
-                pass
-            end = time.perf_counter() + 0.005
-            while time.perf_counter() < end:
-                try:
-                    if s.recv(2048) == b"boot-probe":
-                        return time.perf_counter() - t0
-                except (BlockingIOError, ConnectionRefusedError):
-                    time.sleep(0.0005)
-        return None
-    finally:
-        s.close()
 
 
 def echo_one_outstanding(port, size, duration):
@@ -248,7 +227,7 @@ def measure(name, line, udp, http, duration):
     t0 = time.perf_counter()
     proc = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        boot = first_echo(udp, t0, proc)
+        boot = first_echo(udp, t0, 60.0, proc)
         if boot is None:
             raise SystemExit(f"bench_vs_linux: {name} never echoed (QEMU line: {' '.join(line)})")
         # Until HTTP answers too (Linux starts its server after the echo).

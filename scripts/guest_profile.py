@@ -14,17 +14,12 @@ and the virtio notify register, `hlt`): read it as "where the vCPU stops", besid
 busy time and the counters of scripts/bench_vs_linux.py, not as an exact per-function share.
 Asking costs QEMU's main loop a little; the profile is of where the guest is, not of QEMU.
 """
-import argparse, bisect, collections, json, os, select, shutil, socket, struct, subprocess, sys, tempfile, threading, time
+import argparse, bisect, collections, json, os, shutil, socket, subprocess, sys, tempfile, threading, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_vs_linux import echo_window, free_port, ours_line  # noqa: E402  (the bench's QEMU line and load)
 
 
 class QMP:
@@ -61,33 +56,6 @@ def symbols(elf):
     return addrs, names
 
 
-def load_echo(port, stop, window):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.connect(("127.0.0.1", port))
-    s.setblocking(False)
-    n, outstanding, seq = 0, {}, 0
-    while not stop.is_set():
-        now = time.perf_counter()
-        for k in [k for k, t in outstanding.items() if now - t > 0.05]:
-            del outstanding[k]
-        while len(outstanding) < window:
-            seq += 1
-            try:
-                s.send(struct.pack("<Q", seq) + bytes(56))
-            except OSError:
-                break
-            outstanding[seq] = time.perf_counter()
-        select.select([s], [], [], 0.01)
-        while True:
-            try:
-                r = s.recv(2048)
-            except OSError:
-                break
-            if outstanding.pop(struct.unpack("<Q", r[:8])[0], None) is not None:
-                n += 1
-    return n
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--load", choices=["echo", "echo32", "http"], default="echo")
@@ -103,12 +71,7 @@ def main():
     run = tempfile.mkdtemp(prefix="rs-prof-")
     udp, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     qmp_path = os.path.join(run, "qmp.sock")
-    bios = ["-bios", "/usr/share/qemu/qboot.rom"] if os.path.exists("/usr/share/qemu/qboot.rom") else []
-    line = ["qemu-system-x86_64", "-machine", "pc", "-m", "16", "-nodefaults", "-no-user-config", "-display", "none",
-            "-accel", "tcg"] + bios + ["-kernel", args.kernel, "-serial", f"file:{run}/serial.log",
-            "-netdev", f"user,id=n0,ipv6=off,hostfwd=udp:127.0.0.1:{udp}-:7,hostfwd=tcp:127.0.0.1:{http}-:80",
-            "-device", "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on",
-            "-qmp", f"unix:{qmp_path},server=on,wait=off"]
+    line = ours_line(args.kernel, "", udp, http, os.path.join(run, "serial.log")) + ["-qmp", f"unix:{qmp_path},server=on,wait=off"]
     qemu = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
@@ -118,13 +81,13 @@ def main():
             except OSError:
                 time.sleep(0.05)
         qmp = QMP(qmp_path)
-        stop = threading.Event()
         result = {}
         if args.load == "http":
             wrk = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{max(1, round(args.seconds))}s", "-H", "Connection: close",
                                     f"http://127.0.0.1:{http}/hello"], stdout=subprocess.PIPE, text=True)
         else:
-            t = threading.Thread(target=lambda: result.setdefault("n", load_echo(udp, stop, 1 if args.load == "echo" else 32)))
+            window = 1 if args.load == "echo" else 32
+            t = threading.Thread(target=lambda: result.setdefault("rate", echo_window(udp, 64, args.seconds, window)["rate"]))
             t.start()
         time.sleep(0.3)
         counts, samples, period = collections.Counter(), 0, 1.0 / args.rate
@@ -141,13 +104,12 @@ def main():
                 samples += 1
             nxt += period
             time.sleep(max(0, nxt - time.perf_counter()))
-        stop.set()
         if args.load == "http":
             out = wrk.communicate()[0]
             load = next((l.strip() for l in out.splitlines() if l.startswith("Requests/sec")), "")
         else:
             t.join()
-            load = f"{result.get('n', 0) / (args.seconds - 0.3):.0f} echoes/s"
+            load = f"{result.get('rate', 0):.0f} echoes/s"
         print(f"guest_profile: load {args.load} ({load}), {samples} samples at {args.rate:g} Hz")
         for name, c in counts.most_common(args.top):
             print(f"{100 * c / samples:6.1f} %  {name[:150]}")
