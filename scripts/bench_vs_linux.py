@@ -165,6 +165,18 @@ def wrk(port, duration, close, connections=8):
     return res
 
 
+def wait_for_http(port, seconds=10.0):
+    """Until a TCP connection to the forwarded HTTP port is accepted (or `seconds` pass)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def qemu_cpu_s(pid):
     """Seconds the host scheduler has run QEMU (every thread: vCPU, main loop with slirp, I/O)."""
     total = 0
@@ -230,13 +242,7 @@ def measure(name, line, udp, http, duration):
         boot = first_echo(udp, t0, 60.0, proc)
         if boot is None:
             raise SystemExit(f"bench_vs_linux: {name} never echoed (QEMU line: {' '.join(line)})")
-        # Until HTTP answers too (Linux starts its server after the echo).
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", http), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_http(http)  # Linux starts its server after the echo
         r = {"boot_s": boot}
         ours = name == "ours"
         b = Breakdown(proc.pid, http, ours)

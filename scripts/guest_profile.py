@@ -19,7 +19,7 @@ import argparse, bisect, collections, json, os, shutil, socket, subprocess, sys,
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench_vs_linux import echo_window, free_port, ours_line  # noqa: E402  (the bench's QEMU line and load)
+from bench_vs_linux import echo_window, free_port, ours_line, wait_for_http  # noqa: E402  (the bench's QEMU line and load)
 
 
 class QMP:
@@ -74,12 +74,7 @@ def main():
     line = ours_line(args.kernel, "", udp, http, os.path.join(run, "serial.log")) + ["-qmp", f"unix:{qmp_path},server=on,wait=off"]
     qemu = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", http), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_http(http)
         qmp = QMP(qmp_path)
         result = {}
         if args.load == "http":
