@@ -32,19 +32,18 @@ func kmain() {
         log("ringside: no virtio-net device found; halting")
         halt()
     }
-    // VIRTIO_F_RING_EVENT_IDX on every queue that offers it, unless `virtio.event_idx=off`.
-    let eventIdx = !commandLineHasWord(commandLine, "virtio.event_idx=off")
-    guard let net = VirtioNetDriver(function: netFunction, apicID: apicID, eventIdx: eventIdx) else {
+    let ringFeatures = allowedRingFeatures(commandLine: commandLine)
+    guard let net = VirtioNetDriver(function: netFunction, apicID: apicID, ringFeatures: ringFeatures) else {
         log("ringside: virtio-net initialisation failed; halting")
         halt()
     }
-    log("net0: virtio-net at \(netFunction.address.description), features \(hex(net.features.rawValue)), rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
+    log("net0: virtio-net at \(netFunction.address.description), features \(hex(net.features.rawValue)), \(net.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
 
     var console: VirtioConsoleDriver?
     if let consoleFunction = firstVirtioFunction(ofType: VIRTIO_ID_CONSOLE, in: functions) {
-        console = VirtioConsoleDriver(function: consoleFunction, apicID: apicID, eventIdx: eventIdx)
+        console = VirtioConsoleDriver(function: consoleFunction, apicID: apicID, ringFeatures: ringFeatures)
         if let console {
-            log("con0: virtio-console at \(consoleFunction.address.description), rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
+            log("con0: virtio-console at \(consoleFunction.address.description), \(console.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
         } else {
             log("con0: virtio-console initialisation failed; running without telemetry")
         }
@@ -161,6 +160,17 @@ final class DropLog {
 }
 
 /// Whether `word` appears as a space-separated word of the command line.
+/// The ring features every driver takes when its device offers them, each unless the
+/// command line turns it off: VIRTIO_F_RING_EVENT_IDX (`virtio.event_idx=off`: flag-based
+/// suppression instead, 2.7.7.1, 2.8.10) and VIRTIO_F_RING_PACKED (`virtio.packed=off`: split
+/// rings, 2.7). With both, packed rings use the descriptor event (off_wrap, 2.8.10).
+func allowedRingFeatures(commandLine: [UInt8]) -> VirtioFeatures {
+    var features = VirtioFeatures()
+    if !commandLineHasWord(commandLine, "virtio.event_idx=off") { features.insert(VIRTIO_F_RING_EVENT_IDX) }
+    if !commandLineHasWord(commandLine, "virtio.packed=off") { features.insert(VIRTIO_F_RING_PACKED) }
+    return features
+}
+
 func commandLineHasWord(_ commandLine: [UInt8], _ word: StaticString) -> Bool {
     let wanted = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
     return commandLine.split(separator: UInt8(ascii: " ")).contains { $0.elementsEqual(wanted) }

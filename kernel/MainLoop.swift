@@ -91,7 +91,7 @@ final class MainLoop {
 
     private func step(_ queue: MonitoredQueue, count: Int) -> Int {
         if queue === rxQueue {
-            telemetry?.beginStepReport(firstUsedIdx: net.rx.ring.lastUsedIdx)
+            telemetry?.beginStepReport(firstUsedIdx: net.rx.ring.positions.lastUsed)
             let done = deliver(limit: count, announce: true)
             transmitPending()     // the effect of the step (an echo, a reply) leaves at once
             return done

@@ -93,6 +93,11 @@ public struct VirtioFeatures: Equatable, Sendable {
         VirtioFeatures(rawValue: rawValue & other.rawValue)
     }
 
+    /// The features of either set: what a driver wants, plus what the command line allows.
+    public func union(_ other: VirtioFeatures) -> VirtioFeatures {
+        VirtioFeatures(rawValue: rawValue | other.rawValue)
+    }
+
     /// The 32-bit window `select` (0 = bits 0-31, 1 = bits 32-63).
     public func word(_ select: UInt32) -> UInt32 {
         select < 2 ? UInt32(truncatingIfNeeded: rawValue >> (UInt64(select) * 32)) : 0

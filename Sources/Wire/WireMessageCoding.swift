@@ -339,6 +339,7 @@ extension WireHello {
             w.writeU8(q.queue)
             w.writeString(q.name)
             w.writeU16(q.size)
+            w.writeU8(q.format.rawValue)
         }
     }
 
@@ -363,7 +364,9 @@ extension WireHello {
             let index = try r.readU8()
             let name = try r.readString()
             let size = try r.readU16()
-            queues.append(WireQueueInfo(queue: index, name: name, size: size))
+            let formatByte = try r.readU8()
+            guard let format = WireRingFormat(rawValue: formatByte) else { throw .invalidValue(formatByte) }
+            queues.append(WireQueueInfo(queue: index, name: name, size: size, format: format))
         }
         return WireHello(kernelVersion: kernelVersion, protocolVersion: protocolVersion, uptimeNs: uptimeNs, mac: mac,
                          devices: devices, queues: queues)

@@ -245,6 +245,19 @@ public struct WireRingView: Equatable, Sendable {
     public var usedEntries: [WireUsedElement]
 
     public static let eventIdxFlag: UInt8 = 1
+    /// Bit 1 (since version 4): a packed ring (2.8). Then `availFlags`/`usedEvent` are the driver
+    /// event suppression structure's desc_event_flags/desc_event_off_wrap, `usedFlags`/`availEvent`
+    /// the device's (2.8.14), and both windows cover the same ring slots from `availStart`
+    /// (= `usedStart`, a slot number): `availEntries[k]` is the slot's flags, `usedEntries[k]`
+    /// its buffer id and len, as in ring memory.
+    public static let packedFlag: UInt8 = 2
+
+    /// Whether the view is of a packed ring (`packedFlag`).
+    public var packed: Bool { flags & WireRingView.packedFlag != 0 }
+    /// Packed: the driver event suppression structure (desc_event_off_wrap, desc_event_flags).
+    public var driverEvent: (offWrap: UInt16, flags: UInt16) { (usedEvent, availFlags) }
+    /// Packed: the device event suppression structure (desc_event_off_wrap, desc_event_flags).
+    public var deviceEvent: (offWrap: UInt16, flags: UInt16) { (availEvent, usedFlags) }
 
     public init(flags: UInt8 = 0, availFlags: UInt16 = 0, usedFlags: UInt16 = 0, usedEvent: UInt16 = 0, availEvent: UInt16 = 0,
                 availStart: UInt16 = 0, availEntries: [UInt16] = [], usedStart: UInt16 = 0, usedEntries: [WireUsedElement] = []) {
@@ -376,12 +389,22 @@ public struct WireQueueInfo: Equatable, Sendable {
     public var name: String
     /// Queue size (descriptor count).
     public var size: UInt16
+    /// Since version 4: the ring format the queue uses (split, or packed with
+    /// VIRTIO_F_RING_PACKED): it says how the queue's snapshot fields read (docs/protocol.md §4).
+    public var format: WireRingFormat
 
-    public init(queue: UInt8, name: String, size: UInt16) {
+    public init(queue: UInt8, name: String, size: UInt16, format: WireRingFormat = .split) {
         self.queue = queue
         self.name = name
         self.size = size
+        self.format = format
     }
+}
+
+/// A virtqueue's ring format (virtio 1.2, 2.7 split, 2.8 packed).
+public enum WireRingFormat: UInt8, Equatable, Sendable {
+    case split = 0
+    case packed = 1
 }
 
 /// Sent at boot and on the `hello` command, followed by a full snapshot.

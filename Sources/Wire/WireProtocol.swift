@@ -19,7 +19,9 @@ public enum WireProtocol: Sendable {
     /// 3: fault injection (`inject`, `kick`, `poll` commands; each queue's active faults and
     /// notification/injection counters in snapshots; drop reasons badChecksum and injected).
     /// 4: capture mode (`capture` command, `capturedFrame` messages, `captureCounts` events).
-    public static let version: UInt8 = 4
+    /// 5: packed virtqueues (each queue's ring format in the hello; a packed queue's positions,
+    /// event suppression structures and ring slots in the snapshot fields, docs/protocol.md §4).
+    public static let version: UInt8 = 5
     /// COBS frame delimiter. Never appears inside an encoded frame.
     public static let delimiter: UInt8 = 0x00
     /// Bytes before the payload: version u8, type u8, seq u32.

@@ -5,8 +5,8 @@ final class WorkedFrameTests: XCTestCase {
     /// The example in docs/protocol.md, byte for byte (cross-checked with an independent
     /// Python CRC-32C/COBS implementation).
     static let workedFrame: [UInt8] = [
-        0x00, 0x04, 0x04, 0x03, 0x2a, 0x01, 0x01, 0x01, 0x04, 0x2f, 0x68, 0x59, 0x01, 0x01, 0x01, 0x02,
-        0x01, 0x02, 0x03, 0x02, 0x62, 0x01, 0x01, 0x05, 0x69, 0xfe, 0xc0, 0xfd, 0x00,
+        0x00, 0x04, 0x05, 0x03, 0x2a, 0x01, 0x01, 0x01, 0x04, 0x2f, 0x68, 0x59, 0x01, 0x01, 0x01, 0x02,
+        0x01, 0x02, 0x03, 0x02, 0x62, 0x01, 0x01, 0x05, 0xdd, 0x10, 0xd5, 0xa1, 0x00,
     ]
     static let workedMessage = WireMessage.event(WireEvent(uptimeNs: 1_500_000_000, kind: .usedConsumed(queue: 0, descriptor: 3, length: 98)))
 
@@ -138,8 +138,8 @@ final class DecoderTests: XCTestCase {
     }
 
     func testWrongVersion() {
-        // A well-formed frame (valid COBS and CRC) of protocol version 5, newer than this build.
-        var body: [UInt8] = [5, 0x03, 1, 0, 0, 0, 9, 9, 9]
+        // A well-formed frame (valid COBS and CRC) of protocol version 6, newer than this build.
+        var body: [UInt8] = [6, 0x03, 1, 0, 0, 0, 9, 9, 9]
         let crc = WireCRC32C.checksum(body)
         body += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
         var wire: [UInt8] = [0]
@@ -147,9 +147,9 @@ final class DecoderTests: XCTestCase {
         wire.append(0)
         var decoder = WireFrameDecoder()
         decoder.feed(wire + WorkedFrameTests.workedFrame)
-        XCTAssertEqual(decoder.drain(), [.error(.unsupportedVersion(got: 5)), .message(WorkedFrameTests.workedMessage, seq: 42)])
+        XCTAssertEqual(decoder.drain(), [.error(.unsupportedVersion(got: 6)), .message(WorkedFrameTests.workedMessage, seq: 42)])
         XCTAssertEqual(decoder.statistics.versionMismatches, 1)
-        XCTAssertTrue(WireDecodeError.unsupportedVersion(got: 5).message.contains("version 5"))
+        XCTAssertTrue(WireDecodeError.unsupportedVersion(got: 6).message.contains("version 6"))
     }
 
     func testMalformedPayloadKeepsSeq() throws {

@@ -172,7 +172,7 @@ final class SnapshotMemoryTests: XCTestCase {
         XCTAssertEqual(decoder.drain(), [.error(.unsupportedVersion(got: 1)), .message(WorkedFrameTests.workedMessage, seq: 42)])
         XCTAssertEqual(decoder.statistics.versionMismatches, 1)
         let message = WireDecodeError.unsupportedVersion(got: 1).message
-        XCTAssertTrue(message.contains("version 1") && message.contains("speaks 4"), message)
+        XCTAssertTrue(message.contains("version 1") && message.contains("speaks 5"), message)
         // The same payload under this version's byte lacks the memory fields: malformed, not misread.
         var asV2 = v1
         asV2[0] = WireProtocol.version

@@ -7,8 +7,8 @@ enum Fixtures {
     static let queueInfos = [
         WireQueueInfo(queue: 0, name: "net0.rx", size: 256),
         WireQueueInfo(queue: 1, name: "net0.tx", size: 256),
-        WireQueueInfo(queue: 2, name: "con0.rx", size: 64),
-        WireQueueInfo(queue: 3, name: "con0.tx", size: 64),
+        WireQueueInfo(queue: 2, name: "con0.rx", size: 64, format: .packed),
+        WireQueueInfo(queue: 3, name: "con0.tx", size: 64, format: .packed),
     ]
 
     static let hello = WireHello(

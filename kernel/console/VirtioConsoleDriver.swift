@@ -26,11 +26,11 @@ final class VirtioConsoleDriver {
     let rx: DeviceQueue
     let tx: DeviceQueue
 
-    /// `eventIdx`: ask for VIRTIO_F_RING_EVENT_IDX (2.7.10), as the net driver does.
-    init?(function: PCIFunction, apicID: UInt32, eventIdx: Bool) {
+    /// `ringFeatures`: the ring features to ask for (event idx, packed), as the net driver does.
+    init?(function: PCIFunction, apicID: UInt32, ringFeatures: VirtioFeatures) {
         // Port 0 without MULTIPORT reads nothing from the device configuration.
         guard let transport = VirtioPCITransport(function: function, deviceConfigBytes: 0),
-              let features = transport.negotiate(wanted: Self.wantedFeatures.adding(eventIdx ? [VIRTIO_F_RING_EVENT_IDX] : []),
+              let features = transport.negotiate(wanted: Self.wantedFeatures.union(ringFeatures),
                                                  required: Self.requiredFeatures)
         else { return nil }
         if !transport.routeConfigInterrupt(entry: VirtioPCITransport.configMSIXEntry, vector: Self.configVector, apicID: apicID) {

@@ -80,9 +80,10 @@ final class HTTPService {
         ring.observeUsed()
         let counters = ring.counters
         let faults = queue.faults
+        let positions = ring.positions
         var status = HTTPQueueStatus(
-            name: name, size: ring.size, availIdx: ring.availIdx, usedIdx: ring.usedIdx,
-            lastUsedIdx: ring.lastUsedIdx, freeDescriptors: ring.freeCount, packets: counters.packets,
+            name: name, size: ring.size, availIdx: positions.avail, usedIdx: positions.used,
+            lastUsedIdx: positions.lastUsed, freeDescriptors: ring.freeCount, packets: counters.packets,
             bytes: counters.bytes, kicks: counters.kicks, interrupts: counters.interrupts,
             drops: drops &+ counters.deviceErrors, kicksSuppressed: counters.kicksSuppressed, eventIdx: ring.eventIdx)
         status.interruptsSuppressed = counters.interruptsSuppressed

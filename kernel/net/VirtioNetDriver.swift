@@ -14,7 +14,8 @@ final class VirtioNetDriver {
     /// VERSION_1 (required: modern device, little-endian, 12-byte header), MAC (our
     /// address), STATUS (link state). No checksum offload or TSO: the stack computes every
     /// checksum itself, so the bytes in the rings are exactly the bytes on the wire.
-    /// RING_EVENT_IDX (2.7.10) unless the command line says `virtio.event_idx=off`.
+    /// The ring features `ringFeatures` allows, when the device offers them: RING_EVENT_IDX
+    /// (2.7.10, 2.8.10) and RING_PACKED (2.8), each unless the command line says no (kmain).
     static let wantedFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS])
     static let requiredFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
 
@@ -34,11 +35,11 @@ final class VirtioNetDriver {
     /// Told of every frame dropped on purpose (`inject Q drop N`): true for RX, false for TX.
     var onInjectedDrop: (Bool) -> Void = { _ in }
 
-    init?(function: PCIFunction, apicID: UInt32, eventIdx: Bool) {
+    init?(function: PCIFunction, apicID: UInt32, ringFeatures: VirtioFeatures) {
         // The configuration holds at least mac and status (5.1.4): every field this driver reads.
         guard let transport = VirtioPCITransport(function: function,
                                                  deviceConfigBytes: UInt32(VIRTIO_NET_CONFIG_STATUS_OFFSET + 2)),
-              let features = transport.negotiate(wanted: Self.wantedFeatures.adding(eventIdx ? [VIRTIO_F_RING_EVENT_IDX] : []),
+              let features = transport.negotiate(wanted: Self.wantedFeatures.union(ringFeatures),
                                                  required: Self.requiredFeatures)
         else { return nil }
         guard transport.routeConfigInterrupt(entry: VirtioPCITransport.configMSIXEntry, vector: Self.configVector,

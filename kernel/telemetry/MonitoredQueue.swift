@@ -26,8 +26,9 @@ final class MonitoredQueue {
     /// the driver first saw the device's used element for it (`noteArrivals`); TX: when the
     /// driver put the frame in the ring. For dumps (pcap timestamps).
     private var stamps: [UInt64]
-    /// The used index up to which `noteArrivals` has stamped.
-    private var stampedUsedIdx: UInt16 = 0
+    /// How far `noteArrivals` has stamped: split, the used index; packed, the device's used
+    /// position (offset | wrap << 15).
+    private var stampedUsed: UInt16 = 0
     var lastStampNs: UInt64 = 0
     /// This queue's rings as the last snapshot read them (reused: no allocation per snapshot).
     var ringView = WireRingView()
@@ -37,7 +38,7 @@ final class MonitoredQueue {
         self.queue = queue
         self.pausable = pausable
         stamps = [UInt64](repeating: 0, count: Int(queue.ring.size))
-        stampedUsedIdx = queue.ring.usedIdx
+        stampedUsed = queue.ring.positions.used
         ringView.availEntries.reserveCapacity(Int(WireRingView.window))
         ringView.usedEntries.reserveCapacity(Int(WireRingView.window))
     }
@@ -45,17 +46,32 @@ final class MonitoredQueue {
     /// Stamps every used element the device added since the last call with `nowNs` (only new
     /// ones: O(new elements)). Call before taking used elements off the ring.
     func noteArrivals(nowNs: UInt64) {
-        let ring = self.ring
-        let usedIdx = ring.usedIdx
-        var index = stampedUsedIdx
-        // A confused device can move used.idx anywhere: look at most one ring's worth back.
-        if usedIdx &- index > ring.size { index = usedIdx &- ring.size }
-        while index != usedIdx {
-            let element = ring.usedRingSlot(index)
-            if element.id < UInt32(ring.size) { stamps[Int(element.id)] = nowNs }
-            index &+= 1
+        switch ring {
+        case .split(let ring):
+            let usedIdx = ring.usedIdx
+            var index = stampedUsed
+            // A confused device can move used.idx anywhere: look at most one ring's worth back.
+            if usedIdx &- index > ring.size { index = usedIdx &- ring.size }
+            while index != usedIdx {
+                let element = ring.usedRingSlot(index)
+                if element.id < UInt32(ring.size) { stamps[Int(element.id)] = nowNs }
+                index &+= 1
+            }
+            stampedUsed = usedIdx
+        case .packed(let ring):
+            // Positions count modulo two laps (offset, and the wrap counter as the lap, 2.8.1):
+            // those between the driver's used position and the stamped one are stamped already.
+            let lap = 2 * Int(ring.size)
+            func absolute(_ offWrap: UInt16) -> Int {
+                Int(offWrap & 0x7FFF) + (offWrap & 0x8000 != 0 ? 0 : Int(ring.size))
+            }
+            var stamped = (absolute(stampedUsed) - absolute(ring.nextUsedOffWrap) + lap) % lap
+            if stamped > Int(ring.positionsOwnedByDevice) { stamped = 0 }
+            ring.forEachPendingUsed { ahead, id in
+                if Int(ahead) >= stamped { stamps[Int(id)] = nowNs }
+            }
+            stampedUsed = ring.deviceUsedOffWrap
         }
-        stampedUsedIdx = usedIdx
     }
 
     func stamp(_ head: UInt16, nowNs: UInt64) {
@@ -74,31 +90,52 @@ final class MonitoredQueue {
     }
 
     /// Reads the rings into `ringView`: flags, event words, and `WireRingView.window` slots
-    /// of each ring around its index.
+    /// of each ring around its index. For a packed ring (docs/protocol.md §4) the event words
+    /// are the two event suppression structures and the window is one of ring slots (flags,
+    /// buffer id, len) from a quarter window before the driver's used position.
     func readRing() {
-        let ring = self.ring
-        let (n, availStart, usedStart) = WireRingView.windows(size: ring.size, availIdx: ring.availIdx,
-                                                              lastUsedIdx: ring.lastUsedIdx)
         var v = ringView
         ringView = WireRingView()   // keep `v` uniquely referenced: refilled in place
-        v.flags = ring.eventIdx ? WireRingView.eventIdxFlag : 0
-        v.availFlags = ring.availFlags
-        v.usedFlags = ring.usedFlags
-        v.usedEvent = ring.usedEvent
-        v.availEvent = ring.availEvent
-        v.availStart = availStart
         v.availEntries.removeAll(keepingCapacity: true)
-        for k in 0..<n { v.availEntries.append(ring.availRingSlot(v.availStart &+ k)) }
-        v.usedStart = usedStart
         v.usedEntries.removeAll(keepingCapacity: true)
-        for k in 0..<n {
-            let e = ring.usedRingSlot(v.usedStart &+ k)
-            v.usedEntries.append(WireUsedElement(id: e.id, len: e.len))
+        switch ring {
+        case .split(let ring):
+            let (n, availStart, usedStart) = WireRingView.windows(size: ring.size, availIdx: ring.availIdx,
+                                                                  lastUsedIdx: ring.lastUsedIdx)
+            v.flags = ring.eventIdx ? WireRingView.eventIdxFlag : 0
+            v.availFlags = ring.availFlags
+            v.usedFlags = ring.usedFlags
+            v.usedEvent = ring.usedEvent
+            v.availEvent = ring.availEvent
+            v.availStart = availStart
+            for k in 0..<n { v.availEntries.append(ring.availRingSlot(v.availStart &+ k)) }
+            v.usedStart = usedStart
+            for k in 0..<n {
+                let e = ring.usedRingSlot(v.usedStart &+ k)
+                v.usedEntries.append(WireUsedElement(id: e.id, len: e.len))
+            }
+        case .packed(let ring):
+            let n = min(WireRingView.window, ring.size)
+            let driver = ring.driverEventSuppression
+            let device = ring.deviceEventSuppression
+            v.flags = (ring.eventIdx ? WireRingView.eventIdxFlag : 0) | WireRingView.packedFlag
+            v.availFlags = driver.flags
+            v.usedFlags = device.flags
+            v.usedEvent = driver.offWrap
+            v.availEvent = device.offWrap
+            let start = UInt16((Int(ring.nextUsed) + Int(ring.size) - Int(n / 4)) % Int(ring.size))
+            v.availStart = start
+            v.usedStart = start
+            for k in 0..<n {
+                let d = ring.descriptor(UInt16((Int(start) + Int(k)) % Int(ring.size)))
+                v.availEntries.append(d.flags)
+                v.usedEntries.append(WireUsedElement(id: UInt32(d.id), len: d.len))
+            }
         }
         ringView = v
     }
 
-    var ring: SplitVirtqueue { queue.ring }
+    var ring: DeviceRing { queue.ring }
     var pool: BufferPool { queue.pool }
 
     func remember(descriptor: UInt16, address: UInt64, bytes: UnsafeRawBufferPointer) {

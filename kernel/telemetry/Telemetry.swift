@@ -62,7 +62,8 @@ final class Telemetry {
         hello.queues = []
         for (position, q) in queues.enumerated() {
             q.wireIndex = UInt8(truncatingIfNeeded: position)
-            hello.queues.append(WireQueueInfo(queue: q.wireIndex, name: q.name, size: q.ring.size))
+            hello.queues.append(WireQueueInfo(queue: q.wireIndex, name: q.name, size: q.ring.size,
+                                             format: q.ring.isPacked ? .packed : .split))
         }
         self.hello = hello
         self.memory = memory
@@ -161,9 +162,11 @@ final class Telemetry {
 
     func status(of q: MonitoredQueue) -> WireQueueStatus {
         let ring = q.ring
-        let usedIdx = q.pausable ? ring.usedIdx &+ misreportUsed : ring.usedIdx
-        return WireQueueStatus(queue: q.wireIndex, availIdx: ring.availIdx, usedIdx: usedIdx,
-                               lastUsedIdx: ring.lastUsedIdx, freeCount: ring.freeCount, pendingUsed: ring.pendingUsed,
+        let positions = ring.positions
+        // The test-only misreport shifts a split ring's used.idx (a packed position would lose its wrap bit).
+        let usedIdx = q.pausable && !ring.isPacked ? positions.used &+ misreportUsed : positions.used
+        return WireQueueStatus(queue: q.wireIndex, availIdx: positions.avail, usedIdx: usedIdx,
+                               lastUsedIdx: positions.lastUsed, freeCount: ring.freeCount, pendingUsed: ring.pendingUsed,
                                paused: q.paused, counters: q.counters, faults: q.wireFaults)
     }
 
@@ -178,7 +181,7 @@ final class Telemetry {
                 let states = ring.states()
                 q.readRing()
                 try tracker.appendQueue(status(of: q), ring: q.ringView, into: &encoder) { id in
-                    let d = ring.descriptor(UInt16(truncatingIfNeeded: id))
+                    let d = ring.monitoredDescriptor(UInt16(truncatingIfNeeded: id))
                     return WireDescriptor(state: Telemetry.wireState(states[id]), addr: d.addr, len: d.len,
                                           flags: d.flags, next: d.next)
                 }

@@ -91,13 +91,13 @@ extension Telemetry {
         if capture.batch.count + WireFrameEncoder.maxCapturedFrameOutputBytes(byteCount: count) > capture.limit {
             flushCapture()
         }
-        let ring = q.ring
+        let positions = q.ring.positions
         let first = capture.batch.isEmpty
         let nowNs = Clock.nowNs
         do {
             try encoder.encodeCapturedFrame(
-                uptimeNs: nowNs, queue: q.wireIndex, descriptor: descriptor, availIdx: ring.availIdx,
-                usedIdx: ring.usedIdx, number: number, bufferLength: UInt32(truncatingIfNeeded: bytes.count),
+                uptimeNs: nowNs, queue: q.wireIndex, descriptor: descriptor, availIdx: positions.avail,
+                usedIdx: positions.used, number: number, bufferLength: UInt32(truncatingIfNeeded: bytes.count),
                 headerBytes: UInt8(VirtioNetDriver.headerSize), bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<count]),
                 into: &capture.batch)
             capture.noteBatched(index, nowNs: nowNs, first: first)

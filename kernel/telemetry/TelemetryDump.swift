@@ -25,9 +25,9 @@ extension Telemetry {
             if sent { send(reliable: true) } else { reply(seq, .badCommand, "dump could not be encoded") }
             return
         case .next:
-            if ring.unpublishedCount > 0 {
+            if let held = ring.oldestUnpublished {
                 // A paused TX queue: the oldest frame held back from the device.
-                id = ring.availRingEntry(ring.publishedAvailIdx)
+                id = held
             } else if let used = ring.peekUsed(offset: 0) {
                 id = used.head
                 usedLength = used.len

@@ -7,7 +7,8 @@ import Arch
 /// device has used it.
 final class DeviceQueue {
     let index: UInt16
-    let ring: SplitVirtqueue
+    /// Split or packed, as negotiated (VIRTIO_F_RING_PACKED).
+    let ring: DeviceRing
     let notifyAddress: UInt64
     private(set) var pool: BufferPool
     let deviceWritable: Bool
@@ -15,7 +16,7 @@ final class DeviceQueue {
     /// and by the drivers where they hand frames up or out and take interrupts.
     var faults = VirtqueueFaults()
 
-    init(index: UInt16, ring: SplitVirtqueue, notifyAddress: UInt64, pool: BufferPool, deviceWritable: Bool) {
+    init(index: UInt16, ring: DeviceRing, notifyAddress: UInt64, pool: BufferPool, deviceWritable: Bool) {
         self.index = index
         self.ring = ring
         self.notifyAddress = notifyAddress
@@ -23,7 +24,7 @@ final class DeviceQueue {
         self.deviceWritable = deviceWritable
     }
 
-    /// Publishes what was added and rings the doorbell if the device wants it (2.7.13.3-4).
+    /// Publishes what was added and rings the doorbell if the device wants it (2.7.13.3-4, 2.8.21.2-3).
     func publishAndNotify() {
         guard ring.unpublishedCount > 0 else { return }
         ring.publish()
@@ -63,8 +64,8 @@ final class DeviceQueue {
     /// Takes up to `limit` used buffers, oldest first. `body` sees each one's head, address and
     /// the bytes the device wrote (receive queues; empty for transmit queues, and when the
     /// device broke the protocol for it), then the buffer goes back to the pool. The address
-    /// is the driver's own record of the descriptor (`SplitVirtqueue.buffer`), never the
-    /// device-writable table. Returns how many were taken.
+    /// is the driver's own record of the descriptor or buffer id (`buffer(_:)`), never the
+    /// ring memory the device can write. Returns how many were taken.
     @discardableResult
     func drain(limit: Int = Int.max, _ body: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Int {
         var taken = 0

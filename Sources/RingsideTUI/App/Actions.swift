@@ -220,9 +220,12 @@ extension TUIState {
     public var nextPendingDescriptor: Int? {
         guard let q = selectedQueueModel, !q.isStale, let status = q.status else { return nil }
         let n = q.descriptors.count
-        guard n > 0, RingIndices(size: UInt16(truncatingIfNeeded: n), status: status).pending > 0 else { return nil }
+        guard n > 0, RingIndices(size: UInt16(truncatingIfNeeded: n), status: status, format: q.info.format).pending > 0
+        else { return nil }
         if let ring = q.ring {
-            let offset = Int(status.lastUsedIdx &- ring.usedStart)
+            // Packed: the window starts at a ring slot; the driver's used position is a slot and a wrap bit.
+            let offset = ring.packed ? (Int(status.lastUsedIdx & 0x7FFF) - Int(ring.usedStart) + n) % n
+                                     : Int(status.lastUsedIdx &- ring.usedStart)
             if offset < ring.usedEntries.count {
                 let id = Int(ring.usedEntries[offset].id)
                 if id < n { return id }

@@ -74,8 +74,9 @@ public struct QueueActivity: Equatable, Sendable {
     }
 
     /// Flags for `status` of a queue of `size` descriptors, at host time `now`.
-    public func health(_ status: WireQueueStatus, size: UInt16, isReceive: Bool, now: Double) -> QueueHealth {
-        let ring = RingIndices(size: size, status: status)
+    public func health(_ status: WireQueueStatus, size: UInt16, format: WireRingFormat = .split, isReceive: Bool,
+                       now: Double) -> QueueHealth {
+        let ring = RingIndices(size: size, status: status, format: format)
         var h = QueueHealth()
         h.full = !isReceive && status.freeCount == 0
         h.stuck = !status.paused && ring.pending > 0 && now - lastProgress > Self.stuckAfter

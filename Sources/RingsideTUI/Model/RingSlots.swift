@@ -42,6 +42,28 @@ public struct RingIndices: Equatable, Sendable {
         self.init(size: size, availIdx: status.availIdx, usedIdx: status.usedIdx, lastUsedIdx: status.lastUsedIdx)
     }
 
+    /// The indices of a queue in `format`: a split queue's as sent; a packed queue's
+    /// positions (offset | wrap counter << 15, docs/protocol.md §4 "Packed queues") turned into
+    /// the same three: slots from the driver's used position to the device's hold used
+    /// descriptors, from there to the driver's available position available ones (2.8.1).
+    public init(size: UInt16, status: WireQueueStatus, format: WireRingFormat) {
+        guard format == .packed, size > 0 else {
+            self.init(size: size, status: status)
+            return
+        }
+        // A position counted over two laps (the wrap counter starts at 1, 2.8.1): distances
+        // between two of them, modulo two laps, are exact while they are at most one lap apart.
+        let n = Int(size)
+        func lapPosition(_ offWrap: UInt16) -> Int { Int(offWrap & 0x7FFF) % n + (offWrap & 0x8000 != 0 ? 0 : n) }
+        func distance(_ from: UInt16, _ to: UInt16) -> UInt16 {
+            UInt16(min((lapPosition(to) - lapPosition(from) + 2 * n) % (2 * n), n))
+        }
+        let lastUsed = UInt16(lapPosition(status.lastUsedIdx) % n)
+        let used = lastUsed &+ distance(status.lastUsedIdx, status.usedIdx)
+        self.init(size: size, availIdx: used &+ distance(status.usedIdx, status.availIdx), usedIdx: used,
+                  lastUsedIdx: lastUsed)
+    }
+
     /// Buffers the device owns: avail.idx − used.idx (mod 2^16), capped at the size.
     public var outstanding: Int { min(Int(availIdx &- usedIdx), Int(size)) }
     /// Used elements the driver has not consumed: used.idx − last-seen (mod 2^16), capped.

@@ -17,7 +17,7 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     var flags: [(String, CellStyle)] = []
     if let status = q.status {
         let activity = view.activity[status.queue] ?? QueueActivity()
-        let health = activity.health(status, size: q.info.size, isReceive: isReceive, now: state.now)
+        let health = activity.health(status, size: q.info.size, format: q.info.format, isReceive: isReceive, now: state.now)
         let alarms = view.model.alarms(queue: position)
         if status.paused { flags.append((" PAUSED ", CellStyle(.warning, bold: true, reverse: true))) }
         for badge in faultBadges(status.faults) { flags.append((" \(badge) ", CellStyle(.warning, bold: true, reverse: true))) }
@@ -36,6 +36,7 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         if health.full { flags.append((" FULL ", CellStyle(.alarm, bold: true, reverse: true))) }
     }
     if q.isStale { flags.append((" table stale ", CellStyle(.warning))) }
+    if q.info.format == .packed { flags.append((" packed ring ", CellStyle(.title, bold: true))) }
     if let three = view.threeWay[q.info.name] {
         // Three views side by side: the driver's (telemetry), memory's, the device's (QMP).
         let name = q.info.name
@@ -84,7 +85,7 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     let ringX = ringRows == 1 && r.height == 2 ? stripX : 4
     let ringWidth = (ringRows == 1 && r.height == 2 ? r.width - flagsWidth - 1 - stripX : r.width - 5)
     if let status = q.status, ringWidth > 4 {
-        let ring = RingIndices(size: q.info.size, status: status)
+        let ring = RingIndices(size: q.info.size, status: status, format: q.info.format)
         drawRingStrip(&g, ring.strip(columns: ringWidth * ringRows, pointers: ringPointers(state, q, ring)),
                       y: ringY, x: ringX, rows: ringRows)
     } else if q.status == nil {
@@ -94,16 +95,28 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     let y = r.maxY - 1
     guard let status = q.status else { return }
     let activity = view.activity[status.queue] ?? QueueActivity()
-    let ring = RingIndices(size: q.info.size, status: status)
+    let ring = RingIndices(size: q.info.size, status: status, format: q.info.format)
     var x = 4
     func seg(_ label: String, _ value: String, _ style: CellStyle = .plain) {
         guard x + label.columns + value.columns + 1 < r.width else { x = r.width; return }
         x = g.text(label, y: y, x: x, style: CellStyle(.dim))
         x = g.text(value, y: y, x: x, style: style) + 1
     }
-    seg("A ", String(status.availIdx))
-    seg("U ", String(status.usedIdx))
-    seg("L ", String(status.lastUsedIdx))
+    if q.info.format == .packed {
+        // Positions with their wrap counters (2.8.1): the driver's next available, the device's
+        // next used, the driver's next used; then what each side asked of the other (2.8.10).
+        seg("A ", packedPosition(status.availIdx))
+        seg("U ", packedPosition(status.usedIdx))
+        seg("L ", packedPosition(status.lastUsedIdx))
+        if let r = q.ring, r.packed {
+            seg("irq ", packedEventRequest(r.driverEvent))
+            seg("kick ", packedEventRequest(r.deviceEvent))
+        }
+    } else {
+        seg("A ", String(status.availIdx))
+        seg("U ", String(status.usedIdx))
+        seg("L ", String(status.lastUsedIdx))
+    }
     seg("free ", String(status.freeCount), status.freeCount == 0 && !isReceive ? CellStyle(.alarm, bold: true) : .plain)
     seg("pend ", String(ring.pending), ring.pending > 0 ? CellStyle(.warning, bold: true) : .plain)
     x = g.text("│ ", y: y, x: x, style: CellStyle(.dim))
@@ -144,5 +157,20 @@ func drawRingStrip(_ g: inout ScreenGrid, _ strip: [RingStripColumn], y: Int, x:
         case .pointer(let letter):
             g.put(Cell(letter, CellStyle(.marker, bold: true, reverse: true)), y: cy, x: cx)
         }
+    }
+}
+
+/// A packed ring position (offset | wrap counter << 15, 2.8.14) as "offset w0|w1".
+func packedPosition(_ offWrap: UInt16) -> String {
+    "\(offWrap & 0x7FFF)w\(offWrap >> 15)"
+}
+
+/// An event suppression structure (2.8.14) as what it asks for: "on", "off", or "@offset w".
+func packedEventRequest(_ event: (offWrap: UInt16, flags: UInt16)) -> String {
+    switch event.flags & 0x3 {
+    case 0: return "on"
+    case 1: return "off"
+    case 2: return "@" + packedPosition(event.offWrap)
+    default: return "?\(event.flags)"
     }
 }

@@ -139,6 +139,9 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
         if r.height > 2 { g.text(" flags and entries unknown", y: r.y + 2, x: r.x, style: CellStyle(.warning), maxX: r.maxX) }
         return
     }
+    if ring.packed {
+        return drawPackedRing(&g, ring, status: status, size: q.info.size, rect: r, stale: stale)
+    }
     var y = r.y + 1
     let maxY = r.maxY
     let valueStyle = stale ? CellStyle(.alarm) : CellStyle.plain
@@ -200,5 +203,63 @@ func drawRingPane(_ g: inout ScreenGrid, _ state: TUIState, _ r: Rect) {
                 g.put(Cell(mark, CellStyle(.marker, bold: true, reverse: true)), y: rowY, x: r.x + 14 + i)
             }
         }
+    }
+}
+
+/// A packed ring (virtio 1.2, 2.8; docs/protocol.md §4 "Packed queues"): the two event
+/// suppression structures (2.8.14), then one row per ring slot of the window — slot, its
+/// AVAIL/USED bits, buffer id, len, and what the flags say against the wrap counters (2.8.1):
+/// `avail` (the device owns it), `used` (returned, at or after the driver's used position, L),
+/// or `done` (a used descriptor the driver has already taken). A marks the driver's next
+/// available position, U the device's next used one.
+func drawPackedRing(_ g: inout ScreenGrid, _ ring: WireRingView, status: WireQueueStatus, size: UInt16, rect r: Rect,
+                    stale: Bool) {
+    var y = r.y + 1
+    let valueStyle = stale ? CellStyle(.alarm) : CellStyle.plain
+    func line(_ parts: [(String, CellStyle)]) {
+        guard y < r.maxY else { return }
+        var x = r.x
+        for (text, style) in parts { x = g.text(text, y: y, x: x, style: style, maxX: r.maxX) }
+        y += 1
+    }
+    line([("driver evt ", CellStyle(.dim)), (packedEventRequest(ring.driverEvent), valueStyle),
+          (" (irq)", CellStyle(.dim))])
+    line([("device evt ", CellStyle(.dim)), (packedEventRequest(ring.deviceEvent), valueStyle),
+          (" (kick)", CellStyle(.dim))])
+    line([("A ", CellStyle(.dim)), (packedPosition(status.availIdx), valueStyle), (" U ", CellStyle(.dim)),
+          (packedPosition(status.usedIdx), valueStyle), (" L ", CellStyle(.dim)), (packedPosition(status.lastUsedIdx), valueStyle)])
+    line([("  slot  A U    id   len state", CellStyle(.dim))])
+    guard size > 0 else { return }
+    let n = Int(size)
+    let lastUsedSlot = Int(status.lastUsedIdx & 0x7FFF) % n
+    let usedWrap = status.lastUsedIdx & 0x8000 != 0
+    // Used descriptors are pending from L for as many positions as the device has moved past it.
+    let pending = Int(RingIndices(size: size, status: status, format: .packed).pending)
+    for k in 0..<min(ring.availEntries.count, ring.usedEntries.count) {
+        guard y < r.maxY else { return }
+        let slot = (Int(ring.availStart) + k) % n
+        let flags = ring.availEntries[k]
+        let avail = flags & (1 << 7) != 0, used = flags & (1 << 15) != 0
+        let ahead = (slot - lastUsedSlot + n) % n
+        let state: String, style: CellStyle
+        if avail != used {
+            state = "avail"; style = CellStyle(.descAvail)
+        } else if ahead < pending && used == (slot >= lastUsedSlot ? usedWrap : !usedWrap) {
+            state = "used"; style = CellStyle(.descUsed, bold: true)
+        } else {
+            state = "done"; style = CellStyle(.dim)
+        }
+        var mark = ""
+        if slot == Int(status.lastUsedIdx & 0x7FFF) % n { mark += "L" }
+        if slot == Int(status.usedIdx & 0x7FFF) % n { mark += "U" }
+        if slot == Int(status.availIdx & 0x7FFF) % n { mark += "A" }
+        let e = ring.usedEntries[k]
+        let text = mark.padded(to: 2) + String(slot).leftPadded(to: 4) + "  " + (avail ? "1" : "0") + " " + (used ? "1" : "0")
+            + String(e.id).leftPadded(to: 6) + String(e.len).leftPadded(to: 6) + " " + state
+        g.text(text, y: y, x: r.x, style: style, maxX: r.maxX)
+        for (i, m) in mark.unicodeScalars.enumerated() {
+            g.put(Cell(m, CellStyle(.marker, bold: true, reverse: true)), y: y, x: r.x + i)
+        }
+        y += 1
     }
 }

@@ -83,7 +83,8 @@ public final class PackedVirtqueue {
     var observedAhead: UInt16 = 0
     private var freeIDHead: UInt16 = 0
     /// Oldest and newest chains added but not published (linked by `nextUnpublished`).
-    private var unpublishedHead: UInt16 = 0
+    /// (Internal, not private: `oldestUnpublished` in +Monitoring reads the head.)
+    var unpublishedHead: UInt16 = 0
     private var unpublishedTail: UInt16 = 0
 
     /// The driver's record of each buffer id (as Linux keeps `desc_state`/`desc_extra`).

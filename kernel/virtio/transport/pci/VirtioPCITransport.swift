@@ -166,16 +166,14 @@ final class VirtioPCITransport {
     static let configMSIXEntry: UInt16 = 2
 
     /// Sets up a driver's two queues, receive (device-writable) then transmit (device-readable),
-    /// with VIRTIO_F_RING_EVENT_IDX as `features` says. nil, with status FAILED, if either fails.
+    /// in the ring format and with the notification suppression `features` negotiated
+    /// (VIRTIO_F_RING_PACKED, VIRTIO_F_RING_EVENT_IDX). nil, with status FAILED, if either fails.
     func setUpQueuePair(receive: QueueRequest, transmit: QueueRequest, features: VirtioFeatures,
                         apicID: UInt32) -> (rx: DeviceQueue, tx: DeviceQueue)? {
-        let eventIdx = features.contains(VIRTIO_F_RING_EVENT_IDX)
-        guard let rx = setUpQueue(index: receive.index, msixEntry: Self.receiveMSIXEntry, vector: receive.vector,
-                                  apicID: apicID, eventIdx: eventIdx, deviceWritable: true,
-                                  bufferSize: receive.bufferSize, bufferCount: receive.bufferCount),
-              let tx = setUpQueue(index: transmit.index, msixEntry: Self.transmitMSIXEntry, vector: transmit.vector,
-                                  apicID: apicID, eventIdx: eventIdx, deviceWritable: false,
-                                  bufferSize: transmit.bufferSize, bufferCount: transmit.bufferCount)
+        guard let rx = setUpQueue(receive, msixEntry: Self.receiveMSIXEntry, apicID: apicID, features: features,
+                                  deviceWritable: true),
+              let tx = setUpQueue(transmit, msixEntry: Self.transmitMSIXEntry, apicID: apicID, features: features,
+                                  deviceWritable: false)
         else {
             addStatus(VIRTIO_CONFIG_S_FAILED)
             return nil
@@ -193,11 +191,12 @@ final class VirtioPCITransport {
         rx.publishAndNotify()
     }
 
-    /// Sets up queue `index` at the size the device offers (4.1.5.1.3): allocates the three
-    /// ring areas and the queue's buffers (`bufferCount`, at most the ring size; nil: one per
-    /// descriptor), tells the device where the rings are, routes its interrupt, enables it.
-    func setUpQueue(index: UInt16, msixEntry: UInt16, vector: UInt8, apicID: UInt32, eventIdx: Bool,
-                    deviceWritable: Bool, bufferSize: Int, bufferCount: Int? = nil) -> DeviceQueue? {
+    /// Sets up the queue `request` names at the size the device offers (4.1.5.1.3): allocates
+    /// its ring areas and buffers (`bufferCount`, at most the ring size; nil: one per
+    /// descriptor), tells the device where the areas are, routes its interrupt, enables it.
+    func setUpQueue(_ request: QueueRequest, msixEntry: UInt16, apicID: UInt32, features: VirtioFeatures,
+                    deviceWritable: Bool) -> DeviceQueue? {
+        let index = request.index
         setCommon16(VIRTIO_PCI_COMMON_QUEUE_SELECT, index)
         let size = common16(VIRTIO_PCI_COMMON_QUEUE_SIZE)
         guard size != 0, common16(VIRTIO_PCI_COMMON_QUEUE_ENABLE) == 0 else {
@@ -214,33 +213,26 @@ final class VirtioPCITransport {
             log("virtio: \(function.address.description): queue \(index): \(error.message); refusing the device")
             return nil
         }
-        let descBytes = SplitVirtqueue.descTableBytes(size: size)
-        let availBytes = SplitVirtqueue.availRingBytes(size: size)
-        let usedBytes = SplitVirtqueue.usedRingBytes(size: size)
-        // Each area on its own pages: page alignment satisfies every ring's alignment.
-        guard let desc = heap_alloc_pages((descBytes + 4095) / 4096),
-              let avail = heap_alloc_pages((availBytes + 4095) / 4096),
-              let used = heap_alloc_pages((usedBytes + 4095) / 4096) else {
-            log("virtio: out of memory for queue \(index) (size \(size))")
+        let eventIdx = features.contains(VIRTIO_F_RING_EVENT_IDX)
+        guard let (ring, areas) = features.contains(VIRTIO_F_RING_PACKED)
+                ? Self.packedRing(size: size, eventIdx: eventIdx) : Self.splitRing(size: size, eventIdx: eventIdx)
+        else {
+            log("virtio: queue \(index): no memory for a ring of \(size)")
             return nil
         }
-        let ring: SplitVirtqueue
-        do {
-            ring = try SplitVirtqueue(size: size, descTable: desc, availRing: avail, usedRing: used, eventIdx: eventIdx)
-        } catch {
-            log("virtio: queue \(index): bad ring setup")
-            return nil
-        }
-        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DESC, UInt64(UInt(bitPattern: desc)))
-        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DRIVER, UInt64(UInt(bitPattern: avail)))
-        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DEVICE, UInt64(UInt(bitPattern: used)))
-        msix.route(entry: Int(msixEntry), toVector: vector, apicID: apicID)
+        // queue_desc / queue_driver / queue_device (4.1.4.3): split, the descriptor table, the
+        // available ring and the used ring; packed, the descriptor ring, the driver and the
+        // device event suppression structures (2.8.10).
+        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DESC, areas.desc)
+        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DRIVER, areas.driver)
+        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DEVICE, areas.device)
+        msix.route(entry: Int(msixEntry), toVector: request.vector, apicID: apicID)
         setCommon16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR, msixEntry)
         guard common16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR) == msixEntry else {
             log("virtio: queue \(index): device refused MSI-X vector \(msixEntry)")
             return nil
         }
-        guard let pool = BufferPool(count: min(bufferCount ?? Int(size), Int(size)), bufferSize: bufferSize) else {
+        guard let pool = BufferPool(count: min(request.bufferCount ?? Int(size), Int(size)), bufferSize: request.bufferSize) else {
             log("virtio: out of memory for queue \(index)'s buffers")
             return nil
         }
@@ -248,6 +240,38 @@ final class VirtioPCITransport {
         return DeviceQueue(index: index, ring: ring, notifyAddress: notifyBase + notifyOffset, pool: pool,
                            deviceWritable: deviceWritable)
     }
+
+    /// The guest-physical addresses of a queue's three areas, as the common configuration takes them.
+    typealias RingAreas = (desc: UInt64, driver: UInt64, device: UInt64)
+
+    /// A split ring (2.7): descriptor table, available ring and used ring, each on its own
+    /// pages (page alignment satisfies every area's alignment, 2.7.2).
+    private static func splitRing(size: UInt16, eventIdx: Bool) -> (DeviceRing, RingAreas)? {
+        guard let desc = heap_alloc_pages((SplitVirtqueue.descTableBytes(size: size) + 4095) / 4096),
+              let avail = heap_alloc_pages((SplitVirtqueue.availRingBytes(size: size) + 4095) / 4096),
+              let used = heap_alloc_pages((SplitVirtqueue.usedRingBytes(size: size) + 4095) / 4096),
+              let ring = try? SplitVirtqueue(size: size, descTable: desc, availRing: avail, usedRing: used,
+                                             eventIdx: eventIdx)
+        else { return nil }
+        return (.split(ring), (address(desc), address(avail), address(used)))
+    }
+
+    /// A packed ring (2.8): the descriptor ring on its own pages, and one page for the two
+    /// event suppression structures, the driver's at its start and the device's a cache line
+    /// further (each 4-aligned, 2.8.10.1; apart, so the device's writes do not share a line with
+    /// the driver's). Two pages for a 256-entry ring where the split format takes three.
+    private static func packedRing(size: UInt16, eventIdx: Bool) -> (DeviceRing, RingAreas)? {
+        guard let desc = heap_alloc_pages((PackedVirtqueue.descRingBytes(size: size) + 4095) / 4096),
+              let events = heap_alloc_pages(1),
+              let ring = try? PackedVirtqueue(size: size, descRing: desc, driverEvent: events,
+                                              deviceEvent: events + Self.deviceEventOffset, eventIdx: eventIdx)
+        else { return nil }
+        return (.packed(ring), (address(desc), address(events), address(events + Self.deviceEventOffset)))
+    }
+
+    private static let deviceEventOffset = 64
+
+    private static func address(_ pointer: UnsafeMutableRawPointer) -> UInt64 { UInt64(UInt(bitPattern: pointer)) }
 
     /// Final step of initialisation (3.1.1 step 8): the device may now use the queues.
     func driverOK() {
