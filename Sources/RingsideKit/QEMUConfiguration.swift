@@ -108,6 +108,9 @@ public struct QEMUConfiguration: Sendable {
     public var network: NetworkBackend = .user(udpPort: 5555, httpPort: 8080)
     public var rxQueueSize: Int?
     public var txQueueSize: Int?
+    /// Offer packed virtqueues (virtio 1.2, 2.8): `packed=on` on the virtio-net and virtio-serial
+    /// devices (`ringside run --packed`). Also on when `$RINGSIDE_PACKED` is 1 (`usesPackedRings`).
+    public var packedRings = false
     /// Writes every frame crossing the netdev to this pcap file (`-object filter-dump`).
     public var pcapFile: String?
     /// Attach the virtio-serial controller + virtconsole (the telemetry channel).
@@ -139,6 +142,19 @@ public struct QEMUConfiguration: Sendable {
         ProcessInfo.processInfo.environment["RINGSIDE_KERNEL_APPEND"] ?? ""
     }
 
+    /// `$RINGSIDE_PACKED=1`: every QEMU that Ringside starts offers packed virtqueues, so the
+    /// integration tests run on packed rings (as `$RINGSIDE_KERNEL_APPEND` runs them without
+    /// event idx).
+    public static var environmentPacked: Bool {
+        ProcessInfo.processInfo.environment["RINGSIDE_PACKED"] == "1"
+    }
+
+    /// Whether the devices offer packed virtqueues: `packedRings` or `$RINGSIDE_PACKED=1`.
+    public var usesPackedRings: Bool { packedRings || QEMUConfiguration.environmentPacked }
+
+    /// The device option offering packed virtqueues (VIRTIO_F_RING_PACKED), or "".
+    var packedOption: String { usesPackedRings ? ",packed=on" : "" }
+
     /// The QEMU argument list (without the binary itself) for a run directory.
     public func arguments(in run: RunDirectory) -> [String] {
         arguments(serialLog: run.serialLog, consoleSocket: run.consoleSocket, qmpSocket: run.qmpSocket,
@@ -166,7 +182,7 @@ public struct QEMUConfiguration: Sendable {
             a += ["-chardev", "file,id=ser0,path=\(serialLog)", "-serial", "chardev:ser0"]
         }
         a += ["-netdev", network.netdevArgument]
-        var net = "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on"
+        var net = "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on" + packedOption
         if let rxQueueSize { net += ",rx_queue_size=\(rxQueueSize)" }
         if let txQueueSize { net += ",tx_queue_size=\(txQueueSize)" }
         a += ["-device", net]
@@ -174,7 +190,7 @@ public struct QEMUConfiguration: Sendable {
             a += ["-object", "filter-dump,id=f0,netdev=n0,file=\(pcapFile)"]
         }
         if console {
-            a += QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: ",disable-legacy=on")
+            a += QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: ",disable-legacy=on" + packedOption)
         }
         a += QEMUConfiguration.qmpArguments(socket: qmpSocket)
         if let userQMPSocket { a += QEMUConfiguration.qmpArguments(socket: userQMPSocket) }

@@ -49,6 +49,9 @@ struct Run: ParsableCommand {
     @Option(help: "virtio-net TX queue size: a power of two from 256 to 1024. QEMU 7.2 caps it at 256 unless the netdev is vhost-user.")
     var txQueueSize: Int?
 
+    @Flag(help: "Offer packed virtqueues (virtio 1.2, 2.8): packed=on on the virtio-net and virtio-serial devices. The kernel takes them unless its command line says virtio.packed=off.")
+    var packed = false
+
     @Option(help: "Kernel command line, e.g. \"ip=10.0.2.15/24 gw=10.0.2.2\".")
     var append: String = ""
 
@@ -117,6 +120,7 @@ struct Run: ParsableCommand {
         config.network = .user(udpPort: UInt16(udpPort), httpPort: UInt16(httpPort))
         config.rxQueueSize = rxQueueSize
         config.txQueueSize = txQueueSize
+        config.packedRings = packed
         config.pcapFile = pcap
         config.extraArguments = qemuExtra
         config.userQMP = true
