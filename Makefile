@@ -9,7 +9,7 @@ SWIFTFLAGS ?=
 # The tests build and run the debug configuration.
 RINGSIDE   := .build/release/ringside
 
-.PHONY: all deps kernel build run test bench clean
+.PHONY: test-packed all deps kernel build run test bench clean
 
 all: kernel build
 
@@ -35,6 +35,13 @@ test: deps kernel
 	$(MAKE) -C kernel check
 	$(SWIFT) test $(SWIFTFLAGS)
 	RINGSIDE_KERNEL_APPEND=virtio.event_idx=off $(SWIFT) test $(SWIFTFLAGS) \
+	    --filter 'RingsideKitTests|RingsideTUITests.Tmux' --skip 'Guest|HostBounds|HostileKernel|KernelClock|TerminalText'
+
+# The tests that boot our kernel, with both devices offering packed virtqueues (packed=on):
+# the kernel runs on packed rings (virtio 1.2, 2.8). Not part of `test` yet (see PackedRingTests
+# for the packed-specific checks, which `test` runs).
+test-packed: deps kernel
+	RINGSIDE_PACKED=1 $(SWIFT) test $(SWIFTFLAGS) \
 	    --filter 'RingsideKitTests|RingsideTUITests.Tmux' --skip 'Guest|HostBounds|HostileKernel|KernelClock|TerminalText'
 
 # Numbers, not pass/fail: the kernel's UDP echo and what watching costs (bench.sh), the HTTP

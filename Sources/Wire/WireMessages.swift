@@ -407,6 +407,18 @@ public enum WireRingFormat: UInt8, Equatable, Sendable {
     case packed = 1
 }
 
+/// How many ring positions `to` is past `from` (two of a queue status's indices) on a queue of
+/// `size` in `format`. Split indices are free-running 16-bit counters (2.7.6): their difference
+/// modulo 2^16. Packed positions are offset | wrap counter << 15 (2.8.14, docs/protocol.md §4)
+/// and count modulo two laps (the wrap counter starts at 1, 2.8.1): exact while the two are at
+/// most one lap apart, which the positions of one snapshot always are.
+public func wireRingDistance(from: UInt16, to: UInt16, size: UInt16, format: WireRingFormat) -> Int {
+    guard format == .packed, size > 0 else { return Int(to &- from) }
+    let n = Int(size)
+    func lapPosition(_ offWrap: UInt16) -> Int { Int(offWrap & 0x7FFF) % n + (offWrap & 0x8000 != 0 ? 0 : n) }
+    return (lapPosition(to) - lapPosition(from) + 2 * n) % (2 * n)
+}
+
 /// Sent at boot and on the `hello` command, followed by a full snapshot.
 public struct WireHello: Equatable, Sendable {
     public var kernelVersion: String

@@ -56,6 +56,9 @@ final class PackedRingTests: QEMUTestCase {
         }
         let metrics = try runCommand(["curl", "-sS", "http://127.0.0.1:\(httpPort)/metrics"])
         XCTAssertTrue(metrics.output.contains(#"ringside_queue_packets_total{queue="net0.rx"}"#), metrics.output)
+        for queue in ["net0.rx", "net0.tx", "con0.rx", "con0.tx"] {
+            XCTAssertTrue(metrics.output.contains("ringside_queue_packed{queue=\"\(queue)\"} 1"), "\(queue) packed in /metrics")
+        }
         // A 200 KB POST and concurrent keep-alive clients (scripts/http-check.py).
         let check = try runCommand(["python3", repositoryRoot + "/scripts/http-check.py", "--port", String(httpPort)], timeout: 120)
         XCTAssertEqual(check.status, .exited(0), check.output)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Wire
 @testable import RingsideKit
 // SplitMix64, UDPSocket, freePort: shared by every host test target.
 @_exported import RingsideTestSupport
@@ -42,6 +43,21 @@ func runCommand(_ argv: [String], timeout: Double = 30) throws -> (status: ExitS
         throw RingsideError("\(argv.joined(separator: " ")) did not finish within \(timeout) s; output: \(readTextFile(out))")
     }
     return (status, readTextFile(out))
+}
+
+/// The ring format the tests' kernels run on: packed when `$RINGSIDE_PACKED=1` makes QEMU offer it.
+var testRingFormat: WireRingFormat { QEMUConfiguration.environmentPacked ? .packed : .split }
+
+/// How many positions `to` is past `from` on a 256-entry network queue of the tests' format
+/// (split indices mod 2^16, packed positions with their wrap counters: `wireRingDistance`).
+func ringDistance(from: UInt16, to: UInt16, size: UInt16 = 256) -> Int {
+    wireRingDistance(from: from, to: to, size: size, format: testRingFormat)
+}
+
+/// Skips a check that reads split-ring indices only (the lost-notification detector, QMP's
+/// split-ring view), saying so, when the kernel runs on packed rings.
+func skipUnlessSplitRings(_ what: String) throws {
+    if testRingFormat == .packed { throw XCTSkip("\(what) reads split rings only; the kernel runs on packed rings (RINGSIDE_PACKED=1)") }
 }
 
 // MARK: - Base class

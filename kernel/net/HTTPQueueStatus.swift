@@ -19,6 +19,9 @@ struct HTTPQueueStatus {
     var kicksSuppressed: UInt64
     /// Whether VIRTIO_F_RING_EVENT_IDX governs the queue's notifications.
     var eventIdx: Bool
+    /// Whether the queue is a packed ring (2.8): then the three indices are positions with
+    /// their wrap counter in bit 15 (DeviceRing.positions).
+    var packed = false
     /// Used elements published without the driver asking for an interrupt for them (see
     /// `VirtqueueCounters.interruptsSuppressed`).
     var interruptsSuppressed: UInt64 = 0
@@ -62,9 +65,10 @@ extension HTTPMetricsWriter {
             for queue in queues { sample(name, label: "queue", queue.name, value(queue)) }
         }
         perQueue("ringside_queue_size", "gauge", "Descriptors in the virtqueue.") { UInt64($0.size) }
-        perQueue("ringside_queue_avail_idx", "gauge", "The driver's avail.idx (wraps at 65536).") { UInt64($0.availIdx) }
-        perQueue("ringside_queue_used_idx", "gauge", "The device's used.idx (wraps at 65536).") { UInt64($0.usedIdx) }
-        perQueue("ringside_queue_last_used_idx", "gauge", "The driver's last seen used index.") { UInt64($0.lastUsedIdx) }
+        perQueue("ringside_queue_packed", "gauge", "1 if the queue is a packed ring (VIRTIO_F_RING_PACKED): then the three index gauges are ring positions with the wrap counter in bit 15.") { $0.packed ? 1 : 0 }
+        perQueue("ringside_queue_avail_idx", "gauge", "The driver's avail.idx (wraps at 65536); packed: its next available position.") { UInt64($0.availIdx) }
+        perQueue("ringside_queue_used_idx", "gauge", "The device's used.idx (wraps at 65536); packed: its next used position as the ring shows it.") { UInt64($0.usedIdx) }
+        perQueue("ringside_queue_last_used_idx", "gauge", "The driver's last seen used index; packed: its next used position.") { UInt64($0.lastUsedIdx) }
         perQueue("ringside_queue_free_descriptors", "gauge", "Descriptors on the free list.") { UInt64($0.freeDescriptors) }
         perQueue("ringside_queue_packets_total", "counter", "Buffers completed by the device.") { $0.packets }
         perQueue("ringside_queue_bytes_total", "counter", "Bytes in completed buffers.") { $0.bytes }

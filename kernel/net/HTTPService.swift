@@ -86,6 +86,7 @@ final class HTTPService {
             lastUsedIdx: positions.lastUsed, freeDescriptors: ring.freeCount, packets: counters.packets,
             bytes: counters.bytes, kicks: counters.kicks, interrupts: counters.interrupts,
             drops: drops &+ counters.deviceErrors, kicksSuppressed: counters.kicksSuppressed, eventIdx: ring.eventIdx)
+        status.packed = ring.isPacked
         status.interruptsSuppressed = counters.interruptsSuppressed
         status.injectedDrops = faults.dropped
         status.injectedCorruptions = faults.corrupted
@@ -144,6 +145,7 @@ final class HTTPService {
         for queue in statusProvider() {
             html.append("<tr><td>")
             html.appendHTMLEscaped(queue.name)
+            if queue.packed { html.append(" (packed)") }
             for value in [UInt64(queue.size), UInt64(queue.availIdx), UInt64(queue.usedIdx), UInt64(queue.lastUsedIdx),
                           UInt64(queue.freeDescriptors), queue.packets, queue.bytes, queue.kicks, queue.interrupts, queue.drops] {
                 html.append("</td><td>")

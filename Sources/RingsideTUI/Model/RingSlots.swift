@@ -51,14 +51,10 @@ public struct RingIndices: Equatable, Sendable {
             self.init(size: size, status: status)
             return
         }
-        // A position counted over two laps (the wrap counter starts at 1, 2.8.1): distances
-        // between two of them, modulo two laps, are exact while they are at most one lap apart.
-        let n = Int(size)
-        func lapPosition(_ offWrap: UInt16) -> Int { Int(offWrap & 0x7FFF) % n + (offWrap & 0x8000 != 0 ? 0 : n) }
         func distance(_ from: UInt16, _ to: UInt16) -> UInt16 {
-            UInt16(min((lapPosition(to) - lapPosition(from) + 2 * n) % (2 * n), n))
+            UInt16(min(wireRingDistance(from: from, to: to, size: size, format: .packed), Int(size)))
         }
-        let lastUsed = UInt16(lapPosition(status.lastUsedIdx) % n)
+        let lastUsed = UInt16(Int(status.lastUsedIdx & 0x7FFF) % Int(size))
         let used = lastUsed &+ distance(status.lastUsedIdx, status.usedIdx)
         self.init(size: size, availIdx: used &+ distance(status.usedIdx, status.availIdx), usedIdx: used,
                   lastUsedIdx: lastUsed)
