@@ -31,6 +31,12 @@
 //   queue has "faults":{"drop":…,"corrupt":…,"nokick":…,"starving":false,"noirq":false} (the
 //   faults injected and still active: counts still to go).
 
+//   Since protocol 4 each queue has "format":"split"|"packed". A packed queue's avail_idx,
+//   used_idx and last_used_idx are positions (offset | wrap counter << 15, docs/protocol.md §4),
+//   and its "ring" is {"format":"packed","event_idx":…,"driver_event":{"flags":…,"flags_name":
+//   "ENABLE"|"DISABLE"|"DESC","offset":…,"wrap":0|1},"device_event":{…},"slots":[{"slot":…,
+//   "flags":…,"avail":0|1,"used":0|1,"id":…,"len":…},…]} (no split-ring words).
+
 // Host only: the kernel never models its own telemetry, so keep this out of its image.
 #if !hasFeature(Embedded)
 #if canImport(Virtio)
@@ -86,6 +92,7 @@ extension TelemetryModel {
             let s = q.status
             j.raw("{\"name\":"); j.string(q.info.name)
             j.raw(",\"size\":"); j.number(UInt64(q.info.size))
+            j.raw(q.info.format == .packed ? ",\"format\":\"packed\"" : ",\"format\":\"split\"")
             j.raw(",\"avail_idx\":"); j.number(UInt64(s?.availIdx ?? 0))
             j.raw(",\"used_idx\":"); j.number(UInt64(s?.usedIdx ?? 0))
             j.raw(",\"last_used_idx\":"); j.number(UInt64(s?.lastUsedIdx ?? 0))
@@ -111,7 +118,11 @@ extension TelemetryModel {
             j.raw(",\"starving\":"); j.raw(f.starving ? "true" : "false")
             j.raw(",\"noirq\":"); j.raw(f.noirq ? "true" : "false")
             j.raw("}")
-            if let ring = q.ring { j.ring(ring, size: q.info.size) } else { j.raw(",\"ring\":null") }
+            if let ring = q.ring {
+                if ring.packed { j.packedRing(ring, size: q.info.size) } else { j.ring(ring, size: q.info.size) }
+            } else {
+                j.raw(",\"ring\":null")
+            }
             j.raw(",\"alarms\":[")
             for (k, alarm) in alarms(queue: qi).enumerated() {
                 if k > 0 { j.raw(",") }
@@ -170,6 +181,42 @@ extension WireJSONWriter {
             raw("}")
         }
         raw("]}}")
+    }
+
+    /// `,"ring":{…}` for a packed queue (virtio 1.2, 2.8; see the format at the top of this file).
+    mutating func packedRing(_ r: WireRingView, size: UInt16) {
+        raw(",\"ring\":{\"format\":\"packed\",\"event_idx\":"); raw(r.eventIdx ? "true" : "false")
+        raw(",\"driver_event\":"); packedEvent(r.driverEvent)
+        raw(",\"device_event\":"); packedEvent(r.deviceEvent)
+        raw(",\"slots\":[")
+        for k in 0..<min(r.availEntries.count, r.usedEntries.count) {
+            if k > 0 { raw(",") }
+            let flags = r.availEntries[k]
+            raw("{\"slot\":"); number(UInt64((Int(r.availStart) + k) % max(1, Int(size))))
+            raw(",\"flags\":"); number(UInt64(flags))
+            raw(",\"avail\":"); number(UInt64(flags >> 7 & 1))
+            raw(",\"used\":"); number(UInt64(flags >> 15))
+            raw(",\"id\":"); number(UInt64(r.usedEntries[k].id))
+            raw(",\"len\":"); number(UInt64(r.usedEntries[k].len))
+            raw("}")
+        }
+        raw("]}")
+    }
+
+    /// An event suppression structure (2.8.14): its flags by name, and the offset and wrap
+    /// counter of desc_event_off_wrap.
+    mutating func packedEvent(_ e: (offWrap: UInt16, flags: UInt16)) {
+        raw("{\"flags\":"); number(UInt64(e.flags))
+        raw(",\"flags_name\":")
+        switch e.flags & 0x3 {
+        case 0: string("ENABLE")
+        case 1: string("DISABLE")
+        case 2: string("DESC")
+        default: string("reserved")
+        }
+        raw(",\"offset\":"); number(UInt64(e.offWrap & 0x7FFF))
+        raw(",\"wrap\":"); number(UInt64(e.offWrap >> 15))
+        raw("}")
     }
 
     /// An alarm's fields, without braces (see the format at the top of this file).

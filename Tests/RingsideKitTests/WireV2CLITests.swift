@@ -36,14 +36,35 @@ final class WireV2CLITests: QEMUTestCase {
             XCTAssertTrue(offered.contains("VIRTIO_F_INDIRECT_DESC"), name)
         }
         let net = devices.first ?? [:]
+        let packed = testRingFormat == .packed
         XCTAssertEqual(Set(net["accepted_names"] as? [String] ?? []),
-                       Set(["VIRTIO_F_VERSION_1", "VIRTIO_NET_F_MAC", "VIRTIO_NET_F_STATUS"] + (eventIdx ? ["VIRTIO_F_RING_EVENT_IDX"] : [])))
-        XCTAssertEqual(net["accepted"] as? UInt64, 1 << 32 | 1 << 5 | 1 << 16 | (eventIdx ? 1 << 29 : 0))
+                       Set(["VIRTIO_F_VERSION_1", "VIRTIO_NET_F_MAC", "VIRTIO_NET_F_STATUS"] + (eventIdx ? ["VIRTIO_F_RING_EVENT_IDX"] : [])
+                           + (packed ? ["VIRTIO_F_RING_PACKED"] : [])))
+        XCTAssertEqual(net["accepted"] as? UInt64, 1 << 32 | 1 << 5 | 1 << 16 | (eventIdx ? 1 << 29 : 0) | (packed ? 1 << 34 : 0))
         XCTAssertTrue((devices.last?["offered_names"] as? [String] ?? []).contains("VIRTIO_CONSOLE_F_MULTIPORT"))
 
         let queues = obj["queues"] as? [[String: Any]] ?? []
         guard let rx = queues.first, let ring = rx["ring"] as? [String: Any] else { return XCTFail("no ring for net0.rx") }
         XCTAssertEqual(ring["event_idx"] as? Bool, eventIdx)
+        if packed {
+            // A packed ring shows its own state, none of the split ring's words (docs/protocol.md §4).
+            XCTAssertEqual(rx["format"] as? String, "packed")
+            XCTAssertEqual(ring["format"] as? String, "packed")
+            XCTAssertNil(ring["used_event"]); XCTAssertNil(ring["avail_flags"])
+            let driver = ring["driver_event"] as? [String: Any]
+            XCTAssertEqual(driver?["flags_name"] as? String, eventIdx ? "DESC" : "ENABLE", "the kernel wants every RX interrupt")
+            if eventIdx {
+                // At the driver's next used position: offset and wrap counter of last_used_idx.
+                let lastUsed = rx["last_used_idx"] as? Int ?? -1
+                XCTAssertEqual(driver?["offset"] as? Int, lastUsed & 0x7FFF)
+                XCTAssertEqual(driver?["wrap"] as? Int, lastUsed >> 15)
+            }
+            let slots = ring["slots"] as? [[String: Any]] ?? []
+            XCTAssertEqual(slots.count, 16)
+            for e in slots { XCTAssertTrue((0..<256).contains(e["slot"] as? Int ?? -1), "slot \(e)") }
+            return
+        }
+        XCTAssertEqual(rx["format"] as? String, "split")
         if eventIdx {
             // used_event: the driver asks for an interrupt at the next entry it has not taken;
             // avail_event: QEMU's "kick me after this" — both plain numbers, no flags.
