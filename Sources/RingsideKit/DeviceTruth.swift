@@ -104,9 +104,7 @@ public final class DeviceTruthPoller: @unchecked Sendable {
     public let interval: Double
     private let lock = NSLock()
     private var state: DeviceTruthState = .starting
-    private var stopping = false
-    private var thread: Thread?
-    private let finished = DispatchSemaphore(value: 0)
+    private let worker = WorkerThread(name: "ringside-device-truth")
     private var hmpRequests: [String] = []
     private var hmpResults: [HMPResult] = []
 
@@ -159,28 +157,15 @@ public final class DeviceTruthPoller: @unchecked Sendable {
     }
 
     public func start() {
-        lock.lock()
-        guard thread == nil else { lock.unlock(); return }
-        let t = Thread { [self] in self.loop() }
-        t.name = "ringside-device-truth"
-        thread = t
-        lock.unlock()
-        t.start()
+        worker.start { [self] in self.loop() }
     }
 
     /// Stops the thread and closes the QMP connection (waits at most about 2 s).
     public func stop() {
-        lock.lock()
-        let running = thread != nil && !stopping
-        stopping = true
-        lock.unlock()
-        if running { _ = finished.wait(timeout: .now() + 2.5) }
+        worker.stop(waitingAtMost: 2.5)
     }
 
-    private var shouldStop: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return stopping
-    }
+    private var shouldStop: Bool { worker.shouldStop }
 
     private func publish(_ s: DeviceTruthState) {
         lock.lock(); state = s; lock.unlock()
@@ -248,7 +233,6 @@ public final class DeviceTruthPoller: @unchecked Sendable {
             nap(interval - (monotonicSeconds() - started), wakeForHMP: true)
         }
         client?.close()
-        finished.signal()
     }
 }
 

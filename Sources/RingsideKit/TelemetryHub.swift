@@ -47,10 +47,7 @@ public final class TelemetryHub: @unchecked Sendable {
     /// hub seq → (client id, the client's seq, when); client id 0 = the hub itself.
     private var routes: [UInt32: (client: Int, seq: UInt32, time: Double)] = [:]
     private var lastConnectAttempt = 0.0
-    private let stopFlag = NSLock()
-    private var stopping = false
-    private var thread: Thread?
-    private let done = DispatchSemaphore(value: 0)
+    private let worker = WorkerThread(name: "ringside telemetry hub")
     /// Counters (read them from another thread only for display).
     public private(set) var framesForwarded: UInt64 = 0
     public private(set) var bytesFromKernel: UInt64 = 0
@@ -83,30 +80,16 @@ public final class TelemetryHub: @unchecked Sendable {
 
     /// Serves on a background thread until `stop()`.
     public func start() {
-        let t = Thread { [self] in
-            self.serve()
-            self.done.signal()
-        }
-        t.name = "ringside telemetry hub"
-        thread = t
-        t.start()
+        worker.start { [self] in self.serve() }
     }
 
     /// Stops serving, closes every connection and removes the socket file.
     public func stop() {
-        stopFlag.lock()
-        let wasRunning = thread != nil && !stopping
-        stopping = true
-        stopFlag.unlock()
-        if wasRunning { done.wait() }
-        thread = nil
+        worker.stop(waitingAtMost: nil)
         unlink(listenPath)
     }
 
-    private var shouldStop: Bool {
-        stopFlag.lock(); defer { stopFlag.unlock() }
-        return stopping
-    }
+    private var shouldStop: Bool { worker.shouldStop }
 
     private func serve() {
         while !shouldStop {

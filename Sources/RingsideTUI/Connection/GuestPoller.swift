@@ -20,11 +20,9 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
     private var error: String?
     private var reportedError: String?
     private var connected = false
-    private var stopping = false
+    private let worker = WorkerThread(name: "ringside-guest-sampler")
     private var memory: GuestMemory?
     private var pipeFDs: [Int32] = [-1, -1]
-    private var thread: Thread?
-    private let finished = DispatchSemaphore(value: 0)
     private var seq: UInt32 = 0
     private var pending: [LinkEvent] = []
     private let startedAt = monotonicSeconds()
@@ -37,17 +35,14 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
         self.rate = max(1, min(rate, 1000))
         _ = pipe(&pipeFDs)
         for fd in pipeFDs { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        let t = Thread { [self] in self.loop() }
-        t.name = "ringside-guest-sampler"
-        thread = t
-        t.start()
+        worker.start { [self] in self.loop() }
     }
 
     deinit { close() }
 
     public var pollDescriptor: Int32? { pipeFDs[0] >= 0 ? pipeFDs[0] : nil }
 
-    private var shouldStop: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
+    private var shouldStop: Bool { worker.shouldStop }
 
     private func loop() {
         var session: GuestSession?
@@ -87,7 +82,6 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
             if wait > 0 { usleep(UInt32(wait * 1e6)) } else { next = monotonicSeconds() }
         }
         session?.close()
-        finished.signal()
     }
 
     private func wake() {
@@ -203,11 +197,7 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
     }
 
     public func close() {
-        lock.lock()
-        let running = thread != nil && !stopping
-        stopping = true
-        lock.unlock()
-        if running { _ = finished.wait(timeout: .now() + 3) }
+        worker.stop(waitingAtMost: 3)
         for i in 0..<2 where pipeFDs[i] >= 0 { Glibc.close(pipeFDs[i]); pipeFDs[i] = -1 }
     }
 }

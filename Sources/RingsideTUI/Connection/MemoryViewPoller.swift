@@ -19,9 +19,7 @@ public final class MemoryViewPoller: @unchecked Sendable {
     private let lock = NSLock()
     private var latest: GuestSample?
     private var error: String?
-    private var stopping = false
-    private var thread: Thread?
-    private let finished = DispatchSemaphore(value: 0)
+    private let worker = WorkerThread(name: "ringside-memory-view")
 
     public init(qmpPath: String, memoryPath: String, rate: Double = 20) {
         self.qmpPath = qmpPath
@@ -32,21 +30,11 @@ public final class MemoryViewPoller: @unchecked Sendable {
     deinit { stop() }
 
     public func start() {
-        lock.lock()
-        guard thread == nil else { lock.unlock(); return }
-        let t = Thread { [self] in self.loop() }
-        t.name = "ringside-memory-view"
-        thread = t
-        lock.unlock()
-        t.start()
+        worker.start { [self] in self.loop() }
     }
 
     public func stop() {
-        lock.lock()
-        let running = thread != nil && !stopping
-        stopping = true
-        lock.unlock()
-        if running { _ = finished.wait(timeout: .now() + 3) }
+        worker.stop(waitingAtMost: 3)
     }
 
     /// The latest sample, or why there is none.
@@ -55,7 +43,7 @@ public final class MemoryViewPoller: @unchecked Sendable {
         return (latest, error)
     }
 
-    private var shouldStop: Bool { lock.lock(); defer { lock.unlock() }; return stopping }
+    private var shouldStop: Bool { worker.shouldStop }
 
     private func loop() {
         var session: GuestSession?
@@ -75,6 +63,5 @@ public final class MemoryViewPoller: @unchecked Sendable {
             usleep(UInt32(1e6 / rate))
         }
         session?.close()
-        finished.signal()
     }
 }
