@@ -161,6 +161,13 @@ final class CtlSession {
         }
         return reply
     }
+
+    /// Sends the command `make` builds for the queue named `queue` and prints "<queue> <done>".
+    func runOnQueue(_ queue: String, _ make: (UInt8) -> WireCommand, done: String) throws {
+        let q = try self.queue(queue)
+        try run(make(q))
+        writeLine("\(name(q)) \(done)")
+    }
 }
 
 struct CtlStats: CtlAction {
@@ -177,9 +184,7 @@ struct CtlPause: CtlAction {
     @Argument(help: "Queue name or index.") var queue: String
 
     func perform(_ session: CtlSession) throws {
-        let q = try session.queue(queue)
-        try session.run(.pause(queue: q))
-        writeLine("\(session.name(q)) paused")
+        try session.runOnQueue(queue, { .pause(queue: $0) }, done: "paused")
     }
 }
 
@@ -188,9 +193,7 @@ struct CtlResume: CtlAction {
     @Argument(help: "Queue name or index.") var queue: String
 
     func perform(_ session: CtlSession) throws {
-        let q = try session.queue(queue)
-        try session.run(.resume(queue: q))
-        writeLine("\(session.name(q)) resumed")
+        try session.runOnQueue(queue, { .resume(queue: $0) }, done: "resumed")
     }
 }
 
