@@ -34,11 +34,9 @@ struct Attach: ParsableCommand {
     @Option(name: .customLong("qmp"), help: ArgumentHelp("QEMU's QMP socket: show the device's own view of the net queues beside the driver's (polled at 4 Hz) and run :hmp commands. QEMU serves one QMP client at a time.", valueName: "SOCKET"))
     var qmp: String?
 
-    @Option(help: ArgumentHelp("Directory the TUI's w key writes pcap files to, created when needed (default: $RINGSIDE_PCAP_DIR, else $XDG_DATA_HOME/ringside/pcap, else ~/.local/share/ringside/pcap).", valueName: "DIR"))
-    var pcapDir: String?
+    @OptionGroup var pcapDirectory: PcapDirectoryOption
 
-    @Option(help: "Redraw at most this many times per second.")
-    var fps: Double = 30
+    @OptionGroup var frameRate: FrameRateOption
 
     func validate() throws {
         if socket == nil && qmp == nil { throw ValidationError("give SOCKET, or --qmp QMP [--memory FILE] for any guest") }
@@ -47,13 +45,12 @@ struct Attach: ParsableCommand {
         if let qmp, qmp.utf8.count > 107 { throw ValidationError("--qmp path too long for a unix socket (max 107 bytes): \(qmp)") }
         if let rate, rate == 0 || rate > 1000 { throw ValidationError("--rate must be between 1 and 1000") }
         if let memory, !FileManager.default.isReadableFile(atPath: memory) { throw ValidationError("cannot read --memory \(memory)") }
-        if !(fps >= 1 && fps <= 240) { throw ValidationError("--fps must be between 1 and 240") }
     }
 
     func run() throws {
         guard let socket else {
             var options = TUIOptions(title: "Ringside: any guest", accel: accel)
-            options.maxFramesPerSecond = fps
+            options.maxFramesPerSecond = frameRate.fps
             var info = RunInfo(telemetrySocket: "", telemetryIsHub: false)
             info.qmpSocket = qmp
             info.guestMemory = memory
@@ -65,9 +62,9 @@ struct Attach: ParsableCommand {
             return
         }
         var options = TUIOptions(title: "Ringside", accel: accel, snapshotRate: rate)
-        options.maxFramesPerSecond = fps
+        options.maxFramesPerSecond = frameRate.fps
         options.qmpSocketPath = qmp
-        if let pcapDir { options.pcapDirectory = pcapDir }
+        if let pcapDir = pcapDirectory.pcapDir { options.pcapDirectory = pcapDir }
         let status = runTUI(socketPath: socket, options: options)
         if status != 0 { throw ExitCode(status) }
     }

@@ -25,29 +25,13 @@ struct QemuArgs: ParsableCommand {
         """
     )
 
-    @Option(help: "Kernel ELF (default: kernel/build/ringside.elf in the current directory or a parent, or above the ringside executable).")
-    var kernel: String?
+    @OptionGroup var boot: KernelQEMUOptions
 
     @Option(help: "Unix socket for the virtio-console telemetry channel.")
     var consoleSocket: String = "/tmp/ringside-console.sock"
 
     @Option(help: "Unix socket for QMP.")
     var qmpSocket: String = "/tmp/ringside-qmp.sock"
-
-    @Option(help: "Accelerator: tcg (software, the default), kvm (-accel kvm -cpu kvm64), or auto.")
-    var accel: Accelerator = .tcg
-
-    @Option(help: "Host UDP port (on 127.0.0.1) forwarded to the guest's UDP echo service, port 7.")
-    var udpPort: Int = 5555
-
-    @Option(help: "Host TCP port (on 127.0.0.1) forwarded to the guest's HTTP service, port 80.")
-    var httpPort: Int = 8080
-
-    @Option(help: "Guest RAM in MiB.")
-    var memory: Int = 32
-
-    @Option(name: .customLong("qemu"), help: "The QEMU binary.")
-    var qemuBinary: String = "qemu-system-x86_64"
 
     @Flag(help: "Print only the console channel and QMP arguments, to add to your own QEMU line.")
     var onlyChannels = false
@@ -73,9 +57,6 @@ struct QemuArgs: ParsableCommand {
         }
         if memorySize < 1 { throw ValidationError("--memory-size must be at least 1 MiB") }
         if consoleSocket == qmpSocket { throw ValidationError("the console and QMP sockets must differ") }
-        guard (1...65535).contains(udpPort) else { throw ValidationError("--udp-port must be between 1 and 65535, not \(udpPort)") }
-        guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be between 1 and 65535, not \(httpPort)") }
-        guard (2...65536).contains(memory) else { throw ValidationError("--memory must be between 2 and 65536 MiB, not \(memory)") }
         if legacy && !onlyChannels { throw ValidationError("--legacy applies to --only-channels") }
     }
 
@@ -91,19 +72,12 @@ struct QemuArgs: ParsableCommand {
             args = QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: legacy ? "" : ",disable-legacy=on")
                 + QEMUConfiguration.qmpArguments(socket: qmpSocket)
         } else {
-            guard var kernelPath = kernel ?? KernelLocator.find() else {
-                warn("no kernel found; looked for \(KernelLocator.relativePath) here, in parent directories and above the ringside executable. Build it with `make kernel` or pass --kernel PATH.")
-                throw ExitCode(2)
-            }
+            var kernelPath = try boot.kernelPath()
             if !kernelPath.hasPrefix("/") { kernelPath = FileManager.default.currentDirectoryPath + "/" + kernelPath }
             var config = QEMUConfiguration()
-            config.qemuBinary = qemuBinary
-            config.kernel = kernelPath
-            config.accel = accel
-            config.memoryMiB = memory
-            config.network = .user(udpPort: UInt16(udpPort), httpPort: UInt16(httpPort))
+            boot.configure(&config, kernelPath: kernelPath)
             config.serialToStdio = true
-            args = [qemuBinary] + config.arguments(serialLog: "", consoleSocket: consoleSocket, qmpSocket: qmpSocket)
+            args = [boot.qemuBinary] + config.arguments(serialLog: "", consoleSocket: consoleSocket, qmpSocket: qmpSocket)
         }
         if lines {
             for a in args { writeLine(a) }

@@ -26,12 +26,11 @@ struct Record: ParsableCommand {
     @Option(help: "Stop after this many seconds.")
     var duration: Double?
 
-    @Option(help: "Give up after this many seconds without telemetry (default: wait forever).")
-    var timeout: Double?
+    @OptionGroup var silence: TelemetryTimeoutOption
+    var timeout: Double? { silence.timeout }
 
     func validate() throws {
         if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if socket.utf8.count > 107 { throw ValidationError("socket path too long for a unix socket (max 107 bytes): \(socket)") }
     }
 
@@ -139,15 +138,13 @@ struct Replay: ParsableCommand {
     @Option(help: "Playback speed in the TUI: 0.25 to 16.")
     var speed: Double = 1
 
-    @Option(help: "Redraw at most this many times per second.")
-    var fps: Double = 30
+    @OptionGroup var frameRate: FrameRateOption
 
     func validate() throws {
         if !ReplayLink.speeds.contains(speed) {
             throw ValidationError("--speed must be one of " + ReplayLink.speeds.map { formatSpeed($0) }.joined(separator: ", "))
         }
         if json && info { throw ValidationError("--json or --info, not both") }
-        if !(fps >= 1 && fps <= 240) { throw ValidationError("--fps must be between 1 and 240") }
     }
 
     func run() throws {
@@ -170,7 +167,7 @@ struct Replay: ParsableCommand {
         let link = ReplayLink(reader: reader, name: file)
         link.speed = speed
         var options = TUIOptions(title: "Ringside", accel: "")
-        options.maxFramesPerSecond = fps
+        options.maxFramesPerSecond = frameRate.fps
         options.replay = true
         var runInfo = RunInfo(telemetrySocket: file, telemetryIsHub: false)
         runInfo.recording = file

@@ -25,20 +25,10 @@ struct Run: ParsableCommand {
     @Flag(help: "Stream the serial console to standard output instead of opening the TUI.")
     var headless = false
 
-    @Option(help: "Accelerator: tcg (software, the default), kvm (-accel kvm -cpu kvm64), or auto (kvm when /dev/kvm is usable).")
-    var accel: Accelerator = .tcg
-
-    @Option(help: "Host UDP port (on 127.0.0.1) forwarded to the guest's UDP echo service, port 7.")
-    var udpPort: Int = 5555
-
-    @Option(help: "Host TCP port (on 127.0.0.1) forwarded to the guest's HTTP service, port 80.")
-    var httpPort: Int = 8080
+    @OptionGroup var boot: KernelQEMUOptions
 
     @Option(help: "Firmware: qboot (fast; the default when installed), seabios (QEMU's default), or a path to an image for -bios.")
     var firmware: String?
-
-    @Option(help: "Guest RAM in MiB.")
-    var memory: Int = 32
 
     @Flag(help: "Share guest RAM with the host (a memory-backend-file in /dev/shm, removed at the end) and show each queue three ways in the TUI: the driver's telemetry, the rings in memory, the device's QMP view.")
     var sharedMemory = false
@@ -58,20 +48,13 @@ struct Run: ParsableCommand {
     @Option(help: "Stop QEMU after this many seconds.")
     var timeout: Double?
 
-    @Option(help: "Kernel ELF (default: kernel/build/ringside.elf in the current directory or a parent, or above the ringside executable).")
-    var kernel: String?
-
     @Option(help: "Write every frame crossing the network device to this pcap file.")
     var pcap: String?
 
     @Option(help: ArgumentHelp("Record the telemetry channel to this file while the run lasts (the TUI, --headless, watch and ctl alike; every command and reply included), for `ringside replay`.", valueName: "FILE"))
     var record: String?
 
-    @Option(help: ArgumentHelp("Directory the TUI's w key writes pcap files to, created when needed (default: $RINGSIDE_PCAP_DIR, else $XDG_DATA_HOME/ringside/pcap, else ~/.local/share/ringside/pcap).", valueName: "DIR"))
-    var pcapDir: String?
-
-    @Option(name: .customLong("qemu"), help: "The QEMU binary.")
-    var qemuBinary: String = "qemu-system-x86_64"
+    @OptionGroup var pcapDirectory: PcapDirectoryOption
 
     @Flag(help: "Keep the run directory after QEMU stops.")
     var keepRunDirectory = false
@@ -80,9 +63,6 @@ struct Run: ParsableCommand {
     var qemuExtra: [String] = []
 
     func validate() throws {
-        guard (1...65535).contains(udpPort) else { throw ValidationError("--udp-port must be between 1 and 65535, not \(udpPort)") }
-        guard (1...65535).contains(httpPort) else { throw ValidationError("--http-port must be between 1 and 65535, not \(httpPort)") }
-        guard (2...65536).contains(memory) else { throw ValidationError("--memory must be between 2 and 65536 MiB, not \(memory)") }
         if let rxQueueSize, let p = QueueSizeLimits.problem(with: rxQueueSize, name: "--rx-queue-size") { throw ValidationError(p) }
         if let txQueueSize, let p = QueueSizeLimits.problem(with: txQueueSize, name: "--tx-queue-size") { throw ValidationError(p) }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
@@ -96,19 +76,14 @@ struct Run: ParsableCommand {
             warn("the TUI needs a terminal on standard input and output; use --headless to stream the serial console instead")
             throw ExitCode(2)
         }
-        guard let kernelPath = kernel ?? KernelLocator.find() else {
-            warn("no kernel found; looked for \(KernelLocator.relativePath) here, in parent directories and above the ringside executable. Build it with `make kernel` or pass --kernel PATH.")
-            throw ExitCode(2)
-        }
+        let kernelPath = try boot.kernelPath()
         if let txQueueSize, txQueueSize > QueueSizeLimits.txMaximumWithoutVhostUser {
             warn("note: QEMU caps the TX queue at \(QueueSizeLimits.txMaximumWithoutVhostUser) entries with user-mode networking; --tx-queue-size \(txQueueSize) will give 256")
         }
 
         var config = QEMUConfiguration()
-        config.qemuBinary = qemuBinary
-        config.kernel = kernelPath
+        boot.configure(&config, kernelPath: kernelPath)
         config.append = append
-        config.memoryMiB = memory
         let exists: (String) -> Bool = { FileManager.default.isReadableFile(atPath: $0) }
         switch Firmware.resolve(firmware ?? (exists(Firmware.qbootPath) ? "qboot" : "seabios"), fileExists: exists) {
         case .success(let path): config.firmware = path
@@ -116,8 +91,6 @@ struct Run: ParsableCommand {
             warn("\(error)")
             throw ExitCode(2)
         }
-        config.accel = accel
-        config.network = .user(udpPort: UInt16(udpPort), httpPort: UInt16(httpPort))
         config.rxQueueSize = rxQueueSize
         config.txQueueSize = txQueueSize
         config.packedRings = packed
@@ -136,8 +109,8 @@ struct Run: ParsableCommand {
             throw ExitCode.failure
         }
         qemu.keepRunDirectory = keepRunDirectory
-        warn("QEMU pid \(qemu.process.pid), accel \(accel.resolved().rawValue), run directory \(qemu.run.path)")
-        warn("UDP echo: 127.0.0.1:\(udpPort) -> guest :7, HTTP: 127.0.0.1:\(httpPort) -> guest :80, QMP (yours): \(qemu.run.userQMPSocket), QMP (ringside): \(qemu.run.qmpSocket), console: \(qemu.run.consoleSocket)")
+        warn("QEMU pid \(qemu.process.pid), accel \(boot.accel.resolved().rawValue), run directory \(qemu.run.path)")
+        warn("UDP echo: 127.0.0.1:\(boot.udpPort) -> guest :7, HTTP: 127.0.0.1:\(boot.httpPort) -> guest :80, QMP (yours): \(qemu.run.userQMPSocket), QMP (ringside): \(qemu.run.qmpSocket), console: \(qemu.run.consoleSocket)")
         if ProcessInfo.processInfo.environment["RINGSIDE_SHOW_COMMAND"] != nil {
             warn("command: \(shellQuoted(qemu.commandLine))")
         }
@@ -171,7 +144,7 @@ struct Run: ParsableCommand {
         if openTUI {
             // The TUI is one more client of the hub, so `watch`/`ctl` keep working beside it.
             let socket = hub != nil ? qemu.run.telemetrySocket : qemu.run.consoleSocket
-            var options = TUIOptions(title: "Ringside", accel: accel.resolved().rawValue)
+            var options = TUIOptions(title: "Ringside", accel: boot.accel.resolved().rawValue)
             options.qmpSocketPath = qemu.run.qmpSocket
             if let sharedMemoryPath {
                 options.memoryPath = sharedMemoryPath
@@ -185,8 +158,8 @@ struct Run: ParsableCommand {
             if sharedMemoryPath != nil { info.memoryQMPSocket = qemu.run.memoryQMPSocket }
             info.serialLog = qemu.run.serialLog
             info.qemuLog = qemu.run.qemuLog
-            info.udpPort = UInt16(udpPort)
-            info.httpPort = UInt16(httpPort)
+            info.udpPort = UInt16(boot.udpPort)
+            info.httpPort = UInt16(boot.httpPort)
             info.qemuPID = qemu.process.pid
             info.recording = record
             options.runInfo = info
@@ -196,7 +169,7 @@ struct Run: ParsableCommand {
                 guard let status = qemu.process.poll() else { return nil }
                 return Run.endedLines(qemu, status)
             }
-            if let pcapDir { options.pcapDirectory = pcapDir }
+            if let pcapDir = pcapDirectory.pcapDir { options.pcapDirectory = pcapDir }
             let status = runTUI(socketPath: socket, options: options)
             // The hub lives in the run directory: stop it before QEMU's stop removes the directory.
             hub?.stop()

@@ -34,8 +34,8 @@ struct Watch: ParsableCommand {
     @Option(help: "Exit after this many snapshots.")
     var count: Int?
 
-    @Option(help: "Give up after this many seconds without telemetry (default: wait forever).")
-    var timeout: Double?
+    @OptionGroup var silence: TelemetryTimeoutOption
+    var timeout: Double? { silence.timeout }
 
     func validate() throws {
         if socket != nil && guest.qmp != nil {
@@ -46,7 +46,6 @@ struct Watch: ParsableCommand {
         }
         if !(rate > 0 && rate <= 1000) { throw ValidationError("--rate must be between 0 and 1000 Hz") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
     }
 
     func run() throws {
