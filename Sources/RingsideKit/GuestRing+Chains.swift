@@ -4,6 +4,7 @@
 // through changed. See GuestRing for what the reader trusts and what it checks.
 
 import Glibc
+import Virtio
 import Wire
 
 extension GuestRingReader {
@@ -58,7 +59,7 @@ extension GuestRingReader {
 
         mutating func mark(_ head: UInt16, _ state: WireDescriptorState, _ s: inout GuestRingSnapshot) {
             let h = Int(head)
-            if slot[h] == Self.single || (slot[h] == -1 && table[h].flags & (GuestDescriptor.next | GuestDescriptor.indirect) == 0) {
+            if slot[h] == Self.single || (slot[h] == -1 && table[h].flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT) == 0) {
                 slot[h] = Self.single
                 if state == .avail || s.states[h] == .free { s.states[h] = state }
                 return
@@ -229,14 +230,14 @@ extension GuestRingReader {
             guard c.ids.count < n else { c.problem = "chain from \(head): loop (more than \(n) descriptors)"; return c }
             c.ids.append(UInt16(id))
             let d = table[id]
-            if d.flags & GuestDescriptor.indirect != 0 {
+            if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
                 guard indirect else { c.problem = "chain from \(head): INDIRECT without VIRTIO_F_INDIRECT_DESC"; return c }
-                if d.flags & GuestDescriptor.next != 0 { c.problem = "chain from \(head): INDIRECT with NEXT at \(id)" }
+                if d.flags & VIRTQ_DESC_F_NEXT != 0 { c.problem = "chain from \(head): INDIRECT with NEXT at \(id)" }
                 walkIndirect(d, queueSize: n, into: &c, memory: memory, indirectTables: &indirectTables)
                 return c
             }
             c.segments.append(d)
-            guard d.flags & GuestDescriptor.next != 0 else { return c }
+            guard d.flags & VIRTQ_DESC_F_NEXT != 0 else { return c }
             id = Int(d.next)
         }
     }
@@ -260,9 +261,9 @@ extension GuestRingReader {
             guard c.indirect.count < entries else { c.problem = "indirect chain: loop (more than \(entries) entries)"; return }
             let e = table[i]
             c.indirect.append(e)
-            if e.flags & GuestDescriptor.indirect != 0 { c.problem = "indirect chain: nested INDIRECT at \(i)"; return }
+            if e.flags & VIRTQ_DESC_F_INDIRECT != 0 { c.problem = "indirect chain: nested INDIRECT at \(i)"; return }
             c.segments.append(e)
-            guard e.flags & GuestDescriptor.next != 0 else { return }
+            guard e.flags & VIRTQ_DESC_F_NEXT != 0 else { return }
             i = Int(e.next)
         }
     }

@@ -2,6 +2,7 @@
 // bytes GuestRingReader copied out of guest memory, and a chain's buffer gathered from them.
 
 import Glibc
+import Virtio
 import Wire
 
 extension GuestRingReader {
@@ -35,36 +36,33 @@ extension GuestRingReader {
         }
     }
 
-    static func decodeUsedRing(_ p: UnsafeRawPointer, count n: Int) -> [GuestUsedElement] {
-        [GuestUsedElement](unsafeUninitializedCapacity: n) { out, done in
+    /// `n` entries of `entryBytes` each: one copy when the layouts match the spec's, otherwise
+    /// `decode(offset)` per entry.
+    private static func decodeEntries<Entry>(_ p: UnsafeRawPointer, count n: Int, entryBytes: Int,
+                                             _ decode: (Int) -> Entry) -> [Entry] {
+        [Entry](unsafeUninitializedCapacity: n) { out, done in
             if layoutsMatchTheSpec {
-                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: p, byteCount: 8 * n)
+                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: p, byteCount: entryBytes * n)
             } else {
-                for i in 0..<n {
-                    (out.baseAddress! + i).initialize(to: GuestUsedElement(
-                        id: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt32.self)),
-                        len: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i + 4, as: UInt32.self))))
-                }
+                for i in 0..<n { (out.baseAddress! + i).initialize(to: decode(entryBytes * i)) }
             }
             done = n
         }
     }
 
+    static func decodeUsedRing(_ p: UnsafeRawPointer, count n: Int) -> [GuestUsedElement] {
+        decodeEntries(p, count: n, entryBytes: 8) { o in
+            GuestUsedElement(id: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)),
+                             len: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o + 4, as: UInt32.self)))
+        }
+    }
+
     static func decodeTable(_ p: UnsafeRawPointer, count n: Int) -> [GuestDescriptor] {
-        [GuestDescriptor](unsafeUninitializedCapacity: n) { out, done in
-            if layoutsMatchTheSpec {
-                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: p, byteCount: 16 * n)
-            } else {
-                for i in 0..<n {
-                    let o = 16 * i
-                    (out.baseAddress! + i).initialize(to: GuestDescriptor(
-                        addr: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self)),
-                        len: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self)),
-                        flags: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o + 12, as: UInt16.self)),
-                        next: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o + 14, as: UInt16.self))))
-                }
-            }
-            done = n
+        decodeEntries(p, count: n, entryBytes: 16) { o in
+            GuestDescriptor(addr: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self)),
+                            len: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self)),
+                            flags: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o + 12, as: UInt16.self)),
+                            next: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o + 14, as: UInt16.self)))
         }
     }
 
@@ -72,11 +70,11 @@ extension GuestRingReader {
     /// `usedLength` (what the device wrote); otherwise all readable bytes. At most `limit` bytes;
     /// a segment outside guest memory ends the buffer (nil if nothing could be read).
     public static func buffer(of chain: GuestChain, usedLength: UInt32?, memory: GuestMemory, limit: Int = 1 << 20) -> [UInt8]? {
-        let writable = chain.segments.contains { $0.flags & GuestDescriptor.write != 0 }
+        let writable = chain.segments.contains { $0.flags & VIRTQ_DESC_F_WRITE != 0 }
         var want = limit
         if writable, let usedLength { want = min(limit, Int(usedLength)) }
         var out: [UInt8] = []
-        for seg in chain.segments where (seg.flags & GuestDescriptor.write != 0) == writable {
+        for seg in chain.segments where (seg.flags & VIRTQ_DESC_F_WRITE != 0) == writable {
             let take = min(Int(seg.len), want - out.count)
             if take <= 0 { break }
             guard let b = memory.bytes(guest: seg.addr, count: take) else { return out.isEmpty ? nil : out }

@@ -18,6 +18,7 @@
 //   free  — everything else (owned by the driver: free, or consumed and not yet recycled).
 
 import Glibc
+import Virtio
 import Wire
 
 /// Where a queue lives in guest memory (QMP `vring-desc`, `vring-avail`, `vring-used`, `vring-num`).
@@ -38,29 +39,17 @@ public struct GuestQueueAddresses: Equatable, Sendable {
     public var isSetUp: Bool { desc != 0 && avail != 0 && used != 0 && size > 0 }
 }
 
-/// `struct virtq_desc`.
-public struct GuestDescriptor: Equatable, Sendable {
-    public static let next: UInt16 = 1
-    public static let write: UInt16 = 2
-    public static let indirect: UInt16 = 4
+/// `struct virtq_desc`: Virtio's type, so a descriptor read from guest memory and one our driver
+/// keeps are the same value.
+public typealias GuestDescriptor = VirtqDescriptor
 
-    public var addr: UInt64
-    public var len: UInt32
-    public var flags: UInt16
-    public var next: UInt16
-
-    public init(addr: UInt64, len: UInt32, flags: UInt16, next: UInt16) {
-        self.addr = addr
-        self.len = len
-        self.flags = flags
-        self.next = next
-    }
-
+extension VirtqDescriptor {
+    /// The VIRTQ_DESC_F_* bits set, by their short names: "NEXT|WRITE".
     public var flagNames: String {
         var n: [String] = []
-        if flags & Self.next != 0 { n.append("NEXT") }
-        if flags & Self.write != 0 { n.append("WRITE") }
-        if flags & Self.indirect != 0 { n.append("INDIRECT") }
+        if flags & VIRTQ_DESC_F_NEXT != 0 { n.append("NEXT") }
+        if flags & VIRTQ_DESC_F_WRITE != 0 { n.append("WRITE") }
+        if flags & VIRTQ_DESC_F_INDIRECT != 0 { n.append("INDIRECT") }
         return n.joined(separator: "|")
     }
 }
@@ -83,8 +72,8 @@ public struct GuestChain: Equatable, Sendable {
     /// Why the walk stopped early (loop, id out of range, ...), if it did.
     public var problem: String?
 
-    public var readableBytes: UInt64 { segments.filter { $0.flags & GuestDescriptor.write == 0 }.reduce(0) { $0 + UInt64($1.len) } }
-    public var writableBytes: UInt64 { segments.filter { $0.flags & GuestDescriptor.write != 0 }.reduce(0) { $0 + UInt64($1.len) } }
+    public var readableBytes: UInt64 { segments.filter { $0.flags & VIRTQ_DESC_F_WRITE == 0 }.reduce(0) { $0 + UInt64($1.len) } }
+    public var writableBytes: UInt64 { segments.filter { $0.flags & VIRTQ_DESC_F_WRITE != 0 }.reduce(0) { $0 + UInt64($1.len) } }
 }
 
 /// What the rings said at one instant (or, when `moving`, over a short interval).

@@ -1,6 +1,7 @@
 import Foundation
 @testable import RingsideKit
 import RingsideTestSupport
+import Virtio
 import Wire
 import XCTest
 
@@ -91,7 +92,7 @@ final class GuestRingTests: XCTestCase {
     /// An RX-like queue: 4 posted single buffers, device used 2, driver consumed 1.
     func testStatesAndEventFields() {
         var r = SyntheticRing(size: 8)
-        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: GuestDescriptor.write) }
+        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: VIRTQ_DESC_F_WRITE) }
         for (slot, id) in [3, 5, 1, 6].enumerated() { r.availSlot(slot, UInt16(id)) }
         r.availIdx(4)
         r.usedSlot(0, id: 3, len: 60)
@@ -134,13 +135,13 @@ final class GuestRingTests: XCTestCase {
     func testChainsAndIndirectTables() {
         var r = SyntheticRing(size: 8)
         // Head 2 → 4 → 7 (header, then two pieces).
-        r.desc(2, addr: 0x90000, len: 12, flags: GuestDescriptor.next, next: 4)
-        r.desc(4, addr: 0x90100, len: 100, flags: GuestDescriptor.next, next: 7)
+        r.desc(2, addr: 0x90000, len: 12, flags: VIRTQ_DESC_F_NEXT, next: 4)
+        r.desc(4, addr: 0x90100, len: 100, flags: VIRTQ_DESC_F_NEXT, next: 7)
         r.desc(7, addr: 0x90200, len: 50, flags: 0)
         // Head 0: an indirect table of 3 entries at 0xA0000.
-        r.desc(0, addr: 0xA0000, len: 48, flags: GuestDescriptor.indirect)
-        r.desc(0, addr: 0xB0000, len: 12, flags: GuestDescriptor.next, next: 1, table: 0xA0000)
-        r.desc(1, addr: 0xB1000, len: 1000, flags: GuestDescriptor.next, next: 2, table: 0xA0000)
+        r.desc(0, addr: 0xA0000, len: 48, flags: VIRTQ_DESC_F_INDIRECT)
+        r.desc(0, addr: 0xB0000, len: 12, flags: VIRTQ_DESC_F_NEXT, next: 1, table: 0xA0000)
+        r.desc(1, addr: 0xB1000, len: 1000, flags: VIRTQ_DESC_F_NEXT, next: 2, table: 0xA0000)
         r.desc(2, addr: 0xB2000, len: 24, flags: 0, table: 0xA0000)
         for (i, b) in [UInt8](repeating: 0xAB, count: 12).enumerated() { r.bytes[0x90000 + i] = b }
         for (i, b) in [UInt8](repeating: 0xCD, count: 100).enumerated() { r.bytes[0x90100 + i] = b }
@@ -166,10 +167,10 @@ final class GuestRingTests: XCTestCase {
 
     func testGarbageIsReportedNotTrusted() {
         var r = SyntheticRing(size: 8)
-        r.desc(1, addr: 0, len: 0, flags: GuestDescriptor.next, next: 2)
-        r.desc(2, addr: 0, len: 0, flags: GuestDescriptor.next, next: 1)   // loop
-        r.desc(3, addr: 0, len: 0, flags: GuestDescriptor.next, next: 99)  // out of range
-        r.desc(5, addr: 0xFFFF_FFFF_0000, len: 48, flags: GuestDescriptor.indirect)  // outside RAM
+        r.desc(1, addr: 0, len: 0, flags: VIRTQ_DESC_F_NEXT, next: 2)
+        r.desc(2, addr: 0, len: 0, flags: VIRTQ_DESC_F_NEXT, next: 1)   // loop
+        r.desc(3, addr: 0, len: 0, flags: VIRTQ_DESC_F_NEXT, next: 99)  // out of range
+        r.desc(5, addr: 0xFFFF_FFFF_0000, len: 48, flags: VIRTQ_DESC_F_INDIRECT)  // outside RAM
         r.availSlot(0, 1); r.availSlot(1, 3); r.availSlot(2, 1000); r.availSlot(3, 5); r.availIdx(4)
         let s = GuestRingReader(eventIdx: false).read(r.memory, r.a)
         XCTAssertEqual(s.chain(head: 1)?.ids.count, 8, "a loop stops after size hops")
@@ -193,10 +194,10 @@ final class GuestRingTests: XCTestCase {
     /// descriptor or indirect table, and an unchanged queue must be answered from the cache.
     func testCachedReadsEqualFreshReads() {
         var r = SyntheticRing(size: 16)
-        for i in 0..<16 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: GuestDescriptor.write) }
-        r.desc(3, addr: 0x90000, len: 12, flags: GuestDescriptor.next, next: 4)        // a 2-descriptor chain
-        r.desc(5, addr: 0xA0000, len: 32, flags: GuestDescriptor.indirect)             // an indirect table of 2
-        r.desc(0, addr: 0xB0000, len: 12, flags: GuestDescriptor.next, next: 1, table: 0xA0000)
+        for i in 0..<16 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: VIRTQ_DESC_F_WRITE) }
+        r.desc(3, addr: 0x90000, len: 12, flags: VIRTQ_DESC_F_NEXT, next: 4)        // a 2-descriptor chain
+        r.desc(5, addr: 0xA0000, len: 32, flags: VIRTQ_DESC_F_INDIRECT)             // an indirect table of 2
+        r.desc(0, addr: 0xB0000, len: 12, flags: VIRTQ_DESC_F_NEXT, next: 1, table: 0xA0000)
         r.desc(1, addr: 0xB1000, len: 100, flags: 0, table: 0xA0000)
         for (slot, id) in [3, 5, 7, 9, 11].enumerated() { r.availSlot(slot, UInt16(id)) }
         r.availIdx(5); r.usedSlot(0, id: 3, len: 60); r.usedIdx(1); r.usedEvent(0)
@@ -247,12 +248,12 @@ final class GuestRingTests: XCTestCase {
             switch rng.next() % 10 {
             case 0:  // a two-descriptor chain through a descriptor above the ring's heads' range
                 let tail = Int(rng.next() % UInt64(n))
-                r.desc(id, addr: 0x90000 + generation * 0x40, len: 12, flags: GuestDescriptor.next, next: UInt16(tail))
+                r.desc(id, addr: 0x90000 + generation * 0x40, len: 12, flags: VIRTQ_DESC_F_NEXT, next: UInt16(tail))
             case 1:  // an indirect table of one entry
-                r.desc(id, addr: 0xC0000 + UInt64(id) * 0x100, len: 16, flags: GuestDescriptor.indirect)
-                r.desc(0, addr: 0xD0000 + generation, len: 1500, flags: GuestDescriptor.write, table: 0xC0000 + UInt64(id) * 0x100)
+                r.desc(id, addr: 0xC0000 + UInt64(id) * 0x100, len: 16, flags: VIRTQ_DESC_F_INDIRECT)
+                r.desc(0, addr: 0xD0000 + generation, len: 1500, flags: VIRTQ_DESC_F_WRITE, table: 0xC0000 + UInt64(id) * 0x100)
             default:
-                r.desc(id, addr: 0x80000 + generation * 0x800, len: 1526, flags: GuestDescriptor.write)
+                r.desc(id, addr: 0x80000 + generation * 0x800, len: 1526, flags: VIRTQ_DESC_F_WRITE)
             }
         }
         for id in 0..<n { fill(id); r.availSlot(id, UInt16(id)) }
@@ -365,7 +366,7 @@ final class GuestTelemetryTests: XCTestCase {
     /// A guest sample becomes the hello + full snapshot the TUI already draws.
     func testSampleBecomesHelloAndSnapshot() {
         var r = SyntheticRing(size: 8)
-        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: GuestDescriptor.write) }
+        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: VIRTQ_DESC_F_WRITE) }
         for slot in 0..<4 { r.availSlot(slot, UInt16(slot)) }
         r.availIdx(4); r.usedSlot(0, id: 0, len: 60); r.usedIdx(1); r.usedEvent(1)
         let ring = GuestRingReader(eventIdx: true).read(r.memory, r.a)

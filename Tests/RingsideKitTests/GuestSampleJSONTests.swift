@@ -1,6 +1,7 @@
 import Foundation
 @testable import RingsideKit
 import RingsideTestSupport
+import Virtio
 import Wire
 import XCTest
 
@@ -9,12 +10,12 @@ final class GuestSampleJSONTests: XCTestCase {
     /// keys in the same order, in ASCII (names with quotes, control characters, non-ASCII).
     func testHandWrittenJSONEqualsJSONSerialization() throws {
         var r = SyntheticRing(size: 8)
-        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: GuestDescriptor.write) }
-        r.desc(2, addr: 0x90000, len: 12, flags: GuestDescriptor.next, next: 4)
-        r.desc(5, addr: 0xA0000, len: 32, flags: GuestDescriptor.indirect)
-        r.desc(0, addr: 0xFFFF_FFFF_FFFF, len: 12, flags: GuestDescriptor.next, next: 1, table: 0xA0000)
+        for i in 0..<8 { r.desc(i, addr: 0x80000 + UInt64(i) * 0x800, len: 1526, flags: VIRTQ_DESC_F_WRITE) }
+        r.desc(2, addr: 0x90000, len: 12, flags: VIRTQ_DESC_F_NEXT, next: 4)
+        r.desc(5, addr: 0xA0000, len: 32, flags: VIRTQ_DESC_F_INDIRECT)
+        r.desc(0, addr: 0xFFFF_FFFF_FFFF, len: 12, flags: VIRTQ_DESC_F_NEXT, next: 1, table: 0xA0000)
         r.desc(1, addr: 0xB1000, len: 100, flags: 0, table: 0xA0000)
-        r.desc(6, addr: 0, len: 0, flags: GuestDescriptor.next, next: 99)
+        r.desc(6, addr: 0, len: 0, flags: VIRTQ_DESC_F_NEXT, next: 99)
         for (slot, id) in [2, 5, 6, 7, 1000].enumerated() { r.availSlot(slot, UInt16(truncatingIfNeeded: id)) }
         r.availIdx(5); r.usedSlot(0, id: 3, len: 60); r.usedIdx(1); r.usedEvent(1); r.availEvent(5); r.usedFlags(1)
         let ring = GuestRingReader(eventIdx: true).read(r.memory, r.a)
