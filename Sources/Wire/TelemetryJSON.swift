@@ -160,27 +160,30 @@ extension WireJSONWriter {
         raw(",\"used_event\":"); if r.eventIdx { number(UInt64(r.usedEvent)) } else { raw("null") }
         raw(",\"avail_event\":"); if r.eventIdx { number(UInt64(r.availEvent)) } else { raw("null") }
         raw(",\"avail\":{\"start\":"); number(UInt64(r.availStart))
+        ringEntries(r.availEntries, start: r.availStart, mask: mask) { json, id in
+            json.raw(",\"id\":"); json.number(UInt64(id))
+        }
+        raw("},\"used\":{\"start\":"); number(UInt64(r.usedStart))
+        ringEntries(r.usedEntries, start: r.usedStart, mask: mask) { json, e in
+            json.raw(",\"id\":"); json.number(UInt64(e.id))
+            json.raw(",\"len\":"); json.number(UInt64(e.len))
+        }
+        raw("}}")
+    }
+
+    /// `,"entries":[{"idx":…,"slot":…` + `fields` + `}, …]`: ring entries numbered from `start`.
+    private mutating func ringEntries<Entry>(_ entries: [Entry], start: UInt16, mask: UInt64,
+                                             _ fields: (inout WireJSONWriter, Entry) -> Void) {
         raw(",\"entries\":[")
-        for (k, id) in r.availEntries.enumerated() {
+        for (k, entry) in entries.enumerated() {
             if k > 0 { raw(",") }
-            let idx = UInt64(r.availStart &+ UInt16(truncatingIfNeeded: k))
+            let idx = UInt64(start &+ UInt16(truncatingIfNeeded: k))
             raw("{\"idx\":"); number(idx)
             raw(",\"slot\":"); number(idx & mask)
-            raw(",\"id\":"); number(UInt64(id))
+            fields(&self, entry)
             raw("}")
         }
-        raw("]},\"used\":{\"start\":"); number(UInt64(r.usedStart))
-        raw(",\"entries\":[")
-        for (k, e) in r.usedEntries.enumerated() {
-            if k > 0 { raw(",") }
-            let idx = UInt64(r.usedStart &+ UInt16(truncatingIfNeeded: k))
-            raw("{\"idx\":"); number(idx)
-            raw(",\"slot\":"); number(idx & mask)
-            raw(",\"id\":"); number(UInt64(e.id))
-            raw(",\"len\":"); number(UInt64(e.len))
-            raw("}")
-        }
-        raw("]}}")
+        raw("]")
     }
 
     /// `,"ring":{…}` for a packed queue (virtio 1.2, 2.8; see the format at the top of this file).
