@@ -16,9 +16,9 @@ struct HTTPQueueStatus {
     var interrupts: UInt64
     var drops: UInt64
     /// Publications that needed no kick (the device said so, by flag or `avail_event`).
-    var kicksSuppressed: UInt64
+    var kicksSuppressed: UInt64 = 0
     /// Whether VIRTIO_F_RING_EVENT_IDX governs the queue's notifications.
-    var eventIdx: Bool
+    var eventIdx = false
     /// Whether the queue is a packed ring (2.8): then the three indices are positions with
     /// their wrap counter in bit 15 (DeviceRing.positions).
     var packed = false
@@ -37,24 +37,6 @@ struct HTTPQueueStatus {
     var faultNokick: UInt16 = 0
     var starving = false
     var noirq = false
-
-    init(name: String, size: UInt16, availIdx: UInt16, usedIdx: UInt16, lastUsedIdx: UInt16,
-                freeDescriptors: UInt16, packets: UInt64, bytes: UInt64, kicks: UInt64, interrupts: UInt64,
-                drops: UInt64, kicksSuppressed: UInt64 = 0, eventIdx: Bool = false) {
-        self.name = name
-        self.size = size
-        self.availIdx = availIdx
-        self.usedIdx = usedIdx
-        self.lastUsedIdx = lastUsedIdx
-        self.freeDescriptors = freeDescriptors
-        self.packets = packets
-        self.bytes = bytes
-        self.kicks = kicks
-        self.interrupts = interrupts
-        self.drops = drops
-        self.kicksSuppressed = kicksSuppressed
-        self.eventIdx = eventIdx
-    }
 }
 
 extension HTTPMetricsWriter {
