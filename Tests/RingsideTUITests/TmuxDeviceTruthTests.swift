@@ -32,8 +32,8 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
 
     func testAttachWithQMPShowsTheDeviceViewInStep() throws {
         let q = try startGuest()
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.qmpSocket)"
-        let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
+        let cmd = "attach \(q.run.consoleSocket) --qmp \(q.run.qmpSocket)"
+        let tmux = try TmuxSession(ringside: cmd, width: 120, height: 40)
         tmux.waitFor("dev: numbers on both net panels") {
             Self.views("net0.rx", in: $0) != nil && Self.views("net0.tx", in: $0) != nil
         }
@@ -69,8 +69,8 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
 
     func testAttachWithoutQMPSaysUnavailable() throws {
         let q = try startGuest()
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.path)/no-such-qmp.sock"
-        let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
+        let cmd = "attach \(q.run.consoleSocket) --qmp \(q.run.path)/no-such-qmp.sock"
+        let tmux = try TmuxSession(ringside: cmd, width: 120, height: 40)
         tmux.waitFor("device view unavailable") { $0.contains("net0.rx") && $0.contains("device view unavailable") }
         try tmux.send("q")
         XCTAssertEqual(tmux.exitStatus(), 0)
@@ -80,8 +80,8 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
         try requireTools()
         let kernel = kernelPath
         let (udp, http) = (try freePort(udp: true), try freePort(udp: false))
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
-        let tmux = try TmuxSession(command: cmd, width: 120, height: 40)
+        let cmd = "run --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
+        let tmux = try TmuxSession(ringside: cmd, width: 120, height: 40)
         tmux.waitFor("dev: numbers in step under ringside run", timeout: 30) { Self.inStep($0) }
         try tmux.send("q")
         // run stops QEMU through QMP after the TUI has let go of it.
@@ -95,8 +95,8 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
         try requireTools()
         let kernel = kernelPath
         let (udp, http) = (try freePort(udp: true), try freePort(udp: false))
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --shared-memory --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
-        let tmux = try TmuxSession(command: cmd, width: 160, height: 44)
+        let cmd = "run --shared-memory --kernel \(kernel) --udp-port \(udp) --http-port \(http)"
+        let tmux = try TmuxSession(ringside: cmd, width: 160, height: 44)
         let queues = ["net0.rx", "net0.tx", "con0.rx", "con0.tx"]
         // con0.tx carries the telemetry itself: at rest means few snapshots (1 Hz), so most
         // samples fall between two of them.

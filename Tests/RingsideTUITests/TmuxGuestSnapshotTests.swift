@@ -11,19 +11,10 @@ import XCTest
 extension TmuxWrapTests {
     func testGuestHeaderDeviceIndicesFeaturesAndConsistentSnapshot() throws {
         let wrap = self
-        let (kernel, initrd) = try wrap.linuxGuestFiles()
-        let tag = "rs-snap-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let memory = "/dev/shm/\(tag).ram"
-        defer {
-            if let pid = wrap.qemuProcess(withArgument: "mem-path=\(memory)") { kill(pid, SIGKILL) }
-            unlink(memory)
-        }
+        let memory = wrap.guestMemoryPath("rs-snap")
+        defer { wrap.killWrappedGuest(memory: memory) }
         let udp = try freePort(udp: true)
-        let line = "qemu-system-x86_64 -nodefaults -display none -m 128 -accel tcg -serial null "
-            + "-netdev user,id=n0,ipv6=off,hostfwd=udp:127.0.0.1:\(udp)-:7 -device virtio-net-pci,netdev=n0,id=net0,disable-legacy=on "
-            + "-kernel \(kernel) -initrd \(initrd) -append 'console=ttyS0 quiet'"
-        let tmux = try TmuxSession(command: "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) wrap --memory-path \(memory) -- \(line)",
-                                   width: 140, height: 44)
+        let tmux = try wrap.wrapLinuxGuest(memory: memory, udp: udp, width: 140, height: 44)
         let client = try UDPSocket()
         var round = 0
         /// Sends a fresh payload until that payload comes back (earlier answers are skipped).

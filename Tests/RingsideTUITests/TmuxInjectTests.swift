@@ -7,8 +7,8 @@ import RingsideKit
 final class TmuxInjectTests: TmuxGuestTestCase {
     func testColonInjectShowsBadgesCountsAndKickCures() throws {
         let q = try startGuest()
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket)"
-        let tmux = try TmuxSession(command: cmd, width: 200, height: 50)
+        let cmd = "attach \(q.run.consoleSocket)"
+        let tmux = try TmuxSession(ringside: cmd, width: 200, height: 50)
         tmux.waitFor("net0.rx and net0.tx panels") { $0.contains("net0.rx") && $0.contains("net0.tx") && $0.contains("connected") }
         let client = try UDPSocket()
         waitForEcho(client)

@@ -6,8 +6,8 @@ import RingsideKit
 /// tmux, on a real QEMU running the kernel. Fails (never skips) when a tool is missing.
 final class TmuxPaneTests: TmuxGuestTestCase {
     func attach(_ q: QEMUInstance, width: Int = 80, height: Int = 24, extra: String = "") throws -> TmuxSession {
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --qmp \(q.run.qmpSocket) \(extra)"
-        return try TmuxSession(command: cmd, width: width, height: height)
+        let cmd = "attach \(q.run.consoleSocket) --qmp \(q.run.qmpSocket) \(extra)"
+        return try TmuxSession(ringside: cmd, width: width, height: height)
     }
 
     /// The ring of `queue` as drawn: the runs of ring glyphs and pointer letters on its panel.

@@ -25,8 +25,8 @@ final class TmuxRunTests: XCTestCase {
 
     func run(udp: UInt16, http: UInt16, append: String = "") throws -> TmuxSession {
         let appendArg = append.isEmpty ? "" : " --append \(append)"
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) run --kernel \(kernelPath()) --udp-port \(udp) --http-port \(http)\(appendArg) 2>\(NSTemporaryDirectory())ringside-run-\(udp).err"
-        return try TmuxSession(command: cmd, width: 120, height: 40)
+        let cmd = "run --kernel \(kernelPath()) --udp-port \(udp) --http-port \(http)\(appendArg) 2>\(NSTemporaryDirectory())ringside-run-\(udp).err"
+        return try TmuxSession(ringside: cmd, width: 120, height: 40)
     }
 
     /// The value after `label` on the `i` overlay's line that has it.

@@ -35,6 +35,12 @@ final class TmuxSession {
         try run(["new-session", "-d", "-s", "app", "-x", String(width), "-y", String(height), shell])
     }
 
+    /// `ringside ARGUMENTS` (a shell line: redirections allowed) with the terminal type and locale
+    /// every TUI test runs it under.
+    convenience init(ringside arguments: String, width: Int, height: Int) throws {
+        try self.init(command: "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) \(arguments)", width: width, height: height)
+    }
+
     deinit {
         _ = try? run(["kill-server"])
         try? FileManager.default.removeItem(atPath: dir)

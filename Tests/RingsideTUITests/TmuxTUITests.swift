@@ -6,8 +6,8 @@ import RingsideKit
 /// Fails (never skips) when tmux, QEMU, the kernel or the binary is missing.
 final class TmuxTUITests: TmuxGuestTestCase {
     func attach(_ q: QEMUInstance, width: Int = 120, height: Int = 40) throws -> TmuxSession {
-        let cmd = "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket)"
-        return try TmuxSession(command: cmd, width: width, height: height)
+        let cmd = "attach \(q.run.consoleSocket)"
+        return try TmuxSession(ringside: cmd, width: width, height: height)
     }
 
     func testWatchPauseStepDumpResizeHelpQuit() throws {

@@ -19,7 +19,7 @@ final class TmuxWireTests: TmuxGuestTestCase {
         try FileManager.default.createDirectory(atPath: pcapDir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: pcapDir) }
         let tmux = try TmuxSession(
-            command: "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) attach \(q.run.consoleSocket) --pcap-dir \(pcapDir)",
+            ringside: "attach \(q.run.consoleSocket) --pcap-dir \(pcapDir)",
             width: 80, height: 24)
 
         // 80x24: the ring pane beside the descriptor table, compact: flags and the event words.

@@ -37,21 +37,32 @@ final class TmuxWrapTests: XCTestCase {
 
     func processRunning(withArgument text: String) -> Bool { qemuProcess(withArgument: text) != nil }
 
-    func testWrapShowsTheLinuxGuestsQueuesAndQStopsQEMU() throws {
+    /// A guest RAM file name of its own for one test (`prefix`, the pid and a random number).
+    func guestMemoryPath(_ prefix: String) -> String {
+        "/dev/shm/\(prefix)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).ram"
+    }
+
+    /// Kills the QEMU that has `memory` as its RAM file, if one is left, and removes the file:
+    /// whatever happened, no QEMU of ours outlives the test.
+    func killWrappedGuest(memory: String) {
+        if let pid = qemuProcess(withArgument: "mem-path=\(memory)") { kill(pid, SIGKILL) }
+        unlink(memory)
+    }
+
+    /// `ringside wrap --memory-path MEMORY -- <the Linux guest's own QEMU line>` in tmux, the
+    /// guest's UDP echo (port 7) forwarded from host port `udp`.
+    func wrapLinuxGuest(memory: String, udp: UInt16, width: Int, height: Int) throws -> TmuxSession {
         let (kernel, initrd) = try linuxGuestFiles()
-        let tag = "rs-wrap-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let memory = "/dev/shm/\(tag).ram"
-        defer {
-            // Whatever happened, no QEMU of ours outlives the test.
-            if let pid = qemuProcess(withArgument: "mem-path=\(memory)") { kill(pid, SIGKILL) }
-            unlink(memory)
-        }
-        let udp = try freePort(udp: true)
         let line = "qemu-system-x86_64 -nodefaults -display none -m 128 -accel tcg -serial null "
             + "-netdev user,id=n0,ipv6=off,hostfwd=udp:127.0.0.1:\(udp)-:7 -device virtio-net-pci,netdev=n0,id=net0,disable-legacy=on "
             + "-kernel \(kernel) -initrd \(initrd) -append 'console=ttyS0 quiet'"
-        let tmux = try TmuxSession(command: "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) wrap --memory-path \(memory) -- \(line)",
-                                   width: 120, height: 40)
+        return try TmuxSession(ringside: "wrap --memory-path \(memory) -- \(line)", width: width, height: height)
+    }
+
+    func testWrapShowsTheLinuxGuestsQueuesAndQStopsQEMU() throws {
+        let memory = guestMemoryPath("rs-wrap")
+        defer { killWrappedGuest(memory: memory) }
+        let tmux = try wrapLinuxGuest(memory: memory, udp: try freePort(udp: true), width: 120, height: 40)
         let screen = tmux.waitFor("the guest's queues, read from its memory", timeout: 90) { s in
             s.contains("net0.rx") && s.contains("net0.tx") && s.contains("net0.ctrl") && s.contains("rings from guest memory")
                 && s.contains(" avail 0x")   // RX buffers Linux posted, in the descriptor table

@@ -16,13 +16,17 @@ final class RingMemory: @unchecked Sendable {
 
     init(size: UInt16) {
         self.size = size
-        desc = RingMemory.allocate(SplitVirtqueue.descTableBytes(size: size), alignment: 4096)
-        avail = RingMemory.allocate(SplitVirtqueue.availRingBytes(size: size), alignment: 4096)
-        used = RingMemory.allocate(SplitVirtqueue.usedRingBytes(size: size), alignment: 4096)
         // Garbage, so a test notices if the queue does not zero the rings.
-        desc.initializeMemory(as: UInt8.self, repeating: 0xa5, count: SplitVirtqueue.descTableBytes(size: size))
-        avail.initializeMemory(as: UInt8.self, repeating: 0xa5, count: SplitVirtqueue.availRingBytes(size: size))
-        used.initializeMemory(as: UInt8.self, repeating: 0xa5, count: SplitVirtqueue.usedRingBytes(size: size))
+        desc = RingMemory.allocateGarbage(SplitVirtqueue.descTableBytes(size: size), alignment: 4096)
+        avail = RingMemory.allocateGarbage(SplitVirtqueue.availRingBytes(size: size), alignment: 4096)
+        used = RingMemory.allocateGarbage(SplitVirtqueue.usedRingBytes(size: size), alignment: 4096)
+    }
+
+    /// `bytes` of aligned memory filled with 0xa5.
+    static func allocateGarbage(_ bytes: Int, alignment: Int) -> UnsafeMutableRawPointer {
+        let pointer = allocate(bytes, alignment: alignment)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0xa5, count: bytes)
+        return pointer
     }
 
     static func allocate(_ bytes: Int, alignment: Int) -> UnsafeMutableRawPointer {

@@ -9,7 +9,7 @@
 import RingAtomics
 import Virtio
 
-struct DeviceChain {
+struct DeviceChain: DeviceBuffers {
     struct Element {
         var addr: UInt64
         var len: UInt32
@@ -18,8 +18,27 @@ struct DeviceChain {
     var head: UInt16
     var ids: [UInt16]
     var elements: [Element]
+}
 
+/// A chain's buffers as a device sees them, split or packed: what it may write and what it reads.
+protocol DeviceBuffers {
+    var elements: [DeviceChain.Element] { get }
+}
+
+extension DeviceBuffers {
     var writableCapacity: Int { elements.filter(\.writable).reduce(0) { $0 + Int($1.len) } }
+
+    /// Writes `bytes` across the device-writable buffers; returns how many fit.
+    func write(_ bytes: [UInt8]) -> Int {
+        var written = 0
+        for element in elements where element.writable && written < bytes.count {
+            let n = min(Int(element.len), bytes.count - written)
+            let p = UnsafeMutableRawPointer(bitPattern: UInt(element.addr))!
+            bytes[written..<written + n].withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            written += n
+        }
+        return written
+    }
 }
 
 enum DeviceError: Error, Equatable {
@@ -113,14 +132,7 @@ final class SimulatedDevice: @unchecked Sendable {
     /// Writes `bytes` across the chain's device-writable buffers; returns how many fit.
     @discardableResult
     func write(_ bytes: [UInt8], into chain: DeviceChain) -> Int {
-        var written = 0
-        for element in chain.elements where element.writable && written < bytes.count {
-            let n = min(Int(element.len), bytes.count - written)
-            let p = UnsafeMutableRawPointer(bitPattern: UInt(element.addr))!
-            bytes[written..<written + n].withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: n) }
-            written += n
-        }
-        return written
+        chain.write(bytes)
     }
 
     /// Reads the chain's device-readable buffers (what the driver transmits).

@@ -25,13 +25,10 @@ final class PackedRingMemory: @unchecked Sendable {
 
     init(size: UInt16) {
         self.size = size
-        desc = RingMemory.allocate(16 * Int(size), alignment: 4096)
-        driverEvent = RingMemory.allocate(4, alignment: 64)
-        deviceEvent = RingMemory.allocate(4, alignment: 64)
         // Garbage, so a test notices if the queue does not zero the areas.
-        desc.initializeMemory(as: UInt8.self, repeating: 0xa5, count: 16 * Int(size))
-        driverEvent.initializeMemory(as: UInt8.self, repeating: 0xa5, count: 4)
-        deviceEvent.initializeMemory(as: UInt8.self, repeating: 0xa5, count: 4)
+        desc = RingMemory.allocateGarbage(16 * Int(size), alignment: 4096)
+        driverEvent = RingMemory.allocateGarbage(4, alignment: 64)
+        deviceEvent = RingMemory.allocateGarbage(4, alignment: 64)
     }
 
     func makeQueue(eventIdx: Bool = false) -> PackedVirtqueue {
@@ -48,14 +45,12 @@ final class PackedRingMemory: @unchecked Sendable {
     }
 }
 
-struct PackedDeviceChain {
+struct PackedDeviceChain: DeviceBuffers {
     /// Buffer id, from the chain's last descriptor (2.8.13).
     var id: UInt16
     /// Ring positions the chain took.
     var count: UInt16
     var elements: [DeviceChain.Element]
-
-    var writableCapacity: Int { elements.filter(\.writable).reduce(0) { $0 + Int($1.len) } }
 }
 
 enum PackedDeviceError: Error, Equatable {
@@ -151,14 +146,7 @@ final class SimulatedPackedDevice: @unchecked Sendable {
 
     @discardableResult
     func write(_ bytes: [UInt8], into chain: PackedDeviceChain) -> Int {
-        var written = 0
-        for element in chain.elements where element.writable && written < bytes.count {
-            let n = min(Int(element.len), bytes.count - written)
-            let p = UnsafeMutableRawPointer(bitPattern: UInt(element.addr))!
-            bytes[written..<written + n].withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: n) }
-            written += n
-        }
-        return written
+        chain.write(bytes)
     }
 
     // MARK: Writing used descriptors (2.8.22 from the device's side)
