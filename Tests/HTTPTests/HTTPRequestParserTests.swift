@@ -1,4 +1,4 @@
-import Testing
+import XCTest
 @testable import HTTP
 import RingsideTestSupport
 
@@ -12,47 +12,47 @@ func status(of result: HTTPParseResult) -> Int? {
     return nil
 }
 
-@Suite struct HTTPParserTests {
-    @Test func simpleGet() throws {
+final class HTTPParserTests: XCTestCase {
+    func testSimpleGet() throws {
         guard case .request(let request, let consumed) = parseAll("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n") else {
-            Issue.record("not parsed")
+            XCTFail("not parsed")
             return
         }
-        #expect(request.method == .get)
-        #expect(request.pathString == "/metrics")
-        #expect(request.pathIs("/metrics"))
-        #expect(request.keepAlive)
-        #expect(request.minorVersion == 1)
-        #expect(consumed == 38)
+        XCTAssertEqual(request.method, .get)
+        XCTAssertEqual(request.pathString, "/metrics")
+        XCTAssertTrue(request.pathIs("/metrics"))
+        XCTAssertTrue(request.keepAlive)
+        XCTAssertEqual(request.minorVersion, 1)
+        XCTAssertEqual(consumed, 38)
     }
 
-    @Test func keepAliveRules() {
+    func testKeepAliveRules() {
         func keepAlive(_ text: String) -> Bool? {
             if case .request(let request, _) = parseAll(text) { return request.keepAlive }
             return nil
         }
-        #expect(keepAlive("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n") == false)
-        #expect(keepAlive("GET / HTTP/1.1\r\nHost: a\r\nconnection: Upgrade, CLOSE\r\n\r\n") == false)
-        #expect(keepAlive("GET / HTTP/1.0\r\n\r\n") == false)
-        #expect(keepAlive("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == true)
-        #expect(keepAlive("GET / HTTP/1.1\nHost: a\n\n") == true)  // bare LF
-        #expect(keepAlive("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == true)  // leading empty lines
+        XCTAssertEqual(keepAlive("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"), false)
+        XCTAssertEqual(keepAlive("GET / HTTP/1.1\r\nHost: a\r\nconnection: Upgrade, CLOSE\r\n\r\n"), false)
+        XCTAssertEqual(keepAlive("GET / HTTP/1.0\r\n\r\n"), false)
+        XCTAssertEqual(keepAlive("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), true)
+        XCTAssertEqual(keepAlive("GET / HTTP/1.1\nHost: a\n\n"), true)  // bare LF
+        XCTAssertEqual(keepAlive("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), true)  // leading empty lines
     }
 
-    @Test func bodyByContentLength() {
+    func testBodyByContentLength() {
         guard case .request(let request, let consumed) = parseAll("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET") else {
-            Issue.record("not parsed")
+            XCTFail("not parsed")
             return
         }
-        #expect(request.method == .post)
-        #expect(request.body == Array("hello".utf8))
-        #expect(consumed == 53)
+        XCTAssertEqual(request.method, .post)
+        XCTAssertEqual(request.body, Array("hello".utf8))
+        XCTAssertEqual(consumed, 53)
         if case .incomplete = parseAll("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel") {} else {
-            Issue.record("should wait for the body")
+            XCTFail("should wait for the body")
         }
     }
 
-    @Test func malformedRequestsAre400() {
+    func testMalformedRequestsAre400() {
         let bad = [
             "GET\r\n\r\n", "GET / \r\nHost: a\r\n\r\n", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\n\r\n",  // no Host
@@ -64,34 +64,34 @@ func status(of result: HTTPParseResult) -> Int? {
             "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTQ/1.1\r\nHost: a\r\n\r\n",
         ]
         for text in bad {
-            #expect(status(of: parseAll(text)) == 400, "\(text.debugDescription)")
+            XCTAssertEqual(status(of: parseAll(text)), 400, "\(text.debugDescription)")
         }
-        #expect(status(of: parseAll("GET / HTTP/2.0\r\nHost: a\r\n\r\n")) == 505)
-        #expect(status(of: parseAll("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")) == 501)
+        XCTAssertEqual(status(of: parseAll("GET / HTTP/2.0\r\nHost: a\r\n\r\n")), 505)
+        XCTAssertEqual(status(of: parseAll("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")), 501)
     }
 
-    @Test func limits() {
-        #expect(status(of: parseAll("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8193\r\n\r\n")) == 413)
-        #expect(status(of: parseAll("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n")) == 413)
+    func testLimits() {
+        XCTAssertEqual(status(of: parseAll("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8193\r\n\r\n")), 413)
+        XCTAssertEqual(status(of: parseAll("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n")), 413)
         if case .incomplete = parseAll("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8192\r\n\r\n") {} else {
-            Issue.record("8 KiB is allowed")
+            XCTFail("8 KiB is allowed")
         }
         let longHeader = "GET / HTTP/1.1\r\nHost: a\r\nX: " + String(repeating: "a", count: 9000) + "\r\n\r\n"
-        #expect(status(of: parseAll(longHeader)) == 431)
+        XCTAssertEqual(status(of: parseAll(longHeader)), 431)
         // No end of header in sight after 8 KiB: refused without waiting for more.
-        #expect(status(of: parseAll("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 9000))) == 431)
+        XCTAssertEqual(status(of: parseAll("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 9000))), 431)
         let manyFields = "GET / HTTP/1.1\r\nHost: a\r\n" + String(repeating: "X: y\r\n", count: 70) + "\r\n"
-        #expect(status(of: parseAll(manyFields)) == 431)
+        XCTAssertEqual(status(of: parseAll(manyFields)), 431)
         // Leading empty lines count against the header limit: CRLFs alone cannot grow the buffer.
-        #expect(status(of: parseAll(String(repeating: "\r\n", count: 4097))) == 431)
-        #expect(status(of: parseAll(String(repeating: "\r\n", count: 4000) + "GET / HTTP/1.1\r\nHost: a\r\nX: "
-            + String(repeating: "a", count: 300) + "\r\n\r\n")) == 431)
+        XCTAssertEqual(status(of: parseAll(String(repeating: "\r\n", count: 4097))), 431)
+        XCTAssertEqual(status(of: parseAll(String(repeating: "\r\n", count: 4000) + "GET / HTTP/1.1\r\nHost: a\r\nX: "
+            + String(repeating: "a", count: 300) + "\r\n\r\n")), 431)
         if case .request = parseAll("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") {} else {
-            Issue.record("a few empty lines before a request are allowed")
+            XCTFail("a few empty lines before a request are allowed")
         }
     }
 
-    @Test func byteByByteAndPipelined() {
+    func testByteByByteAndPipelined() {
         let text = Array("GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyzHEAD /c HTTP/1.0\r\n\r\n".utf8)
         var parser = HTTPRequestParser()
         var buffer: [UInt8] = []
@@ -101,7 +101,7 @@ func status(of result: HTTPParseResult) -> Int? {
             while true {
                 let result = buffer.withUnsafeBytes { parser.parse($0) }
                 guard case .request(let request, let consumed) = result else {
-                    if case .failure = result { Issue.record("failed") }
+                    if case .failure = result { XCTFail("failed") }
                     break
                 }
                 paths.append(request.pathString)
@@ -109,11 +109,11 @@ func status(of result: HTTPParseResult) -> Int? {
                 parser.reset()
             }
         }
-        #expect(paths == ["/", "/b", "/c"])
-        #expect(buffer.isEmpty)
+        XCTAssertEqual(paths, ["/", "/b", "/c"])
+        XCTAssertTrue(buffer.isEmpty)
     }
 
-    @Test func fuzzNeverTraps() {
+    func testFuzzNeverTraps() {
         var rng = SplitMix64(seed: 0x4854_5450)
         let seeds = [Array("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody".utf8),
                      Array("POST /metrics HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n".utf8)]
@@ -140,14 +140,14 @@ func status(of result: HTTPParseResult) -> Int? {
             switch (whole, later) {
             case (.incomplete, .incomplete): outcomes[0] += 1
             case (.request(_, let a), .request(_, let b)):
-                #expect(a == b && a <= input.count)
+                XCTAssertTrue(a == b && a <= input.count)
                 outcomes[1] += 1
             case (.failure(let a), .failure(let b)):
-                #expect(a == b)
+                XCTAssertEqual(a, b)
                 outcomes[2] += 1
-            default: Issue.record("whole and split parses disagree for \(input)")
+            default: XCTFail("whole and split parses disagree for \(input)")
             }
         }
-        #expect(outcomes.allSatisfy { $0 > 0 })
+        XCTAssertTrue(outcomes.allSatisfy { $0 > 0 })
     }
 }

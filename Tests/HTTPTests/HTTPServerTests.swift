@@ -1,10 +1,10 @@
-import Testing
+import XCTest
 @testable import NetStack
 @testable import HTTP
 import NetStackTestSupport
 
 /// The server end to end over the TCP layer, driven by hand-built segments.
-@Suite struct HTTPServerTests {
+final class HTTPServerTests: XCTestCase {
     func serve() -> (TCPHarness, HTTPServer) {
         let h = TCPHarness(listen: false)
         let server = HTTPServer(tcp: h.tcp, port: 80)!
@@ -31,7 +31,7 @@ import NetStackTestSupport
         return (bytes, segments)
     }
 
-    @Test func routesAndErrors() {
+    func testRoutesAndErrors() {
         let (h, server) = serve()
         let (bytes, segments) = exchange(h, [
             "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -39,49 +39,49 @@ import NetStackTestSupport
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         ])
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
-        #expect(text.contains("HTTP/1.1 404 Not Found\r\n"))
-        #expect(text.contains("HTTP/1.1 405 Method Not Allowed\r\n"))
-        #expect(text.contains("Allow: GET, HEAD\r\n"))
-        #expect(text.hasSuffix("Connection: close\r\n\r\n<p>hi</p>"))
-        #expect(segments.last?.fin == true)
-        #expect(server.requestsTotal == 4)
-        #expect(server.responses2xx == 2 && server.responses4xx == 2)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        XCTAssertTrue(text.contains("HTTP/1.1 404 Not Found\r\n"))
+        XCTAssertTrue(text.contains("HTTP/1.1 405 Method Not Allowed\r\n"))
+        XCTAssertTrue(text.contains("Allow: GET, HEAD\r\n"))
+        XCTAssertTrue(text.hasSuffix("Connection: close\r\n\r\n<p>hi</p>"))
+        XCTAssertEqual(segments.last?.fin, true)
+        XCTAssertEqual(server.requestsTotal, 4)
+        XCTAssertTrue(server.responses2xx == 2 && server.responses4xx == 2)
     }
 
-    @Test func malformedGets400AndClose() {
+    func testMalformedGets400AndClose() {
         let (h, _) = serve()
         let (bytes, segments) = exchange(h, ["\u{0}\u{1}garbage\r\n\r\n"])
-        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
-        #expect(segments.last?.fin == true)
+        XCTAssertTrue(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+        XCTAssertEqual(segments.last?.fin, true)
     }
 
-    @Test func oversizedBodyGets413AndLingers() throws {
+    func testOversizedBodyGets413AndLingers() throws {
         let (h, _) = serve()
         let (bytes, segments) = exchange(h, ["POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 204800\r\n\r\n"])
-        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 413 "))
-        #expect(segments.last?.fin == true)
+        XCTAssertTrue(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 413 "))
+        XCTAssertEqual(segments.last?.fin, true)
         // The body keeps coming: acknowledged and thrown away, the window stays open.
-        let connection = try #require(h.tcp.connections.first)
+        let connection = try XCTUnwrap(h.tcp.connections.first)
         let more = h.send(Ref.tcp(sourcePort: 40000, seq: connection.rcvNxt, ack: connection.sndNxt, flags: TCPFlag.ack,
                                   payload: [UInt8](repeating: 0x78, count: 1460)))
-        #expect(more.last?.window == 8192)
+        XCTAssertEqual(more.last?.window, 8192)
     }
 
-    @Test func peerCloseEndsTheSession() {
+    func testPeerCloseEndsTheSession() {
         let (h, server) = serve()
         _ = exchange(h, ["GET / HTTP/1.1\r\nHost: a\r\n\r\n"])
-        #expect(server.openConnections == 1)
+        XCTAssertEqual(server.openConnections, 1)
         let connection = h.tcp.connections[0]
         let out = h.send(Ref.tcp(sourcePort: 40000, seq: connection.rcvNxt, ack: connection.sndNxt,
                                  flags: TCPFlag.ack | TCPFlag.fin))
-        #expect(out.last?.fin == true)
+        XCTAssertEqual(out.last?.fin, true)
         h.send(Ref.tcp(sourcePort: 40000, seq: connection.rcvNxt, ack: connection.sndNxt, flags: TCPFlag.ack))
-        #expect(h.tcp.connections.isEmpty)
-        #expect(server.openConnections == 0)
+        XCTAssertTrue(h.tcp.connections.isEmpty)
+        XCTAssertEqual(server.openConnections, 0)
     }
 
-    @Test func largeResponseWaitsForSendSpace() {
+    func testLargeResponseWaitsForSendSpace() {
         let h = TCPHarness(listen: false)
         let server = HTTPServer(tcp: h.tcp, port: 80)!
         server.route("/big") { _ in HTTPResponse(status: .ok, body: [UInt8](repeating: 0x41, count: 40_000)) }
@@ -98,12 +98,12 @@ import NetStackTestSupport
             out = h.send(Ref.tcp(sourcePort: 1, seq: 1 + UInt32(request.count), ack: ackTo, flags: TCPFlag.ack))
             rounds += 1
         }
-        #expect(received > 40_000 && received < 40_200)
+        XCTAssertTrue(received > 40_000 && received < 40_200)
     }
 
     /// Slowloris: headers a byte at a time, or nothing at all, are cut off by the request
     /// deadline with a reset; a connection that sends complete requests is not.
-    @Test func requestsMustArriveWithinTheDeadline() throws {
+    func testRequestsMustArriveWithinTheDeadline() throws {
         let (h, server) = serve()
         // A partial request, trickled: reset 10 s after its first byte.
         let synAck = h.send(Ref.tcp(sourcePort: 41000, seq: 0, ack: 0, flags: TCPFlag.syn))
@@ -116,49 +116,49 @@ import NetStackTestSupport
                    at: start + UInt64(index) * 1_000)
             seq &+= 1
         }
-        #expect(h.poll(at: start + HTTPServer.requestTimeoutMs - 1).isEmpty)
+        XCTAssertTrue(h.poll(at: start + HTTPServer.requestTimeoutMs - 1).isEmpty)
         let cut = h.poll(at: start + HTTPServer.requestTimeoutMs)
-        #expect(cut.count == 1 && cut.first?.rst == true)
-        #expect(server.requestTimeouts == 1)
-        #expect(server.openConnections == 0)
-        #expect(h.tcp.connections.isEmpty)
+        XCTAssertTrue(cut.count == 1 && cut.first?.rst == true)
+        XCTAssertEqual(server.requestTimeouts, 1)
+        XCTAssertEqual(server.openConnections, 0)
+        XCTAssertTrue(h.tcp.connections.isEmpty)
         // Silence after the handshake: the same.
         let silent = h.send(Ref.tcp(sourcePort: 41001, seq: 0, ack: 0, flags: TCPFlag.syn))
         h.send(Ref.tcp(sourcePort: 41001, seq: 1, ack: silent[0].seq &+ 1, flags: TCPFlag.ack))
-        #expect(h.poll(at: h.now + HTTPServer.requestTimeoutMs).first?.rst == true)
-        #expect(server.requestTimeouts == 2)
+        XCTAssertEqual(h.poll(at: h.now + HTTPServer.requestTimeoutMs).first?.rst, true)
+        XCTAssertEqual(server.requestTimeouts, 2)
         // Requests that complete in time, 9 s apart, keep the connection; between them it
         // is idle (evictable) and on the 30 s idle timer, not the request deadline.
         let (response, _) = exchange(h, port: 41002, ["GET / HTTP/1.1\r\nHost: a\r\n\r\n"])
-        #expect(response.starts(with: Array("HTTP/1.1 200".utf8)))
-        let connection = try #require(h.tcp.connections.first { $0.remotePort == 41002 })
-        #expect(connection.isIdle && connection.deadlineMs == nil)
+        XCTAssertTrue(response.starts(with: Array("HTTP/1.1 200".utf8)))
+        let connection = try XCTUnwrap(h.tcp.connections.first { $0.remotePort == 41002 })
+        XCTAssertTrue(connection.isIdle && connection.deadlineMs == nil)
         h.poll(at: h.now + 20_000)
-        #expect(connection.state == .established)
-        #expect(h.stack.memory.reservedBytes == TCPLayer.connectionMemoryBytes + HTTPServer.sessionMemoryBytes)
+        XCTAssertEqual(connection.state, .established)
+        XCTAssertEqual(h.stack.memory.reservedBytes, TCPLayer.connectionMemoryBytes + HTTPServer.sessionMemoryBytes)
         h.poll(at: h.now + HTTPServer.idleTimeoutMs)
-        #expect(connection.state == .closed)
-        #expect(server.requestTimeouts == 2)
-        #expect(h.stack.memory.reservedBytes == 0)
+        XCTAssertEqual(connection.state, .closed)
+        XCTAssertEqual(server.requestTimeouts, 2)
+        XCTAssertEqual(h.stack.memory.reservedBytes, 0)
     }
 
     /// The memory budget: a connection whose session memory does not fit is reset at
     /// accept; a response that does not fit becomes a 503.
-    @Test func memoryBudgetRefusesConnectionsAndResponses() {
+    func testMemoryBudgetRefusesConnectionsAndResponses() {
         let (h, server) = serve()
         server.route("/big") { _ in HTTPResponse(status: .ok, body: [UInt8](repeating: 0x41, count: 20_000)) }
         h.stack.memory.limitBytes = 2 * (TCPLayer.connectionMemoryBytes + HTTPServer.sessionMemoryBytes) + 1_000
         let (ok, _) = exchange(h, port: 42000, ["GET / HTTP/1.1\r\nHost: a\r\n\r\n"])
-        #expect(ok.starts(with: Array("HTTP/1.1 200".utf8)))
+        XCTAssertTrue(ok.starts(with: Array("HTTP/1.1 200".utf8)))
         let (big, segments) = exchange(h, port: 42001, ["GET /big HTTP/1.1\r\nHost: a\r\n\r\n"])
-        #expect(big.starts(with: Array("HTTP/1.1 503".utf8)))
-        #expect(segments.contains { $0.fin })
-        #expect(server.responsesRefusedForMemory == 1)
+        XCTAssertTrue(big.starts(with: Array("HTTP/1.1 503".utf8)))
+        XCTAssertTrue(segments.contains { $0.fin })
+        XCTAssertEqual(server.responsesRefusedForMemory, 1)
         // Room for TCP's part but not the session's: reset on accept.
         h.stack.memory.limitBytes = h.stack.memory.reservedBytes + TCPLayer.connectionMemoryBytes
         let synAck = h.send(Ref.tcp(sourcePort: 42002, seq: 0, ack: 0, flags: TCPFlag.syn))
         let answer = h.send(Ref.tcp(sourcePort: 42002, seq: 1, ack: synAck[0].seq &+ 1, flags: TCPFlag.ack))
-        #expect(answer.contains { $0.rst })
-        #expect(server.refusedForMemory == 1)
+        XCTAssertTrue(answer.contains { $0.rst })
+        XCTAssertEqual(server.refusedForMemory, 1)
     }
 }

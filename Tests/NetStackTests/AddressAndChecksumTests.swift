@@ -1,26 +1,26 @@
-import Testing
+import XCTest
 @testable import NetStack
 import NetStackTestSupport
 
-@Suite struct AddressAndChecksumTests {
-    @Test func rfc1071Example() {
+final class AddressAndChecksumTests: XCTestCase {
+    func testRfc1071Example() {
         // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2, checksum 220d.
         let bytes: [UInt8] = [0x00, 0x01, 0xF2, 0x03, 0xF4, 0xF5, 0xF6, 0xF7]
-        #expect(InternetChecksum.compute(bytes) == 0x220D)
-        #expect(Ref.checksum(bytes) == 0x220D)
+        XCTAssertEqual(InternetChecksum.compute(bytes), 0x220D)
+        XCTAssertEqual(Ref.checksum(bytes), 0x220D)
     }
 
-    @Test func knownIPv4HeaderChecksum() {
+    func testKnownIPv4HeaderChecksum() {
         // A real UDP packet's header 192.168.0.1 → 192.168.0.199, checksum b861.
         var header: [UInt8] = [0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00,
                                0xC0, 0xA8, 0x00, 0x01, 0xC0, 0xA8, 0x00, 0xC7]
-        #expect(InternetChecksum.compute(header) == 0xB861)
+        XCTAssertEqual(InternetChecksum.compute(header), 0xB861)
         header[10] = 0xB8
         header[11] = 0x61
-        #expect(InternetChecksum.compute(header) == 0)
+        XCTAssertEqual(InternetChecksum.compute(header), 0)
     }
 
-    @Test func incrementalMatchesReferenceForOddPieces() {
+    func testIncrementalMatchesReferenceForOddPieces() {
         var generator = SplitMix64(seed: 1071)
         for _ in 0..<500 {
             let length = Int.random(in: 0..<300, using: &generator)
@@ -32,49 +32,49 @@ import NetStackTestSupport
                 checksum.add(Array(data[offset..<(offset + piece)]))
                 offset += piece
             }
-            #expect(checksum.value == Ref.checksum(data))
-            #expect(InternetChecksum.compute(data) == Ref.checksum(data))
+            XCTAssertEqual(checksum.value, Ref.checksum(data))
+            XCTAssertEqual(InternetChecksum.compute(data), Ref.checksum(data))
         }
     }
 
-    @Test func wordAfterOddByteMatchesBytes() {
+    func testWordAfterOddByteMatchesBytes() {
         var a = InternetChecksum()
         a.add([0x12])
         a.add(UInt16(0x3456))
         a.add([0x78])
-        #expect(a.value == Ref.checksum([0x12, 0x34, 0x56, 0x78]))
+        XCTAssertEqual(a.value, Ref.checksum([0x12, 0x34, 0x56, 0x78]))
     }
 
-    @Test func pseudoHeaderMatchesReference() {
+    func testPseudoHeaderMatchesReference() {
         let segment: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
         var checksum = InternetChecksum.pseudoHeader(source: peerIP, destination: ourIP, protocolNumber: 17, length: 9)
         checksum.add(segment)
-        #expect(checksum.value == Ref.checksum(Ref.pseudoHeader(peerIP, ourIP, 17, 9) + segment))
+        XCTAssertEqual(checksum.value, Ref.checksum(Ref.pseudoHeader(peerIP, ourIP, 17, 9) + segment))
     }
 
-    @Test func macFormatting() {
-        #expect(ourMAC.description == "52:54:00:12:34:56")
-        #expect(MACAddress.broadcast.description == "ff:ff:ff:ff:ff:ff")
-        #expect(MACAddress.broadcast.isBroadcast && MACAddress.broadcast.isMulticast)
-        #expect(!ourMAC.isMulticast)
-        #expect(MACAddress(bytes: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]) == ourMAC)
-        #expect(ourMAC.bytes == [0x52, 0x54, 0x00, 0x12, 0x34, 0x56])
-        #expect(MACAddress(bytes: [1, 2, 3]) == nil)
+    func testMacFormatting() {
+        XCTAssertEqual(ourMAC.description, "52:54:00:12:34:56")
+        XCTAssertEqual(MACAddress.broadcast.description, "ff:ff:ff:ff:ff:ff")
+        XCTAssertTrue(MACAddress.broadcast.isBroadcast && MACAddress.broadcast.isMulticast)
+        XCTAssertTrue(!ourMAC.isMulticast)
+        XCTAssertEqual(MACAddress(bytes: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]), ourMAC)
+        XCTAssertEqual(ourMAC.bytes, [0x52, 0x54, 0x00, 0x12, 0x34, 0x56])
+        XCTAssertNil(MACAddress(bytes: [1, 2, 3]))
     }
 
-    @Test func ipv4FormattingAndParsing() {
-        #expect(ourIP.description == "10.0.2.15")
-        #expect(IPv4Address(255, 255, 255, 255).description == "255.255.255.255")
-        #expect(IPv4Address(0).description == "0.0.0.0")
-        #expect(IPv4Address(parsing: Array("192.168.100.254".utf8)) == IPv4Address(192, 168, 100, 254))
-        #expect(IPv4Address(parsing: Array("0.0.0.0".utf8)) == .unspecified)
+    func testIpv4FormattingAndParsing() {
+        XCTAssertEqual(ourIP.description, "10.0.2.15")
+        XCTAssertEqual(IPv4Address(255, 255, 255, 255).description, "255.255.255.255")
+        XCTAssertEqual(IPv4Address(0).description, "0.0.0.0")
+        XCTAssertEqual(IPv4Address(parsing: Array("192.168.100.254".utf8)), IPv4Address(192, 168, 100, 254))
+        XCTAssertEqual(IPv4Address(parsing: Array("0.0.0.0".utf8)), .unspecified)
         for bad in ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1..2.3", "1.2.3.", ".1.2.3", "a.b.c.d", "1.2.3.4 ",
                     "1234.1.1.1", "-1.2.3.4", "1.2.3.4/24"] {
-            #expect(IPv4Address(parsing: Array(bad.utf8)) == nil, "\(bad)")
+            XCTAssertNil(IPv4Address(parsing: Array(bad.utf8)), "\(bad)")
         }
-        #expect(IPv4Address.mask(prefixLength: 24) == 0xFFFF_FF00)
-        #expect(IPv4Address.mask(prefixLength: 0) == 0)
-        #expect(IPv4Address.mask(prefixLength: 32) == 0xFFFF_FFFF)
-        #expect(IPv4Address(224, 0, 0, 1).isMulticast)
+        XCTAssertEqual(IPv4Address.mask(prefixLength: 24), 0xFFFF_FF00)
+        XCTAssertEqual(IPv4Address.mask(prefixLength: 0), 0)
+        XCTAssertEqual(IPv4Address.mask(prefixLength: 32), 0xFFFF_FFFF)
+        XCTAssertTrue(IPv4Address(224, 0, 0, 1).isMulticast)
     }
 }

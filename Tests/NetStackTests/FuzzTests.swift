@@ -1,11 +1,11 @@
-import Testing
+import XCTest
 @testable import NetStack
 import NetStackTestSupport
 
 /// Garbage in, counted drops out: 100 000 frames from a seeded generator, from pure noise
 /// to valid frames with a few bytes flipped to well-formed headers with random fields.
 /// Run in a debug build, any out-of-bounds read or arithmetic overflow would trap.
-@Suite struct FuzzTests {
+final class FuzzTests: XCTestCase {
     static func randomBytes(_ count: Int, _ generator: inout SplitMix64) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         bytes.withUnsafeMutableBytes { buffer in
@@ -31,7 +31,7 @@ import NetStackTestSupport
         header[checksumAt + 1] = UInt8(sum & 0xFF)
     }
 
-    @Test func randomFramesNeverCrash() {
+    func testRandomFramesNeverCrash() {
         var generator = SplitMix64(seed: 0x5249_4E47_5349_4445) // "RINGSIDE"
         let stack = makeStack(queueCapacity: 16)
         stack.bindUDP(port: 9) { _, payload in _ = payload.reduce(0, &+) }
@@ -41,7 +41,7 @@ import NetStackTestSupport
             ARPTests.capturedRequest, ICMPTests.capturedEchoRequest,
             Ref.udpFrame(payload: Array(0..<100)),
             Ref.udpFrame(source: IPv4Address(10, 0, 2, 77), destinationPort: 9, payload: [1, 2]),
-            Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 6, payload: TCPTests().segment(sequence: 1, acknowledgment: 0, flags: 2))),
+            Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 6, payload: TCPTests.segment(sequence: 1, acknowledgment: 0, flags: 2))),
             Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 17, payload: Ref.udp(sourcePort: 5, destinationPort: 7, payload: [1]), options: [1, 1, 1, 0])),
             Ref.arpFrame(operation: 2, ethernetDestination: ourMAC, senderMAC: MACAddress(2, 0, 0, 0, 0, 7),
                          senderIP: IPv4Address(10, 0, 2, 77), targetMAC: ourMAC, targetIP: ourIP),
@@ -107,32 +107,32 @@ import NetStackTestSupport
             if iteration % 5 == 0 { stack.poll(nowMs: now) }
             if generator.next() % 3 != 0 {
                 while let sent = stack.nextTransmitFrame() {
-                    #expect(sent.count >= 60 && sent.count <= 1514)
+                    XCTAssertTrue(sent.count >= 60 && sent.count <= 1514)
                 }
             }
         }
         stack.poll(nowMs: now &+ 10_000)
         _ = stack.drain()
-        #expect(stack.counters.rxFrames == UInt64(iterations))
-        #expect(stack.counters.totalDrops == UInt64(drops))
-        #expect(stack.pendingResolutionCount == 0)
-        #expect(stack.nextDeadlineMs() == nil)
+        XCTAssertEqual(stack.counters.rxFrames, UInt64(iterations))
+        XCTAssertEqual(stack.counters.totalDrops, UInt64(drops))
+        XCTAssertEqual(stack.pendingResolutionCount, 0)
+        XCTAssertNil(stack.nextDeadlineMs())
         // The noise reached every layer.
-        #expect(stack.counters.ipv4In > 10_000)
-        #expect(stack.counters.arpRequestsIn + stack.counters.arpRepliesIn > 1_000)
-        #expect(stack.counters.udpIn > 1_000)
-        #expect(stack.counters.tcpIn > 1_000)
-        #expect(stack.counters.icmpEchoRequests > 10)
+        XCTAssertTrue(stack.counters.ipv4In > 10_000)
+        XCTAssertTrue(stack.counters.arpRequestsIn + stack.counters.arpRepliesIn > 1_000)
+        XCTAssertTrue(stack.counters.udpIn > 1_000)
+        XCTAssertTrue(stack.counters.tcpIn > 1_000)
+        XCTAssertTrue(stack.counters.icmpEchoRequests > 10)
 
         // Still alive and correct afterwards.
         stack.learn(peerIP, peerMAC, nowMs: now &+ 20_000)
         stack.receive(ICMPTests.capturedEchoRequest, nowMs: now &+ 20_000)
         let frames = stack.drain()
-        #expect(frames.count == 1)
-        #expect(frames.first.flatMap(SentIPv4.init).map { Ref.checksum($0.transport) == 0 } == true)
+        XCTAssertEqual(frames.count, 1)
+        XCTAssertEqual(frames.first.flatMap(SentIPv4.init).map { Ref.checksum($0.transport) == 0 }, true)
     }
 
-    @Test func parsersOnEveryPrefixOfValidFrames() {
+    func testParsersOnEveryPrefixOfValidFrames() {
         let frames: [[UInt8]] = [ARPTests.capturedRequest, ICMPTests.capturedEchoRequest, Ref.udpFrame(payload: Array(0..<64))]
         for frame in frames {
             for length in 0...frame.count {

@@ -1,8 +1,8 @@
-import Testing
+import XCTest
 @testable import NetStack
 import NetStackTestSupport
 
-@Suite struct ICMPTests {
+final class ICMPTests: XCTestCase {
     /// A Linux `ping` from 10.0.2.2: id 0x1c46, seq 1, 56 data bytes, DF set. Both
     /// checksums (IPv4 e776, ICMP b960) computed outside Swift.
     static let capturedEchoRequest: [UInt8] = [
@@ -27,59 +27,59 @@ import NetStackTestSupport
         0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37,
     ]
 
-    @Test func capturedChecksumsAreRight() {
+    func testCapturedChecksumsAreRight() {
         let request = ICMPTests.capturedEchoRequest
-        #expect(Ref.checksum(request[14..<34]) == 0)
-        #expect(Ref.checksum(request[34...]) == 0)
-        #expect(Ref.checksum(ICMPTests.expectedEchoReply[14..<34]) == 0)
-        #expect(Ref.checksum(ICMPTests.expectedEchoReply[34...]) == 0)
+        XCTAssertEqual(Ref.checksum(request[14..<34]), 0)
+        XCTAssertEqual(Ref.checksum(request[34...]), 0)
+        XCTAssertEqual(Ref.checksum(ICMPTests.expectedEchoReply[14..<34]), 0)
+        XCTAssertEqual(Ref.checksum(ICMPTests.expectedEchoReply[34...]), 0)
     }
 
-    @Test func echoRequestGetsExactReply() {
+    func testEchoRequestGetsExactReply() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         stack.receive(ICMPTests.capturedEchoRequest)
-        #expect(stack.drain() == [ICMPTests.expectedEchoReply])
-        #expect(stack.counters.icmpEchoRequests == 1)
-        #expect(stack.counters.icmpEchoReplies == 1)
-        #expect(stack.counters.ipv4In == 1)
-        #expect(stack.counters.totalDrops == 0)
+        XCTAssertEqual(stack.drain(), [ICMPTests.expectedEchoReply])
+        XCTAssertEqual(stack.counters.icmpEchoRequests, 1)
+        XCTAssertEqual(stack.counters.icmpEchoReplies, 1)
+        XCTAssertEqual(stack.counters.ipv4In, 1)
+        XCTAssertEqual(stack.counters.totalDrops, 0)
     }
 
-    @Test func echoOfManySizesHasValidChecksums() {
+    func testEchoOfManySizesHasValidChecksums() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         for size in [0, 1, 2, 3, 17, 100, 1000, 1471, 1472] {
             let data = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
             stack.receive(Ref.icmpEchoFrame(sequence: UInt16(size), data: data))
             let frames = stack.drain()
-            #expect(frames.count == 1)
+            XCTAssertEqual(frames.count, 1)
             guard let reply = frames.first.flatMap(SentIPv4.init) else {
-                Issue.record("no reply for \(size)")
+                XCTFail("no reply for \(size)")
                 continue
             }
-            #expect(reply.headerChecksumValid)
-            #expect(reply.destination == peerIP && reply.source == ourIP)
-            #expect(Ref.checksum(reply.transport) == 0)
-            #expect(reply.transport == Ref.icmpEcho(type: 0, sequence: UInt16(size), data: data))
+            XCTAssertTrue(reply.headerChecksumValid)
+            XCTAssertTrue(reply.destination == peerIP && reply.source == ourIP)
+            XCTAssertEqual(Ref.checksum(reply.transport), 0)
+            XCTAssertEqual(reply.transport, Ref.icmpEcho(type: 0, sequence: UInt16(size), data: data))
         }
     }
 
-    @Test func badChecksumAndShortAreDropped() {
+    func testBadChecksumAndShortAreDropped() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         var bad = Ref.icmpEcho(data: [1, 2, 3, 4])
         bad[8] ^= 0xFF
         stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 1, payload: bad)))
-        #expect(stack.counters.icmpDropBadChecksum == 1)
+        XCTAssertEqual(stack.counters.icmpDropBadChecksum, 1)
         stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 1, payload: [8, 0, 0xF7])))
-        #expect(stack.counters.icmpDropMalformed == 1)
-        #expect(stack.drain().isEmpty)
+        XCTAssertEqual(stack.counters.icmpDropMalformed, 1)
+        XCTAssertTrue(stack.drain().isEmpty)
         stack.receive(Ref.icmpEchoFrame())
-        #expect(stack.drain().count == 1)
+        XCTAssertEqual(stack.drain().count, 1)
     }
 
-    @Test func otherTypesAndBroadcastEchoAreIgnored() {
+    func testOtherTypesAndBroadcastEchoAreIgnored() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         // An echo reply (type 0) and a destination unreachable (type 3): nothing to do.
@@ -87,8 +87,8 @@ import NetStackTestSupport
         stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 1, payload: Ref.icmpEcho(type: 3, data: [1]))))
         stack.receive(Ref.icmpEchoFrame(destination: .broadcast, ethernetDestination: .broadcast))
         stack.receive(Ref.icmpEchoFrame(destination: IPv4Address(10, 0, 2, 255), ethernetDestination: .broadcast))
-        #expect(stack.drain().isEmpty)
-        #expect(stack.counters.icmpIgnored == 4)
-        #expect(stack.counters.totalDrops == 0)
+        XCTAssertTrue(stack.drain().isEmpty)
+        XCTAssertEqual(stack.counters.icmpIgnored, 4)
+        XCTAssertEqual(stack.counters.totalDrops, 0)
     }
 }

@@ -1,51 +1,51 @@
-import Testing
+import XCTest
 @testable import NetStack
 import NetStackTestSupport
 
 /// Each broken packet is dropped with its own reason and counter, and the stack keeps
 /// working: a good echo request right after still gets its reply.
-@Suite struct IPv4DropTests {
+final class IPv4DropTests: XCTestCase {
     func expectDropThenRecovery(_ frame: [UInt8], _ reason: NetDropReason, _ counter: KeyPath<NetCounters, UInt64>,
-                                sourceLocation: SourceLocation = #_sourceLocation) {
+                                file: StaticString = #filePath, line: UInt = #line) {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         var reasons: [NetDropReason] = []
         stack.onDrop = { reasons.append($0) }
         stack.receive(frame)
-        #expect(stack.drain().isEmpty, sourceLocation: sourceLocation)
-        #expect(reasons == [reason], sourceLocation: sourceLocation)
-        #expect(stack.lastDropReason == reason, sourceLocation: sourceLocation)
-        #expect(stack.counters[keyPath: counter] == 1, sourceLocation: sourceLocation)
-        #expect(stack.counters.totalDrops == 1, sourceLocation: sourceLocation)
+        XCTAssertTrue(stack.drain().isEmpty, file: file, line: line)
+        XCTAssertEqual(reasons, [reason], file: file, line: line)
+        XCTAssertEqual(stack.lastDropReason, reason, file: file, line: line)
+        XCTAssertEqual(stack.counters[keyPath: counter], 1, file: file, line: line)
+        XCTAssertEqual(stack.counters.totalDrops, 1, file: file, line: line)
         stack.receive(Ref.udpFrame(payload: [1, 2, 3]))
         let frames = stack.drain()
-        #expect(frames.count == 1 && SentIPv4(frames[0])?.udpChecksumValid == true, sourceLocation: sourceLocation)
+        XCTAssertTrue(frames.count == 1 && SentIPv4(frames[0])?.udpChecksumValid == true, file: file, line: line)
     }
 
     var good: [UInt8] { Ref.udpFrame(payload: Array(0..<40)) }
 
-    @Test func truncatedBelowMinimumHeader() {
+    func testTruncatedBelowMinimumHeader() {
         expectDropThenRecovery(Array(good[0..<(14 + 19)]), .ipv4Truncated, \.ipv4DropTruncated)
         expectDropThenRecovery(Array(good[0..<14]), .ipv4Truncated, \.ipv4DropTruncated)
     }
 
-    @Test func totalLengthBeyondBuffer() {
+    func testTotalLengthBeyondBuffer() {
         expectDropThenRecovery(Array(good[0..<(good.count - 1)]), .ipv4Truncated, \.ipv4DropTruncated)
     }
 
-    @Test func optionsBeyondBuffer() {
+    func testOptionsBeyondBuffer() {
         var frame = Ref.ethernet(etherType: 0x0800, payload: Array(Ref.ipv4(proto: 17, payload: []).prefix(20)), pad: false)
         frame[14] = 0x4F // IHL 15 → 60 bytes of header in a 20-byte packet
         expectDropThenRecovery(frame, .ipv4Truncated, \.ipv4DropTruncated)
     }
 
-    @Test func badHeaderChecksum() {
+    func testBadHeaderChecksum() {
         var frame = good
         frame[24] ^= 0x10
         expectDropThenRecovery(frame, .ipv4BadChecksum, \.ipv4DropBadChecksum)
     }
 
-    @Test func badIHLAndVersion() {
+    func testBadIHLAndVersion() {
         var ihl4 = good
         ihl4[14] = 0x44
         expectDropThenRecovery(ihl4, .ipv4BadHeader, \.ipv4DropBadHeader)
@@ -63,7 +63,7 @@ import NetStackTestSupport
         expectDropThenRecovery(Ref.ethernet(etherType: 0x0800, payload: short), .ipv4BadHeader, \.ipv4DropBadHeader)
     }
 
-    @Test func fragmentsAreDropped() {
+    func testFragmentsAreDropped() {
         let udp = Ref.udp(sourcePort: 1000, destinationPort: 7, payload: [1, 2, 3])
         let moreFragments = Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 17, payload: udp, flagsAndOffset: 0x2000))
         expectDropThenRecovery(moreFragments, .ipv4Fragment, \.ipv4DropFragment)
@@ -71,51 +71,51 @@ import NetStackTestSupport
         expectDropThenRecovery(lastFragment, .ipv4Fragment, \.ipv4DropFragment)
     }
 
-    @Test func notForUsAndBadSource() {
+    func testNotForUsAndBadSource() {
         expectDropThenRecovery(Ref.udpFrame(destination: IPv4Address(10, 0, 2, 16), payload: [1]), .ipv4NotForUs, \.ipv4DropNotForUs)
         expectDropThenRecovery(Ref.udpFrame(source: .broadcast, payload: [1]), .ipv4BadSource, \.ipv4DropBadSource)
         expectDropThenRecovery(Ref.udpFrame(source: ourIP, payload: [1]), .ipv4BadSource, \.ipv4DropBadSource)
         expectDropThenRecovery(Ref.udpFrame(source: IPv4Address(224, 0, 0, 1), payload: [1]), .ipv4BadSource, \.ipv4DropBadSource)
     }
 
-    @Test func oversizedIsDropped() {
+    func testOversizedIsDropped() {
         // A 1501-byte datagram cannot come off a 1500-MTU link.
         let frame = Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 17, payload: Ref.udp(sourcePort: 1, destinationPort: 7, payload: [UInt8](repeating: 1, count: 1473))))
         expectDropThenRecovery(frame, .ipv4Oversized, \.ipv4DropOversized)
     }
 
-    @Test func unsupportedProtocolAndEtherType() {
+    func testUnsupportedProtocolAndEtherType() {
         expectDropThenRecovery(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 47, payload: [0, 0, 0, 0])),
                                .ipv4ProtocolUnsupported, \.ipv4DropUnsupportedProtocol)
         expectDropThenRecovery(Ref.ethernet(etherType: 0x86DD, payload: [0x60]), .etherTypeUnsupported, \.ethDropUnsupportedType)
         expectDropThenRecovery([1, 2, 3], .ethernetTooShort, \.ethDropShort)
     }
 
-    @Test func optionsAreSkipped() {
+    func testOptionsAreSkipped() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         let udp = Ref.udp(sourcePort: 1000, destinationPort: 7, payload: [9, 8, 7])
         // Router-alert-like options: 4 bytes of NOPs + 4 bytes EOL.
         stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 17, payload: udp, options: [1, 1, 1, 1, 0, 0, 0, 0])))
         let frames = stack.drain()
-        #expect(frames.count == 1)
-        #expect(SentIPv4(frames[0])?.transport.dropFirst(8).elementsEqual([9, 8, 7]) == true)
+        XCTAssertEqual(frames.count, 1)
+        XCTAssertEqual(SentIPv4(frames[0])?.transport.dropFirst(8).elementsEqual([9, 8, 7]), true)
     }
 
-    @Test func framesForOtherStationsAreIgnored() {
+    func testFramesForOtherStationsAreIgnored() {
         let stack = makeStack()
         stack.receive(Ref.udpFrame(ethernetDestination: MACAddress(0x52, 0x54, 0, 0, 0, 1), payload: [1]))
         stack.receive(Ref.udpFrame(ethernetDestination: MACAddress(0x33, 0x33, 0, 0, 0, 1), payload: [1]))
-        #expect(stack.counters.rxNotForUs == 2)
-        #expect(stack.counters.rxFrames == 2)
-        #expect(stack.counters.ipv4In == 0)
-        #expect(stack.counters.totalDrops == 0)
-        #expect(stack.drain().isEmpty)
+        XCTAssertEqual(stack.counters.rxNotForUs, 2)
+        XCTAssertEqual(stack.counters.rxFrames, 2)
+        XCTAssertEqual(stack.counters.ipv4In, 0)
+        XCTAssertEqual(stack.counters.totalDrops, 0)
+        XCTAssertTrue(stack.drain().isEmpty)
     }
 
-    @Test func dropReasonNames() {
-        #expect(NetDropReason.ipv4BadChecksum.name.description == "ipv4-bad-checksum")
-        #expect(NetDropReason.ipv4Truncated.name.description == "ipv4-truncated")
-        #expect(NetDropReason.transmitQueueFull.name.description == "tx-queue-full")
+    func testDropReasonNames() {
+        XCTAssertEqual(NetDropReason.ipv4BadChecksum.name.description, "ipv4-bad-checksum")
+        XCTAssertEqual(NetDropReason.ipv4Truncated.name.description, "ipv4-truncated")
+        XCTAssertEqual(NetDropReason.transmitQueueFull.name.description, "tx-queue-full")
     }
 }

@@ -1,47 +1,47 @@
-import Testing
+import XCTest
 @testable import NetStack
 import NetStackTestSupport
 
-@Suite struct TCPStateMachineTests {
-    @Test func handshakeAdvertisesAndHonoursMSS() throws {
+final class TCPStateMachineTests: XCTestCase {
+    func testHandshakeAdvertisesAndHonoursMSS() throws {
         let h = TCPHarness(isn: 7000)
         let synAck = h.send(Ref.tcp(sourcePort: 50000, seq: 100, ack: 0, flags: TCPFlag.syn, mss: 1000))
-        #expect(synAck.count == 1)
-        let segment = try #require(synAck.first)
-        #expect(segment.checksumValid)
-        #expect(segment.flags == TCPFlag.syn | TCPFlag.ack)
-        #expect(segment.seq == 7000 && segment.ack == 101)
-        #expect(segment.mss == 1460)
-        #expect(segment.window == 8192)
-        #expect(h.stack.counters.tcpActiveConnections == 1)
-        #expect(h.app.accepted.isEmpty)  // not before the handshake completes
+        XCTAssertEqual(synAck.count, 1)
+        let segment = try XCTUnwrap(synAck.first)
+        XCTAssertTrue(segment.checksumValid)
+        XCTAssertEqual(segment.flags, TCPFlag.syn | TCPFlag.ack)
+        XCTAssertTrue(segment.seq == 7000 && segment.ack == 101)
+        XCTAssertEqual(segment.mss, 1460)
+        XCTAssertEqual(segment.window, 8192)
+        XCTAssertEqual(h.stack.counters.tcpActiveConnections, 1)
+        XCTAssertTrue(h.app.accepted.isEmpty)  // not before the handshake completes
         let none = h.send(Ref.tcp(sourcePort: 50000, seq: 101, ack: 7001, flags: TCPFlag.ack), at: 20)
-        #expect(none.isEmpty)
-        let connection = try #require(h.app.accepted.first)
-        #expect(connection.state == .established)
-        #expect(connection.sendMSS == 1000)
-        #expect(connection.smoothedRTTMs == 20)
-        #expect(h.stack.counters.tcpConnectionsAccepted == 1)
+        XCTAssertTrue(none.isEmpty)
+        let connection = try XCTUnwrap(h.app.accepted.first)
+        XCTAssertEqual(connection.state, .established)
+        XCTAssertEqual(connection.sendMSS, 1000)
+        XCTAssertEqual(connection.smoothedRTTMs, 20)
+        XCTAssertEqual(h.stack.counters.tcpConnectionsAccepted, 1)
         // The peer's MSS sets our segment size.
         connection.send([UInt8](repeating: 7, count: 2500))
         let data = h.drain()
-        #expect(data.map(\.payload.count) == [1000, 1000, 500])
+        XCTAssertEqual(data.map(\.payload.count), [1000, 1000, 500])
     }
 
-    @Test func noMSSOptionMeans536() throws {
+    func testNoMSSOptionMeans536() throws {
         let h = TCPHarness()
         h.send(Ref.tcp(sourcePort: 50000, seq: 100, ack: 0, flags: TCPFlag.syn))
         h.send(Ref.tcp(sourcePort: 50000, seq: 101, ack: 1001, flags: TCPFlag.ack))
-        let connection = try #require(h.app.accepted.first)
-        #expect(connection.sendMSS == 536)
+        let connection = try XCTUnwrap(h.app.accepted.first)
+        XCTAssertEqual(connection.sendMSS, 536)
     }
 
-    @Test func dataBothWaysAcrossSequenceWrap() throws {
+    func testDataBothWaysAcrossSequenceWrap() throws {
         let ourISN: UInt32 = 0xFFFF_FF00
         let peerISN: UInt32 = 0xFFFF_FFF0
         let h = TCPHarness(isn: ourISN)
         h.app.echo = true
-        let connection = try #require(h.connect(peerISN: peerISN, mss: 100))
+        let connection = try XCTUnwrap(h.connect(peerISN: peerISN, mss: 100))
         // 300 bytes from the peer, in three segments crossing 2^32 on its side.
         var peerSeq = peerISN &+ 1
         var echoed: [UInt8] = []
@@ -51,67 +51,67 @@ import NetStackTestSupport
             let answers = h.send(Ref.tcp(sourcePort: 50000, seq: peerSeq, ack: ourSeq, flags: TCPFlag.ack | TCPFlag.psh,
                                          payload: payload))
             peerSeq &+= 100
-            #expect(answers.count == 1)
+            XCTAssertEqual(answers.count, 1)
             for answer in answers {
-                #expect(answer.ack == peerSeq)  // the echo carries the ACK
-                #expect(answer.seq == ourSeq)
+                XCTAssertEqual(answer.ack, peerSeq)  // the echo carries the ACK
+                XCTAssertEqual(answer.seq, ourSeq)
                 echoed += answer.payload
                 ourSeq &+= UInt32(answer.payload.count)
             }
             h.send(Ref.tcp(sourcePort: 50000, seq: peerSeq, ack: ourSeq, flags: TCPFlag.ack))
         }
-        #expect(echoed == (0..<300).map { UInt8(truncatingIfNeeded: $0) })
-        #expect(h.app.data(connection).count == 300)
+        XCTAssertEqual(echoed, (0..<300).map { UInt8(truncatingIfNeeded: $0) })
+        XCTAssertEqual(h.app.data(connection).count, 300)
         // Now past 2^32 on our side too: 400 more bytes of ours.
         connection.send([UInt8](repeating: 9, count: 400))
         let out = h.drain()
-        #expect(out.count == 4)  // several segments in flight at once
-        #expect(out.first?.seq == ourSeq)
+        XCTAssertEqual(out.count, 4)  // several segments in flight at once
+        XCTAssertEqual(out.first?.seq, ourSeq)
         let end = ourSeq &+ 400
         // Past 2^32 on our side: every sequence number the stack sends has wrapped to a
         // small one (numerically below its ISN), and the data ends where the ACK will point.
-        #expect(out.allSatisfy { $0.seq < ourISN })
-        #expect(out.last.map { $0.seq &+ UInt32($0.payload.count) } == end)
+        XCTAssertTrue(out.allSatisfy { $0.seq < ourISN })
+        XCTAssertEqual(out.last.map { $0.seq &+ UInt32($0.payload.count) }, end)
         h.send(Ref.tcp(sourcePort: 50000, seq: peerSeq, ack: end, flags: TCPFlag.ack))
-        #expect(connection.sndUna == end)
-        #expect(connection.retransmitDeadlineMs == nil)
-        #expect(seqLT(0xFFFF_FF00, connection.sndUna))
+        XCTAssertEqual(connection.sndUna, end)
+        XCTAssertNil(connection.retransmitDeadlineMs)
+        XCTAssertTrue(seqLT(0xFFFF_FF00, connection.sndUna))
     }
 
-    @Test func retransmissionTimerBacksOff() throws {
+    func testRetransmissionTimerBacksOff() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(rttMs: 10))
-        #expect(connection.rtoMs == 200)  // SRTT 10 + 4·5 < 200: the minimum
+        let connection = try XCTUnwrap(h.connect(rttMs: 10))
+        XCTAssertEqual(connection.rtoMs, 200)  // SRTT 10 + 4·5 < 200: the minimum
         h.poll(at: 100)
         connection.send([1, 2, 3])
         let first = h.drain()
-        #expect(first.count == 1)
-        #expect(h.poll(at: 299).isEmpty)
+        XCTAssertEqual(first.count, 1)
+        XCTAssertTrue(h.poll(at: 299).isEmpty)
         var again = h.poll(at: 300)
-        #expect(again.count == 1 && again.first?.payload == [1, 2, 3] && again.first?.seq == first.first?.seq)
-        #expect(connection.rtoMs == 400)
-        #expect(h.poll(at: 699).isEmpty)
+        XCTAssertTrue(again.count == 1 && again.first?.payload == [1, 2, 3] && again.first?.seq == first.first?.seq)
+        XCTAssertEqual(connection.rtoMs, 400)
+        XCTAssertTrue(h.poll(at: 699).isEmpty)
         again = h.poll(at: 700)
-        #expect(again.count == 1)
-        #expect(connection.rtoMs == 800)
-        #expect(h.poll(at: 1499).isEmpty)
-        #expect(h.poll(at: 1500).count == 1)
-        #expect(h.stack.counters.tcpRetransmits == 3)
-        #expect(h.stack.counters.tcpTimeouts == 3)
+        XCTAssertEqual(again.count, 1)
+        XCTAssertEqual(connection.rtoMs, 800)
+        XCTAssertTrue(h.poll(at: 1499).isEmpty)
+        XCTAssertEqual(h.poll(at: 1500).count, 1)
+        XCTAssertEqual(h.stack.counters.tcpRetransmits, 3)
+        XCTAssertEqual(h.stack.counters.tcpTimeouts, 3)
         // Karn: the ACK of a retransmitted segment gives no RTT sample; the backed-off
         // RTO stays until a fresh segment is timed.
         h.send(Ref.tcp(sourcePort: 50000, seq: 5001, ack: 1004, flags: TCPFlag.ack), at: 1510)
-        #expect(connection.rtoMs == 1600)
-        #expect(connection.retransmitDeadlineMs == nil)
+        XCTAssertEqual(connection.rtoMs, 1600)
+        XCTAssertNil(connection.retransmitDeadlineMs)
         connection.send([4])
         h.drain()
         h.send(Ref.tcp(sourcePort: 50000, seq: 5001, ack: 1005, flags: TCPFlag.ack), at: 1530)
-        #expect(connection.rtoMs == 200)
+        XCTAssertEqual(connection.rtoMs, 200)
     }
 
-    @Test func peerThatVanishesIsReclaimed() throws {
+    func testPeerThatVanishesIsReclaimed() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect())
+        let connection = try XCTUnwrap(h.connect())
         connection.send([1, 2, 3])
         h.drain()
         var time: UInt64 = 0
@@ -123,87 +123,87 @@ import NetStackTestSupport
             if out.contains(where: \.rst) { sawReset = true }
             if h.tcp.connections.isEmpty { break }
         }
-        #expect(h.tcp.connections.isEmpty)
-        #expect(sawReset)
-        #expect(h.app.closeReason(connection) == .timedOut)
-        #expect(h.stack.counters.tcpConnectionsTimedOut == 1)
-        #expect(h.stack.counters.tcpActiveConnections == 0)
-        #expect(h.stack.counters.tcpRetransmits == UInt64(TCPLayer.maxRetransmits))
-        #expect(time < 200_000)
+        XCTAssertTrue(h.tcp.connections.isEmpty)
+        XCTAssertTrue(sawReset)
+        XCTAssertEqual(h.app.closeReason(connection), .timedOut)
+        XCTAssertEqual(h.stack.counters.tcpConnectionsTimedOut, 1)
+        XCTAssertEqual(h.stack.counters.tcpActiveConnections, 0)
+        XCTAssertEqual(h.stack.counters.tcpRetransmits, UInt64(TCPLayer.maxRetransmits))
+        XCTAssertTrue(time < 200_000)
     }
 
-    @Test func idleConnectionIsReclaimed() throws {
+    func testIdleConnectionIsReclaimed() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect())
+        let connection = try XCTUnwrap(h.connect())
         connection.idleTimeoutMs = 5_000
-        #expect(h.stack.nextDeadlineMs() == h.now + 5_000)
-        #expect(h.poll(at: h.now + 4_999).isEmpty)
+        XCTAssertEqual(h.stack.nextDeadlineMs(), h.now + 5_000)
+        XCTAssertTrue(h.poll(at: h.now + 4_999).isEmpty)
         let out = h.poll(at: h.now + 1)
-        #expect(out.count == 1 && out.first?.rst == true)
-        #expect(h.tcp.connections.isEmpty)
-        #expect(h.app.closeReason(connection) == .timedOut)
+        XCTAssertTrue(out.count == 1 && out.first?.rst == true)
+        XCTAssertTrue(h.tcp.connections.isEmpty)
+        XCTAssertEqual(h.app.closeReason(connection), .timedOut)
     }
 
-    @Test func halfOpenConnectionIsReclaimed() {
+    func testHalfOpenConnectionIsReclaimed() {
         let h = TCPHarness()
         h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 0, flags: TCPFlag.syn))
         var synAcks = 1
         while let deadline = h.stack.nextDeadlineMs(), !h.tcp.connections.isEmpty {
             synAcks += h.poll(at: deadline).filter(\.syn).count
         }
-        #expect(synAcks == 1 + TCPLayer.maxSynAckRetransmits)
-        #expect(h.app.accepted.isEmpty)
-        #expect(h.stack.counters.tcpActiveConnections == 0)
+        XCTAssertEqual(synAcks, 1 + TCPLayer.maxSynAckRetransmits)
+        XCTAssertTrue(h.app.accepted.isEmpty)
+        XCTAssertEqual(h.stack.counters.tcpActiveConnections, 0)
     }
 
-    @Test func repeatedSynGetsSynAckAgain() {
+    func testRepeatedSynGetsSynAckAgain() {
         let h = TCPHarness()
         h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 0, flags: TCPFlag.syn))
         let again = h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 0, flags: TCPFlag.syn))
-        #expect(again.count == 1 && again.first?.syn == true && again.first?.ack == 2)
-        #expect(h.tcp.connections.count == 1)
+        XCTAssertTrue(again.count == 1 && again.first?.syn == true && again.first?.ack == 2)
+        XCTAssertEqual(h.tcp.connections.count, 1)
     }
 
-    @Test func outOfOrderSegmentsAreKeptAndUsed() throws {
+    func testOutOfOrderSegmentsAreKeptAndUsed() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         let a: [UInt8] = Array(repeating: 0xA, count: 100)
         let b: [UInt8] = Array(repeating: 0xB, count: 100)
         let c: [UInt8] = Array(repeating: 0xC, count: 100)
         // c, then b, then a: each early segment draws a duplicate ACK for 1.
         var out = h.send(Ref.tcp(sourcePort: 50000, seq: 201, ack: 1001, flags: TCPFlag.ack, payload: c))
-        #expect(out.count == 1 && out.first?.ack == 1)
+        XCTAssertTrue(out.count == 1 && out.first?.ack == 1)
         out = h.send(Ref.tcp(sourcePort: 50000, seq: 101, ack: 1001, flags: TCPFlag.ack, payload: b))
-        #expect(out.count == 1 && out.first?.ack == 1)
-        #expect(h.app.data(connection).isEmpty)
+        XCTAssertTrue(out.count == 1 && out.first?.ack == 1)
+        XCTAssertTrue(h.app.data(connection).isEmpty)
         out = h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 1001, flags: TCPFlag.ack, payload: a))
-        #expect(out.count == 1 && out.first?.ack == 301)
-        #expect(h.app.data(connection) == a + b + c)
+        XCTAssertTrue(out.count == 1 && out.first?.ack == 301)
+        XCTAssertEqual(h.app.data(connection), a + b + c)
         // A duplicate of old data is acknowledged and ignored.
         out = h.send(Ref.tcp(sourcePort: 50000, seq: 101, ack: 1001, flags: TCPFlag.ack, payload: b))
-        #expect(out.count == 1 && out.first?.ack == 301)
-        #expect(h.app.data(connection).count == 300)
+        XCTAssertTrue(out.count == 1 && out.first?.ack == 301)
+        XCTAssertEqual(h.app.data(connection).count, 300)
         // Overlapping retransmission: only the new part is taken.
         out = h.send(Ref.tcp(sourcePort: 50000, seq: 251, ack: 1001, flags: TCPFlag.ack, payload: Array(repeating: 0xD, count: 100)))
-        #expect(out.first?.ack == 351)
-        #expect(h.app.data(connection).count == 350)
+        XCTAssertEqual(out.first?.ack, 351)
+        XCTAssertEqual(h.app.data(connection).count, 350)
     }
 
-    @Test func outOfOrderFinWaitsForTheGap() throws {
+    func testOutOfOrderFinWaitsForTheGap() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         h.send(Ref.tcp(sourcePort: 50000, seq: 11, ack: 1001, flags: TCPFlag.ack | TCPFlag.fin, payload: [2, 2]))
-        #expect(connection.state == .established)
+        XCTAssertEqual(connection.state, .established)
         let out = h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 1001, flags: TCPFlag.ack, payload: Array(repeating: 1, count: 10)))
-        #expect(out.last?.ack == 14)
-        #expect(connection.state == .closeWait)
-        #expect(h.app.data(connection).count == 12)
+        XCTAssertEqual(out.last?.ack, 14)
+        XCTAssertEqual(connection.state, .closeWait)
+        XCTAssertEqual(h.app.data(connection).count, 12)
     }
 
-    @Test func receiveWindowReflectsFreeSpace() throws {
+    func testReceiveWindowReflectsFreeSpace() throws {
         let h = TCPHarness()
         h.app.autoRead = false
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         var seq: UInt32 = 1
         var lastWindow: UInt16 = 0
         for _ in 0..<5 {
@@ -212,139 +212,144 @@ import NetStackTestSupport
             seq &+= 1460
             lastWindow = out.last?.window ?? 0
         }
-        #expect(lastWindow == UInt16(8192 - 5 * 1460))
+        XCTAssertEqual(lastWindow, UInt16(8192 - 5 * 1460))
         // More than the window: only what fits is taken.
         let out = h.send(Ref.tcp(sourcePort: 50000, seq: seq, ack: 1001, flags: TCPFlag.ack,
                                  payload: Array(repeating: 1, count: 1460)))
-        #expect(out.last?.window == 0)
-        #expect(out.last?.ack == seq &+ UInt32(8192 - 5 * 1460))
-        #expect(connection.bytesAvailable == 8192)
+        XCTAssertEqual(out.last?.window, 0)
+        XCTAssertEqual(out.last?.ack, seq &+ UInt32(8192 - 5 * 1460))
+        XCTAssertEqual(connection.bytesAvailable, 8192)
         // Reading opens it again, and the peer is told.
         var sink: [UInt8] = []
         connection.read(into: &sink, maxLength: 4096)
         let update = h.drain()
-        #expect(update.count == 1 && update.first?.window == 4096)
+        XCTAssertTrue(update.count == 1 && update.first?.window == 4096)
     }
 
-    @Test func zeroWindowIsProbed() throws {
+    func testZeroWindowIsProbed() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(window: 0))
+        let connection = try XCTUnwrap(h.connect(window: 0))
         connection.send([1, 2, 3])
-        #expect(h.drain().isEmpty)  // nothing fits
-        let deadline = try #require(connection.retransmitDeadlineMs)
+        XCTAssertTrue(h.drain().isEmpty)  // nothing fits
+        let deadline = try XCTUnwrap(connection.retransmitDeadlineMs)
         let probe = h.poll(at: deadline)
-        #expect(probe.count == 1 && probe.first?.payload == [1])
+        XCTAssertTrue(probe.count == 1 && probe.first?.payload == [1])
         // The window opens: the rest goes.
         let rest = h.send(Ref.tcp(sourcePort: 50000, seq: 5001, ack: 1002, flags: TCPFlag.ack, window: 1000))
-        #expect(rest.count == 1 && rest.first?.payload == [2, 3])
+        XCTAssertTrue(rest.count == 1 && rest.first?.payload == [2, 3])
     }
 
-    @Test func fastRetransmitOnThreeDuplicateAcks() throws {
+    func testFastRetransmitOnThreeDuplicateAcks() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(mss: 100))
+        let connection = try XCTUnwrap(h.connect(mss: 100))
         connection.send([UInt8](repeating: 5, count: 500))
-        #expect(h.drain().count == 5)
+        XCTAssertEqual(h.drain().count, 5)
         for _ in 0..<2 {
-            #expect(h.send(Ref.tcp(sourcePort: 50000, seq: 5001, ack: 1101, flags: TCPFlag.ack)).isEmpty)
+            XCTAssertTrue(h.send(Ref.tcp(sourcePort: 50000, seq: 5001, ack: 1101, flags: TCPFlag.ack)).isEmpty)
         }
         h.send(Ref.tcp(sourcePort: 50000, seq: 5001, ack: 1101, flags: TCPFlag.ack))
         let third = h.send(Ref.tcp(sourcePort: 50000, seq: 5001, ack: 1101, flags: TCPFlag.ack))
-        #expect(third.count == 1 && third.first?.seq == 1101 && third.first?.payload.count == 100)
-        #expect(h.stack.counters.tcpRetransmits == 1)
+        XCTAssertTrue(third.count == 1 && third.first?.seq == 1101 && third.first?.payload.count == 100)
+        XCTAssertEqual(h.stack.counters.tcpRetransmits, 1)
     }
 
-    @Test func peerClosesFirst() throws {
+    func testPeerClosesFirst() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         let ack = h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 1001, flags: TCPFlag.ack | TCPFlag.fin))
-        #expect(ack.count == 1 && ack.first?.ack == 2)
-        #expect(connection.state == .closeWait && connection.peerClosed)
+        XCTAssertTrue(ack.count == 1 && ack.first?.ack == 2)
+        XCTAssertTrue(connection.state == .closeWait && connection.peerClosed)
         connection.send([1, 2])
         connection.close()
         let fin = h.drain()
-        #expect(connection.state == .lastAck)
-        #expect(fin.last?.fin == true && fin.flatMap(\.payload) == [1, 2])
+        XCTAssertEqual(connection.state, .lastAck)
+        XCTAssertTrue(fin.last?.fin == true && fin.flatMap(\.payload) == [1, 2])
         h.send(Ref.tcp(sourcePort: 50000, seq: 2, ack: 1004, flags: TCPFlag.ack))
-        #expect(connection.state == .closed)
-        #expect(h.tcp.connections.isEmpty)
-        #expect(h.app.closeReason(connection) == .closed)
+        XCTAssertEqual(connection.state, .closed)
+        XCTAssertTrue(h.tcp.connections.isEmpty)
+        XCTAssertEqual(h.app.closeReason(connection), .closed)
     }
 
-    @Test func weCloseFirstThroughTimeWait() throws {
+    func testWeCloseFirstThroughTimeWait() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         connection.send([1])
         connection.close()
         let fin = h.drain()
-        #expect(fin.last?.fin == true && fin.flatMap(\.payload) == [1])
-        #expect(connection.state == .finWait1)
-        #expect(connection.sendSpace == 0)
+        XCTAssertTrue(fin.last?.fin == true && fin.flatMap(\.payload) == [1])
+        XCTAssertEqual(connection.state, .finWait1)
+        XCTAssertEqual(connection.sendSpace, 0)
         // Data after our close is acknowledged and discarded (lingering close).
         let ackOfData = h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 1003, flags: TCPFlag.ack, payload: [9, 9]))
-        #expect(connection.state == .finWait2)
-        #expect(ackOfData.first?.ack == 3)
+        XCTAssertEqual(connection.state, .finWait2)
+        XCTAssertEqual(ackOfData.first?.ack, 3)
         let last = h.send(Ref.tcp(sourcePort: 50000, seq: 3, ack: 1003, flags: TCPFlag.ack | TCPFlag.fin), at: 100)
-        #expect(last.count == 1 && last.first?.ack == 4)
-        #expect(connection.state == .timeWait)
-        #expect(h.stack.counters.tcpTimeWaitConnections == 1)
-        #expect(h.stack.counters.tcpActiveConnections == 0)
+        XCTAssertTrue(last.count == 1 && last.first?.ack == 4)
+        XCTAssertEqual(connection.state, .timeWait)
+        XCTAssertEqual(h.stack.counters.tcpTimeWaitConnections, 1)
+        XCTAssertEqual(h.stack.counters.tcpActiveConnections, 0)
         // A retransmitted FIN is acknowledged again.
         let again = h.send(Ref.tcp(sourcePort: 50000, seq: 3, ack: 1003, flags: TCPFlag.ack | TCPFlag.fin), at: 500)
-        #expect(again.count == 1 && again.first?.ack == 4)
-        #expect(h.stack.nextDeadlineMs() == 500 + TCPLayer.timeWaitMs)
+        XCTAssertTrue(again.count == 1 && again.first?.ack == 4)
+        XCTAssertEqual(h.stack.nextDeadlineMs(), 500 + TCPLayer.timeWaitMs)
         h.poll(at: 500 + TCPLayer.timeWaitMs - 1)
-        #expect(h.tcp.connections.count == 1)
+        XCTAssertEqual(h.tcp.connections.count, 1)
         h.poll(at: 500 + TCPLayer.timeWaitMs)
-        #expect(h.tcp.connections.isEmpty)
-        #expect(h.stack.counters.tcpTimeWaitConnections == 0)
+        XCTAssertTrue(h.tcp.connections.isEmpty)
+        XCTAssertEqual(h.stack.counters.tcpTimeWaitConnections, 0)
     }
 
-    @Test func simultaneousCloseGoesThroughClosing() throws {
+    func testSimultaneousCloseGoesThroughClosing() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         connection.close()
         h.drain()
         // The peer's FIN crosses ours: it does not acknowledge our FIN.
         h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 1001, flags: TCPFlag.ack | TCPFlag.fin))
-        #expect(connection.state == .closing)
+        XCTAssertEqual(connection.state, .closing)
         h.send(Ref.tcp(sourcePort: 50000, seq: 2, ack: 1002, flags: TCPFlag.ack))
-        #expect(connection.state == .timeWait)
+        XCTAssertEqual(connection.state, .timeWait)
     }
 
-    @Test func finAckedTogetherWithPeerFin() throws {
+    func testFinAckedTogetherWithPeerFin() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         connection.close()
         h.drain()
         let out = h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 1002, flags: TCPFlag.ack | TCPFlag.fin))
-        #expect(connection.state == .timeWait)
-        #expect(out.count == 1 && out.first?.ack == 2)
+        XCTAssertEqual(connection.state, .timeWait)
+        XCTAssertTrue(out.count == 1 && out.first?.ack == 2)
     }
 
-    @Test func newSynTakesOverTimeWait() throws {
+    func testNewSynTakesOverTimeWait() throws {
         let h = TCPHarness()
-        let connection = try #require(h.connect(peerISN: 0))
+        let connection = try XCTUnwrap(h.connect(peerISN: 0))
         connection.close()
         h.drain()
         h.send(Ref.tcp(sourcePort: 50000, seq: 1, ack: 1002, flags: TCPFlag.ack | TCPFlag.fin))
-        #expect(connection.state == .timeWait)
+        XCTAssertEqual(connection.state, .timeWait)
         let synAck = h.send(Ref.tcp(sourcePort: 50000, seq: 100_000, ack: 0, flags: TCPFlag.syn))
-        #expect(synAck.count == 1 && synAck.first?.syn == true)
-        #expect(h.tcp.connections.count == 1 && h.tcp.connections.first?.state == .synReceived)
+        XCTAssertTrue(synAck.count == 1 && synAck.first?.syn == true)
+        XCTAssertTrue(h.tcp.connections.count == 1 && h.tcp.connections.first?.state == .synReceived)
     }
 
     /// A reset at RCV.NXT ends the connection in every state; one elsewhere in the window
     /// draws a challenge ACK.
-    @Test(arguments: [TCPState.synReceived, .established, .finWait1, .finWait2, .closeWait, .closing, .lastAck, .timeWait])
-    func resetInEachState(_ state: TCPState) throws {
+    func testResetInEachState() throws {
+        for state in [TCPState.synReceived, .established, .finWait1, .finWait2, .closeWait, .closing, .lastAck, .timeWait] {
+            try resetInState(state)
+        }
+    }
+
+    private func resetInState(_ state: TCPState) throws {
         let h = TCPHarness()
         var rcvNxt: UInt32 = 1
         var connection: TCPConnection
         if state == .synReceived {
             h.send(Ref.tcp(sourcePort: 50000, seq: 0, ack: 0, flags: TCPFlag.syn))
-            connection = try #require(h.tcp.connections.first)
+            connection = try XCTUnwrap(h.tcp.connections.first)
         } else {
-            connection = try #require(h.connect(peerISN: 0))
+            connection = try XCTUnwrap(h.connect(peerISN: 0))
             switch state {
             case .finWait1:
                 connection.close()
@@ -370,19 +375,19 @@ import NetStackTestSupport
             }
             h.drain()
         }
-        #expect(connection.state == state)
+        XCTAssertEqual(connection.state, state, "in \(state)")
         if state != .synReceived && state != .timeWait {
             let challenge = h.send(Ref.tcp(sourcePort: 50000, seq: rcvNxt &+ 100, ack: 0, flags: TCPFlag.rst))
-            #expect(challenge.count == 1 && challenge.first?.hasAck == true && challenge.first?.ack == rcvNxt)
-            #expect(connection.state == state)
+            XCTAssertTrue(challenge.count == 1 && challenge.first?.hasAck == true && challenge.first?.ack == rcvNxt, "in \(state)")
+            XCTAssertEqual(connection.state, state, "in \(state)")
         }
         let answer = h.send(Ref.tcp(sourcePort: 50000, seq: rcvNxt, ack: 0, flags: TCPFlag.rst))
-        #expect(answer.isEmpty)  // never a reset for a reset
-        #expect(connection.state == .closed)
-        #expect(h.tcp.connections.isEmpty)
-        #expect(h.stack.counters.tcpActiveConnections == 0)
+        XCTAssertTrue(answer.isEmpty, "in \(state)")  // never a reset for a reset
+        XCTAssertEqual(connection.state, .closed, "in \(state)")
+        XCTAssertTrue(h.tcp.connections.isEmpty, "in \(state)")
+        XCTAssertEqual(h.stack.counters.tcpActiveConnections, 0, "in \(state)")
         if state == .established || state == .closeWait || state == .finWait1 || state == .finWait2 {
-            #expect(h.app.closeReason(connection) == .reset)
+            XCTAssertEqual(h.app.closeReason(connection), .reset, "in \(state)")
         }
     }
 }

@@ -1,9 +1,9 @@
-import Testing
+import XCTest
 @testable import NetStack
 import NetStackTestSupport
 
-@Suite struct TCPTests {
-    func segment(sequence: UInt32, acknowledgment: UInt32, flags: UInt8, payload: [UInt8] = [],
+final class TCPTests: XCTestCase {
+    static func segment(sequence: UInt32, acknowledgment: UInt32, flags: UInt8, payload: [UInt8] = [],
                  source: IPv4Address = peerIP) -> [UInt8] {
         var bytes: [UInt8] = [0xC3, 0x50, 0x00, 0x50] // 50000 → 80
         for value in [sequence, acknowledgment] {
@@ -20,70 +20,70 @@ import NetStackTestSupport
         stack.receive(Ref.ethernet(etherType: 0x0800, payload: Ref.ipv4(proto: 6, payload: tcp)))
         let frames = stack.drain()
         guard frames.count == 1, let sent = SentIPv4(frames[0]), sent.proto == 6 else { return nil }
-        #expect(Ref.checksum(Ref.pseudoHeader(sent.source, sent.destination, 6, sent.transport.count) + sent.transport) == 0)
-        #expect(sent.headerChecksumValid)
+        XCTAssertEqual(Ref.checksum(Ref.pseudoHeader(sent.source, sent.destination, 6, sent.transport.count) + sent.transport), 0)
+        XCTAssertTrue(sent.headerChecksumValid)
         return sent.transport
     }
 
-    @Test func synToClosedPortGetsResetAck() throws {
+    func testSynToClosedPortGetsResetAck() throws {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
-        let reset = try #require(send(stack, segment(sequence: 0xFFFF_FFFF, acknowledgment: 0, flags: 0x02)))
-        #expect(reset.count == 20)
-        #expect(be16(reset, 0) == 80 && be16(reset, 2) == 50000)
-        #expect(be32(reset, 4) == 0)
-        #expect(be32(reset, 8) == 0) // SEG.SEQ + 1 wraps
-        #expect(reset[13] == 0x14) // RST|ACK
-        #expect(stack.counters.tcpResetsOut == 1)
+        let reset = try XCTUnwrap(send(stack, Self.segment(sequence: 0xFFFF_FFFF, acknowledgment: 0, flags: 0x02)))
+        XCTAssertEqual(reset.count, 20)
+        XCTAssertTrue(be16(reset, 0) == 80 && be16(reset, 2) == 50000)
+        XCTAssertEqual(be32(reset, 4), 0)
+        XCTAssertEqual(be32(reset, 8), 0) // SEG.SEQ + 1 wraps
+        XCTAssertEqual(reset[13], 0x14) // RST|ACK
+        XCTAssertEqual(stack.counters.tcpResetsOut, 1)
     }
 
-    @Test func ackSegmentGetsPlainReset() throws {
+    func testAckSegmentGetsPlainReset() throws {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
-        let reset = try #require(send(stack, segment(sequence: 100, acknowledgment: 5555, flags: 0x18, payload: [1, 2, 3])))
-        #expect(be32(reset, 4) == 5555)
-        #expect(reset[13] == 0x04)
+        let reset = try XCTUnwrap(send(stack, Self.segment(sequence: 100, acknowledgment: 5555, flags: 0x18, payload: [1, 2, 3])))
+        XCTAssertEqual(be32(reset, 4), 5555)
+        XCTAssertEqual(reset[13], 0x04)
     }
 
-    @Test func dataWithoutAckCountsPayloadAndFin() throws {
+    func testDataWithoutAckCountsPayloadAndFin() throws {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
-        let reset = try #require(send(stack, segment(sequence: 1000, acknowledgment: 0, flags: 0x01, payload: [1, 2, 3])))
-        #expect(be32(reset, 8) == 1004)
+        let reset = try XCTUnwrap(send(stack, Self.segment(sequence: 1000, acknowledgment: 0, flags: 0x01, payload: [1, 2, 3])))
+        XCTAssertEqual(be32(reset, 8), 1004)
     }
 
-    @Test func resetIsNeverAnsweredAndBadSegmentsAreDropped() {
+    func testResetIsNeverAnsweredAndBadSegmentsAreDropped() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
-        #expect(send(stack, segment(sequence: 1, acknowledgment: 0, flags: 0x04)) == nil)
-        var corrupt = segment(sequence: 1, acknowledgment: 0, flags: 0x02)
+        XCTAssertNil(send(stack, Self.segment(sequence: 1, acknowledgment: 0, flags: 0x04)))
+        var corrupt = Self.segment(sequence: 1, acknowledgment: 0, flags: 0x02)
         corrupt[4] ^= 1
-        #expect(send(stack, corrupt) == nil)
-        #expect(send(stack, [0, 1, 2]) == nil)
-        var badOffset = segment(sequence: 1, acknowledgment: 0, flags: 0x02)
+        XCTAssertNil(send(stack, corrupt))
+        XCTAssertNil(send(stack, [0, 1, 2]))
+        var badOffset = Self.segment(sequence: 1, acknowledgment: 0, flags: 0x02)
         badOffset[12] = 0xF0
-        #expect(send(stack, badOffset) == nil)
-        #expect(stack.counters.tcpIn == 4)
-        #expect(stack.counters.tcpDropBadChecksum == 1)
-        #expect(stack.counters.tcpDropMalformed == 2)
-        #expect(stack.counters.tcpResetsOut == 0)
+        XCTAssertNil(send(stack, badOffset))
+        XCTAssertEqual(stack.counters.tcpIn, 4)
+        XCTAssertEqual(stack.counters.tcpDropBadChecksum, 1)
+        XCTAssertEqual(stack.counters.tcpDropMalformed, 2)
+        XCTAssertEqual(stack.counters.tcpResetsOut, 0)
     }
 
-    @Test func registeredHandlerTakesOver() {
+    func testRegisteredHandlerTakesOver() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         var seen: [(IPv4PacketInfo, Int)] = []
-        #expect(stack.registerIPv4Protocol(6) { info, segment in seen.append((info, segment.count)) })
-        #expect(!stack.registerIPv4Protocol(17) { _, _ in })
-        #expect(send(stack, segment(sequence: 1, acknowledgment: 0, flags: 0x02)) == nil)
-        #expect(seen.count == 1)
-        #expect(seen.first?.1 == 20)
-        #expect(seen.first?.0.source == peerIP)
+        XCTAssertTrue(stack.registerIPv4Protocol(6) { info, segment in seen.append((info, segment.count)) })
+        XCTAssertTrue(!stack.registerIPv4Protocol(17) { _, _ in })
+        XCTAssertNil(send(stack, Self.segment(sequence: 1, acknowledgment: 0, flags: 0x02)))
+        XCTAssertEqual(seen.count, 1)
+        XCTAssertEqual(seen.first?.1, 20)
+        XCTAssertEqual(seen.first?.0.source, peerIP)
         // And it can answer through sendIPv4.
-        let answer = segment(sequence: 9, acknowledgment: 0, flags: 0x04)
-        #expect(answer.withUnsafeBytes { stack.sendIPv4(to: peerIP, protocolNumber: 6, payload: $0) })
+        let answer = Self.segment(sequence: 9, acknowledgment: 0, flags: 0x04)
+        XCTAssertTrue(answer.withUnsafeBytes { stack.sendIPv4(to: peerIP, protocolNumber: 6, payload: $0) })
         let frames = stack.drain()
-        #expect(frames.count == 1)
-        #expect(SentIPv4(frames[0])?.transport == answer)
+        XCTAssertEqual(frames.count, 1)
+        XCTAssertEqual(SentIPv4(frames[0])?.transport, answer)
     }
 }

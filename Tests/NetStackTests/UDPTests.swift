@@ -1,13 +1,13 @@
-import Testing
+import XCTest
 @testable import NetStack
 import NetStackTestSupport
 
-@Suite struct UDPTests {
+final class UDPTests: XCTestCase {
     func payload(_ size: Int, seed: Int) -> [UInt8] {
         (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
     }
 
-    @Test func echoEverySizeFrom0To1472() {
+    func testEchoEverySizeFrom0To1472() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         for size in 0...1472 {
@@ -15,7 +15,7 @@ import NetStackTestSupport
             stack.receive(Ref.udpFrame(sourcePort: 40000 &+ UInt16(size), payload: data))
             let frames = stack.drain()
             guard frames.count == 1, let reply = SentIPv4(frames[0]) else {
-                Issue.record("size \(size): \(frames.count) frames, or malformed")
+                XCTFail("size \(size): \(frames.count) frames, or malformed")
                 continue
             }
             let udp = reply.transport
@@ -25,24 +25,24 @@ import NetStackTestSupport
                 && be16(udp, 0) == 7 && be16(udp, 2) == 40000 &+ UInt16(size)
                 && Int(be16(udp, 4)) == 8 + size && be16(udp, 6) != 0
                 && Array(udp[8...]) == data
-            if !ok { Issue.record("size \(size): bad echo") }
+            if !ok { XCTFail("size \(size): bad echo") }
         }
-        #expect(stack.counters.udpIn == 1473)
-        #expect(stack.counters.udpOut == 1473)
-        #expect(stack.counters.totalDrops == 0)
+        XCTAssertEqual(stack.counters.udpIn, 1473)
+        XCTAssertEqual(stack.counters.udpOut, 1473)
+        XCTAssertEqual(stack.counters.totalDrops, 0)
     }
 
-    @Test func zeroChecksumIsAcceptedAndPaddingIgnored() {
+    func testZeroChecksumIsAcceptedAndPaddingIgnored() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         // Ethernet padding after a 9-byte datagram must not become payload.
         stack.receive(Ref.udpFrame(payload: [0x41], withChecksum: false))
         let frames = stack.drain()
-        #expect(frames.count == 1)
-        #expect(SentIPv4(frames[0])?.transport.dropFirst(8).elementsEqual([0x41]) == true)
+        XCTAssertEqual(frames.count, 1)
+        XCTAssertEqual(SentIPv4(frames[0])?.transport.dropFirst(8).elementsEqual([0x41]), true)
     }
 
-    @Test func badChecksumTruncatedAndNoPortAreDropped() {
+    func testBadChecksumTruncatedAndNoPortAreDropped() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         var reasons: [NetDropReason] = []
@@ -65,18 +65,18 @@ import NetStackTestSupport
         stack.receive(Ref.udpFrame(sourcePort: 7, payload: [9]))
         stack.receive(Ref.udpFrame(sourcePort: 0, payload: [9]))
 
-        #expect(stack.drain().isEmpty)
-        #expect(reasons == [.udpBadChecksum, .udpTruncated, .udpTruncated, .udpTruncated, .udpNoPort, .udpNoPort, .udpNoPort])
-        #expect(stack.counters.udpDropBadChecksum == 1)
-        #expect(stack.counters.udpDropTruncated == 3)
-        #expect(stack.counters.udpNoPort == 3)
-        #expect(stack.counters.totalDrops == 7)
+        XCTAssertTrue(stack.drain().isEmpty)
+        XCTAssertEqual(reasons, [.udpBadChecksum, .udpTruncated, .udpTruncated, .udpTruncated, .udpNoPort, .udpNoPort, .udpNoPort])
+        XCTAssertEqual(stack.counters.udpDropBadChecksum, 1)
+        XCTAssertEqual(stack.counters.udpDropTruncated, 3)
+        XCTAssertEqual(stack.counters.udpNoPort, 3)
+        XCTAssertEqual(stack.counters.totalDrops, 7)
 
         stack.receive(Ref.udpFrame(payload: [5, 6]))
-        #expect(stack.drain().count == 1)
+        XCTAssertEqual(stack.drain().count, 1)
     }
 
-    @Test func boundHandlerGetsDatagrams() {
+    func testBoundHandlerGetsDatagrams() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         var received: [(UDPDatagramInfo, [UInt8])] = []
@@ -84,12 +84,12 @@ import NetStackTestSupport
         stack.receive(Ref.udpFrame(sourcePort: 1234, destinationPort: 5353, payload: [1, 2, 3]))
         stack.receive(Ref.udpFrame(destination: .broadcast, ethernetDestination: .broadcast, sourcePort: 1234,
                                    destinationPort: 5353, payload: []))
-        #expect(received.count == 2)
-        #expect(received.first?.0 == UDPDatagramInfo(source: peerIP, sourcePort: 1234, destination: ourIP,
+        XCTAssertEqual(received.count, 2)
+        XCTAssertEqual(received.first?.0, UDPDatagramInfo(source: peerIP, sourcePort: 1234, destination: ourIP,
                                                       destinationPort: 5353, isBroadcast: false))
-        #expect(received.first?.1 == [1, 2, 3])
-        #expect(received.last?.0.isBroadcast == true)
-        #expect(stack.drain().isEmpty)
+        XCTAssertEqual(received.first?.1, [1, 2, 3])
+        XCTAssertEqual(received.last?.0.isBroadcast, true)
+        XCTAssertTrue(stack.drain().isEmpty)
 
         // A handler may answer from inside the callback.
         stack.bindUDP(port: 5353) { info, payload in
@@ -98,63 +98,63 @@ import NetStackTestSupport
         }
         stack.receive(Ref.udpFrame(sourcePort: 1234, destinationPort: 5353, payload: [1, 2, 3]))
         let frames = stack.drain()
-        #expect(frames.count == 1)
-        #expect(SentIPv4(frames[0])?.transport.dropFirst(8).elementsEqual([3, 2, 1]) == true)
+        XCTAssertEqual(frames.count, 1)
+        XCTAssertEqual(SentIPv4(frames[0])?.transport.dropFirst(8).elementsEqual([3, 2, 1]), true)
 
         stack.unbindUDP(port: 5353)
         stack.receive(Ref.udpFrame(sourcePort: 1234, destinationPort: 5353, payload: [1]))
-        #expect(stack.counters.udpNoPort == 1)
+        XCTAssertEqual(stack.counters.udpNoPort, 1)
     }
 
-    @Test func echoCanBeDisabledOrOverridden() {
+    func testEchoCanBeDisabledOrOverridden() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         stack.udpEchoEnabled = false
         stack.receive(Ref.udpFrame(payload: [1]))
-        #expect(stack.drain().isEmpty)
-        #expect(stack.counters.udpNoPort == 1)
+        XCTAssertTrue(stack.drain().isEmpty)
+        XCTAssertEqual(stack.counters.udpNoPort, 1)
         var calls = 0
         stack.bindUDP(port: 7) { _, _ in calls += 1 }
         stack.udpEchoEnabled = true
         stack.receive(Ref.udpFrame(payload: [1]))
-        #expect(calls == 1)
-        #expect(stack.drain().isEmpty)
+        XCTAssertEqual(calls, 1)
+        XCTAssertTrue(stack.drain().isEmpty)
     }
 
-    @Test func broadcastEchoIsAnsweredFromOurAddress() {
+    func testBroadcastEchoIsAnsweredFromOurAddress() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
         stack.receive(Ref.udpFrame(destination: .broadcast, ethernetDestination: .broadcast, payload: [7, 7]))
         let frames = stack.drain()
-        #expect(frames.count == 1)
+        XCTAssertEqual(frames.count, 1)
         let reply = SentIPv4(frames[0])
-        #expect(reply?.source == ourIP)
-        #expect(reply?.ethernetDestination == peerMAC)
-        #expect(reply?.udpChecksumValid == true)
+        XCTAssertEqual(reply?.source, ourIP)
+        XCTAssertEqual(reply?.ethernetDestination, peerMAC)
+        XCTAssertEqual(reply?.udpChecksumValid, true)
     }
 
-    @Test func sendRules() {
+    func testSendRules() {
         let stack = makeStack()
         stack.learn(peerIP, peerMAC)
-        #expect(!stack.sendUDP(to: peerIP, sourcePort: 1, destinationPort: 0, payload: []))
-        #expect(!stack.sendUDP(to: peerIP, sourcePort: 1, destinationPort: 9, payload: [UInt8](repeating: 0, count: 1473)))
-        #expect(stack.counters.ipv4DropOversized == 1)
-        #expect(!stack.sendUDP(to: ourIP, sourcePort: 1, destinationPort: 9, payload: []))
-        #expect(!stack.sendUDP(to: .unspecified, sourcePort: 1, destinationPort: 9, payload: []))
-        #expect(stack.counters.ipv4DropNoRoute == 2)
-        #expect(stack.drain().isEmpty)
+        XCTAssertTrue(!stack.sendUDP(to: peerIP, sourcePort: 1, destinationPort: 0, payload: []))
+        XCTAssertTrue(!stack.sendUDP(to: peerIP, sourcePort: 1, destinationPort: 9, payload: [UInt8](repeating: 0, count: 1473)))
+        XCTAssertEqual(stack.counters.ipv4DropOversized, 1)
+        XCTAssertTrue(!stack.sendUDP(to: ourIP, sourcePort: 1, destinationPort: 9, payload: []))
+        XCTAssertTrue(!stack.sendUDP(to: .unspecified, sourcePort: 1, destinationPort: 9, payload: []))
+        XCTAssertEqual(stack.counters.ipv4DropNoRoute, 2)
+        XCTAssertTrue(stack.drain().isEmpty)
 
-        #expect(stack.sendUDP(to: .broadcast, sourcePort: 68, destinationPort: 67, payload: [1]))
-        #expect(stack.sendUDP(to: IPv4Address(10, 0, 2, 255), sourcePort: 68, destinationPort: 67, payload: [1]))
-        #expect(stack.sendUDP(to: IPv4Address(224, 0, 0, 251), sourcePort: 5353, destinationPort: 5353, payload: [1]))
+        XCTAssertTrue(stack.sendUDP(to: .broadcast, sourcePort: 68, destinationPort: 67, payload: [1]))
+        XCTAssertTrue(stack.sendUDP(to: IPv4Address(10, 0, 2, 255), sourcePort: 68, destinationPort: 67, payload: [1]))
+        XCTAssertTrue(stack.sendUDP(to: IPv4Address(224, 0, 0, 251), sourcePort: 5353, destinationPort: 5353, payload: [1]))
         let frames = stack.drain()
-        #expect(frames.map { SentIPv4($0)?.ethernetDestination } == [
+        XCTAssertEqual(frames.map { SentIPv4($0)?.ethernetDestination }, [
             .broadcast, .broadcast, MACAddress(0x01, 0x00, 0x5E, 0x00, 0x00, 0xFB),
         ])
-        #expect(frames.allSatisfy { SentIPv4($0)?.udpChecksumValid == true })
+        XCTAssertTrue(frames.allSatisfy { SentIPv4($0)?.udpChecksumValid == true })
 
         let noGateway = NetStack(config: NetConfig(mac: ourMAC, gateway: .unspecified))
-        #expect(!noGateway.sendUDP(to: IPv4Address(1, 1, 1, 1), sourcePort: 1, destinationPort: 9, payload: []))
-        #expect(noGateway.counters.ipv4DropNoRoute == 1)
+        XCTAssertTrue(!noGateway.sendUDP(to: IPv4Address(1, 1, 1, 1), sourcePort: 1, destinationPort: 9, payload: []))
+        XCTAssertEqual(noGateway.counters.ipv4DropNoRoute, 1)
     }
 }
