@@ -126,14 +126,15 @@ public final class GuestMemory: @unchecked Sendable {
     /// Maps `path` read-only (MAP_SHARED, so the guest's writes show). `layout` defaults to
     /// "file offset = guest-physical" for the whole file.
     public init(path: String, layout: GuestRAMLayout? = nil) throws(RingsideError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw RingsideError("cannot open guest memory \(path): \(String(cString: strerror(errno)))") }
-        defer { Glibc.close(fd) }
+        let opened = open(path, O_RDONLY | O_CLOEXEC)
+        guard opened >= 0 else { throw RingsideError("cannot open guest memory \(path): \(Errno.current)") }
+        let fd = FileDescriptor(rawValue: opened)
+        defer { fd.close() }
         var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size > 0 else { throw RingsideError("guest memory \(path) is empty or unreadable") }
+        guard fstat(fd.rawValue, &st) == 0, st.st_size > 0 else { throw RingsideError("guest memory \(path) is empty or unreadable") }
         let size = Int(st.st_size)
-        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            throw RingsideError("cannot map guest memory \(path): \(String(cString: strerror(errno)))")
+        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd.rawValue, 0), p != MAP_FAILED else {
+            throw RingsideError("cannot map guest memory \(path): \(Errno.current)")
         }
         self.base = p
         self.size = size

@@ -37,7 +37,7 @@ public final class QEMUInstance: @unchecked Sendable {
             throw RingsideError("\(configuration.qemuBinary) not found in PATH (Debian: apt-get install qemu-system-x86)")
         }
         if let kernel = configuration.kernel, access(kernel, R_OK) != 0 {
-            throw RingsideError("kernel \(kernel) cannot be read: \(String(cString: strerror(errno)))")
+            throw RingsideError("kernel \(kernel) cannot be read: \(Errno.current)")
         }
         let problems = configuration.validationProblems()
         if !problems.isEmpty { throw RingsideError(problems.joined(separator: "; ")) }

@@ -5,7 +5,8 @@ import Foundation
 /// `connect` reads the greeting and negotiates capabilities; `execute` sends a command and returns
 /// its `return` value, collecting asynchronous events on the way.
 public final class QMPClient {
-    private var fd: Int32
+    /// nil once closed.
+    private var fd: FileDescriptor?
     private var buffer: [UInt8] = []
     /// The latest events (`{"event": ..., "data": ..., "timestamp": ...}`), oldest first: at most
     /// `eventLimit`; older ones are dropped and counted in `droppedEvents`.
@@ -24,8 +25,8 @@ public final class QMPClient {
     public init(path: String, timeout: Double = 10) throws(RingsideError) {
         let deadline = monotonicSeconds() + timeout
         var lastError = RingsideError("QMP socket \(path) did not appear")
-        var connected: Int32 = -1
-        while connected < 0 {
+        var connected: FileDescriptor?
+        while connected == nil {
             do {
                 connected = try connectUnixSocket(path)
             } catch {
@@ -47,7 +48,8 @@ public final class QMPClient {
     deinit { close() }
 
     public func close() {
-        if fd >= 0 { Glibc.close(fd); fd = -1 }
+        fd?.close()
+        fd = nil
     }
 
     /// Sends a command and waits for its reply. Returns the `return` value (often an empty object).
@@ -127,13 +129,14 @@ public final class QMPClient {
     }
 
     private func send(_ bytes: [UInt8]) throws(RingsideError) {
-        guard fd >= 0 else { throw RingsideError("QMP connection is closed") }
+        guard let fd else { throw RingsideError("QMP connection is closed") }
         var sent = 0
         while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw RingsideError("QMP send: \(String(cString: strerror(errno)))")
+                let e = Errno.current
+                if e == .interrupted { continue }
+                throw RingsideError("QMP send: \(e)")
             }
             sent += n
         }
@@ -156,19 +159,23 @@ public final class QMPClient {
                 close()
                 throw RingsideError("QMP sent a line longer than \(QMPClient.lineLimit) bytes")
             }
-            guard fd >= 0 else { throw RingsideError("QMP connection is closed") }
+            guard let fd else { throw RingsideError("QMP connection is closed") }
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 { throw RingsideError("QMP: no reply within \(timeout) s") }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            var pfd = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
             let pr = Glibc.poll(&pfd, 1, Int32(min(remaining * 1000 + 1, 60_000)))
-            if pr < 0 && errno != EINTR { throw RingsideError("QMP poll: \(String(cString: strerror(errno)))") }
+            if pr < 0 {
+                let e = Errno.current
+                if e != .interrupted { throw RingsideError("QMP poll: \(e)") }
+            }
             if pr <= 0 { continue }
             var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = chunk.withUnsafeMutableBytes { recv(fd.rawValue, $0.baseAddress, $0.count, 0) }
             if n == 0 { throw RingsideError("QMP connection closed by QEMU") }
             if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw RingsideError("QMP recv: \(String(cString: strerror(errno)))")
+                let e = Errno.current
+                if e == .interrupted || e == .resourceTemporarilyUnavailable { continue }
+                throw RingsideError("QMP recv: \(e)")
             }
             buffer += chunk[0..<n]
         }

@@ -39,7 +39,7 @@ public final class ReconnectingTelemetry {
     public var bytesReceived: UInt64 { connection?.bytesReceived ?? 0 }
 
     /// The descriptor to poll for input (nil while disconnected: poll with a timeout instead).
-    public var fileDescriptor: Int32? { isConnected ? connection?.fileDescriptor : nil }
+    public var fileDescriptor: FileDescriptor? { isConnected ? connection?.fileDescriptor : nil }
 
     /// Connects when disconnected and an attempt is due (`now`, in the caller's clock, decides),
     /// then returns what arrives within `timeout` seconds. While disconnected and no attempt is

@@ -43,8 +43,9 @@ public struct RunDirectory: Sendable {
                 }
                 return run
             }
-            if errno != EEXIST {
-                throw RingsideError("cannot create run directory \(dir): \(String(cString: strerror(errno)))")
+            let e = Errno.current
+            if e != .fileExists {
+                throw RingsideError("cannot create run directory \(dir): \(e)")
             }
         }
         throw RingsideError("cannot create a unique run directory under \(root)")
@@ -59,7 +60,7 @@ public struct RunDirectory: Sendable {
     public func remove() -> Bool {
         for attempt in 0..<5 {
             try? FileManager.default.removeItem(atPath: path)
-            if access(path, F_OK) != 0 && errno == ENOENT { return true }
+            if access(path, F_OK) != 0 && Errno.current == .noSuchFileOrDirectory { return true }
             usleep(useconds_t(20_000 * (attempt + 1)))
         }
         return false

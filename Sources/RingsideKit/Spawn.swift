@@ -66,7 +66,7 @@ public final class ChildProcess: @unchecked Sendable {
         var pid: pid_t = 0
         let rc = posix_spawnp(&pid, argv[0], &actions, &attr, cargs, environ)
         if rc != 0 {
-            throw RingsideError("cannot start \(argv[0]): \(String(cString: strerror(rc)))")
+            throw RingsideError("cannot start \(argv[0]): \(Errno(rawValue: rc))")
         }
         self.pid = pid
     }
@@ -79,7 +79,7 @@ public final class ChildProcess: @unchecked Sendable {
         let r = waitpid(pid, &s, WNOHANG)
         if r == pid {
             _status = ExitStatus(waitStatus: s)
-        } else if r < 0 && errno == ECHILD {
+        } else if r < 0 && Errno.current == .noChildProcess {
             _status = .exited(-1) // reaped elsewhere; should not happen
         }
         return _status

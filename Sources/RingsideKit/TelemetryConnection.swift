@@ -37,9 +37,10 @@ public final class TelemetryConnection: @unchecked Sendable {
     public var kernelClock: KernelClock? { stream.kernelClock }
     /// Sees every byte read from and written to the channel, as it crosses (`ringside record`).
     public let tap: (@Sendable (RecordingDirection, [UInt8]) -> Void)?
-    public var isConnected: Bool { fd >= 0 }
+    public var isConnected: Bool { fd != nil }
 
-    private var fd: Int32 = -1
+    /// nil while not connected.
+    private var fd: FileDescriptor?
     private var encoder: WireFrameEncoder
     private var inbox: [TelemetryIncoming] = []
     private var inboxHead = 0
@@ -62,7 +63,8 @@ public final class TelemetryConnection: @unchecked Sendable {
     deinit { close() }
 
     public func close() {
-        if fd >= 0 { Glibc.close(fd); fd = -1 }
+        fd?.close()
+        fd = nil
     }
 
     /// (Re)connects: closes any current connection, resets the decoder's stream state (the model
@@ -70,17 +72,19 @@ public final class TelemetryConnection: @unchecked Sendable {
     public func connect(timeout: Double, sendHello: Bool = true) throws(RingsideError) {
         close()
         let deadline = monotonicSeconds() + timeout
+        let connected: FileDescriptor
         while true {
             do {
-                fd = try connectUnixSocket(path)
+                connected = try connectUnixSocket(path)
                 break
             } catch {
                 if monotonicSeconds() >= deadline { throw error }
                 usleep(50_000)
             }
         }
-        setNonBlocking(fd)
-        setCloseOnExec(fd)
+        connected.setNonBlocking()
+        connected.setCloseOnExec()
+        fd = connected
         stream.decoder.reset()
         readBuffer.removeAll(keepingCapacity: true)
         tap?(.note, Array("connected \(path)".utf8))
@@ -90,20 +94,20 @@ public final class TelemetryConnection: @unchecked Sendable {
         }
     }
 
-    /// The raw file descriptor (for poll loops and for tests that want to misbehave).
-    public var fileDescriptor: Int32 { fd }
+    /// The socket's descriptor while connected (for poll loops and for tests that want to misbehave).
+    public var fileDescriptor: FileDescriptor? { fd }
 
     /// Sends a command and returns its frame seq; the reply will quote it.
     @discardableResult
     public func send(_ command: WireCommand) throws(RingsideError) -> UInt32 {
-        guard fd >= 0 else { throw RingsideError("not connected to \(path)") }
+        guard let fd else { throw RingsideError("not connected to \(path)") }
         var out: [UInt8] = []
         let seq: UInt32
         do { seq = try encoder.encode(.command(command), into: &out) } catch {
             throw RingsideError("cannot encode command: \(error)")
         }
         tap?(.toKernel, out)
-        do { try writeAll(fd, out, timeout: 5) } catch {
+        do { try fd.writeAll(out, timeout: 5) } catch {
             close()
             throw RingsideError("sending to \(path): \(error.description)")
         }
@@ -112,9 +116,9 @@ public final class TelemetryConnection: @unchecked Sendable {
 
     /// Writes raw bytes to the channel (tests: garbage, torn frames).
     public func sendRaw(_ bytes: [UInt8]) throws(RingsideError) {
-        guard fd >= 0 else { throw RingsideError("not connected to \(path)") }
+        guard let fd else { throw RingsideError("not connected to \(path)") }
         tap?(.toKernel, bytes)
-        try writeAll(fd, bytes, timeout: 5)
+        try fd.writeAll(bytes, timeout: 5)
     }
 
     /// Sends `command` and waits up to `timeout` seconds for its reply. Other messages that arrive
@@ -144,19 +148,19 @@ public final class TelemetryConnection: @unchecked Sendable {
             }
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 { throw RingsideError("no reply within \(formatSeconds(timeout)) s") }
-            guard fd >= 0 else { throw RingsideError("connection to \(path) closed before the reply") }
+            guard fd != nil else { throw RingsideError("connection to \(path) closed before the reply") }
             pump(timeout: remaining)
         }
     }
 
     /// Everything that has arrived, waiting up to `timeout` seconds for at least one item.
     public func receive(timeout: Double) -> [TelemetryIncoming] {
-        if inboxHead >= inbox.count && fd >= 0 {
+        if inboxHead >= inbox.count && fd != nil {
             let deadline = monotonicSeconds() + timeout
             repeat {
                 pump(timeout: max(0, deadline - monotonicSeconds()))
-            } while inboxHead >= inbox.count && fd >= 0 && monotonicSeconds() < deadline
-        } else if fd >= 0 {
+            } while inboxHead >= inbox.count && fd != nil && monotonicSeconds() < deadline
+        } else if fd != nil {
             pump(timeout: 0)
         }
         let out = Array(inbox[inboxHead...])
@@ -177,7 +181,7 @@ public final class TelemetryConnection: @unchecked Sendable {
             }
             compactInbox()
             let remaining = deadline - monotonicSeconds()
-            if remaining <= 0 || fd < 0 { return nil }
+            if remaining <= 0 || fd == nil { return nil }
             pump(timeout: remaining)
         }
     }
@@ -217,13 +221,13 @@ public final class TelemetryConnection: @unchecked Sendable {
 
     /// Reads for up to `timeout` seconds (returns as soon as something was read) and decodes.
     private func pump(timeout: Double) {
-        guard fd >= 0 else { return }
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard let fd else { return }
+        var pfd = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
         let ms = Int32(max(0, min(timeout * 1000, 1000)).rounded(.up))
         let pr = poll(&pfd, 1, ms)
         if pr < 0 { return }
         readBuffer.removeAll(keepingCapacity: true)
-        let n = readAvailable(fd, into: &readBuffer)
+        let n = fd.readAvailable(into: &readBuffer)
         if let n, n > 0 {
             bytesReceived &+= UInt64(n)
             tap?(.fromKernel, readBuffer)

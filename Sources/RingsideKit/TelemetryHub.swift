@@ -34,8 +34,9 @@ public final class TelemetryHub: @unchecked Sendable {
     /// Clients served at once.
     public static let maxClients = 64
 
-    private let listenFD: Int32
-    private var upstream: Int32 = -1
+    private let listenFD: FileDescriptor
+    /// The kernel's console socket; nil while not connected.
+    private var upstream: FileDescriptor?
     private var upstreamOut: [UInt8] = []
     private var chunk: [UInt8] = []
     private var encoder = WireFrameEncoder(firstSeq: UInt32.random(in: 0...UInt32.max))
@@ -59,10 +60,10 @@ public final class TelemetryHub: @unchecked Sendable {
     public var recorder: TelemetryRecorder?
 
     final class Client {
-        let fd: Int32
+        let fd: FileDescriptor
         var out: [UInt8] = []
         var decoder = WireFrameDecoder(maxFrameBytes: 1024)
-        init(fd: Int32) { self.fd = fd }
+        init(fd: FileDescriptor) { self.fd = fd }
     }
 
     /// Creates the listening socket at `listenPath`; `start()` begins serving.
@@ -75,7 +76,7 @@ public final class TelemetryHub: @unchecked Sendable {
 
     deinit {
         stop()
-        Glibc.close(listenFD)
+        listenFD.close()
     }
 
     /// Serves on a background thread until `stop()`.
@@ -93,27 +94,27 @@ public final class TelemetryHub: @unchecked Sendable {
 
     private func serve() {
         while !shouldStop {
-            if upstream < 0 && monotonicSeconds() - lastConnectAttempt > 0.2 { connectUpstream() }
-            var fds: [pollfd] = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
-            if upstream >= 0 {
-                fds.append(pollfd(fd: upstream, events: Int16(POLLIN) | (upstreamOut.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
+            if upstream == nil && monotonicSeconds() - lastConnectAttempt > 0.2 { connectUpstream() }
+            var fds: [pollfd] = [pollfd(fd: listenFD.rawValue, events: Int16(POLLIN), revents: 0)]
+            if let upstream {
+                fds.append(pollfd(fd: upstream.rawValue, events: Int16(POLLIN) | (upstreamOut.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
             }
             let ids = Array(clients.keys)
             for id in ids {
                 let c = clients[id]!
-                fds.append(pollfd(fd: c.fd, events: Int16(POLLIN) | (c.out.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
+                fds.append(pollfd(fd: c.fd.rawValue, events: Int16(POLLIN) | (c.out.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
             }
             let pr = poll(&fds, nfds_t(fds.count), 50)
-            if pr < 0 && errno != EINTR { usleep(10_000); continue }
+            if pr < 0 && Errno.current != .interrupted { usleep(10_000); continue }
             if pr <= 0 { expireRoutes(); continue }
             if fds[0].revents & Int16(POLLIN) != 0 { acceptClients() }
             var index = 1
-            if upstream >= 0 {
+            if upstream != nil {
                 let r = fds[1].revents
                 index = 2
                 if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 { readUpstream() }
-                if upstream >= 0 && !upstreamOut.isEmpty {
-                    if !flushNonBlocking(upstream, &upstreamOut) { dropUpstream() }
+                if let upstream, !upstreamOut.isEmpty {
+                    if !upstream.flushNonBlocking(&upstreamOut) { dropUpstream() }
                 }
             }
             for (offset, id) in ids.enumerated() {
@@ -122,11 +123,12 @@ public final class TelemetryHub: @unchecked Sendable {
                 if r & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
                     if !readClient(id, c) { continue }
                 }
-                if !c.out.isEmpty && !flushNonBlocking(c.fd, &c.out) { removeClient(id) }
+                if !c.out.isEmpty && !c.fd.flushNonBlocking(&c.out) { removeClient(id) }
             }
             expireRoutes()
         }
-        if upstream >= 0 { Glibc.close(upstream); upstream = -1 }
+        upstream?.close()
+        upstream = nil
         for (id, _) in clients { removeClient(id) }
     }
 
@@ -135,8 +137,8 @@ public final class TelemetryHub: @unchecked Sendable {
     private func connectUpstream() {
         lastConnectAttempt = monotonicSeconds()
         guard let fd = try? connectUnixSocket(consolePath) else { return }
-        setNonBlocking(fd)
-        setCloseOnExec(fd)
+        fd.setNonBlocking()
+        fd.setCloseOnExec()
         upstream = fd
         upstreamConnections += 1
         chunk.removeAll(keepingCapacity: true)
@@ -148,22 +150,23 @@ public final class TelemetryHub: @unchecked Sendable {
             routes[seq] = (0, 0, monotonicSeconds())
         }
         recorder?.record(.toKernel, upstreamOut)
-        _ = flushNonBlocking(upstream, &upstreamOut)
+        _ = fd.flushNonBlocking(&upstreamOut)
     }
 
     private func dropUpstream() {
-        if upstream >= 0 {
-            Glibc.close(upstream)
+        if let upstream {
+            upstream.close()
             recorder?.record(.note, Array("disconnected".utf8))
         }
-        upstream = -1
+        upstream = nil
         chunk.removeAll(keepingCapacity: true)
         upstreamOut.removeAll()
     }
 
     private func readUpstream() {
         var bytes: [UInt8] = []
-        let n = readAvailable(upstream, into: &bytes, max: 1 << 20)
+        guard let upstream else { return }
+        let n = upstream.readAvailable(into: &bytes, max: 1 << 20)
         if let n, n > 0 {
             bytesFromKernel &+= UInt64(n)
             recorder?.record(.fromKernel, bytes)
@@ -241,14 +244,15 @@ public final class TelemetryHub: @unchecked Sendable {
 
     private func acceptClients() {
         while true {
-            let fd = accept(listenFD, nil, nil)
-            if fd < 0 { return }
+            let accepted = accept(listenFD.rawValue, nil, nil)
+            if accepted < 0 { return }
+            let fd = FileDescriptor(rawValue: accepted)
             if clients.count >= TelemetryHub.maxClients {
-                Glibc.close(fd)
+                fd.close()
                 continue
             }
-            setNonBlocking(fd)
-            setCloseOnExec(fd)
+            fd.setNonBlocking()
+            fd.setCloseOnExec()
             clients[nextClientID] = Client(fd: fd)
             nextClientID += 1
         }
@@ -256,24 +260,24 @@ public final class TelemetryHub: @unchecked Sendable {
 
     private func removeClient(_ id: Int) {
         guard let c = clients.removeValue(forKey: id) else { return }
-        Glibc.close(c.fd)
+        c.fd.close()
         routes = routes.filter { $0.value.client != id }
     }
 
     /// False when the client went away (and was removed).
     private func readClient(_ id: Int, _ c: Client) -> Bool {
         var bytes: [UInt8] = []
-        let n = readAvailable(c.fd, into: &bytes, max: 64 * 1024)
+        let n = c.fd.readAvailable(into: &bytes, max: 64 * 1024)
         if let n, n > 0 {
             c.decoder.feed(bytes)
             while let result = c.decoder.next() {
                 guard case .message(.command(let command), let clientSeq) = result else { continue }
                 // No kernel, or one that is not reading: answer at once rather than let the
                 // client time out (or the queue grow).
-                if upstream < 0 || upstreamOut.count >= TelemetryHub.upstreamBacklogLimit {
+                if upstream == nil || upstreamOut.count >= TelemetryHub.upstreamBacklogLimit {
                     var out: [UInt8] = []
                     var e = WireFrameEncoder(firstSeq: 0)
-                    let why = upstream < 0 ? "the guest is not connected" : "the guest is not reading commands"
+                    let why = upstream == nil ? "the guest is not connected" : "the guest is not reading commands"
                     _ = try? e.encode(.reply(WireReply(commandSeq: clientSeq, status: .unsupported, message: why)), into: &out)
                     enqueue(out, frames: 1, for: c)
                     continue
@@ -284,7 +288,7 @@ public final class TelemetryHub: @unchecked Sendable {
                     recorder?.record(.toKernel, Array(upstreamOut[before...]))
                 }
             }
-            if upstream >= 0 && !upstreamOut.isEmpty && !flushNonBlocking(upstream, &upstreamOut) { dropUpstream() }
+            if let upstream, !upstreamOut.isEmpty, !upstream.flushNonBlocking(&upstreamOut) { dropUpstream() }
         }
         if n == nil {
             removeClient(id)

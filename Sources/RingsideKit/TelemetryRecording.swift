@@ -132,7 +132,7 @@ public final class TelemetryRecorder: @unchecked Sendable {
     public init(path: String, info: [(String, String)]) throws(RingsideError) {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw RingsideError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        if fd < 0 { throw RingsideError("cannot create \(path): \(Errno.current)") }
         startMonotonic = monotonicSeconds()
         let wall = wallClockSeconds()
         var text = ""
@@ -197,8 +197,9 @@ public final class TelemetryRecorder: @unchecked Sendable {
         while done < bytes.count {
             let n = bytes[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 {
-                if errno == EINTR { continue }
-                failure = "writing \(path): \(String(cString: strerror(errno)))"
+                let e = Errno.current
+                if e == .interrupted { continue }
+                failure = "writing \(path): \(e)"
                 return
             }
             done += n
@@ -236,7 +237,7 @@ public struct RecordingReader {
 
     public init(path: String) throws(RingsideError) {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw RingsideError("cannot read \(path): \(String(cString: strerror(errno)))")
+            throw RingsideError("cannot read \(path): \(Errno.current)")
         }
         self.init(bytes: Array(data))
     }

@@ -27,7 +27,8 @@ func writeStandardOutput(_ bytes: [UInt8]) -> Bool {
     while done < bytes.count {
         let n = bytes[done...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
         if n < 0 {
-            if errno == EINTR || errno == EAGAIN { continue }
+            let e = Errno.current
+            if e == .interrupted || e == .resourceTemporarilyUnavailable { continue }
             return false
         }
         done += n

@@ -11,7 +11,7 @@ final class FakeKernel: @unchecked Sendable {
     let path: String
     let hello: WireHello
     let answer: @Sendable (WireCommand, UInt32) -> WireReply
-    private let listener: Int32
+    private let listener: FileDescriptor
     private let lock = NSLock()
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
@@ -37,7 +37,7 @@ final class FakeKernel: @unchecked Sendable {
         lock.unlock()
         guard wasRunning else { return }
         done.wait()
-        close(listener)
+        listener.close()
         unlink(path)
     }
 
@@ -62,12 +62,12 @@ final class FakeKernel: @unchecked Sendable {
         var client: Int32 = -1
         var decoder = WireFrameDecoder()
         while !shouldStop {
-            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)]
             if client >= 0 { fds.append(pollfd(fd: client, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), 50) <= 0 { continue }
             var out: [UInt8] = []
             if client < 0 && fds[0].revents & Int16(POLLIN) != 0 {
-                client = accept(listener, nil, nil)
+                client = accept(listener.rawValue, nil, nil)
                 decoder.reset()
                 if client >= 0 {
                     _ = try? encoder.encode(.hello(hello), into: &out)
@@ -76,8 +76,8 @@ final class FakeKernel: @unchecked Sendable {
             }
             if fds.count > 1 && fds[1].revents != 0 {
                 var bytes: [UInt8] = []
-                setNonBlocking(client)
-                if readAvailable(client, into: &bytes) == nil {
+                FileDescriptor(rawValue: client).setNonBlocking()
+                if FileDescriptor(rawValue: client).readAvailable(into: &bytes) == nil {
                     close(client)
                     client = -1
                     continue
@@ -98,7 +98,7 @@ final class FakeKernel: @unchecked Sendable {
                     }
                 }
             }
-            if client >= 0 && !out.isEmpty { try? writeAll(client, out, timeout: 5) }
+            if client >= 0 && !out.isEmpty { try? FileDescriptor(rawValue: client).writeAll(out, timeout: 5) }
         }
         if client >= 0 { close(client) }
     }

@@ -53,7 +53,7 @@ final class HostBoundsTests: XCTestCase {
             let fd = try listenUnixSocket(path, mode: i % 2 == 0 ? 0o600 : 0o660)
             XCTAssertEqual(mode(path) & 0o777, i % 2 == 0 ? 0o600 : 0o660)
             XCTAssertEqual(mode(path) & S_IFMT, S_IFSOCK)
-            close(fd)
+            fd.close()
         }
         shared.lock.withLock { shared.done = true }
         while !creator.isFinished { usleep(1000) }
@@ -62,9 +62,9 @@ final class HostBoundsTests: XCTestCase {
 
         // The socket works where it was put, replaced an old one each time, and left nothing beside it.
         let fd = try listenUnixSocket(path)
-        defer { close(fd) }
+        defer { fd.close() }
         let client = try connectUnixSocket(path)
-        close(client)
+        client.close()
         let left = (try FileManager.default.contentsOfDirectory(atPath: dir)).filter { !$0.hasPrefix("file-") }
         XCTAssertEqual(left, ["test.sock"])
     }
@@ -76,13 +76,13 @@ final class HostBoundsTests: XCTestCase {
         let listener = try listenUnixSocket(path)
         let done = DispatchSemaphore(value: 0)
         Thread {
-            var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            var pfd = pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)
             _ = poll(&pfd, 1, 10_000)
-            let fd = accept(listener, nil, nil)
-            close(listener)
+            let fd = accept(listener.rawValue, nil, nil)
+            listener.close()
             guard fd >= 0 else { done.signal(); return }
             var pending: [UInt8] = []
-            script({ text in try? writeAll(fd, Array(text.utf8), timeout: 10) }, {
+            script({ text in try? FileDescriptor(rawValue: fd).writeAll(Array(text.utf8), timeout: 10) }, {
                 while true {
                     if let nl = pending.firstIndex(of: 0x0a) {
                         defer { pending.removeSubrange(...nl) }
@@ -151,13 +151,13 @@ final class HostBoundsTests: XCTestCase {
     func testHubDropsWholeFramesForAClientThatDoesNotRead() throws {
         let console = dir + "/console.sock", hubPath = dir + "/telemetry.sock"
         let kernelListener = try listenUnixSocket(console)
-        defer { close(kernelListener) }
+        defer { kernelListener.close() }
         let frameCount = 1000
         let flooded = DispatchSemaphore(value: 0), drained = DispatchSemaphore(value: 0)
         Thread {
-            var pfd = pollfd(fd: kernelListener, events: Int16(POLLIN), revents: 0)
+            var pfd = pollfd(fd: kernelListener.rawValue, events: Int16(POLLIN), revents: 0)
             _ = poll(&pfd, 1, 10_000)
-            let fd = accept(kernelListener, nil, nil)
+            let fd = accept(kernelListener.rawValue, nil, nil)
             guard fd >= 0 else { flooded.signal(); return }
             usleep(300_000)  // both clients are connected by then
             var encoder = WireFrameEncoder(firstSeq: 1)
@@ -168,7 +168,7 @@ final class HostBoundsTests: XCTestCase {
                                              paused: false, counters: WireQueueCounters())
                 _ = try? encoder.encode(.snapshot(WireSnapshot(snapshotNumber: UInt32(n), uptimeNs: 0, rateHz: 10, droppedFrames: 0,
                                                                queues: [WireQueueSnapshot(status: status, descriptors: .full(descriptors))])), into: &out)
-                try? writeAll(fd, out, timeout: 10)
+                try? FileDescriptor(rawValue: fd).writeAll(out, timeout: 10)
             }
             for n in 0..<frameCount { send(n) }
             flooded.signal()
@@ -183,17 +183,17 @@ final class HostBoundsTests: XCTestCase {
         hub.start()
         defer { hub.stop() }
         let silent = try connectUnixSocket(hubPath), reader = try connectUnixSocket(hubPath)
-        defer { close(silent); close(reader) }
-        setNonBlocking(silent); setNonBlocking(reader)
+        defer { silent.close(); reader.close() }
+        silent.setNonBlocking(); reader.setNonBlocking()
         /// Reads `fd` until nothing came for `idle` seconds (after `until` is signalled, if given).
-        func readAll(_ fd: Int32, idle: Double, until: DispatchSemaphore? = nil) -> [UInt8] {
+        func readAll(_ fd: FileDescriptor, idle: Double, until: DispatchSemaphore? = nil) -> [UInt8] {
             var bytes: [UInt8] = []
             var done = until == nil
             var idleSince = monotonicSeconds()
             while !done || monotonicSeconds() - idleSince < idle {
-                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                var pfd = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
                 _ = poll(&pfd, 1, 50)
-                if let n = readAvailable(fd, into: &bytes), n > 0 { idleSince = monotonicSeconds() }
+                if let n = fd.readAvailable(into: &bytes), n > 0 { idleSince = monotonicSeconds() }
                 if !done, until!.wait(timeout: .now()) == .success { done = true; idleSince = monotonicSeconds() }
             }
             return bytes
@@ -233,15 +233,15 @@ final class HostBoundsTests: XCTestCase {
     func testHubRefusesCommandsAKernelDoesNotRead() throws {
         let console = dir + "/console.sock", hubPath = dir + "/telemetry.sock"
         let kernelListener = try listenUnixSocket(console)
-        defer { close(kernelListener) }
+        defer { kernelListener.close() }
         var kernel: Int32 = -1
         defer { if kernel >= 0 { close(kernel) } }
         let hub = try TelemetryHub(consolePath: console, listenPath: hubPath)
         hub.start()
         defer { hub.stop() }
-        var pfd = pollfd(fd: kernelListener, events: Int16(POLLIN), revents: 0)
+        var pfd = pollfd(fd: kernelListener.rawValue, events: Int16(POLLIN), revents: 0)
         XCTAssertEqual(poll(&pfd, 1, 10_000), 1, "the hub connects to the kernel")
-        kernel = accept(kernelListener, nil, nil)  // and is never read from
+        kernel = accept(kernelListener.rawValue, nil, nil)  // and is never read from
         let client = try TelemetryConnection(path: hubPath, timeout: 5, sendHello: false)
         var refused: WireReply?
         for _ in 0..<100 where refused == nil {

@@ -361,15 +361,15 @@ final class WatchReconnectTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/fake.sock"
         let listener = try listenUnixSocket(path)
-        defer { close(listener) }
+        defer { listener.close() }
         let out = dir + "/watch.out"
         let child = try ChildProcess(argv: [bin, "watch", path, "--json", "--count", "2", "--timeout", "20"], outputFile: out)
         defer { if child.isRunning { child.signal(SIGKILL); child.wait(timeout: nil) } }
         var seq: UInt32 = 0
         func serveOnce(_ n: UInt32) throws {
-            var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            var pfd = pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)
             XCTAssertEqual(poll(&pfd, 1, 10_000), 1, "watch did not connect")
-            let fd = accept(listener, nil, nil)
+            let fd = accept(listener.rawValue, nil, nil)
             XCTAssertGreaterThanOrEqual(fd, 0)
             let bytes = try frames(hello: true, snapshotNumber: n, seq: &seq)
             _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -352,8 +352,9 @@ func makeDirectories(_ path: String) throws(RingsideError) {
     var built = path.hasPrefix("/") ? "" : "."
     for part in path.split(separator: "/") {
         built += "/" + part
-        if mkdir(built, 0o755) != 0 && errno != EEXIST {
-            throw RingsideError("cannot create \(built): \(String(cString: strerror(errno)))")
+        if mkdir(built, 0o755) != 0 {
+            let e = Errno.current
+            if e != .fileExists { throw RingsideError("cannot create \(built): \(e)") }
         }
     }
 }

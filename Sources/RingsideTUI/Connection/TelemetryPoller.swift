@@ -19,7 +19,7 @@ public final class TelemetryPoller {
     public var path: String { link.path }
 
     /// The descriptor to poll for input (nil while disconnected: poll with a timeout instead).
-    public var pollDescriptor: Int32? { link.fileDescriptor }
+    public var pollDescriptor: Int32? { link.fileDescriptor?.rawValue }
 
     /// Connects when due, reads what is available; returns what happened, in order.
     public func service(now: Double) -> [LinkEvent] {
