@@ -140,29 +140,35 @@ final class DeviceTruthFloodTests: QEMUTestCase {
     /// The kernel reports net used_idx 5 ahead of the truth: flagged at the first comparable
     /// sample, within a second of the first device sample.
     func testDriverReportingUsedAheadIsFlaggedWithinASecond() throws {
-        guard let (q, t, _) = try bootWithTelemetry(append: "ringside.test.misreport-used=5") else { return }
-        XCTAssertTrue(q.serialOutput.contains("TEST SWITCH"), q.serialOutput)
-        let poller = DeviceTruthPoller(socketPath: q.run.qmpSocket)
-        poller.start()
-        defer { poller.stop() }
-        let run = compare(t, poller, duration: 5, stopAtFlag: true)
-        guard let first = run.firstSampleAt, let flag = run.firstFlagAt else { return XCTFail("not flagged: \(run)") }
-        print("device truth misreport +5: flagged \(String(format: "%.3f", flag - first)) s after the first device sample: \(run.flags.first ?? "")")
-        XCTAssertLessThanOrEqual(flag - first, 1.0)
+        guard let run = try compareMisreportingUsed(by: 5) else { return }
+        XCTAssertTrue(run.serial.contains("TEST SWITCH"), run.serial)
+        XCTAssertLessThanOrEqual(run.delay, 1.0)
         XCTAssertTrue(run.flags.first?.contains("ahead of device used-idx") ?? false, "\(run.flags)")
     }
 
     /// The kernel reports net used_idx 3 behind the truth while the guest is idle: flagged on
     /// the second sample with nothing moving, within a second.
     func testDriverReportingUsedBehindIsFlaggedWithinASecondWhenIdle() throws {
-        guard let (q, t, _) = try bootWithTelemetry(append: "ringside.test.misreport-used=-3") else { return }
+        guard let run = try compareMisreportingUsed(by: -3) else { return }
+        XCTAssertLessThanOrEqual(run.delay, 1.0)
+        XCTAssertTrue(run.flags.first?.contains("used_idx") ?? false, "\(run.flags)")
+    }
+
+    /// Boots the kernel reporting net used_idx `offset` away from the truth and compares its
+    /// telemetry with the device for up to 5 s, stopping at the first flag. Returns the serial
+    /// output, how long after the first device sample the flag came, and the flags; nil when the
+    /// guest could not boot (skipped) or nothing was flagged (failed).
+    private func compareMisreportingUsed(by offset: Int) throws -> (serial: String, delay: Double, flags: [String])? {
+        guard let (q, t, _) = try bootWithTelemetry(append: "ringside.test.misreport-used=\(offset)") else { return nil }
         let poller = DeviceTruthPoller(socketPath: q.run.qmpSocket)
         poller.start()
         defer { poller.stop() }
         let run = compare(t, poller, duration: 5, stopAtFlag: true)
-        guard let first = run.firstSampleAt, let flag = run.firstFlagAt else { return XCTFail("not flagged: \(run)") }
-        print("device truth misreport -3: flagged \(String(format: "%.3f", flag - first)) s after the first device sample: \(run.flags.first ?? "")")
-        XCTAssertLessThanOrEqual(flag - first, 1.0)
-        XCTAssertTrue(run.flags.first?.contains("used_idx") ?? false, "\(run.flags)")
+        guard let first = run.firstSampleAt, let flag = run.firstFlagAt else {
+            XCTFail("not flagged: \(run)")
+            return nil
+        }
+        print("device truth misreport \(offset > 0 ? "+" : "")\(offset): flagged \(String(format: "%.3f", flag - first)) s after the first device sample: \(run.flags.first ?? "")")
+        return (q.serialOutput, flag - first, run.flags)
     }
 }

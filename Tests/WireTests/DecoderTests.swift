@@ -139,12 +139,7 @@ final class DecoderTests: XCTestCase {
 
     func testWrongVersion() {
         // A well-formed frame (valid COBS and CRC) of protocol version 6, newer than this build.
-        var body: [UInt8] = [6, 0x03, 1, 0, 0, 0, 9, 9, 9]
-        let crc = WireCRC32C.checksum(body)
-        body += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
-        var wire: [UInt8] = [0]
-        WireCOBS.encode(body, appendingTo: &wire)
-        wire.append(0)
+        let wire = wireFrame(body: [6, 0x03, 1, 0, 0, 0, 9, 9, 9])
         var decoder = WireFrameDecoder()
         decoder.feed(wire + WorkedFrameTests.workedFrame)
         XCTAssertEqual(decoder.drain(), [.error(.unsupportedVersion(got: 6)), .message(WorkedFrameTests.workedMessage, seq: 42)])
@@ -154,12 +149,7 @@ final class DecoderTests: XCTestCase {
 
     func testMalformedPayloadKeepsSeq() throws {
         // A command frame with an invalid kind: the kernel can still answer seq 5 with badCommand.
-        var body: [UInt8] = [WireProtocol.version, 0x81, 5, 0, 0, 0, 0xEE]
-        let crc = WireCRC32C.checksum(body)
-        body += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
-        var wire: [UInt8] = [0]
-        WireCOBS.encode(body, appendingTo: &wire)
-        wire.append(0)
+        let wire = wireFrame(body: [WireProtocol.version, 0x81, 5, 0, 0, 0, 0xEE])
         var decoder = WireFrameDecoder()
         decoder.feed(wire)
         XCTAssertEqual(decoder.drain(), [.error(.malformed(type: 0x81, seq: 5, offset: 7, reason: .invalidValue(0xEE)))])
@@ -171,12 +161,7 @@ final class DecoderTests: XCTestCase {
             var w = WireWriter()
             message.writePayload(to: &w)
             for cut in stride(from: 0, to: w.count, by: max(1, w.count / 64)) {
-                var body: [UInt8] = [1, message.type.rawValue, 0, 0, 0, 0] + w.bytes[0..<cut]
-                let crc = WireCRC32C.checksum(body)
-                body += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
-                var wire: [UInt8] = [0]
-                WireCOBS.encode(body, appendingTo: &wire)
-                wire.append(0)
+                let wire = wireFrame(body: [1, message.type.rawValue, 0, 0, 0, 0] + w.bytes[0..<cut])
                 var decoder = WireFrameDecoder()
                 decoder.feed(wire)
                 let got = decoder.drain()

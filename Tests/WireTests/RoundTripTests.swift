@@ -120,15 +120,6 @@ final class SnapshotMemoryTests: XCTestCase {
     static let memory = WireMemory(heapTotal: 15_204_352, heapUsed: 1_179_648, heapFree: 13_959_168,
                                    netReserved: 83_968, netLimit: 11_272_192)
 
-    /// `0x00 COBS(body + CRC) 0x00` for a hand-made body.
-    func frame(_ body: [UInt8]) -> [UInt8] {
-        let crc = WireCRC32C.checksum(body)
-        var wire: [UInt8] = [0]
-        WireCOBS.encode(body + [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)], appendingTo: &wire)
-        wire.append(0)
-        return wire
-    }
-
     func testMemoryRoundTrips() throws {
         var rng = SplitMix64(seed: 9)
         for memory in [Self.memory, .zero, Fixtures.extremeMemory, Fixtures.memory(&rng), Fixtures.memory(&rng)] {
@@ -168,7 +159,7 @@ final class SnapshotMemoryTests: XCTestCase {
         // v1 snapshot: number 7, uptime 1.5 s, 10 Hz, dropped 0, no queues.
         let v1: [UInt8] = [1, 0x02, 5, 0, 0, 0] + [0x07, 0, 0, 0, 0x00, 0x2f, 0x68, 0x59, 0, 0, 0, 0, 0x0a, 0x00, 0x00, 0x00]
         var decoder = WireFrameDecoder()
-        decoder.feed(frame(v1) + WorkedFrameTests.workedFrame)
+        decoder.feed(wireFrame(body: v1) + WorkedFrameTests.workedFrame)
         XCTAssertEqual(decoder.drain(), [.error(.unsupportedVersion(got: 1)), .message(WorkedFrameTests.workedMessage, seq: 42)])
         XCTAssertEqual(decoder.statistics.versionMismatches, 1)
         let message = WireDecodeError.unsupportedVersion(got: 1).message
@@ -176,7 +167,7 @@ final class SnapshotMemoryTests: XCTestCase {
         // The same payload under this version's byte lacks the memory fields: malformed, not misread.
         var asV2 = v1
         asV2[0] = WireProtocol.version
-        decoder.feed(frame(asV2))
+        decoder.feed(wireFrame(body: asV2))
         guard case .error(.malformed(type: 0x02, seq: 5, _, _))? = decoder.next() else { return XCTFail("v1 payload read as v2") }
     }
 }

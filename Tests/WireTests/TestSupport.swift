@@ -138,6 +138,15 @@ extension WireFrameDecoder {
     }
 }
 
+/// `0x00 COBS(body + CRC) 0x00` for a hand-made body (a frame the encoder would not write).
+func wireFrame(body: [UInt8]) -> [UInt8] {
+    let crc = WireCRC32C.checksum(body)
+    var wire: [UInt8] = [0]
+    WireCOBS.encode(body + [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)], appendingTo: &wire)
+    wire.append(0)
+    return wire
+}
+
 func hexString(_ bytes: [UInt8]) -> String {
     let digits = Array("0123456789abcdef")
     return bytes.map { "\(digits[Int($0 >> 4)])\(digits[Int($0 & 0xF)])" }.joined(separator: " ")
