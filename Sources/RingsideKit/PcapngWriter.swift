@@ -210,7 +210,7 @@ public final class PcapngFile {
         self.path = path
         writer = PcapngWriter(application: application)
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw RingsideError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw RingsideError("cannot write \(path): \(Errno.current)") }
         try flush()
     }
 
@@ -223,8 +223,9 @@ public final class PcapngFile {
         while done < bytes.count {
             let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw RingsideError("writing \(path): \(String(cString: strerror(errno)))")
+                let e = Errno.current
+                if e == .interrupted { continue }
+                throw RingsideError("writing \(path): \(e)")
             }
             done += n
         }
