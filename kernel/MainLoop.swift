@@ -37,6 +37,7 @@ final class MainLoop {
     private func iterate() {
         do {
             let pending = irq_take_pending()
+            if pending & UInt8(IRQ_VECTOR_TIMER).irqBit != 0 { Clock.timerFired() }
             // Under `inject Q noirq` an interrupt is counted, then ignored (faults.noteInterrupt).
             if pending & VirtioNetDriver.rxVector.irqBit != 0 { net.rx.ring.noteInterrupt(); _ = net.rx.faults.noteInterrupt() }
             if pending & VirtioNetDriver.txVector.irqBit != 0 { net.tx.ring.noteInterrupt(); _ = net.tx.faults.noteInterrupt() }

@@ -141,18 +141,25 @@ enum Calibration {
     /// Windows that agree this closely (ppm of the median) end the measurement early.
     static let agreementPPM: UInt64 = 1_000
 
-    /// How far apart the three windows around the median are (ppm of the median), in windows
-    /// sorted by TSC rate: outliers beyond them neither end the measurement nor widen its error.
-    private static func centralSpreadPPM(_ sorted: [Window]) -> UInt64 {
+    /// How far apart the three values around the median are (ppm of the median), in `sorted`
+    /// ascending: outliers beyond them neither end the measurement nor widen its error.
+    private static func centralSpreadPPM(_ sorted: [UInt64]) -> UInt64 {
         let mid = sorted.count / 2
-        let low = sorted[max(0, mid - 1)].tscHz, high = sorted[min(sorted.count - 1, mid + 1)].tscHz
-        return (high &- low) &* 1_000_000 / max(1, sorted[mid].tscHz)
+        let low = sorted[max(0, mid - 1)], high = sorted[min(sorted.count - 1, mid + 1)]
+        return (high &- low) &* 1_000_000 / max(1, sorted[mid])
+    }
+
+    /// Inserts `value` into ascending `sorted`.
+    private static func insert(_ value: UInt64, into sorted: inout [UInt64]) {
+        var i = sorted.count
+        sorted.append(value)
+        while i > 0 && sorted[i - 1] > value { sorted.swapAt(i - 1, i); i -= 1 }
     }
 
     /// The median of several short windows: a window in which the host took the virtual CPU away
     /// (or moved it to a CPU whose TSC does not agree) reads a wrong rate, and one such window among
-    /// three must not decide the clock. The error stated is the larger of the median window's
-    /// bracket and half the spread of the three windows around the median.
+    /// three must not decide the clock. The error stated is the larger of the median bracket
+    /// error and half the spread of the three TSC rates around the median.
     private static func againstPIT(windowUs: UInt64) -> Result? {
         let perWindowUs = windowUs / UInt64(fewestWindows)
         let targetTicks = max(64, pitHz &* perWindowUs / 1_000_000)
@@ -166,22 +173,23 @@ enum Calibration {
             outb(pitChannel0, 0xFF)
             outb(pitChannel0, 0xFF)
         }
-        var windows: [Window] = []
-        windows.reserveCapacity(mostWindows)
-        while windows.count < mostWindows {
-            guard let w = pitWindow(targetTicks: targetTicks) else { return nil }
-            // Keep them sorted by TSC rate: the median is the middle one.
-            var i = windows.count
-            windows.append(w)
-            while i > 0 && windows[i - 1].tscHz > w.tscHz { windows.swapAt(i - 1, i); i -= 1 }
-            if windows.count >= fewestWindows && centralSpreadPPM(windows) <= agreementPPM { break }
-        }
-        let median = windows[windows.count / 2]
-        let halfSpreadPPM = centralSpreadPPM(windows) / 2
+        // The two rates are medians of their own: a window can be wrong for one and right for
+        // the other (the host took the vCPU away between the PIT read and the LAPIC read).
+        var tscRates: [UInt64] = [], lapicRates: [UInt64] = [], errors: [UInt64] = []
+        tscRates.reserveCapacity(mostWindows); lapicRates.reserveCapacity(mostWindows); errors.reserveCapacity(mostWindows)
         var total: UInt64 = 0
-        for w in windows { total &+= w.elapsedTicks }
-        return Result(tscHz: median.tscHz, lapicHz: median.lapicHz, source: "PIT channel 0",
-                      windowUs: total &* 1_000_000 / pitHz, windows: windows.count,
-                      errorPPM: max(median.errorPPM, halfSpreadPPM))
+        while tscRates.count < mostWindows {
+            guard let w = pitWindow(targetTicks: targetTicks) else { return nil }
+            insert(w.tscHz, into: &tscRates)
+            insert(w.lapicHz, into: &lapicRates)
+            insert(w.errorPPM, into: &errors)
+            total &+= w.elapsedTicks
+            if tscRates.count >= fewestWindows && centralSpreadPPM(tscRates) <= agreementPPM
+                && centralSpreadPPM(lapicRates) <= agreementPPM { break }
+        }
+        let mid = tscRates.count / 2
+        return Result(tscHz: tscRates[mid], lapicHz: lapicRates[mid], source: "PIT channel 0",
+                      windowUs: total &* 1_000_000 / pitHz, windows: tscRates.count,
+                      errorPPM: max(errors[mid], centralSpreadPPM(tscRates) / 2))
     }
 }

@@ -53,12 +53,27 @@ enum Clock {
 
     static var nowMs: UInt64 { nowNs / 1_000_000 }
 
-    /// Arms the LAPIC timer to fire after `ns` nanoseconds (capped to what the 32-bit counter holds).
+    /// When the armed one-shot fires, as the TSC reckons it (ns since boot); 0 when none is armed.
+    /// Cleared when the timer's interrupt arrives (`timerFired`): the LAPIC timer and the TSC
+    /// are calibrated separately, so the TSC's idea of the firing time is never trusted to say
+    /// that it has fired.
+    nonisolated(unsafe) static var armedDueNs: UInt64 = 0
+
+    /// The timer's interrupt arrived: nothing is armed any more.
+    static func timerFired() { armedDueNs = 0 }
+
+    /// Makes sure the LAPIC timer fires within `ns` nanoseconds (capped to what the 32-bit
+    /// counter holds). A one-shot already armed to fire no later than that is left alone: the
+    /// early wake-up costs one pass of the loop, while re-arming before every `hlt` costs an
+    /// emulated MMIO write per sleep — one per packet under load.
     static func wake(afterNs ns: UInt64) {
         guard lapicHz > 0 else { return }
+        let now = nowNs
+        if armedDueNs != 0 && armedDueNs <= now &+ ns { return }
         var ticks = ns / 1000 &* lapicHz / 1_000_000
         if ticks == 0 { ticks = 1 }
         if ticks > 0xFFFF_FFFF { ticks = 0xFFFF_FFFF }
         lapic_timer_oneshot(UInt32(ticks))
+        armedDueNs = now &+ ticks &* 1_000_000 / lapicHz &* 1000
     }
 }

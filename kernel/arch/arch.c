@@ -133,11 +133,17 @@ uint32_t lapic_init(void) {
 }
 
 void lapic_timer_oneshot(uint32_t ticks) {
+    /* The LVT stays as written (one-shot, unmasked) after the timer fires: write it once.
+     * Every MMIO write is an exit to QEMU's APIC model, and the idle loop arms the timer often. */
+    static int lvt_written;
     if (ticks == 0) {
         mmio_write32(lapic + LAPIC_TIMER_INIT, 0);
         return;
     }
-    mmio_write32(lapic + LAPIC_LVT_TIMER, IRQ_VECTOR_TIMER); /* one-shot, unmasked */
+    if (!lvt_written) {
+        mmio_write32(lapic + LAPIC_LVT_TIMER, IRQ_VECTOR_TIMER); /* one-shot, unmasked */
+        lvt_written = 1;
+    }
     mmio_write32(lapic + LAPIC_TIMER_INIT, ticks);
 }
 
