@@ -176,10 +176,14 @@ final class CaptureTests: QEMUTestCase {
         XCTAssertEqual(capturedTx.count, tx.written)
         XCTAssertEqual(capturedRx.count, rx.written)
 
-        // TX: the window starts where the first captured frame sits in the pcap, less its number.
-        let first = try XCTUnwrap(capturedTx.first, "TX frames captured")
+        // TX: the window starts where a captured frame sits in the pcap, less its number. The
+        // frame must be one the wire holds once (an ARP reply can repeat byte for byte, and
+        // anchoring on an earlier copy would shift the window).
+        var occurrences: [[UInt8]: Int] = [:]
+        for frame in wireTx { occurrences[frame, default: 0] += 1 }
+        let first = try XCTUnwrap(capturedTx.first { occurrences[$0.data] == 1 }, "a captured TX frame unique on the wire")
         let firstNr = try XCTUnwrap(first.number, first.comment ?? "no comment")
-        let at = try XCTUnwrap(wireTx.firstIndex(of: first.data), "the first captured TX frame is on the wire")
+        let at = try XCTUnwrap(wireTx.firstIndex(of: first.data), "the captured TX frame is on the wire")
         let base = at - firstNr
         XCTAssertGreaterThanOrEqual(base, 0)
         var mismatches = 0
