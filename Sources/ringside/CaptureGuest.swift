@@ -22,16 +22,17 @@ extension Capture {
         }
         if selected.isEmpty { selected = network }
         guard !selected.isEmpty else { throw RingsideError("the guest has no virtio-net queue to capture") }
-        // Only the captured queues are queried and read; their chains are kept (GuestCapture reads
-        // an RX buffer through the chain the device held at the previous sample).
-        session.queueFilter = Set(selected)
+        // Only the network queues are queried and read (all of them: a copy that shares memory with
+        // another queue's buffer is not trusted, GuestCapture); their chains are kept (an RX buffer
+        // is read through the chain the device held at the previous sample).
+        session.queueFilter = Set(network)
         session.keepsChains = true
 
         let file = try PcapngFile(path: output)
         var interface: [String: UInt32] = [:]
         for q in selected { interface[q] = file.writer.addInterface(name: q) }
         try file.flush()
-        let capture = GuestCapture(queues: selected)
+        let capture = GuestCapture(queues: network)
         let startNs = wallClockNanoseconds()
         warn("capturing \(selected.joined(separator: ", ")) from \(memoryPath) at \(rate.formatted()) Hz to \(output)"
              + (filter.map { " (filter: \($0))" } ?? "") + " (Ctrl-C to stop)")
@@ -41,11 +42,11 @@ extension Capture {
         var lastNotes: [String] = []
         let period = 1 / rate
         var next = monotonicSeconds()
-        func take() {
+        func take(final: Bool = false) {
             let s = session.sample()
             if s.notes != lastNotes { for n in s.notes where !lastNotes.contains(n) { warn(n) }; lastNotes = s.notes }
             let now = wallClockNanoseconds()
-            for f in capture.observe(s, memory: memory) {
+            for f in capture.observe(s, memory: memory, final: final) {
                 guard let id = interface[f.queue], count.map({ total < $0 }) ?? true, frameFilter.matches(f.frame) else { continue }
                 file.writer.addPacket(interface: id, timestampNs: now, data: f.frame, originalLength: max(f.originalLength, f.frame.count),
                                       comment: pcapngFrameComment(descriptor: f.head, availIdx: f.availIdx, usedIdx: f.usedIdx,
@@ -62,7 +63,7 @@ extension Capture {
             let wait = next - monotonicSeconds()
             if wait > 0 { usleep(UInt32(min(wait, 1) * 1e6)) } else { next = monotonicSeconds() }
         }
-        if count.map({ total < $0 }) ?? true { take() }   // what went through since the last sample
+        if count.map({ total < $0 }) ?? true { take(final: true) }   // what went through since the last sample
         let endNs = wallClockNanoseconds()
         var lines: [String] = []
         for q in selected {
