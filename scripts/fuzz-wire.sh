@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz-wire.sh [SECONDS]   build and fuzz for SECONDS (default 60); new inputs go to a
 #                                    scratch corpus, crashes to fuzz-out/wire/ (exit non-zero)
-#   scripts/fuzz-wire.sh --seed      regenerate the seed corpus from the current message set
+#   scripts/fuzz-wire.sh --seed      regenerate the seed corpus from the current message set and
+#                                    bring the kept inputs (found-*, regression-*) to its version
 #   scripts/fuzz-wire.sh --bench     decoder throughput (MB/s) in an -O build
 #
 # The harness and the Wire sources are compiled as one module with plain swiftc, so nothing
@@ -15,24 +16,36 @@ SWIFTC=${SWIFTC:-swiftc}
 OUT=fuzz-out/wire
 CORPUS=Tests/Fuzz/corpus
 mkdir -p "$OUT"
-# The JSON form names feature bits, and the notification detector evaluates the ring rules, from Sources/Virtio: compiled into the same module here.
-WIRE_SOURCES=(Sources/Wire/*.swift Sources/Virtio/VirtioSpec.swift Sources/Virtio/VirtioFeatureNames.swift Sources/Virtio/virtqueue/Virtqueue.swift Sources/Virtio/virtqueue/split/SplitVirtqueueLayout.swift Sources/Virtio/virtqueue/VirtqueueFaults.swift)
+# Wire needs Sources/Virtio (the JSON form names feature bits, the notification detector
+# evaluates the ring rules), compiled into the same module here. The list is taken from the
+# directories, as SwiftPM and kernel/Makefile take it, so a file added there cannot be missing
+# here; Virtio's C headers are found through their module maps.
+mapfile -t WIRE_SOURCES < <(find Sources/Wire Sources/Virtio -name '*.swift' | sort)
+SWIFT_FLAGS=(-parse-as-library -I Sources/RingAtomics -I Sources/CHeap)
 
 case "${1:-60}" in
 --seed)
-    "$SWIFTC" -O -parse-as-library -module-name WireSeed "${WIRE_SOURCES[@]}" Tests/Fuzz/WireCorpusSeed.swift -o "$OUT/seed"
+    "$SWIFTC" -O "${SWIFT_FLAGS[@]}" -module-name WireSeed "${WIRE_SOURCES[@]}" Tests/Fuzz/WireCorpusSeed.swift -o "$OUT/seed"
     # Seeds are rewritten; found-* and regression-* inputs stay (any bytes are fair input).
     rm -f "$CORPUS"/frame-* "$CORPUS"/body-* "$CORPUS"/stream-* && mkdir -p "$CORPUS"
-    "$OUT/seed" "$CORPUS"
-    echo "$(ls "$CORPUS" | wc -l) seed files in $CORPUS"
+    shopt -s nullglob
+    "$OUT/seed" "$CORPUS" "$CORPUS"/found-* "$CORPUS"/regression-*
+    echo "$(ls "$CORPUS" | wc -l) files in $CORPUS"
     ;;
 --bench)
-    "$SWIFTC" -O -wmo -parse-as-library -module-name WireBench "${WIRE_SOURCES[@]}" Tests/Fuzz/WireDecoderBench.swift -o "$OUT/bench"
+    "$SWIFTC" -O -wmo "${SWIFT_FLAGS[@]}" -module-name WireBench "${WIRE_SOURCES[@]}" Tests/Fuzz/WireDecoderBench.swift -o "$OUT/bench"
     "$OUT/bench"
+    ;;
+-h|--help)
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+*[!0-9]*|"")
+    echo "fuzz-wire: SECONDS must be a whole number, not '$1' (--help for usage)" >&2
+    exit 2
     ;;
 *)
     SECONDS_TO_RUN=$1
-    "$SWIFTC" -O -sanitize=fuzzer,address -parse-as-library -module-name WireFuzz \
+    "$SWIFTC" -O -sanitize=fuzzer,address "${SWIFT_FLAGS[@]}" -module-name WireFuzz \
         "${WIRE_SOURCES[@]}" Tests/Fuzz/WireDecoderFuzz.swift -o "$OUT/fuzz"
     # Fuzz into a scratch copy so the committed corpus stays small; `-merge=1` back by hand if
     # a run finds inputs worth keeping (keep the corpus under 200 files).

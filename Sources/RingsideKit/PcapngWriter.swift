@@ -187,9 +187,11 @@ public func pcapngFrameComment(descriptor: UInt16, availIdx: UInt16?, usedIdx: U
     var text = "desc \(descriptor)"
     if let availIdx { text += " avail \(availIdx)" }
     if let usedIdx { text += " used \(usedIdx)" }
-    if let h = VirtioNetHeader(decoding: Array(header)) {
+    // A legacy header without MRG_RXBUF is 10 bytes: no num_buffers (virtio 1.2 §5.1.6).
+    let legacy = header.count >= 10 && header.count < 12
+    if let h = VirtioNetHeader(decoding: Array(header) + (legacy ? [0, 0] : [])) {
         text += " hdr flags=\(h.flags) gso=\(h.gsoType) hdr_len=\(h.hdrLen) gso_size=\(h.gsoSize)"
-            + " csum_start=\(h.csumStart) csum_offset=\(h.csumOffset) num_buffers=\(h.numBuffers)"
+            + " csum_start=\(h.csumStart) csum_offset=\(h.csumOffset)" + (legacy ? "" : " num_buffers=\(h.numBuffers)")
     } else {
         text += " hdr (\(header.count) bytes: too short for a virtio-net header)"
     }

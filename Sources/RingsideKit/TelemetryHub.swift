@@ -22,6 +22,10 @@ import Wire
 ///   - At most `maxRoutes` commands await a reply, and `maxClients` clients are served (more
 ///     are closed on accept).
 /// - When the kernel side goes away the hub reconnects and sends `hello` again.
+/// - Capture mode is global in the kernel, and a capture client that crashes cannot turn it
+///   off: the hub remembers which clients sent `capture on` (and not `capture off` since), and
+///   when the last of them goes away, however it went, sends `capture off` itself (its reply
+///   goes to nobody). Through a hub, capture mode lasts as long as a client that wants it.
 public final class TelemetryHub: @unchecked Sendable {
     public let consolePath: String
     public let listenPath: String
@@ -47,6 +51,10 @@ public final class TelemetryHub: @unchecked Sendable {
     private var nextClientID = 1
     /// hub seq → (client id, the client's seq, when); client id 0 = the hub itself.
     private var routes: [UInt32: (client: Int, seq: UInt32, time: Double)] = [:]
+    /// Clients whose last capture command was `capture on`.
+    private var capturingClients: Set<Int> = []
+    /// Times the hub turned capture off because the last client that had turned it on went away.
+    public private(set) var captureOffsSent = 0
     private var lastConnectAttempt = 0.0
     private let worker = WorkerThread(name: "ringside telemetry hub")
     /// Counters (read them from another thread only for display).
@@ -262,6 +270,15 @@ public final class TelemetryHub: @unchecked Sendable {
         guard let c = clients.removeValue(forKey: id) else { return }
         c.fd.close()
         routes = routes.filter { $0.value.client != id }
+        if capturingClients.remove(id) != nil, capturingClients.isEmpty, let upstream {
+            let before = upstreamOut.count
+            if let seq = try? encoder.encode(.command(.capture(on: false)), into: &upstreamOut) {
+                routes[seq] = (0, 0, monotonicSeconds())
+                recorder?.record(.toKernel, Array(upstreamOut[before...]))
+                captureOffsSent += 1
+            }
+            if !upstream.flushNonBlocking(&upstreamOut) { dropUpstream() }
+        }
     }
 
     /// False when the client went away (and was removed).
@@ -284,6 +301,9 @@ public final class TelemetryHub: @unchecked Sendable {
                 }
                 let before = upstreamOut.count
                 if let seq = try? encoder.encode(.command(command), into: &upstreamOut) {
+                    if case .capture(let on) = command {
+                        if on { capturingClients.insert(id) } else { capturingClients.remove(id) }
+                    }
                     routes[seq] = (id, clientSeq, monotonicSeconds())
                     recorder?.record(.toKernel, Array(upstreamOut[before...]))
                 }

@@ -19,11 +19,23 @@ struct Capture: ParsableCommand {
         SOCKET is the telemetry socket `ringside run` prints (capture beside the TUI) or QEMU's console \
         socket. Capture mode is the kernel's: while one capture runs, another joins it, and the first to \
         end turns it off for both.
+
+        Any QEMU guest (Linux included): --qmp QMP --memory FILE instead of SOCKET. The rings of its \
+        virtio-net queues are sampled in guest memory at --rate Hz; each frame that went through between \
+        two samples (RX: a new used element; TX: a new avail entry) is copied out of guest memory, its \
+        virtio-net header split off as the negotiated features size it. Best effort at the sampling rate: \
+        a frame whose buffer was overwritten, or reused, before a sample saw it is counted as missed \
+        (lapped, reused, invalid), in the summary and in each interface's statistics.
         """
     )
 
-    @Argument(help: "The telemetry socket of a `ringside run`, or QEMU's console socket.")
-    var socket: String
+    @Argument(help: "The telemetry socket of a `ringside run`, or QEMU's console socket (not with --qmp).")
+    var socket: String?
+
+    @OptionGroup var guest: GuestTarget
+
+    @Option(help: "With --qmp: samples of the rings per second (default 200).")
+    var rate: Double = 200
 
     @Option(name: [.short, .customLong("output")], help: "The pcapng file (created or truncated).")
     var output: String
@@ -42,7 +54,15 @@ struct Capture: ParsableCommand {
         if let filter {
             do { _ = try CaptureFilter(parsing: filter) } catch { throw ValidationError(error.message) }
         }
-        if socket.utf8.count > 107 { throw ValidationError("socket path too long for a unix socket (max 107 bytes): \(socket)") }
+        if let socket, socket.utf8.count > 107 { throw ValidationError("socket path too long for a unix socket (max 107 bytes): \(socket)") }
+        if guest.qmp != nil {
+            if socket != nil { throw ValidationError("give either SOCKET or --qmp, not both") }
+            if guest.memory == nil { throw ValidationError("capture with --qmp reads the frames out of guest memory: give --memory FILE") }
+        } else {
+            try guest.validate(socket: socket)
+            if socket == nil { throw ValidationError("give SOCKET, or --qmp QMP --memory FILE") }
+        }
+        if !(rate > 0 && rate <= 10_000) { throw ValidationError("--rate must be between 0 and 10000 Hz") }
     }
 
     func run() throws {
@@ -50,16 +70,20 @@ struct Capture: ParsableCommand {
         installStopSignalHandlers()
         let frameFilter = try filter.map { text throws(CommandError) in try CaptureFilter(parsing: text) } ?? CaptureFilter()
         do {
-            try capture(filter: frameFilter)
+            if let qmp = guest.qmp, let memory = guest.memory {
+                try captureGuest(qmp: qmp, memory: memory, filter: frameFilter)
+            } else if let socket {
+                try capture(socket: socket, filter: frameFilter)
+            }
         } catch let e as RingsideError {
             warn(e.description)
             throw ExitCode.failure
         }
     }
 
-    private func capture(filter frameFilter: CaptureFilter) throws {
+    private func capture(socket: String, filter frameFilter: CaptureFilter) throws {
         let connection = try TelemetryConnection(path: socket, timeout: 5)
-        let hello = try waitForHello(connection)
+        let hello = try waitForHello(connection, socket: socket)
         let network = hello.queues.filter { $0.name.hasPrefix("net") }
         var selected: [WireQueueInfo] = []
         for name in queues {
@@ -162,7 +186,7 @@ struct Capture: ParsableCommand {
         }
     }
 
-    private func waitForHello(_ connection: TelemetryConnection) throws(RingsideError) -> WireHello {
+    private func waitForHello(_ connection: TelemetryConnection, socket: String) throws(RingsideError) -> WireHello {
         let deadline = monotonicSeconds() + 5
         while monotonicSeconds() < deadline {
             for item in connection.receive(timeout: 0.2) {

@@ -1,5 +1,8 @@
 // Writes the seed corpus for WireDecoderFuzz (scripts/fuzz-wire.sh --seed): one file per
-// message variant in each harness mode. Compiled with Sources/Wire/*.swift, no fuzzer.
+// message variant in each harness mode; then brings the kept inputs (found-*, regression-*)
+// given after the directory to this protocol version, so that they still reach the payload
+// parsers (a frame of another version stops at the version check). Compiled with the Wire and
+// Virtio sources, no fuzzer.
 
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +12,45 @@ func writeFile(_ path: String, _ bytes: [UInt8]) {
     guard let f = fopen(path, "wb") else { fatalError("cannot write \(path)") }
     _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
     fclose(f)
+}
+
+func readFile(_ path: String) -> [UInt8] {
+    guard let f = fopen(path, "rb") else { fatalError("cannot read \(path)") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+        if n <= 0 { return out }
+        out += chunk[0..<n]
+    }
+}
+
+/// A kept input at this protocol version. Body mode (odd first byte): the version is the next
+/// byte. Stream mode: each delimited chunk that is a well-formed frame of an older version gets
+/// this version and its CRC again; anything else stays as it was (any bytes are fair input).
+func converted(_ input: [UInt8]) -> [UInt8] {
+    guard let mode = input.first else { return input }
+    let older: ClosedRange<UInt8> = 1...(WireProtocol.version - 1)
+    if mode & 1 == 1 {
+        var out = input
+        if out.count > 1, older.contains(out[1]) { out[1] = WireProtocol.version }
+        return out
+    }
+    var out: [UInt8] = [mode]
+    for (k, chunk) in input.dropFirst().split(separator: 0, omittingEmptySubsequences: false).enumerated() {
+        if k > 0 { out.append(0) }
+        guard chunk.count > 4, var body = WireCOBS.decode(Array(chunk)), body.count > 4 else { out += chunk; continue }
+        let payload = body.count - 4
+        let crc = body[payload...].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+        guard WireCRC32C.checksum(body, in: 0..<payload) == crc, older.contains(body[0]) else { out += chunk; continue }
+        body[0] = WireProtocol.version
+        body.removeLast(4)
+        let fresh = WireCRC32C.checksum(body)
+        for i in 0..<4 { body.append(UInt8(truncatingIfNeeded: fresh >> (8 * UInt32(i)))) }
+        WireCOBS.encode(body, appendingTo: &out)
+    }
+    return out
 }
 
 func seedMessages() -> [WireMessage] {
@@ -84,5 +126,11 @@ struct WireCorpusSeed {
         writeFile("\(dir)/stream-all", [0x10] + stream)
         writeFile("\(dir)/stream-garbage", [0x04] + [0x41, 0x42, 0x00, 0x02, 0xFF] + stream.prefix(100) + stream)
         print("seeded \(dir)")
+        var changed = 0
+        for path in CommandLine.arguments.dropFirst(2) {
+            let before = readFile(path), after = converted(before)
+            if after != before { writeFile(path, after); changed += 1 }
+        }
+        if CommandLine.arguments.count > 2 { print("\(changed) of \(CommandLine.arguments.count - 2) kept inputs brought to protocol version \(WireProtocol.version)") }
     }
 }

@@ -1,6 +1,6 @@
-// libFuzzer harness for the Wire decoder. Built by scripts/fuzz-wire.sh with
-//   swiftc -sanitize=fuzzer,address -parse-as-library Sources/Wire/*.swift Tests/Fuzz/WireDecoderFuzz.swift
-// (the Wire sources are compiled into this one module, so no `import Wire`).
+// libFuzzer harness for the Wire decoder. Built by scripts/fuzz-wire.sh (the sources of
+// Sources/Wire and Sources/Virtio with this file, swiftc -sanitize=fuzzer,address)
+// compiled into this one module, so no `import Wire`.
 //
 // The first input byte picks a mode:
 //   even: the rest is a raw byte stream, fed to a WireFrameDecoder in chunks whose sizes come

@@ -215,4 +215,55 @@ final class CaptureTests: QEMUTestCase {
         print("capture flood: sent \(sent) datagrams in 3 s; net0.rx \(rx.written) written \(rx.missed) missed; "
               + "net0.tx \(tx.written) written \(tx.missed) missed (\(numberedTx) on the wire since capture on); \(text)")
     }
+
+    /// A `ringside capture` through a hub killed with SIGKILL cannot turn capture off; the hub
+    /// does when its last capturing client goes away: a watcher beside it sees captured frames
+    /// under traffic before the kill and none after.
+    func testHubTurnsCaptureOffWhenTheLastCapturingClientDies() throws {
+        guard let kernel = requireKernel() else { return }
+        let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
+        let dir = try scratch()
+        let c = try baseConfiguration(kernel: kernel)
+        let q = try launchReady(c)
+        guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
+        let hubPath = dir + "/telemetry.sock"
+        let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: hubPath)
+        hub.start()
+        defer { hub.stop() }
+        let watcher = try TelemetryConnection(path: hubPath, timeout: 5)
+        XCTAssertNotNil(watcher.nextCompleteSnapshot(timeout: 10), "a watcher on the hub")
+        let udp = try UDPSocket()
+        /// Captured frames the watcher receives during `seconds` of UDP echoes.
+        func capturedFrames(during seconds: Double) throws -> Int {
+            var frames = 0
+            let end = monotonicSeconds() + seconds
+            while monotonicSeconds() < end {
+                try udp.send(Array("ringside-hub-capture".utf8), toPort: udpPort)
+                _ = udp.receive(timeout: 0.05)
+                for item in watcher.receive(timeout: 0.02) {
+                    if case .message(.capturedFrame, _) = item { frames += 1 }
+                }
+            }
+            return frames
+        }
+
+        let capture = try startCapture(bin, [hubPath, "-o", dir + "/capture.pcapng"], log: dir + "/capture.log")
+        XCTAssertGreaterThan(try capturedFrames(during: 1), 0, "capture is on while the capture runs")
+        capture.signal(SIGKILL)
+        XCTAssertNotNil(capture.wait(timeout: 10))
+        let deadline = monotonicSeconds() + 5
+        while hub.captureOffsSent == 0 && monotonicSeconds() < deadline { usleep(20_000) }
+        XCTAssertEqual(hub.captureOffsSent, 1, "the hub sent capture off when its capturing client died")
+        _ = try capturedFrames(during: 0.5)   // frames sent before the kernel read the off
+        XCTAssertEqual(try capturedFrames(during: 1.5), 0, "no captured frames once the hub turned capture off")
+
+        // A client that turns capture off itself leaves the hub nothing to do.
+        let second = try startCapture(bin, [hubPath, "-o", dir + "/second.pcapng"], log: dir + "/second.log")
+        XCTAssertGreaterThan(try capturedFrames(during: 1), 0)
+        second.signal(SIGINT)
+        XCTAssertEqual(second.wait(timeout: 20), .exited(0), readTextFile(dir + "/second.log"))
+        _ = try capturedFrames(during: 0.5)   // frames the watcher had not read yet
+        XCTAssertEqual(hub.captureOffsSent, 1)
+        XCTAssertEqual(try capturedFrames(during: 1), 0)
+    }
 }

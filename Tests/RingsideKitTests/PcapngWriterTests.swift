@@ -84,6 +84,9 @@ final class PcapngWriterTests: XCTestCase {
                        "desc 202 avail 458 used 204 hdr flags=1 gso=3 hdr_len=54 gso_size=1460 csum_start=34 csum_offset=16 num_buffers=1 nr 17")
         XCTAssertEqual(pcapngFrameComment(descriptor: 3, availIdx: nil, usedIdx: nil, header: [0, 0]),
                        "desc 3 hdr (2 bytes: too short for a virtio-net header)")
+        // A legacy 10-byte header (no MRG_RXBUF) has no num_buffers to show.
+        XCTAssertEqual(pcapngFrameComment(descriptor: 4, availIdx: 1, usedIdx: 2, header: header.prefix(10)),
+                       "desc 4 avail 1 used 2 hdr flags=1 gso=3 hdr_len=54 gso_size=1460 csum_start=34 csum_offset=16")
     }
 }
 

@@ -1,0 +1,436 @@
+// Capture from any QEMU guest's memory (`ringside capture --qmp --memory`): no help from the
+// guest, only its rings as GuestSession reads them, sampled at a rate. Between two samples, the
+// new used elements of an RX queue (the device wrote a frame) and the new avail entries of a TX
+// queue (the driver put a frame out) are the frames that went through; each one's buffer is copied
+// out of guest memory and its virtio-net header (virtio 1.2 §5.1.6) split off.
+//
+// Best effort at the sampling rate, and never silently: a frame is missed, and counted, when
+//   lapped   — the index moved by more than the queue size between two samples: the oldest
+//              entries were overwritten before the sampler saw them;
+//   reused   — its buffer may hold something else by now (see `verdicts`): read through the
+//              table as it is now while a later element, or a buffer the device holds now, uses
+//              one of its descriptors; memory overlapping a later element's buffer, a buffer of
+//              another queue (`sharedAcrossQueues`) or one given out while we copied
+//              (`givenOutSince`); an RX header with num_buffers 0. An RX copy whose memory the
+//              device holds again waits a sample (`confirm`);
+//   invalid  — what the ring names makes no sense (id ≥ size, buffer outside guest memory, a
+//              chain that does not walk): the guest may write anything into its own memory.
+// An RX buffer the device held at the last sample is read through the chain as it was then (the
+// driver may have rewritten the descriptor since; the device wrote where the old one pointed),
+// unless the ring lapped (its head may have been used in between).
+// Memory a driver reused for something that never goes through the ring cannot be seen: that is
+// the rest of "best effort".
+
+import Wire
+
+/// One frame copied out of guest memory.
+public struct GuestCapturedFrame: Sendable {
+    /// `net0.rx`
+    public var queue: String
+    public var head: UInt16
+    /// The ring's `avail->idx` and `used->idx` in the sample that saw the frame.
+    public var availIdx: UInt16
+    public var usedIdx: UInt16
+    /// The virtio-net header as the buffer held it.
+    public var header: [UInt8]
+    /// The Ethernet frame (at most `GuestCapture.frameLimit` bytes).
+    public var frame: [UInt8]
+    /// The frame's bytes before any cut.
+    public var originalLength: Int
+    /// The frame's number on its queue since the capture began; a number never written is a
+    /// frame missed.
+    public var number: UInt32
+}
+
+/// What a capture saw of one queue.
+public struct GuestCaptureCounts: Equatable, Sendable {
+    /// Frames numbered (captured or missed).
+    public var frames: UInt64 = 0
+    public var captured: UInt64 = 0
+    public var lapped: UInt64 = 0
+    public var reused: UInt64 = 0
+    public var invalid: UInt64 = 0
+    /// Times the queue's rings moved (a reset, new addresses) or its index went back: counting
+    /// starts again from the new position.
+    public var restarts: UInt64 = 0
+
+    public var missed: UInt64 { lapped &+ reused &+ invalid }
+
+    /// "3 lapped, 1 reused" (the non-zero reasons), or "".
+    public var missedReasons: String {
+        [(lapped, "lapped"), (reused, "reused"), (invalid, "invalid")].filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+            .joined(separator: ", ")
+    }
+}
+
+/// Follows the network queues of a guest from sample to sample (see the top of this file).
+public final class GuestCapture {
+    /// Largest frame kept (an Ethernet frame with GSO can reach 64 KiB; more is cut, with its
+    /// original length kept).
+    public static let frameLimit = 65_550
+
+    public enum Direction: Sendable { case receive, transmit }
+
+    /// The direction of a virtio-net queue from its any-guest name (`rx`, `tx`, `rx1`, …); nil for
+    /// `ctrl` and anything else.
+    public static func direction(queueName: String) -> Direction? {
+        guard let last = queueName.split(separator: ".").last else { return nil }
+        if last.hasPrefix("rx") { return .receive }
+        if last.hasPrefix("tx") { return .transmit }
+        return nil
+    }
+
+    final class QueueState {
+        let direction: Direction
+        var addresses: GuestQueueAddresses?
+        /// The next index to look at: RX the next used element, TX the next avail entry.
+        var position: UInt16?
+        /// RX: the chain of each head the device held at the last sample (by head; nil: not held).
+        var held: [GuestChain?] = []
+        /// RX: copies whose memory the device held again when they were made (a driver that gives
+        /// the same buffer back, as fixed-buffer drivers do): confirmed at the next sample unless
+        /// the device has used an overlapping buffer since.
+        var deferred: [Copied] = []
+        var counts = GuestCaptureCounts()
+
+        init(direction: Direction) { self.direction = direction }
+    }
+
+    public let queues: [String]
+    private var state: [String: QueueState] = [:]
+
+    /// `queues`: any-guest names of virtio-net RX and TX queues (others are ignored).
+    public init(queues: [String]) {
+        self.queues = queues
+        for q in queues { if let d = Self.direction(queueName: q) { state[q] = QueueState(direction: d) } }
+    }
+
+    public func counts(_ queue: String) -> GuestCaptureCounts { state[queue]?.counts ?? GuestCaptureCounts() }
+
+    /// A frame copied, before the check across queues.
+    struct Copied {
+        var frame: GuestCapturedFrame
+        var state: QueueState
+        var segments: [GuestDescriptor]
+    }
+
+    /// The frames that went through the captured queues since the last sample, in ring order per
+    /// queue. The first sample of a queue (and the first after its rings moved) sets where the
+    /// capture starts and gives nothing.
+    ///
+    /// `final`: the last sample of the capture; copies it would confirm at the next sample
+    /// cannot be, and are counted reused.
+    public func observe(_ sample: GuestSample, memory: GuestMemory, final: Bool = false) -> [GuestCapturedFrame] {
+        var copied: [Copied] = []
+        var claims: [[GuestDescriptor]] = []
+        for q in sample.queues {
+            guard let st = state[q.name], let ring = q.ring, ring.unreadable == nil, let device = sample.device(named: q.device) else { continue }
+            var claimed: [GuestDescriptor] = []
+            observe(q.name, ring, device, st, memory, &copied, &claimed)
+            if final {
+                st.counts.reused &+= UInt64(st.deferred.count)
+                st.deferred = []
+            }
+            claims.append(claimed)
+        }
+        let shared = Self.sharedAcrossQueues(copied.map(\.segments), claims)
+        var out: [GuestCapturedFrame] = []
+        for (i, c) in copied.enumerated() {
+            if shared[i] {
+                c.state.counts.reused &+= 1
+            } else {
+                c.state.counts.captured &+= 1
+                out.append(c.frame)
+            }
+        }
+        return out
+    }
+
+    /// Which copies share memory with a buffer of another queue (`claims[q]`: every buffer queue q
+    /// named this sample): the driver reused memory between its queues (Linux: a freed TX
+    /// packet's page becomes an RX page), and the copy may hold the other queue's bytes. A run of
+    /// overlapping segments counts as one; past 64 Ki segments (only a guest writing nonsense
+    /// names that many) every copy counts as shared.
+    static func sharedAcrossQueues(_ copies: [[GuestDescriptor]], _ claims: [[GuestDescriptor]]) -> [Bool] {
+        var out = [Bool](repeating: false, count: copies.count)
+        guard claims.count > 1, !copies.isEmpty else { return out }
+        // (start, end, queue, copy index or -1); the copies' own segments are among their queue's claims.
+        var segments: [(start: UInt64, end: UInt64, queue: Int, copy: Int)] = []
+        let budget = 1 << 16
+        func add(_ d: GuestDescriptor, _ queue: Int, _ copy: Int) -> Bool {
+            guard d.len > 0 else { return true }
+            guard segments.count < budget else { return false }
+            let (end, overflow) = d.addr.addingReportingOverflow(UInt64(d.len))
+            segments.append((d.addr, overflow ? .max : end, queue, copy))
+            return true
+        }
+        for (queue, claimed) in claims.enumerated() {
+            for d in claimed where !add(d, queue, -1) { return [Bool](repeating: true, count: copies.count) }
+        }
+        for (i, segs) in copies.enumerated() {
+            for d in segs where !add(d, -1, i) { return [Bool](repeating: true, count: copies.count) }
+        }
+        segments.sort { $0.start < $1.start }
+        var i = 0
+        while i < segments.count {
+            var j = i, end = segments[i].end
+            while j + 1 < segments.count && segments[j + 1].start < end {
+                j += 1
+                end = max(end, segments[j].end)
+            }
+            let queues = Set(segments[i...j].map(\.queue).filter { $0 >= 0 })
+            if queues.count > 1 { for s in segments[i...j] where s.copy >= 0 { out[s.copy] = true } }
+            i = j + 1
+        }
+        return out
+    }
+
+    private func observe(_ name: String, _ ring: GuestRingSnapshot, _ device: GuestDeviceInfo, _ st: QueueState,
+                         _ memory: GuestMemory, _ out: inout [Copied], _ claimed: inout [GuestDescriptor]) {
+        let n = ring.addresses.size
+        // GuestRingReader refuses other sizes; every array below has n entries.
+        guard n > 0, ring.usedRing.count == n, ring.availRing.count == n, ring.descriptors.count == n, ring.states.count == n else { return }
+        let current = st.direction == .receive ? ring.usedIdx : ring.availIdx
+        let heldNow = st.direction == .receive ? Self.heldChains(ring) : []
+        defer { if st.direction == .receive { st.held = heldNow } }
+        guard st.addresses == ring.addresses, let start = st.position else {
+            Self.confirm(st, against: nil, &out)
+            if st.addresses != nil { st.counts.restarts &+= 1 }
+            st.addresses = ring.addresses
+            st.position = current
+            return
+        }
+        var moved = Int(current &- start)
+        // An index that went back (the driver reset the queue at the same addresses, or wrote
+        // nonsense) reads as a huge step forward: no device completes 32768 buffers in one sample
+        // period, so start again from here rather than count them.
+        if moved >= 1 << 15 {
+            Self.confirm(st, against: nil, &out)
+            st.counts.restarts &+= 1
+            st.position = current
+            return
+        }
+        st.position = current
+        guard moved > 0 else {
+            Self.confirm(st, against: [], &out)
+            return
+        }
+        var first = start
+        if moved > n {
+            Self.confirm(st, against: nil, &out)
+            let lost = moved - n
+            st.counts.lapped &+= UInt64(lost)
+            st.counts.frames &+= UInt64(lost)
+            first = current &- UInt16(n)
+            moved = n
+        }
+        // Each element's chain: RX, the one the device held at the last sample when this is the
+        // first use of its head since then (and nothing was lapped: the head may have been used in
+        // between); otherwise the descriptor table as it is now.
+        let reader = device.ringReader
+        var heads = [Int](repeating: -1, count: moved)
+        var chains = [GuestChain?](repeating: nil, count: moved)
+        var fromTable = [Bool](repeating: false, count: moved)
+        var seenHead = [Bool](repeating: false, count: n)
+        for k in 0..<moved {
+            let slot = Int(first &+ UInt16(truncatingIfNeeded: k)) & (n - 1)
+            let id = st.direction == .receive ? Int(clamping: ring.usedRing[slot].id) : Int(ring.availRing[slot])
+            guard id < n else { continue }
+            heads[k] = id
+            if st.direction == .receive, first == start, !seenHead[id], id < st.held.count, let held = st.held[id] {
+                chains[k] = held
+            } else {
+                chains[k] = reader.walk(head: UInt16(id), table: ring.descriptors, memory: memory)
+                fromTable[k] = true
+            }
+            seenHead[id] = true
+        }
+        Self.confirm(st, against: chains.flatMap { $0?.segments ?? [] }, &out)
+        // RX buffers the device holds now were given out after every element of the window. (A TX
+        // buffer the device holds is an element of this window or an older one.)
+        let verdicts = Self.verdicts(chains, fromTable: fromTable, deviceHeld: heldNow.compactMap { $0 }, queueSize: n)
+        let headerBytes = device.netHeaderBytes
+        // Frames copied, with the window elements they came from, until the check after copying.
+        var copied: [(frame: GuestCapturedFrame, elements: Range<Int>, held: Bool)] = []
+        var k = 0
+        while k < moved {
+            let number = UInt32(truncatingIfNeeded: st.counts.frames)
+            st.counts.frames &+= 1
+            // RX with MRG_RXBUF: one frame may span several used elements (num_buffers, in the
+            // first one's header); they are consecutive and all published at once.
+            var pieces: [UInt8] = []
+            var total = 0
+            var missed: ReasonMissed?
+            var heldByDevice = false
+            var elements = 1
+            var e = 0
+            while e < elements {
+                let at = k + e
+                let slot = Int(first &+ UInt16(truncatingIfNeeded: at)) & (n - 1)
+                let usedLength = st.direction == .receive ? ring.usedRing[slot].len : nil
+                if let chain = chains[at], chain.problem == nil,
+                   let bytes = GuestRingReader.buffer(of: chain, usedLength: usedLength, memory: memory, limit: Self.frameLimit + 64) {
+                    if verdicts[at] == .reused {
+                        missed = missed ?? .reused
+                    } else {
+                        if verdicts[at] == .heldByDevice { heldByDevice = true }
+                        total += bytes.count
+                        if missed == nil { pieces += bytes.prefix(max(0, Self.frameLimit + headerBytes - pieces.count)) }
+                    }
+                } else {
+                    missed = missed ?? .invalid
+                }
+                if e == 0, st.direction == .receive, headerBytes >= 12, pieces.count >= 12, missed == nil {
+                    let numBuffers = Int(pieces[10]) | Int(pieces[11]) << 8
+                    // The device writes num_buffers ≥ 1 (virtio 1.2 §5.1.6.4); 0 is not a header
+                    // it wrote: the driver has already put something else in that memory.
+                    if numBuffers == 0 { missed = .reused }
+                    elements = max(1, min(numBuffers, moved - k))
+                }
+                e += 1
+            }
+            k += elements
+            switch missed {
+            case .reused?: st.counts.reused &+= 1; continue
+            case .invalid?: st.counts.invalid &+= 1; continue
+            case nil: break
+            }
+            guard pieces.count >= headerBytes else { st.counts.invalid &+= 1; continue }
+            let frame = Array(pieces[headerBytes...])
+            copied.append((GuestCapturedFrame(queue: name, head: UInt16(heads[k - elements]), availIdx: ring.availIdx, usedIdx: ring.usedIdx,
+                                              header: Array(pieces[..<headerBytes]), frame: frame, originalLength: total - headerBytes,
+                                              number: number), (k - elements)..<k, heldByDevice))
+        }
+        // The driver kept going while we copied: memory it gave out again meanwhile (a freed TX
+        // buffer's memory is the next packet's, in Linux within microseconds) reaches the ring as
+        // new avail entries. A copy that overlaps one of those may be the newer bytes: missed.
+        // (RX: the driver gave the device a buffer, which it has not written unless it used it:
+        // the copy waits for the next sample, as one overlapping a buffer the device holds.)
+        let changed = Self.givenOutSince(ring, reader: reader, memory: memory)
+        for c in copied {
+            let segments = c.elements.flatMap { chains[$0]?.segments ?? [] }
+            let given = changed.map { Self.overlaps(segments, $0) } ?? true
+            let copy = Copied(frame: c.frame, state: st, segments: segments)
+            if st.direction == .receive && (c.held || given) {
+                st.deferred.append(copy)
+            } else if given {
+                st.counts.reused &+= 1
+            } else {
+                out.append(copy)
+            }
+        }
+        // Every buffer this queue named, for the check across queues.
+        for c in chains { if let c { claimed += c.segments } }
+        for c in heldNow { if let c { claimed += c.segments } }
+        claimed += changed ?? []
+    }
+
+    /// The buffers the driver put in the avail ring since `ring` was read (their segments, from
+    /// the table as it is now), or nil when that cannot be told (more than a ring's worth, or
+    /// the rings unreadable now).
+    static func givenOutSince(_ ring: GuestRingSnapshot, reader: GuestRingReader, memory: GuestMemory) -> [GuestDescriptor]? {
+        let a = ring.addresses, n = a.size
+        guard let now = memory.bytes(guest: a.avail + 2, count: 2) else { return nil }
+        let availIdx = UInt16(now[0]) | UInt16(now[1]) << 8
+        let added = Int(availIdx &- ring.availIdx)
+        if added == 0 { return [] }
+        guard added <= n else { return nil }
+        let fresh = reader.read(memory, a)
+        guard fresh.unreadable == nil, fresh.availRing.count == n, fresh.descriptors.count == n else { return nil }
+        let newer = Int(fresh.availIdx &- ring.availIdx)
+        guard newer <= n else { return nil }
+        var out: [GuestDescriptor] = []
+        for k in 0..<newer {
+            let head = fresh.availRing[Int(ring.availIdx &+ UInt16(truncatingIfNeeded: k)) & (n - 1)]
+            guard Int(head) < n else { continue }
+            let chain = reader.walk(head: head, table: fresh.descriptors, memory: memory)
+            if chain.problem != nil { return nil }
+            out += chain.segments
+        }
+        return out
+    }
+
+    /// Whether any of `a` shares a byte with any of `b` (a few segments each: a plain loop).
+    static func overlaps(_ a: [GuestDescriptor], _ b: [GuestDescriptor]) -> Bool {
+        for x in a where x.len > 0 {
+            let xEnd = x.addr.addingReportingOverflow(UInt64(x.len))
+            for y in b where y.len > 0 {
+                let yEnd = y.addr.addingReportingOverflow(UInt64(y.len))
+                if (yEnd.overflow || x.addr < yEnd.partialValue) && (xEnd.overflow || y.addr < xEnd.partialValue) { return true }
+            }
+        }
+        return false
+    }
+
+    private enum ReasonMissed { case reused, invalid }
+
+    enum Verdict { case fresh, reused, heldByDevice }
+
+    /// RX copies held back at the last sample: the device has used none of their memory since
+    /// (`used`: the segments of the buffers it used; nil: unknown) — out with them; otherwise
+    /// it may have written over them — reused.
+    static func confirm(_ st: QueueState, against used: [GuestDescriptor]?, _ out: inout [Copied]) {
+        for c in st.deferred {
+            if let used, !overlaps(c.segments, used) { out.append(c) } else { st.counts.reused &+= 1 }
+        }
+        st.deferred = []
+    }
+
+    /// Whether each element's buffer may hold something else by now (`reused`): a chain read from
+    /// the table as it is now whose descriptors a later element, or a buffer the device holds now,
+    /// also uses (the driver rewrote them since); a chain whose memory overlaps a later element's
+    /// (the driver gave that memory out again and the device used it). One whose memory overlaps
+    /// only a buffer the device holds now is `heldByDevice`: the device has not written it unless
+    /// it uses it (see `confirm`). Overlaps are found by sorting the segments, and a run of
+    /// overlapping segments counts as one (an element that only touches one that overlaps a later
+    /// one is counted reused too: never copied wrong, sometimes missed). At most 4 × size + 1024
+    /// segments are checked; an element with more is counted reused.
+    static func verdicts(_ chains: [GuestChain?], fromTable: [Bool], deviceHeld: [GuestChain], queueSize n: Int) -> [Verdict] {
+        let after = chains.count   // the owner of the buffers the device holds now: after every element
+        var out = [Verdict](repeating: .fresh, count: chains.count)
+        var idOwner = [Int](repeating: -1, count: n)
+        var segments: [(start: UInt64, end: UInt64, owner: Int)] = []
+        let budget = 4 * n + 1024
+        func add(_ c: GuestChain, _ owner: Int) {
+            for id in c.ids where Int(id) < n { idOwner[Int(id)] = max(idOwner[Int(id)], owner) }
+            for s in c.segments where s.len > 0 {
+                guard segments.count < budget else {
+                    if owner < after { out[owner] = .reused }
+                    return
+                }
+                let (end, overflow) = s.addr.addingReportingOverflow(UInt64(s.len))
+                segments.append((start: s.addr, end: overflow ? UInt64.max : end, owner: owner))
+            }
+        }
+        for k in chains.indices { if let c = chains[k] { add(c, k) } }
+        for c in deviceHeld { add(c, after) }
+        for k in chains.indices where fromTable[k] {
+            if let c = chains[k], c.ids.contains(where: { Int($0) < n && idOwner[Int($0)] > k }) { out[k] = .reused }
+        }
+        segments.sort { $0.start < $1.start }
+        var i = 0
+        while i < segments.count {
+            var j = i
+            var end: UInt64 = segments[i].end
+            var held: Bool = segments[i].owner == after
+            var newestElement: Int = held ? -1 : segments[i].owner
+            while j + 1 < segments.count && segments[j + 1].start < end {
+                j += 1
+                end = max(end, segments[j].end)
+                if segments[j].owner == after { held = true } else { newestElement = max(newestElement, segments[j].owner) }
+            }
+            for s in segments[i...j] where s.owner < after {
+                if s.owner < newestElement { out[s.owner] = .reused } else if held && out[s.owner] == .fresh { out[s.owner] = .heldByDevice }
+            }
+            i = j + 1
+        }
+        return out
+    }
+
+    /// The chain of every head in `avail` state (the device holds it), by head.
+    static func heldChains(_ ring: GuestRingSnapshot) -> [GuestChain?] {
+        var held = [GuestChain?](repeating: nil, count: ring.states.count)
+        for c in ring.chains where Int(c.head) < held.count && ring.states[Int(c.head)] == .avail { held[Int(c.head)] = c }
+        return held
+    }
+}
