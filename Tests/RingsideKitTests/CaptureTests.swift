@@ -138,7 +138,7 @@ final class CaptureTests: QEMUTestCase {
         c.pcapFile = dir + "/wire.pcap"
         c.memoryMiB = 16   // the kernel's budget: capture must hold in it
         let q = try launchReady(c)
-        guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
+        guard case let .user(udpPort, httpPort) = c.network else { return XCTFail("user networking expected") }
         let hubPath = dir + "/telemetry.sock"
         let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: hubPath, clientBacklogLimit: 64 * 1024)
         hub.start()
@@ -158,7 +158,19 @@ final class CaptureTests: QEMUTestCase {
             if !frozen && monotonicSeconds() - start >= 0.5 { capture.signal(SIGSTOP); frozen = true }
         }
         if frozen { capture.signal(SIGCONT) }
-        usleep(1_500_000)
+        // QEMU's user networking buffers the flood in its host socket and hands it to the guest
+        // for a while after the sender stops: stop the capture only once the guest has gone
+        // quiet, or echoes sent after `capture off` would count as frames the capture missed.
+        var lastTx = -1, quietSince = monotonicSeconds()
+        let quietDeadline = monotonicSeconds() + 20
+        while monotonicSeconds() < quietDeadline {
+            let metrics = (try? runCommand(["curl", "-sS", "http://127.0.0.1:\(httpPort)/metrics"], timeout: 10).output) ?? ""
+            let tx = metrics.split(separator: "\n").first { $0.hasPrefix("ringside_udp_datagrams_out_total ") }
+                .flatMap { Int($0.split(separator: " ").last ?? "") } ?? -2
+            if tx != lastTx { lastTx = tx; quietSince = monotonicSeconds() }
+            if monotonicSeconds() - quietSince >= 0.5 { break }
+            usleep(100_000)
+        }
         capture.signal(SIGINT)
         XCTAssertEqual(capture.wait(timeout: 30), .exited(0), readTextFile(log))
         let text = readTextFile(log)
