@@ -22,11 +22,12 @@ final class MicrovmTests: QEMUTestCase {
     /// the queues that had used buffers (docs/architecture.md, "Interrupts on virtio-mmio").
     func testBothDevicesOnVirtioMMIOEchoRandomSizesExactlyByInterrupt() throws {
         guard let c = try microvmConfiguration() else { return }
-        XCTAssertTrue(c.arguments(serialLog: "s", consoleSocket: "c", qmpSocket: "q").contains("virtio-net-device,netdev=n0,id=net0"))
+        XCTAssertTrue(c.arguments(serialLog: "s", consoleSocket: "c", qmpSocket: "q").contains { $0.hasPrefix("virtio-net-device,netdev=n0,id=net0") })
         let q = try launchReady(c)
         let serial = q.serialOutput
         XCTAssertTrue(serial.contains("net0: virtio-net at virtio-mmio@0x"), serial)
         XCTAssertTrue(serial.contains("con0: virtio-console at virtio-mmio@0x"), serial)
+        XCTAssertTrue(serial.contains(testRingFormat == .packed ? "packed rings" : "split rings"), serial)
         guard case let .user(udpPort, _) = c.network else { return XCTFail("not user networking") }
         let t = try TelemetryConnection(path: q.run.consoleSocket, timeout: 10)
         XCTAssertNotNil(t.nextCompleteSnapshot(timeout: 10), "no complete snapshot")
