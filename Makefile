@@ -9,7 +9,7 @@ SWIFTFLAGS ?=
 # The tests build and run the debug configuration.
 RINGSIDE   := .build/release/ringside
 
-.PHONY: test-packed all deps kernel build run test bench clean
+.PHONY: test-packed test-microvm all deps kernel build run test bench clean
 
 all: kernel build
 
@@ -43,6 +43,12 @@ test: deps kernel
 test-packed: deps kernel
 	RINGSIDE_PACKED=1 $(SWIFT) test $(SWIFTFLAGS) \
 	    --filter 'RingsideKitTests|RingsideTUITests.Tmux' --skip 'Guest|HostBounds|HostileKernel|KernelClock|TerminalText'
+
+# The integration suite on QEMU microvm (virtio-mmio, IOAPIC): RINGSIDE_MACHINE=microvm makes every
+# QEMU the tests start boot microvm (QEMUConfiguration.effectiveMachine).
+test-microvm: deps kernel
+	RINGSIDE_MACHINE=microvm $(SWIFT) test $(SWIFTFLAGS) \
+	    --filter 'RingsideKitTests|RingsideTUITests.Tmux' --skip 'Guest|HostBounds|HostileKernel|KernelClock|TerminalText|PackedRing'
 
 # Numbers, not pass/fail: the kernel's UDP echo and what watching costs (bench.sh), the HTTP
 # server (bench-http.sh, wrk), and the TUI's CPU at 30 frames/s under traffic (bench-tui.sh).

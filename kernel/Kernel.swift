@@ -27,23 +27,23 @@ func kmain() {
         arch_selftest_fault()
     }
 
-    let functions = PCIBus.enumerate()
-    guard let netFunction = firstVirtioFunction(ofType: VIRTIO_ID_NET, in: functions) else {
+    let devices = findVirtioDevices(commandLine: commandLine)
+    guard let netLocation = devices.net else {
         log("ringside: no virtio-net device found; halting")
         halt()
     }
     let ringFeatures = allowedRingFeatures(commandLine: commandLine)
-    guard let net = VirtioNetDriver(function: netFunction, apicID: apicID, ringFeatures: ringFeatures) else {
+    guard let net = VirtioNetDriver(location: netLocation, apicID: apicID, ringFeatures: ringFeatures) else {
         log("ringside: virtio-net initialisation failed; halting")
         halt()
     }
-    log("net0: virtio-net at \(netFunction.address.description), features \(hex(net.features.rawValue)), \(net.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
+    log("net0: virtio-net at \(net.transport.name), features \(hex(net.features.rawValue)), \(net.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
 
     var console: VirtioConsoleDriver?
-    if let consoleFunction = firstVirtioFunction(ofType: VIRTIO_ID_CONSOLE, in: functions) {
-        console = VirtioConsoleDriver(function: consoleFunction, apicID: apicID, ringFeatures: ringFeatures)
+    if let consoleLocation = devices.console {
+        console = VirtioConsoleDriver(location: consoleLocation, apicID: apicID, ringFeatures: ringFeatures)
         if let console {
-            log("con0: virtio-console at \(consoleFunction.address.description), \(console.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
+            log("con0: virtio-console at \(console.transport.name), \(console.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
         } else {
             log("con0: virtio-console initialisation failed; running without telemetry")
         }
@@ -81,6 +81,32 @@ func kmain() {
     log("ringside: ready")
     telemetry?.sendHello()
     loop.run()
+}
+
+/// Where the virtio-net and virtio-console devices are. When the command line names
+/// virtio-mmio windows (`virtio_mmio.device=`, what QEMU microvm appends with acpi=off), they
+/// are the devices: each is mapped and probed (4.2.3.1.1) and the first of each DeviceID taken;
+/// there is no PCI bus to scan. Otherwise PCI bus 0 is enumerated (the `pc` machine).
+func findVirtioDevices(commandLine: [UInt8]) -> (net: VirtioDeviceLocation?, console: VirtioDeviceLocation?) {
+    let (arguments, errors) = virtioMMIODevices(commandLine: commandLine)
+    for error in errors { log("cmdline: virtio_mmio.device: \(error.message)") }
+    if !arguments.isEmpty {
+        var net: VirtioDeviceLocation?
+        var console: VirtioDeviceLocation?
+        for argument in arguments {
+            guard let device = probeVirtioMMIO(argument) else { continue }
+            log("virtio-mmio: \(device.name) device type \(device.deviceID)")
+            switch device.deviceID {
+            case VIRTIO_ID_NET where net == nil: net = .mmio(device)
+            case VIRTIO_ID_CONSOLE where console == nil: console = .mmio(device)
+            default: break
+            }
+        }
+        return (net, console)
+    }
+    let functions = PCIBus.enumerate()
+    return (firstVirtioFunction(ofType: VIRTIO_ID_NET, in: functions).map { .pci($0) },
+            firstVirtioFunction(ofType: VIRTIO_ID_CONSOLE, in: functions).map { .pci($0) })
 }
 
 /// The first virtio function of device type `type` (VIRTIO_ID_*) on the bus.

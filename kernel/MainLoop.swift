@@ -39,13 +39,17 @@ final class MainLoop {
             let pending = irq_take_pending()
             if pending & UInt8(IRQ_VECTOR_TIMER).irqBit != 0 { Clock.timerFired() }
             // Under `inject Q noirq` an interrupt is counted, then ignored (faults.noteInterrupt).
-            if pending & VirtioNetDriver.rxVector.irqBit != 0 { net.rx.ring.noteInterrupt(); _ = net.rx.faults.noteInterrupt() }
-            if pending & VirtioNetDriver.txVector.irqBit != 0 { net.tx.ring.noteInterrupt(); _ = net.tx.faults.noteInterrupt() }
+            // Which queue an interrupt counts on is the transport's business (an MMIO device
+            // has one line for all: VirtioTransport.interrupts).
+            let netInterrupts = net.takeInterrupts(pending)
+            if netInterrupts.rx { net.rx.ring.noteInterrupt(); _ = net.rx.faults.noteInterrupt() }
+            if netInterrupts.tx { net.tx.ring.noteInterrupt(); _ = net.tx.faults.noteInterrupt() }
             if let console = telemetry?.console {
-                if pending & VirtioConsoleDriver.rxVector.irqBit != 0 { console.rx.ring.noteInterrupt() }
-                if pending & VirtioConsoleDriver.txVector.irqBit != 0 { console.tx.ring.noteInterrupt() }
+                let consoleInterrupts = console.takeInterrupts(pending)
+                if consoleInterrupts.rx { console.rx.ring.noteInterrupt() }
+                if consoleInterrupts.tx { console.tx.ring.noteInterrupt() }
             }
-            if pending & VirtioNetDriver.configVector.irqBit != 0 {
+            if netInterrupts.config {
                 let wasUp = net.linkUp
                 if net.refreshLinkStatus() != wasUp { log("net0: link \(net.linkUp ? "up" : "down")") }
                 telemetry?.linkUp = net.linkUp

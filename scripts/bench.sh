@@ -42,6 +42,15 @@ qemu_line() { local dir=${3:-$RUN}; echo "qemu-system-x86_64 -machine pc -m $MEM
  -chardev socket,id=con0c,path=$dir/console.sock,server=on,wait=off -device virtconsole,chardev=con0c,id=con0 \
  -qmp unix:$dir/qmp.sock,server=on,wait=off -device isa-debug-exit,iobase=0xf4,iosize=0x04"; }
 QEMU=$(qemu_line "$UDP" "$HTTP")
+# qemu_line_microvm UDP HTTP DIR: the same guest on QEMU microvm (`ringside run --machine microvm`):
+# virtio-mmio devices, no PCI, its own minimal firmware.
+qemu_line_microvm() { echo "qemu-system-x86_64 -machine microvm,x-option-roms=off,acpi=off -global virtio-mmio.force-legacy=off \
+ -m $MEM -nodefaults -no-user-config -display none -accel tcg -kernel $KERNEL \
+ -chardev file,id=ser0,path=$3/serial.log -serial chardev:ser0 \
+ -netdev user,id=n0,hostfwd=udp:127.0.0.1:$1-:7,hostfwd=tcp:127.0.0.1:$2-:80 \
+ -device virtio-net-device,netdev=n0,id=net0 -device virtio-serial-device,id=vser \
+ -chardev socket,id=con0c,path=$3/console.sock,server=on,wait=off -device virtconsole,chardev=con0c,id=con0 \
+ -qmp unix:$3/qmp.sock,server=on,wait=off"; }
 
 echo "bench: kernel $KERNEL ($(stat -c %s "$KERNEL") bytes), -m $MEM, TCG, firmware $FIRMWARE_NAME, UDP port $UDP"
 SHARED=../shared/bench/udp-echo-bench.py
@@ -49,6 +58,23 @@ if [ -f "$SHARED" ] && [ "${ECHO_BENCH:-}" != own ]; then
     python3 "$SHARED" --port "$UDP" --duration "$DURATION" --sizes 64 --launch "$QEMU" --label ringside
 else
     python3 scripts/echo_bench.py --port "$UDP" --duration "$DURATION" --size 64 --launch "$QEMU"
+fi
+
+# QEMU start -> first UDP echo, pc ($FIRMWARE_NAME) and microvm side by side, alternating
+# (FIRST_ECHO_RUNS each, default 5), with the kernel's own ready time from its boot log.
+if [ -f "$SHARED" ]; then
+    echo "bench: QEMU start -> first UDP echo, pc+$FIRMWARE_NAME vs microvm (seconds; kernel's 'ready' timestamp in brackets)"
+    mkdir -p "$RUN/pc" "$RUN/microvm"
+    for i in $(seq "${FIRST_ECHO_RUNS:-5}"); do
+        for machine in pc microvm; do
+            U=$(free_port SOCK_DGRAM); H=$(free_port SOCK_STREAM); rm -f "$RUN/$machine"/*
+            if [ $machine = pc ]; then LINE=$(qemu_line "$U" "$H" "$RUN/pc"); else LINE=$(qemu_line_microvm "$U" "$H" "$RUN/microvm"); fi
+            FIRST=$(python3 "$SHARED" --port "$U" --duration 0.2 --warmup 0 --sizes 64 --launch "$LINE" --label "$machine" \
+                | python3 -c 'import json,sys; print(json.load(sys.stdin)["boot_to_first_echo_s"])')
+            READY=$(sed -n 's/^\[ *\([0-9.]*\)\] ringside: ready/\1/p' "$RUN/$machine/serial.log")
+            printf '  %-8s run %d: first echo %s s [kernel ready at %s s]\n' "$machine" "$i" "$FIRST" "$READY"
+        done
+    done
 fi
 
 # What watching costs, on a fresh guest with the same line (new ports).

@@ -96,10 +96,17 @@ public enum DeviceTruthState: Equatable, Sendable {
 /// QEMU's QMP socket serves one client at a time: while someone else holds it, connecting
 /// succeeds but no greeting comes, and the poller reports "unavailable" and retries.
 public final class DeviceTruthPoller: @unchecked Sendable {
-    public static let netBackendPath = "/machine/peripheral/net0/virtio-backend"
+    /// The `id=` of the device watched by default: the kernel's virtio-net.
+    public static let netDeviceID = "net0"
 
     public let socketPath: String
-    public let devicePath: String
+    /// The device's QOM path; nil until discovered when the caller gave none
+    /// (`virtioDevicePath(id:in:)`: QEMU puts it in different places on different machines).
+    public private(set) var devicePath: String? {
+        get { lock.lock(); defer { lock.unlock() }; return _devicePath }
+        set { lock.lock(); _devicePath = newValue; lock.unlock() }
+    }
+    private var _devicePath: String?
     public let queues: [Int]
     public let interval: Double
     private let lock = NSLock()
@@ -111,10 +118,10 @@ public final class DeviceTruthPoller: @unchecked Sendable {
     /// `interval` is clamped to at least 0.25 s (4 Hz: two queries per poll, about 8 queries/s;
     /// QMP polling at 100 queries/s costs the guest 2-3% of its echo rate, so this is well under 1%).
     /// Four samples a second let a persistent disagreement be flagged within a second.
-    public init(socketPath: String, devicePath: String = DeviceTruthPoller.netBackendPath,
+    public init(socketPath: String, devicePath: String? = nil,
                 queues: [Int] = [0, 1], interval: Double = 0.25) {
         self.socketPath = socketPath
-        self.devicePath = devicePath
+        self._devicePath = devicePath
         self.queues = queues
         self.interval = max(0.25, interval)
     }
@@ -203,6 +210,14 @@ public final class DeviceTruthPoller: @unchecked Sendable {
             }
             do {
                 if client == nil { client = try QMPClient(path: socketPath, timeout: 0.5) }
+                if devicePath == nil {
+                    let devices = try virtioDevices(client!)
+                    guard let found = virtioDevicePath(id: Self.netDeviceID, in: devices) else {
+                        throw RingsideError(missingDeviceMessage(devicePath: nil, virtioDevices: devices))
+                    }
+                    devicePath = found
+                }
+                guard let devicePath else { continue }
                 var views: [DeviceQueueView] = []
                 for q in queues {
                     let sent = monotonicSeconds()
@@ -217,13 +232,9 @@ public final class DeviceTruthPoller: @unchecked Sendable {
                 publish(.sample(DeviceTruthSample(time: monotonicSeconds(), number: number, queues: views)))
             } catch {
                 var reason = "\(error)"
-                if reason.contains("is not a VirtIODevice") || reason.contains("not found") {
+                if reason.contains("is not a VirtIODevice") || reason.contains("not found"), let client {
                     // Say what QEMU does have, while the connection is still up.
-                    let devices = ((try? client?.execute("x-query-virtio", timeout: 1)) as? [[String: Any]] ?? [])
-                        .compactMap { d -> (name: String, path: String)? in
-                            guard let name = d["name"] as? String, let path = d["path"] as? String else { return nil }
-                            return (name, path)
-                        }
+                    let devices = (try? virtioDevices(client)) ?? []
                     reason = missingDeviceMessage(devicePath: devicePath, virtioDevices: devices)
                 }
                 client?.close()
@@ -236,11 +247,31 @@ public final class DeviceTruthPoller: @unchecked Sendable {
     }
 }
 
-/// Why the device view is unavailable when QEMU has no virtio device at `devicePath`: the
-/// net device needs `id=net0` on its `-device`, and where QEMU's virtio devices are instead.
-public func missingDeviceMessage(devicePath: String, virtioDevices: [(name: String, path: String)]) -> String {
-    var text = "QEMU has no virtio device at \(devicePath)"
-    if devicePath == DeviceTruthPoller.netBackendPath {
+/// QEMU's virtio devices as `x-query-virtio` lists them: each one's type name and QOM path.
+public func virtioDevices(_ client: QMPClient) throws -> [(name: String, path: String)] {
+    (try client.execute("x-query-virtio", timeout: 1) as? [[String: Any]] ?? []).compactMap { d in
+        guard let name = d["name"] as? String, let path = d["path"] as? String else { return nil }
+        return (name, path)
+    }
+}
+
+/// The QOM path of the virtio device whose `-device … id=` is `id`, among `devices`
+/// (`x-query-virtio`). Asked, never assumed: on `pc` a virtio-net-pci proxy holds the virtio
+/// device at `/machine/peripheral/ID/virtio-backend`; on microvm virtio-net-device *is* the
+/// virtio device, at `/machine/peripheral/ID`.
+public func virtioDevicePath(id: String, in devices: [(name: String, path: String)]) -> String? {
+    devices.first { device in
+        let parts = device.path.split(separator: "/")
+        return parts.count >= 3 && parts[0] == "machine" && parts[1] == "peripheral" && parts[2] == id
+    }?.path
+}
+
+/// Why the device view is unavailable when QEMU has no virtio device at `devicePath` (nil: none
+/// with `id=net0`): the net device needs `id=net0` on its `-device`, and where QEMU's virtio
+/// devices are instead.
+public func missingDeviceMessage(devicePath: String?, virtioDevices: [(name: String, path: String)]) -> String {
+    var text = "QEMU has no virtio device at \(devicePath ?? "/machine/peripheral/\(DeviceTruthPoller.netDeviceID)")"
+    if devicePath == nil {
         text += ": add id=net0 to the virtio-net device (-device virtio-net-pci,netdev=…,id=net0; ringside qemu-args prints a complete line)"
     }
     let nets = virtioDevices.filter { $0.name == "virtio-net" }

@@ -94,9 +94,58 @@ public enum Firmware {
     }
 }
 
+/// The QEMU machine the kernel boots on.
+public enum Machine: String, CaseIterable, Sendable {
+    /// The default: a PCI bus, virtio-net-pci and virtio-serial-pci with MSI-X (virtio 1.2, 4.1).
+    case pc
+    /// QEMU's microvm: no PCI, no firmware tables; virtio-net-device and virtio-serial-device on the
+    /// virtio-mmio transport (4.2), interrupts through the IOAPIC. `acpi=off` makes QEMU describe the
+    /// devices on the kernel command line (`virtio_mmio.device=`) rather than in a DSDT, and
+    /// `virtio-mmio.force-legacy=off` makes them modern (Version 2): the kernel drives only that.
+    case microvm
+
+    /// `-machine` without the memory backend.
+    var machineArgument: String {
+        switch self {
+        case .pc: return "pc"
+        case .microvm: return "microvm,x-option-roms=off,acpi=off"
+        }
+    }
+
+    /// What every line on this machine needs besides `-machine`.
+    var globalArguments: [String] {
+        switch self {
+        case .pc: return []
+        case .microvm: return ["-global", "virtio-mmio.force-legacy=off"]
+        }
+    }
+
+    /// The virtio-net device (always `netdev=n0,id=net0`, modern only).
+    public var netDevice: String {
+        switch self {
+        case .pc: return "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on"
+        case .microvm: return "virtio-net-device,netdev=n0,id=net0"
+        }
+    }
+
+    /// The virtio-serial controller the virtconsole sits on (always `id=vser`, modern only).
+    public var serialController: String {
+        switch self {
+        case .pc: return "virtio-serial-pci,id=vser,disable-legacy=on"
+        case .microvm: return "virtio-serial-device,id=vser"
+        }
+    }
+
+    /// Whether `-bios` applies: microvm brings its own minimal firmware (qboot-based
+    /// bios-microvm.bin), so `--firmware` is for `pc` only.
+    public var takesFirmware: Bool { self == .pc }
+}
+
 /// Everything needed to build one QEMU command line.
 public struct QEMUConfiguration: Sendable {
     public var qemuBinary: String = "qemu-system-x86_64"
+    /// The machine (`ringside run --machine`); `$RINGSIDE_MACHINE` overrides `pc` (`effectiveMachine`).
+    public var machine: Machine = .pc
     /// The kernel ELF (`-kernel`); nil starts QEMU without a kernel (useful only with `-S` in tests).
     public var kernel: String?
     /// The kernel command line (`-append`); omitted when empty.
@@ -149,6 +198,15 @@ public struct QEMUConfiguration: Sendable {
         ProcessInfo.processInfo.environment["RINGSIDE_PACKED"] == "1"
     }
 
+    /// `$RINGSIDE_MACHINE=microvm`: every QEMU that Ringside starts with the default machine boots
+    /// microvm instead, so the integration tests run on virtio-mmio (`make test-microvm`).
+    public static var environmentMachine: Machine? {
+        ProcessInfo.processInfo.environment["RINGSIDE_MACHINE"].flatMap { Machine(rawValue: $0) }
+    }
+
+    /// The machine QEMU gets: `machine`, or `$RINGSIDE_MACHINE` when `machine` is the default.
+    public var effectiveMachine: Machine { machine == .pc ? QEMUConfiguration.environmentMachine ?? .pc : machine }
+
     /// Whether the devices offer packed virtqueues: `packedRings` or `$RINGSIDE_PACKED=1`.
     public var usesPackedRings: Bool { packedRings || QEMUConfiguration.environmentPacked }
 
@@ -164,13 +222,15 @@ public struct QEMUConfiguration: Sendable {
 
     public func arguments(serialLog: String, consoleSocket: String, qmpSocket: String, userQMPSocket: String? = nil,
                           memoryQMPSocket: String? = nil) -> [String] {
-        var a: [String] = ["-machine", sharedMemoryPath == nil ? "pc" : "pc,memory-backend=ringside-ram", "-m", String(memoryMiB),
-                           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+        let machine = effectiveMachine
+        var a: [String] = ["-machine", machine.machineArgument + (sharedMemoryPath == nil ? "" : ",memory-backend=ringside-ram"),
+                           "-m", String(memoryMiB), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+        a += machine.globalArguments
         if let sharedMemoryPath {
             a += ["-object", "memory-backend-file,id=ringside-ram,size=\(memoryMiB)M,mem-path=\(sharedMemoryPath),share=on"]
         }
         a += accel.qemuArguments()
-        if let firmware { a += ["-bios", firmware] }
+        if let firmware, machine.takesFirmware { a += ["-bios", firmware] }
         if let kernel {
             a += ["-kernel", kernel]
             let words = [append, QEMUConfiguration.environmentAppend].filter { !$0.isEmpty }.joined(separator: " ")
@@ -182,7 +242,7 @@ public struct QEMUConfiguration: Sendable {
             a += ["-chardev", "file,id=ser0,path=\(serialLog)", "-serial", "chardev:ser0"]
         }
         a += ["-netdev", network.netdevArgument]
-        var net = "virtio-net-pci,netdev=n0,id=net0,disable-legacy=on" + packedOption
+        var net = machine.netDevice + packedOption
         if let rxQueueSize { net += ",rx_queue_size=\(rxQueueSize)" }
         if let txQueueSize { net += ",tx_queue_size=\(txQueueSize)" }
         a += ["-device", net]
@@ -190,7 +250,7 @@ public struct QEMUConfiguration: Sendable {
             a += ["-object", "filter-dump,id=f0,netdev=n0,file=\(pcapFile)"]
         }
         if console {
-            a += QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: ",disable-legacy=on" + packedOption)
+            a += QEMUConfiguration.consoleArguments(socket: consoleSocket, controller: machine.serialController + packedOption)
         }
         a += QEMUConfiguration.qmpArguments(socket: qmpSocket)
         if let userQMPSocket { a += QEMUConfiguration.qmpArguments(socket: userQMPSocket) }
@@ -207,9 +267,9 @@ public struct QEMUConfiguration: Sendable {
 
     /// The virtio-console channel: a virtio-serial controller, a unix socket chardev (QEMU is the
     /// server, it does not wait for a client) and a virtconsole port on it.
-    public static func consoleArguments(socket: String, controllerOptions: String = ",disable-legacy=on") -> [String] {
+    public static func consoleArguments(socket: String, controller: String = Machine.pc.serialController) -> [String] {
         [
-            "-device", "virtio-serial-pci,id=vser\(controllerOptions)",
+            "-device", controller,
             "-chardev", "socket,id=con0c,path=\(socket),server=on,wait=off",
             "-device", "virtconsole,chardev=con0c,id=con0",
         ]

@@ -69,7 +69,7 @@ struct QemuArgs: ParsableCommand {
         }
         let args: [String]
         if onlyChannels {
-            args = QEMUConfiguration.consoleArguments(socket: consoleSocket, controllerOptions: legacy ? "" : ",disable-legacy=on")
+            args = QEMUConfiguration.consoleArguments(socket: consoleSocket, controller: legacy ? "virtio-serial-pci,id=vser" : Machine.pc.serialController)
                 + QEMUConfiguration.qmpArguments(socket: qmpSocket)
         } else {
             var kernelPath = try boot.kernelPath()

@@ -4,6 +4,7 @@ import RingsideKit
 import RingsideTUI
 
 extension Accelerator: ExpressibleByArgument {}
+extension Machine: ExpressibleByArgument {}
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,7 +28,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var boot: KernelQEMUOptions
 
-    @Option(help: "Firmware: qboot (fast; the default when installed), seabios (QEMU's default), or a path to an image for -bios.")
+    @Option(help: "Firmware (pc only): qboot (fast; the default when installed), seabios (QEMU's default), or a path to an image for -bios.")
     var firmware: String?
 
     @Flag(help: "Share guest RAM with the host (a memory-backend-file in /dev/shm, removed at the end) and show each queue three ways in the TUI: the driver's telemetry, the rings in memory, the device's QMP view.")

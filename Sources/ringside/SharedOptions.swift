@@ -9,6 +9,9 @@ struct KernelQEMUOptions: ParsableArguments {
     @Option(help: "Kernel ELF (default: kernel/build/ringside.elf in the current directory or a parent, or above the ringside executable).")
     var kernel: String?
 
+    @Option(help: "Machine: pc (PCI, MSI-X; the default) or microvm (virtio-mmio, IOAPIC; no PCI, its own firmware). $RINGSIDE_MACHINE=microvm does the same.")
+    var machine: Machine = .pc
+
     @Option(help: "Accelerator: tcg (software, the default), kvm (-accel kvm -cpu kvm64), or auto (kvm when /dev/kvm is usable).")
     var accel: Accelerator = .tcg
 
@@ -39,9 +42,10 @@ struct KernelQEMUOptions: ParsableArguments {
         return path
     }
 
-    /// Sets the QEMU binary, the kernel, the accelerator, the guest RAM and the user-mode network.
+    /// Sets the QEMU binary, the machine, the kernel, the accelerator, the guest RAM and the user-mode network.
     func configure(_ config: inout QEMUConfiguration, kernelPath: String) {
         config.qemuBinary = qemuBinary
+        config.machine = machine
         config.kernel = kernelPath
         config.accel = accel
         config.memoryMiB = memory

@@ -25,13 +25,14 @@ final class KernelTests: QEMUTestCase {
 
     /// QEMU 7.2 accepts rx_queue_size up to 1024; tx_queue_size is capped at 256 with a user netdev.
     func testLargeQueuesBootAndEcho() throws {
+        try skipOnMicrovm("QueueNumMax is QEMU's transport limit (1024) whatever rx_queue_size says, and the MMIO driver picks its own size")
         guard let kernel = requireKernel() else { return }
         var c = try baseConfiguration(kernel: kernel)
         c.rxQueueSize = 1024
         c.txQueueSize = 1024
         let q = try launchReady(c)
         let qmp = try q.qmpClient()
-        let rx = try qmp.execute("x-query-virtio-queue-status", arguments: ["path": "/machine/peripheral/net0/virtio-backend", "queue": 0]) as? [String: Any]
+        let rx = try qmp.execute("x-query-virtio-queue-status", arguments: ["path": try virtioDevicePath(qmp, id: "net0"), "queue": 0]) as? [String: Any]
         XCTAssertEqual(rx?["vring-num"] as? Int, 1024, "device RX queue size")
         guard case let .user(udpPort, _) = c.network else { return XCTFail("not user networking") }
         let retries = try runEchoExchange(port: udpPort, count: 50, sizes: 1...1472, seed: 1024)

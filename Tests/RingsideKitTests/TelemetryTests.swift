@@ -5,7 +5,6 @@ import Wire
 
 /// Telemetry end to end: the real kernel in real QEMU, its console socket, the host library.
 final class TelemetryTests: QEMUTestCase {
-    static let netPath = "/machine/peripheral/net0/virtio-backend"
 
     struct Guest {
         let qemu: QEMUInstance
@@ -201,6 +200,7 @@ final class TelemetryTests: QEMUTestCase {
     /// A step of 257 (more than the console has transmit buffers, and than a 256-entry ring
     /// holds) reports every used element it took, in ring order, with its length: none lost.
     func testStepOf257ReportsEveryUsedElement() throws {
+        try skipOnMicrovm("needs a 512-entry RX queue; the MMIO driver caps its queues at 256 (QEMU's QueueNumMax ignores rx_queue_size)")
         guard let kernel = requireKernel() else { return }
         var c = try baseConfiguration(kernel: kernel)
         c.rxQueueSize = 512
@@ -320,14 +320,15 @@ final class TelemetryTests: QEMUTestCase {
         for p in payloads(2, tag: "truth") { try sock.send(p, toPort: g.udpPort) }
         _ = try waitForModel(t, "2 pending") { self.status($0, 0).pendingUsed == 2 }
         let qmp = try g.qemu.qmpClient()
+        let netPath = try virtioDevicePath(qmp, id: "net0")
         var compared = false
         for attempt in 0..<5 {
             let before = try stats(t)
             try qmp.execute("stop")
             var device: [UInt8: (status: [String: Any], element: [String: Any])] = [:]
             for q: UInt8 in [0, 1] {
-                let s = try qmp.execute("x-query-virtio-queue-status", arguments: ["path": Self.netPath, "queue": Int(q)]) as? [String: Any] ?? [:]
-                let e = try qmp.execute("x-query-virtio-queue-element", arguments: ["path": Self.netPath, "queue": Int(q)]) as? [String: Any] ?? [:]
+                let s = try qmp.execute("x-query-virtio-queue-status", arguments: ["path": netPath, "queue": Int(q)]) as? [String: Any] ?? [:]
+                let e = try qmp.execute("x-query-virtio-queue-element", arguments: ["path": netPath, "queue": Int(q)]) as? [String: Any] ?? [:]
                 device[q] = (s, e)
             }
             try qmp.execute("cont")

@@ -60,6 +60,22 @@ func skipUnlessSplitRings(_ what: String) throws {
     if testRingFormat == .packed { throw XCTSkip("\(what) reads split rings only; the kernel runs on packed rings (RINGSIDE_PACKED=1)") }
 }
 
+/// The QOM path of the virtio device with `-device … id=ID`, asked of QEMU (x-query-virtio): it
+/// differs between machines (`/machine/peripheral/ID/virtio-backend` on pc, `/machine/peripheral/ID`
+/// on microvm, RINGSIDE_MACHINE=microvm).
+func virtioDevicePath(_ qmp: QMPClient, id: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    let devices = try virtioDevices(qmp)
+    guard let path = virtioDevicePath(id: id, in: devices) else {
+        throw RingsideError("QEMU has no virtio device with id=\(id): \(devices)")
+    }
+    return path
+}
+
+/// Skips a test that needs the `pc` machine, saying why, when the tests run on microvm.
+func skipOnMicrovm(_ why: String) throws {
+    if QEMUConfiguration.environmentMachine == .microvm { throw XCTSkip("on microvm: \(why)") }
+}
+
 // MARK: - Base class
 
 /// Launches QEMU instances and always stops them in tearDown.

@@ -11,9 +11,8 @@ final class VirtioConsoleDriver {
     static let wantedFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
     static let requiredFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
     /// Interrupt vectors (arch/include/vectors.h, where isr.S takes them from too).
-    static let rxVector = UInt8(IRQ_VECTOR_CONSOLE_RX)
-    static let txVector = UInt8(IRQ_VECTOR_CONSOLE_TX)
-    static let configVector = UInt8(IRQ_VECTOR_CONSOLE_CONFIG)
+    static let vectors = DeviceVectors(rx: UInt8(IRQ_VECTOR_CONSOLE_RX), tx: UInt8(IRQ_VECTOR_CONSOLE_TX),
+                                       config: UInt8(IRQ_VECTOR_CONSOLE_CONFIG), line: UInt8(IRQ_VECTOR_CONSOLE_LINE))
     /// Host → guest buffers: commands are small.
     static let rxBufferSize = 512
     static let rxBufferCount = 16
@@ -21,33 +20,38 @@ final class VirtioConsoleDriver {
     static let txBufferSize = 32 * 1024
     static let txBufferCount = 16
 
-    let transport: VirtioPCITransport
+    let transport: VirtioTransport
     let features: VirtioFeatures
     let rx: DeviceQueue
     let tx: DeviceQueue
 
     /// `ringFeatures`: the ring features to ask for (event idx, packed), as the net driver does.
-    init?(function: PCIFunction, apicID: UInt32, ringFeatures: VirtioFeatures) {
+    init?(location: VirtioDeviceLocation, apicID: UInt32, ringFeatures: VirtioFeatures) {
         // Port 0 without MULTIPORT reads nothing from the device configuration.
-        guard let transport = VirtioPCITransport(function: function, deviceConfigBytes: 0),
+        guard let transport = VirtioTransport.open(location, deviceConfigBytes: 0, vectors: Self.vectors, apicID: apicID),
               let features = transport.negotiate(wanted: Self.wantedFeatures.union(ringFeatures),
                                                  required: Self.requiredFeatures)
         else { return nil }
-        if !transport.routeConfigInterrupt(entry: VirtioPCITransport.configMSIXEntry, vector: Self.configVector, apicID: apicID) {
+        if !transport.routeConfigInterrupt(vector: Self.vectors.config) {
             log("con0: device refused a configuration-change vector; continuing without it")
         }
         guard let (rx, tx) = transport.setUpQueuePair(
-            receive: QueueRequest(index: VIRTIO_CONSOLE_PORT0_RX_QUEUE, vector: Self.rxVector,
+            receive: QueueRequest(index: VIRTIO_CONSOLE_PORT0_RX_QUEUE, vector: Self.vectors.rx,
                                   bufferSize: Self.rxBufferSize, bufferCount: Self.rxBufferCount),
-            transmit: QueueRequest(index: VIRTIO_CONSOLE_PORT0_TX_QUEUE, vector: Self.txVector,
+            transmit: QueueRequest(index: VIRTIO_CONSOLE_PORT0_TX_QUEUE, vector: Self.vectors.tx,
                                    bufferSize: Self.txBufferSize, bufferCount: Self.txBufferCount),
-            features: features, apicID: apicID)
+            features: features)
         else { return nil }
         self.transport = transport
         self.features = features
         self.rx = rx
         self.tx = tx
         transport.start(receiveQueue: rx)
+    }
+
+    /// What the interrupts in `pending` mean for this device (`VirtioTransport.interrupts`).
+    func takeInterrupts(_ pending: UInt64) -> DeviceInterrupts {
+        transport.interrupts(pending: pending, vectors: Self.vectors, rx: rx, tx: tx)
     }
 
     /// Hands every chunk of bytes the host sent to `deliver`, then reposts the buffers.

@@ -20,11 +20,10 @@ final class VirtioNetDriver {
     static let requiredFeatures = VirtioFeatures(bits: [VIRTIO_F_VERSION_1])
 
     /// Interrupt vectors (arch/include/vectors.h, where isr.S takes them from too).
-    static let rxVector = UInt8(IRQ_VECTOR_NET_RX)
-    static let txVector = UInt8(IRQ_VECTOR_NET_TX)
-    static let configVector = UInt8(IRQ_VECTOR_NET_CONFIG)
+    static let vectors = DeviceVectors(rx: UInt8(IRQ_VECTOR_NET_RX), tx: UInt8(IRQ_VECTOR_NET_TX),
+                                       config: UInt8(IRQ_VECTOR_NET_CONFIG), line: UInt8(IRQ_VECTOR_NET_LINE))
 
-    let transport: VirtioPCITransport
+    let transport: VirtioTransport
     let features: VirtioFeatures
     let rx: DeviceQueue
     let tx: DeviceQueue
@@ -35,22 +34,21 @@ final class VirtioNetDriver {
     /// Told of every frame dropped on purpose (`inject Q drop N`): true for RX, false for TX.
     var onInjectedDrop: (Bool) -> Void = { _ in }
 
-    init?(function: PCIFunction, apicID: UInt32, ringFeatures: VirtioFeatures) {
+    init?(location: VirtioDeviceLocation, apicID: UInt32, ringFeatures: VirtioFeatures) {
         // The configuration holds at least mac and status (5.1.4): every field this driver reads.
-        guard let transport = VirtioPCITransport(function: function,
-                                                 deviceConfigBytes: UInt32(VIRTIO_NET_CONFIG_STATUS_OFFSET + 2)),
+        guard let transport = VirtioTransport.open(location, deviceConfigBytes: UInt32(VIRTIO_NET_CONFIG_STATUS_OFFSET + 2),
+                                                   vectors: Self.vectors, apicID: apicID),
               let features = transport.negotiate(wanted: Self.wantedFeatures.union(ringFeatures),
                                                  required: Self.requiredFeatures)
         else { return nil }
-        guard transport.routeConfigInterrupt(entry: VirtioPCITransport.configMSIXEntry, vector: Self.configVector,
-                                             apicID: apicID) else {
-            transport.addStatus(VIRTIO_CONFIG_S_FAILED)
+        guard transport.routeConfigInterrupt(vector: Self.vectors.config) else {
+            transport.fail()
             return nil
         }
         guard let (rx, tx) = transport.setUpQueuePair(
-            receive: QueueRequest(index: VIRTIO_NET_RX_QUEUE, vector: Self.rxVector, bufferSize: Self.bufferSize),
-            transmit: QueueRequest(index: VIRTIO_NET_TX_QUEUE, vector: Self.txVector, bufferSize: Self.bufferSize),
-            features: features, apicID: apicID)
+            receive: QueueRequest(index: VIRTIO_NET_RX_QUEUE, vector: Self.vectors.rx, bufferSize: Self.bufferSize),
+            transmit: QueueRequest(index: VIRTIO_NET_TX_QUEUE, vector: Self.vectors.tx, bufferSize: Self.bufferSize),
+            features: features)
         else { return nil }
         self.transport = transport
         self.features = features
@@ -73,6 +71,11 @@ final class VirtioNetDriver {
             linkUp = transport.config16(VIRTIO_NET_CONFIG_STATUS_OFFSET) & VIRTIO_NET_S_LINK_UP != 0
         }
         return linkUp
+    }
+
+    /// What the interrupts in `pending` mean for this device (`VirtioTransport.interrupts`).
+    func takeInterrupts(_ pending: UInt64) -> DeviceInterrupts {
+        transport.interrupts(pending: pending, vectors: Self.vectors, rx: rx, tx: tx)
     }
 
     /// One completed receive buffer, as the driver hands it up.

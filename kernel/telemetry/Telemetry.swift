@@ -27,7 +27,7 @@ final class Telemetry {
     private(set) var hello: WireHello
     let memory: TelemetryMemoryReader
     /// The devices of the hello, in its order: their status byte goes into every snapshot.
-    let transports: [VirtioPCITransport]
+    let transports: [VirtioTransport]
     private var deviceStatus: [UInt8]
     /// The used elements the current step took, in ring order from `stepFirstUsedIdx`.
     private var stepElements: [WireUsedElement] = []
@@ -54,7 +54,7 @@ final class Telemetry {
     /// the telemetry then lies on purpose.
     var misreportUsed: UInt16 = 0
 
-    init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello, transports: [VirtioPCITransport],
+    init(console: VirtioConsoleDriver, queues: [MonitoredQueue], hello: WireHello, transports: [VirtioTransport],
          memory: @escaping TelemetryMemoryReader) {
         self.console = console
         self.queues = queues

@@ -9,17 +9,17 @@ final class DeviceQueue {
     let index: UInt16
     /// Split or packed, as negotiated (VIRTIO_F_RING_PACKED).
     let ring: DeviceRing
-    let notifyAddress: UInt64
+    let doorbell: Doorbell
     private(set) var pool: BufferPool
     let deviceWritable: Bool
     /// Faults injected on purpose (`inject`): consulted where the driver kicks and reposts here,
     /// and by the drivers where they hand frames up or out and take interrupts.
     var faults = VirtqueueFaults()
 
-    init(index: UInt16, ring: DeviceRing, notifyAddress: UInt64, pool: BufferPool, deviceWritable: Bool) {
+    init(index: UInt16, ring: DeviceRing, doorbell: Doorbell, pool: BufferPool, deviceWritable: Bool) {
         self.index = index
         self.ring = ring
-        self.notifyAddress = notifyAddress
+        self.doorbell = doorbell
         self.pool = pool
         self.deviceWritable = deviceWritable
     }
@@ -43,9 +43,9 @@ final class DeviceQueue {
         }
     }
 
-    /// Rings the doorbell: writes the queue index to its notification address (4.1.4.4).
+    /// Rings the doorbell: writes the queue index where the transport says, at its width.
     func kick() {
-        mmio_write16(notifyAddress, index)
+        doorbell.ring(queue: index)
         ring.noteKick()
     }
 
@@ -99,5 +99,23 @@ final class DeviceQueue {
             return nil
         }
         return (head, buffer)
+    }
+}
+
+/// Where and how a queue's notification (its "kick") is written: the one thing about a
+/// queue's data path that differs between the transports.
+enum Doorbell {
+    /// PCI: the queue's own address in the notification structure, `cap.offset +
+    /// queue_notify_off × notify_off_multiplier`; the queue index written as 16 bits (4.1.5.2).
+    case pci(address: UInt64)
+    /// MMIO: the device's one QueueNotify register, shared by every queue; the queue index
+    /// written as 32 bits, as every MMIO control register is (4.2.2.2, 4.2.3.3).
+    case mmio(register: UInt64)
+
+    func ring(queue index: UInt16) {
+        switch self {
+        case .pci(let address): mmio_write16(address, index)
+        case .mmio(let register): mmio_write32(register, UInt32(index))
+        }
     }
 }

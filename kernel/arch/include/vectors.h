@@ -24,6 +24,10 @@
 #define IRQ_VECTOR_CONSOLE_RX     36
 #define IRQ_VECTOR_CONSOLE_TX     37
 #define IRQ_VECTOR_CONSOLE_CONFIG 38
+/* virtio-mmio (QEMU microvm): one IOAPIC line per device for every reason, told apart by the
+ * device's InterruptStatus register (virtio 1.2, 4.2.3.4). */
+#define IRQ_VECTOR_NET_LINE       39
+#define IRQ_VECTOR_CONSOLE_LINE   40
 
 /* Programmed into the local APIC's spurious-interrupt vector register. */
 #define LAPIC_SPURIOUS_VECTOR     0xff

@@ -213,65 +213,21 @@ final class VirtioPCITransport {
             log("virtio: \(function.address.description): queue \(index): \(error.message); refusing the device")
             return nil
         }
-        let eventIdx = features.contains(VIRTIO_F_RING_EVENT_IDX)
-        guard let (ring, areas) = features.contains(VIRTIO_F_RING_PACKED)
-                ? Self.packedRing(size: size, eventIdx: eventIdx) : Self.splitRing(size: size, eventIdx: eventIdx)
-        else {
-            log("virtio: queue \(index): no memory for a ring of \(size)")
-            return nil
+        return QueueMemory.makeQueue(request, size: size, features: features, deviceWritable: deviceWritable,
+                                     doorbell: .pci(address: notifyBase + notifyOffset)) { areas in
+            setCommon64(VIRTIO_PCI_COMMON_QUEUE_DESC, areas.desc)
+            setCommon64(VIRTIO_PCI_COMMON_QUEUE_DRIVER, areas.driver)
+            setCommon64(VIRTIO_PCI_COMMON_QUEUE_DEVICE, areas.device)
+            msix.route(entry: Int(msixEntry), toVector: request.vector, apicID: apicID)
+            setCommon16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR, msixEntry)
+            guard common16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR) == msixEntry else {
+                log("virtio: queue \(index): device refused MSI-X vector \(msixEntry)")
+                return false
+            }
+            setCommon16(VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1)
+            return true
         }
-        // queue_desc / queue_driver / queue_device (4.1.4.3): split, the descriptor table, the
-        // available ring and the used ring; packed, the descriptor ring, the driver and the
-        // device event suppression structures (2.8.10).
-        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DESC, areas.desc)
-        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DRIVER, areas.driver)
-        setCommon64(VIRTIO_PCI_COMMON_QUEUE_DEVICE, areas.device)
-        msix.route(entry: Int(msixEntry), toVector: request.vector, apicID: apicID)
-        setCommon16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR, msixEntry)
-        guard common16(VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR) == msixEntry else {
-            log("virtio: queue \(index): device refused MSI-X vector \(msixEntry)")
-            return nil
-        }
-        guard let pool = BufferPool(count: min(request.bufferCount ?? Int(size), Int(size)), bufferSize: request.bufferSize) else {
-            log("virtio: out of memory for queue \(index)'s buffers")
-            return nil
-        }
-        setCommon16(VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1)
-        return DeviceQueue(index: index, ring: ring, notifyAddress: notifyBase + notifyOffset, pool: pool,
-                           deviceWritable: deviceWritable)
     }
-
-    /// The guest-physical addresses of a queue's three areas, as the common configuration takes them.
-    typealias RingAreas = (desc: UInt64, driver: UInt64, device: UInt64)
-
-    /// A split ring (2.7): descriptor table, available ring and used ring, each on its own
-    /// pages (page alignment satisfies every area's alignment, 2.7.2).
-    private static func splitRing(size: UInt16, eventIdx: Bool) -> (DeviceRing, RingAreas)? {
-        guard let desc = heap_alloc_pages((SplitVirtqueue.descTableBytes(size: size) + 4095) / 4096),
-              let avail = heap_alloc_pages((SplitVirtqueue.availRingBytes(size: size) + 4095) / 4096),
-              let used = heap_alloc_pages((SplitVirtqueue.usedRingBytes(size: size) + 4095) / 4096),
-              let ring = try? SplitVirtqueue(size: size, descTable: desc, availRing: avail, usedRing: used,
-                                             eventIdx: eventIdx)
-        else { return nil }
-        return (.split(ring), (address(desc), address(avail), address(used)))
-    }
-
-    /// A packed ring (2.8): the descriptor ring on its own pages, and one page for the two
-    /// event suppression structures, the driver's at its start and the device's a cache line
-    /// further (each 4-aligned, 2.8.10.1; apart, so the device's writes do not share a line with
-    /// the driver's). Two pages for a 256-entry ring where the split format takes three.
-    private static func packedRing(size: UInt16, eventIdx: Bool) -> (DeviceRing, RingAreas)? {
-        guard let desc = heap_alloc_pages((PackedVirtqueue.descRingBytes(size: size) + 4095) / 4096),
-              let events = heap_alloc_pages(1),
-              let ring = try? PackedVirtqueue(size: size, descRing: desc, driverEvent: events,
-                                              deviceEvent: events + Self.deviceEventOffset, eventIdx: eventIdx)
-        else { return nil }
-        return (.packed(ring), (address(desc), address(events), address(events + Self.deviceEventOffset)))
-    }
-
-    private static let deviceEventOffset = 64
-
-    private static func address(_ pointer: UnsafeMutableRawPointer) -> UInt64 { UInt64(UInt(bitPattern: pointer)) }
 
     /// Final step of initialisation (3.1.1 step 8): the device may now use the queues.
     func driverOK() {
@@ -281,14 +237,4 @@ final class VirtioPCITransport {
 
     func config8(_ offset: Int) -> UInt8 { mmio_read8(deviceConfig + UInt64(offset)) }
     func config16(_ offset: Int) -> UInt16 { mmio_read16(deviceConfig + UInt64(offset)) }
-}
-
-/// What a driver asks of one of its queues: which queue (the device's numbering), its
-/// interrupt vector (arch/include/vectors.h), and its buffers.
-struct QueueRequest {
-    let index: UInt16
-    let vector: UInt8
-    let bufferSize: Int
-    /// At most the ring size; nil: one buffer per descriptor.
-    var bufferCount: Int? = nil
 }
