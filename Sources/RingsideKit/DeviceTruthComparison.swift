@@ -3,12 +3,22 @@
 // over time; DeviceTruth says what the QMP fields mean.
 
 import Foundation
+import Wire
 
 /// `a − b` in 16-bit ring-index arithmetic, as a signed distance in −32768…32767: how far `a` is
 /// ahead of `b` (negative: behind). Meaningful only when the true distance is under 32768,
 /// which is why only samples close in time are compared.
 @inline(__always)
 public func indexDistance(_ a: UInt16, _ b: UInt16) -> Int { Int(Int16(bitPattern: a &- b)) }
+
+/// How far position `a` is ahead of `b` (negative: behind) on a queue of `size` in `format`:
+/// `indexDistance` for split indices; for packed positions (offset | wrap << 15) their distance
+/// over two laps, read as behind when it is more than one lap.
+public func positionAhead(_ a: UInt16, of b: UInt16, size: Int, format: WireRingFormat) -> Int {
+    guard format == .packed, size > 0 else { return indexDistance(a, b) }
+    let d = wireRingDistance(from: b, to: a, size: UInt16(clamping: size), format: .packed)
+    return d > size ? d - 2 * size : d
+}
 
 /// The driver's view of one queue, from the kernel's telemetry.
 public struct DriverQueueView: Equatable, Sendable {
@@ -24,8 +34,13 @@ public struct DriverQueueView: Equatable, Sendable {
     /// that arrived late (queued somewhere), whose arrival time says little about when they
     /// were taken.
     public var uptime: Double?
+    /// The ring format. Packed: `availIdx` and `usedIdx` are the driver's and the device's next
+    /// positions as offset | wrap counter << 15 (docs/protocol.md §4 "Packed queues").
+    public var format: WireRingFormat
 
-    public init(availIdx: UInt16, usedIdx: UInt16, size: Int, availDescriptors: Int?, time: Double, uptime: Double? = nil) {
+    public init(availIdx: UInt16, usedIdx: UInt16, size: Int, availDescriptors: Int?, time: Double, uptime: Double? = nil,
+                format: WireRingFormat = .split) {
+        self.format = format
         self.availIdx = availIdx
         self.usedIdx = usedIdx
         self.size = size
@@ -73,6 +88,11 @@ public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> Qu
     if device.inuse > driver.size || device.inuse < 0 {
         impossible.append("device inuse \(device.inuse) > size \(driver.size)")
     }
+    if driver.format == .packed {
+        differs = comparePackedPositions(driver: driver, device: device)
+        if !impossible.isEmpty { return .impossible(impossible + differs) }
+        return differs.isEmpty ? .agree : .differs(differs)
+    }
     if driver.usedIdx != device.usedIdx {
         differs.append("used_idx \(driver.usedIdx) ≠ device used-idx \(device.usedIdx)")
     }
@@ -85,6 +105,29 @@ public func compareQueue(driver: DriverQueueView, device: DeviceQueueView) -> Qu
     if !impossible.isEmpty { return .impossible(impossible + differs) }
     if !differs.isEmpty { return .differs(differs) }
     return .agree
+}
+
+/// The packed ring's rule (virtio 1.2 §2.8). QEMU 7.2 keeps a packed queue's wrap counters apart
+/// from its indices and QMP reports the indices alone: `used-idx` and `last-avail-idx` are slot
+/// offsets (0 ≤ offset < size, no wrap bit; seen on a Linux guest past one lap). So offsets are
+/// compared, modulo the size:
+/// - used: the device's next used position (as the ring shows it) at `used-idx`;
+/// - avail: the driver's next available position at last-avail-idx plus the slots given and not
+///   fetched (the slots from the device position to the driver's, less `inuse`: one slot per
+///   buffer, as Linux with INDIRECT_DESC and our kernel make them).
+func comparePackedPositions(driver: DriverQueueView, device: DeviceQueueView) -> [String] {
+    var differs: [String] = []
+    let n = max(1, driver.size)
+    let deviceOffset = Int(driver.usedIdx & 0x7FFF), driverOffset = Int(driver.availIdx & 0x7FFF)
+    if deviceOffset % n != Int(device.usedIdx) % n {
+        differs.append("device position \(deviceOffset) ≠ device used-idx \(device.usedIdx)")
+    }
+    let given = wireRingDistance(from: driver.usedIdx, to: driver.availIdx, size: UInt16(clamping: n), format: .packed)
+    let unfetched = given - device.inuse
+    if unfetched < 0 || (Int(device.lastAvailIdx) + unfetched) % n != driverOffset % n {
+        differs.append("driver position \(driverOffset) ≠ device last-avail-idx \(device.lastAvailIdx) + unfetched \(unfetched)")
+    }
+    return differs
 }
 
 extension DeviceQueueView {

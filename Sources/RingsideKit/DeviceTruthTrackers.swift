@@ -3,6 +3,7 @@
 // each queue carries (driver ↔ device, and driver ↔ memory ↔ device for the memory view).
 
 import Foundation
+import Wire
 
 /// Three views of one queue: what the driver says (telemetry), what guest memory holds, what
 /// the device says (QMP). Each pair is compared by the rule of `DisagreementTracker`: ordered,
@@ -28,10 +29,11 @@ public struct ThreeWayTracker: Equatable, Sendable {
         driverDevice.noteDriver(d)
     }
 
-    public mutating func noteMemory(_ m: DeviceQueueView) {
+    /// `format`: the ring format of the queue read (packed: positions, not indices).
+    public mutating func noteMemory(_ m: DeviceQueueView, format: WireRingFormat = .split) {
         driverMemory.noteMemory(m)
         memoryDevice.noteDriver(DriverQueueView(availIdx: m.lastAvailIdx, usedIdx: m.usedIdx, size: m.vringNum,
-                                                availDescriptors: nil, time: m.time))
+                                                availDescriptors: nil, time: m.time, format: format))
     }
 
     public mutating func noteDevice(_ v: DeviceQueueView) {
@@ -104,11 +106,15 @@ public struct DriverAfterTracker: Equatable, Sendable {
         }
         comparisons += 1
         var contradictions: [String] = []
-        let availAhead = indexDistance(m.lastAvailIdx, d.availIdx)
-        let availName = rule == .memory ? "memory avail.idx" : "device last-avail-idx"
-        if availAhead > 0 { contradictions.append("\(availName) \(m.lastAvailIdx) is \(availAhead) ahead of the driver's avail_idx \(d.availIdx) taken after it") }
-        let usedAhead = indexDistance(m.usedIdx, d.usedIdx)
-        if usedAhead > 0 { contradictions.append("\(side) used.idx \(m.usedIdx) is \(usedAhead) ahead of the driver's used_idx \(d.usedIdx) taken after it") }
+        // A packed queue's positions from QMP are offsets without wrap counters: whether one is
+        // ahead of the driver's is not decidable from them (compareQueue compares offsets).
+        if d.format == .split || rule == .memory {
+            let availAhead = positionAhead(m.lastAvailIdx, of: d.availIdx, size: d.size, format: d.format)
+            let availName = rule == .memory ? "memory avail.idx" : "device last-avail-idx"
+            if availAhead > 0 { contradictions.append("\(availName) \(m.lastAvailIdx) is \(availAhead) ahead of the driver's avail_idx \(d.availIdx) taken after it") }
+            let usedAhead = positionAhead(m.usedIdx, of: d.usedIdx, size: d.size, format: d.format)
+            if usedAhead > 0 { contradictions.append("\(side) used.idx \(m.usedIdx) is \(usedAhead) ahead of the driver's used_idx \(d.usedIdx) taken after it") }
+        }
         let c = rule == .memory ? compareMemory(driver: d, memory: m) : compareQueue(driver: d, device: m)
         if case .impossible(let r) = c { contradictions += r }
         let idle = previous.map { p in
@@ -249,7 +255,7 @@ public struct DisagreementTracker: Equatable, Sendable {
         for (a, b) in zip(history, history.dropFirst()) {
             let dt = (b.uptime ?? b.time) - (a.uptime ?? a.time)
             guard dt > 0.001 else { continue }
-            best = max(best, Double(max(0, indexDistance(b.usedIdx, a.usedIdx))) / dt)
+            best = max(best, Double(max(0, positionAhead(b.usedIdx, of: a.usedIdx, size: b.size, format: b.format))) / dt)
         }
         return best
     }
@@ -271,7 +277,7 @@ public struct DisagreementTracker: Equatable, Sendable {
         comparisons += 1
         let comparison = compareQueue(driver: driver, device: device)
         var contradictions: [String] = []
-        let ahead = indexDistance(driver.usedIdx, device.usedIdx)
+        let ahead = driver.format == .packed ? 0 : indexDistance(driver.usedIdx, device.usedIdx)  // packed: see DriverAfterTracker
         if ahead > 0 {
             contradictions.append("used_idx \(driver.usedIdx) is \(ahead) ahead of device used-idx \(device.usedIdx) read after it")
         }
@@ -309,7 +315,7 @@ public struct DisagreementTracker: Equatable, Sendable {
         idleDiffering = 0
         let c = compareQueue(driver: driver, device: device)
         var contradictions = c.reasons
-        let ahead = indexDistance(driver.usedIdx, device.usedIdx)
+        let ahead = driver.format == .packed ? 0 : indexDistance(driver.usedIdx, device.usedIdx)
         if ahead > 0, contradictions.isEmpty {
             contradictions.append("used_idx \(driver.usedIdx) is \(ahead) ahead of device used-idx \(device.usedIdx)")
         }

@@ -178,9 +178,13 @@ public struct GuestDeviceInfo: Equatable, Sendable {
         return 10
     }
 
+    /// VIRTIO_F_RING_PACKED accepted: every queue of the device is a packed ring (virtio 1.2 §2.8).
+    public var packedRings: Bool { guestFeatures.contains("VIRTIO_F_RING_PACKED") }
+
     public var ringReader: GuestRingReader {
         GuestRingReader(eventIdx: guestFeatures.contains("VIRTIO_RING_F_EVENT_IDX"),
-                        indirect: guestFeatures.contains("VIRTIO_RING_F_INDIRECT_DESC"))
+                        indirect: guestFeatures.contains("VIRTIO_RING_F_INDIRECT_DESC"),
+                        packed: packedRings)
     }
 }
 

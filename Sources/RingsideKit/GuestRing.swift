@@ -104,6 +104,13 @@ public struct GuestRingSnapshot: Equatable, Sendable {
     public var moving = false
     /// What did not make sense (ids ≥ size, loops, ...). With `moving`, expected torn reads.
     public var problems: [String] = []
+    /// A packed ring (VIRTIO_F_RING_PACKED, GuestPackedRing.swift): its slots, positions and
+    /// event structures. Then, as in the wire protocol (docs/protocol.md §4 "Packed queues"),
+    /// `availIdx`, `usedIdx` and `driverLastUsed` are the driver, device and driver-used
+    /// positions in the off_wrap encoding, `availFlags`/`usedEvent` the driver's event
+    /// structure, `usedFlags`/`availEvent` the device's, `descriptors`/`states` indexed by buffer
+    /// id, and the split rings (`availRing`, `usedRing`) and `chains` empty.
+    public var packed: GuestPackedRing?
 
     public init(addresses: GuestQueueAddresses) {
         self.addresses = addresses
@@ -128,6 +135,7 @@ public final class GuestRingCache {
         var indirect: Bool
         var keepsChains: Bool
         var driverLastUsed: UInt16?
+        var packed = false
     }
 
     var key: Key?
@@ -167,11 +175,14 @@ public struct GuestRingReader: Sendable {
     public static let maximumQueueSize = 32768
     public var eventIdx: Bool
     public var indirect: Bool
+    /// VIRTIO_F_RING_PACKED was negotiated: the queue is a packed ring (readPacked).
+    public var packed = false
     /// Whether snapshots list their chains (`chains`). Off, `chains` is empty and everything
     /// else is the same: states, problems and every check still walk every chain the rings name.
     public var keepsChains = true
 
-    public init(eventIdx: Bool, indirect: Bool = true, keepsChains: Bool = true) {
+    public init(eventIdx: Bool, indirect: Bool = true, keepsChains: Bool = true, packed: Bool = false) {
+        self.packed = packed
         self.eventIdx = eventIdx
         self.indirect = indirect
         self.keepsChains = keepsChains
@@ -187,6 +198,7 @@ public struct GuestRingReader: Sendable {
     /// snapshot, and chains through unchanged descriptors are taken from it.
     public func read(_ memory: GuestMemory, _ a: GuestQueueAddresses, driverLastUsed: UInt16? = nil,
                      cache: GuestRingCache? = nil) -> GuestRingSnapshot {
+        if packed { return readPacked(memory, a, cache: cache) }
         var s = GuestRingSnapshot(addresses: a)
         guard a.isSetUp else { s.unreadable = "queue not set up"; return s }
         guard a.size <= Self.maximumQueueSize, a.size & (a.size - 1) == 0 else {

@@ -111,7 +111,8 @@ public struct GuestSampleJSON {
     }
 
     /// Keys in sorted order: addresses, avail, chains, descriptors, device, driver_last_used,
-    /// moving, name, outstanding, problems, queue, size, unreadable, used.
+    /// format, moving, name, outstanding, packed, problems, queue, size, unreadable, used. A
+    /// packed ring has no avail, chains or used (its split words do not exist), and a packed object.
     static func queue(_ q: GuestQueueSample, into w: inout JSONWriter) {
         let ring = q.ring.flatMap { $0.unreadable == nil ? $0 : nil }
         w.byte(0x7B)
@@ -123,7 +124,9 @@ public struct GuestSampleJSON {
             w.raw(",\"desc\":"); w.uint(v.addresses.desc)
             w.raw(",\"used\":"); w.uint(v.addresses.used); w.byte(0x7D)
         }
-        if let r = ring {
+        if let r = ring, r.packed != nil {
+            descriptors(r, into: &w)
+        } else if let r = ring {
             w.key("avail")
             w.raw("{\"flags\":"); w.uint(UInt64(r.availFlags))
             w.raw(",\"idx\":"); w.uint(UInt64(r.availIdx))
@@ -151,6 +154,59 @@ public struct GuestSampleJSON {
                 w.byte(0x7D)
             }
             w.byte(0x5D)
+            descriptors(r, into: &w)
+        } else if let e = q.element {
+            w.key("avail")
+            w.raw("{\"flags\":"); w.uint(UInt64(e.availFlags))
+            w.raw(",\"idx\":"); w.uint(UInt64(e.availIdx)); w.byte(0x7D)
+        }
+        if let v {
+            w.key("device")
+            w.raw("{\"inuse\":"); w.int(v.inuse)
+            w.raw(",\"last_avail_idx\":"); w.uint(UInt64(v.lastAvailIdx))
+            w.raw(",\"shadow_avail_idx\":"); w.uint(UInt64(v.shadowAvailIdx))
+            w.raw(",\"signalled_used\":"); w.uint(UInt64(v.signalledUsed))
+            w.raw(",\"signalled_used_valid\":"); w.raw(v.signalledUsedValid ? "true" : "false")
+            w.raw(",\"used_idx\":"); w.uint(UInt64(v.usedIdx)); w.byte(0x7D)
+        }
+        if let r = ring {
+            if let l = r.driverLastUsed { w.key("driver_last_used"); w.uint(UInt64(l)) }
+            w.key("format"); w.raw(r.packed != nil ? "\"packed\"" : "\"split\"")
+            w.key("moving"); w.raw(r.moving ? "true" : "false")
+        }
+        w.key("name"); w.string(q.name)
+        if let r = ring {
+            if let o = r.outstanding { w.key("outstanding"); w.int(o) }
+            if let p = r.packed { packed(p, into: &w) }
+            w.key("problems"); w.strings(r.problems)
+        }
+        w.key("queue"); w.int(q.queue)
+        if let v { w.key("size"); w.int(v.addresses.size) }
+        if let u = q.ring?.unreadable { w.key("unreadable"); w.string(u) }
+        if let r = ring, r.packed == nil {
+            w.key("used")
+            w.raw("{")
+            if let e = r.availEvent { w.raw("\"avail_event\":"); w.uint(UInt64(e)); w.byte(0x2C) }
+            w.raw("\"flags\":"); w.uint(UInt64(r.usedFlags))
+            w.raw(",\"idx\":"); w.uint(UInt64(r.usedIdx))
+            w.raw(",\"ring\":[")
+            var k = 0
+            while k < r.usedRing.count {
+                if k > 0 { w.byte(0x2C) }
+                w.byte(0x5B); w.uint(UInt64(r.usedRing[k].id)); w.byte(0x2C); w.uint(UInt64(r.usedRing[k].len)); w.byte(0x5D)
+                k += 1
+            }
+            w.raw("]}")
+        } else if ring == nil, let e = q.element {
+            w.key("used")
+            w.raw("{\"flags\":"); w.uint(UInt64(e.usedFlags))
+            w.raw(",\"idx\":"); w.uint(UInt64(e.usedIdx)); w.byte(0x7D)
+        }
+        w.byte(0x7D)
+    }
+
+    /// `"descriptors":[…]`: the descriptor table (split) or each buffer id (packed), with states.
+    static func descriptors(_ r: GuestRingSnapshot, into w: inout JSONWriter) {
             w.key("descriptors")
             w.byte(0x5B)
             var i = 0
@@ -173,52 +229,43 @@ public struct GuestSampleJSON {
                 i += 1
             }
             w.byte(0x5D)
-        } else if let e = q.element {
-            w.key("avail")
-            w.raw("{\"flags\":"); w.uint(UInt64(e.availFlags))
-            w.raw(",\"idx\":"); w.uint(UInt64(e.availIdx)); w.byte(0x7D)
+    }
+
+    /// `"packed":{…}`: a packed ring's positions (offset, wrap counter), its two event
+    /// suppression structures (as `watch SOCKET --json` writes them, TelemetryJSON.swift) and
+    /// every slot with its state. Keys sorted.
+    static func packed(_ p: GuestPackedRing, into w: inout JSONWriter) {
+        func position(_ x: GuestPackedPosition) {
+            w.raw("{\"offset\":"); w.uint(UInt64(x.offset)); w.raw(",\"wrap\":"); w.raw(x.wrap ? "1}" : "0}")
         }
-        if let v {
-            w.key("device")
-            w.raw("{\"inuse\":"); w.int(v.inuse)
-            w.raw(",\"last_avail_idx\":"); w.uint(UInt64(v.lastAvailIdx))
-            w.raw(",\"shadow_avail_idx\":"); w.uint(UInt64(v.shadowAvailIdx))
-            w.raw(",\"signalled_used\":"); w.uint(UInt64(v.signalledUsed))
-            w.raw(",\"signalled_used_valid\":"); w.raw(v.signalledUsedValid ? "true" : "false")
-            w.raw(",\"used_idx\":"); w.uint(UInt64(v.usedIdx)); w.byte(0x7D)
+        func event(_ e: GuestPackedEvent) {
+            w.raw("{\"flags\":"); w.uint(UInt64(e.flags))
+            w.raw(",\"flags_name\":"); w.string(e.flagsName)
+            w.raw(",\"offset\":"); w.uint(UInt64(e.offWrap & 0x7FFF))
+            w.raw(",\"wrap\":"); w.uint(UInt64(e.offWrap >> 15)); w.byte(0x7D)
         }
-        if let r = ring {
-            if let l = r.driverLastUsed { w.key("driver_last_used"); w.uint(UInt64(l)) }
-            w.key("moving"); w.raw(r.moving ? "true" : "false")
+        w.key("packed")
+        w.raw("{\"device\":"); position(p.device)
+        w.raw(",\"device_event\":"); event(p.deviceEvent)
+        w.raw(",\"driver\":"); position(p.driver)
+        w.raw(",\"driver_event\":"); event(p.driverEvent)
+        if let u = p.driverUsed { w.raw(",\"driver_used\":"); position(u) }
+        w.raw(",\"slots\":[")
+        var k = 0
+        while k < p.slots.count {
+            let s = p.slots[k]
+            if k > 0 { w.byte(0x2C) }
+            w.raw("{\"addr\":"); w.uint(s.addr)
+            w.raw(",\"avail\":"); w.raw(s.availBit ? "1" : "0")
+            w.raw(",\"flags\":"); w.uint(UInt64(s.flags))
+            w.raw(",\"id\":"); w.uint(UInt64(s.id))
+            w.raw(",\"len\":"); w.uint(UInt64(s.len))
+            w.raw(",\"slot\":"); w.uint(UInt64(k))
+            w.raw(",\"state\":"); w.string(k < p.slotStates.count ? p.slotStates[k].name : "free")
+            w.raw(",\"used\":"); w.raw(s.usedBit ? "1}" : "0}")
+            k += 1
         }
-        w.key("name"); w.string(q.name)
-        if let r = ring {
-            if let o = r.outstanding { w.key("outstanding"); w.int(o) }
-            w.key("problems"); w.strings(r.problems)
-        }
-        w.key("queue"); w.int(q.queue)
-        if let v { w.key("size"); w.int(v.addresses.size) }
-        if let u = q.ring?.unreadable { w.key("unreadable"); w.string(u) }
-        if let r = ring {
-            w.key("used")
-            w.raw("{")
-            if let e = r.availEvent { w.raw("\"avail_event\":"); w.uint(UInt64(e)); w.byte(0x2C) }
-            w.raw("\"flags\":"); w.uint(UInt64(r.usedFlags))
-            w.raw(",\"idx\":"); w.uint(UInt64(r.usedIdx))
-            w.raw(",\"ring\":[")
-            var k = 0
-            while k < r.usedRing.count {
-                if k > 0 { w.byte(0x2C) }
-                w.byte(0x5B); w.uint(UInt64(r.usedRing[k].id)); w.byte(0x2C); w.uint(UInt64(r.usedRing[k].len)); w.byte(0x5D)
-                k += 1
-            }
-            w.raw("]}")
-        } else if let e = q.element {
-            w.key("used")
-            w.raw("{\"flags\":"); w.uint(UInt64(e.usedFlags))
-            w.raw(",\"idx\":"); w.uint(UInt64(e.usedIdx)); w.byte(0x7D)
-        }
-        w.byte(0x7D)
+        w.raw("]}")
     }
 }
 

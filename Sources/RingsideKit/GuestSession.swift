@@ -313,6 +313,9 @@ extension GuestSample {
         guard let q = queue(named: name), let device = device(named: q.device) else { throw RingsideError("no queue '\(name)'") }
         guard let ring = q.ring else { throw RingsideError("\(name): no ring read from memory (not set up, or no memory file)") }
         if let u = ring.unreadable { throw RingsideError("\(name): \(u)") }
+        // A packed ring's used slot names a buffer id, not where the buffer is: the driver keeps
+        // that to itself (§2.8.7), and the slot's addr may be another buffer's.
+        if ring.packed != nil { throw RingsideError("\(name): dumps are not available for packed rings read from guest memory") }
         let n = ring.addresses.size
         let head: Int
         var usedLength: UInt32?

@@ -72,7 +72,8 @@ public enum GuestTelemetry {
     public static func hello(_ s: GuestSample) -> WireHello {
         let version = "QEMU guest, " + (s.source == .memory ? "rings from guest memory" : "QMP only (no memory file)")
         let queues = s.queues.prefix(255).enumerated().map { (i, q) in
-            WireQueueInfo(queue: UInt8(i), name: q.name, size: UInt16(clamping: max(1, q.deviceView?.addresses.size ?? q.ring?.addresses.size ?? 1)))
+            WireQueueInfo(queue: UInt8(i), name: q.name, size: UInt16(clamping: max(1, q.deviceView?.addresses.size ?? q.ring?.addresses.size ?? 1)),
+                          format: s.device(named: q.device)?.packedRings == true ? .packed : .split)
         }
         return WireHello(kernelVersion: version, mac: [0, 0, 0, 0, 0, 0],
                          devices: s.devices.map {
@@ -108,10 +109,18 @@ public enum GuestTelemetry {
                 lastUsed = v.usedIdx
             }
             var ringView = WireRingView.empty
-            if let r = q.ring, r.unreadable == nil { ringView = ringWindows(r, size: size, lastUsed: lastUsed) }
+            var pending = used &- lastUsed
+            if let r = q.ring, r.unreadable == nil {
+                if let p = r.packed {
+                    ringView = packedWindow(p, size: size, lastUsed: lastUsed, eventIdx: r.usedEvent != nil)
+                    pending = UInt16(clamping: wireRingDistance(from: lastUsed, to: used, size: UInt16(clamping: size), format: .packed))
+                } else {
+                    ringView = ringWindows(r, size: size, lastUsed: lastUsed)
+                }
+            }
             let free = UInt16(clamping: table.filter { $0.state == .free }.count)
             let status = WireQueueStatus(queue: UInt8(i), availIdx: avail, usedIdx: used, lastUsedIdx: lastUsed, freeCount: free,
-                                         pendingUsed: used &- lastUsed, paused: false, counters: WireQueueCounters())
+                                         pendingUsed: pending, paused: false, counters: WireQueueCounters())
             return WireQueueSnapshot(status: status, ring: ringView, descriptors: .full(table))
         }
         // A queue read through QMP alone has no ring section (both windows empty), and the
@@ -137,13 +146,34 @@ public enum GuestTelemetry {
         return v
     }
 
+    /// A packed ring as read from guest memory, in the snapshot's ring section as the kernel
+    /// sends a packed queue's (docs/protocol.md §4 "Packed queues"): both event suppression
+    /// structures, and a window of slots (flags; id, len) from 4 slots before the driver's used
+    /// position.
+    static func packedWindow(_ p: GuestPackedRing, size: Int, lastUsed: UInt16, eventIdx: Bool) -> WireRingView {
+        let count = min(Int(WireRingView.window), size, p.slots.count)
+        let start = (Int(lastUsed & 0x7FFF) % max(1, size) + size - count / 4) % max(1, size)
+        var v = WireRingView(flags: WireRingView.packedFlag | (eventIdx ? WireRingView.eventIdxFlag : 0),
+                             availFlags: p.driverEvent.flags, usedFlags: p.deviceEvent.flags,
+                             usedEvent: p.driverEvent.offWrap, availEvent: p.deviceEvent.offWrap,
+                             availStart: UInt16(start), usedStart: UInt16(start))
+        for k in 0..<count {
+            let slot = p.slots[(start + k) % size]
+            v.availEntries.append(slot.flags)
+            v.usedEntries.append(WireUsedElement(id: UInt32(slot.id), len: slot.len))
+        }
+        return v
+    }
+
     /// What the lost-notification detector needs of each queue (NotificationDetector.swift): the
     /// indices and the rings' flags and event words as read from memory, the driver's position
     /// as used_event shows it (when the guest uses EVENT_IDX), the device's last-avail-idx from
     /// QMP. Nil for a queue whose rings were not read, or were read while they moved (torn).
     public static func notificationSamples(_ s: GuestSample) -> [NotificationSample?] {
         s.queues.map { q -> NotificationSample? in
-            guard let r = q.ring, r.unreadable == nil, !r.moving else { return nil }
+            // A packed ring (§2.8) has no avail/used index or flags words to judge by the split
+            // ring's rules: not judged.
+            guard let r = q.ring, r.unreadable == nil, !r.moving, r.packed == nil else { return nil }
             let status = WireQueueStatus(queue: 0, availIdx: r.availIdx, usedIdx: r.usedIdx,
                                          lastUsedIdx: r.driverLastUsed ?? r.usedIdx, freeCount: 0, pendingUsed: 0,
                                          paused: false, counters: WireQueueCounters())

@@ -28,7 +28,7 @@ public struct WatchDeviceTruth {
             let q = model.queues[p]
             let driver = DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
                                          availDescriptors: q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
-                                         time: now, uptime: Double(model.uptimeNs) / 1e9)
+                                         time: now, uptime: Double(model.uptimeNs) / 1e9, format: q.info.format)
             trackers[number, default: DisagreementTracker()].noteDriver(driver)
         }
         var sample: DeviceTruthSample?

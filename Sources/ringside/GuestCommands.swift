@@ -105,6 +105,9 @@ struct GuestHumanLines {
             var moving: Bool
             var problems: Int
             var element: GuestQueueElementView?
+            /// Packed rings: the event structures' flags and the driver's used position.
+            var eventFlags: UInt32 = 0
+            var driverLastUsed: UInt16?
         }
         var name: String
         var head: String
@@ -130,7 +133,8 @@ struct GuestHumanLines {
             var key: LineParts.RingKey?
             if let r = q.ring {
                 key = LineParts.RingKey(unreadable: r.unreadable, availIdx: r.availIdx, usedIdx: r.usedIdx, usedEvent: r.usedEvent,
-                                        availEvent: r.availEvent, moving: r.moving, problems: r.problems.count, element: nil)
+                                        availEvent: r.availEvent, moving: r.moving, problems: r.problems.count, element: nil,
+                                        eventFlags: UInt32(r.availFlags) << 16 | UInt32(r.usedFlags), driverLastUsed: r.driverLastUsed)
             } else if let e = q.element {
                 key = LineParts.RingKey(unreadable: nil, availIdx: e.availIdx, usedIdx: e.usedIdx, usedEvent: nil, availEvent: nil,
                                         moving: false, problems: 0, element: e)
@@ -166,7 +170,14 @@ struct GuestHumanLines {
     static func ringText(_ q: GuestQueueSample) -> String {
         var t = ""
         if let r = q.ring {
-            if let u = r.unreadable { t += " " + u.escapingTerminalControls() } else {
+            if let u = r.unreadable { t += " " + u.escapingTerminalControls() } else if let p = r.packed {
+                // A packed ring (virtio 1.2 §2.8): positions as offset/wrap counter, the event structures.
+                t += " packed driver=" + p.driver.text + " device=" + p.device.text
+                if let u = p.driverUsed { t += " driver_used=" + u.text }
+                t += " driver_event=" + p.driverEvent.text + " device_event=" + p.deviceEvent.text
+                if r.moving { t += " (moving)" }
+                if !r.problems.isEmpty && !r.moving { t += " problems=" + String(r.problems.count) }
+            } else {
                 t += " avail.idx=" + String(r.availIdx) + " used.idx=" + String(r.usedIdx)
                 if let e = r.usedEvent { t += " used_event=" + String(e) }
                 if let e = r.availEvent { t += " avail_event=" + String(e) }

@@ -42,7 +42,7 @@ extension TUIState {
             if let r = q.ring, r.unreadable == nil, !r.moving {
                 let m = DeviceQueueView.memory(queue: 0, availIdx: r.availIdx, usedIdx: r.usedIdx, size: r.addresses.size, time: s.time)
                 live.memoryViews[name] = m
-                t.noteMemory(m)
+                t.noteMemory(m, format: r.packed != nil ? .packed : .split)
             }
             if let v = q.deviceView, v.time != live.memoryDeviceViews[name]?.time {
                 let d = DeviceQueueView(queue: 0, lastAvailIdx: v.lastAvailIdx, usedIdx: v.usedIdx, inuse: v.inuse, vringNum: v.addresses.size,

@@ -129,7 +129,7 @@ extension LiveView {
         let q = model.queues[p]
         return DriverQueueView(availIdx: status.availIdx, usedIdx: status.usedIdx, size: Int(q.info.size),
                                availDescriptors: guest != nil || q.isStale || q.descriptors.isEmpty ? nil : q.count(of: .avail),
-                               time: time, uptime: Double(uptimeNs) / 1e9)
+                               time: time, uptime: Double(uptimeNs) / 1e9, format: q.info.format)
     }
 }
 
