@@ -22,6 +22,12 @@ final class GuestSampleJSONTests: XCTestCase {
         XCTAssertFalse(ring.problems.isEmpty)
         var plain = GuestRingReader(eventIdx: false).read(r.memory, r.a)
         plain.moving = true
+        var packedRing = SyntheticPackedRing(size: 4)
+        for slot in 0..<4 { packedRing.makeAvailable(slot, wrap: true, id: UInt16(slot)) }
+        packedRing.markUsed(0, wrap: true, id: 0, len: 42)
+        packedRing.event(driver: true, flags: 2, offset: 0, wrap: true)
+        let packed = GuestRingReader(eventIdx: true, packed: true).read(packedRing.memory, packedRing.a)
+        XCTAssertNotNil(packed.packed?.driverUsed)
         let unreadable = GuestRingReader(eventIdx: true).read(r.memory, GuestQueueAddresses(size: 256, desc: 0xFFF00, avail: 0xFFFF0, used: 0x200000))
         var view = try XCTUnwrap(GuestQueueDeviceView(qmp: ["vring-num": 8, "vring-desc": r.a.desc, "vring-avail": r.a.avail, "vring-used": r.a.used,
                                                             "last-avail-idx": 5, "shadow-avail-idx": 5, "used-idx": 1, "inuse": 4,
@@ -31,7 +37,7 @@ final class GuestSampleJSONTests: XCTestCase {
         let device = GuestDeviceInfo(path: "/machine/peripheral/n\"é\u{1}/virtio-backend", type: "virtio-net", name: "n\"é\u{1}😀",
                                      hostFeatures: GuestFeatureList(names: ["VIRTIO_F_VERSION_1", "VIRTIO_NET_F_MAC"], unknownBits: 1 << 40),
                                      guestFeatures: GuestFeatureList(names: ["VIRTIO_F_VERSION_1"]), statuses: ["VIRTIO_CONFIG_S_DRIVER_OK"],
-                                     queueNames: ["rx", "tx", "ctrl", "q3", "q4"])
+                                     queueNames: ["rx", "tx", "ctrl", "q3", "q4", "q5"])
         let other = GuestDeviceInfo(path: "/machine/peripheral/rng/virtio-backend", type: "virtio-rng", name: "rng",
                                     hostFeatures: GuestFeatureList(), guestFeatures: GuestFeatureList(), statuses: [], queueNames: [])
         let queues = [
@@ -40,6 +46,7 @@ final class GuestSampleJSONTests: XCTestCase {
             GuestQueueSample(name: "n.ctrl", device: device.name, queue: 2, deviceView: view, element: element, ring: nil),
             GuestQueueSample(name: "n.q3\t", device: device.name, queue: 3, deviceView: view, element: nil, ring: unreadable),
             GuestQueueSample(name: "n.q4", device: device.name, queue: 4, deviceView: nil, element: nil, ring: nil),
+            GuestQueueSample(name: "n.q5", device: device.name, queue: 5, deviceView: view, element: nil, ring: packed),
         ]
         let sample = GuestSample(time: 4.5, number: 17, source: .memory, devices: [device, other], queues: queues,
                                  qmpAge: 0.1234, notes: ["QMP unavailable: \"x\"\n\u{1b}[2J"])
@@ -103,6 +110,30 @@ extension GuestQueueSample {
         }
         if let r = ring {
             if let u = r.unreadable { o["unreadable"] = u; return o }
+            o["format"] = r.packed == nil ? "split" : "packed"
+            if let p = r.packed {
+                func position(_ x: GuestPackedPosition) -> [String: Any] { ["offset": x.offset, "wrap": x.wrap ? 1 : 0] }
+                func event(_ e: GuestPackedEvent) -> [String: Any] {
+                    ["flags": e.flags, "flags_name": ["ENABLE", "DISABLE", "DESC", "reserved"][Int(e.flags & 3)],
+                     "offset": e.offWrap & 0x7FFF, "wrap": e.offWrap >> 15]
+                }
+                var j: [String: Any] = ["driver": position(p.driver), "device": position(p.device),
+                                        "driver_event": event(p.driverEvent), "device_event": event(p.deviceEvent),
+                                        "slots": p.slots.enumerated().map { (k, s) -> [String: Any] in
+                                            ["slot": k, "addr": s.addr, "len": s.len, "id": s.id, "flags": s.flags,
+                                             "avail": s.flags >> 7 & 1, "used": s.flags >> 15, "state": p.slotStates[k].name]
+                                        }]
+                if let u = p.driverUsed { j["driver_used"] = position(u) }
+                o["packed"] = j
+                o["moving"] = r.moving
+                o["problems"] = r.problems
+                if let out = r.outstanding { o["outstanding"] = out }
+                if let l = r.driverLastUsed { o["driver_last_used"] = l }
+                o["descriptors"] = r.descriptors.enumerated().map { (i, d) -> [String: Any] in
+                    ["id": i, "state": r.states[i].name, "addr": d.addr, "len": d.len, "flags": d.flags, "next": d.next]
+                }
+                return o
+            }
             var avail: [String: Any] = ["flags": r.availFlags, "idx": r.availIdx, "ring": r.availRing]
             if let e = r.usedEvent { avail["used_event"] = e }
             var used: [String: Any] = ["flags": r.usedFlags, "idx": r.usedIdx, "ring": r.usedRing.map { [$0.id, $0.len] }]
