@@ -171,9 +171,19 @@ public enum GuestTelemetry {
     /// QMP. Nil for a queue whose rings were not read, or were read while they moved (torn).
     public static func notificationSamples(_ s: GuestSample) -> [NotificationSample?] {
         s.queues.map { q -> NotificationSample? in
-            // A packed ring (§2.8) has no avail/used index or flags words to judge by the split
-            // ring's rules: not judged.
-            guard let r = q.ring, r.unreadable == nil, !r.moving, r.packed == nil else { return nil }
+            guard let r = q.ring, r.unreadable == nil, !r.moving else { return nil }
+            if let p = r.packed {
+                // Positions and both event suppression structures (§2.8.10); the driver's used
+                // position only when its event structure shows it (else nothing is judged owed
+                // to the driver: pending 0).
+                let status = WireQueueStatus(queue: 0, availIdx: r.availIdx, usedIdx: r.usedIdx, lastUsedIdx: r.driverLastUsed ?? r.usedIdx,
+                                             freeCount: 0, pendingUsed: 0, paused: false, counters: WireQueueCounters())
+                let ring = WireRingView(flags: WireRingView.packedFlag | (r.usedEvent != nil ? WireRingView.eventIdxFlag : 0),
+                                        availFlags: p.driverEvent.flags, usedFlags: p.deviceEvent.flags,
+                                        usedEvent: p.driverEvent.offWrap, availEvent: p.deviceEvent.offWrap)
+                return NotificationSample(role: q.role ?? NotificationQueueRole(queueName: q.name), size: UInt16(clamping: r.addresses.size),
+                                          status: status, ring: ring, format: .packed)
+            }
             let status = WireQueueStatus(queue: 0, availIdx: r.availIdx, usedIdx: r.usedIdx,
                                          lastUsedIdx: r.driverLastUsed ?? r.usedIdx, freeCount: 0, pendingUsed: 0,
                                          paused: false, counters: WireQueueCounters())

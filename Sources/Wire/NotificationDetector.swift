@@ -17,6 +17,16 @@
 //               consumed) and neither index moving for `threshold`; a frame arriving now is
 //               dropped by the device.
 //
+// Packed rings (virtio 1.2 §2.8.10, §2.8.14): the same three rules on positions (offset | wrap
+// counter << 15, docs/protocol.md §4): avail.idx is the driver's next available position,
+// used.idx the device's next used position, the driver's last-seen used idx its next used
+// position. What asks for a notification is the other side's event suppression structure:
+// ENABLE (every buffer), DISABLE (none) or DESC (when the position `desc_event_off_wrap` is
+// made available / used; RING_EVENT_IDX). A kick is owed when the device's structure says
+// ENABLE, or DESC at a position among the unconsumed ones; an interrupt likewise with the
+// driver's structure. QMP's last-avail-idx of a packed queue is an offset without its wrap
+// counter (QEMU 7.2), so `consumed` is the device's used position there.
+//
 // Conservative by construction: a queue whose role is unknown (a device type whose device may
 // hold buffers for long, e.g. the balloon's stats queue, or a disk's slow requests) gets only
 // the interrupt rule; a sample without the rings' flags and event words gets none of the
@@ -123,6 +133,9 @@ public struct NotificationAlarm: Equatable, Sendable {
     public var eventWord: UInt16?
     /// Where `consumed` came from: "used.idx", "QMP last-avail-idx", "last_used_idx".
     public var consumedSource: String
+    /// The queue's ring format, and its size (packed positions count over two laps).
+    public var format: WireRingFormat = .split
+    public var size: UInt16 = 0
 
     /// How long the condition has held.
     public var age: Double { max(0, now - since) }
@@ -130,15 +143,33 @@ public struct NotificationAlarm: Equatable, Sendable {
     /// Entries waiting (kick: avail − consumed; interrupt: used − driver's position).
     public var waiting: Int {
         switch kind {
-        case .kickLost, .starved: return Int(availIdx &- consumed)
-        case .interruptLost: return Int(usedIdx &- consumed)
+        case .kickLost, .starved: return wireRingDistance(from: consumed, to: availIdx, size: size, format: format)
+        case .interruptLost: return wireRingDistance(from: consumed, to: usedIdx, size: size, format: format)
         }
+    }
+
+    /// A position as the queue writes it: a split index, or a packed "offset/wrap counter".
+    func position(_ x: UInt16) -> String {
+        format == .packed ? "\(x & 0x7FFF)/w\(x >> 15)" : "\(x)"
     }
 
     /// One line with the numbers, e.g. "3 avail entries unconsumed for 0.6 s (avail.idx 1203,
     /// used.idx 1200); kick owed at avail_event 1200".
     public var detail: String {
         let seconds = formatTenths(age)
+        if format == .packed {
+            let at = eventWord.map(position)
+            switch kind {
+            case .kickLost:
+                return "\(waiting) available descriptors not consumed for \(seconds) s (driver at \(position(availIdx)), \(consumedSource) \(position(consumed))); "
+                    + (at.map { "the device asked for a kick at descriptor \($0)" } ?? "the device's event flags are ENABLE: every buffer needs a kick")
+            case .interruptLost:
+                return "\(waiting) used descriptors not consumed by the driver for \(seconds) s (device at \(position(usedIdx)), driver at \(position(consumed))); "
+                    + (at.map { "the driver asked for an interrupt at descriptor \($0)" } ?? "the driver's event flags are ENABLE: every used buffer needs an interrupt")
+            case .starved:
+                return "no buffers for the device for \(seconds) s (driver at \(position(availIdx)) = \(consumedSource) \(position(consumed))): frames arriving now are dropped"
+            }
+        }
         switch kind {
         case .kickLost:
             let why = eventWord.map { "the device asked for a kick at avail_event \($0)" }
@@ -169,9 +200,12 @@ public struct NotificationSample: Equatable, Sendable {
     public var ring: WireRingView?
     /// The device's own last-avail-idx (QMP) when a fresh one is known.
     public var deviceLastAvailIdx: UInt16?
+    /// The ring format: packed queues are judged by §2.8.10 on positions.
+    public var format: WireRingFormat
 
     public init(role: NotificationQueueRole, size: UInt16, status: WireQueueStatus, ring: WireRingView?,
-                deviceLastAvailIdx: UInt16? = nil) {
+                deviceLastAvailIdx: UInt16? = nil, format: WireRingFormat = .split) {
+        self.format = format
         self.role = role
         self.size = size
         self.status = status
@@ -267,22 +301,41 @@ public struct NotificationDetector: Equatable, Sendable {
         let st = s.status
         let size = Int(s.size)
         guard size > 0 else { return nil }
+        let packed = s.format == .packed
+        func distance(_ from: UInt16, _ to: UInt16) -> Int { wireRingDistance(from: from, to: to, size: s.size, format: s.format) }
         // How far the device has consumed avail entries: its own index when QMP gave one that
         // lies between used.idx and avail.idx, else used.idx.
         var consumed = st.usedIdx
-        var source = "used.idx"
-        if let d = s.deviceLastAvailIdx, Int(d &- st.usedIdx) <= Int(st.availIdx &- st.usedIdx) {
+        var source = packed ? "device position" : "used.idx"
+        if !packed, let d = s.deviceLastAvailIdx, Int(d &- st.usedIdx) <= Int(st.availIdx &- st.usedIdx) {
             consumed = d
             source = "QMP last-avail-idx"
         }
-        let unconsumed = Int(st.availIdx &- consumed)
+        let unconsumed = distance(consumed, st.availIdx)
         func alarm(_ consumed: UInt16, _ event: UInt16?, _ source: String) -> NotificationAlarm {
             NotificationAlarm(kind: kind, queue: position, since: time, now: time, availIdx: st.availIdx, usedIdx: st.usedIdx,
-                              consumed: consumed, eventWord: event, consumedSource: source)
+                              consumed: consumed, eventWord: event, consumedSource: source, format: s.format, size: s.size)
+        }
+        /// A packed event suppression structure's verdict on the positions from `old` up to
+        /// `new` (§2.8.10): nil when its flags or position make no sense (unknown, not owed).
+        func packedOwed(flags: UInt16, offWrap: UInt16, old: UInt16, new: UInt16) -> (owed: Bool, event: UInt16?)? {
+            switch flags & 3 {
+            case 0: return (true, nil)                                      // RING_EVENT_FLAGS_ENABLE
+            case 1: return (false, nil)                                     // RING_EVENT_FLAGS_DISABLE
+            case 2:                                                         // RING_EVENT_FLAGS_DESC
+                guard Int(offWrap & 0x7FFF) < size else { return nil }
+                return (distance(old, offWrap) < distance(old, new), offWrap)
+            default: return nil
+            }
         }
         switch kind {
         case .kickLost:
             guard s.role == .transmit, let ring = s.ring, unconsumed > 0, unconsumed <= size else { return nil }
+            if packed {
+                let d = ring.deviceEvent
+                guard let v = packedOwed(flags: d.flags, offWrap: d.offWrap, old: consumed, new: st.availIdx), v.owed else { return nil }
+                return (UInt32(consumed), alarm(consumed, v.event, source))
+            }
             let event: UInt16? = ring.eventIdx ? ring.availEvent : nil
             let owed: Bool
             if let event {
@@ -294,8 +347,13 @@ public struct NotificationDetector: Equatable, Sendable {
             return (UInt32(consumed), alarm(consumed, event, source))
         case .interruptLost:
             guard !st.paused, let ring = s.ring else { return nil }
-            let pending = Int(st.usedIdx &- st.lastUsedIdx)
+            let pending = distance(st.lastUsedIdx, st.usedIdx)
             guard pending > 0, pending <= size else { return nil }
+            if packed {
+                let d = ring.driverEvent
+                guard let v = packedOwed(flags: d.flags, offWrap: d.offWrap, old: st.lastUsedIdx, new: st.usedIdx), v.owed else { return nil }
+                return (UInt32(st.lastUsedIdx), alarm(st.lastUsedIdx, v.event, "last_used_idx"))
+            }
             let event: UInt16? = ring.eventIdx ? ring.usedEvent : nil
             let owed: Bool
             if let event {

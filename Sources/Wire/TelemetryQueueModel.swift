@@ -158,11 +158,10 @@ public struct TelemetryModel: Equatable, Sendable {
             var inSnapshot = [Bool](repeating: false, count: queues.count)
             for q in s.queues { if let i = position(ofQueue: q.status.queue) { inSnapshot[i] = true } }
             let samples = queues.indices.map { i -> NotificationSample? in
-                // The detector's rule is the split ring's (avail/used indices, used_event and
-                // avail_event, 2.7.10): a packed queue (2.8) has none of them, so it is not judged.
-                guard inSnapshot[i], queues[i].info.format == .split, let status = queues[i].status else { return nil }
+                // Split queues by 2.7.7/2.7.10, packed ones by 2.8.10 (NotificationDetector.swift).
+                guard inSnapshot[i], let status = queues[i].status else { return nil }
                 return NotificationSample(role: queues[i].role, size: queues[i].info.size,
-                                          status: status, ring: queues[i].ring)
+                                          status: status, ring: queues[i].ring, format: queues[i].info.format)
             }
             notificationChanges = notifications.observe(samples, time: Double(s.uptimeNs) / 1e9)
             return action

@@ -309,7 +309,7 @@ final class DeviceTruthTests: QEMUTestCase {
                 let qm = m.queues[m.position(ofQueueNamed: name)!]
                 let s = qm.status!
                 let d = DriverQueueView(availIdx: s.availIdx, usedIdx: s.usedIdx, size: Int(qm.info.size),
-                                        availDescriptors: qm.count(of: .avail), time: now)
+                                        availDescriptors: qm.count(of: .avail), time: now, format: qm.info.format)
                 let c = compareQueue(driver: d, device: dq)
                 print("device truth \(name): driver A \(s.availIdx) U \(s.usedIdx) avail descs \(qm.count(of: .avail)) | dev last-avail \(dq.lastAvailIdx) U \(dq.usedIdx) inuse \(dq.inuse) num \(dq.vringNum) shadow \(dq.shadowAvailIdx) -> \(c)")
                 XCTAssertEqual(c, .agree, "\(name)")

@@ -274,7 +274,6 @@ final class InjectTests: QEMUTestCase {
     /// Each lost notification made on purpose raises the host's alarm for it (KICK LOST?, IRQ
     /// LOST?, STARVED: Sources/Wire/NotificationDetector.swift), and the cure clears it.
     func testInjectedFaultsRaiseTheDetectorsAlarmsAndTheCureClearsThem() throws {
-        try skipUnlessSplitRings("the lost-notification detector")
         guard let g = try boot() else { return }
         let t = g.telemetry
         /// Waits for the alarm to be up (or down); returns it when raised.

@@ -54,11 +54,6 @@ func ringDistance(from: UInt16, to: UInt16, size: UInt16 = 256) -> Int {
     wireRingDistance(from: from, to: to, size: size, format: testRingFormat)
 }
 
-/// Skips a check that reads split-ring indices only (the lost-notification detector, QMP's
-/// split-ring view), saying so, when the kernel runs on packed rings.
-func skipUnlessSplitRings(_ what: String) throws {
-    if testRingFormat == .packed { throw XCTSkip("\(what) reads split rings only; the kernel runs on packed rings (RINGSIDE_PACKED=1)") }
-}
 
 /// The QOM path of the virtio device with `-device … id=ID`, asked of QEMU (x-query-virtio): it
 /// differs between machines (`/machine/peripheral/ID/virtio-backend` on pc, `/machine/peripheral/ID`

@@ -231,4 +231,56 @@ final class NotificationDetectorTests: XCTestCase {
             }
         }
     }
+
+    // MARK: Packed rings (virtio 1.2 §2.8.10)
+
+    /// A packed queue of 8 slots: positions as offset | wrap << 15; `deviceEvent`/`driverEvent`
+    /// as (flags, offset, wrap) of the event suppression structures.
+    func packed(_ role: NotificationQueueRole, driver: (UInt16, UInt16), device: (UInt16, UInt16), driverUsed: (UInt16, UInt16)? = nil,
+                deviceEvent: (UInt16, UInt16, UInt16) = (0, 0, 0), driverEvent: (UInt16, UInt16, UInt16) = (1, 0, 0)) -> NotificationSample {
+        func pos(_ p: (UInt16, UInt16)) -> UInt16 { p.0 | p.1 << 15 }
+        let status = WireQueueStatus(queue: 0, availIdx: pos(driver), usedIdx: pos(device), lastUsedIdx: pos(driverUsed ?? device),
+                                     freeCount: 0, pendingUsed: 0, paused: false, counters: WireQueueCounters())
+        let view = WireRingView(flags: WireRingView.packedFlag | WireRingView.eventIdxFlag,
+                                availFlags: driverEvent.0, usedFlags: deviceEvent.0,
+                                usedEvent: driverEvent.1 | driverEvent.2 << 15, availEvent: deviceEvent.1 | deviceEvent.2 << 15)
+        return NotificationSample(role: role, size: 8, status: status, ring: view, format: .packed)
+    }
+
+    /// The device's event structure decides whether a kick is owed for unconsumed descriptors:
+    /// ENABLE always, DISABLE never, DESC when its position is among them (across the wrap too).
+    func testPackedKickRule() {
+        func kicks(_ s: NotificationSample) -> [NotificationAlarmKind] {
+            var d = NotificationDetector(threshold: 0.5)
+            return raisedKinds(feed(&d, s, from: 0, seconds: 1))
+        }
+        XCTAssertEqual(kicks(packed(.transmit, driver: (3, 1), device: (1, 1), deviceEvent: (0, 0, 0))), [.kickLost], "ENABLE")
+        XCTAssertEqual(kicks(packed(.transmit, driver: (3, 1), device: (1, 1), deviceEvent: (1, 0, 0))), [], "DISABLE")
+        XCTAssertEqual(kicks(packed(.transmit, driver: (3, 1), device: (1, 1), deviceEvent: (2, 2, 1))), [.kickLost], "DESC among them")
+        XCTAssertEqual(kicks(packed(.transmit, driver: (3, 1), device: (1, 1), deviceEvent: (2, 3, 1))), [], "DESC at the next one")
+        // Across the end of the ring: device at 7 (wrap 1), driver at 1 (wrap 0).
+        XCTAssertEqual(kicks(packed(.transmit, driver: (1, 0), device: (7, 1), deviceEvent: (2, 0, 0))), [.kickLost], "DESC 0/w0 after the wrap")
+        XCTAssertEqual(kicks(packed(.transmit, driver: (1, 0), device: (7, 1), deviceEvent: (2, 0, 1))), [], "DESC 0/w1: a lap away")
+        XCTAssertEqual(kicks(packed(.transmit, driver: (3, 1), device: (1, 1), deviceEvent: (2, 9, 1))), [], "an offset past the size: unknown")
+        XCTAssertEqual(kicks(packed(.transmit, driver: (3, 1), device: (3, 1), deviceEvent: (0, 0, 0))), [], "nothing unconsumed")
+        var d = NotificationDetector(threshold: 0.5)
+        _ = feed(&d, packed(.transmit, driver: (1, 0), device: (7, 1)), from: 0, seconds: 1)
+        XCTAssertEqual(d.activeAlarms.first?.waiting, 2)
+        XCTAssertTrue(d.activeAlarms.first?.detail.contains("driver at 1/w0, device position 7/w1") ?? false, d.activeAlarms.first?.detail ?? "")
+    }
+
+    /// The driver's event structure decides whether an interrupt is owed for used descriptors
+    /// the driver has not taken; a receive queue with no descriptors for the device starves.
+    func testPackedInterruptAndStarveRules() {
+        var d = NotificationDetector(threshold: 0.5)
+        var c = feed(&d, packed(.receive, driver: (2, 0), device: (1, 0), driverUsed: (6, 1), driverEvent: (2, 7, 1)), from: 0, seconds: 1)
+        XCTAssertEqual(raisedKinds(c), [.interruptLost], "DESC 7/w1 among the 3 used from 6/w1")
+        d = NotificationDetector(threshold: 0.5)
+        c = feed(&d, packed(.receive, driver: (2, 0), device: (1, 0), driverUsed: (6, 1), driverEvent: (1, 7, 1)), from: 0, seconds: 1)
+        XCTAssertEqual(raisedKinds(c), [], "DISABLE")
+        d = NotificationDetector(threshold: 0.5)
+        _ = feed(&d, packed(.receive, driver: (4, 1), device: (1, 1)), from: 0, seconds: 0.3)
+        c = feed(&d, packed(.receive, driver: (4, 1), device: (4, 1)), from: 0.3, seconds: 1)
+        XCTAssertEqual(raisedKinds(c), [.starved])
+    }
 }
