@@ -6,6 +6,7 @@
 
 import Foundation
 import Virtio
+import Wire
 
 /// Block types (draft §4, §11.1).
 public enum PcapngBlockType {
@@ -182,11 +183,20 @@ public struct PcapngWriter: Sendable {
 /// came with, field by field under the header's own names, then (capture) the frame's number on
 /// its queue since capture began, which shows where frames were missed, e.g.
 /// `desc 202 avail 458 used 204 hdr flags=0 gso=0 hdr_len=0 gso_size=0 csum_start=0 csum_offset=0 num_buffers=0 nr 17`.
+/// On a packed queue (virtio 1.2 §2.8) the two are the driver's next available position and the
+/// device's next used position, each as offset/wrap counter, and `desc` is the buffer id:
+/// `desc 7 driver 12/w1 device 9/w0 hdr …`.
 public func pcapngFrameComment(descriptor: UInt16, availIdx: UInt16?, usedIdx: UInt16?, header: some Collection<UInt8>,
-                               number: UInt32? = nil) -> String {
+                               number: UInt32? = nil, format: WireRingFormat = .split) -> String {
     var text = "desc \(descriptor)"
-    if let availIdx { text += " avail \(availIdx)" }
-    if let usedIdx { text += " used \(usedIdx)" }
+    if format == .packed {
+        func position(_ offWrap: UInt16) -> String { "\(offWrap & 0x7FFF)/w\(offWrap >> 15)" }
+        if let availIdx { text += " driver " + position(availIdx) }
+        if let usedIdx { text += " device " + position(usedIdx) }
+    } else {
+        if let availIdx { text += " avail \(availIdx)" }
+        if let usedIdx { text += " used \(usedIdx)" }
+    }
     // A legacy header without MRG_RXBUF is 10 bytes: no num_buffers (virtio 1.2 §5.1.6).
     let legacy = header.count >= 10 && header.count < 12
     if let h = VirtioNetHeader(decoding: Array(header) + (legacy ? [0, 0] : [])) {

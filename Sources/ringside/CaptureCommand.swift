@@ -99,6 +99,7 @@ struct Capture: ParsableCommand {
         let file = try PcapngFile(path: output)
         var interface: [UInt8: UInt32] = [:]
         for q in selected { interface[q.queue] = file.writer.addInterface(name: q.name) }
+        let formats = Dictionary(uniqueKeysWithValues: hello.queues.map { ($0.queue, $0.format) })
         try file.flush()
 
         let on = try connection.request(.capture(on: true), timeout: 5, discardEarlier: true)
@@ -131,7 +132,8 @@ struct Capture: ParsableCommand {
                 let original = max(Int(f.bufferLength) - Int(f.headerBytes), f.frame.count)
                 file.writer.addPacket(interface: id, timestampNs: bootNs &+ f.uptimeNs, data: f.frame, originalLength: original,
                                       comment: pcapngFrameComment(descriptor: f.descriptor, availIdx: f.availIdx,
-                                                                  usedIdx: f.usedIdx, header: f.header, number: f.number))
+                                                                  usedIdx: f.usedIdx, header: f.header, number: f.number,
+                                                                  format: formats[f.queue] ?? .split))
                 written[f.queue, default: 0] += 1
                 total += 1
             case .message(.event(let e), _):

@@ -24,6 +24,15 @@ final class HTTPTests: QEMUTestCase {
         XCTAssertEqual(page.status, .exited(0), page.output)
         XCTAssertTrue(page.output.hasSuffix("\n200"), "GET / status: \(page.output.suffix(10))")
         XCTAssertTrue(page.output.contains("net0.rx"), "the status page lists the queues")
+        if testRingFormat == .packed {
+            // Packed rings in their own words (virtio 1.2 §2.8): positions with wrap counters.
+            XCTAssertTrue(page.output.contains("<th>packed queue</th>") && page.output.contains("<th>driver next avail</th>"), page.output)
+            XCTAssertNotNil(page.output.range(of: #"<td>net0\.rx</td><td>256</td><td>\d+ w[01]</td><td>\d+ w[01]</td>"#, options: .regularExpression), page.output)
+            XCTAssertFalse(page.output.contains("<th>avail idx</th>"), "no split table without split queues")
+        } else {
+            XCTAssertNotNil(page.output.range(of: #"<td>net0\.rx</td><td>256</td><td>\d+</td><td>\d+</td>"#, options: .regularExpression), page.output)
+            XCTAssertFalse(page.output.contains("packed queue"), page.output)
+        }
 
         let metrics = try runCommand(["curl", "-sS", "http://127.0.0.1:\(port)/metrics"])
         XCTAssertEqual(metrics.status, .exited(0), metrics.output)

@@ -82,6 +82,8 @@ final class PcapngWriterTests: XCTestCase {
         let header: [UInt8] = [1, 3, 0x36, 0, 0xb4, 0x05, 0x22, 0, 0x10, 0, 1, 0]
         XCTAssertEqual(pcapngFrameComment(descriptor: 202, availIdx: 458, usedIdx: 204, header: header, number: 17),
                        "desc 202 avail 458 used 204 hdr flags=1 gso=3 hdr_len=54 gso_size=1460 csum_start=34 csum_offset=16 num_buffers=1 nr 17")
+        let packed = pcapngFrameComment(descriptor: 7, availIdx: 0x800C, usedIdx: 9, header: header, format: .packed)
+        XCTAssertTrue(packed.hasPrefix("desc 7 driver 12/w1 device 9/w0 hdr flags=1 "), "a packed queue: positions with wrap counters: \(packed)")
         XCTAssertEqual(pcapngFrameComment(descriptor: 3, availIdx: nil, usedIdx: nil, header: [0, 0]),
                        "desc 3 hdr (2 bytes: too short for a virtio-net header)")
         // A legacy 10-byte header (no MRG_RXBUF) has no num_buffers to show.

@@ -17,7 +17,9 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
         }
         guard let dev = ints(lines[i], #"dev: A (\d+) U (\d+) inuse (\d+)"#),
               let statsLine = lines[(i + 1)...].prefix(4).first(where: { $0.contains("free ") }),
-              let drv = ints(statsLine, #"^\s*A (\d+) U (\d+) "#) else { return nil }
+              // A packed queue's positions carry their wrap counters ("A 12w0 U 12w1", virtio 1.2
+              // §2.8); QEMU's dev: numbers are offsets without them.
+              let drv = ints(statsLine, #"^\s*A (\d+)(?:w[01])? U (\d+)(?:w[01])? "#) else { return nil }
         return (dev, drv)
     }
 

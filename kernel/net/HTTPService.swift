@@ -141,19 +141,40 @@ final class HTTPService {
         html.append(heap_bytes_total() / 1024)
         html.append(" KiB &middot; ")
         html.appendHTMLEscaped(stack.config.summary)
-        html.append("</p>\n<h2>Queues</h2>\n<table><tr><th>queue</th><th>size</th><th>avail idx</th><th>used idx</th><th>last used</th><th>free</th><th>packets</th><th>bytes</th><th>kicks</th><th>interrupts</th><th>drops</th></tr>\n")
-        for queue in statusProvider() {
-            html.append("<tr><td>")
-            html.appendHTMLEscaped(queue.name)
-            if queue.packed { html.append(" (packed)") }
-            for value in [UInt64(queue.size), UInt64(queue.availIdx), UInt64(queue.usedIdx), UInt64(queue.lastUsedIdx),
-                          UInt64(queue.freeDescriptors), queue.packets, queue.bytes, queue.kicks, queue.interrupts, queue.drops] {
-                html.append("</td><td>")
-                html.append(value)
+        html.append("</p>\n<h2>Queues</h2>\n")
+        // Split rings (2.7) by their indices; packed rings (2.8) have none: their own table gives
+        // the driver's next available, the device's next used and the driver's next used
+        // position, each as offset and wrap counter (2.8.1).
+        let queues = statusProvider()
+        for packed in [false, true] where queues.contains(where: { $0.packed == packed }) {
+            if packed {
+                html.append("<table><tr><th>packed queue</th><th>size</th><th>driver next avail</th><th>device next used</th><th>driver next used</th><th>free</th><th>packets</th><th>bytes</th><th>kicks</th><th>interrupts</th><th>drops</th></tr>\n")
+            } else {
+                html.append("<table><tr><th>queue</th><th>size</th><th>avail idx</th><th>used idx</th><th>last used</th><th>free</th><th>packets</th><th>bytes</th><th>kicks</th><th>interrupts</th><th>drops</th></tr>\n")
             }
-            html.append("</td></tr>\n")
+            for queue in queues where queue.packed == packed {
+                html.append("<tr><td>")
+                html.appendHTMLEscaped(queue.name)
+                html.append("</td><td>")
+                html.append(UInt64(queue.size))
+                for position in [queue.availIdx, queue.usedIdx, queue.lastUsedIdx] {
+                    html.append("</td><td>")
+                    if packed {
+                        html.append(UInt64(position & 0x7FFF))
+                        if position & 0x8000 != 0 { html.append(" w1") } else { html.append(" w0") }
+                    } else {
+                        html.append(UInt64(position))
+                    }
+                }
+                for value in [UInt64(queue.freeDescriptors), queue.packets, queue.bytes, queue.kicks, queue.interrupts, queue.drops] {
+                    html.append("</td><td>")
+                    html.append(value)
+                }
+                html.append("</td></tr>\n")
+            }
+            html.append("</table>\n")
         }
-        html.append("</table>\n<h2>Network</h2>\n<table>\n")
+        html.append("<h2>Network</h2>\n<table>\n")
         row(&html, "frames in / out", c.rxFrames, c.txFrames)
         row(&html, "bytes in / out", c.rxBytes, c.txBytes)
         row(&html, "drops", c.totalDrops)

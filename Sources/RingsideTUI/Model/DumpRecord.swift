@@ -73,7 +73,8 @@ extension TUIState {
         return (frames.map { r in
             DumpFrame(queueName: r.queueName, time: r.arrivalWallTime ?? r.wallTime, bytes: Array(r.dump.bytes[header...]),
                       comment: pcapngFrameComment(descriptor: r.dump.descriptor, availIdx: r.availIdx, usedIdx: r.usedIdx,
-                                                  header: r.dump.bytes[0..<header]))
+                                                  header: r.dump.bytes[0..<header],
+                                                  format: live.model.position(ofQueueNamed: r.queueName).map { live.model.queues[$0].info.format } ?? .split))
         }, network.count - frames.count)
     }
 
