@@ -125,8 +125,12 @@ public final class GuestSession {
         lastDiscovery = monotonicSeconds()
     }
 
-    private func pollQMP() throws(RingsideError) {
+    /// Polls every queue's status; returns whether any queue's ring addresses changed (a driver
+    /// set its queues up, or set them up again).
+    @discardableResult
+    private func pollQMP() throws(RingsideError) -> Bool {
         guard let qmp else { throw RingsideError("QMP is not connected") }
+        var moved = false
         var newViews: [String: GuestQueueDeviceView] = [:]
         var newElements: [String: GuestQueueElementView] = [:]
         for d in devices {
@@ -134,7 +138,7 @@ public final class GuestSession {
                 let key = "\(d.name).\(qn)"
                 if let queueFilter, !queueFilter.contains(key) { continue }
                 let v = try GuestDiscovery.queueStatus(qmp, path: d.path, queue: i)
-                if let old = views[key], old.addresses != v.addresses { rediscoveries += 1 }
+                if let old = views[key], old.addresses != v.addresses { rediscoveries += 1; moved = true }
                 newViews[key] = v
                 if memory == nil, v.addresses.isSetUp {
                     newElements[key] = try? GuestDiscovery.queueElement(qmp, path: d.path, queue: i)
@@ -145,6 +149,7 @@ public final class GuestSession {
         elements = newElements
         planValid = false
         lastQMP = monotonicSeconds()
+        return moved
     }
 
     /// A reset (QMP `RESET` event) since we last looked: the driver will renegotiate.
@@ -165,7 +170,10 @@ public final class GuestSession {
         if qmp != nil {
             do {
                 if sawReset() || now - lastDiscovery >= discoveryInterval { try discover() }
-                if forceQMP || now - lastQMP >= qmpInterval { try pollQMP() }
+                // New ring addresses: the driver has negotiated (FEATURES_OK comes before queue
+                // setup, virtio 1.2 §3.1.1), so the features that say how to read the rings
+                // (VIRTIO_F_RING_PACKED, EVENT_IDX) are read again before the rings are.
+                if forceQMP || now - lastQMP >= qmpInterval, try pollQMP() { try discover() }
                 qmpError = nil
             } catch {
                 qmp?.close(); qmp = nil

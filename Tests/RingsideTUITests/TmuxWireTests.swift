@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import RingsideKit
+import Wire
 
 /// The real `ringside attach` in tmux on a real guest: the ring-contents pane, the features
 /// panel, exact counters on the selected queue, step reports in the log, and `w` writing pcap
@@ -25,9 +26,12 @@ final class TmuxWireTests: TmuxGuestTestCase {
         // 80x24: the ring pane beside the descriptor table, compact: flags and the event words.
         // The kernel negotiates EVENT_IDX unless `make test`'s second round turns it off.
         let eventIdx = !QEMUConfiguration.environmentAppend.contains("virtio.event_idx=off")
+        // Packed rings (RINGSIDE_PACKED=1) show their two event suppression structures instead
+        // of the split ring's flags words (virtio 1.2 §2.8.10).
+        let packed = QEMUConfiguration.environmentPacked
         tmux.waitFor("ring pane at 80x24") {
             $0.contains("rings net0.rx · 16/256 slots")
-                && $0.contains(eventIdx ? "A:0 U:0 ue " : "A:0 U:NO_NOTIFY no EVENT_IDX")
+                && $0.contains(packed ? "driver evt " : eventIdx ? "A:0 U:0 ue " : "A:0 U:NO_NOTIFY no EVENT_IDX")
         }
 
         // F: features by spec name and the status byte decoded, per device; any key closes.
@@ -39,7 +43,9 @@ final class TmuxWireTests: TmuxGuestTestCase {
                        "+ VIRTIO_NET_F_MAC", "+ VIRTIO_NET_F_STATUS", "+ VIRTIO_F_VERSION_1",
                        eventIdx ? "+ VIRTIO_F_RING_EVENT_IDX" : "o VIRTIO_F_RING_EVENT_IDX",
                        "o VIRTIO_CONSOLE_F_MULTIPORT",
-                       eventIdx ? "accepted 0x0000000120010020" : "accepted 0x0000000100010020"] {
+                       packed ? (eventIdx ? "accepted 0x0000000520010020" : "accepted 0x0000000500010020")
+                           : eventIdx ? "accepted 0x0000000120010020" : "accepted 0x0000000100010020"]
+                       + (packed ? ["+ VIRTIO_F_RING_PACKED"] : []) {
             XCTAssertTrue(screen.contains(needle), "features panel lacks \(needle):\n\(screen)")
         }
         try tmux.send("Escape")
@@ -70,7 +76,16 @@ final class TmuxWireTests: TmuxGuestTestCase {
             return XCTFail("no exact pkts on net0.rx: \(rxStats(screen))")
         }
         // The pending elements in the ring pane: L on the first, with its used length.
-        XCTAssertTrue(screen.contains(/L[UI]* +\d+→\d+ +75\b/), "the next used element (75 bytes) marked L:\n\(screen)")
+        if packed {
+            // At 80x24 the packed pane has no room for slot rows: the driver's used position L
+            // is 3 slots behind the device's U (each datagram one slot).
+            let m = screen.firstMatch(of: /A \d+w[01] U (\d+)w([01]) L (\d+)w([01])/)
+            let distance = m.map { wireRingDistance(from: UInt16($0.3)! | UInt16($0.4)! << 15, to: UInt16($0.1)! | UInt16($0.2)! << 15,
+                                                    size: 256, format: .packed) }
+            XCTAssertEqual(distance, 3, "three used slots between L and U in the ring pane:\n\(screen)")
+        } else {
+            XCTAssertTrue(screen.contains(/L[UI]* +\d+→\d+ +75\b/), "the next used element (75 bytes) marked L:\n\(screen)")
+        }
         try tmux.send("S")
         try tmux.send("3", "Enter")
         tmux.waitFor("pkts + 3, exactly") { s in
@@ -81,12 +96,17 @@ final class TmuxWireTests: TmuxGuestTestCase {
         try tmux.send("/")
         try tmux.send("-l", "took")
         try tmux.send("Enter")
-        screen = tmux.waitFor("step report in the log") { $0.contains("net0.rx took used[") }
+        let took = packed ? "net0.rx took 3 used from " : "net0.rx took used["
+        screen = tmux.waitFor("step report in the log") { $0.contains(took) }
         try tmux.send("/")
         try tmux.send("BSpace", "BSpace", "BSpace", "BSpace", "Enter")
         tmux.waitFor("log filter cleared") { !$0.contains("(filter: took)") }
-        let report = screen.components(separatedBy: "\n").first { $0.contains("net0.rx took used[") } ?? ""
-        XCTAssertNotNil(report.firstMatch(of: /took used\[\d+…\d+\]: desc \d+ 75 B, desc \d+ 76 B, desc \d+ 77 B/), report)
+        let report = screen.components(separatedBy: "\n").first { $0.contains(took) } ?? ""
+        if packed {
+            XCTAssertNotNil(report.firstMatch(of: /took 3 used from \d+w[01]: desc \d+ 75 B, desc \d+ 76 B, desc \d+ 77 B/), report)
+        } else {
+            XCTAssertNotNil(report.firstMatch(of: /took used\[\d+…\d+\]: desc \d+ 75 B, desc \d+ 76 B, desc \d+ 77 B/), report)
+        }
         for _ in sizes { XCTAssertNotNil(client.receive(timeout: 3), "each stepped datagram echoed") }
 
         // A frame waits 2 s in the used ring; d dumps it, w writes it: the pcap record's time is
@@ -104,7 +124,8 @@ final class TmuxWireTests: TmuxGuestTestCase {
         XCTAssertEqual(files.count, 1)
         let read = try runTshark(pcapDir + "/" + (files.first ?? "none"))
         let comment = try runTshark(pcapDir + "/" + (files.first ?? "none"), fields: ["frame.interface_name", "frame.comment"])
-        XCTAssertNotNil(comment.range(of: #"^net0\.rx\tdesc \d+ avail \d+ used \d+ hdr flags=0 gso=0 hdr_len=0 "#,
+        let positions = packed ? #"driver \d+/w[01] device \d+/w[01]"# : #"avail \d+ used \d+"#
+        XCTAssertNotNil(comment.range(of: #"^net0\.rx\tdesc \d+ "# + positions + #" hdr flags=0 gso=0 hdr_len=0 "#,
                                       options: .regularExpression), comment)
         let stamp = Double(read.split(separator: "\t").first ?? "") ?? 0
         XCTAssertTrue(read.hasSuffix("\t7"), "UDP to port 7: \(read)")
@@ -112,10 +133,14 @@ final class TmuxWireTests: TmuxGuestTestCase {
 
         // Bigger: the full pane, with its headers, flags by name and the event words' absence said.
         try tmux.resize(width: 160, height: 50)
-        screen = tmux.waitFor("full ring pane") { $0.contains("avail ring") && $0.contains("used ring") }
-        let flagNeedles = eventIdx ? ["used.flags  0", "used_event ", " avail_event "]
+        // (A packed ring's pane: its two event suppression structures and a row per slot.)
+        screen = tmux.waitFor("full ring pane") {
+            packed ? $0.contains("slot  A U    id   len state") && $0.contains("device evt ") : $0.contains("avail ring") && $0.contains("used ring")
+        }
+        let flagNeedles = packed ? ["driver evt ", "device evt ", "slot  A U    id   len state"]
+            : eventIdx ? ["used.flags  0", "used_event ", " avail_event "]
             : ["used.flags  NO_NOTIFY", "no EVENT_IDX: no used/avail_event"]
-        for needle in ["avail.flags 0", "slot→id"] + flagNeedles {
+        for needle in (packed ? [] : ["avail.flags 0", "slot→id"]) + flagNeedles {
             XCTAssertTrue(screen.contains(needle), "ring pane lacks \(needle):\n\(screen)")
         }
         try tmux.send("Space")

@@ -113,7 +113,8 @@ extension TUIState {
             live.linkUp = up
             addLog(.event, "link \(up ? "up" : "down")")
         case let .usedBatch(q, first, elements):
-            addLog(.event, usedBatchLogText(queue: queueName(q), firstUsedIdx: first, elements: elements))
+            let format = live.model.position(ofQueue: q).map { live.model.queues[$0].info.format } ?? .split
+            addLog(.event, usedBatchLogText(queue: queueName(q), firstUsedIdx: first, elements: elements, format: format))
         case .usedConsumed, .kick, .interrupt, .captureCounts:
             break   // many per packet: the counters and rates show them
         }

@@ -40,8 +40,12 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     if let three = view.threeWay[q.info.name] {
         // Three views side by side: the driver's (telemetry), memory's, the device's (QMP).
         let name = q.info.name
-        var text = q.status.map { "drv A \($0.availIdx) U \($0.usedIdx)" } ?? "drv ?"
-        text += " │ mem " + (view.memoryViews[name].map { "A \($0.lastAvailIdx) U \($0.usedIdx)" } ?? "?")
+        // Packed: the driver's and memory's are positions with wrap counters (2.8.1); QEMU's
+        // are offsets without them.
+        let packed = q.info.format == .packed
+        func position(_ index: UInt16) -> String { packed ? packedPosition(index) : String(index) }
+        var text = q.status.map { "drv A \(position($0.availIdx)) U \(position($0.usedIdx))" } ?? "drv ?"
+        text += " │ mem " + (view.memoryViews[name].map { "A \(position($0.lastAvailIdx)) U \(position($0.usedIdx))" } ?? "?")
         text += " │ dev " + (view.memoryDeviceViews[name].map { "A \($0.lastAvailIdx) U \($0.usedIdx) inuse \($0.inuse)" } ?? "?")
         let flagged = three.pairs.filter { if case .disagree = $0.verdict { return true } else { return false } }
         flags.append((text, CellStyle(flagged.isEmpty ? .dim : .alarm, bold: !flagged.isEmpty)))
@@ -108,10 +112,6 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
         seg("A ", packedPosition(status.availIdx))
         seg("U ", packedPosition(status.usedIdx))
         seg("L ", packedPosition(status.lastUsedIdx))
-        if let r = q.ring, r.packed {
-            seg("irq ", packedEventRequest(r.driverEvent))
-            seg("kick ", packedEventRequest(r.deviceEvent))
-        }
     } else {
         seg("A ", String(status.availIdx))
         seg("U ", String(status.usedIdx))
@@ -133,6 +133,12 @@ func drawQueue(_ g: inout ScreenGrid, _ state: TUIState, _ q: TelemetryQueueMode
     seg("kick ", count(status.counters.kicks))
     seg("irq ", count(status.counters.interrupts))
     injectionSegments(status.counters, count).forEach { seg($0.0, $0.1) }
+    // What each side of a packed ring asked of the other (2.8.10), last: a narrow screen keeps
+    // the counters (the selected queue's ring pane shows both structures too).
+    if q.info.format == .packed, let r = q.ring, r.packed {
+        seg("wants irq ", packedEventRequest(r.driverEvent))
+        seg("wants kick ", packedEventRequest(r.deviceEvent))
+    }
 }
 
 /// The pointers drawn on a queue's ring: the driver's L, U, A, and, when QMP answers for this
