@@ -163,8 +163,19 @@ final class Telemetry {
     func status(of q: MonitoredQueue) -> WireQueueStatus {
         let ring = q.ring
         let positions = ring.positions
-        // The test-only misreport shifts a split ring's used.idx (a packed position would lose its wrap bit).
-        let usedIdx = q.pausable && !ring.isPacked ? positions.used &+ misreportUsed : positions.used
+        // The test-only misreport shifts a split ring's used.idx, or a packed ring's device
+        // position by as many slots (its wrap counter flipping past the end, 2.8.1).
+        var usedIdx = positions.used
+        if q.pausable && misreportUsed != 0 {
+            if ring.isPacked {
+                let size = Int(ring.size)
+                let offset = Int(positions.used & 0x7FFF) + Int(misreportUsed) % size
+                let wrap = (positions.used >> 15) ^ UInt16(offset / size)
+                usedIdx = UInt16(offset % size) | (wrap & 1) << 15
+            } else {
+                usedIdx = positions.used &+ misreportUsed
+            }
+        }
         return WireQueueStatus(queue: q.wireIndex, availIdx: positions.avail, usedIdx: usedIdx,
                                lastUsedIdx: positions.lastUsed, freeCount: ring.freeCount, pendingUsed: ring.pendingUsed,
                                paused: q.paused, counters: q.counters, faults: q.wireFaults)
