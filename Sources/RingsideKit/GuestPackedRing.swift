@@ -33,6 +33,7 @@
 // checked against the queue size; a guest may write anything.
 
 import Glibc
+import Virtio
 import Wire
 
 /// A packed ring position: slot offset and wrap counter (§2.8.14's off_wrap encoding).
@@ -75,9 +76,9 @@ public struct GuestPackedSlot: Equatable, Sendable {
 
     public var flagNames: String {
         var n: [String] = []
-        if flags & GuestDescriptor.next != 0 { n.append("NEXT") }
-        if flags & GuestDescriptor.write != 0 { n.append("WRITE") }
-        if flags & GuestDescriptor.indirect != 0 { n.append("INDIRECT") }
+        if flags & VIRTQ_DESC_F_NEXT != 0 { n.append("NEXT") }
+        if flags & VIRTQ_DESC_F_WRITE != 0 { n.append("WRITE") }
+        if flags & VIRTQ_DESC_F_INDIRECT != 0 { n.append("INDIRECT") }
         if availBit { n.append("AVAIL") }
         if usedBit { n.append("USED") }
         return n.joined(separator: "|")
@@ -227,14 +228,14 @@ extension GuestRingReader {
             r.slotStates[slotIndex] = state
             let slot = r.slots[slotIndex]
             // The buffer id is in a chain's last descriptor (§2.8.6): tails with NEXT carry none.
-            if state == .avail, slot.flags & GuestDescriptor.next != 0 { return }
+            if state == .avail, slot.flags & VIRTQ_DESC_F_NEXT != 0 { return }
             guard Int(slot.id) < n else {
                 s.problems.append("\(state == .avail ? "avail" : "used") slot \(slotIndex): id \(slot.id) ≥ size \(n)")
                 return
             }
             s.states[Int(slot.id)] = state
             s.descriptors[Int(slot.id)] = GuestDescriptor(addr: state == .avail ? slot.addr : 0, len: slot.len,
-                                                          flags: slot.flags & (GuestDescriptor.write | GuestDescriptor.indirect), next: 0)
+                                                          flags: slot.flags & (VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_INDIRECT), next: 0)
         }
         for k in 0..<owned { mark(Int(r.device.advanced(by: k, size: n).offset), .avail) }
         if let u = r.driverUsed {
