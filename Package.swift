@@ -47,7 +47,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Helpers every host test target shares: a seeded PRNG, loopback UDP sockets, free ports.
+        // Helpers every test target shares: a seeded PRNG, loopback UDP sockets, free ports, running
+        // commands, where the kernel and the `ringside` executable are, reference Ethernet/IPv4/UDP
+        // frames and a pcapng reader written from the formats alone.
         .target(name: "RingsideTestSupport", dependencies: ["RingsideKit"], path: "Tests/TestSupport"),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "RingsideTestSupport"]),
         // NetStack's test peer: reference frame builders sharing no code with the stack, and a
@@ -57,8 +59,13 @@ let package = Package(
         .testTarget(name: "NetStackTests", dependencies: ["NetStack", "NetStackTestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "NetStack", "NetStackTestSupport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "RingsideTestSupport"]),
+        // The screen model, panes and key handling on a cell grid, without a terminal.
         .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "Virtio", "RingsideTestSupport"]),
-        // Boots the real kernel in real QEMU and talks to it through real sockets.
-        .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit", "RingsideTestSupport"]),
+        // The monitor core on the host: launcher arguments, guest-ring reading, capture files, the
+        // device-truth rule, and the `ringside` executable against fake kernels; no QEMU, no tmux.
+        .testTarget(name: "RingsideKitTests", dependencies: ["RingsideKit", "Wire", "Virtio", "RingsideTestSupport"]),
+        // Every test that starts QEMU or tmux: the real kernel (or a Linux guest) in real QEMU, talked
+        // to through real sockets, and the real `ringside` TUI driven in tmux.
+        .testTarget(name: "SystemTests", dependencies: ["RingsideKit", "Wire", "Virtio", "RingsideTestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import RingsideTestSupport
 import XCTest
 import Wire
 @testable import RingsideKit

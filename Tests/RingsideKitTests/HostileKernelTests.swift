@@ -1,4 +1,5 @@
 import Foundation
+import RingsideTestSupport
 import XCTest
 import Wire
 @testable import RingsideKit
@@ -31,7 +32,7 @@ final class HostileKernelCLITests: XCTestCase {
         let hello = WireHello(kernelVersion: "evil\u{1b}[2J\r\n\u{85}", mac: [2, 0, 0, 0, 0, 1], devices: [], queues: queues)
         // A UDP frame whose payload is an escape sequence, as a net queue's dump.
         let payload = Array(("\u{1b}]0;frame\u{07}" + Self.csi).utf8)
-        let src: IPv4Address = [10, 0, 2, 2], dst: IPv4Address = [10, 0, 2, 15]
+        let src: [UInt8] = [10, 0, 2, 2], dst: [UInt8] = [10, 0, 2, 15]
         let frame = [UInt8](repeating: 0, count: 12)
             + ethernet(dst: [2, 0, 0, 0, 0, 1], src: [2, 0, 0, 0, 0, 2], type: EtherType.ipv4,
                        payload: ipv4Header(src: src, dst: dst, proto: 17, payloadLength: 8 + payload.count)

@@ -1,3 +1,4 @@
+import RingsideTestSupport
 import XCTest
 @testable import RingsideKit
 

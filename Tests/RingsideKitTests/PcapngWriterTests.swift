@@ -1,5 +1,6 @@
 import Foundation
 @testable import RingsideKit
+import RingsideTestSupport
 import XCTest
 
 /// PcapngWriter against the draft's layout, byte for byte where it is short enough to write by

@@ -54,8 +54,9 @@ final class TmuxReplayTests: XCTestCase {
 
     func testReplayInTheTUI() throws {
         guard findExecutable("tmux") != nil else { return XCTFail("tmux is not installed") }
-        let bin = ringsideBinary()
-        guard FileManager.default.isExecutableFile(atPath: bin) else { return XCTFail("ringside binary not found at \(bin)") }
+        guard let bin = ringsideBinary(), FileManager.default.isExecutableFile(atPath: bin) else {
+            return XCTFail("ringside binary not found at \(ringsideBinary() ?? repositoryRoot + "/.build/debug/ringside")")
+        }
         let dir = NSTemporaryDirectory() + "ringside-replay-\(getpid())"
         mkdir(dir, 0o700)
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -3,32 +3,32 @@ import Foundation
 /// A pcapng file as the tests read it, written from the format's draft (draft-ietf-opsawg-pcapng
 /// §3–§4) and sharing no code with PcapngWriter: blocks of type, total length, body, total
 /// length; options as code, length, value padded to 32 bits. Little-endian sections only.
-struct PcapngReading {
-    struct Packet {
-        var interface: Int
-        var timestamp: UInt64
-        var data: [UInt8]
-        var originalLength: Int
-        var comment: String?
+public struct PcapngReading {
+    public struct Packet {
+        public var interface: Int
+        public var timestamp: UInt64
+        public var data: [UInt8]
+        public var originalLength: Int
+        public var comment: String?
         /// `nr N` from the comment: the frame's number on its queue since the capture began.
-        var number: Int? {
+        public var number: Int? {
             guard let c = comment, let r = c.range(of: " nr ") else { return nil }
             return Int(c[r.upperBound...].prefix { $0.isNumber })
         }
     }
-    struct Statistics {
-        var interface: Int
-        var received: UInt64?
-        var dropped: UInt64?
-        var filterAccepted: UInt64?
-        var comment: String?
+    public struct Statistics {
+        public var interface: Int
+        public var received: UInt64?
+        public var dropped: UInt64?
+        public var filterAccepted: UInt64?
+        public var comment: String?
     }
-    var interfaces: [(name: String?, linkType: Int, tsresol: UInt8?)] = []
-    var packets: [Packet] = []
-    var statistics: [Statistics] = []
-    var problems: [String] = []
+    public var interfaces: [(name: String?, linkType: Int, tsresol: UInt8?)] = []
+    public var packets: [Packet] = []
+    public var statistics: [Statistics] = []
+    public var problems: [String] = []
 
-    init(_ file: [UInt8]) {
+    public init(_ file: [UInt8]) {
         func le16(_ at: Int) -> Int { Int(file[at]) | Int(file[at + 1]) << 8 }
         func le32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(file[at + $1]) << (8 * $1) } }
         func le64(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(file[at + $1]) << (8 * UInt64($1)) } }
@@ -90,7 +90,7 @@ struct PcapngReading {
         if at != file.count { problems.append("\(file.count - at) bytes after the last block") }
     }
 
-    init(path: String) {
+    public init(path: String) {
         self.init(Array(FileManager.default.contents(atPath: path) ?? Data()))
     }
 }

@@ -1,22 +1,7 @@
 import Foundation
 import XCTest
 import RingsideKit
-// UDPSocket, freePort: shared by every host test target.
-@_exported import RingsideTestSupport
-
-/// The `ringside` executable next to the test bundle (override with $RINGSIDE_BIN).
-func ringsideBinary() -> String {
-    if let env = ProcessInfo.processInfo.environment["RINGSIDE_BIN"], !env.isEmpty { return env }
-    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    return bundle.appendingPathComponent("ringside").path
-}
-
-/// The repository root, from this file's path.
-let tuiRepositoryRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
+import RingsideTestSupport
 
 /// A private tmux server (-S socket in a temp dir) running one command in a session "app".
 /// tmux is started with posix_spawn, an empty signal mask and default dispositions
@@ -38,7 +23,8 @@ final class TmuxSession {
     /// `ringside ARGUMENTS` (a shell line: redirections allowed) with the terminal type and locale
     /// every TUI test runs it under.
     convenience init(ringside arguments: String, width: Int, height: Int) throws {
-        try self.init(command: "env TERM=xterm-256color LANG=C.UTF-8 \(ringsideBinary()) \(arguments)", width: width, height: height)
+        guard let binary = ringsideBinary() else { throw RingsideError("ringside binary not found (swift build, or set RINGSIDE_BIN)") }
+        try self.init(command: "env TERM=xterm-256color LANG=C.UTF-8 \(binary) \(arguments)", width: width, height: height)
     }
 
     deinit {
@@ -126,7 +112,7 @@ class TmuxGuestTestCase: XCTestCase {
     var udpPort: UInt16 = 0
 
     var kernelPath: String {
-        ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
+        kernelPathForTests()
     }
 
     /// Fails (never skips) when tmux, QEMU, any of `extraTools`, the kernel or the binary is
@@ -140,8 +126,8 @@ class TmuxGuestTestCase: XCTestCase {
             XCTFail("kernel not found at \(kernelPath): make -C kernel")
             throw XCTSkip("no kernel")
         }
-        guard FileManager.default.isExecutableFile(atPath: ringsideBinary()) else {
-            XCTFail("ringside binary not found at \(ringsideBinary()) (swift build, or set RINGSIDE_BIN)")
+        guard let binary = ringsideBinary(), FileManager.default.isExecutableFile(atPath: binary) else {
+            XCTFail("ringside binary not found at \(ringsideBinary() ?? repositoryRoot + "/.build/debug/ringside") (swift build, or set RINGSIDE_BIN)")
             throw XCTSkip("no binary")
         }
     }

@@ -1,19 +1,17 @@
 // Ethernet/ARP/IPv4/ICMP/UDP frames built and parsed by the tests themselves, independent of the
-// kernel's NetStack module, so a shared bug cannot make both sides agree.
+// kernel's NetStack module, so a shared bug cannot make both sides agree. MAC and IPv4 addresses are
+// plain byte arrays here (NetStack's `IPv4Address` is a type of its own).
 
-typealias MAC = [UInt8]
-typealias IPv4Address = [UInt8]
-
-enum EtherType {
-    static let ipv4: UInt16 = 0x0800
-    static let arp: UInt16 = 0x0806
+public enum EtherType {
+    public static let ipv4: UInt16 = 0x0800
+    public static let arp: UInt16 = 0x0806
 }
 
-func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
-func read16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) << 8 | UInt16(b[at + 1]) }
+public func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
+public func read16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) << 8 | UInt16(b[at + 1]) }
 
 /// RFC 1071 internet checksum of `bytes` (odd length padded with a zero byte).
-func internetChecksum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
+public func internetChecksum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
     var sum = initial
     var i = 0
     while i + 1 < bytes.count {
@@ -25,17 +23,17 @@ func internetChecksum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
     return ~UInt16(sum)
 }
 
-func ethernet(dst: MAC, src: MAC, type: UInt16, payload: [UInt8]) -> [UInt8] {
+public func ethernet(dst: [UInt8], src: [UInt8], type: UInt16, payload: [UInt8]) -> [UInt8] {
     dst + src + be16(type) + payload
 }
 
 /// An ARP packet for Ethernet/IPv4 (op 1 request, 2 reply).
-func arp(op: UInt16, senderMAC: MAC, senderIP: IPv4Address, targetMAC: MAC, targetIP: IPv4Address) -> [UInt8] {
+public func arp(op: UInt16, senderMAC: [UInt8], senderIP: [UInt8], targetMAC: [UInt8], targetIP: [UInt8]) -> [UInt8] {
     be16(1) + be16(0x0800) + [6, 4] + be16(op) + senderMAC + senderIP + targetMAC + targetIP
 }
 
 /// An IPv4 header (20 bytes, no options) with a correct checksum.
-func ipv4Header(src: IPv4Address, dst: IPv4Address, proto: UInt8, payloadLength: Int,
+public func ipv4Header(src: [UInt8], dst: [UInt8], proto: UInt8, payloadLength: Int,
                 id: UInt16 = 0x1234, ttl: UInt8 = 64, flagsFragment: UInt16 = 0x4000,
                 totalLengthOverride: Int? = nil) -> [UInt8] {
     let total = totalLengthOverride ?? (20 + payloadLength)
@@ -46,7 +44,7 @@ func ipv4Header(src: IPv4Address, dst: IPv4Address, proto: UInt8, payloadLength:
 }
 
 /// A UDP datagram with a correct checksum over the IPv4 pseudo-header.
-func udp(src: IPv4Address, dst: IPv4Address, srcPort: UInt16, dstPort: UInt16, payload: [UInt8]) -> [UInt8] {
+public func udp(src: [UInt8], dst: [UInt8], srcPort: UInt16, dstPort: UInt16, payload: [UInt8]) -> [UInt8] {
     let length = 8 + payload.count
     var d = be16(srcPort) + be16(dstPort) + be16(UInt16(length)) + [0, 0] + payload
     var c = internetChecksum(src + dst + [0, 17] + be16(UInt16(length)) + d)
@@ -55,7 +53,7 @@ func udp(src: IPv4Address, dst: IPv4Address, srcPort: UInt16, dstPort: UInt16, p
     return d
 }
 
-func icmpEcho(type: UInt8, id: UInt16, seq: UInt16, payload: [UInt8]) -> [UInt8] {
+public func icmpEcho(type: UInt8, id: UInt16, seq: UInt16, payload: [UInt8]) -> [UInt8] {
     var m: [UInt8] = [type, 0, 0, 0] + be16(id) + be16(seq) + payload
     let c = internetChecksum(m)
     m[2] = UInt8(c >> 8); m[3] = UInt8(c & 0xff)
@@ -63,27 +61,27 @@ func icmpEcho(type: UInt8, id: UInt16, seq: UInt16, payload: [UInt8]) -> [UInt8]
 }
 
 /// A decoded frame, as far as the tests care.
-struct ParsedFrame: CustomStringConvertible {
-    var dst: MAC, src: MAC, type: UInt16
-    var raw: [UInt8]
-    var payload: [UInt8] { Array(raw[14...]) }
+public struct ParsedFrame: CustomStringConvertible {
+    public var dst: [UInt8], src: [UInt8], type: UInt16
+    public var raw: [UInt8]
+    public var payload: [UInt8] { Array(raw[14...]) }
 
-    init?(_ raw: [UInt8]) {
+    public init?(_ raw: [UInt8]) {
         guard raw.count >= 14 else { return nil }
         self.raw = raw
         dst = Array(raw[0..<6]); src = Array(raw[6..<12]); type = read16(raw, 12)
     }
 
-    struct ARP { var op: UInt16; var senderMAC: MAC; var senderIP: IPv4Address; var targetMAC: MAC; var targetIP: IPv4Address }
-    var arp: ARP? {
+    public struct ARP { public var op: UInt16; public var senderMAC: [UInt8]; public var senderIP: [UInt8]; public var targetMAC: [UInt8]; public var targetIP: [UInt8] }
+    public var arp: ARP? {
         let p = payload
         guard type == EtherType.arp, p.count >= 28, read16(p, 0) == 1, read16(p, 2) == 0x0800, p[4] == 6, p[5] == 4 else { return nil }
         return ARP(op: read16(p, 6), senderMAC: Array(p[8..<14]), senderIP: Array(p[14..<18]),
                    targetMAC: Array(p[18..<24]), targetIP: Array(p[24..<28]))
     }
 
-    struct IPv4 { var header: [UInt8]; var src: IPv4Address; var dst: IPv4Address; var proto: UInt8; var body: [UInt8]; var headerChecksumOK: Bool }
-    var ipv4: IPv4? {
+    public struct IPv4 { public var header: [UInt8]; public var src: [UInt8]; public var dst: [UInt8]; public var proto: UInt8; public var body: [UInt8]; public var headerChecksumOK: Bool }
+    public var ipv4: IPv4? {
         let p = payload
         guard type == EtherType.ipv4, p.count >= 20, p[0] >> 4 == 4 else { return nil }
         let ihl = Int(p[0] & 0xf) * 4
@@ -94,8 +92,8 @@ struct ParsedFrame: CustomStringConvertible {
                     body: Array(p[ihl..<total]), headerChecksumOK: internetChecksum(header) == 0)
     }
 
-    struct UDP { var srcPort: UInt16; var dstPort: UInt16; var payload: [UInt8]; var checksumOK: Bool }
-    var udp: UDP? {
+    public struct UDP { public var srcPort: UInt16; public var dstPort: UInt16; public var payload: [UInt8]; public var checksumOK: Bool }
+    public var udp: UDP? {
         guard let ip = ipv4, ip.proto == 17, ip.body.count >= 8 else { return nil }
         let b = ip.body
         let length = Int(read16(b, 4))
@@ -105,15 +103,15 @@ struct ParsedFrame: CustomStringConvertible {
         return UDP(srcPort: read16(b, 0), dstPort: read16(b, 2), payload: Array(b[8..<length]), checksumOK: ok)
     }
 
-    struct ICMP { var type: UInt8; var code: UInt8; var id: UInt16; var seq: UInt16; var payload: [UInt8]; var checksumOK: Bool }
-    var icmp: ICMP? {
+    public struct ICMP { public var type: UInt8; public var code: UInt8; public var id: UInt16; public var seq: UInt16; public var payload: [UInt8]; public var checksumOK: Bool }
+    public var icmp: ICMP? {
         guard let ip = ipv4, ip.proto == 1, ip.body.count >= 8 else { return nil }
         let b = ip.body
         return ICMP(type: b[0], code: b[1], id: read16(b, 4), seq: read16(b, 6), payload: Array(b[8...]),
                     checksumOK: internetChecksum(b) == 0)
     }
 
-    var description: String {
+    public var description: String {
         if let a = arp { return "ARP op \(a.op) \(a.senderIP)→\(a.targetIP)" }
         if let u = udp { return "UDP \(ipv4!.src):\(u.srcPort)→\(ipv4!.dst):\(u.dstPort) \(u.payload.count) bytes" }
         if let i = icmp { return "ICMP type \(i.type) id \(i.id) seq \(i.seq)" }

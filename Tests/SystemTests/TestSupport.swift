@@ -2,48 +2,14 @@ import Foundation
 import XCTest
 import Wire
 @testable import RingsideKit
-// SplitMix64, UDPSocket, freePort: shared by every host test target.
+// SplitMix64, UDPSocket, freePort, runCommand, ringsideBinary, kernelPathForTests: shared by every
+// host test target.
 @_exported import RingsideTestSupport
 
-/// The repository root, from this file's path (Tests/RingsideKitTests/TestSupport.swift).
-let repositoryRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
-/// Where the tests look for the kernel: $RINGSIDE_KERNEL, else <repo>/kernel/build/ringside.elf.
-func kernelPathForTests() -> String {
-    if let env = ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"], !env.isEmpty { return env }
-    return repositoryRoot + "/" + KernelLocator.relativePath
-}
-
-extension Array where Element == UInt8 {
-    static func random<G: RandomNumberGenerator>(count: Int, using g: inout G) -> [UInt8] {
-        (0..<count).map { _ in UInt8.random(in: 0...255, using: &g) }
-    }
-}
-
-func hex(_ bytes: some Collection<UInt8>, limit: Int = 64) -> String {
-    bytes.prefix(limit).map { String(format: "%02x", $0) }.joined(separator: " ") + (bytes.count > limit ? " …" : "")
-}
-
-// MARK: - Sockets
-
-// MARK: - Running helpers
-
-/// Runs a command to completion (output to a file, never a pipe), with a time limit.
-func runCommand(_ argv: [String], timeout: Double = 30) throws -> (status: ExitStatus, output: String) {
-    let out = NSTemporaryDirectory() + "ringside-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
-    defer { unlink(out) }
-    let child = try ChildProcess(argv: argv, outputFile: out)
-    guard let status = child.wait(timeout: timeout) else {
-        child.signal(SIGKILL)
-        child.wait(timeout: nil)
-        throw RingsideError("\(argv.joined(separator: " ")) did not finish within \(timeout) s; output: \(readTextFile(out))")
-    }
-    return (status, readTextFile(out))
-}
+/// MAC and IPv4 addresses as the raw-frame peers (EthernetPeer, RawLink) spell them: the bytes
+/// the reference frames (RingsideTestSupport's Frames.swift) take.
+typealias MAC = [UInt8]
+typealias IPv4Address = [UInt8]
 
 /// The ring format the tests' kernels run on: packed when `$RINGSIDE_PACKED=1` makes QEMU offer it.
 var testRingFormat: WireRingFormat { QEMUConfiguration.environmentPacked ? .packed : .split }

@@ -8,16 +8,12 @@ import RingsideKit
 final class TmuxRunTests: XCTestCase {
     var extraProcessesToCheck: [Int32] = []
 
-    func kernelPath() -> String {
-        ProcessInfo.processInfo.environment["RINGSIDE_KERNEL"] ?? tuiRepositoryRoot + "/kernel/build/ringside.elf"
-    }
-
     func requireTools() -> Bool {
         for tool in ["tmux", "qemu-system-x86_64"] where findExecutable(tool) == nil {
             XCTFail("\(tool) is not installed"); return false
         }
-        guard FileManager.default.isReadableFile(atPath: kernelPath()),
-              FileManager.default.isExecutableFile(atPath: ringsideBinary()) else {
+        guard FileManager.default.isReadableFile(atPath: kernelPathForTests()),
+              FileManager.default.isExecutableFile(atPath: ringsideBinary() ?? "") else {
             XCTFail("kernel or ringside binary missing"); return false
         }
         return true
@@ -25,7 +21,7 @@ final class TmuxRunTests: XCTestCase {
 
     func run(udp: UInt16, http: UInt16, append: String = "") throws -> TmuxSession {
         let appendArg = append.isEmpty ? "" : " --append \(append)"
-        let cmd = "run --kernel \(kernelPath()) --udp-port \(udp) --http-port \(http)\(appendArg) 2>\(NSTemporaryDirectory())ringside-run-\(udp).err"
+        let cmd = "run --kernel \(kernelPathForTests()) --udp-port \(udp) --http-port \(http)\(appendArg) 2>\(NSTemporaryDirectory())ringside-run-\(udp).err"
         return try TmuxSession(ringside: cmd, width: 120, height: 40)
     }
 
@@ -105,7 +101,7 @@ final class TmuxRunTests: XCTestCase {
         // The pasted lines work: ctl through the hub, the user's QMP while the TUI holds its own.
         let out = NSTemporaryDirectory() + "rs-ctl-\(udp).out"
         defer { unlink(out) }
-        let ctl = try ChildProcess(argv: [ringsideBinary(), "ctl", runDir + "/telemetry.sock", "stats"], outputFile: out)
+        let ctl = try ChildProcess(argv: [try XCTUnwrap(ringsideBinary()), "ctl", runDir + "/telemetry.sock", "stats"], outputFile: out)
         XCTAssertEqual(ctl.wait(timeout: 15), .exited(0), readTextFile(out))
         XCTAssertTrue(readTextFile(out).contains("net0.rx"))
         let userQMP = try QMPClient(path: runDir + "/qmp-user.sock", timeout: 5)

@@ -6,7 +6,7 @@ import XCTest
 /// queue of a guest Ringside did not build, read from its memory; `q` stops QEMU.
 final class TmuxWrapTests: XCTestCase {
     static var linuxPeerScript: String {
-        ProcessInfo.processInfo.environment["RINGSIDE_LINUX_PEER"] ?? (tuiRepositoryRoot + "/../shared/bench/linux-peer.sh")
+        ProcessInfo.processInfo.environment["RINGSIDE_LINUX_PEER"] ?? (repositoryRoot + "/../shared/bench/linux-peer.sh")
     }
     static var linuxPeerDirectory: String { ProcessInfo.processInfo.environment["LINUX_PEER_DIR"] ?? "/tmp/linux-peer" }
 
