@@ -133,13 +133,8 @@ final class GuestPackedRingTests: XCTestCase {
         let started = Date()
         for round in 0..<400 {
             let ramBytes = 64 * 1024
-            var bytes = [UInt8](repeating: 0, count: ramBytes)
-            for i in stride(from: 0, to: ramBytes, by: 8) {
-                var v = rng.next()
-                if round % 2 == 0 { v &= 0x8087_0007_000F_00FF }    // plausible flags and small ids
-                withUnsafeBytes(of: v.littleEndian) { for k in 0..<8 { bytes[i + k] = $0[k] } }
-            }
-            let m = GuestMemory(bytes: bytes)
+            // Plausible flags and small ids in every other round.
+            let m = GuestMemory.random(count: ramBytes, mask: round % 2 == 0 ? 0x8087_0007_000F_00FF : .max, using: &rng)
             func addr() -> UInt64 { rng.next() % 4 == 0 ? rng.next() : rng.next() % UInt64(ramBytes) }
             let size = rng.next() % 10 == 0 ? Int(rng.next() % 70000) : 1 + Int(rng.next() % 300)
             let a = GuestQueueAddresses(size: size, desc: addr(), avail: addr(), used: addr())

@@ -36,6 +36,19 @@ struct SyntheticRing {
     var memory: GuestMemory { GuestMemory(bytes: bytes) }
 }
 
+extension GuestMemory {
+    /// `count` bytes (a multiple of 8) of random guest RAM, each 64-bit little-endian word ANDed
+    /// with `mask` (a bias towards plausible flags, ids and chains; `.max` leaves it random).
+    static func random(count: Int, mask: UInt64 = .max, using rng: inout SplitMix64) -> GuestMemory {
+        var bytes = [UInt8](repeating: 0, count: count)
+        for i in stride(from: 0, to: count, by: 8) {
+            let v = rng.next() & mask
+            withUnsafeBytes(of: v.littleEndian) { for k in 0..<8 { bytes[i + k] = $0[k] } }
+        }
+        return GuestMemory(bytes: bytes)
+    }
+}
+
 final class GuestRingTests: XCTestCase {
     func testLayoutRules() {
         // pc, 128 MiB: all below 4 GiB, guest-physical == file offset.
@@ -308,14 +321,8 @@ final class GuestRingTests: XCTestCase {
         let started = Date()
         for round in 0..<400 {
             let ramBytes = 64 * 1024
-            var bytes = [UInt8](repeating: 0, count: ramBytes)
-            for i in stride(from: 0, to: ramBytes, by: 8) {
-                var v = rng.next()
-                // Bias some words towards small numbers so chains and ids look plausible.
-                if round % 2 == 0 { v &= 0x0007_000F_0000_FFFF }
-                withUnsafeBytes(of: v.littleEndian) { for k in 0..<8 { bytes[i + k] = $0[k] } }
-            }
-            let m = GuestMemory(bytes: bytes)
+            // Bias some words towards small numbers so chains and ids look plausible.
+            let m = GuestMemory.random(count: ramBytes, mask: round % 2 == 0 ? 0x0007_000F_0000_FFFF : .max, using: &rng)
             let size = 1 << Int(rng.next() % 9)            // 1...256
             func addr() -> UInt64 { rng.next() % 4 == 0 ? rng.next() : rng.next() % UInt64(ramBytes) }
             let a = GuestQueueAddresses(size: rng.next() % 10 == 0 ? Int(rng.next() % 70000) : size,

@@ -125,21 +125,14 @@ extension GuestQueueSample {
                                         }]
                 if let u = p.driverUsed { j["driver_used"] = position(u) }
                 o["packed"] = j
-                o["moving"] = r.moving
-                o["problems"] = r.problems
-                if let out = r.outstanding { o["outstanding"] = out }
-                if let l = r.driverLastUsed { o["driver_last_used"] = l }
-                o["descriptors"] = r.descriptors.enumerated().map { (i, d) -> [String: Any] in
-                    ["id": i, "state": r.states[i].name, "addr": d.addr, "len": d.len, "flags": d.flags, "next": d.next]
-                }
-                return o
+            } else {
+                var avail: [String: Any] = ["flags": r.availFlags, "idx": r.availIdx, "ring": r.availRing]
+                if let e = r.usedEvent { avail["used_event"] = e }
+                var used: [String: Any] = ["flags": r.usedFlags, "idx": r.usedIdx, "ring": r.usedRing.map { [$0.id, $0.len] }]
+                if let e = r.availEvent { used["avail_event"] = e }
+                o["avail"] = avail
+                o["used"] = used
             }
-            var avail: [String: Any] = ["flags": r.availFlags, "idx": r.availIdx, "ring": r.availRing]
-            if let e = r.usedEvent { avail["used_event"] = e }
-            var used: [String: Any] = ["flags": r.usedFlags, "idx": r.usedIdx, "ring": r.usedRing.map { [$0.id, $0.len] }]
-            if let e = r.availEvent { used["avail_event"] = e }
-            o["avail"] = avail
-            o["used"] = used
             o["moving"] = r.moving
             o["problems"] = r.problems
             if let out = r.outstanding { o["outstanding"] = out }
@@ -147,6 +140,7 @@ extension GuestQueueSample {
             o["descriptors"] = r.descriptors.enumerated().map { (i, d) -> [String: Any] in
                 ["id": i, "state": r.states[i].name, "addr": d.addr, "len": d.len, "flags": d.flags, "next": d.next]
             }
+            guard r.packed == nil else { return o }   // a packed ring has no chain list
             o["chains"] = r.chains.map { c -> [String: Any] in
                 var j: [String: Any] = ["head": c.head, "ids": c.ids]
                 if c.indirectAddress != 0 {

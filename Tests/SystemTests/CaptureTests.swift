@@ -7,38 +7,22 @@ import XCTest
 /// the same run as the oracle: every frame on the wire that passed through the rings is in the
 /// pcapng byte for byte, and what the capture says it missed is what the pcap shows it lacks.
 final class CaptureTests: QEMUTestCase {
-    /// A fresh directory for one test's files.
-    func scratch() throws -> String {
-        let dir = NSTemporaryDirectory() + "rs-capture-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
+    /// A hub on `q`'s console at DIR/telemetry.sock, stopped when the test ends.
+    func startHub(_ q: QEMUInstance, in dir: String, clientBacklogLimit: Int = 8 << 20) throws -> (hub: TelemetryHub, path: String) {
+        let path = dir + "/telemetry.sock"
+        let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: path, clientBacklogLimit: clientBacklogLimit)
+        hub.start()
+        addTeardownBlock { hub.stop() }
+        return (hub, path)
     }
 
-    /// Starts `ringside capture ARGS`, waiting until it says it is capturing.
-    func startCapture(_ bin: String, _ args: [String], log: String) throws -> ChildProcess {
-        let child = try ChildProcess(argv: [bin, "capture"] + args, outputFile: log)
-        let deadline = monotonicSeconds() + 20
-        while !readTextFile(log).contains("capturing ") {
-            if !child.isRunning || monotonicSeconds() > deadline {
-                child.signal(SIGKILL)
-                throw RingsideError("capture did not start: \(readTextFile(log))")
-            }
-            usleep(50_000)
-        }
-        return child
-    }
-
-    /// "net0.tx: 12 frames written, 3 missed…" → (12, 3).
-    func summary(_ log: String, _ queue: String) -> (written: Int, missed: Int)? {
-        guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix(queue + ": ") }) else { return nil }
-        let words = line.split(separator: " ")
-        guard words.count > 5, let w = Int(words[1]), let m = Int(words[4]) else { return nil }
-        return (w, m)
-    }
-
-    func contains(_ frame: [UInt8], _ marker: [UInt8]) -> Bool {
-        frame.count >= marker.count && (0...(frame.count - marker.count)).contains { Array(frame[$0..<($0 + marker.count)]) == marker }
+    /// A hub with a watcher on it that has had a whole snapshot: what a capture runs beside when
+    /// the TUI is open.
+    func startHubWithWatcher(_ q: QEMUInstance, in dir: String) throws -> (hub: TelemetryHub, path: String, watcher: TelemetryConnection) {
+        let (hub, path) = try startHub(q, in: dir)
+        let watcher = try TelemetryConnection(path: path, timeout: 5)
+        XCTAssertNotNil(watcher.nextCompleteSnapshot(timeout: 10), "a watcher on the hub")
+        return (hub, path, watcher)
     }
 
     /// The guest's MAC: the Ethernet source of the frames its address (10.0.2.15) sends.
@@ -52,17 +36,12 @@ final class CaptureTests: QEMUTestCase {
     func testMarkedEchoesThroughTheHubMatchFilterDumpByteForByte() throws {
         guard let kernel = requireKernel() else { return }
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
-        let dir = try scratch()
+        let dir = try scratchDirectory("rs-capture")
         var c = try baseConfiguration(kernel: kernel)
         c.pcapFile = dir + "/wire.pcap"
         let q = try launchReady(c)
         guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
-        let hubPath = dir + "/telemetry.sock"
-        let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: hubPath)
-        hub.start()
-        defer { hub.stop() }
-        let watcher = try TelemetryConnection(path: hubPath, timeout: 5)
-        XCTAssertNotNil(watcher.nextCompleteSnapshot(timeout: 10), "a watcher on the hub")
+        let (_, hubPath, watcher) = try startHubWithWatcher(q, in: dir)
 
         let out = dir + "/capture.pcapng", log = dir + "/capture.log"
         let capture = try startCapture(bin, [hubPath, "-o", out, "--filter", "udp and port 7"], log: log)
@@ -102,9 +81,9 @@ final class CaptureTests: QEMUTestCase {
             XCTAssertEqual(p.originalLength, p.data.count)
         }
         let summaryLog = readTextFile(log)
-        XCTAssertEqual(summary(summaryLog, "net0.rx")?.missed, 0, summaryLog)
-        XCTAssertEqual(summary(summaryLog, "net0.tx")?.missed, 0, summaryLog)
-        XCTAssertEqual(summary(summaryLog, "net0.rx")?.written, file.packets.filter { $0.interface == 0 }.count)
+        XCTAssertEqual(captureSummary(summaryLog, "net0.rx")?.missed, 0, summaryLog)
+        XCTAssertEqual(captureSummary(summaryLog, "net0.tx")?.missed, 0, summaryLog)
+        XCTAssertEqual(captureSummary(summaryLog, "net0.rx")?.written, file.packets.filter { $0.interface == 0 }.count)
         XCTAssertEqual(file.statistics.map { $0.dropped }, [0, 0], "isb_ifdrop: nothing missed")
         XCTAssertEqual(file.statistics.map { $0.filterAccepted.map(Int.init) },
                        [file.packets.filter { $0.interface == 0 }.count, file.packets.filter { $0.interface == 1 }.count])
@@ -135,16 +114,13 @@ final class CaptureTests: QEMUTestCase {
     func testFloodMissedFramesAreCountedExactly() throws {
         guard let kernel = requireKernel() else { return }
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
-        let dir = try scratch()
+        let dir = try scratchDirectory("rs-capture")
         var c = try baseConfiguration(kernel: kernel)
         c.pcapFile = dir + "/wire.pcap"
         c.memoryMiB = 16   // the kernel's budget: capture must hold in it
         let q = try launchReady(c)
         guard case let .user(udpPort, httpPort) = c.network else { return XCTFail("user networking expected") }
-        let hubPath = dir + "/telemetry.sock"
-        let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: hubPath, clientBacklogLimit: 64 * 1024)
-        hub.start()
-        defer { hub.stop() }
+        let (hub, hubPath) = try startHub(q, in: dir, clientBacklogLimit: 64 * 1024)
         let out = dir + "/capture.pcapng", log = dir + "/capture.log"
         let capture = try startCapture(bin, [hubPath, "-o", out], log: log)
         let udp = try UDPSocket()
@@ -176,8 +152,8 @@ final class CaptureTests: QEMUTestCase {
         capture.signal(SIGINT)
         XCTAssertEqual(capture.wait(timeout: 30), .exited(0), readTextFile(log))
         let text = readTextFile(log)
-        let tx = try XCTUnwrap(summary(text, "net0.tx"), text)
-        let rx = try XCTUnwrap(summary(text, "net0.rx"), text)
+        let tx = try XCTUnwrap(captureSummary(text, "net0.tx"), text)
+        let rx = try XCTUnwrap(captureSummary(text, "net0.rx"), text)
 
         let wire = pcapFrames(Array(FileManager.default.contents(atPath: c.pcapFile!) ?? Data()))
         let mac = try XCTUnwrap(guestMAC(wire), "the guest's frames in the pcap")
@@ -236,16 +212,11 @@ final class CaptureTests: QEMUTestCase {
     func testHubTurnsCaptureOffWhenTheLastCapturingClientDies() throws {
         guard let kernel = requireKernel() else { return }
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
-        let dir = try scratch()
+        let dir = try scratchDirectory("rs-capture")
         let c = try baseConfiguration(kernel: kernel)
         let q = try launchReady(c)
         guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
-        let hubPath = dir + "/telemetry.sock"
-        let hub = try TelemetryHub(consolePath: q.run.consoleSocket, listenPath: hubPath)
-        hub.start()
-        defer { hub.stop() }
-        let watcher = try TelemetryConnection(path: hubPath, timeout: 5)
-        XCTAssertNotNil(watcher.nextCompleteSnapshot(timeout: 10), "a watcher on the hub")
+        let (hub, hubPath, watcher) = try startHubWithWatcher(q, in: dir)
         let udp = try UDPSocket()
         /// Captured frames the watcher receives during `seconds` of UDP echoes.
         func capturedFrames(during seconds: Double) throws -> Int {

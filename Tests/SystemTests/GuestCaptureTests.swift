@@ -15,18 +15,6 @@ final class GuestCaptureLinuxTests: XCTestCase {
         super.tearDown()
     }
 
-    func contains(_ frame: [UInt8], _ marker: [UInt8]) -> Bool {
-        frame.count >= marker.count && (0...(frame.count - marker.count)).contains { Array(frame[$0..<($0 + marker.count)]) == marker }
-    }
-
-    /// "net0.tx: 12 frames written, 3 missed…" → (12, 3).
-    func summary(_ log: String, _ queue: String) -> (written: Int, missed: Int)? {
-        guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix(queue + ": ") }) else { return nil }
-        let words = line.split(separator: " ")
-        guard words.count > 5, let w = Int(words[1]), let m = Int(words[4]) else { return nil }
-        return (w, m)
-    }
-
     /// Marked UDP echoes at about 20 a second, one outstanding, sampled at 200 Hz. Against
     /// filter-dump's pcap of the same run: every marked request (RX) is in the pcapng byte for
     /// byte, and every marked echo (TX) too or counted missed; nothing marked is there that is not
@@ -37,25 +25,15 @@ final class GuestCaptureLinuxTests: XCTestCase {
     /// and reuses the descriptor within one sample period, and that is counted as `reused`.
     func testMarkedEchoesMatchFilterDumpByteForByte() throws {
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
-        let dir = NSTemporaryDirectory() + "rs-guest-capture-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try scratchDirectory("rs-guest-capture")
         let wirePath = dir + "/wire.pcap"
-        let g = try LinuxGuest(extraArguments: ["-object", "filter-dump,id=rsdump,netdev=n0,file=\(wirePath)"])
+        let g = try LinuxGuest(filterDumpTo: wirePath)
         guest = g
         try g.waitForEcho()
 
         let out = dir + "/capture.pcapng", log = dir + "/capture.log"
-        let capture = try ChildProcess(argv: [bin, "capture", "--qmp", g.qmp2, "--memory", g.memory, "-o", out,
-                                              "--filter", "udp and port 7", "--rate", "200"], outputFile: log)
-        let deadline = monotonicSeconds() + 20
-        while !readTextFile(log).contains("capturing ") {
-            guard capture.isRunning, monotonicSeconds() < deadline else {
-                capture.signal(SIGKILL)
-                return XCTFail("capture did not start: \(readTextFile(log))")
-            }
-            usleep(50_000)
-        }
+        let capture = try startCapture(bin, ["--qmp", g.qmp2, "--memory", g.memory, "-o", out,
+                                             "--filter", "udp and port 7", "--rate", "200"], log: log)
         usleep(200_000)
         let marker = Array("ringside-guest-capture-\(getpid())-".utf8)
         let udp = try UDPSocket()
@@ -85,7 +63,7 @@ final class GuestCaptureLinuxTests: XCTestCase {
         let rx = file.packets.filter { $0.interface == 0 }.map(\.data), tx = file.packets.filter { $0.interface == 1 }.map(\.data)
         let text = readTextFile(log)
         let summaryLines = text.split(separator: "\n").suffix(2).joined(separator: " / ")
-        let rxSummary = try XCTUnwrap(summary(text, "net0.rx"), text), txSummary = try XCTUnwrap(summary(text, "net0.tx"), text)
+        let rxSummary = try XCTUnwrap(captureSummary(text, "net0.rx"), text), txSummary = try XCTUnwrap(captureSummary(text, "net0.tx"), text)
         XCTAssertEqual(rxSummary.missed, 0, summaryLines)
         var absent = [0, 0]
         for frame in wire {

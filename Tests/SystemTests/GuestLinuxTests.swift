@@ -47,6 +47,12 @@ final class LinuxGuest {
         child = try ChildProcess(argv: argv, outputFile: directory + "/qemu.log")
     }
 
+    /// A guest whose netdev QEMU also writes to `wirePath` as a classic pcap (`filter-dump`): the
+    /// oracle for what passed through the rings.
+    convenience init(filterDumpTo wirePath: String) throws {
+        try self.init(extraArguments: ["-object", "filter-dump,id=rsdump,netdev=n0,file=\(wirePath)"])
+    }
+
     /// Waits for the guest's UDP echo (it is up, virtio-net configured).
     func waitForEcho(timeout: Double = 90) throws {
         let udp = try UDPSocket()

@@ -37,6 +37,48 @@ func skipOnMicrovm(_ why: String) throws {
     if QEMUConfiguration.environmentMachine == .microvm { throw XCTSkip("on microvm: \(why)") }
 }
 
+// MARK: - Scratch files and captures
+
+extension XCTestCase {
+    /// A fresh directory for one test's files (PREFIX-pid-random under the temporary directory),
+    /// removed when the test ends.
+    func scratchDirectory(_ prefix: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "\(prefix)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+}
+
+/// Starts `ringside capture ARGS` with its output in `log`, waiting (20 s at most) until it says
+/// it is capturing.
+func startCapture(_ bin: String, _ args: [String], log: String) throws -> ChildProcess {
+    let child = try ChildProcess(argv: [bin, "capture"] + args, outputFile: log)
+    let deadline = monotonicSeconds() + 20
+    while !readTextFile(log).contains("capturing ") {
+        if !child.isRunning || monotonicSeconds() > deadline {
+            child.signal(SIGKILL)
+            throw RingsideError("capture did not start: \(readTextFile(log))")
+        }
+        usleep(50_000)
+    }
+    return child
+}
+
+/// What `ringside capture` said of a queue when it stopped: "net0.tx: 12 frames written, 3
+/// missed…" → (12, 3).
+func captureSummary(_ log: String, _ queue: String) -> (written: Int, missed: Int)? {
+    guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix(queue + ": ") }) else { return nil }
+    let words = line.split(separator: " ")
+    guard words.count > 5, let w = Int(words[1]), let m = Int(words[4]) else { return nil }
+    return (w, m)
+}
+
+/// Whether `marker` stands anywhere in `frame`.
+func contains(_ frame: [UInt8], _ marker: [UInt8]) -> Bool {
+    frame.count >= marker.count && (0...(frame.count - marker.count)).contains { Array(frame[$0..<($0 + marker.count)]) == marker }
+}
+
 // MARK: - Base class
 
 /// Launches QEMU instances and always stops them in tearDown.
