@@ -54,6 +54,19 @@ def round_trips(port, size, duration):
             "p99_us": q(99), "lost": lost, "altered": bad}
 
 
+def stop_group(proc):
+    """Ends a launched QEMU (started in its own process group) and all it started: SIGTERM,
+    then SIGKILL after 3 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, required=True)
@@ -79,13 +92,8 @@ def main():
         print(json.dumps(result))
         return 1 if result["altered"] or not result["round_trips_per_s"] else 0
     finally:
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            stop_group(proc)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ The client is a separate process (so it does not compete for this one's GIL); it
 format directly (docs/protocol.md: COBS, CRC-32C, command frames) and just counts bytes, so what is
 measured is the guest's cost of producing telemetry, not the host's cost of rendering it.
 Prints one JSON object."""
-import argparse, json, os, shlex, signal, socket, struct, subprocess, sys, time
+import argparse, json, os, shlex, socket, struct, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from echo_bench import first_echo, round_trips  # noqa: E402
+from echo_bench import first_echo, round_trips, stop_group  # noqa: E402
 
 
 def crc32c(data):
@@ -201,13 +201,7 @@ def main():
     finally:
         if child is not None and child.poll() is None:
             child.kill()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
 
 
 if __name__ == "__main__":

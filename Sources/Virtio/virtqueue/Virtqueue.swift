@@ -115,8 +115,11 @@ public protocol Virtqueue: AnyObject {
     func publish()
     @discardableResult func publish(count: UInt16) -> UInt16
     func needsNotify() -> Bool
+    /// Record that the driver notified the device.
     func noteKick()
+    /// Record that a publication needed no notification (`needsNotify()` said no).
     func noteKickSuppressed()
+    /// Record that a used-buffer notification (interrupt) arrived for this queue.
     func noteInterrupt()
     func popUsed() -> VirtqUsedElement?
     @discardableResult func release(head: UInt16) -> Bool

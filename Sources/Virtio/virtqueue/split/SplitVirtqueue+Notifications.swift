@@ -28,17 +28,10 @@ extension SplitVirtqueue {
         return UInt16(littleEndian: ring_load16(usedFlagsPointer)) & VIRTQ_USED_F_NO_NOTIFY == 0
     }
 
-    /// Record that the driver notified the device.
-    @inline(__always)
-    public func noteKick() { counters.kicks &+= 1 }
-
-    /// Record that a publication needed no notification (`needsNotify()` said no).
-    @inline(__always)
-    public func noteKickSuppressed() { counters.kicksSuppressed &+= 1 }
-
-    /// Record that a used-buffer notification (interrupt) arrived for this queue.
-    @inline(__always)
-    public func noteInterrupt() { counters.interrupts &+= 1 }
+    // Counting notifications: `Virtqueue` documents these.
+    @inline(__always) public func noteKick() { counters.kicks &+= 1 }
+    @inline(__always) public func noteKickSuppressed() { counters.kicksSuppressed &+= 1 }
+    @inline(__always) public func noteInterrupt() { counters.interrupts &+= 1 }
 
     // MARK: Used-buffer notification suppression (2.7.7)
 
