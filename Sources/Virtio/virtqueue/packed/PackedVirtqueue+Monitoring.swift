@@ -1,8 +1,56 @@
 // What a monitor reads of a packed virtqueue (virtio 1.2, 2.8) beside what the driver does:
-// every buffer id's state, the used descriptors waiting at the driver's used position, the
-// chain a paused queue would publish next. Mirrors SplitVirtqueue+Monitoring; read-only.
+// each buffer id's first buffer and state (and how many ids are in each), a ring position as in
+// memory, the used descriptors waiting at the driver's used position, the chain a paused queue
+// would publish next. Mirrors SplitVirtqueue+Monitoring; read-only. An extension of
+// PackedVirtqueue (PackedVirtqueue.swift), kept apart so the driver's data path reads on its own.
+
+import RingAtomics
 
 extension PackedVirtqueue {
+    /// The first buffer of the chain with buffer id `id`, as the driver made it available
+    /// (driver-private: the device overwrites the ring). nil if `id` is out of range or free.
+    public func buffer(_ id: UInt16) -> VirtqBuffer? {
+        guard id < size, records[Int(id)].state != .free else { return nil }
+        return records[Int(id)].first
+    }
+
+    /// The state of buffer id `id` (`.used` if the device has returned it and it is not popped).
+    public func state(of id: UInt16) -> VirtqDescriptorState {
+        guard id < size else { return .free }
+        let stored = records[Int(id)].state
+        guard stored == .available, records[Int(id)].published else { return stored }
+        var ahead: UInt16 = 0
+        while let used = usedDescriptor(ahead: ahead) {
+            if used.id == id { return .used }
+            ahead &+= used.skip
+        }
+        return .available
+    }
+
+    /// How many buffer ids are in each state.
+    public func stateCounts() -> VirtqStateCounts {
+        var counts = VirtqStateCounts()
+        for id in 0..<size {
+            switch state(of: id) {
+            case .free: counts.free += 1
+            case .available: counts.available += 1
+            case .used: counts.used += 1
+            case .held: counts.held += 1
+            }
+        }
+        return counts
+    }
+
+    /// Ring position `slot` as in memory now (display only: the device writes it).
+    public func descriptor(_ slot: UInt16) -> PackedVirtqDescriptor {
+        let p = descPointer(slot % size)
+        return PackedVirtqDescriptor(
+            addr: UInt64(littleEndian: ring_load64(p + VIRTQ_PACKED_DESC_ADDR_OFFSET)),
+            len: UInt32(littleEndian: ring_load32(p + VIRTQ_PACKED_DESC_LEN_OFFSET)),
+            id: UInt16(littleEndian: ring_load16(p + VIRTQ_PACKED_DESC_ID_OFFSET)),
+            flags: UInt16(littleEndian: ring_load16(p + VIRTQ_PACKED_DESC_FLAGS_OFFSET)))
+    }
+
     /// The state of every buffer id, index = id: the driver's records, with the ids the device
     /// has returned (valid used descriptors from `nextUsed` on) as `.used`. O(size + pending).
     public func states() -> [VirtqDescriptorState] {
@@ -82,4 +130,19 @@ extension PackedVirtqueue {
 
     /// Ring positions published and not yet returned by the device.
     public var positionsOwnedByDevice: UInt16 { slotsOwnedByDevice }
+}
+
+/// One descriptor of a packed ring as read back from memory (2.8.13).
+public struct PackedVirtqDescriptor: Equatable, Sendable {
+    public var addr: UInt64
+    public var len: UInt32
+    public var id: UInt16
+    public var flags: UInt16
+
+    public init(addr: UInt64, len: UInt32, id: UInt16, flags: UInt16) {
+        self.addr = addr
+        self.len = len
+        self.id = id
+        self.flags = flags
+    }
 }

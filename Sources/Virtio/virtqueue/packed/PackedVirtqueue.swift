@@ -365,70 +365,9 @@ public final class PackedVirtqueue {
         return true
     }
 
-    // MARK: Views
-
-    /// The first buffer of the chain with buffer id `id`, as the driver made it available
-    /// (driver-private: the device overwrites the ring). nil if `id` is out of range or free.
-    public func buffer(_ id: UInt16) -> VirtqBuffer? {
-        guard id < size, records[Int(id)].state != .free else { return nil }
-        return records[Int(id)].first
-    }
-
-    /// The state of buffer id `id` (`.used` if the device has returned it and it is not popped).
-    public func state(of id: UInt16) -> VirtqDescriptorState {
-        guard id < size else { return .free }
-        let stored = records[Int(id)].state
-        guard stored == .available, records[Int(id)].published else { return stored }
-        var ahead: UInt16 = 0
-        while let used = usedDescriptor(ahead: ahead) {
-            if used.id == id { return .used }
-            ahead &+= used.skip
-        }
-        return .available
-    }
-
-    /// How many buffer ids are in each state.
-    public func stateCounts() -> VirtqStateCounts {
-        var counts = VirtqStateCounts()
-        for id in 0..<size {
-            switch state(of: id) {
-            case .free: counts.free += 1
-            case .available: counts.available += 1
-            case .used: counts.used += 1
-            case .held: counts.held += 1
-            }
-        }
-        return counts
-    }
-
-    /// Ring position `slot` as in memory now (display only: the device writes it).
-    public func descriptor(_ slot: UInt16) -> PackedVirtqDescriptor {
-        let p = descPointer(slot % size)
-        return PackedVirtqDescriptor(
-            addr: UInt64(littleEndian: ring_load64(p + VIRTQ_PACKED_DESC_ADDR_OFFSET)),
-            len: UInt32(littleEndian: ring_load32(p + VIRTQ_PACKED_DESC_LEN_OFFSET)),
-            id: UInt16(littleEndian: ring_load16(p + VIRTQ_PACKED_DESC_ID_OFFSET)),
-            flags: UInt16(littleEndian: ring_load16(p + VIRTQ_PACKED_DESC_FLAGS_OFFSET)))
-    }
-
     @inline(__always)
     func descPointer(_ slot: UInt16) -> UnsafeMutableRawPointer {
         descRing + virtqPackedDescOffset(slot)
-    }
-}
-
-/// One descriptor of a packed ring as read back from memory (2.8.13).
-public struct PackedVirtqDescriptor: Equatable, Sendable {
-    public var addr: UInt64
-    public var len: UInt32
-    public var id: UInt16
-    public var flags: UInt16
-
-    public init(addr: UInt64, len: UInt32, id: UInt16, flags: UInt16) {
-        self.addr = addr
-        self.len = len
-        self.id = id
-        self.flags = flags
     }
 }
 
