@@ -239,37 +239,35 @@ extension WireMemory {
     }
 }
 
-/// The fixed part of a snapshot, before its queues.
+/// The fixed part of a snapshot, before its queues: what the kernel writes first when it streams a
+/// snapshot queue by queue (`WireFrameEncoder.beginSnapshot`), and what a reader reads first.
 public struct WireSnapshotHeader: Equatable, Sendable {
-    public var snapshotNumber: UInt32
-    public var uptimeNs: UInt64
-    public var rateHz: UInt16
-    public var droppedFrames: UInt64
-    public var memory: WireMemory
-    /// Each device's status byte, in hello device order (at most 255).
-    public var deviceStatus: [UInt8]
+    /// The snapshot's fields (`WireSnapshot` documents them) with no queues: they follow.
+    public var fixed: WireSnapshot
+    /// How many queues follow.
     public var queueCount: UInt8
 
     public init(snapshotNumber: UInt32, uptimeNs: UInt64, rateHz: UInt16, droppedFrames: UInt64, memory: WireMemory = .zero,
                 deviceStatus: [UInt8] = [], queueCount: UInt8) {
-        self.snapshotNumber = snapshotNumber
-        self.uptimeNs = uptimeNs
-        self.rateHz = rateHz
-        self.droppedFrames = droppedFrames
-        self.memory = memory
-        self.deviceStatus = deviceStatus
+        fixed = WireSnapshot(snapshotNumber: snapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz, droppedFrames: droppedFrames,
+                             memory: memory, deviceStatus: deviceStatus, queues: [])
+        self.queueCount = queueCount
+    }
+
+    init(fixed: WireSnapshot, queueCount: UInt8) {
+        self.fixed = fixed
         self.queueCount = queueCount
     }
 
     public func write(to w: inout WireWriter) {
-        w.writeU32(snapshotNumber)
-        w.writeU64(uptimeNs)
-        w.writeU16(rateHz)
-        w.writeVarint(droppedFrames)
-        memory.write(to: &w)
-        let devices = min(deviceStatus.count, 255)
+        w.writeU32(fixed.snapshotNumber)
+        w.writeU64(fixed.uptimeNs)
+        w.writeU16(fixed.rateHz)
+        w.writeVarint(fixed.droppedFrames)
+        fixed.memory.write(to: &w)
+        let devices = min(fixed.deviceStatus.count, 255)
         w.writeU8(UInt8(devices))
-        for i in 0..<devices { w.writeU8(deviceStatus[i]) }
+        for i in 0..<devices { w.writeU8(fixed.deviceStatus[i]) }
         w.writeU8(queueCount)
     }
 
@@ -289,11 +287,9 @@ public struct WireSnapshotHeader: Equatable, Sendable {
 
 extension WireSnapshot {
     public func write(to w: inout WireWriter) {
-        WireSnapshotHeader(
-            snapshotNumber: snapshotNumber, uptimeNs: uptimeNs, rateHz: rateHz,
-            droppedFrames: droppedFrames, memory: memory, deviceStatus: deviceStatus,
-            queueCount: UInt8(truncatingIfNeeded: queues.count)
-        ).write(to: &w)
+        var fixed = self
+        fixed.queues = []
+        WireSnapshotHeader(fixed: fixed, queueCount: UInt8(truncatingIfNeeded: queues.count)).write(to: &w)
         for q in queues {
             q.status.write(to: &w)
             q.ring.write(to: &w)
@@ -311,8 +307,8 @@ extension WireSnapshot {
             let descriptors = try WireDescriptorUpdate.read(from: &r)
             queues.append(WireQueueSnapshot(status: status, ring: ring, descriptors: descriptors))
         }
-        return WireSnapshot(
-            snapshotNumber: header.snapshotNumber, uptimeNs: header.uptimeNs, rateHz: header.rateHz,
-            droppedFrames: header.droppedFrames, memory: header.memory, deviceStatus: header.deviceStatus, queues: queues)
+        var snapshot = header.fixed
+        snapshot.queues = queues
+        return snapshot
     }
 }

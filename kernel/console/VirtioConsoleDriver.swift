@@ -28,24 +28,16 @@ final class VirtioConsoleDriver {
     /// `ringFeatures`: the ring features to ask for (event idx, packed), as the net driver does.
     init?(location: VirtioDeviceLocation, apicID: UInt32, ringFeatures: VirtioFeatures) {
         // Port 0 without MULTIPORT reads nothing from the device configuration.
-        guard let transport = VirtioTransport.open(location, deviceConfigBytes: 0, vectors: Self.vectors, apicID: apicID),
-              let features = transport.negotiate(wanted: Self.wantedFeatures.union(ringFeatures),
-                                                 required: Self.requiredFeatures)
-        else { return nil }
-        if !transport.routeConfigInterrupt(vector: Self.vectors.config) {
-            log("con0: device refused a configuration-change vector; continuing without it")
-        }
-        guard let (rx, tx) = transport.setUpQueuePair(
+        guard let device = QueuePairDevice(
+            location: location, deviceConfigBytes: 0, vectors: Self.vectors, apicID: apicID,
+            wanted: Self.wantedFeatures.union(ringFeatures), required: Self.requiredFeatures,
+            configInterrupt: .optional(deviceName: "con0"),
             receive: QueueRequest(index: VIRTIO_CONSOLE_PORT0_RX_QUEUE, vector: Self.vectors.rx,
                                   bufferSize: Self.rxBufferSize, bufferCount: Self.rxBufferCount),
             transmit: QueueRequest(index: VIRTIO_CONSOLE_PORT0_TX_QUEUE, vector: Self.vectors.tx,
-                                   bufferSize: Self.txBufferSize, bufferCount: Self.txBufferCount),
-            features: features)
+                                   bufferSize: Self.txBufferSize, bufferCount: Self.txBufferCount))
         else { return nil }
-        self.transport = transport
-        self.features = features
-        self.rx = rx
-        self.tx = tx
+        (transport, features, rx, tx) = (device.transport, device.features, device.rx, device.tx)
         transport.start(receiveQueue: rx)
     }
 

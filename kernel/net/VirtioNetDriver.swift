@@ -36,24 +36,14 @@ final class VirtioNetDriver {
 
     init?(location: VirtioDeviceLocation, apicID: UInt32, ringFeatures: VirtioFeatures) {
         // The configuration holds at least mac and status (5.1.4): every field this driver reads.
-        guard let transport = VirtioTransport.open(location, deviceConfigBytes: UInt32(VIRTIO_NET_CONFIG_STATUS_OFFSET + 2),
-                                                   vectors: Self.vectors, apicID: apicID),
-              let features = transport.negotiate(wanted: Self.wantedFeatures.union(ringFeatures),
-                                                 required: Self.requiredFeatures)
-        else { return nil }
-        guard transport.routeConfigInterrupt(vector: Self.vectors.config) else {
-            transport.fail()
-            return nil
-        }
-        guard let (rx, tx) = transport.setUpQueuePair(
+        guard let device = QueuePairDevice(
+            location: location, deviceConfigBytes: UInt32(VIRTIO_NET_CONFIG_STATUS_OFFSET + 2), vectors: Self.vectors,
+            apicID: apicID, wanted: Self.wantedFeatures.union(ringFeatures), required: Self.requiredFeatures,
+            configInterrupt: .required,
             receive: QueueRequest(index: VIRTIO_NET_RX_QUEUE, vector: Self.vectors.rx, bufferSize: Self.bufferSize),
-            transmit: QueueRequest(index: VIRTIO_NET_TX_QUEUE, vector: Self.vectors.tx, bufferSize: Self.bufferSize),
-            features: features)
+            transmit: QueueRequest(index: VIRTIO_NET_TX_QUEUE, vector: Self.vectors.tx, bufferSize: Self.bufferSize))
         else { return nil }
-        self.transport = transport
-        self.features = features
-        self.rx = rx
-        self.tx = tx
+        (transport, features, rx, tx) = (device.transport, device.features, device.rx, device.tx)
         var mac: [UInt8] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]
         if features.contains(VIRTIO_NET_F_MAC) {
             for i in 0..<6 { mac[i] = transport.config8(VIRTIO_NET_CONFIG_MAC_OFFSET + i) }
