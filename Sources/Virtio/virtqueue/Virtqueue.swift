@@ -44,6 +44,16 @@ public struct VirtqStateCounts: Equatable, Sendable {
         self.used = used
         self.held = held
     }
+
+    /// Counts one more descriptor (split) or buffer id (packed) in `state`.
+    public mutating func count(_ state: VirtqDescriptorState) {
+        switch state {
+        case .free: free += 1
+        case .available: available += 1
+        case .used: used += 1
+        case .held: held += 1
+        }
+    }
 }
 
 /// Counters a monitor reads to see the queue's traffic and health.

@@ -30,14 +30,7 @@ extension PackedVirtqueue {
     /// How many buffer ids are in each state.
     public func stateCounts() -> VirtqStateCounts {
         var counts = VirtqStateCounts()
-        for id in 0..<size {
-            switch state(of: id) {
-            case .free: counts.free += 1
-            case .available: counts.available += 1
-            case .used: counts.used += 1
-            case .held: counts.held += 1
-            }
-        }
+        for id in 0..<size { counts.count(state(of: id)) }
         return counts
     }
 

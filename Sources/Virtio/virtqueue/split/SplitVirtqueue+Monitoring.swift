@@ -109,14 +109,7 @@ extension SplitVirtqueue {
     /// How many descriptors are in each state.
     public func stateCounts() -> VirtqStateCounts {
         var counts = VirtqStateCounts()
-        for state in states() {
-            switch state {
-            case .free: counts.free += 1
-            case .available: counts.available += 1
-            case .used: counts.used += 1
-            case .held: counts.held += 1
-            }
-        }
+        for state in states() { counts.count(state) }
         return counts
     }
 
