@@ -119,6 +119,9 @@ public struct GuestPackedRing: Equatable, Sendable {
     public var driverEvent = GuestPackedEvent(flags: 0, offWrap: 0)
     /// The device area: when the device wants available-buffer notifications.
     public var deviceEvent = GuestPackedEvent(flags: 0, offWrap: 0)
+    /// What the driver made available, by buffer id, as this queue's reads saw it
+    /// (GuestPackedRing+Buffers.swift): where a used slot's buffer is, when that is known.
+    public var offers: GuestPackedOffers?
 }
 
 extension GuestRingReader {
@@ -128,7 +131,9 @@ extension GuestRingReader {
     /// Reads the packed queue at `a` (desc = the ring, avail = driver area, used = device area).
     /// The ring and both areas are copied into one buffer, then compared with memory again: a
     /// difference marks the read `moving`. Everything is derived from the copy.
-    func readPacked(_ memory: GuestMemory, _ a: GuestQueueAddresses, cache: GuestRingCache?) -> GuestRingSnapshot {
+    /// The buffers the device holds are walked (into their indirect tables) and recorded by id
+    /// with `sample` in the cache's record of offers (GuestPackedRing+Buffers.swift).
+    func readPacked(_ memory: GuestMemory, _ a: GuestQueueAddresses, cache: GuestRingCache?, sample: Int) -> GuestRingSnapshot {
         var s = GuestRingSnapshot(addresses: a)
         guard a.isSetUp else { s.unreadable = "queue not set up"; return s }
         guard a.size <= Self.maximumPackedQueueSize else {
@@ -146,7 +151,8 @@ extension GuestRingReader {
         func sameAsMemory(_ b: UnsafeRawPointer) -> Bool {
             memcmp(ring, b, ringBytes) == 0 && memcmp(driverArea, b + ringBytes, 4) == 0 && memcmp(deviceArea, b + ringBytes + 4, 4) == 0
         }
-        if let cache, sameKey, let previous = cache.snapshot, cache.image.withUnsafeBytes({ sameAsMemory($0.baseAddress!) }) {
+        if let cache, sameKey, let previous = cache.snapshot, cache.image.withUnsafeBytes({ sameAsMemory($0.baseAddress!) }),
+           cache.indirectTables.allSatisfy({ t in t.bytes.withUnsafeBytes { memory.holds($0, at: t.address) } }) {
             cache.noteRead(changed: false, reusedChains: 0)
             var p = previous
             p.moving = false
@@ -174,11 +180,19 @@ extension GuestRingReader {
             r.deviceEvent = GuestPackedEvent(flags: Self.u16(p, ringBytes + 6), offWrap: Self.u16(p, ringBytes + 4))
         }
         Self.derivePacked(&r, &s, size: n, eventIdx: eventIdx)
+        // The buffers the device holds, walked; their problems are the guest's (or a torn read's).
+        var tables: [(address: UInt64, bytes: [UInt8])] = []
+        let held = packedChains(r, owned: s.outstanding ?? 0, memory: memory, indirectTables: &tables)
+        for h in held { if let p = h.chain.problem, !s.problems.contains(p) { s.problems.append(p) } }
+        if keepsChains { s.chains = held.map(\.chain).filter { Int($0.head) < n }.sorted { $0.head < $1.head } }
+        let previous = sameKey ? cache?.snapshot?.packed : nil
+        s.packed?.offers = Self.recordOffers(held, previous: previous?.offers, previousDriver: previous?.driver, ring: r,
+                                             owned: s.outstanding ?? 0, moving: s.moving, sample: sample)
         if let cache {
             cache.key = key
             cache.image = image
             cache.snapshot = s
-            cache.indirectTables = []
+            cache.indirectTables = tables
             cache.noteRead(changed: true, reusedChains: 0)
         }
         return s

@@ -244,16 +244,9 @@ extension GuestRingReader {
 
     private func walkIndirect(_ d: GuestDescriptor, queueSize n: Int, into c: inout GuestChain, memory: GuestMemory,
                               indirectTables: inout [(address: UInt64, bytes: [UInt8])]) {
-        c.indirectAddress = d.addr
-        guard d.len % 16 == 0, d.len > 0 else { c.problem = "indirect table of \(d.len) bytes (not a multiple of 16)"; return }
-        let entries = Int(d.len / 16)
-        guard entries <= n else { c.problem = "indirect table of \(entries) entries > queue size \(n)"; return }
-        // Copied once, walked from the copy: the guest may rewrite it while we look.
-        guard let bytes = memory.bytes(guest: d.addr, count: 16 * entries) else {
-            c.problem = "indirect table at 0x\(String(d.addr, radix: 16)) outside guest memory"
-            return
-        }
-        indirectTables.append((d.addr, bytes))
+        guard let bytes = indirectTable(address: d.addr, length: d.len, queueSize: n, into: &c, memory: memory,
+                                        indirectTables: &indirectTables) else { return }
+        let entries = bytes.count / 16
         let table = bytes.withUnsafeBytes { Self.decodeTable($0.baseAddress!, count: entries) }
         var i = 0
         while true {
@@ -266,5 +259,25 @@ extension GuestRingReader {
             guard e.flags & VIRTQ_DESC_F_NEXT != 0 else { return }
             i = Int(e.next)
         }
+    }
+
+    /// The bytes of the indirect table at `address`, `length` bytes long, copied once (the guest
+    /// may rewrite it while we look; the walk reads the copy), noted in `indirectTables`; nil with
+    /// `c.problem` set when the length is not a non-zero multiple of 16, the table has more than
+    /// `n` entries (the queue size: no list may be longer, virtio 1.2 §2.7.5.3.1 and §2.8.17), or
+    /// it is not all in guest memory. Split and packed tables alike (16-byte entries, §2.7.5.3,
+    /// §2.8.7).
+    func indirectTable(address: UInt64, length: UInt32, queueSize n: Int, into c: inout GuestChain, memory: GuestMemory,
+                       indirectTables: inout [(address: UInt64, bytes: [UInt8])]) -> [UInt8]? {
+        c.indirectAddress = address
+        guard length % 16 == 0, length > 0 else { c.problem = "indirect table of \(length) bytes (not a multiple of 16)"; return nil }
+        let entries = Int(length / 16)
+        guard entries <= n else { c.problem = "indirect table of \(entries) entries > queue size \(n)"; return nil }
+        guard let bytes = memory.bytes(guest: address, count: 16 * entries) else {
+            c.problem = "indirect table at 0x\(String(address, radix: 16)) outside guest memory"
+            return nil
+        }
+        indirectTables.append((address, bytes))
+        return bytes
     }
 }

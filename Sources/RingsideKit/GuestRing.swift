@@ -109,7 +109,8 @@ public struct GuestRingSnapshot: Equatable, Sendable {
     /// `availIdx`, `usedIdx` and `driverLastUsed` are the driver, device and driver-used
     /// positions in the off_wrap encoding, `availFlags`/`usedEvent` the driver's event
     /// structure, `usedFlags`/`availEvent` the device's, `descriptors`/`states` indexed by buffer
-    /// id, and the split rings (`availRing`, `usedRing`) and `chains` empty.
+    /// id, `chains` the buffers the device holds (`head` their buffer id, `ids` their ring
+    /// slots), and the split rings (`availRing`, `usedRing`) empty.
     public var packed: GuestPackedRing?
 
     public init(addresses: GuestQueueAddresses) {
@@ -196,9 +197,10 @@ public struct GuestRingReader: Sendable {
     /// then the indices again. Everything is derived from the image, so one snapshot never mixes
     /// two reads of the same field. With `cache`, an image equal to the last one gives the last
     /// snapshot, and chains through unchanged descriptors are taken from it.
+    /// `sample` numbers the read in a packed ring's record of offers (GuestPackedRing+Buffers.swift).
     public func read(_ memory: GuestMemory, _ a: GuestQueueAddresses, driverLastUsed: UInt16? = nil,
-                     cache: GuestRingCache? = nil) -> GuestRingSnapshot {
-        if packed { return readPacked(memory, a, cache: cache) }
+                     cache: GuestRingCache? = nil, sample: Int = 0) -> GuestRingSnapshot {
+        if packed { return readPacked(memory, a, cache: cache, sample: sample) }
         var s = GuestRingSnapshot(addresses: a)
         guard a.isSetUp else { s.unreadable = "queue not set up"; return s }
         guard a.size <= Self.maximumQueueSize, a.size & (a.size - 1) == 0 else {

@@ -112,7 +112,8 @@ public struct GuestSampleJSON {
 
     /// Keys in sorted order: addresses, avail, chains, descriptors, device, driver_last_used,
     /// format, moving, name, outstanding, packed, problems, queue, size, unreadable, used. A
-    /// packed ring has no avail, chains or used (its split words do not exist), and a packed object.
+    /// packed ring has no avail or used (its split words do not exist), chains in its own form
+    /// (by buffer id and ring slots), and a packed object.
     static func queue(_ q: GuestQueueSample, into w: inout JSONWriter) {
         let ring = q.ring.flatMap { $0.unreadable == nil ? $0 : nil }
         w.byte(0x7B)
@@ -125,6 +126,7 @@ public struct GuestSampleJSON {
             w.raw(",\"used\":"); w.uint(v.addresses.used); w.byte(0x7D)
         }
         if let r = ring, r.packed != nil {
+            packedChains(r, into: &w)
             descriptors(r, into: &w)
         } else if let r = ring {
             w.key("avail")
@@ -229,6 +231,31 @@ public struct GuestSampleJSON {
                 i += 1
             }
             w.byte(0x5D)
+    }
+
+    /// `"chains":[…]` of a packed ring: the buffers the device holds, by buffer id (`id`), their
+    /// ring slots (`slots`), an indirect table's entries (`addr`, `flags`, `len`: a packed table
+    /// has no `next`) and address, and why a walk stopped (`problem`).
+    static func packedChains(_ r: GuestRingSnapshot, into w: inout JSONWriter) {
+        w.key("chains")
+        w.byte(0x5B)
+        for (i, c) in r.chains.enumerated() {
+            if i > 0 { w.byte(0x2C) }
+            w.raw("{\"id\":"); w.uint(UInt64(c.head))
+            if c.indirectAddress != 0 {
+                w.raw(",\"indirect\":[")
+                for (k, e) in c.indirect.enumerated() {
+                    if k > 0 { w.byte(0x2C) }
+                    w.raw("{\"addr\":"); w.uint(e.addr)
+                    w.raw(",\"flags\":"); w.uint(UInt64(e.flags))
+                    w.raw(",\"len\":"); w.uint(UInt64(e.len)); w.byte(0x7D)
+                }
+                w.raw("],\"indirect_addr\":"); w.uint(c.indirectAddress)
+            }
+            if let p = c.problem { w.raw(",\"problem\":"); w.string(p) }
+            w.raw(",\"slots\":["); w.uints16(c.ids); w.raw("]}")
+        }
+        w.byte(0x5D)
     }
 
     /// `"packed":{…}`: a packed ring's positions (offset, wrap counter), its two event

@@ -193,7 +193,7 @@ public final class GuestSession {
             let q = plan[k]
             var ring: GuestRingSnapshot?
             if let memory, let a = q.view?.addresses, a.isSetUp {
-                ring = q.reader.read(memory, a, cache: q.cache)
+                ring = q.reader.read(memory, a, cache: q.cache, sample: number)
             }
             queues.append(GuestQueueSample(name: q.key, device: q.device, queue: q.queue, deviceView: q.view, element: q.element, ring: ring,
                                            role: q.role))
@@ -321,9 +321,18 @@ extension GuestSample {
         guard let q = queue(named: name), let device = device(named: q.device) else { throw RingsideError("no queue '\(name)'") }
         guard let ring = q.ring else { throw RingsideError("\(name): no ring read from memory (not set up, or no memory file)") }
         if let u = ring.unreadable { throw RingsideError("\(name): \(u)") }
-        // A packed ring's used slot names a buffer id, not where the buffer is: the driver keeps
-        // that to itself (§2.8.7), and the slot's addr may be another buffer's.
-        if ring.packed != nil { throw RingsideError("\(name): dumps are not available for packed rings read from guest memory") }
+        let isNet = device.type == "virtio-net" && device.queueNames.indices.contains(q.queue) && device.queueNames[q.queue] != "ctrl"
+        let headerBytes = isNet ? device.netHeaderBytes : 0
+        // A packed ring's used slot names a buffer id, not where the buffer is (the slot's addr
+        // may be another buffer's): the address comes from the record of offers, when trusted.
+        if let p = ring.packed {
+            let b = try Self.packedBuffer(name, ring: ring, p, selector)
+            guard let bytes = GuestRingReader.buffer(of: b.offer.chain, usedLength: b.usedLength, memory: memory) else {
+                throw RingsideError("\(name) buffer id \(b.offer.chain.head): buffer outside guest memory")
+            }
+            return GuestBuffer(head: Int(b.offer.chain.head), usedLength: b.usedLength, chain: b.offer.chain, bytes: bytes, what: b.what,
+                               headerBytes: headerBytes)
+        }
         let n = ring.addresses.size
         let head: Int
         var usedLength: UInt32?
@@ -359,7 +368,6 @@ extension GuestSample {
         guard let bytes = GuestRingReader.buffer(of: chain, usedLength: usedLength, memory: memory) else {
             throw RingsideError("\(name) descriptor \(head): buffer outside guest memory")
         }
-        let isNet = device.type == "virtio-net" && device.queueNames.indices.contains(q.queue) && device.queueNames[q.queue] != "ctrl"
-        return GuestBuffer(head: head, usedLength: usedLength, chain: chain, bytes: bytes, what: what, headerBytes: isNet ? device.netHeaderBytes : 0)
+        return GuestBuffer(head: head, usedLength: usedLength, chain: chain, bytes: bytes, what: what, headerBytes: headerBytes)
     }
 }

@@ -273,12 +273,16 @@ struct CtlDump: CtlAction {
     @Flag(help: "Dump the most recently delivered (RX) or sent (TX) frame.") var last = false
     @Flag(help: "Write the bare Ethernet frame (no virtio-net header) to stdout.") var raw = false
     @Option(help: "Write the Ethernet frame to this pcap file.") var pcap: String?
+    @Option(help: ArgumentHelp("Memory view (--qmp --memory): keep sampling up to this many seconds until the buffer is known.",
+                               discussion: "A packed ring's used slot names a buffer id, not its address: it is known once a sample has seen the driver offer that buffer."))
+    var wait: Double?
 
     func validate() throws {
         let selectors = (descriptor != nil ? 1 : 0) + (next ? 1 : 0) + (last ? 1 : 0)
         guard selectors == 1 else { throw ValidationError("give exactly one of --desc ID, --next, --last") }
         if raw && pcap != nil { throw ValidationError("--raw and --pcap exclude each other") }
         if let descriptor, !(0...65535).contains(descriptor) { throw ValidationError("--desc must be between 0 and 65535") }
+        if let wait, !(0...3600).contains(wait) { throw ValidationError("--wait must be between 0 and 3600 seconds") }
     }
 
     func perform(_ session: CtlSession) throws {

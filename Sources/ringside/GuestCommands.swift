@@ -218,7 +218,22 @@ func guestDump(_ dump: CtlDump, session: GuestSession) throws {
         throw RingsideError("no queue '\(dump.queue.escapingTerminalControls())' (queues: \(session.queueNames.joined(separator: ", ")))")
     }
     let selector: GuestBufferSelector = dump.descriptor.map { .descriptor($0) } ?? (dump.next ? .next : .last)
-    let b = try session.sample(forceQMP: true).buffer(queue: dump.queue, selector, memory: memory)
+    // With --wait, the one queue is sampled again and again (a packed ring's record of offers
+    // grows with every sample) until the buffer is known or the time is up.
+    let deadline = monotonicSeconds() + (dump.wait ?? 0)
+    session.queueFilter = [dump.queue]
+    var sample = session.sample(forceQMP: true)
+    var found: GuestBuffer?
+    while found == nil {
+        do {
+            found = try sample.buffer(queue: dump.queue, selector, memory: memory)
+        } catch {
+            if monotonicSeconds() >= deadline { throw error }
+            usleep(500)
+            sample = session.sample()
+        }
+    }
+    guard let b = found else { return }
     let merged = b.mergedBuffers.map { "num_buffers \($0): the frame continues in \($0 - 1) more used element(s) (MRG_RXBUF); this is its first buffer only" }
     if let merged, dump.raw || dump.pcap != nil { warn(merged) }
     if dump.raw {

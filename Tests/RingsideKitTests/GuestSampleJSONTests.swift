@@ -140,12 +140,15 @@ extension GuestQueueSample {
             o["descriptors"] = r.descriptors.enumerated().map { (i, d) -> [String: Any] in
                 ["id": i, "state": r.states[i].name, "addr": d.addr, "len": d.len, "flags": d.flags, "next": d.next]
             }
-            guard r.packed == nil else { return o }   // a packed ring has no chain list
+            // A packed ring's chains: buffer id and ring slots; its tables have no next.
+            let packed = r.packed != nil
             o["chains"] = r.chains.map { c -> [String: Any] in
-                var j: [String: Any] = ["head": c.head, "ids": c.ids]
+                var j: [String: Any] = packed ? ["id": c.head, "slots": c.ids] : ["head": c.head, "ids": c.ids]
                 if c.indirectAddress != 0 {
                     j["indirect_addr"] = c.indirectAddress
-                    j["indirect"] = c.indirect.map { ["addr": $0.addr, "len": $0.len, "flags": $0.flags, "next": $0.next] }
+                    j["indirect"] = c.indirect.map { e -> [String: Any] in
+                        packed ? ["addr": e.addr, "len": e.len, "flags": e.flags] : ["addr": e.addr, "len": e.len, "flags": e.flags, "next": e.next]
+                    }
                 }
                 if let p = c.problem { j["problem"] = p }
                 return j
