@@ -205,6 +205,6 @@ extension GuestSample {
         if let m = offers.lastMissSample, o.lastSample < m {
             throw RingsideError("\(head): offers were missed at sample \(m) (slots offered and used between two samples), after sample \(o.lastSample) last saw it: it may have been offered again")
         }
-        return (o, slot.len, "used slot \(used.text) → buffer id \(id), len \(slot.len); address from slot \(o.position.text) as offered, seen in samples \(o.firstSample)–\(o.lastSample)")
+        return (o, slot.len, "used slot \(used.text) → buffer id \(id), len \(slot.len); address from slot \(o.position.text) as offered, first seen in sample \(o.firstSample)")
     }
 }

@@ -246,7 +246,9 @@ func guestDump(_ dump: CtlDump, session: GuestSession) throws {
         writeLine("wrote \(pcap): 1 frame, \(b.frame.count) bytes (\(dump.queue) \(b.what))")
         return
     }
-    var text = "\(dump.queue) \(b.what), chain \(b.chain.ids.map(String.init).joined(separator: "→"))"
+    // A packed ring's chain is a list of ring slots; a split ring's, of descriptor ids.
+    let packed = sample.queue(named: dump.queue)?.ring?.packed != nil
+    var text = "\(dump.queue) \(b.what), \(packed ? "slots" : "chain") \(b.chain.ids.map(String.init).joined(separator: "→"))"
     if b.chain.indirectAddress != 0 { text += " + indirect table at 0x\(String(b.chain.indirectAddress, radix: 16)) (\(b.chain.indirect.count) entries)" }
     text += ", \(b.bytes.count) bytes"
     if let p = b.chain.problem { text += " (\(p))" }

@@ -275,7 +275,7 @@ final class GuestPackedRingTests: XCTestCase {
             XCTAssertEqual(len, 72)
             XCTAssertEqual(chain.head, 3)
             XCTAssertEqual(GuestRingReader.buffer(of: chain, usedLength: len, memory: r.memory), frame, "the used length bounds the bytes")
-            XCTAssertEqual(what, "used slot 0/w1 → buffer id 3, len 72; address from slot 0/w1 as offered, seen in samples 1–1")
+            XCTAssertEqual(what, "used slot 0/w1 → buffer id 3, len 72; address from slot 0/w1 as offered, first seen in sample 1")
         }
         // A buffer the device holds: from its slot now.
         let held = try dump(s, .descriptor(2))
