@@ -126,7 +126,7 @@ public struct GuestSampleJSON {
             w.raw(",\"used\":"); w.uint(v.addresses.used); w.byte(0x7D)
         }
         if let r = ring, r.packed != nil {
-            packedChains(r, into: &w)
+            chains(r, packed: true, into: &w)
             descriptors(r, into: &w)
         } else if let r = ring {
             w.key("avail")
@@ -135,27 +135,7 @@ public struct GuestSampleJSON {
             w.raw(",\"ring\":["); w.uints16(r.availRing); w.byte(0x5D)
             if let e = r.usedEvent { w.raw(",\"used_event\":"); w.uint(UInt64(e)) }
             w.byte(0x7D)
-            w.key("chains")
-            w.byte(0x5B)
-            for (i, c) in r.chains.enumerated() {
-                if i > 0 { w.byte(0x2C) }
-                w.raw("{\"head\":"); w.uint(UInt64(c.head))
-                w.raw(",\"ids\":["); w.uints16(c.ids); w.byte(0x5D)
-                if c.indirectAddress != 0 {
-                    w.raw(",\"indirect\":[")
-                    for (k, e) in c.indirect.enumerated() {
-                        if k > 0 { w.byte(0x2C) }
-                        w.raw("{\"addr\":"); w.uint(e.addr)
-                        w.raw(",\"flags\":"); w.uint(UInt64(e.flags))
-                        w.raw(",\"len\":"); w.uint(UInt64(e.len))
-                        w.raw(",\"next\":"); w.uint(UInt64(e.next)); w.byte(0x7D)
-                    }
-                    w.raw("],\"indirect_addr\":"); w.uint(c.indirectAddress)
-                }
-                if let p = c.problem { w.raw(",\"problem\":"); w.string(p) }
-                w.byte(0x7D)
-            }
-            w.byte(0x5D)
+            chains(r, packed: false, into: &w)
             descriptors(r, into: &w)
         } else if let e = q.element {
             w.key("avail")
@@ -233,27 +213,31 @@ public struct GuestSampleJSON {
             w.byte(0x5D)
     }
 
-    /// `"chains":[…]` of a packed ring: the buffers the device holds, by buffer id (`id`), their
-    /// ring slots (`slots`), an indirect table's entries (`addr`, `flags`, `len`: a packed table
-    /// has no `next`) and address, and why a walk stopped (`problem`).
-    static func packedChains(_ r: GuestRingSnapshot, into w: inout JSONWriter) {
+    /// `"chains":[…]`: each buffer's `head` and descriptor `ids` (split), or its buffer `id` and
+    /// ring `slots` (packed); an indirect table's entries (`addr`, `flags`, `len`, and `next` in a
+    /// split table: a packed one has no links) and address; why a walk stopped (`problem`).
+    static func chains(_ r: GuestRingSnapshot, packed: Bool, into w: inout JSONWriter) {
         w.key("chains")
         w.byte(0x5B)
         for (i, c) in r.chains.enumerated() {
             if i > 0 { w.byte(0x2C) }
-            w.raw("{\"id\":"); w.uint(UInt64(c.head))
+            w.raw(packed ? "{\"id\":" : "{\"head\":"); w.uint(UInt64(c.head))
+            if !packed { w.raw(",\"ids\":["); w.uints16(c.ids); w.byte(0x5D) }
             if c.indirectAddress != 0 {
                 w.raw(",\"indirect\":[")
                 for (k, e) in c.indirect.enumerated() {
                     if k > 0 { w.byte(0x2C) }
                     w.raw("{\"addr\":"); w.uint(e.addr)
                     w.raw(",\"flags\":"); w.uint(UInt64(e.flags))
-                    w.raw(",\"len\":"); w.uint(UInt64(e.len)); w.byte(0x7D)
+                    w.raw(",\"len\":"); w.uint(UInt64(e.len))
+                    if !packed { w.raw(",\"next\":"); w.uint(UInt64(e.next)) }
+                    w.byte(0x7D)
                 }
                 w.raw("],\"indirect_addr\":"); w.uint(c.indirectAddress)
             }
             if let p = c.problem { w.raw(",\"problem\":"); w.string(p) }
-            w.raw(",\"slots\":["); w.uints16(c.ids); w.raw("]}")
+            if packed { w.raw(",\"slots\":["); w.uints16(c.ids); w.byte(0x5D) }
+            w.byte(0x7D)
         }
         w.byte(0x5D)
     }

@@ -24,10 +24,13 @@ final class GuestSampleJSONTests: XCTestCase {
         plain.moving = true
         var packedRing = SyntheticPackedRing(size: 4)
         for slot in 0..<4 { packedRing.makeAvailable(slot, wrap: true, id: UInt16(slot)) }
+        packedRing.indirectTable(at: 0x40000, [(0x50000, 12, 0), (0x51000, 60, 2)])
+        packedRing.makeAvailable(3, wrap: true, id: 3, addr: 0x40000, len: 32, flags: 4)  // through an indirect table
         packedRing.markUsed(0, wrap: true, id: 0, len: 42)
         packedRing.event(driver: true, flags: 2, offset: 0, wrap: true)
         let packed = GuestRingReader(eventIdx: true, packed: true).read(packedRing.memory, packedRing.a)
         XCTAssertNotNil(packed.packed?.driverUsed)
+        XCTAssertEqual(packed.chain(head: 3)?.indirect.count, 2)
         let unreadable = GuestRingReader(eventIdx: true).read(r.memory, GuestQueueAddresses(size: 256, desc: 0xFFF00, avail: 0xFFFF0, used: 0x200000))
         var view = try XCTUnwrap(GuestQueueDeviceView(qmp: ["vring-num": 8, "vring-desc": r.a.desc, "vring-avail": r.a.avail, "vring-used": r.a.used,
                                                             "last-avail-idx": 5, "shadow-avail-idx": 5, "used-idx": 1, "inuse": 4,

@@ -306,18 +306,15 @@ final class GuestLinuxTests: XCTestCase {
         }
         session.close()
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
-        let marker = Array("ringside packed indirect rx \(tag)".utf8)
-        let raw = try dumpWhileSending(bin: bin, g, marker: marker, tag: tag)
-        let wire = pcapFrames(Array(FileManager.default.contents(atPath: wirePath) ?? Data()))
-        let inbound = try XCTUnwrap(wire.first { f in f.count >= marker.count && (0...(f.count - marker.count)).contains { Array(f[$0..<($0 + marker.count)]) == marker } },
-                                    "the marked datagram in filter-dump's pcap (\(wire.count) frames; the echo comes after it)")
-        XCTAssertEqual(raw, inbound, "dump through the recorded indirect table == the frame on the wire")
+        try assertDumpEqualsTheWire(bin: bin, g, marker: Array("ringside packed indirect rx \(tag)".utf8), tag: tag, wirePath: wirePath)
     }
 
     /// `ctl dump net0.rx --last --wait 20 --raw` started before `marker` is sent to the guest's
     /// UDP echo: ctl samples the ring (its record sees the RX buffers Linux keeps posted) until
-    /// the newest used slot names a buffer it saw offered. Returns the bytes ctl wrote.
-    func dumpWhileSending(bin: String, _ g: LinuxGuest, marker: [UInt8], tag: String) throws -> [UInt8] {
+    /// the newest used slot names a buffer it saw offered. What it wrote must be the marked
+    /// datagram as filter-dump wrote it to `wirePath` (its first frame holding the marker: the
+    /// echo comes after it).
+    func assertDumpEqualsTheWire(bin: String, _ g: LinuxGuest, marker: [UInt8], tag: String, wirePath: String) throws {
         let out = NSTemporaryDirectory() + tag + ".raw", err = NSTemporaryDirectory() + tag + ".err"
         defer { unlink(out); unlink(err) }
         let ctl = try ChildProcess(argv: ["/bin/sh", "-c", "exec \"$0\" ctl --qmp \"$1\" --memory \"$2\" dump net0.rx --last --wait 20 --raw > \"$3\"",
@@ -327,7 +324,11 @@ final class GuestLinuxTests: XCTestCase {
         try udp.send(marker, toPort: g.udpPort)
         XCTAssertEqual(udp.receive(timeout: 5), marker, "echoed")
         XCTAssertEqual(ctl.wait(timeout: 25), .exited(0), readTextFile(err))
-        return Array(FileManager.default.contents(atPath: out) ?? Data())
+        let raw = Array(FileManager.default.contents(atPath: out) ?? Data())
+        let wire = pcapFrames(Array(FileManager.default.contents(atPath: wirePath) ?? Data()))
+        let inbound = try XCTUnwrap(wire.first { f in f.count >= marker.count && (0...(f.count - marker.count)).contains { Array(f[$0..<($0 + marker.count)]) == marker } },
+                                    "the marked datagram in filter-dump's pcap (\(wire.count) frames)")
+        XCTAssertEqual(raw, inbound, "ctl dump --last --raw from a packed ring == the frame on the wire")
     }
 
     /// `ctl dump --last --raw` of a UDP datagram received on a packed RX ring equals the frame
@@ -347,12 +348,7 @@ final class GuestLinuxTests: XCTestCase {
         XCTAssertNotEqual(refused.status, .exited(0), refused.output)
         XCTAssertTrue(refused.output.contains("not seen offered since sample"), refused.output)
 
-        let marker = Array("ringside packed dump marked datagram \(tag)".utf8)
-        let raw = try dumpWhileSending(bin: bin, g, marker: marker, tag: tag)
-        let wire = pcapFrames(Array(FileManager.default.contents(atPath: wirePath) ?? Data()))
-        let inbound = try XCTUnwrap(wire.first { f in f.count >= marker.count && (0...(f.count - marker.count)).contains { Array(f[$0..<($0 + marker.count)]) == marker } },
-                                    "the marked datagram in filter-dump's pcap (\(wire.count) frames; the echo comes after it)")
-        XCTAssertEqual(raw, inbound, "ctl dump --last --raw from a packed ring == the frame on the wire")
+        try assertDumpEqualsTheWire(bin: bin, g, marker: Array("ringside packed dump marked datagram \(tag)".utf8), tag: tag, wirePath: wirePath)
     }
 
     func testLinuxGuestRebootFollowsTheNewRings() throws {
