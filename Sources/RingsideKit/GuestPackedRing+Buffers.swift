@@ -36,6 +36,9 @@ public struct GuestPackedOffer: Equatable, Sendable {
     public var lastSample: Int
     /// Seen in a read that was not moving, or in two reads alike.
     public var confirmed: Bool
+    /// The indirect table's bytes as read (empty: none): the next read reuses `chain` when its
+    /// slot and these bytes are unchanged.
+    var tableBytes: [UInt8] = []
 }
 
 /// A queue's record of offers, by buffer id (see the top of this file).
@@ -54,15 +57,45 @@ public struct GuestPackedOffers: Equatable, Sendable {
 }
 
 extension GuestRingReader {
-    /// The buffers the device holds (`owned` slots from the device position), each walked, with
-    /// the position of its first slot. Tables read are noted in `indirectTables`.
-    func packedChains(_ r: GuestPackedRing, owned: Int, memory: GuestMemory,
-                      indirectTables: inout [(address: UInt64, bytes: [UInt8])]) -> [(start: GuestPackedPosition, chain: GuestChain)] {
+    /// The buffers the device holds (`owned` slots from the device position), each walked, and
+    /// the record of offers after this read: the previous read's (`previous`: same queue, same
+    /// addresses), a miss noted when the driver moved further than the slots the device holds,
+    /// and every buffer held now as offered (kept with its first sample when it is the same
+    /// offer). A one-slot buffer whose slot and table are byte for byte those of the previous
+    /// read's offer at the same position is not walked again (Linux's RX ring: 256 buffers, a
+    /// few renewed between two reads). Returns the record and which ids the device holds; tables
+    /// read are noted in `indirectTables`, the walks' problems in `problems`.
+    func walkAndRecordPacked(_ r: GuestPackedRing, owned: Int, memory: GuestMemory, previous: GuestPackedRing?, moving: Bool,
+                             sample: Int, indirectTables: inout [(address: UInt64, bytes: [UInt8])],
+                             problems: inout [String]) -> (offers: GuestPackedOffers, held: [Bool]) {
         let n = r.slots.count
-        var out: [(start: GuestPackedPosition, chain: GuestChain)] = []
+        let before = previous.flatMap { $0.slots.count == n ? $0 : nil }
+        var o = before?.offers ?? GuestPackedOffers(size: n, sample: sample)
+        if let pd = before?.driver {
+            let advanced = wireRingDistance(from: pd.offWrap, to: r.driver.offWrap, size: UInt16(n), format: .packed)
+            if advanced > owned {
+                o.lastMissSample = sample
+                o.missedSlots += advanced - owned
+            }
+        }
+        var held = [Bool](repeating: false, count: n)
         var k = 0
         while k < owned {
             let start = r.device.advanced(by: k, size: n)
+            let first = r.slots[Int(start.offset)]
+            let firstId = Int(first.id)
+            if let before, first.flags & VIRTQ_DESC_F_NEXT == 0, firstId < n, before.slots[Int(start.offset)] == first,
+               let old = o.byId[firstId], old.position == start, old.chain.ids.count == 1,
+               old.tableBytes.isEmpty || old.tableBytes.withUnsafeBytes({ memory.holds($0, at: old.chain.indirectAddress) }) {
+                if !old.tableBytes.isEmpty { indirectTables.append((old.chain.indirectAddress, old.tableBytes)) }
+                if let p = old.chain.problem, !problems.contains(p) { problems.append(p) }
+                o.byId[firstId]?.lastSample = sample
+                o.byId[firstId]?.confirmed = true
+                held[firstId] = true
+                k += 1
+                continue
+            }
+            let tablesBefore = indirectTables.count
             var c = GuestChain(head: 0, ids: [], indirect: [], indirectAddress: 0, segments: [], problem: nil)
             while true {
                 let i = Int(r.device.advanced(by: k, size: n).offset)
@@ -88,10 +121,23 @@ extension GuestRingReader {
                     break
                 }
             }
-            out.append((start, c))
+            if let p = c.problem, !problems.contains(p) { problems.append(p) }
+            let id = Int(c.head)
+            guard id < n else { continue }  // reported by derivePacked
+            held[id] = true
+            if let old = o.byId[id], old.position == start, old.chain == c {
+                o.byId[id]?.lastSample = sample
+                o.byId[id]?.confirmed = true
+            } else {
+                // A one-slot buffer's table, kept for the next read's comparison.
+                let table = c.ids.count == 1 && indirectTables.count == tablesBefore + 1 ? indirectTables[tablesBefore].bytes : []
+                o.byId[id] = GuestPackedOffer(position: start, chain: c, firstSample: sample, lastSample: sample, confirmed: !moving,
+                                              tableBytes: table)
+            }
         }
-        return out
+        return (o, held)
     }
+
 
     /// A packed indirect table (§2.8.7): `len / 16` entries in order, no NEXT links; an entry's
     /// id is reserved and WRITE its only valid flag (§2.8.19): a nested INDIRECT ends the walk,
@@ -116,34 +162,6 @@ extension GuestRingReader {
                 c.segments.append(GuestDescriptor(addr: entry.addr, len: entry.len, flags: flags & VIRTQ_DESC_F_WRITE, next: 0))
             }
         }
-    }
-
-    /// The record of offers after this read: the previous one (same queue, same addresses), a
-    /// miss noted when the driver moved further than the slots the device holds, and every
-    /// buffer held now as offered (kept with its first sample when it is the same offer).
-    static func recordOffers(_ held: [(start: GuestPackedPosition, chain: GuestChain)], previous: GuestPackedOffers?,
-                             previousDriver: GuestPackedPosition?, ring r: GuestPackedRing, owned: Int, moving: Bool,
-                             sample: Int) -> GuestPackedOffers {
-        let n = r.slots.count
-        var o = previous ?? GuestPackedOffers(size: n, sample: sample)
-        if let pd = previousDriver {
-            let advanced = wireRingDistance(from: pd.offWrap, to: r.driver.offWrap, size: UInt16(n), format: .packed)
-            if advanced > owned {
-                o.lastMissSample = sample
-                o.missedSlots += advanced - owned
-            }
-        }
-        for h in held where Int(h.chain.head) < n {
-            let id = Int(h.chain.head)
-            if var old = o.byId[id], old.position == h.start, old.chain == h.chain {
-                old.lastSample = sample
-                old.confirmed = true
-                o.byId[id] = old
-            } else {
-                o.byId[id] = GuestPackedOffer(position: h.start, chain: h.chain, firstSample: sample, lastSample: sample, confirmed: !moving)
-            }
-        }
-        return o
     }
 }
 

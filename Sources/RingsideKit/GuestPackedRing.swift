@@ -182,12 +182,12 @@ extension GuestRingReader {
         Self.derivePacked(&r, &s, size: n, eventIdx: eventIdx)
         // The buffers the device holds, walked; their problems are the guest's (or a torn read's).
         var tables: [(address: UInt64, bytes: [UInt8])] = []
-        let held = packedChains(r, owned: s.outstanding ?? 0, memory: memory, indirectTables: &tables)
-        for h in held { if let p = h.chain.problem, !s.problems.contains(p) { s.problems.append(p) } }
-        if keepsChains { s.chains = held.map(\.chain).filter { Int($0.head) < n }.sorted { $0.head < $1.head } }
-        let previous = sameKey ? cache?.snapshot?.packed : nil
-        s.packed?.offers = Self.recordOffers(held, previous: previous?.offers, previousDriver: previous?.driver, ring: r,
-                                             owned: s.outstanding ?? 0, moving: s.moving, sample: sample)
+        let walked = walkAndRecordPacked(r, owned: s.outstanding ?? 0, memory: memory, previous: sameKey ? cache?.snapshot?.packed : nil,
+                                         moving: s.moving, sample: sample, indirectTables: &tables, problems: &s.problems)
+        if keepsChains {
+            for id in 0..<n where walked.held[id] { if let c = walked.offers.byId[id]?.chain { s.chains.append(c) } }
+        }
+        s.packed?.offers = walked.offers
         if let cache {
             cache.key = key
             cache.image = image
