@@ -8,18 +8,28 @@ let kernelVersion = "0.1.0"
 @_cdecl("kmain")
 func kmain() {
     let resetToEntryTSC = Clock.markBoot()
+    BootTimeline.mark("firmware+loader", tsc: resetToEntryTSC)
     serial_init()
+    serial_defer()   // the boot log is written once the kernel answers (serial_flush below)
     arch_init()
+    BootTimeline.mark("serial+idt")
     guard boot_memory_init() == 0 else {
         serial_puts("ringside: no usable memory in the PVH memory map; halting\n")
+        serial_flush()
         qemu_debug_exit(0x7e)
         return
     }
     log("ringside kernel \(kernelVersion) booting")
     log("memory: \(boot_ram_bytes() / 1024) KiB RAM, kernel image \(kernel_image_bytes() / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
+    BootTimeline.mark("memory")
     let apicID = lapic_init()
-    let calibrated = Clock.calibrate()
-    log("clock: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, against \(calibrated.source) over \(calibrated.windowUs) us in \(calibrated.windows) windows (error at most \(calibrated.errorPPM) ppm), apic id \(apicID), firmware+loader \(resetToEntryTSC / (Clock.tscHz / 1000)) ms")
+    let (calibrated, refinement) = Clock.calibrate()
+    BootTimeline.mark("calibration")
+    if refinement != nil {
+        log("clock: boot estimate: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, against \(calibrated.source) over \(calibrated.windowUs) us in \(calibrated.windows) windows (error at most \(calibrated.errorPPM) ppm); the TSC is measured again over \(CalibrationRefinement.spanNs / 1_000_000) ms once ready; apic id \(apicID), firmware+loader \(resetToEntryTSC / (Clock.tscHz / 1000)) ms")
+    } else {
+        logClock(calibrated)
+    }
     let commandLine = readCommandLine()
     log("cmdline: \(String(decoding: commandLine, as: UTF8.self))")
     if commandLineHasWord(commandLine, "ringside.fault=page") {
@@ -28,6 +38,7 @@ func kmain() {
     }
 
     let devices = findVirtioDevices(commandLine: commandLine)
+    BootTimeline.mark("discovery")
     guard let netLocation = devices.net else {
         log("ringside: no virtio-net device found; halting")
         halt()
@@ -37,6 +48,7 @@ func kmain() {
         log("ringside: virtio-net initialisation failed; halting")
         halt()
     }
+    BootTimeline.mark("net0")
     log("net0: virtio-net at \(net.transport.name), features \(hex(net.features.rawValue)), \(net.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
 
     var console: VirtioConsoleDriver?
@@ -51,6 +63,7 @@ func kmain() {
         log("con0: no virtio-console; running without telemetry")
     }
 
+    BootTimeline.mark("con0")
     let mac = MACAddress(net.mac[0], net.mac[1], net.mac[2], net.mac[3], net.mac[4], net.mac[5])
     let parsed = NetConfig.parse(commandLine: commandLine, mac: mac)
     for error in parsed.errors { log("cmdline: \(error)") }
@@ -58,6 +71,7 @@ func kmain() {
     // TCP and the HTTP server on port 80 (kernel/net/HTTPService.swift); it lives as long as the stack.
     let http = HTTPService.start(stack: stack, net: net, console: console)
     log("net0: \(parsed.config.summary)")
+    BootTimeline.mark("stack+http")
 
     let telemetry = console.map { makeTelemetry(net: net, console: $0, stack: stack) }
     if let offset = commandLineInteger(commandLine, "ringside.test.misreport-used="), offset != 0 {
@@ -74,13 +88,21 @@ func kmain() {
         }
     }
     net.onInjectedDrop = { rx in telemetry?.noteDrop(on: rx ? net.rx : net.tx, reason: .injected) }
+    BootTimeline.mark("telemetry")
     stack.announce()
-    let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
+    let loop = MainLoop(net: net, stack: stack, telemetry: telemetry, calibration: refinement)
     http?.sizeMemory()
     irq_enable()
+    BootTimeline.mark("memory budget")
     log("ringside: ready")
     telemetry?.sendHello()
     loop.run()
+}
+
+/// The clock line of the boot log (KernelCalibrationTests read it): the rates in use and how
+/// good they are.
+func logClock(_ c: Calibration.Result) {
+    log("clock: tsc \(c.tscHz / 1_000_000) MHz, lapic timer \(c.lapicHz / 1000) kHz, against \(c.source) over \(c.windowUs) us in \(c.windows) windows (error at most \(c.errorPPM) ppm)")
 }
 
 /// Where the virtio-net and virtio-console devices are. When the command line names
@@ -217,6 +239,7 @@ func commandLineInteger(_ commandLine: [UInt8], _ prefix: StaticString) -> Int? 
 }
 
 func halt() -> Never {
+    serial_flush()
     qemu_debug_exit(0x7d)
     while true { cpu_idle() }
 }

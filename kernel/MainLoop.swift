@@ -15,8 +15,13 @@ final class MainLoop {
     let txQueue: MonitoredQueue?
     /// Longest sleep when nothing is scheduled: bounds how stale time-driven work can get.
     static let maxSleepNs: UInt64 = 1_000_000_000
+    private var bootLogWritten = false
 
-    init(net: VirtioNetDriver, stack: NetStack, telemetry: Telemetry?) {
+    /// The TSC measured again over a long span (arch/Calibration.swift), until it is done.
+    private var calibration: CalibrationRefinement?
+
+    init(net: VirtioNetDriver, stack: NetStack, telemetry: Telemetry?, calibration: CalibrationRefinement?) {
+        self.calibration = calibration
         self.net = net
         self.stack = stack
         self.telemetry = telemetry
@@ -68,7 +73,22 @@ final class MainLoop {
                                   poller: { queue in self.poll(queue) })
             }
 
+            if let refinement = calibration, let refined = refinement.finish() {
+                Calibration.quietPIT()
+                Clock.setTSCRate(refined.tscHz)
+                calibration = nil
+                logClock(refined)
+            }
+
             if received == 0 && irq_pending == 0 {
+                if !bootLogWritten {
+                    // The first idle moment: the boot log kept in memory goes out now (kmain).
+                    serial_flush()
+                    bootLogWritten = true
+                    BootTimeline.mark("boot log written")
+                    log(BootTimeline.summary)
+                    return
+                }
                 sleepUntilNextDeadline(nowMs: now)
             }
         }
@@ -154,6 +174,10 @@ final class MainLoop {
             let nowNs = Clock.nowNs
             let due = telemetry.nextDeadlineNs
             sleepNs = due > nowNs ? min(sleepNs, due - nowNs) : 0
+        }
+        if let due = calibration?.dueTSC {
+            let now = rdtsc()
+            sleepNs = due > now ? min(sleepNs, Clock.nanoseconds(ticks: due - now) + 1_000) : 0
         }
         if sleepNs == 0 { return }
         Clock.wake(afterNs: sleepNs)

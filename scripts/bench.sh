@@ -10,7 +10,8 @@
 # Uses ../shared/bench/udp-echo-bench.py when present (the same tool that measured the Linux
 # reference in TOOLCHAIN.md), else scripts/echo_bench.py.
 # Env: KERNEL (default kernel/build/ringside.elf), DURATION (s, default 5), MEM (MiB, default 16),
-#      ECHO_BENCH=own to use scripts/echo_bench.py even when the shared tool exists.
+#      ECHO_BENCH=own to use scripts/echo_bench.py even when the shared tool exists,
+#      FIRST_ECHO_RUNS (runs per machine, default 5), FIRST_ECHO_ONLY=1 to run only that section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +55,9 @@ qemu_line_microvm() { echo "qemu-system-x86_64 -machine microvm,x-option-roms=of
 
 echo "bench: kernel $KERNEL ($(stat -c %s "$KERNEL") bytes), -m $MEM, TCG, firmware $FIRMWARE_NAME, UDP port $UDP"
 SHARED=../shared/bench/udp-echo-bench.py
-if [ -f "$SHARED" ] && [ "${ECHO_BENCH:-}" != own ]; then
+if [ -n "${FIRST_ECHO_ONLY:-}" ]; then
+    :
+elif [ -f "$SHARED" ] && [ "${ECHO_BENCH:-}" != own ]; then
     python3 "$SHARED" --port "$UDP" --duration "$DURATION" --sizes 64 --launch "$QEMU" --label ringside
 else
     python3 scripts/echo_bench.py --port "$UDP" --duration "$DURATION" --size 64 --launch "$QEMU"
@@ -76,6 +79,7 @@ if [ -f "$SHARED" ]; then
         done
     done
 fi
+[ -z "${FIRST_ECHO_ONLY:-}" ] || exit 0
 
 # What watching costs, on a fresh guest with the same line (new ports).
 UDP=$(free_port SOCK_DGRAM)

@@ -28,9 +28,12 @@ enum Calibration {
         var windows: Int = 1
         /// The relative error bound of `tscHz`, parts per million (0: exact by definition).
         var errorPPM: UInt64
+        /// Measured against the PIT (what `CalibrationRefinement` can refine).
+        var againstPIT = false
     }
 
     static let pitHz: UInt64 = 1_193_182
+    static let pitSource: StaticString = "PIT channel 0"
     /// PIT ports (8254): channel 0 data and the mode/command register.
     static let pitChannel0: UInt16 = 0x40
     static let pitCommand: UInt16 = 0x43
@@ -44,12 +47,18 @@ enum Calibration {
     static let plausibleTSCHz: ClosedRange<UInt64> = 50_000_000...20_000_000_000
     static let plausibleLAPICHz: ClosedRange<UInt64> = 1_000_000...10_000_000_000
 
-    static func measure(windowUs: UInt64) -> Result {
+    /// `leavePITRunning`: a PIT result leaves channel 0 counting (rate generator) for
+    /// `Refinement`, which must then end with `quietPIT`.
+    static func measure(windowUs: UInt64, leavePITRunning: Bool = false) -> Result {
         if let fromCPUID = cpuidTSCHz() {
             return Result(tscHz: fromCPUID, lapicHz: lapicHzAgainstTSC(tscHz: fromCPUID, windowUs: windowUs),
                           source: "CPUID 0x15", windowUs: windowUs, errorPPM: 0)
         }
-        if let fromPIT = againstPIT(windowUs: windowUs) { return fromPIT }
+        if let fromPIT = againstPIT(windowUs: windowUs) {
+            if !leavePITRunning { quietPIT() }
+            return fromPIT
+        }
+        quietPIT()
         return Result(tscHz: 1_000_000_000, lapicHz: 62_500_000, source: "nothing (no PIT, no CPUID 0x15): guessed",
                       windowUs: 0, errorPPM: 1_000_000)
     }
@@ -86,7 +95,7 @@ enum Calibration {
     }
 
     /// One latched read of channel 0's count, with the TSC just before and just after.
-    private static func readPIT() -> (count: UInt16, before: UInt64, after: UInt64) {
+    static func readPIT() -> (count: UInt16, before: UInt64, after: UInt64) {
         let before = rdtsc()
         outb(pitCommand, pitLatchChannel0)
         let low = UInt16(inb(pitChannel0))
@@ -135,11 +144,20 @@ enum Calibration {
         return Window(tscHz: tscHz, lapicHz: lapicHz, errorPPM: slackCycles &* 1_000_000 / max(1, cycles), elapsedTicks: elapsed)
     }
 
+    /// Leaves channel 0 quiet: one terminal count far away, then nothing.
+    static func quietPIT() {
+        outb(pitCommand, pitChannel0OneShot)
+        outb(pitChannel0, 0xFF)
+        outb(pitChannel0, 0xFF)
+    }
+
     /// Windows measured at least, and at most when they disagree.
     static let fewestWindows = 3
     static let mostWindows = 7
-    /// Windows that agree this closely (ppm of the median) end the measurement early.
-    static let agreementPPM: UInt64 = 1_000
+    /// Windows that agree this closely (ppm of the median) end the measurement early: a few
+    /// PIT ticks over the short boot windows (`Clock.calibrationWindowUs`), whose TSC answer
+    /// `Refinement` replaces anyway.
+    static let agreementPPM: UInt64 = 5_000
 
     /// How far apart the three values around the median are (ppm of the median), in `sorted`
     /// ascending: outliers beyond them neither end the measurement nor widen its error.
@@ -167,12 +185,6 @@ enum Calibration {
         outb(pitCommand, pitChannel0RateGenerator)
         outb(pitChannel0, 0)
         outb(pitChannel0, 0)
-        defer {
-            // Leave channel 0 quiet: one terminal count far away, then nothing.
-            outb(pitCommand, pitChannel0OneShot)
-            outb(pitChannel0, 0xFF)
-            outb(pitChannel0, 0xFF)
-        }
         // The two rates are medians of their own: a window can be wrong for one and right for
         // the other (the host took the vCPU away between the PIT read and the LAPIC read).
         var tscRates: [UInt64] = [], lapicRates: [UInt64] = [], errors: [UInt64] = []
@@ -188,8 +200,58 @@ enum Calibration {
                 && centralSpreadPPM(lapicRates) <= agreementPPM { break }
         }
         let mid = tscRates.count / 2
-        return Result(tscHz: tscRates[mid], lapicHz: lapicRates[mid], source: "PIT channel 0",
+        return Result(tscHz: tscRates[mid], lapicHz: lapicRates[mid], source: pitSource,
                       windowUs: total &* 1_000_000 / pitHz, windows: tscRates.count,
-                      errorPPM: max(errors[mid], centralSpreadPPM(tscRates) / 2))
+                      errorPPM: max(errors[mid], centralSpreadPPM(tscRates) / 2), againstPIT: true)
+    }
+}
+
+/// The TSC rate again, over a long span that costs the boot nothing: a PIT sample when the
+/// kernel is ready, another one `spanNs` later taken by the main loop between packets. The PIT
+/// keeps counting in between (channel 0, rate generator, 16 bits: it wraps every 54.9 ms), so the
+/// ticks elapsed are the wrapped difference plus the whole laps the boot's short-window rate
+/// says passed — a lap is 65536 ticks, and that rate is off by far less than half of one over
+/// the span (`usable` checks). The error stated is the two read brackets plus one tick over
+/// the span: ~10 ppm over 250 ms where the boot's windows gave ~0.1–0.5 %.
+struct CalibrationRefinement {
+    let coarse: Calibration.Result
+    let start: (count: UInt16, before: UInt64, after: UInt64)
+    /// When to finish, as the TSC counts.
+    let dueTSC: UInt64
+    static let spanNs: UInt64 = 250_000_000
+    /// A read bracket wider than this (the host took the vCPU away mid-read) is taken again
+    /// on a later pass rather than widening the error.
+    static let widestBracketNs: UInt64 = 20_000
+
+    /// nil when the boot's rate did not come from the PIT (CPUID is exact; no PIT, nothing
+    /// to refine against) or is too rough to count laps with.
+    init?(after coarse: Calibration.Result) {
+        guard coarse.againstPIT, coarse.errorPPM < 20_000 else { return nil }
+        self.coarse = coarse
+        start = Calibration.readPIT()
+        dueTSC = start.after &+ coarse.tscHz / 1_000 &* (Self.spanNs / 1_000_000)
+    }
+
+    /// The refined result once the span has passed and a clean read was had; nil until then.
+    func finish() -> Calibration.Result? {
+        guard rdtsc() >= dueTSC else { return nil }
+        let end = Calibration.readPIT()
+        let bracketLimit = coarse.tscHz / 1_000_000 &* (Self.widestBracketNs / 1000)
+        guard end.after &- end.before <= bracketLimit, start.after &- start.before <= bracketLimit else { return nil }
+        let startMid = start.before &+ (start.after &- start.before) / 2
+        let endMid = end.before &+ (end.after &- end.before) / 2
+        let cycles = endMid &- startMid
+        // Ticks the boot's rate expects, then the lap count that best matches the wrapped difference.
+        let expected = cycles &* 1_000 / max(1, coarse.tscHz / 1_000) &* Calibration.pitHz / 1_000_000
+        let wrapped = UInt64(start.count &- end.count)
+        let laps = (expected &+ 32_768 &- min(expected &+ 32_768, wrapped)) / 65_536
+        let ticks = laps &* 65_536 &+ wrapped
+        guard ticks > 0 else { return nil }
+        let tscHz = cycles &* Calibration.pitHz / ticks
+        guard Calibration.plausibleTSCHz.contains(tscHz) else { return nil }
+        let slack = (start.after &- start.before) / 2 &+ (end.after &- end.before) / 2 &+ tscHz / Calibration.pitHz
+        return Calibration.Result(tscHz: tscHz, lapicHz: coarse.lapicHz, source: Calibration.pitSource,
+                                  windowUs: ticks &* 1_000_000 / Calibration.pitHz, windows: 1,
+                                  errorPPM: slack &* 1_000_000 / max(1, cycles), againstPIT: true)
     }
 }

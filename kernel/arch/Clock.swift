@@ -12,27 +12,46 @@ enum Clock {
     /// the virtual CPU's reset, i.e. what firmware and the loader took).
     static func markBoot() -> UInt64 {
         bootTSC = rdtsc()
+        anchorTSC = bootTSC
         return bootTSC
     }
 
-    /// How long calibration measures: its error falls as the window grows, and the boot waits for it.
-    static let calibrationWindowUs: UInt64 = 6_000
+    /// How long the boot's calibration measures, all windows together (three at least): the
+    /// boot waits for it. Short, because `CalibrationRefinement` measures the TSC again over
+    /// 250 ms once the kernel serves; the LAPIC rate (QEMU: 62.5 MHz) needs only ~1 %.
+    static let calibrationWindowUs: UInt64 = 1_500
 
-    /// Measures the TSC and LAPIC timer rates (arch/Calibration.swift); returns what was measured.
-    @discardableResult
-    static func calibrate() -> Calibration.Result {
-        let result = Calibration.measure(windowUs: calibrationWindowUs)
+    /// Measures the TSC and LAPIC timer rates (arch/Calibration.swift); returns what was
+    /// measured, and the refinement to finish later when there is one (its PIT keeps counting).
+    static func calibrate() -> (Calibration.Result, CalibrationRefinement?) {
+        let result = Calibration.measure(windowUs: calibrationWindowUs, leavePITRunning: true)
         tscHz = result.tscHz
         lapicHz = result.lapicHz
-        return result
+        let refinement = CalibrationRefinement(after: result)
+        if refinement == nil && result.againstPIT { Calibration.quietPIT() }
+        return (result, refinement)
     }
+
+    /// The TSC rate from now on is `hz`. Time stays continuous and monotonic: the time now, by
+    /// the old rate, becomes the anchor the new rate counts from.
+    static func setTSCRate(_ hz: UInt64) {
+        let tsc = rdtsc()
+        anchorNs = anchorNs &+ nanoseconds(ticks: tsc &- anchorTSC)
+        anchorTSC = tsc
+        tscHz = hz
+    }
+
+    /// `nowNs` is `anchorNs` plus the TSC since `anchorTSC`, at the current rate (boot: 0 and
+    /// `bootTSC`; moved by `setTSCRate`).
+    nonisolated(unsafe) private static var anchorTSC: UInt64 = 0
+    nonisolated(unsafe) private static var anchorNs: UInt64 = 0
 
     /// TSC cycles spent halted in `idle()` since boot. The rest of the uptime is the kernel's
     /// own work: its share of the virtual CPU (`/metrics`, and per packet in scripts/bench_vs_linux.py).
     nonisolated(unsafe) static var idleTicks: UInt64 = 0
 
     /// Nanoseconds since boot.
-    static var nowNs: UInt64 { nanoseconds(ticks: rdtsc() &- bootTSC) }
+    static var nowNs: UInt64 { anchorNs &+ nanoseconds(ticks: rdtsc() &- anchorTSC) }
 
     /// Nanoseconds halted since boot.
     static var idleNs: UInt64 { nanoseconds(ticks: idleTicks) }

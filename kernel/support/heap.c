@@ -231,10 +231,14 @@ void *calloc(size_t n, size_t size) {
 }
 
 void *heap_alloc_pages(size_t count) {
-    if (count == 0) count = 1;
-    void *p = malloc(count * PAGE_SIZE);
-    if (p) memset(p, 0, count * PAGE_SIZE);
+    void *p = heap_alloc_pages_uncleared(count);
+    if (p) memset(p, 0, (count ? count : 1) * PAGE_SIZE);
     return p;
+}
+
+void *heap_alloc_pages_uncleared(size_t count) {
+    if (count == 0) count = 1;
+    return malloc(count * PAGE_SIZE);
 }
 
 int posix_memalign(void **out, size_t align, size_t size) {

@@ -8,7 +8,10 @@
 #include <stddef.h>
 
 void heap_init(uintptr_t start, uintptr_t end);
-void *heap_alloc_pages(size_t pages);      /* zeroed, page aligned, for DMA rings and buffers */
+void *heap_alloc_pages(size_t pages);      /* zeroed, page aligned, for DMA rings */
+/* Page aligned, holding whatever was there before: for memory whose every byte is written
+ * before it is read (BufferPool's buffers, see there). */
+void *heap_alloc_pages_uncleared(size_t pages);
 uint64_t heap_bytes_total(void);
 uint64_t heap_bytes_used(void);           /* blocks and runs handed out */
 uint64_t heap_bytes_free(void);           /* pages not handed out (slabs count as used) */
