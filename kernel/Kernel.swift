@@ -10,30 +10,29 @@ func kmain() {
     let resetToEntryTSC = Clock.markBoot()
     BootTimeline.mark("firmware+loader", tsc: resetToEntryTSC)
     serial_init()
-    serial_defer()   // the boot log is written once the kernel answers (serial_flush below)
     arch_init()
     BootTimeline.mark("serial+idt")
     guard boot_memory_init() == 0 else {
         serial_puts("ringside: no usable memory in the PVH memory map; halting\n")
-        serial_flush()
         qemu_debug_exit(0x7e)
         return
     }
-    log("ringside kernel \(kernelVersion) booting")
-    log("memory: \(boot_ram_bytes() / 1024) KiB RAM, kernel image \(kernel_image_bytes() / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
+    bootLog("ringside kernel \(kernelVersion) booting")
+    bootLog("memory: \(boot_ram_bytes() / 1024) KiB RAM, kernel image \(kernel_image_bytes() / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
     BootTimeline.mark("memory")
     let apicID = lapic_init()
     let (calibrated, refinement) = Clock.calibrate()
     BootTimeline.mark("calibration")
     if refinement != nil {
-        log("clock: boot estimate: tsc \(Clock.tscHz / 1_000_000) MHz, lapic timer \(Clock.lapicHz / 1000) kHz, against \(calibrated.source) over \(calibrated.windowUs) us in \(calibrated.windows) windows (error at most \(calibrated.errorPPM) ppm); the TSC is measured again over \(CalibrationRefinement.spanNs / 1_000_000) ms once ready; apic id \(apicID), firmware+loader \(resetToEntryTSC / (Clock.tscHz / 1000)) ms")
+        bootLog("clock: boot estimate: tsc \(calibrated.tscHz / 1_000_000) MHz, lapic timer \(calibrated.lapicHz / 1000) kHz, against \(calibrated.source) over \(calibrated.windowUs) us in \(calibrated.windows) windows (error at most \(calibrated.errorPPM) ppm); the TSC is measured again over \(CalibrationRefinement.spanNs / 1_000_000) ms once ready; apic id \(apicID), firmware+loader \(resetToEntryTSC / (calibrated.tscHz / 1000)) ms")
     } else {
         logClock(calibrated)
     }
     let commandLine = readCommandLine()
-    log("cmdline: \(String(decoding: commandLine, as: UTF8.self))")
+    bootLog("cmdline: \(String(decoding: commandLine, as: UTF8.self))")
     if commandLineHasWord(commandLine, "ringside.fault=page") {
         log("self-test: taking a page fault on purpose")
+        BootLog.writeAll()
         arch_selftest_fault()
     }
 
@@ -49,13 +48,14 @@ func kmain() {
         halt()
     }
     BootTimeline.mark("net0")
-    log("net0: virtio-net at \(net.transport.name), features \(hex(net.features.rawValue)), \(net.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(net.linkUp ? "up" : "down")")
+    let linkUp = net.linkUp   // as it was now: the line may be written later (BootLog)
+    bootLog("net0: virtio-net at \(net.transport.name), features \(hex(net.features.rawValue)), \(net.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(linkUp ? "up" : "down")")
 
     var console: VirtioConsoleDriver?
     if let consoleLocation = devices.console {
         console = VirtioConsoleDriver(location: consoleLocation, apicID: apicID, ringFeatures: ringFeatures)
         if let console {
-            log("con0: virtio-console at \(console.transport.name), \(console.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
+            bootLog("con0: virtio-console at \(console.transport.name), \(console.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(console.rx.ring.size), tx queue \(console.tx.ring.size)")
         } else {
             log("con0: virtio-console initialisation failed; running without telemetry")
         }
@@ -70,7 +70,7 @@ func kmain() {
     let stack = NetStack(config: parsed.config)
     // TCP and the HTTP server on port 80 (kernel/net/HTTPService.swift); it lives as long as the stack.
     let http = HTTPService.start(stack: stack, net: net, console: console)
-    log("net0: \(parsed.config.summary)")
+    bootLog("net0: \(parsed.config.summary)")
     BootTimeline.mark("stack+http")
 
     let telemetry = console.map { makeTelemetry(net: net, console: $0, stack: stack) }
@@ -95,6 +95,7 @@ func kmain() {
     irq_enable()
     BootTimeline.mark("memory budget")
     log("ringside: ready")
+    log(BootTimeline.summary)
     telemetry?.sendHello()
     loop.run()
 }
@@ -102,7 +103,7 @@ func kmain() {
 /// The clock line of the boot log (KernelCalibrationTests read it): the rates in use and how
 /// good they are.
 func logClock(_ c: Calibration.Result) {
-    log("clock: tsc \(c.tscHz / 1_000_000) MHz, lapic timer \(c.lapicHz / 1000) kHz, against \(c.source) over \(c.windowUs) us in \(c.windows) windows (error at most \(c.errorPPM) ppm)")
+    bootLog("clock: tsc \(c.tscHz / 1_000_000) MHz, lapic timer \(c.lapicHz / 1000) kHz, against \(c.source) over \(c.windowUs) us in \(c.windows) windows (error at most \(c.errorPPM) ppm)")
 }
 
 /// Where the virtio-net and virtio-console devices are. When the command line names
@@ -117,7 +118,7 @@ func findVirtioDevices(commandLine: [UInt8]) -> (net: VirtioDeviceLocation?, con
         var console: VirtioDeviceLocation?
         for argument in arguments {
             guard let device = probeVirtioMMIO(argument) else { continue }
-            log("virtio-mmio: \(device.name) device type \(device.deviceID)")
+            bootLog("virtio-mmio: \(device.name) device type \(device.deviceID)")
             switch device.deviceID {
             case VIRTIO_ID_NET where net == nil: net = .mmio(device)
             case VIRTIO_ID_CONSOLE where console == nil: console = .mmio(device)
@@ -193,7 +194,7 @@ final class DropLog {
             windowStartMs = now
             linesInWindow = 0
             if suppressed > 0 {
-                log("net: \(suppressed) more drops not logged")
+                log("net: \(self.suppressed) more drops not logged")
                 suppressed = 0
             }
         }
@@ -239,7 +240,7 @@ func commandLineInteger(_ commandLine: [UInt8], _ prefix: StaticString) -> Int? 
 }
 
 func halt() -> Never {
-    serial_flush()
+    BootLog.writeAll()
     qemu_debug_exit(0x7d)
     while true { cpu_idle() }
 }

@@ -15,7 +15,6 @@ final class MainLoop {
     let txQueue: MonitoredQueue?
     /// Longest sleep when nothing is scheduled: bounds how stale time-driven work can get.
     static let maxSleepNs: UInt64 = 1_000_000_000
-    private var bootLogWritten = false
 
     /// The TSC measured again over a long span (arch/Calibration.swift), until it is done.
     private var calibration: CalibrationRefinement?
@@ -56,7 +55,8 @@ final class MainLoop {
             }
             if netInterrupts.config {
                 let wasUp = net.linkUp
-                if net.refreshLinkStatus() != wasUp { log("net0: link \(net.linkUp ? "up" : "down")") }
+                let isUp = net.refreshLinkStatus()
+                if isUp != wasUp { log("net0: link \(isUp ? "up" : "down")") }
                 telemetry?.linkUp = net.linkUp
             }
 
@@ -81,14 +81,9 @@ final class MainLoop {
             }
 
             if received == 0 && irq_pending == 0 {
-                if !bootLogWritten {
-                    // The first idle moment: the boot log kept in memory goes out now (kmain).
-                    serial_flush()
-                    bootLogWritten = true
-                    BootTimeline.mark("boot log written")
-                    log(BootTimeline.summary)
-                    return
-                }
+                // Idle with boot log lines not yet written: one now, then round the loop again
+                // (a packet that came meanwhile waits for one line, not for the whole log).
+                if BootLog.writeNext() { return }
                 sleepUntilNextDeadline(nowMs: now)
             }
         }

@@ -53,6 +53,12 @@ enum Clock {
     /// Nanoseconds since boot.
     static var nowNs: UInt64 { anchorNs &+ nanoseconds(ticks: rdtsc() &- anchorTSC) }
 
+    /// Nanoseconds since boot at TSC `tsc` (at the current rate; a stamp taken before
+    /// `setTSCRate` moved the anchor is counted from boot).
+    static func nanoseconds(sinceBootTSC tsc: UInt64) -> UInt64 {
+        tsc >= anchorTSC ? anchorNs &+ nanoseconds(ticks: tsc &- anchorTSC) : nanoseconds(ticks: tsc &- bootTSC)
+    }
+
     /// Nanoseconds halted since boot.
     static var idleNs: UInt64 { nanoseconds(ticks: idleTicks) }
 

@@ -7,9 +7,62 @@ enum Serial {
     }
 }
 
-/// One line on the boot log, stamped with the time since boot: `[    1.234567] text`.
+/// One line on the boot log, stamped with the time since boot: `[    1.234567] text`. While
+/// booting (`BootLog.deferring`) the line is kept and written once the kernel serves.
 func log(_ text: String) {
-    let us = Clock.nowNs / 1000
+    if BootLog.deferring {
+        BootLog.pending.append((rdtsc(), { text }))
+        return
+    }
+    writeLine(stampNs: Clock.nowNs, text)
+}
+
+/// A line logged on the boot path: while booting, only noted (the TSC, and how to say it) and
+/// formatted when the main loop writes it (`BootLog`): formatting runs Swift's String code, which
+/// TCG translates on its first use (~4–7 ms of the boot here), and every byte on the emulated
+/// UART is an exit into QEMU. The stamp is the event's time. What a deferred line says must not
+/// change before it is written: callers pass values fixed by then (copied into locals if need be).
+func bootLog(_ text: @autoclosure @escaping () -> String) {
+    if BootLog.deferring {
+        BootLog.pending.append((rdtsc(), text))
+        return
+    }
+    writeLine(stampNs: Clock.nowNs, text())
+}
+
+/// The lines logged while booting, written once the kernel serves (the main loop, one per idle
+/// pass; everything at once before a halt or a fatal error).
+enum BootLog {
+    nonisolated(unsafe) static var deferring = true
+    nonisolated(unsafe) static var pending: [(tsc: UInt64, text: () -> String)] = []
+    nonisolated(unsafe) private static var written = 0
+
+    /// Writes the next pending line; false when there was none (and logging is direct from now on).
+    static func writeNext() -> Bool {
+        guard deferring else { return false }
+        guard written < pending.count else {
+            deferring = false
+            pending = []
+            return false
+        }
+        let (tsc, text) = pending[written]
+        written += 1
+        writeLine(stampNs: Clock.nanoseconds(sinceBootTSC: tsc), text())
+        return true
+    }
+
+    static func writeAll() { while writeNext() {} }
+}
+
+/// Before Embedded Swift's fatal-error message (libc.c's putchar): what was logged comes first.
+@_cdecl("boot_log_write_all")
+func bootLogWriteAll() {
+    guard BootLog.deferring else { return }
+    BootLog.writeAll()
+}
+
+private func writeLine(stampNs: UInt64, _ text: String) {
+    let us = stampNs / 1000
     let fraction = String(us % 1_000_000)
     let seconds = String(us / 1_000_000)
     Serial.write("[" + String(repeating: " ", count: max(0, 5 - seconds.utf8.count)) + seconds + "."

@@ -20,33 +20,19 @@ void serial_init(void) {
     outb(COM1 + 4, 0x03);   /* DTR, RTS */
 }
 
-static void serial_send(char c) {
-    for (int spin = 0; spin < 100000 && !(inb(COM1 + 5) & 0x20); spin++) cpu_pause();
-    outb(COM1, (uint8_t)c);
-}
-
-/* While the kernel boots, the log is kept here and written once it is ready (serial_flush):
- * every byte on the emulated 16550 costs two port accesses and, with QEMU's file chardev, a
- * write(2) on the host. The timestamps in the lines are those of the events. A fault flushes
- * it first, so nothing logged before a crash is lost. */
-static char deferred[8192];
-static size_t deferred_len;
-static int deferring;
-
-void serial_defer(void) { deferring = 1; }
-
-void serial_flush(void) {
-    deferring = 0;
-    for (size_t i = 0; i < deferred_len; i++) serial_send(deferred[i]);
-    deferred_len = 0;
-}
+/* With the FIFO on (serial_init), THRE in the line status register means the whole 16-byte
+ * transmit FIFO is empty: one status read per 16 bytes, not one per byte. Under TCG each port
+ * access is an exit into QEMU's device model (the serial log at boot: ~10 us a byte). */
+#define UART_FIFO_BYTES 16
+static int fifo_room;
 
 void serial_putc(char c) {
-    if (deferring) {
-        if (deferred_len == sizeof(deferred)) serial_flush();
-        else { deferred[deferred_len++] = c; return; }
+    if (fifo_room == 0) {
+        for (int spin = 0; spin < 100000 && !(inb(COM1 + 5) & 0x20); spin++) cpu_pause();
+        fifo_room = UART_FIFO_BYTES;
     }
-    serial_send(c);
+    outb(COM1, (uint8_t)c);
+    fifo_room--;
 }
 
 void serial_puts(const char *s) { while (*s) serial_putc(*s++); }
@@ -117,7 +103,6 @@ static void reg(const char *name, uint64_t v) {
 __attribute__((noreturn)) void fault_handler(struct fault_frame *f) {
     uint64_t cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-    serial_flush();
     serial_puts("\n!!! CPU exception ");
     serial_hex(f->vector, 2);
     serial_puts(" (");

@@ -66,7 +66,8 @@ final class HTTPService {
         // Whatever else the heap is asked for, half the reserve stays untouched.
         stack.memory.headroom = { Int(heap_bytes_free()) - reserve / 2 }
         tcp.maxConnections = Swift.max(1, budget / HTTPService.connectionWorstCaseBytes)
-        log("memory: network budget \(budget / 1024) KiB (heap free \(free / 1024) KiB, reserve \(reserve / 1024) KiB); \(HTTPService.connectionWorstCaseBytes / 1024) KiB per connection at most: up to \(tcp.maxConnections) connections, \(tcp.maxConnectionsPerSource) per address")
+        let connections = tcp.maxConnections, perSource = tcp.maxConnectionsPerSource
+        bootLog("memory: network budget \(budget / 1024) KiB (heap free \(free / 1024) KiB, reserve \(reserve / 1024) KiB); \(HTTPService.connectionWorstCaseBytes / 1024) KiB per connection at most: up to \(connections) connections, \(perSource) per address")
     }
 
     static let minimumReserveBytes = 1024 * 1024

@@ -132,7 +132,7 @@ struct PCIFunction {
         let original = address.read32(offset)
         address.write32(offset, UInt32(truncatingIfNeeded: base) | (original & 0xF))
         if is64 { address.write32(offset + 4, UInt32(truncatingIfNeeded: base >> 32)) }
-        log("pci: \(address.description): BAR\((offset - PCIConfig.bar0) / 4) unassigned by firmware, placed at 0x\(hex(base)) (\(size) bytes)")
+        bootLog("pci: \(address.description): BAR\((offset - PCIConfig.bar0) / 4) unassigned by firmware, placed at 0x\(hex(base)) (\(size) bytes)")
         return base
     }
 
@@ -187,7 +187,7 @@ enum PCIBus {
                 let found = PCIFunction(address: address, vendorID: vendor,
                                         deviceID: address.read16(PCIConfig.deviceID),
                                         classCode: address.read32(PCIConfig.classRevision) >> 8)
-                log("pci: \(address.description) \(hex(found.vendorID, digits: 4)):\(hex(found.deviceID, digits: 4)) class \(hex(found.classCode, digits: 6))")
+                bootLog("pci: \(address.description) \(hex(found.vendorID, digits: 4)):\(hex(found.deviceID, digits: 4)) class \(hex(found.classCode, digits: 6))")
                 functions.append(found)
             }
         }

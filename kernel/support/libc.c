@@ -60,4 +60,4 @@ double ceil(double x) {
 }
 
 /* Embedded Swift reports a fatal error through putchar before trapping. */
-int putchar(int c) { serial_flush(); serial_putc((char)c); return c; }
+int putchar(int c) { boot_log_write_all(); serial_putc((char)c); return c; }

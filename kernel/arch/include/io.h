@@ -32,8 +32,7 @@ static inline void qemu_debug_exit(uint8_t v) { outl(0xf4, v); }
 /* ---- Serial (COM1) from C, used by fault_handler and early boot ---- */
 void serial_init(void);
 void serial_putc(char c);
-void serial_defer(void);   /* keep what is written in memory until serial_flush (boot) */
-void serial_flush(void);   /* write what was kept, and write directly from now on */
+void boot_log_write_all(void); /* Swift (arch/Serial.swift): the boot log's lines not yet written */
 void serial_puts(const char *s);
 
 #endif
