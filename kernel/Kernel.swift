@@ -95,6 +95,7 @@ func kmain() {
     irq_enable()
     BootTimeline.mark("memory budget")
     log("ringside: ready")
+    BootLog.writeAfterNs = Clock.nowNs &+ BootLog.holdNs
     log(BootTimeline.summary)
     telemetry?.sendHello()
     loop.run()

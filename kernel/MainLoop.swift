@@ -65,6 +65,7 @@ final class MainLoop {
             rxQueue?.noteArrivals(nowNs: Clock.nowNs)
             // The loop polls RX on every pass; under noirq it does not (only `poll` does).
             let received = rxPaused || net.rx.faults.noirq ? 0 : deliver(limit: Int.max)
+            if received > 0 { BootLog.frameHandled = true }
             stack.poll(nowMs: now)
             transmitPending()
             if let telemetry {
@@ -83,7 +84,7 @@ final class MainLoop {
             if received == 0 && irq_pending == 0 {
                 // Idle with boot log lines not yet written: one now, then round the loop again
                 // (a packet that came meanwhile waits for one line, not for the whole log).
-                if BootLog.writeNext() { return }
+                if BootLog.due(nowNs: Clock.nowNs) && BootLog.writeNext() { return }
                 sleepUntilNextDeadline(nowMs: now)
             }
         }
@@ -169,6 +170,10 @@ final class MainLoop {
             let nowNs = Clock.nowNs
             let due = telemetry.nextDeadlineNs
             sleepNs = due > nowNs ? min(sleepNs, due - nowNs) : 0
+        }
+        if BootLog.deferring {
+            let nowNs = Clock.nowNs
+            sleepNs = BootLog.writeAfterNs > nowNs ? min(sleepNs, BootLog.writeAfterNs - nowNs) : 0
         }
         if let due = calibration?.dueTSC {
             let now = rdtsc()

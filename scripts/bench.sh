@@ -45,7 +45,7 @@ qemu_line() { local dir=${3:-$RUN}; echo "qemu-system-x86_64 -machine pc -m $MEM
 QEMU=$(qemu_line "$UDP" "$HTTP")
 # qemu_line_microvm UDP HTTP DIR: the same guest on QEMU microvm (`ringside run --machine microvm`):
 # virtio-mmio devices, no PCI, its own minimal firmware.
-qemu_line_microvm() { echo "qemu-system-x86_64 -machine microvm,x-option-roms=off,acpi=off -global virtio-mmio.force-legacy=off \
+qemu_line_microvm() { echo "qemu-system-x86_64 -machine microvm,x-option-roms=off,acpi=off,pic=off,rtc=off -global virtio-mmio.force-legacy=off \
  -m $MEM -nodefaults -no-user-config -display none -accel tcg -kernel $KERNEL \
  -chardev file,id=ser0,path=$3/serial.log -serial chardev:ser0 \
  -netdev user,id=n0,hostfwd=udp:127.0.0.1:$1-:7,hostfwd=tcp:127.0.0.1:$2-:80 \

@@ -34,6 +34,16 @@ func bootLog(_ text: @autoclosure @escaping () -> String) {
 /// pass; everything at once before a halt or a fatal error).
 enum BootLog {
     nonisolated(unsafe) static var deferring = true
+    /// When the main loop may start writing (ns since boot): the first line formatted costs
+    /// ~10–20 ms of TCG translation, which a packet arriving meanwhile would wait for. So the
+    /// log waits until the first frame has been answered (`frameHandled`) or this deadline
+    /// (kmain: ready + `holdNs`), whichever comes first.
+    nonisolated(unsafe) static var writeAfterNs: UInt64 = 0
+    nonisolated(unsafe) static var frameHandled = false
+    static let holdNs: UInt64 = 250_000_000
+
+    /// Whether the main loop should write a line now rather than sleep.
+    static func due(nowNs: UInt64) -> Bool { deferring && (frameHandled || nowNs >= writeAfterNs) }
     nonisolated(unsafe) static var pending: [(tsc: UInt64, text: () -> String)] = []
     nonisolated(unsafe) private static var written = 0
 
