@@ -21,9 +21,9 @@ func kmain() {
     bootLog("memory: \(boot_ram_bytes() / 1024) KiB RAM, kernel image \(kernel_image_bytes() / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
     BootTimeline.mark("memory")
     let apicID = lapic_init()
-    let (calibrated, refinement) = Clock.calibrate()
+    let calibrated = Clock.calibrate()
     BootTimeline.mark("calibration")
-    if refinement != nil {
+    if Clock.refinement != nil {
         bootLog("clock: boot estimate: tsc \(calibrated.tscHz / 1_000_000) MHz, lapic timer \(calibrated.lapicHz / 1000) kHz, against \(calibrated.source) over \(calibrated.windowUs) us in \(calibrated.windows) windows (error at most \(calibrated.errorPPM) ppm); the TSC is measured again over \(CalibrationRefinement.spanNs / 1_000_000) ms once ready; apic id \(apicID), firmware+loader \(resetToEntryTSC / (calibrated.tscHz / 1000)) ms")
     } else {
         logClock(calibrated)
@@ -90,7 +90,7 @@ func kmain() {
     net.onInjectedDrop = { rx in telemetry?.noteDrop(on: rx ? net.rx : net.tx, reason: .injected) }
     BootTimeline.mark("telemetry")
     stack.announce()
-    let loop = MainLoop(net: net, stack: stack, telemetry: telemetry, calibration: refinement)
+    let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
     http?.sizeMemory()
     irq_enable()
     BootTimeline.mark("memory budget")
@@ -241,6 +241,13 @@ func commandLineInteger(_ commandLine: [UInt8], _ prefix: StaticString) -> Int? 
 }
 
 func halt() -> Never {
+    // The clock line still belongs in the log (KernelCalibrationTests boot without devices).
+    if Clock.refinement != nil {
+        var refined: Calibration.Result?
+        let giveUp = rdtsc() &+ Clock.tscHz   // a second: the span is 250 ms
+        while refined == nil && rdtsc() < giveUp { refined = Clock.finishRefinement() }
+        if let refined { logClock(refined) }
+    }
     BootLog.writeAll()
     qemu_debug_exit(0x7d)
     while true { cpu_idle() }

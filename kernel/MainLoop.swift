@@ -16,11 +16,7 @@ final class MainLoop {
     /// Longest sleep when nothing is scheduled: bounds how stale time-driven work can get.
     static let maxSleepNs: UInt64 = 1_000_000_000
 
-    /// The TSC measured again over a long span (arch/Calibration.swift), until it is done.
-    private var calibration: CalibrationRefinement?
-
-    init(net: VirtioNetDriver, stack: NetStack, telemetry: Telemetry?, calibration: CalibrationRefinement?) {
-        self.calibration = calibration
+    init(net: VirtioNetDriver, stack: NetStack, telemetry: Telemetry?) {
         self.net = net
         self.stack = stack
         self.telemetry = telemetry
@@ -74,12 +70,8 @@ final class MainLoop {
                                   poller: { queue in self.poll(queue) })
             }
 
-            if let refinement = calibration, let refined = refinement.finish() {
-                Calibration.quietPIT()
-                Clock.setTSCRate(refined.tscHz)
-                calibration = nil
-                logClock(refined)
-            }
+            // The TSC measured again over a long span (arch/Calibration.swift), once.
+            if let refined = Clock.finishRefinement() { logClock(refined) }
 
             if received == 0 && irq_pending == 0 {
                 // Idle with boot log lines not yet written: one now, then round the loop again
@@ -175,7 +167,7 @@ final class MainLoop {
             let nowNs = Clock.nowNs
             sleepNs = BootLog.writeAfterNs > nowNs ? min(sleepNs, BootLog.writeAfterNs - nowNs) : 0
         }
-        if let due = calibration?.dueTSC {
+        if let due = Clock.refinement?.dueTSC {
             let now = rdtsc()
             sleepNs = due > now ? min(sleepNs, Clock.nanoseconds(ticks: due - now) + 1_000) : 0
         }

@@ -22,14 +22,28 @@ enum Clock {
     static let calibrationWindowUs: UInt64 = 1_500
 
     /// Measures the TSC and LAPIC timer rates (arch/Calibration.swift); returns what was
-    /// measured, and the refinement to finish later when there is one (its PIT keeps counting).
-    static func calibrate() -> (Calibration.Result, CalibrationRefinement?) {
+    /// measured. When the TSC rate is to be measured again (`refinement`, its PIT still
+    /// counting), `finishRefinement` ends that later.
+    static func calibrate() -> Calibration.Result {
         let result = Calibration.measure(windowUs: calibrationWindowUs, leavePITRunning: true)
         tscHz = result.tscHz
         lapicHz = result.lapicHz
-        let refinement = CalibrationRefinement(after: result)
+        refinement = CalibrationRefinement(after: result)
         if refinement == nil && result.againstPIT { Calibration.quietPIT() }
-        return (result, refinement)
+        return result
+    }
+
+    /// The long measurement of the TSC rate under way, if any.
+    nonisolated(unsafe) private(set) static var refinement: CalibrationRefinement?
+
+    /// Once the refinement's span has passed (and a clean PIT read was had): the new rate
+    /// applies from now on, the PIT is quieted, and the result is returned (once). nil otherwise.
+    static func finishRefinement() -> Calibration.Result? {
+        guard let refined = refinement?.finish() else { return nil }
+        Calibration.quietPIT()
+        setTSCRate(refined.tscHz)
+        refinement = nil
+        return refined
     }
 
     /// The TSC rate from now on is `hz`. Time stays continuous and monotonic: the time now, by
