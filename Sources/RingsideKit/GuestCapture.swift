@@ -5,21 +5,21 @@
 // out of guest memory and its virtio-net header (virtio 1.2 §5.1.6) split off.
 //
 // Best effort at the sampling rate, and never silently: a frame is missed, and counted, when
-//   lapped   — the index moved by more than the queue size between two samples: the oldest
-//              entries were overwritten before the sampler saw them;
+//   lapped   — the index moved by more than the queue size between two samples, or the slots
+//              were overwritten while the sample copied them: the sampler never saw them;
 //   reused   — its buffer may hold something else by now (see `verdicts`): read through the
 //              table as it is now while a later element, or a buffer the device holds now, uses
 //              one of its descriptors; memory overlapping a later element's buffer, a buffer of
-//              another queue (`sharedAcrossQueues`) or one given out while we copied
-//              (`givenOutSince`); an RX header with num_buffers 0. An RX copy whose memory the
-//              device holds again waits a sample (`confirm`);
+//              another queue (`sharedAcrossQueues`); not proved untouched by the rings read
+//              again after copying (GuestCapture+Recheck.swift); an RX header with num_buffers
+//              0. An RX copy whose memory the device holds or was given waits a sample (`confirm`);
 //   invalid  — what the ring names makes no sense (id ≥ size, buffer outside guest memory, a
 //              chain that does not walk): the guest may write anything into its own memory.
 // An RX buffer the device held at the last sample is read through the chain as it was then (the
 // driver may have rewritten the descriptor since; the device wrote where the old one pointed),
 // unless the ring lapped (its head may have been used in between).
 // Memory a driver reused for something that never goes through the ring cannot be seen: that is
-// the rest of "best effort".
+// the rest of "best effort". Split rings only: a packed queue is skipped (`packedQueues`).
 
 import Wire
 
@@ -87,10 +87,12 @@ public final class GuestCapture {
         var position: UInt16?
         /// RX: the chain of each head the device held at the last sample (by head; nil: not held).
         var held: [GuestChain?] = []
-        /// RX: copies whose memory the device held again when they were made (a driver that gives
-        /// the same buffer back, as fixed-buffer drivers do): confirmed at the next sample unless
-        /// the device has used an overlapping buffer since.
+        /// RX: copies whose memory the device held, or was given, when they were made (a driver
+        /// that gives the same buffer back, as fixed-buffer drivers do): confirmed at the next
+        /// sample unless the device has used one of those buffers since (`confirm`).
         var deferred: [Copied] = []
+        /// The queue is a packed ring (VIRTIO_F_RING_PACKED): not captured (see `packedQueues`).
+        var packed = false
         var counts = GuestCaptureCounts()
 
         init(direction: Direction) { self.direction = direction }
@@ -107,11 +109,29 @@ public final class GuestCapture {
 
     public func counts(_ queue: String) -> GuestCaptureCounts { state[queue]?.counts ?? GuestCaptureCounts() }
 
-    /// A frame copied, before the check across queues.
+    /// The queues last seen as packed rings (VIRTIO_F_RING_PACKED): this capture reads split
+    /// rings only, and skips them (nothing numbered, nothing written) rather than misread them.
+    public var packedQueues: [String] { queues.filter { state[$0]?.packed == true } }
+
+    /// A frame copied, before the checks after copying (`GuestCapture+Recheck.swift`).
     struct Copied {
         var frame: GuestCapturedFrame
         var state: QueueState
         var segments: [GuestDescriptor]
+        /// The ids of the descriptors read through the table as it was at the sample.
+        var tableIds: [UInt16] = []
+        /// RX: the heads the device held at the sample whose memory overlaps this copy (nil:
+        /// too many to tell, any); then those posted since too. Used by `confirm`.
+        var waitingOn: [UInt16]? = []
+    }
+
+    /// One queue's copies of a sample, until the read again after every queue's copies.
+    struct Pending {
+        var state: QueueState
+        var ring: GuestRingSnapshot
+        var reader: GuestRingReader
+        var copies: [Copied]
+        var claimed: [GuestDescriptor]
     }
 
     /// The frames that went through the captured queues since the last sample, in ring order per
@@ -122,16 +142,47 @@ public final class GuestCapture {
     /// cannot be, and are counted reused.
     public func observe(_ sample: GuestSample, memory: GuestMemory, final: Bool = false) -> [GuestCapturedFrame] {
         var copied: [Copied] = []
-        var claims: [[GuestDescriptor]] = []
+        var pending: [Pending] = []
         for q in sample.queues {
             guard let st = state[q.name], let ring = q.ring, ring.unreadable == nil, let device = sample.device(named: q.device) else { continue }
-            var claimed: [GuestDescriptor] = []
-            observe(q.name, ring, device, st, memory, &copied, &claimed)
-            if final {
+            st.packed = ring.packed != nil
+            if st.packed {
+                // Not a split ring: nothing here is an index or an element this file understands.
                 st.counts.reused &+= UInt64(st.deferred.count)
                 st.deferred = []
+                st.addresses = nil
+                st.position = nil
+                continue
             }
+            var p = Pending(state: st, ring: ring, reader: device.ringReader, copies: [], claimed: [])
+            observe(q.name, ring, device, st, memory, &copied, &p)
+            pending.append(p)
+        }
+        // Every copy is made: what the rings say now proves which ones nobody wrote meanwhile.
+        var claims: [[GuestDescriptor]] = []
+        for p in pending {
+            let posted = Self.postedSince(p.ring, reader: p.reader, memory: memory)
+            var claimed = p.claimed
+            for c in posted ?? [] { claimed += c.segments }
             claims.append(claimed)
+            let postedHeads = Set((posted ?? []).map(\.head))
+            var budget = 1 << 20
+            for var c in p.copies {
+                guard let posted, !c.tableIds.contains(where: postedHeads.contains) else { p.state.counts.reused &+= 1; continue }
+                let given = Self.overlappingHeads(c.segments, posted, budget: &budget)
+                if p.state.direction == .receive {
+                    if let given, let held = c.waitingOn { c.waitingOn = held + given } else { c.waitingOn = nil }
+                    if c.waitingOn?.isEmpty ?? false { copied.append(c) } else { p.state.deferred.append(c) }
+                } else if given?.isEmpty ?? false {
+                    copied.append(c)
+                } else {
+                    p.state.counts.reused &+= 1
+                }
+            }
+            if final {
+                p.state.counts.reused &+= UInt64(p.state.deferred.count)
+                p.state.deferred = []
+            }
         }
         let shared = Self.sharedAcrossQueues(copied.map(\.segments), claims)
         var out: [GuestCapturedFrame] = []
@@ -146,47 +197,8 @@ public final class GuestCapture {
         return out
     }
 
-    /// Which copies share memory with a buffer of another queue (`claims[q]`: every buffer queue q
-    /// named this sample): the driver reused memory between its queues (Linux: a freed TX
-    /// packet's page becomes an RX page), and the copy may hold the other queue's bytes. A run of
-    /// overlapping segments counts as one; past 64 Ki segments (only a guest writing nonsense
-    /// names that many) every copy counts as shared.
-    static func sharedAcrossQueues(_ copies: [[GuestDescriptor]], _ claims: [[GuestDescriptor]]) -> [Bool] {
-        var out = [Bool](repeating: false, count: copies.count)
-        guard claims.count > 1, !copies.isEmpty else { return out }
-        // (start, end, queue, copy index or -1); the copies' own segments are among their queue's claims.
-        var segments: [(start: UInt64, end: UInt64, queue: Int, copy: Int)] = []
-        let budget = 1 << 16
-        func add(_ d: GuestDescriptor, _ queue: Int, _ copy: Int) -> Bool {
-            guard d.len > 0 else { return true }
-            guard segments.count < budget else { return false }
-            let (end, overflow) = d.addr.addingReportingOverflow(UInt64(d.len))
-            segments.append((d.addr, overflow ? .max : end, queue, copy))
-            return true
-        }
-        for (queue, claimed) in claims.enumerated() {
-            for d in claimed where !add(d, queue, -1) { return [Bool](repeating: true, count: copies.count) }
-        }
-        for (i, segs) in copies.enumerated() {
-            for d in segs where !add(d, -1, i) { return [Bool](repeating: true, count: copies.count) }
-        }
-        segments.sort { $0.start < $1.start }
-        var i = 0
-        while i < segments.count {
-            var j = i, end = segments[i].end
-            while j + 1 < segments.count && segments[j + 1].start < end {
-                j += 1
-                end = max(end, segments[j].end)
-            }
-            let queues = Set(segments[i...j].map(\.queue).filter { $0 >= 0 })
-            if queues.count > 1 { for s in segments[i...j] where s.copy >= 0 { out[s.copy] = true } }
-            i = j + 1
-        }
-        return out
-    }
-
     private func observe(_ name: String, _ ring: GuestRingSnapshot, _ device: GuestDeviceInfo, _ st: QueueState,
-                         _ memory: GuestMemory, _ out: inout [Copied], _ claimed: inout [GuestDescriptor]) {
+                         _ memory: GuestMemory, _ out: inout [Copied], _ pending: inout Pending) {
         let n = ring.addresses.size
         // GuestRingReader refuses other sizes; every array below has n entries.
         guard n > 0, ring.usedRing.count == n, ring.availRing.count == n, ring.descriptors.count == n, ring.states.count == n else { return }
@@ -194,7 +206,7 @@ public final class GuestCapture {
         let heldNow = st.direction == .receive ? Self.heldChains(ring) : []
         defer { if st.direction == .receive { st.held = heldNow } }
         guard st.addresses == ring.addresses, let start = st.position else {
-            Self.confirm(st, against: nil, &out)
+            Self.confirm(st, used: nil, &out)
             if st.addresses != nil { st.counts.restarts &+= 1 }
             st.addresses = ring.addresses
             st.position = current
@@ -205,24 +217,31 @@ public final class GuestCapture {
         // nonsense) reads as a huge step forward: no device completes 32768 buffers in one sample
         // period, so start again from here rather than count them.
         if moved >= 1 << 15 {
-            Self.confirm(st, against: nil, &out)
+            Self.confirm(st, used: nil, &out)
             st.counts.restarts &+= 1
             st.position = current
             return
         }
         st.position = current
         guard moved > 0 else {
-            Self.confirm(st, against: [], &out)
+            Self.confirm(st, used: [], &out)
             return
         }
+        // The sample copied the index before the ring entries: elements published since may have
+        // overwritten the oldest slots of a (nearly) full window while it copied them. The index
+        // read again now bounds how many: those count as lapped too.
+        let idxAt = (st.direction == .receive ? ring.addresses.used : ring.addresses.avail) + 2
+        let since = memory.bytes(guest: idxAt, count: 2).map { Int((UInt16($0[0]) | UInt16($0[1]) << 8) &- current) } ?? n
+        let intact = since >= 1 << 15 ? 0 : n - min(n, since)
         var first = start
-        if moved > n {
-            Self.confirm(st, against: nil, &out)
-            let lost = moved - n
+        if moved > intact {
+            Self.confirm(st, used: nil, &out)
+            let lost = moved - intact
             st.counts.lapped &+= UInt64(lost)
             st.counts.frames &+= UInt64(lost)
-            first = current &- UInt16(n)
-            moved = n
+            first = current &- UInt16(intact)
+            moved = intact
+            if moved == 0 { return }
         }
         // Each element's chain: RX, the one the device held at the last sample when this is the
         // first use of its head since then (and nothing was lapped: the head may have been used in
@@ -245,7 +264,7 @@ public final class GuestCapture {
             }
             seenHead[id] = true
         }
-        Self.confirm(st, against: chains.flatMap { $0?.segments ?? [] }, &out)
+        Self.confirm(st, used: heads, &out)
         // RX buffers the device holds now were given out after every element of the window. (A TX
         // buffer the device holds is an element of this window or an older one.)
         let verdicts = Self.verdicts(chains, fromTable: fromTable, deviceHeld: heldNow.compactMap { $0 }, queueSize: n)
@@ -301,80 +320,24 @@ public final class GuestCapture {
                                               header: Array(pieces[..<headerBytes]), frame: frame, originalLength: total - headerBytes,
                                               number: number), (k - elements)..<k, heldByDevice))
         }
-        // The driver kept going while we copied: memory it gave out again meanwhile (a freed TX
-        // buffer's memory is the next packet's, in Linux within microseconds) reaches the ring as
-        // new avail entries. A copy that overlaps one of those may be the newer bytes: missed.
-        // (RX: the driver gave the device a buffer, which it has not written unless it used it:
-        // the copy waits for the next sample, as one overlapping a buffer the device holds.)
-        let changed = Self.givenOutSince(ring, reader: reader, memory: memory)
+        // Checked once every queue's copies are made (GuestCapture+Recheck.swift): what each copy
+        // was read through, and RX, the buffers the device held that overlap it.
+        let held = heldNow.compactMap { $0 }
+        var budget = 1 << 20
         for c in copied {
             let segments = c.elements.flatMap { chains[$0]?.segments ?? [] }
-            let given = changed.map { Self.overlaps(segments, $0) } ?? true
-            let copy = Copied(frame: c.frame, state: st, segments: segments)
-            if st.direction == .receive && (c.held || given) {
-                st.deferred.append(copy)
-            } else if given {
-                st.counts.reused &+= 1
-            } else {
-                out.append(copy)
-            }
+            let tableIds = c.elements.filter { fromTable[$0] }.flatMap { chains[$0]?.ids ?? [] }
+            let waiting = c.held ? Self.overlappingHeads(segments, held, budget: &budget) : []
+            pending.copies.append(Copied(frame: c.frame, state: st, segments: segments, tableIds: tableIds, waitingOn: waiting))
         }
         // Every buffer this queue named, for the check across queues.
-        for c in chains { if let c { claimed += c.segments } }
-        for c in heldNow { if let c { claimed += c.segments } }
-        claimed += changed ?? []
-    }
-
-    /// The buffers the driver put in the avail ring since `ring` was read (their segments, from
-    /// the table as it is now), or nil when that cannot be told (more than a ring's worth, or
-    /// the rings unreadable now).
-    static func givenOutSince(_ ring: GuestRingSnapshot, reader: GuestRingReader, memory: GuestMemory) -> [GuestDescriptor]? {
-        let a = ring.addresses, n = a.size
-        guard let now = memory.bytes(guest: a.avail + 2, count: 2) else { return nil }
-        let availIdx = UInt16(now[0]) | UInt16(now[1]) << 8
-        let added = Int(availIdx &- ring.availIdx)
-        if added == 0 { return [] }
-        guard added <= n else { return nil }
-        let fresh = reader.read(memory, a)
-        guard fresh.unreadable == nil, fresh.availRing.count == n, fresh.descriptors.count == n else { return nil }
-        let newer = Int(fresh.availIdx &- ring.availIdx)
-        guard newer <= n else { return nil }
-        var out: [GuestDescriptor] = []
-        for k in 0..<newer {
-            let head = fresh.availRing[Int(ring.availIdx &+ UInt16(truncatingIfNeeded: k)) & (n - 1)]
-            guard Int(head) < n else { continue }
-            let chain = reader.walk(head: head, table: fresh.descriptors, memory: memory)
-            if chain.problem != nil { return nil }
-            out += chain.segments
-        }
-        return out
-    }
-
-    /// Whether any of `a` shares a byte with any of `b` (a few segments each: a plain loop).
-    static func overlaps(_ a: [GuestDescriptor], _ b: [GuestDescriptor]) -> Bool {
-        for x in a where x.len > 0 {
-            let xEnd = x.addr.addingReportingOverflow(UInt64(x.len))
-            for y in b where y.len > 0 {
-                let yEnd = y.addr.addingReportingOverflow(UInt64(y.len))
-                if (yEnd.overflow || x.addr < yEnd.partialValue) && (xEnd.overflow || y.addr < xEnd.partialValue) { return true }
-            }
-        }
-        return false
+        for c in chains { if let c { pending.claimed += c.segments } }
+        for c in held { pending.claimed += c.segments }
     }
 
     private enum ReasonMissed { case reused, invalid }
 
     enum Verdict { case fresh, reused, heldByDevice }
-
-    /// RX copies held back at the last sample: the device has used none of their memory since
-    /// (`used`: the segments of the buffers it used; nil: unknown) — out with them; otherwise
-    /// it may have written over them — reused.
-    static func confirm(_ st: QueueState, against used: [GuestDescriptor]?, _ out: inout [Copied]) {
-        for c in st.deferred {
-            if let used, !overlaps(c.segments, used) { out.append(c) } else { st.counts.reused &+= 1 }
-        }
-        st.deferred = []
-    }
 
     /// Whether each element's buffer may hold something else by now (`reused`): a chain read from
     /// the table as it is now whose descriptors a later element, or a buffer the device holds now,
