@@ -132,6 +132,12 @@ public final class GuestCapture {
         var reader: GuestRingReader
         var copies: [Copied]
         var claimed: [GuestDescriptor]
+        /// Whether `claimed` holds every buffer the window's elements went through (not when the
+        /// window lapped or restarted, or a head came round again: its earlier buffer is gone).
+        var complete = false
+        /// The heads whose chains were read through the sample's table: posted again since, the
+        /// table may already have named their next buffer.
+        var tableHeads: Set<UInt16> = []
     }
 
     /// The frames that went through the captured queues since the last sample, in ring order per
@@ -159,40 +165,54 @@ public final class GuestCapture {
             pending.append(p)
         }
         // Every copy is made: what the rings say now proves which ones nobody wrote meanwhile.
+        // One queue whose buffers posted since cannot be told leaves every queue's copies
+        // unproved: the driver may have given their memory to that queue, and the device written it.
+        let posted = pending.map { Self.postedSince($0.ring, reader: $0.reader, memory: memory) }
+        // Every copy is checked against the other queues' buffers below: a queue that cannot name
+        // them all leaves the other queues' copies unproved.
+        let complete = zip(pending, posted).map { p, posted in
+            p.complete && posted.map { Set($0.map(\.head)).isDisjoint(with: p.tableHeads) } ?? false
+        }
         var claims: [[GuestDescriptor]] = []
-        for p in pending {
-            let posted = Self.postedSince(p.ring, reader: p.reader, memory: memory)
-            var claimed = p.claimed
-            for c in posted ?? [] { claimed += c.segments }
-            claims.append(claimed)
+        var checked: [(copy: Copied, defer: Bool)] = []
+        for (q, (p, posted)) in zip(pending, posted).enumerated() {
+            let others = complete.enumerated().allSatisfy { $0.offset == q || $0.element }
+            claims.append(p.claimed + (posted ?? []).flatMap(\.segments))
             let postedHeads = Set((posted ?? []).map(\.head))
             var budget = 1 << 20
             for var c in p.copies {
-                guard let posted, !c.tableIds.contains(where: postedHeads.contains) else { p.state.counts.reused &+= 1; continue }
+                guard others, let posted, !c.tableIds.contains(where: postedHeads.contains) else { p.state.counts.reused &+= 1; continue }
                 let given = Self.overlappingHeads(c.segments, posted, budget: &budget)
                 if p.state.direction == .receive {
                     if let given, let held = c.waitingOn { c.waitingOn = held + given } else { c.waitingOn = nil }
-                    if c.waitingOn?.isEmpty ?? false { copied.append(c) } else { p.state.deferred.append(c) }
+                    checked.append((c, !(c.waitingOn?.isEmpty ?? false)))
                 } else if given?.isEmpty ?? false {
-                    copied.append(c)
+                    checked.append((c, false))
                 } else {
                     p.state.counts.reused &+= 1
                 }
             }
-            if final {
+        }
+        let shared = Self.sharedAcrossQueues(checked.map(\.copy.segments), claims)
+        for (i, c) in checked.enumerated() {
+            if shared[i] {
+                c.copy.state.counts.reused &+= 1
+            } else if c.defer {
+                c.copy.state.deferred.append(c.copy)
+            } else {
+                copied.append(c.copy)
+            }
+        }
+        if final {
+            for p in pending {
                 p.state.counts.reused &+= UInt64(p.state.deferred.count)
                 p.state.deferred = []
             }
         }
-        let shared = Self.sharedAcrossQueues(copied.map(\.segments), claims)
         var out: [GuestCapturedFrame] = []
-        for (i, c) in copied.enumerated() {
-            if shared[i] {
-                c.state.counts.reused &+= 1
-            } else {
-                c.state.counts.captured &+= 1
-                out.append(c.frame)
-            }
+        for c in copied {
+            c.state.counts.captured &+= 1
+            out.append(c.frame)
         }
         return out
     }
@@ -225,6 +245,7 @@ public final class GuestCapture {
         st.position = current
         guard moved > 0 else {
             Self.confirm(st, used: [], &out)
+            pending.complete = true
             return
         }
         // The sample copied the index before the ring entries: elements published since may have
@@ -234,6 +255,7 @@ public final class GuestCapture {
         let since = memory.bytes(guest: idxAt, count: 2).map { Int((UInt16($0[0]) | UInt16($0[1]) << 8) &- current) } ?? n
         let intact = since >= 1 << 15 ? 0 : n - min(n, since)
         var first = start
+        pending.complete = moved <= intact
         if moved > intact {
             Self.confirm(st, used: nil, &out)
             let lost = moved - intact
@@ -263,6 +285,14 @@ public final class GuestCapture {
                 fromTable[k] = true
             }
             seenHead[id] = true
+        }
+        // A head read through the table that comes round again later in the window, or that the
+        // device holds again now: the buffer it named before is gone.
+        for k in 0..<moved where fromTable[k] {
+            let id = heads[k]
+            guard id >= 0 else { continue }
+            if chains[k]?.problem != nil || heads[(k + 1)...].contains(id) || (id < heldNow.count && heldNow[id] != nil) { pending.complete = false }
+            pending.tableHeads.insert(UInt16(id))
         }
         Self.confirm(st, used: heads, &out)
         // RX buffers the device holds now were given out after every element of the window. (A TX
@@ -305,6 +335,10 @@ public final class GuestCapture {
                     // it wrote: the driver has already put something else in that memory.
                     if numBuffers == 0 { missed = .reused }
                     elements = max(1, min(numBuffers, moved - k))
+                } else if e == 0, st.direction == .transmit, headerBytes >= 12, pieces.count >= 12, pieces[10] | pieces[11] != 0 {
+                    // The driver sets a transmitted header's num_buffers to 0 (§5.1.6.2.1): memory
+                    // the driver has reused since for something else.
+                    missed = missed ?? .reused
                 }
                 e += 1
             }
@@ -336,64 +370,4 @@ public final class GuestCapture {
     }
 
     private enum ReasonMissed { case reused, invalid }
-
-    enum Verdict { case fresh, reused, heldByDevice }
-
-    /// Whether each element's buffer may hold something else by now (`reused`): a chain read from
-    /// the table as it is now whose descriptors a later element, or a buffer the device holds now,
-    /// also uses (the driver rewrote them since); a chain whose memory overlaps a later element's
-    /// (the driver gave that memory out again and the device used it). One whose memory overlaps
-    /// only a buffer the device holds now is `heldByDevice`: the device has not written it unless
-    /// it uses it (see `confirm`). Overlaps are found by sorting the segments, and a run of
-    /// overlapping segments counts as one (an element that only touches one that overlaps a later
-    /// one is counted reused too: never copied wrong, sometimes missed). At most 4 × size + 1024
-    /// segments are checked; an element with more is counted reused.
-    static func verdicts(_ chains: [GuestChain?], fromTable: [Bool], deviceHeld: [GuestChain], queueSize n: Int) -> [Verdict] {
-        let after = chains.count   // the owner of the buffers the device holds now: after every element
-        var out = [Verdict](repeating: .fresh, count: chains.count)
-        var idOwner = [Int](repeating: -1, count: n)
-        var segments: [(start: UInt64, end: UInt64, owner: Int)] = []
-        let budget = 4 * n + 1024
-        func add(_ c: GuestChain, _ owner: Int) {
-            for id in c.ids where Int(id) < n { idOwner[Int(id)] = max(idOwner[Int(id)], owner) }
-            for s in c.segments where s.len > 0 {
-                guard segments.count < budget else {
-                    if owner < after { out[owner] = .reused }
-                    return
-                }
-                let (end, overflow) = s.addr.addingReportingOverflow(UInt64(s.len))
-                segments.append((start: s.addr, end: overflow ? UInt64.max : end, owner: owner))
-            }
-        }
-        for k in chains.indices { if let c = chains[k] { add(c, k) } }
-        for c in deviceHeld { add(c, after) }
-        for k in chains.indices where fromTable[k] {
-            if let c = chains[k], c.ids.contains(where: { Int($0) < n && idOwner[Int($0)] > k }) { out[k] = .reused }
-        }
-        segments.sort { $0.start < $1.start }
-        var i = 0
-        while i < segments.count {
-            var j = i
-            var end: UInt64 = segments[i].end
-            var held: Bool = segments[i].owner == after
-            var newestElement: Int = held ? -1 : segments[i].owner
-            while j + 1 < segments.count && segments[j + 1].start < end {
-                j += 1
-                end = max(end, segments[j].end)
-                if segments[j].owner == after { held = true } else { newestElement = max(newestElement, segments[j].owner) }
-            }
-            for s in segments[i...j] where s.owner < after {
-                if s.owner < newestElement { out[s.owner] = .reused } else if held && out[s.owner] == .fresh { out[s.owner] = .heldByDevice }
-            }
-            i = j + 1
-        }
-        return out
-    }
-
-    /// The chain of every head in `avail` state (the device holds it), by head.
-    static func heldChains(_ ring: GuestRingSnapshot) -> [GuestChain?] {
-        var held = [GuestChain?](repeating: nil, count: ring.states.count)
-        for c in ring.chains where Int(c.head) < held.count && ring.states[Int(c.head)] == .avail { held[Int(c.head)] = c }
-        return held
-    }
 }

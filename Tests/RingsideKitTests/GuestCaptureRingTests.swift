@@ -80,6 +80,68 @@ final class GuestCaptureRingTests: XCTestCase {
         XCTAssertEqual(capture.counts("net0.rx").reused, 1)
     }
 
+    /// Seqlock-style check after copying: between the sample and the copy, the driver gave an RX
+    /// buffer's memory out again under another head, the device wrote a newer frame there, and
+    /// the driver posted that head again with other memory, so the table no longer names where
+    /// the device wrote. The copy holds the newer bytes: it is missed, never written as the
+    /// sampled element.
+    func testMemoryRewrittenWhileCopyingIsMissedNotMisread() {
+        var r = SyntheticRing(size: 8)
+        func at(_ k: Int) -> UInt64 { 0x80000 + UInt64(k) * 0x800 }
+        for i in 0..<4 { r.desc(i, addr: at(i), len: 1526, flags: VIRTQ_DESC_F_WRITE); r.availSlot(i, UInt16(i)) }
+        r.availIdx(4)
+        let capture = GuestCapture(queues: ["net0.rx"])
+        _ = capture.observe(sample(r), memory: r.memory)
+        receive(&r, id: 0, usedIdx: 0, frame: Array(repeating: 0xAA, count: 60), refill: false)
+        let sampled = sample(r)
+        // While the sampler copies: head 4 posted with buffer 0's memory, buffers 1–3 and then
+        // head 4 used (a 0xBB frame where buffer 0 was), head 4 posted again with new memory.
+        r.desc(4, addr: at(0), len: 1526, flags: VIRTQ_DESC_F_WRITE); r.availSlot(4, 4); r.availIdx(5)
+        for k in 1..<4 { receive(&r, id: k, usedIdx: UInt16(k), frame: [UInt8(k)], refill: false) }
+        r.bytes.replaceSubrange(Int(at(0))..<(Int(at(0)) + 72), with: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0] + Array(repeating: 0xBB, count: 60))
+        r.usedSlot(4, id: 4, len: 72); r.usedIdx(5)
+        r.desc(4, addr: at(5), len: 1526, flags: VIRTQ_DESC_F_WRITE); r.availSlot(5, 4); r.availIdx(6)
+        let frames = capture.observe(sampled, memory: r.memory)
+        XCTAssertFalse(frames.contains { $0.frame == Array(repeating: 0xBB, count: 60) }, "the newer frame written as element \(frames.map(\.number))")
+        XCTAssertEqual(frames.count + Int(capture.counts("net0.rx").missed), 1)
+    }
+
+    /// The same on TX: the packet's memory was freed, the next packet written there and posted
+    /// under another head, that head used and posted again with other memory, all while the
+    /// sampler copied.
+    func testTransmitMemoryRewrittenWhileCopyingIsMissedNotMisread() {
+        var r = SyntheticRing(size: 8)
+        let capture = GuestCapture(queues: ["net0.tx"])
+        _ = capture.observe(sample(r, queue: "net0.tx"), memory: r.memory)
+        r.bytes.replaceSubrange(0x90000..<(0x90000 + 76), with: [UInt8](repeating: 0, count: 12) + Array(repeating: 0xAA, count: 64))
+        r.desc(5, addr: 0x90000, len: 76, flags: 0)
+        r.availSlot(0, 5); r.availIdx(1)
+        let sampled = sample(r, queue: "net0.tx")
+        r.bytes.replaceSubrange(0x90000..<(0x90000 + 76), with: [UInt8](repeating: 0, count: 12) + Array(repeating: 0xBB, count: 64))
+        r.desc(6, addr: 0x90000, len: 76, flags: 0); r.availSlot(1, 6); r.availIdx(2)
+        r.desc(6, addr: 0x98000, len: 76, flags: 0); r.availSlot(2, 6); r.availIdx(3)
+        let frames = capture.observe(sampled, memory: r.memory)
+        XCTAssertFalse(frames.contains { $0.frame == Array(repeating: 0xBB, count: 64) }, "the next packet written as this one")
+        XCTAssertEqual(frames.count + Int(capture.counts("net0.tx").missed), 1)
+    }
+
+    /// A packed ring (its snapshot has no split rings) is skipped and said to be, never read as
+    /// a split one: no frame, nothing numbered; back to split, capture starts again from there.
+    func testPackedRingIsSkippedNotMisread() {
+        var r = rxRing()
+        let capture = GuestCapture(queues: ["net0.rx"])
+        _ = capture.observe(sample(r), memory: r.memory)
+        receive(&r, id: 0, usedIdx: 0, frame: Array(repeating: 0xAA, count: 60))
+        var packed = sample(r)
+        packed.queues[0].ring?.packed = GuestPackedRing()
+        XCTAssertEqual(capture.observe(packed, memory: r.memory).count, 0)
+        XCTAssertEqual(capture.packedQueues, ["net0.rx"])
+        XCTAssertEqual(capture.counts("net0.rx"), GuestCaptureCounts())
+        XCTAssertEqual(capture.observe(sample(r), memory: r.memory).count, 0, "split again: a new start")
+        XCTAssertEqual(capture.packedQueues, [])
+        XCTAssertEqual(capture.counts("net0.rx").frames, 0)
+    }
+
     func testTransmittedFramesFromNewAvailEntries() {
         var r = SyntheticRing(size: 8)
         let capture = GuestCapture(queues: ["net0.tx"])

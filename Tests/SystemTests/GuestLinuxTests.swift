@@ -261,6 +261,13 @@ final class GuestLinuxTests: XCTestCase {
         let plain = try runCommand([bin, "watch", "--qmp", g.qmp2, "--memory", g.memory, "--count", "1"], timeout: 30)
         XCTAssertTrue(plain.output.contains("net0.rx        packed driver="), plain.output)
         XCTAssertFalse(plain.output.contains("avail.idx="), plain.output)
+        // capture --memory reads split rings only: it refuses, saying why, rather than misread.
+        let out = NSTemporaryDirectory() + "rs-packed-capture-\(getpid()).pcapng"
+        defer { unlink(out) }
+        let capture = try runCommand([bin, "capture", "--qmp", g.qmp2, "--memory", g.memory, "-o", out, "--count", "1"], timeout: 30)
+        XCTAssertNotEqual(capture.status, .exited(0), capture.output)
+        XCTAssertTrue(capture.output.contains("net0.rx, net0.tx: packed rings (VIRTIO_F_RING_PACKED); capture --memory reads split rings only: nothing to capture"),
+                      capture.output)
     }
 
     /// Linux's RX on a packed ring through indirect tables (virtio 1.2 §2.8.7): without
