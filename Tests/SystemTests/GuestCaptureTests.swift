@@ -122,20 +122,25 @@ final class GuestCaptureLinuxTests: XCTestCase {
         let tag = "ringside-flood-\(getpid())"
         let qmp = try QMPClient(path: g.qmp)
         defer { qmp.close() }
-        // The device's own count of each queue's elements at the quiet moments around each marked
-        // echo: its request is RX element `rx` (used-idx before it), its echo TX element `tx`
-        // (last-avail-idx after it, less one).
+        // The device's own count of each queue's elements (RX used-idx, TX last-avail-idx) at the
+        // quiet moments around each marked echo: when each moved by exactly one across it, its
+        // request is RX element `rx` and its echo TX element `tx`.
         var device: [String: (rx: UInt16, tx: UInt16)] = [:]
-        /// A marked echo with quiet on each side, again under a new name until the capture file
-        /// holds it in both directions (Linux may send another frame through the same descriptor
-        /// within the sample period: the echo is then missed, counted `reused`). Its name.
+        func indices() throws -> (rx: UInt16, tx: UInt16) {
+            let path = "/machine/peripheral/net0/virtio-backend"
+            return (try GuestDiscovery.queueStatus(qmp, path: path, queue: 0).usedIdx, try GuestDiscovery.queueStatus(qmp, path: path, queue: 1).lastAvailIdx)
+        }
+        /// A marked echo with quiet on each side, again under a new name until one is alone in
+        /// its quiet (Linux may send an ARP request beside it) and the capture file holds it both
+        /// ways (Linux may send another frame through the same descriptor within the sample
+        /// period: the echo is then missed, counted `reused`). Its name.
         func markedEcho(_ base: String) throws -> String {
             var name = base
             for attempt in 0..<6 {
                 name = "\(base)\(attempt)"
                 // Three sample periods of quiet on each side (late flood echoes drained first).
                 while udp.receive(timeout: 0.6) != nil {}
-                let rx = try GuestDiscovery.queueStatus(qmp, path: "/machine/peripheral/net0/virtio-backend", queue: 0)
+                let before = try indices()
                 let payload = Array("\(tag)-\(name)".utf8)
                 try udp.send(payload, toPort: g.udpPort)
                 var echoed = false
@@ -143,13 +148,13 @@ final class GuestCaptureLinuxTests: XCTestCase {
                 while !echoed && monotonicSeconds() < end { echoed = udp.receive(timeout: 0.5) == payload }
                 XCTAssertTrue(echoed, "\(name) echoed")
                 usleep(600_000)
-                // TX read after the echo: Linux may send an ARP request right before it.
-                let tx = try GuestDiscovery.queueStatus(qmp, path: "/machine/peripheral/net0/virtio-backend", queue: 1)
-                device[name] = (rx.usedIdx, tx.lastAvailIdx &- 1)
+                let after = try indices()
+                guard after.rx &- before.rx == 1, after.tx &- before.tx == 1 else { continue }
+                device[name] = before
                 let sofar = PcapngReading(path: out).packets
                 if Set(sofar.filter { contains($0.data, payload) }.map(\.interface)) == [0, 1] { return name }
             }
-            XCTFail("\(base): no marked echo captured both ways in 6 tries")
+            XCTFail("\(base): no marked echo alone and captured both ways in 6 tries")
             return name
         }
         let startName = try markedEcho("start")
