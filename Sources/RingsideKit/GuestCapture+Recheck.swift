@@ -13,7 +13,10 @@
 //     RX, the device writes there if it uses that buffer: the copy waits for the next sample and
 //     is kept only if none of those heads has been used by then (`confirm`).
 // A read again that keeps moving (avail->idx changed while it was read) or that went a ring or
-// more past the sample proves nothing: every copy of that queue is missed. Left unseen: a driver
+// more past the sample proves nothing; nor does a queue whose window lapped or restarted, or whose
+// table-read heads were posted again since, for the other queues' copies (their memory may have
+// gone through it unseen): those copies are missed. Copies held for the next sample are checked
+// across queues at their own sample first. Left unseen: a driver
 // that rewrote a descriptor, then stalled before publishing it in the avail ring for longer than
 // the whole copy (its vCPU descheduled between the two stores), and memory reused outside the
 // rings.
