@@ -133,17 +133,19 @@ final class MainLoop {
     }
 
     private func transmitPending() {
-        // Under noirq the driver does not look at TX completions unless asked (`poll`).
-        if !net.tx.faults.noirq { net.reclaimTransmit() }
-        while stack.hasPendingTransmit && net.canTransmit, let frame = stack.nextTransmitFrame() {
-            _ = net.enqueueTransmit(frame) { head, address, bytes in
-                txQueue?.stamp(head, nowNs: Clock.nowNs)
-                txQueue?.remember(descriptor: head, address: address, bytes: bytes)
-                if let txQueue { telemetry?.captureFrame(txQueue, descriptor: head, bytes: bytes) }
+        repeat {
+            // Under noirq the driver does not look at TX completions unless asked (`poll`).
+            if !net.tx.faults.noirq { net.reclaimTransmit() }
+            while stack.hasPendingTransmit && net.canTransmit, let frame = stack.nextTransmitFrame() {
+                _ = net.enqueueTransmit(frame) { head, address, bytes in
+                    txQueue?.stamp(head, nowNs: Clock.nowNs)
+                    txQueue?.remember(descriptor: head, address: address, bytes: bytes)
+                    if let txQueue { telemetry?.captureFrame(txQueue, descriptor: head, bytes: bytes) }
+                }
             }
-        }
-        // Publishing also covers frames held while TX was paused, so a resume drains them.
-        if !txPaused { net.flushTransmit() }
+            // Publishing also covers frames held while TX was paused, so a resume drains them.
+            if !txPaused { net.flushTransmit() }
+        } while net.armTransmitInterrupt(waiting: stack.hasPendingTransmit)
     }
 
     /// The network queues' drops as the stack and the driver count them (the console's

@@ -111,6 +111,29 @@ final class VirtioNetDriver {
 
     var canTransmit: Bool { tx.canEnqueue }
 
+    /// TX used-buffer notification suppression (as Linux's virtio-net): completions are
+    /// reclaimed on the transmit path, every loop pass, so the TX queue asks the device for no
+    /// interrupts (2.7.7, 2.8.10) — one per frame would only wake the CPU from `hlt` for work
+    /// the next pass does anyway. The one time the driver must wait for the device is when
+    /// frames are `waiting` and no TX buffer or descriptor is free: then it asks for an
+    /// interrupt at the next used buffer, and since the device may have used buffers while
+    /// interrupts were off without notifying (the classic race), checks the ring once more
+    /// after asking. Returns true when that check reclaimed buffers: transmit again now rather
+    /// than sleep. Once space is back the next pass turns interrupts off again.
+    /// Under `inject net0.tx noirq` the driver asks for interrupts and then ignores them (the
+    /// fault is a driver losing the interrupts it asked for, which the detector can see).
+    func armTransmitInterrupt(waiting: Bool) -> Bool {
+        if tx.faults.noirq {
+            if !tx.ring.interruptsEnabled { tx.ring.enableInterrupts() }
+            return false
+        }
+        guard waiting && !canTransmit else {
+            tx.ring.disableInterrupts()
+            return false
+        }
+        return tx.ring.enableInterrupts() && reclaimTransmit() > 0
+    }
+
     /// Queues one Ethernet frame (without virtio header) for transmission; not yet published.
     /// `sent` sees the descriptor, the buffer address and the bytes handed to the device.
     func enqueueTransmit(_ frame: [UInt8], _ sent: (UInt16, UInt64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }) -> Bool {

@@ -53,6 +53,19 @@ enum DeviceRing {
     func noteInterrupt() {
         switch self { case .split(let r): r.noteInterrupt(); case .packed(let r): r.noteInterrupt() }
     }
+    /// Whether the driver currently asks the device for used-buffer notifications.
+    var interruptsEnabled: Bool {
+        switch self { case .split(let r): return r.interruptsEnabled; case .packed(let r): return r.interruptsEnabled }
+    }
+    /// Asks the device not to interrupt for used buffers (2.7.7, 2.8.10): a hint.
+    func disableInterrupts() {
+        switch self { case .split(let r): r.disableInterrupts(); case .packed(let r): r.disableInterrupts() }
+    }
+    /// Asks for an interrupt at the next used buffer; true if used buffers are already pending.
+    @discardableResult
+    func enableInterrupts() -> Bool {
+        switch self { case .split(let r): return r.enableInterrupts(); case .packed(let r): return r.enableInterrupts() }
+    }
     func popUsed() -> VirtqUsedElement? {
         switch self { case .split(let r): return r.popUsed(); case .packed(let r): return r.popUsed() }
     }

@@ -159,8 +159,10 @@ enum VirtioTransport {
     /// Acknowledging after servicing would clear the bit of a buffer used in between, leaving
     /// the line low with work pending and no interrupt to say so (a lost wakeup).
     /// A used-buffer interrupt (bit 0) does not say which queue: it is counted on each queue
-    /// that has used elements the driver has not taken — the queues it was for. One that finds
-    /// none (the main loop's polling got there first) is counted on no queue.
+    /// that asks for interrupts and has used elements the driver has not taken — the queues it
+    /// was for (a queue running with interrupts off, such as TX, keeps used elements between
+    /// passes and must not be charged). One that finds none (the main loop's polling got there
+    /// first) is counted on no queue.
     func interrupts(pending: UInt64, vectors: DeviceVectors, rx: DeviceQueue, tx: DeviceQueue) -> DeviceInterrupts {
         var result = DeviceInterrupts()
         switch self {
@@ -172,8 +174,8 @@ enum VirtioTransport {
             guard pending & vectors.line.irqBit != 0 else { return result }
             let reasons = d.transport.takeInterrupt()
             if reasons.usedBuffer {
-                result.rx = rx.ring.pendingUsed > 0
-                result.tx = tx.ring.pendingUsed > 0
+                result.rx = rx.ring.interruptsEnabled && rx.ring.pendingUsed > 0
+                result.tx = tx.ring.interruptsEnabled && tx.ring.pendingUsed > 0
             }
             result.config = reasons.configChange
         }
