@@ -269,6 +269,53 @@ final class InjectTests: QEMUTestCase {
         XCTAssertEqual(try lostEchoes(g, tag: "noirq-cleared", count: 5), [])
     }
 
+    /// net0.tx runs with used-buffer notifications off (its completions are reclaimed on the
+    /// transmit path), so `noirq` there makes the driver ask for interrupts and then ignore them:
+    /// a driver losing the interrupts it asked for. The echo still leaves (publishing is not
+    /// affected), its completion stays in the used ring, the device's interrupt is counted as
+    /// ignored, the detector raises IRQ LOST? on net0.tx; `poll` takes the completion and the
+    /// alarm clears; `clear` turns TX interrupts off again and later completions raise no alarm.
+    func testNoirqOnTXAsksForInterruptsIgnoresThemAndTheDetectorSeesIt() throws {
+        guard let g = try boot() else { return }
+        let t = g.telemetry
+        func txAlarms() throws -> [NotificationAlarm] {
+            let m = try t.fullSnapshot(timeout: 10)
+            return m.alarms(queue: m.position(ofQueue: Self.tx)!).filter { $0.kind == .interruptLost }
+        }
+        let before = try status(t, Self.tx)
+        try ok(t, .inject(queue: Self.tx, fault: .noirq))
+        let sock = try UDPSocket()
+        var others: [[UInt8]] = []
+        let p0 = payload("txnoirq", 0)
+        let sentAt = Double(try t.fullSnapshot(timeout: 10).uptimeNs) / 1e9
+        try sock.send(p0, toPort: g.udpPort)
+        XCTAssertTrue(awaitEcho(sock, p0, timeout: 2, others: &others), "noirq on TX does not stop publishing")
+        var alarm: NotificationAlarm?
+        let deadline = monotonicSeconds() + 5
+        while alarm == nil && monotonicSeconds() < deadline {
+            alarm = try txAlarms().first
+            if alarm == nil { usleep(50_000) }
+        }
+        let held = try status(t, Self.tx)
+        print("tx noirq: used \(held.usedIdx) last used \(held.lastUsedIdx), interrupts +\(held.counters.interrupts - before.counters.interrupts), ignored +\(held.counters.interruptsIgnored - before.counters.interruptsIgnored); \(alarm.map { "IRQ LOST? after \(String(format: "%.3f", $0.now - sentAt)) s: \($0.detail)" } ?? "no alarm")")
+        XCTAssertNotNil(alarm, "IRQ LOST? on net0.tx while its completion waits under noirq")
+        XCTAssertGreaterThanOrEqual(ringDistance(from: held.lastUsedIdx, to: held.usedIdx), 1, "the completion waits in the used ring")
+        XCTAssertGreaterThanOrEqual(held.counters.interruptsIgnored - before.counters.interruptsIgnored, 1,
+                                    "the driver asked, the device interrupted, the driver ignored it")
+
+        let polled = try t.request(.poll(queue: Self.tx))
+        XCTAssertEqual(polled.status, .ok, polled.message)
+        XCTAssertTrue(try txAlarms().isEmpty || { usleep(700_000); return try txAlarms().isEmpty }(), "poll took the completion: the alarm clears")
+        try ok(t, .inject(queue: Self.tx, fault: .clear))
+        let cleared = try status(t, Self.tx)
+        XCTAssertEqual(try lostEchoes(g, tag: "txnoirq-cleared", count: 20), [])
+        usleep(1_000_000)   // completions left for the next pass raise nothing: interrupts are off again
+        XCTAssertTrue(try txAlarms().isEmpty, "no IRQ LOST? once TX interrupts are off again")
+        XCTAssertLessThanOrEqual(try status(t, Self.tx).counters.interrupts - cleared.counters.interrupts, 1,
+                                 "TX interrupts off again after clear")
+        XCTAssertTrue(others.isEmpty)
+    }
+
     // MARK: the lost-notification detector sees what was injected
 
     /// Each lost notification made on purpose raises the host's alarm for it (KICK LOST?, IRQ
