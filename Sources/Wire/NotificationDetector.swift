@@ -27,6 +27,11 @@
 // driver's structure. QMP's last-avail-idx of a packed queue is an offset without its wrap
 // counter (QEMU 7.2), so `consumed` is the device's used position there.
 //
+// "Nothing moving" is the positions and the driver's count of used buffers taken (the queue's
+// `packets` counter; 0 in samples without counters, e.g. a guest's memory): a packed position
+// repeats every two laps, and a driver that takes the ring full twice between two samples is at
+// the same position again (seen under a UDP flood, docs/architecture.md "Lost notifications").
+//
 // Conservative by construction: a queue whose role is unknown (a device type whose device may
 // hold buffers for long, e.g. the balloon's stats queue, or a disk's slow requests) gets only
 // the interrupt rule; a sample without the rings' flags and event words gets none of the
@@ -44,8 +49,8 @@ import Virtio   // SwiftPM; scripts/fuzz-wire.sh compiles the spec files into th
 /// written for every kind of every queue at every sample, 60 times a second in a watcher).
 struct NotificationQueueState: Equatable, Sendable {
     struct Slot: Equatable, Sendable {
-        /// The condition holds since `since`, with progress key `key`.
-        var pending: (key: UInt32, since: Double)?
+        /// The condition holds since `since`, with progress key `key` (`NotificationDetector.progressKey`).
+        var pending: (key: UInt64, since: Double)?
         var raised: NotificationAlarm?
 
         static func == (a: Slot, b: Slot) -> Bool {
@@ -122,7 +127,7 @@ public struct NotificationDetector: Equatable, Sendable {
 
     /// What the rule says now: nil (nothing owed) or the progress key and the alarm to raise.
     private mutating func evaluate(_ kind: NotificationAlarmKind, _ s: NotificationSample, position: Int, time: Double)
-        -> (key: UInt32, alarm: NotificationAlarm)?
+        -> (key: UInt64, alarm: NotificationAlarm)?
     {
         let st = s.status
         let size = Int(s.size)
@@ -138,6 +143,10 @@ public struct NotificationDetector: Equatable, Sendable {
             source = "QMP last-avail-idx"
         }
         let unconsumed = distance(consumed, st.availIdx)
+        /// What "nothing moved" compares: the positions, and the driver's count of used buffers
+        /// taken. A packed position repeats every two laps (2 × size), so positions alone cannot
+        /// tell a stuck queue from one that went round twice between two samples.
+        func progress(_ positions: UInt32) -> UInt64 { UInt64(positions) << 32 | UInt64(UInt32(truncatingIfNeeded: st.counters.packets)) }
         func alarm(_ consumed: UInt16, _ event: UInt16?, _ source: String) -> NotificationAlarm {
             NotificationAlarm(kind: kind, queue: position, since: time, now: time, availIdx: st.availIdx, usedIdx: st.usedIdx,
                               consumed: consumed, eventWord: event, consumedSource: source, format: s.format, size: s.size)
@@ -160,7 +169,7 @@ public struct NotificationDetector: Equatable, Sendable {
             if packed {
                 let d = ring.deviceEvent
                 guard let v = packedOwed(flags: d.flags, offWrap: d.offWrap, old: consumed, new: st.availIdx), v.owed else { return nil }
-                return (UInt32(consumed), alarm(consumed, v.event, source))
+                return (progress(UInt32(consumed)), alarm(consumed, v.event, source))
             }
             let event: UInt16? = ring.eventIdx ? ring.availEvent : nil
             let owed: Bool
@@ -170,7 +179,7 @@ public struct NotificationDetector: Equatable, Sendable {
                 owed = ring.usedFlags & VIRTQ_USED_F_NO_NOTIFY == 0
             }
             guard owed else { return nil }
-            return (UInt32(consumed), alarm(consumed, event, source))
+            return (progress(UInt32(consumed)), alarm(consumed, event, source))
         case .interruptLost:
             guard !st.paused, let ring = s.ring else { return nil }
             let pending = distance(st.lastUsedIdx, st.usedIdx)
@@ -178,7 +187,7 @@ public struct NotificationDetector: Equatable, Sendable {
             if packed {
                 let d = ring.driverEvent
                 guard let v = packedOwed(flags: d.flags, offWrap: d.offWrap, old: st.lastUsedIdx, new: st.usedIdx), v.owed else { return nil }
-                return (UInt32(st.lastUsedIdx), alarm(st.lastUsedIdx, v.event, "last_used_idx"))
+                return (progress(UInt32(st.lastUsedIdx)), alarm(st.lastUsedIdx, v.event, "last_used_idx"))
             }
             let event: UInt16? = ring.eventIdx ? ring.usedEvent : nil
             let owed: Bool
@@ -188,7 +197,7 @@ public struct NotificationDetector: Equatable, Sendable {
                 owed = ring.availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
             }
             guard owed else { return nil }
-            return (UInt32(st.lastUsedIdx), alarm(st.lastUsedIdx, event, "last_used_idx"))
+            return (progress(UInt32(st.lastUsedIdx)), alarm(st.lastUsedIdx, event, "last_used_idx"))
         case .starved:
             guard s.role == .receive, unconsumed <= size else { return nil }
             if unconsumed > 0 {
@@ -196,19 +205,19 @@ public struct NotificationDetector: Equatable, Sendable {
                 return nil
             }
             guard position < queues.count, queues[position].hadBuffers else { return nil }
-            return (UInt32(st.availIdx) << 16 | UInt32(st.usedIdx), alarm(consumed, nil, source))
+            return (progress(UInt32(st.availIdx) << 16 | UInt32(st.usedIdx)), alarm(consumed, nil, source))
         }
     }
 
     private mutating func update(_ kind: NotificationAlarmKind, position: Int,
-                                 finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double) -> [NotificationChange] {
+                                 finding: (key: UInt64, alarm: NotificationAlarm)?, time: Double) -> [NotificationChange] {
         // In place (a copy of the queue's state would copy its dictionaries at the first write:
         // this runs for every kind of every queue at every sample).
         Self.update(&queues[position], kind, finding: finding, time: time, threshold: threshold)
     }
 
     private static func update(_ q: inout NotificationQueueState, _ kind: NotificationAlarmKind,
-                               finding: (key: UInt32, alarm: NotificationAlarm)?, time: Double, threshold: Double) -> [NotificationChange] {
+                               finding: (key: UInt64, alarm: NotificationAlarm)?, time: Double, threshold: Double) -> [NotificationChange] {
         var slot = q[kind]
         defer { q[kind] = slot }
         guard let finding else {
