@@ -460,6 +460,57 @@ final class PackedNotificationTests: XCTestCase {
     }
 }
 
+extension PackedVirtqueueTests {
+    /// The kernel's receive queue under a flood it cannot keep up with (DeviceTruthFloodTests,
+    /// packed): the device fills the whole ring one frame at a time, deciding after each frame
+    /// whether to interrupt (as QEMU 7.2's virtio_net_receive does), while the driver is busy;
+    /// the driver then takes the full lap in one pass, reposts every buffer and publishes.
+    /// Lap after lap, at the same offset, alternating wrap counters: the driver's request
+    /// (desc_event_off_wrap, §2.8.10) must name its own next position with the right wrap
+    /// counter, so the device interrupts exactly once per lap, at the lap's first frame, and
+    /// the driver counts the other size − 1 as suppressed. A request left behind (not stored
+    /// by popUsed, or with the wrong wrap counter) lets the device fill a lap in silence.
+    func testAFullLapTakenInOnePassAsksForTheNextLapsFirstFrame() {
+        let size: UInt16 = 256
+        let memory = PackedRingMemory(size: size)
+        let queue = memory.makeQueue(eventIdx: true)
+        let device = memory.makeDevice()
+        // Start where the flood's stalls were seen: 16 frames in, then lap after lap from offset 16.
+        for _ in 0..<size { _ = queue.addBuffer(addr: 1, len: 1514, deviceWritable: true) }
+        queue.publish()
+        var pending = device.takeAllAvailable()
+        for chain in pending.prefix(16) { _ = device.complete([chain], len: { _ in 60 }) }
+        pending.removeFirst(16)
+        while let used = queue.popUsed() { queue.release(head: used.head) }
+        for _ in 0..<16 { _ = queue.addBuffer(addr: 1, len: 1514, deviceWritable: true) }
+        queue.publish()
+        pending += device.takeAllAvailable()
+        for lap in 0..<40 {
+            XCTAssertEqual(queue.nextUsed, 16, "lap \(lap)")
+            XCTAssertEqual(device.driverEventOffWrap, virtqPackedOffWrap(offset: 16, wrap: queue.usedWrap),
+                           "lap \(lap): the driver asks at its own next position")
+            XCTAssertEqual(pending.count, Int(size))
+            var raisedAt: [Int] = []
+            for (n, chain) in pending.enumerated() where device.complete([chain], len: { _ in 60 }) { raisedAt.append(n) }
+            XCTAssertEqual(raisedAt, [0], "lap \(lap): one interrupt, at the lap's first frame")
+            XCTAssertEqual(queue.pendingUsedCount, size, "lap \(lap): the ring is full of used descriptors")
+            let suppressedBefore = queue.counters.interruptsSuppressed
+            var taken = 0
+            while let used = queue.popUsed() {
+                queue.release(head: used.head)
+                taken += 1
+            }
+            XCTAssertEqual(taken, Int(size), "lap \(lap): the driver takes the lap in one pass")
+            XCTAssertEqual(queue.counters.interruptsSuppressed - suppressedBefore, UInt64(size - 1), "lap \(lap)")
+            while queue.addBuffer(addr: 1, len: 1514, deviceWritable: true) != nil {}
+            queue.publish()
+            pending = device.takeAllAvailable()
+        }
+        XCTAssertEqual(device.interruptsRaised, 1 + 40, "one for the first 16 frames, one per lap")
+        XCTAssertGreaterThanOrEqual(device.usedWrapFlips, 40)
+    }
+}
+
 /// One generic driver loop over either format: what the kernel's DeviceQueue would become.
 private func roundTrip<Q: Virtqueue>(_ queue: Q, addresses: [UInt64], deviceStep: () -> Void) -> [UInt32] {
     for address in addresses { _ = queue.addBuffer(addr: address, len: 64, deviceWritable: true) }
