@@ -32,6 +32,9 @@ let package = Package(
         // Host builds also use Virtio's feature and status names (for JSON); the kernel's build of
         // Wire leaves that part out.
         .target(name: "Wire", dependencies: ["Virtio"]),
+        // The PVH start info (Xen's start_info.h) read in place, and the kernel heap's place chosen
+        // from its memory map (kernel + host: allocation-free, it runs before the kernel's heap exists).
+        .target(name: "PVH"),
         // Monitor core: QEMU launcher, run directory, QMP client.
         .target(name: "RingsideKit", dependencies: ["Wire", "Virtio"]),
         // ncurses (wide-character) as a system library; a thin typed Swift layer lives in RingsideTUI.
@@ -58,6 +61,7 @@ let package = Package(
                 path: "Tests/NetStackTestSupport"),
         .testTarget(name: "NetStackTests", dependencies: ["NetStack", "NetStackTestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "NetStack", "NetStackTestSupport"]),
+        .testTarget(name: "PVHTests", dependencies: ["PVH"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "RingsideTestSupport"]),
         // The screen model, panes and key handling on a cell grid, without a terminal.
         .testTarget(name: "RingsideTUITests", dependencies: ["RingsideTUI", "RingsideKit", "Wire", "Virtio", "RingsideTestSupport"]),

@@ -4,7 +4,7 @@ import Arch
 let kernelVersion = "0.1.0"
 
 /// The entry from boot.S, in long mode on the boot stack, interrupts off. The PVH start
-/// info boot.S was handed is in `pvh_start_info` (read by arch.c).
+/// info boot.S was handed is in `pvh_start_info` (read by boot/BootMemory.swift).
 @_cdecl("kmain")
 func kmain() {
     let resetToEntryTSC = Clock.markBoot()
@@ -12,13 +12,15 @@ func kmain() {
     serial_init()
     arch_init()
     BootTimeline.mark("serial+idt")
-    guard boot_memory_init() == 0 else {
-        serial_puts("ringside: no usable memory in the PVH memory map; halting\n")
+    if let problem = BootMemory.startHeap() {
+        serial_puts("ringside: no usable memory in the PVH memory map (")
+        problem.withUTF8Buffer { for byte in $0 { serial_putc(CChar(bitPattern: byte)) } }
+        serial_puts("); halting\n")
         qemu_debug_exit(0x7e)
         return
     }
     bootLog("ringside kernel \(kernelVersion) booting")
-    bootLog("memory: \(boot_ram_bytes() / 1024) KiB RAM, kernel image \(kernel_image_bytes() / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
+    bootLog("memory: \(BootMemory.ramBytes / 1024) KiB RAM, kernel image \(BootMemory.imageBytes / 1024) KiB, heap \(heap_bytes_total() / 1024) KiB")
     BootTimeline.mark("memory")
     let apicID = lapic_init()
     let calibrated = Clock.calibrate()
@@ -173,9 +175,9 @@ extension UInt8 {
 }
 
 func readCommandLine() -> [UInt8] {
-    var buffer = [CChar](repeating: 0, count: 1024)
-    let length = boot_cmdline(&buffer, buffer.count)
-    return buffer[0..<length].map { UInt8(bitPattern: $0) }
+    let (bytes, problem) = BootMemory.commandLine()
+    if let problem { bootLog("cmdline: ignored: \(problem)") }
+    return bytes
 }
 
 /// Logs dropped packets on the serial console, at most `linesPerSecond` lines a second: a

@@ -1,8 +1,8 @@
 /*
  * x86_64 machine setup in C: the IDT, the legacy PIC (silenced), the local APIC and its
- * timer, PIT-based calibration, the fault handler, on-demand MMIO mappings, the PVH start
- * info, and COM1. Compiled with -mgeneral-regs-only: nothing here touches SSE state, so the
- * fault handler can run at any point.
+ * timer, the fault handler, on-demand MMIO mappings, and COM1. (The PVH start info is read in
+ * Swift: boot/BootMemory.swift over Sources/PVH.) Compiled with -mgeneral-regs-only: nothing
+ * here touches SSE state, so the fault handler can run at any point.
  */
 #include "arch.h"
 #include "x86.h"
@@ -182,58 +182,6 @@ int arch_map_mmio(uint64_t phys, uint64_t size) {
         pd[(a >> 21) & 511] = a | PTE_PRESENT | PTE_WRITE | PTE_HUGE | PTE_PCD | PTE_PWT;
         __asm__ volatile("invlpg (%0)" : : "r"(a) : "memory");
     }
-    return 0;
-}
-
-/* ---------------- PVH start info ---------------- */
-/* struct hvm_start_info (xen/include/public/arch-x86/hvm/start_info.h) */
-#define HVM_START_MAGIC 0x336ec578u
-struct hvm_start_info {
-    uint32_t magic, version, flags, nr_modules;
-    uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
-    uint32_t memmap_entries, reserved;
-};
-struct hvm_memmap_entry { uint64_t addr, size; uint32_t type, reserved; };
-#define HVM_MEMMAP_TYPE_RAM 1
-
-extern char __kernel_start[], __kernel_end[];
-static uint64_t ram_bytes;
-
-static struct hvm_start_info *start_info(void) {
-    struct hvm_start_info *si = (struct hvm_start_info *)(uintptr_t)pvh_start_info;
-    return (si && si->magic == HVM_START_MAGIC) ? si : 0;
-}
-
-size_t boot_cmdline(char *buf, size_t cap) {
-    struct hvm_start_info *si = start_info();
-    size_t n = 0;
-    if (si && si->cmdline_paddr) {
-        const char *s = (const char *)(uintptr_t)si->cmdline_paddr;
-        while (s[n] && n + 1 < cap) { buf[n] = s[n]; n++; }
-    }
-    if (cap) buf[n] = 0;
-    return n;
-}
-
-uint64_t boot_ram_bytes(void) { return ram_bytes; }
-uint64_t kernel_image_bytes(void) { return (uint64_t)(__kernel_end - __kernel_start); }
-
-int boot_memory_init(void) {
-    struct hvm_start_info *si = start_info();
-    uint64_t kend = (uint64_t)(uintptr_t)__kernel_end;
-    uint64_t heap_start = 0, heap_end = 0;
-    if (!si) return -1;
-    struct hvm_memmap_entry *map = (struct hvm_memmap_entry *)(uintptr_t)si->memmap_paddr;
-    for (uint32_t i = 0; i < si->memmap_entries; i++) {
-        if (map[i].type != HVM_MEMMAP_TYPE_RAM) continue;
-        ram_bytes += map[i].size;
-        uint64_t lo = map[i].addr, hi = map[i].addr + map[i].size;
-        /* the region holding the kernel: the heap takes what follows the image */
-        if (lo <= kend && kend < hi) { heap_start = kend; heap_end = hi; }
-    }
-    if (heap_end > BOOT_UNCACHED_START) heap_end = BOOT_UNCACHED_START; /* stay in the write-back identity map */
-    if (heap_start == 0 || heap_end <= heap_start) return -1;
-    heap_init((uintptr_t)heap_start, (uintptr_t)heap_end);
     return 0;
 }
 

@@ -1,8 +1,8 @@
 /*
  * PVH entry: QEMU's -kernel loads this ELF and, finding the Xen PVH note, jumps to
  * pvh_start32 in 32-bit protected mode with paging off and %ebx pointing at
- * struct hvm_start_info. We save that address in pvh_start_info (arch.c reads it), build
- * identity page tables, enter long mode and call kmain() in Swift.
+ * struct hvm_start_info. We save that address in pvh_start_info (boot/BootMemory.swift
+ * reads it), build identity page tables, enter long mode and call kmain() in Swift.
  *
  * Memory map of the first 4 GiB (identity, 2 MiB pages):
  *   0 .. 3 GiB        write-back       RAM (only what the PVH memory map says is usable is used)

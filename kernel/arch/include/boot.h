@@ -1,18 +1,16 @@
 /*
- * What the loader handed over: the PVH start info (command line, memory map) and the
- * kernel image's extent.
+ * What the loader handed over: the address of the PVH start info (read in Swift,
+ * boot/BootMemory.swift over Sources/PVH) and the kernel image's extent.
  */
 #ifndef RINGSIDE_BOOT_H
 #define RINGSIDE_BOOT_H
 #include <stdint.h>
-#include <stddef.h>
+#include "x86.h"                           /* BOOT_UNCACHED_START: where the heap must end */
 
-extern uint64_t pvh_start_info;            /* physical address of struct hvm_start_info */
-/* Copies the kernel command line into buf (NUL-terminated); returns its length. */
-size_t boot_cmdline(char *buf, size_t cap);
-/* Finds usable RAM from the PVH memory map and starts the heap after the kernel image. */
-int boot_memory_init(void);
-uint64_t boot_ram_bytes(void);             /* total usable RAM in the PVH map */
-uint64_t kernel_image_bytes(void);
+extern uint64_t pvh_start_info;            /* physical address of struct hvm_start_info (boot.S) */
+
+/* The image's first byte and the page-aligned end after its .bss (linker.ld). */
+static inline uint64_t kernel_image_start(void) { extern char __kernel_start[]; return (uint64_t)(uintptr_t)__kernel_start; }
+static inline uint64_t kernel_image_end(void) { extern char __kernel_end[]; return (uint64_t)(uintptr_t)__kernel_end; }
 
 #endif

@@ -15,8 +15,8 @@
 #define PAGE_SIZE_2M    0x200000
 
 /* The boot identity map (boot.S), 2 MiB pages: [0, BOOT_MAP_END), uncached from
- * BOOT_UNCACHED_START (PCI BARs, IOAPIC, LAPIC). arch.c maps MMIO beyond it on demand and
- * keeps the heap below the uncached part. */
+ * BOOT_UNCACHED_START (PCI BARs, IOAPIC, LAPIC). arch.c maps MMIO beyond it on demand;
+ * boot/BootMemory.swift keeps the heap below the uncached part. */
 #define BOOT_MAP_END         0x100000000   /* 4 GiB */
 #define BOOT_UNCACHED_START  0xC0000000    /* 3 GiB */
 
