@@ -11,12 +11,6 @@ public struct PVHBootMemory: Equatable {
     public var heap: Range<UInt64>
     /// Entries left out because their end passes 2^64.
     public var wrappingEntries: UInt32
-
-    public init(ramBytes: UInt64, heap: Range<UInt64>, wrappingEntries: UInt32) {
-        self.ramBytes = ramBytes
-        self.heap = heap
-        self.wrappingEntries = wrappingEntries
-    }
 }
 
 public enum PVHBootMemoryError: Error, Equatable {

@@ -72,12 +72,6 @@ public struct PVHMemmapEntry: Equatable {
     public var size: UInt64
     public var type: UInt32
 
-    public init(addr: UInt64, size: UInt64, type: UInt32) {
-        self.addr = addr
-        self.size = size
-        self.type = type
-    }
-
     /// [addr, addr + size), or nil when that passes the end of the 64-bit address space (an
     /// entry ending exactly at 2^64 included: a Range<UInt64> cannot say it).
     public var range: Range<UInt64>? {

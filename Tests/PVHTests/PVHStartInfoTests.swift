@@ -71,7 +71,9 @@ final class PVHStartInfoTests: XCTestCase {
     func testQEMUsPCMapGivesTheRestOfTheImagesRegion() throws {
         let (info, memory) = try boot(Self.pcMap, cmdline: Array("console=ttyS0 ringside.fault=page\0".utf8))
         let chosen = try PVHBootMemory.choose(info, image: Self.image, limit: Self.limit)
-        XCTAssertEqual(chosen, PVHBootMemory(ramBytes: 0x9fc00 + (15 << 20), heap: Self.image.upperBound..<(16 * Self.mib), wrappingEntries: 0))
+        XCTAssertEqual(chosen.ramBytes, 0x9fc00 + (15 << 20))
+        XCTAssertEqual(chosen.heap, Self.image.upperBound..<(16 * Self.mib))
+        XCTAssertEqual(chosen.wrappingEntries, 0)
         XCTAssertEqual(Array(try info.commandLine()), Array("console=ttyS0 ringside.fault=page".utf8))
         XCTAssertEqual(info.version, 1)
         _ = memory
