@@ -46,6 +46,20 @@ final class KernelTests: QEMUTestCase {
         _ = try launchReady(c)
     }
 
+    /// A command line with no NUL within Xen's 1024 bytes is ignored whole and said so, never cut
+    /// (Sources/PVH): cut at 1023 bytes, this one would have ended in `ringside.fault=p`.
+    func testOverlongCommandLineIsIgnoredWhole() throws {
+        try skipOnMicrovm("microvm's devices are on the command line (virtio_mmio.device=): ignored, it leaves none")
+        guard let kernel = requireKernel() else { return }
+        var c = try baseConfiguration(kernel: kernel)
+        c.append = "ringside.pad=" + String(repeating: "x", count: 1000) + " ringside.fault=page"
+        let q = try launchReady(c)
+        try q.waitForSerial("cmdline: ", timeout: 10)
+        let log = readTextFile(q.run.serialLog)
+        XCTAssertTrue(log.contains("cmdline: ignored: the command line has no NUL within the cap"), log)
+        XCTAssertFalse(log.contains("ringside.pad="), "a cut command line was used:\n\(log)")
+    }
+
     /// The CLI end to end: `ringside run --headless --timeout` streams the serial log and exits 0.
     func testRunHeadlessStreamsSerialAndStopsOnTimeout() throws {
         guard let kernel = requireKernel() else { return }
