@@ -247,7 +247,7 @@ func halt() -> Never {
     if Clock.refinement != nil {
         var refined: Calibration.Result?
         let giveUp = rdtsc() &+ Clock.tscHz   // a second: the span is 250 ms
-        while refined == nil && rdtsc() < giveUp { refined = Clock.finishRefinement() }
+        while refined == nil && Clock.refinement != nil && rdtsc() < giveUp { refined = Clock.finishRefinement() }
         if let refined { logClock(refined) }
     }
     BootLog.writeAll()

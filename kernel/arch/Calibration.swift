@@ -218,10 +218,23 @@ struct CalibrationRefinement {
     let start: (count: UInt16, before: UInt64, after: UInt64)
     /// When to finish, as the TSC counts.
     let dueTSC: UInt64
+    /// When to stop retrying a read whose bracket is too wide, and keep the boot's rate.
+    let giveUpTSC: UInt64
     static let spanNs: UInt64 = 250_000_000
     /// A read bracket wider than this (the host took the vCPU away mid-read) is taken again
-    /// on a later pass rather than widening the error.
+    /// on a later pass rather than widening the error — for at most `retryNs` past the span.
     static let widestBracketNs: UInt64 = 20_000
+    static let retryNs: UInt64 = 100_000_000
+
+    /// What `finish()` found.
+    enum Outcome {
+        /// The span has not passed, or the last read's bracket was too wide: try again later.
+        case notYet
+        case refined(Calibration.Result)
+        /// No usable measurement (no clean read before `giveUpTSC`, or a rate the span cannot
+        /// support): keep the boot's rate, and stop trying — the main loop must not spin on it.
+        case abandoned(reason: StaticString)
+    }
 
     /// nil when the boot's rate did not come from the PIT (CPUID is exact; no PIT, nothing
     /// to refine against) or is too rough to count laps with.
@@ -230,14 +243,18 @@ struct CalibrationRefinement {
         self.coarse = coarse
         start = Calibration.readPIT()
         dueTSC = start.after &+ coarse.tscHz / 1_000 &* (Self.spanNs / 1_000_000)
+        giveUpTSC = dueTSC &+ coarse.tscHz / 1_000 &* (Self.retryNs / 1_000_000)
     }
 
-    /// The refined result once the span has passed and a clean read was had; nil until then.
-    func finish() -> Calibration.Result? {
-        guard rdtsc() >= dueTSC else { return nil }
+    /// The refined result once the span has passed and a clean read was had.
+    func finish() -> Outcome {
+        guard rdtsc() >= dueTSC else { return .notYet }
         let end = Calibration.readPIT()
         let bracketLimit = coarse.tscHz / 1_000_000 &* (Self.widestBracketNs / 1000)
-        guard end.after &- end.before <= bracketLimit, start.after &- start.before <= bracketLimit else { return nil }
+        guard start.after &- start.before <= bracketLimit else { return .abandoned(reason: "the first PIT read was interrupted") }
+        guard end.after &- end.before <= bracketLimit else {
+            return end.after >= giveUpTSC ? .abandoned(reason: "no clean PIT read within 100 ms of the span's end") : .notYet
+        }
         let startMid = start.before &+ (start.after &- start.before) / 2
         let endMid = end.before &+ (end.after &- end.before) / 2
         let cycles = endMid &- startMid
@@ -246,12 +263,12 @@ struct CalibrationRefinement {
         let wrapped = UInt64(start.count &- end.count)
         let laps = (expected &+ 32_768 &- min(expected &+ 32_768, wrapped)) / 65_536
         let ticks = laps &* 65_536 &+ wrapped
-        guard ticks > 0 else { return nil }
+        guard ticks > 0 else { return .abandoned(reason: "no PIT ticks counted over the span") }
         let tscHz = cycles &* Calibration.pitHz / ticks
-        guard Calibration.plausibleTSCHz.contains(tscHz) else { return nil }
+        guard Calibration.plausibleTSCHz.contains(tscHz) else { return .abandoned(reason: "the rate measured is implausible") }
         let slack = (start.after &- start.before) / 2 &+ (end.after &- end.before) / 2 &+ tscHz / Calibration.pitHz
-        return Calibration.Result(tscHz: tscHz, lapicHz: coarse.lapicHz, source: Calibration.pitSource,
-                                  windowUs: ticks &* 1_000_000 / Calibration.pitHz, windows: 1,
-                                  errorPPM: slack &* 1_000_000 / max(1, cycles), againstPIT: true)
+        return .refined(Calibration.Result(tscHz: tscHz, lapicHz: coarse.lapicHz, source: Calibration.pitSource,
+                                           windowUs: ticks &* 1_000_000 / Calibration.pitHz, windows: 1,
+                                           errorPPM: slack &* 1_000_000 / max(1, cycles), againstPIT: true))
     }
 }

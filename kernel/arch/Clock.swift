@@ -38,12 +38,24 @@ enum Clock {
 
     /// Once the refinement's span has passed (and a clean PIT read was had): the new rate
     /// applies from now on, the PIT is quieted, and the result is returned (once). nil otherwise.
+    /// A refinement that cannot succeed ends too (the boot's rate stays, and the log says why),
+    /// so the main loop, which does not sleep while one is overdue, never spins on it.
     static func finishRefinement() -> Calibration.Result? {
-        guard let refined = refinement?.finish() else { return nil }
-        Calibration.quietPIT()
-        setTSCRate(refined.tscHz)
-        refinement = nil
-        return refined
+        guard let outcome = refinement?.finish() else { return nil }
+        switch outcome {
+        case .notYet:
+            return nil
+        case .refined(let refined):
+            Calibration.quietPIT()
+            setTSCRate(refined.tscHz)
+            refinement = nil
+            return refined
+        case .abandoned(let reason):
+            Calibration.quietPIT()
+            refinement = nil
+            log("clock: the TSC was not measured again (\(reason)); the boot estimate stays")
+            return nil
+        }
     }
 
     /// The TSC rate from now on is `hz`. Time stays continuous and monotonic: the time now, by
