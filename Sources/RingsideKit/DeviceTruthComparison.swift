@@ -38,8 +38,10 @@ public struct DriverQueueView: Equatable, Sendable {
     /// positions as offset | wrap counter << 15 (docs/protocol.md §4 "Packed queues").
     public var format: WireRingFormat
 
+    /// `format` has no default: a packed queue's positions compared as split indices disagree
+    /// at every wrap (DeviceTruthFloodTests once forgot it).
     public init(availIdx: UInt16, usedIdx: UInt16, size: Int, availDescriptors: Int?, time: Double, uptime: Double? = nil,
-                format: WireRingFormat = .split) {
+                format: WireRingFormat) {
         self.format = format
         self.availIdx = availIdx
         self.usedIdx = usedIdx

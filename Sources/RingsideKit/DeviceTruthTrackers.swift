@@ -30,7 +30,7 @@ public struct ThreeWayTracker: Equatable, Sendable {
     }
 
     /// `format`: the ring format of the queue read (packed: positions, not indices).
-    public mutating func noteMemory(_ m: DeviceQueueView, format: WireRingFormat = .split) {
+    public mutating func noteMemory(_ m: DeviceQueueView, format: WireRingFormat) {
         driverMemory.noteMemory(m)
         memoryDevice.noteDriver(DriverQueueView(availIdx: m.lastAvailIdx, usedIdx: m.usedIdx, size: m.vringNum,
                                                 availDescriptors: nil, time: m.time, format: format))

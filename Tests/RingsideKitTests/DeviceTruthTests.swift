@@ -15,7 +15,7 @@ extension DeviceQueueView {
 
 final class DeviceTruthTests: XCTestCase {
     func driver(avail: UInt16, used: UInt16, size: Int = 256, availDescriptors: Int? = nil, time: Double = 10) -> DriverQueueView {
-        DriverQueueView(availIdx: avail, usedIdx: used, size: size, availDescriptors: availDescriptors, time: time)
+        DriverQueueView(availIdx: avail, usedIdx: used, size: size, availDescriptors: availDescriptors, time: time, format: .split)
     }
 
     func device(lastAvail: UInt16, used: UInt16, inuse: Int = 0, num: Int = 256, time: Double = 10) -> DeviceQueueView {
@@ -143,8 +143,8 @@ final class DeviceTruthTests: XCTestCase {
             let arrival = taken + flight
             let u = used(taken)
             events.append((arrival, { a, b in
-                a.noteDriver(DriverQueueView(availIdx: u &+ 256, usedIdx: u, size: 256, availDescriptors: 256, time: arrival, uptime: taken + 1))
-                b.noteDriver(DriverQueueView(availIdx: u, usedIdx: u, size: 256, availDescriptors: 0, time: arrival, uptime: taken + 1))
+                a.noteDriver(DriverQueueView(availIdx: u &+ 256, usedIdx: u, size: 256, availDescriptors: 256, time: arrival, uptime: taken + 1, format: .split))
+                b.noteDriver(DriverQueueView(availIdx: u, usedIdx: u, size: 256, availDescriptors: 0, time: arrival, uptime: taken + 1, format: .split))
                 return false
             }))
         }
@@ -237,7 +237,7 @@ final class ThreeWayTrackerTests: XCTestCase {
     }
     func drv(_ avail: UInt16, _ used: UInt16, uptime: Double, flight: Double = 0.002) -> DriverQueueView {
         // Host clock = uptime + 100.
-        DriverQueueView(availIdx: avail, usedIdx: used, size: 128, availDescriptors: nil, time: 100 + uptime + flight, uptime: uptime)
+        DriverQueueView(availIdx: avail, usedIdx: used, size: 128, availDescriptors: nil, time: 100 + uptime + flight, uptime: uptime, format: .split)
     }
 
     /// con0.tx at 1 Hz: each snapshot reports the state before posting its own buffer; memory
@@ -267,10 +267,10 @@ final class ThreeWayTrackerTests: XCTestCase {
     func testThreeWayAgreesAtRest() {
         var t = ThreeWayTracker()
         t.noteDriver(drv(257, 1, uptime: 1.0))
-        t.noteMemory(mem(257, 1, at: 101.2))
+        t.noteMemory(mem(257, 1, at: 101.2), format: .split)
         t.noteDevice(DeviceQueueView(queue: 0, lastAvailIdx: 1, usedIdx: 1, inuse: 0, vringNum: 128, shadowAvailIdx: 1,
                                      time: 101.31, requestTime: 101.3))
-        t.noteMemory(mem(257, 1, at: 101.5))
+        t.noteMemory(mem(257, 1, at: 101.5), format: .split)
         t.noteDriver(drv(257, 1, uptime: 2.0))
         XCTAssertTrue(t.allAgree, "\(t.pairs)")
     }
