@@ -50,12 +50,7 @@ final class CaptureTests: QEMUTestCase {
         let count = 25
         for i in 0..<count {
             let payload = marker + Array("\(i)".utf8)
-            var echoed = false
-            for _ in 0..<10 where !echoed {
-                try udp.send(payload, toPort: udpPort)
-                echoed = udp.receive(timeout: 1) == payload
-            }
-            XCTAssertTrue(echoed, "datagram \(i) echoed")
+            XCTAssertTrue(try udp.echoes(payload, toPort: udpPort, tries: 10, timeout: 1), "datagram \(i) echoed")
         }
         usleep(300_000)
         capture.signal(SIGINT)

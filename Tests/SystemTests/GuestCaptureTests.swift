@@ -15,6 +15,17 @@ final class GuestCaptureLinuxTests: XCTestCase {
         super.tearDown()
     }
 
+    /// A scratch directory and the Linux guest answering echoes, with filter-dump's pcap of its
+    /// traffic at `wirePath` (in that directory): the oracle of every test here.
+    func bootGuestWithWire(_ prefix: String) throws -> (dir: String, wirePath: String, g: LinuxGuest) {
+        let dir = try scratchDirectory(prefix)
+        let wirePath = dir + "/wire.pcap"
+        let g = try LinuxGuest(filterDumpTo: wirePath)
+        guest = g
+        try g.waitForEcho()
+        return (dir, wirePath, g)
+    }
+
     /// Marked UDP echoes at about 20 a second, one outstanding, sampled at 200 Hz. Against
     /// filter-dump's pcap of the same run: every marked request (RX) is in the pcapng byte for
     /// byte, and every marked echo (TX) too or counted missed; nothing marked is there that is not
@@ -25,11 +36,7 @@ final class GuestCaptureLinuxTests: XCTestCase {
     /// and reuses the descriptor within one sample period, and that is counted as `reused`.
     func testMarkedEchoesMatchFilterDumpByteForByte() throws {
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
-        let dir = try scratchDirectory("rs-guest-capture")
-        let wirePath = dir + "/wire.pcap"
-        let g = try LinuxGuest(filterDumpTo: wirePath)
-        guest = g
-        try g.waitForEcho()
+        let (dir, wirePath, g) = try bootGuestWithWire("rs-guest-capture")
 
         let out = dir + "/capture.pcapng", log = dir + "/capture.log"
         let capture = try startCapture(bin, ["--qmp", g.qmp2, "--memory", g.memory, "-o", out,
@@ -40,12 +47,7 @@ final class GuestCaptureLinuxTests: XCTestCase {
         let count = 40
         for i in 0..<count {
             let payload = marker + Array("\(i)".utf8)
-            var echoed = false
-            for _ in 0..<5 where !echoed {
-                try udp.send(payload, toPort: g.udpPort)
-                echoed = udp.receive(timeout: 2) == payload
-            }
-            XCTAssertTrue(echoed, "datagram \(i) echoed")
+            XCTAssertTrue(try udp.echoes(payload, toPort: g.udpPort, tries: 5, timeout: 2), "datagram \(i) echoed")
             usleep(50_000)
         }
         usleep(300_000)
@@ -111,11 +113,7 @@ final class GuestCaptureLinuxTests: XCTestCase {
     /// written is one on the wire (filter-dump's pcap), byte for byte.
     func testFloodLossIsCountedExactly() throws {
         let bin = try XCTUnwrap(ringsideBinary(), "build ringside first")
-        let dir = try scratchDirectory("rs-guest-flood")
-        let wirePath = dir + "/wire.pcap"
-        let g = try LinuxGuest(filterDumpTo: wirePath)
-        guest = g
-        try g.waitForEcho()
+        let (dir, wirePath, g) = try bootGuestWithWire("rs-guest-flood")
         let out = dir + "/capture.pcapng", log = dir + "/capture.log"
         let capture = try startCapture(bin, ["--qmp", g.qmp2, "--memory", g.memory, "-o", out, "--rate", "5"], log: log)
         let udp = try UDPSocket()

@@ -60,6 +60,16 @@ public final class UDPSocket {
 
     /// Throws away anything already queued.
     public func drain() { while receive(timeout: 0.001) != nil {} }
+
+    /// Sends `payload` to an echo server until the same bytes come back, at most `tries` times,
+    /// waiting `timeout` seconds each: whether it was echoed.
+    public func echoes(_ payload: [UInt8], toPort: UInt16, tries: Int, timeout: Double) throws -> Bool {
+        for _ in 0..<tries {
+            try send(payload, toPort: toPort)
+            if receive(timeout: timeout) == payload { return true }
+        }
+        return false
+    }
 }
 
 extension sockaddr_in {
