@@ -31,7 +31,8 @@ final class GuestCaptureLinuxTests: XCTestCase {
     /// byte, and every marked echo (TX) too or counted missed; nothing marked is there that is not
     /// on the wire; and the accounting is exact: between the first and last marked frames of each
     /// queue, the frames the capture numbered (written, filtered out or missed) are the frames on
-    /// the wire in that direction, one for one. RX misses nothing at this rate; TX may miss a frame Linux sends
+    /// the wire in that direction, one for one. RX is never lapped at this rate, and may miss a
+    /// request only as `reused` (see below); TX may miss a frame Linux sends
     /// right before another (an ARP request before the echo that waited for it): the driver frees
     /// and reuses the descriptor within one sample period, and that is counted as `reused`.
     func testMarkedEchoesMatchFilterDumpByteForByte() throws {
@@ -66,15 +67,22 @@ final class GuestCaptureLinuxTests: XCTestCase {
         let text = readTextFile(log)
         let summaryLines = text.split(separator: "\n").suffix(2).joined(separator: " / ")
         let rxSummary = try XCTUnwrap(captureSummary(text, "net0.rx"), text), txSummary = try XCTUnwrap(captureSummary(text, "net0.tx"), text)
-        XCTAssertEqual(rxSummary.missed, 0, summaryLines)
+        // RX at this rate is never lapped; a request may be missed as `reused` (the check after
+        // copying sees its head posted again since the sample: Linux reposts an RX buffer as soon
+        // as it has taken it, and once in a few runs that lands inside the copy), never misread.
+        XCTAssertLessThanOrEqual(rxSummary.missed, count / 10, summaryLines)
+        if rxSummary.missed > 0 {
+            XCTAssertTrue(summaryLines.contains("net0.rx: \(rxSummary.written) frames written, \(rxSummary.missed) missed (\(rxSummary.missed) reused)"),
+                          "RX misses at this rate are reused buffers only: \(summaryLines)")
+        }
         var absent = [0, 0]
         for frame in wire {
             let fromGuest = frame[6..<12] == guestMAC
             if !(fromGuest ? tx : rx).contains(frame) { absent[fromGuest ? 1 : 0] += 1 }
         }
-        XCTAssertEqual(absent[0], 0, "every marked request of the pcap is in the pcapng byte for byte")
+        XCTAssertLessThanOrEqual(absent[0], rxSummary.missed, "every marked request of the pcap is in the pcapng byte for byte or counted missed")
         XCTAssertLessThanOrEqual(absent[1], txSummary.missed, "every marked echo of the pcap is in the pcapng or counted missed")
-        XCTAssertEqual(rx.filter { contains($0, marker) }.count, wire.filter { $0[6..<12] != guestMAC }.count, "nothing marked twice or off the wire")
+        XCTAssertEqual(rx.filter { contains($0, marker) }.count + absent[0], wire.filter { $0[6..<12] != guestMAC }.count, "nothing marked twice or off the wire")
         XCTAssertEqual(tx.filter { contains($0, marker) }.count + absent[1], wire.filter { $0[6..<12] == guestMAC }.count)
         XCTAssertEqual(rxSummary.written, rx.count)
         XCTAssertEqual(txSummary.written, tx.count)
