@@ -53,6 +53,19 @@ func kmain() {
     let linkUp = net.linkUp   // as it was now: the line may be written later (BootLog)
     bootLog("net0: virtio-net at \(net.transport.name), features \(hex(net.features.rawValue)), \(net.rx.ring.isPacked ? "packed" : "split") rings, rx queue \(net.rx.ring.size), tx queue \(net.tx.ring.size), link \(linkUp ? "up" : "down")")
 
+    // The stack next, and its announcement sent at once: QEMU's user networking holds a
+    // forwarded datagram until it knows our MAC (it reads at most a few more from the host
+    // meanwhile), and learns it from this gratuitous ARP, so the first frames can arrive
+    // while the rest of the kernel sets up.
+    let mac = MACAddress(net.mac[0], net.mac[1], net.mac[2], net.mac[3], net.mac[4], net.mac[5])
+    let parsed = NetConfig.parse(commandLine: commandLine, mac: mac)
+    for error in parsed.errors { log("cmdline: \(error)") }
+    let stack = NetStack(config: parsed.config)
+    bootLog("net0: \(parsed.config.summary)")
+    stack.announce()
+    net.transmitQueued(from: stack)
+    BootTimeline.mark("stack")
+
     var console: VirtioConsoleDriver?
     if let consoleLocation = devices.console {
         console = VirtioConsoleDriver(location: consoleLocation, apicID: apicID, ringFeatures: ringFeatures)
@@ -66,14 +79,9 @@ func kmain() {
     }
 
     BootTimeline.mark("con0")
-    let mac = MACAddress(net.mac[0], net.mac[1], net.mac[2], net.mac[3], net.mac[4], net.mac[5])
-    let parsed = NetConfig.parse(commandLine: commandLine, mac: mac)
-    for error in parsed.errors { log("cmdline: \(error)") }
-    let stack = NetStack(config: parsed.config)
     // TCP and the HTTP server on port 80 (kernel/net/HTTPService.swift); it lives as long as the stack.
     let http = HTTPService.start(stack: stack, net: net, console: console)
-    bootLog("net0: \(parsed.config.summary)")
-    BootTimeline.mark("stack+http")
+    BootTimeline.mark("http")
 
     let telemetry = console.map { makeTelemetry(net: net, console: $0, stack: stack) }
     if let offset = commandLineInteger(commandLine, "ringside.test.misreport-used="), offset != 0 {
@@ -91,14 +99,13 @@ func kmain() {
     }
     net.onInjectedDrop = { rx in telemetry?.noteDrop(on: rx ? net.rx : net.tx, reason: .injected) }
     BootTimeline.mark("telemetry")
-    stack.announce()
     let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
     http?.sizeMemory()
     irq_enable()
     BootTimeline.mark("memory budget")
     log("ringside: ready")
     BootLog.writeAfterNs = Clock.nowNs &+ BootLog.holdNs
-    log(BootTimeline.summary)
+    bootLog(BootTimeline.summary)
     telemetry?.sendHello()
     loop.run()
 }

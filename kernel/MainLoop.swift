@@ -36,6 +36,9 @@ final class MainLoop {
     @inline(never)
     private func iterate() {
         do {
+            // Until the first frame has been handled: when this pass began (the boot log's
+            // `first frames` line). One rdtsc per pass, and only until then.
+            let passTSC = BootLog.frameHandled ? 0 : rdtsc()
             let pending = irq_take_pending()
             if pending & UInt8(IRQ_VECTOR_TIMER).irqBit != 0 { Clock.timerFired() }
             // Under `inject Q noirq` an interrupt is counted, then ignored (faults.noteInterrupt).
@@ -61,9 +64,13 @@ final class MainLoop {
             rxQueue?.noteArrivals(nowNs: Clock.nowNs)
             // The loop polls RX on every pass; under noirq it does not (only `poll` does).
             let received = rxPaused || net.rx.faults.noirq ? 0 : deliver(limit: Int.max)
-            if received > 0 { BootLog.frameHandled = true }
             stack.poll(nowMs: now)
             transmitPending()
+            if received > 0 && !BootLog.frameHandled {
+                BootLog.frameHandled = true
+                let sent = rdtsc()
+                bootLog(BootTimeline.firstFrames(received, takenTSC: passTSC, repliesSentTSC: sent))
+            }
             if let telemetry {
                 updateDropCounters()
                 telemetry.service(nowNs: Clock.nowNs, stepper: { queue, count in self.step(queue, count: count) },

@@ -157,4 +157,13 @@ final class VirtioNetDriver {
     }
 
     func flushTransmit() { tx.publishAndNotify() }
+
+    /// Sends what `stack` has queued, as far as the ring takes it: for the boot, before the
+    /// main loop (which does the same each pass, with the telemetry's bookkeeping) exists.
+    func transmitQueued(from stack: NetStack) {
+        while stack.hasPendingTransmit && canTransmit, let frame = stack.nextTransmitFrame() {
+            _ = enqueueTransmit(frame)
+        }
+        flushTransmit()
+    }
 }
