@@ -114,7 +114,15 @@ final class NotificationSuppressionTests: QEMUTestCase {
         print("full TX ring (\(size)) + 32: \(got.count)/\(count) echoes, all out \(String(format: "%.3f", drain)) s after resume; interrupts +\(after.status.counters.interrupts - before.counters.interrupts)")
         XCTAssertEqual(got, Set(sent), "every held echo goes out")
         XCTAssertLessThan(drain, 0.6, "no stall: the device's interrupt wakes the driver for the frames that did not fit")
-        XCTAssertGreaterThan(after.status.counters.interrupts, before.counters.interrupts, "the driver waited by interrupt")
+        // On pc each queue has its own MSI-X vector, so the interrupt the driver asked for counts on
+        // net0.tx. A virtio-mmio device has one line for all its queues, and the driver counts an
+        // interrupt on a queue only if that queue asked for one when it is taken: by then the loop
+        // may have reclaimed the ring (its re-check after asking) and turned TX interrupts off
+        // again, so on microvm the count can stay, legitimately, where it was (seen with EVENT_IDX
+        // off: 288 echoes out in 3 ms, +0). The drain time above is what catches a stall.
+        if QEMUConfiguration.environmentMachine != .microvm {
+            XCTAssertGreaterThan(after.status.counters.interrupts, before.counters.interrupts, "the driver waited by interrupt")
+        }
         if let ring = after.ring {
             XCTAssertTrue(interruptsOff(ring, lastUsed: after.status.lastUsedIdx, size: UInt16(size)), "space is back: interrupts off again")
         }
