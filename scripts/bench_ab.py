@@ -18,6 +18,11 @@ Measured per kernel and round, on a freshly booted QEMU (the pieces of bench_vs_
 
 Guest busy is the steadiest figure on a quiet host; on a loaded host time the host takes the vCPU
 away while it is not halted counts as busy, so read it beside the load average printed at the end.
+
+--icount adds `-icount shift=0,sleep=on` to both QEMU lines: the guest's clock (and so its TSC)
+then advances 1 ns per guest instruction while it runs, so "guest busy" becomes guest instructions
+(1 us = 1,000 instructions), independent of host load; within 1-2 % from run to run. Rates and
+latencies under --icount are not the bench's (TCG runs slower with it): compare them only A to B.
 """
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
@@ -45,10 +50,13 @@ ROWS = [
 ]
 
 
-def measure(kernel, append, duration, serial):
-    """One freshly booted QEMU with `kernel`: every figure of ROWS."""
+ICOUNT = ["-icount", "shift=0,sleep=on"]
+
+
+def measure(kernel, append, duration, serial, extra=()):
+    """One freshly booted QEMU with `kernel` (and `extra` QEMU arguments): every figure of ROWS."""
     udp, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
-    line = ours_line(kernel, append, udp, http, serial)
+    line = ours_line(kernel, append, udp, http, serial) + list(extra)
     t0 = time.perf_counter()
     proc = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -91,6 +99,7 @@ def main():
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     ap.add_argument("--append", default="", help="both kernels' command line")
     ap.add_argument("--json", default=None, help="write every round and the medians here")
+    ap.add_argument("--icount", action="store_true", help="guest busy in guest instructions (see above)")
     args = ap.parse_args()
     kernels = {"A": args.a, "B": args.b}
     for name, path in kernels.items():
@@ -99,11 +108,13 @@ def main():
     run_dir = tempfile.mkdtemp(prefix="rs-ab-")
     load0 = os.getloadavg()
     print(f"bench_ab: {args.rounds} rounds, {args.duration:g} s per figure; A {args.a} ({os.path.getsize(args.a)} bytes), "
-          f"B {args.b} ({os.path.getsize(args.b)} bytes); load average {load0[0]:.2f}", flush=True)
+          f"B {args.b} ({os.path.getsize(args.b)} bytes); load average {load0[0]:.2f}"
+          + ("; -icount: guest busy 1 us = 1,000 guest instructions" if args.icount else ""), flush=True)
     results = {"A": [], "B": []}
     for rnd in range(args.rounds):
         for who in (("A", "B") if rnd % 2 == 0 else ("B", "A")):
-            r = measure(kernels[who], args.append, args.duration, os.path.join(run_dir, f"{who}-{rnd}.log"))
+            r = measure(kernels[who], args.append, args.duration, os.path.join(run_dir, f"{who}-{rnd}.log"),
+                        ICOUNT if args.icount else ())
             results[who].append(r)
             print(f"round {rnd + 1} {who}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                        for k, v in r.items()), flush=True)
@@ -128,7 +139,7 @@ def main():
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "a": args.a, "b": args.b, "rounds": args.rounds,
+            json.dump({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "a": args.a, "b": args.b, "rounds": args.rounds, "icount": args.icount,
                        "duration_s": args.duration, "load": [load0[0], load1[0]], "runs": results, "median": med,
                        "ratio_b_over_a": ratios}, f, indent=1)
     shutil.rmtree(run_dir, ignore_errors=True)
