@@ -118,7 +118,9 @@ public final class NetStack {
         for client in timerClients { client.poll(nowMs) }
     }
 
-    /// When `poll` must next run, or nil when nothing is waiting on time.
+    /// When `poll` must next run, or nil when nothing is waiting on time. Never late, but
+    /// it may be early (TCP keeps a lower bound, TCPLayer's `timerFloorMs`): a `poll` then
+    /// finds nothing due, and the next answer is exact.
     public func nextDeadlineMs() -> UInt64? {
         var earliest = arpResolver.nextDeadlineMs
         for client in timerClients {

@@ -19,7 +19,6 @@ extension TCPLayer {
         connection.isIdle = false
         connection.deadlineMs = nil
         if !connection.deferOutput { output(connection) }
-        updateGauges()
     }
 
     func abort(_ connection: TCPConnection) {
@@ -28,7 +27,6 @@ extension TCPLayer {
             sendReset(sequence: connection.sndNxt, to: connection)
         }
         finish(connection, reason: .aborted)
-        updateGauges()
     }
 
     func enterTimeWait(_ connection: TCPConnection) {
@@ -64,7 +62,10 @@ extension TCPLayer {
         connection.onClosed = nil
         connection.onDeadline = nil
         connection.layer = nil
-        connections.removeAll(where: { $0 === connection })
+        if connection.inTable, let index = connections.firstIndex(where: { $0 === connection }) {
+            connections.remove(at: index)
+        }
+        connection.inTable = false
     }
 
     /// Reserves the connection's worst case and allocates its buffers; all or nothing.
@@ -92,13 +93,19 @@ extension TCPLayer {
 
     // MARK: Timers
 
+    /// Runs every connection's due timers. Before the earliest deadline (`timerFloorMs`)
+    /// nothing can be due and the table is not walked: the kernel polls on every pass of
+    /// its loop, many times per segment.
     func poll(nowMs now: UInt64) {
+        guard now >= timerFloorMs || outputMayBeBlocked else { return }
         // A snapshot: connections may be reclaimed during the loop.
         let snapshot = connections
         for connection in snapshot where connection.state != .closed {
             pollConnection(connection, now: now)
         }
-        updateGauges()
+        let timers = scanTimers()
+        timerFloorMs = timers.earliest ?? UInt64.max
+        outputMayBeBlocked = timers.blocked
     }
 
     @inline(never)
@@ -170,12 +177,23 @@ extension TCPLayer {
         finish(connection, reason: .timedOut)
     }
 
+    /// When `poll` must next run: no later than the earliest timer (it may be earlier, when
+    /// the deadline that set the floor was cleared since; that `poll` then finds nothing due
+    /// and makes the floor exact again), or now while output is blocked and there is room.
     func nextDeadlineMs() -> UInt64? {
+        let floor = timerFloorMs == UInt64.max ? nil : timerFloorMs
+        guard outputMayBeBlocked, hasTransmitRoom else { return floor }
+        return Swift.min(floor ?? stack.nowMs, stack.nowMs)
+    }
+
+    /// The earliest deadline of any connection in the table (nil: none) and whether any has
+    /// its output blocked: one walk, after each `poll` that ran timers.
+    func scanTimers() -> (earliest: UInt64?, blocked: Bool) {
         var earliest: UInt64?
+        var blocked = false
         func consider(_ deadline: UInt64) {
             if earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
         }
-        let room = hasTransmitRoom
         for connection in connections {
             if connection.state == .timeWait {
                 consider(connection.timeWaitDeadlineMs)
@@ -184,8 +202,8 @@ extension TCPLayer {
             if let deadline = connection.retransmitDeadlineMs { consider(deadline) }
             if let deadline = connection.deadlineMs { consider(deadline) }
             consider(connection.lastActivityMs &+ connection.idleTimeoutMs)
-            if connection.outputBlocked, room { consider(stack.nowMs) }
+            if connection.outputBlocked { blocked = true }
         }
-        return earliest
+        return (earliest, blocked)
     }
 }

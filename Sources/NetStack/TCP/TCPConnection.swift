@@ -66,7 +66,13 @@ public final class TCPConnection {
     public let localPort: UInt16
     public let remoteAddress: IPv4Address
     public let remotePort: UInt16
-    public internal(set) var state: TCPState = .synReceived
+    /// Every change while the connection is in the layer's table moves the layer's running
+    /// gauges (active / TIME-WAIT), so they never need a walk of the table.
+    public internal(set) var state: TCPState = .synReceived {
+        didSet { if inTable, state != oldValue { layer?.stateChanged(from: oldValue, to: state) } }
+    }
+    /// Between the layer's `admit` and `reclaim`: counted in its gauges.
+    var inTable = false
 
     // Send sequence variables (RFC 9293 §3.3.1). SND.MAX is the highest sequence number
     // ever sent: after a timeout SND.NXT goes back to SND.UNA (go-back-N) while ACKs up to
@@ -108,28 +114,38 @@ public final class TCPConnection {
     /// The segment being timed (first sequence number) and when it left; nil when none is.
     var rttSequence: UInt32?
     var rttStartMs: UInt64 = 0
-    var retransmitDeadlineMs: UInt64?
+    var retransmitDeadlineMs: UInt64? {
+        didSet { if let retransmitDeadlineMs { layer?.timerSet(retransmitDeadlineMs) } }
+    }
     /// Timeouts since data was last acknowledged; the connection is dropped at the limit.
     var consecutiveTimeouts = 0
 
     /// Congestion control (RFC 5681): slow start, congestion avoidance, fast retransmit.
     var congestion = TCPCongestionControl(mss: 536)
 
-    var timeWaitDeadlineMs: UInt64 = 0
+    var timeWaitDeadlineMs: UInt64 = 0 {
+        didSet { layer?.timerSet(timeWaitDeadlineMs) }
+    }
     /// When the peer last sent an acceptable segment (unacceptable ones refresh nothing).
-    var lastActivityMs: UInt64 = 0
+    var lastActivityMs: UInt64 = 0 {
+        didSet { layer?.timerSet(lastActivityMs &+ idleTimeoutMs) }
+    }
     /// When the connection was created (its SYN arrived).
     var createdMs: UInt64 = 0
     /// Bytes reserved from the stack's NetMemory (0 before ESTABLISHED and after the end).
     var reservedBytes = 0
     /// With nothing heard from the peer for this long, the connection is reset and
     /// reclaimed (this TCP sends no keepalives). Applications may shorten it.
-    public var idleTimeoutMs: UInt64 = TCPLayer.defaultIdleTimeoutMs
+    public var idleTimeoutMs: UInt64 = TCPLayer.defaultIdleTimeoutMs {
+        didSet { layer?.timerSet(lastActivityMs &+ idleTimeoutMs) }
+    }
 
     /// An ACK is owed; sent with the next segment or on its own at the end of the event.
     var ackPending = false
     /// Output stopped because the stack's transmit queue was full; the next poll resumes.
-    var outputBlocked = false
+    var outputBlocked = false {
+        didSet { if outputBlocked { layer?.outputMayBeBlocked = true } }
+    }
     /// Inside the layer's processing of an event: sends are batched until it ends.
     var deferOutput = false
     let listenerPort: UInt16
@@ -140,7 +156,9 @@ public final class TCPConnection {
     public var isIdle = false
     /// An application deadline: when it passes, `onDeadline` is called once (and the
     /// deadline cleared). HTTP uses it to bound how long a request may take to arrive.
-    public var deadlineMs: UInt64?
+    public var deadlineMs: UInt64? {
+        didSet { if let deadlineMs { layer?.timerSet(deadlineMs) } }
+    }
     public var onDeadline: ((TCPConnection) -> Void)?
 
     /// Data (or the peer's FIN) has arrived: read it with `read(into:maxLength:)`.

@@ -99,6 +99,15 @@ public final class TCPLayer {
     /// host client arrives from the gateway's address, so the cap cannot be much lower.
     public var maxConnectionsPerSource: Int { Swift.max(1, maxConnections - maxConnections / 4) }
     public internal(set) var connections: [TCPConnection] = []
+    /// No timer of any connection in the table falls before this (UInt64.max: none): a lower
+    /// bound, exact after each full `poll`, lowered whenever a connection sets a deadline
+    /// (TCPConnection's `didSet`s call `timerSet`) and left as it is when one is cleared or
+    /// a connection goes. `poll` walks the table only once it has passed, so a segment costs
+    /// no walk of the table (TCPClose.swift).
+    var timerFloorMs = UInt64.max
+    /// Set when a connection's output is blocked on a full transmit queue; cleared by a full
+    /// `poll` that finds none blocked. While set, every `poll` walks the table.
+    var outputMayBeBlocked = false
     var listeners: [TCPListener] = []
     let isnSecret: UInt64
     /// Replaces the ISN generator (tests use it to start near 2^32).
@@ -135,11 +144,7 @@ public final class TCPLayer {
     }
 
     /// Connections in any state but TIME-WAIT.
-    public var activeConnectionCount: Int {
-        var count = 0
-        for connection in connections where connection.state != .timeWait { count += 1 }
-        return count
-    }
+    public var activeConnectionCount: Int { Int(stack.counters.tcpActiveConnections) }
 
     // MARK: Receive
 
@@ -160,7 +165,6 @@ public final class TCPLayer {
         } else {
             receiveWithoutConnection(info, header, segment)
         }
-        updateGauges()
     }
 
     func isNewSYN(_ header: TCPSegmentHeader, for connection: TCPConnection) -> Bool {
@@ -223,7 +227,7 @@ public final class TCPLayer {
         connection.rttSequence = iss
         connection.rttStartMs = now
         connection.retransmitDeadlineMs = now &+ UInt64(connection.rtoMs)
-        connections.append(connection)
+        admit(connection)
         // Data in the SYN is not kept: the peer sends it again once we acknowledge only the SYN.
         sendSynAck(connection)
     }
@@ -281,14 +285,37 @@ public final class TCPLayer {
         finish(connection, reason: .evicted)
     }
 
-    func updateGauges() {
-        var active: UInt64 = 0
-        var timeWait: UInt64 = 0
-        for connection in connections {
-            if connection.state == .timeWait { timeWait += 1 } else { active += 1 }
+    // MARK: Gauges and timers, kept as they change
+
+    /// Puts `connection` in the table; from here to `reclaim` its state counts in the gauges.
+    func admit(_ connection: TCPConnection) {
+        connections.append(connection)
+        connection.inTable = true
+        countInGauges(connection.state, adding: true)
+    }
+
+    /// A connection in the table changed state (its `didSet`): the gauges follow.
+    func stateChanged(from old: TCPState, to new: TCPState) {
+        countInGauges(old, adding: false)
+        countInGauges(new, adding: true)
+    }
+
+    /// `ringside_tcp_active_connections` counts every state in the table but TIME-WAIT and
+    /// CLOSED (a closed connection is on its way out: `finish` then `reclaim`).
+    func countInGauges(_ state: TCPState, adding: Bool) {
+        switch state {
+        case .closed:
+            return
+        case .timeWait:
+            if adding { stack.counters.tcpTimeWaitConnections &+= 1 } else { stack.counters.tcpTimeWaitConnections &-= 1 }
+        default:
+            if adding { stack.counters.tcpActiveConnections &+= 1 } else { stack.counters.tcpActiveConnections &-= 1 }
         }
-        stack.counters.tcpActiveConnections = active
-        stack.counters.tcpTimeWaitConnections = timeWait
+    }
+
+    /// A connection set a deadline: `poll` must not sleep past it.
+    func timerSet(_ deadlineMs: UInt64) {
+        if deadlineMs < timerFloorMs { timerFloorMs = deadlineMs }
     }
 
     // MARK: Helpers
