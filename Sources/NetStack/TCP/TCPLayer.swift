@@ -151,7 +151,9 @@ public final class TCPLayer {
     func receive(_ info: IPv4PacketInfo, _ segment: UnsafeRawBufferPointer) {
         guard let header = stack.acceptTCPSegment(info, segment) else { return }
         let payload = segment.netSlice(header.headerLength..<segment.count)
-        if let connection = connections.first(where: {
+        // A 4-tuple is in the table at most once; searching from the newest end finds the
+        // connections still talking before the TIME-WAIT ones that fill a busy table.
+        if let connection = connections.last(where: {
             $0.matches(localPort: header.destinationPort, remoteAddress: info.source, remotePort: header.sourcePort)
         }) {
             if connection.state == .timeWait, isNewSYN(header, for: connection) {
@@ -185,24 +187,21 @@ public final class TCPLayer {
             return
         }
         guard flags & TCPSegmentHeader.flagSYN != 0 else { return }
+        var census = SYNCensus(table: connections, listenerPort: listener.port, source: info.source)
         // The backlog: a SYN flood replaces its own half-open entries, oldest first, and
         // a real client's handshake completes within a round trip of its SYN.
-        var halfOpen = 0
-        var oldestHalfOpen: TCPConnection?
-        for connection in connections where connection.listenerPort == listener.port && connection.state == .synReceived {
-            halfOpen += 1
-            if oldestHalfOpen.map({ connection.createdMs < $0.createdMs }) ?? true { oldestHalfOpen = connection }
-        }
-        if halfOpen >= listener.backlog, let oldestHalfOpen {
+        if census.halfOpen >= listener.backlog, let oldestHalfOpen = census.oldestHalfOpen {
             stack.drop(.tcpBacklogFull)
+            if oldestHalfOpen.remoteAddress == info.source { census.fromSource -= 1 }
             evict(oldestHalfOpen)
         }
-        guard admitSource(info.source) else {
+        guard admitSource(info.source, holding: census.fromSource) else {
             stack.counters.tcpRefusedPerSource &+= 1
             stack.refuseTCP(header, from: info.source)
             return
         }
-        guard makeRoom() else {
+        // Evictions so far took no TIME-WAIT entry: the census's oldest is still there.
+        guard makeRoom(oldestTimeWait: census.oldestTimeWait) else {
             stack.counters.tcpRefusedFull &+= 1
             stack.refuseTCP(header, from: info.source)
             return
@@ -236,9 +235,15 @@ public final class TCPLayer {
     /// the oldest TIME-WAIT (it needs nothing more from anyone), the oldest half-open (most
     /// likely a flood's), the oldest closing (the application is done with it), the one
     /// idle longest (`isIdle`: a keep-alive waiting for a request). False if none.
-    func makeRoom() -> Bool {
+    /// `oldestTimeWait` is the table's oldest TIME-WAIT connection, from the SYN's census
+    /// (walked for again should an application's close handler have ended it meanwhile).
+    func makeRoom(oldestTimeWait census: TCPConnection?) -> Bool {
         guard connections.count >= maxConnections else { return true }
-        if let victim = oldest(where: { $0.state == .timeWait }, age: { $0.timeWaitDeadlineMs })
+        var oldestTimeWait = census
+        if let census, !(census.inTable && census.state == .timeWait) {
+            oldestTimeWait = oldest(where: { $0.state == .timeWait }, age: { $0.timeWaitDeadlineMs })
+        }
+        if let victim = oldestTimeWait
             ?? oldest(where: { $0.state == .synReceived }, age: { $0.createdMs })
             ?? oldest(where: { $0.isClosing }, age: { $0.lastActivityMs })
             ?? oldest(where: { $0.isEvictableIdle }, age: { $0.lastActivityMs }) {
@@ -247,13 +252,9 @@ public final class TCPLayer {
         return connections.count < maxConnections
     }
 
-    /// Whether `source` may open one more connection; at its cap, its own longest-idle
-    /// connection makes room if it has one.
-    func admitSource(_ source: IPv4Address) -> Bool {
-        var count = 0
-        for connection in connections where connection.remoteAddress == source && connection.state != .timeWait {
-            count += 1
-        }
+    /// Whether `source`, which `holding` connections (not TIME-WAIT) in the table, may open
+    /// one more; at its cap, its own longest-idle connection makes room if it has one.
+    func admitSource(_ source: IPv4Address, holding count: Int) -> Bool {
         guard count >= maxConnectionsPerSource else { return true }
         guard let idle = oldest(where: { $0.remoteAddress == source && $0.isEvictableIdle }, age: { $0.lastActivityMs }) else {
             return false
@@ -283,6 +284,33 @@ public final class TCPLayer {
             sendReset(sequence: connection.sndNxt, to: connection)
         }
         finish(connection, reason: .evicted)
+    }
+
+    /// What one SYN needs to know of the table, in one walk rather than one per question.
+    struct SYNCensus {
+        /// Half-open connections of the SYN's listener, and the oldest of them.
+        var halfOpen = 0
+        var oldestHalfOpen: TCPConnection?
+        /// Connections (not TIME-WAIT) of the SYN's source address.
+        var fromSource = 0
+        /// The TIME-WAIT connection that ends first (the first found of equals, as `oldest`).
+        var oldestTimeWait: TCPConnection?
+
+        init(table: [TCPConnection], listenerPort: UInt16, source: IPv4Address) {
+            for connection in table {
+                if connection.state == .timeWait {
+                    if oldestTimeWait.map({ connection.timeWaitDeadlineMs < $0.timeWaitDeadlineMs }) ?? true {
+                        oldestTimeWait = connection
+                    }
+                    continue
+                }
+                if connection.remoteAddress == source { fromSource += 1 }
+                if connection.state == .synReceived, connection.listenerPort == listenerPort {
+                    halfOpen += 1
+                    if oldestHalfOpen.map({ connection.createdMs < $0.createdMs }) ?? true { oldestHalfOpen = connection }
+                }
+            }
+        }
     }
 
     // MARK: Gauges and timers, kept as they change
