@@ -69,13 +69,12 @@ public struct IPv4Header: Equatable {
         to frame: inout [UInt8], at offset: Int, totalLength: Int, identification: UInt16,
         protocolNumber: UInt8, source: IPv4Address, destination: IPv4Address, ttl: UInt8 = defaultTTL
     ) {
-        frame[offset] = 0x45
-        frame[offset + 1] = 0
+        // Version 4, IHL 5 (20 bytes), DSCP/ECN 0; then TTL and protocol as one 16-bit word.
+        frame.netStoreUInt16(0x4500, at: offset)
         frame.netStoreUInt16(UInt16(truncatingIfNeeded: totalLength), at: offset + 2)
         frame.netStoreUInt16(identification, at: offset + 4)
         frame.netStoreUInt16(flagDontFragment, at: offset + 6)
-        frame[offset + 8] = ttl
-        frame[offset + 9] = protocolNumber
+        frame.netStoreUInt16(UInt16(ttl) &<< 8 | UInt16(protocolNumber), at: offset + 8)
         frame.netStoreUInt16(0, at: offset + 10)
         source.write(to: &frame, at: offset + 12)
         destination.write(to: &frame, at: offset + 16)

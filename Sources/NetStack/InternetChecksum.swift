@@ -2,9 +2,10 @@
 // of the data taken as 16-bit big-endian words, the last odd byte padded with zero.
 //
 // Incremental: data may be added in pieces of any length (an odd piece leaves its last byte
-// waiting for the next piece). The sum is accumulated 32 bits at a time in a 64-bit
-// register and folded at the end; RFC 1071 §2 (B) "byte order independence" and (C)
-// "parallel summation" make that equal to the 16-bit sum.
+// waiting for the next piece). The sum is accumulated 64 bits (four 16-bit words) at a
+// time, with the carry out of bit 63 added back in ("end-around carry"), and folded to 16
+// bits at the end; RFC 1071 §2 (C) "parallel summation" makes that equal to the 16-bit sum
+// (2^16 - 1 divides 2^64 - 1).
 //
 // Checking a received header: the checksum of the data *including* its checksum field is 0.
 
@@ -15,21 +16,32 @@ public struct InternetChecksum {
 
     public init() {}
 
+    /// Adds a big-endian group of whole 16-bit words, read as one number, with end-around carry.
+    @inline(__always)
+    private mutating func addWords(_ value: UInt64) {
+        let (total, overflow) = sum.addingReportingOverflow(value)
+        sum = overflow ? total &+ 1 : total
+    }
+
     public mutating func add(_ bytes: UnsafeRawBufferPointer) {
         var offset = 0
         let count = bytes.count
         guard count > 0 else { return }
         if let high = pendingHighByte {
-            sum &+= UInt64(high) << 8 | UInt64(bytes[0])
+            addWords(UInt64(high) << 8 | UInt64(bytes[0]))
             pendingHighByte = nil
             offset = 1
         }
-        while offset + 4 <= count {
-            sum &+= UInt64(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        while offset + 8 <= count {
+            addWords(UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+            offset += 8
+        }
+        if offset + 4 <= count {
+            addWords(UInt64(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
             offset += 4
         }
         if offset + 2 <= count {
-            sum &+= UInt64(bytes.netUInt16(at: offset))
+            addWords(UInt64(bytes.netUInt16(at: offset)))
             offset += 2
         }
         if offset < count {
@@ -45,10 +57,10 @@ public struct InternetChecksum {
     public mutating func add(_ word: UInt16) {
         if let high = pendingHighByte {
             // The word straddles the pending byte: feed it byte by byte.
-            sum &+= UInt64(high) << 8 | UInt64(word >> 8)
+            addWords(UInt64(high) << 8 | UInt64(word >> 8))
             pendingHighByte = UInt8(truncatingIfNeeded: word)
         } else {
-            sum &+= UInt64(word)
+            addWords(UInt64(word))
         }
     }
 
@@ -59,10 +71,16 @@ public struct InternetChecksum {
 
     /// The checksum to store in a header: ones' complement of the folded sum.
     public var value: UInt16 {
-        var total = sum
-        if let high = pendingHighByte {
-            total &+= UInt64(high) << 8
+        var total = self
+        if let high = total.pendingHighByte {
+            total.addWords(UInt64(high) << 8)
         }
+        return Self.fold(total.sum)
+    }
+
+    /// The ones' complement of a 64-bit end-around-carry sum folded to 16 bits.
+    private static func fold(_ sum: UInt64) -> UInt16 {
+        var total = sum
         while total >> 16 != 0 {
             total = (total & 0xFFFF) &+ (total >> 16)
         }

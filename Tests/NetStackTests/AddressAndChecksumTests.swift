@@ -37,6 +37,21 @@ final class AddressAndChecksumTests: XCTestCase {
         }
     }
 
+    /// Sums that carry out of 64 bits (eight bytes at a time, end-around carry): all-0xFF and
+    /// mostly-0xFF frames of every length up to a full one, whole and from an odd start.
+    func testCarriesOutOfSixtyFourBitsMatchReference() {
+        var generator = SplitMix64(seed: 0xFFFF)
+        for length in 0...1514 {
+            var data = [UInt8](repeating: 0xFF, count: length)
+            if length % 3 == 1 { for i in 0..<length where i % 7 == 0 { data[i] = UInt8.random(in: 0...255, using: &generator) } }
+            XCTAssertEqual(InternetChecksum.compute(data), Ref.checksum(data), "length \(length)")
+            var split = InternetChecksum()
+            split.add(Array(data.prefix(1)))
+            split.add(Array(data.dropFirst(1)))
+            XCTAssertEqual(split.value, Ref.checksum(data), "length \(length), split after 1")
+        }
+    }
+
     func testWordAfterOddByteMatchesBytes() {
         var a = InternetChecksum()
         a.add([0x12])
