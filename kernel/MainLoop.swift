@@ -71,6 +71,7 @@ final class MainLoop {
                 let sent = rdtsc()
                 bootLog(BootTimeline.firstFrames(received, takenTSC: passTSC, repliesSentTSC: sent))
             }
+            net.repostReceiveBuffers()
             if let telemetry {
                 updateDropCounters()
                 telemetry.service(nowNs: Clock.nowNs, stepper: { queue, count in self.step(queue, count: count) },
@@ -119,6 +120,7 @@ final class MainLoop {
             telemetry?.beginStepReport(firstUsedIdx: net.rx.ring.positions.lastUsed)
             let done = deliver(limit: count, announce: true)
             transmitPending()     // the effect of the step (an echo, a reply) leaves at once
+            net.repostReceiveBuffers()
             return done
         }
         if queue === txQueue {
@@ -141,6 +143,7 @@ final class MainLoop {
         }
         stack.poll(nowMs: Clock.nowMs)
         transmitPending()
+        net.repostReceiveBuffers()
         return taken
     }
 

@@ -109,12 +109,15 @@ public final class NetStack {
     /// ARP retries and give-ups that are due at `nowMs`.
     public func poll(nowMs: UInt64) {
         self.nowMs = nowMs
-        let due = arpResolver.expire(nowMs: nowMs)
-        for frames in due.abandoned {
-            counters.arpResolveFailures &+= 1
-            for _ in frames { drop(.arpResolveFailed) }
+        // The kernel polls on every pass of its loop: ARP's bookkeeping only when it is due.
+        if let deadline = arpResolver.nextDeadlineMs, deadline <= nowMs {
+            let due = arpResolver.expire(nowMs: nowMs)
+            for frames in due.abandoned {
+                counters.arpResolveFailures &+= 1
+                for _ in frames { drop(.arpResolveFailed) }
+            }
+            for ip in due.retry { sendARPRequest(for: ip) }
         }
-        for ip in due.retry { sendARPRequest(for: ip) }
         for client in timerClients { client.poll(nowMs) }
     }
 

@@ -78,8 +78,10 @@ final class VirtioNetDriver {
         var frame: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[VirtioNetDriver.headerSize...]) }
     }
 
-    /// Hands up to `limit` received frames to `deliver`, oldest first, then reposts the
-    /// buffers. Returns how many used elements were consumed (runts are consumed, not delivered).
+    /// Hands up to `limit` received frames to `deliver`, oldest first. Returns how many used
+    /// elements were consumed (runts are consumed, not delivered). The buffers go back to the
+    /// device with `repostReceiveBuffers`, which the caller runs after sending the answers:
+    /// an echo's TX kick then waits for no RX ring work.
     /// `taken` sees every used element consumed, runts too: its head and the bytes the device
     /// wrote (before any injected fault).
     func receive(limit: Int = Int.max, taken noteTaken: (UInt16, UnsafeRawBufferPointer) -> Void = { _, _ in },
@@ -98,11 +100,13 @@ final class VirtioNetDriver {
             }
             deliver(Received(head: head, address: address, buffer: bytes))
         }
-        if taken > 0 {
-            rx.refill()
-            rx.publishAndNotify()
-        }
         return taken
+    }
+
+    /// Posts every free receive buffer again and publishes them (nothing when none is free).
+    func repostReceiveBuffers() {
+        rx.refill()
+        rx.publishAndNotify()
     }
 
     /// Returns completed transmit buffers to the pool (2.7.14); how many.

@@ -19,6 +19,9 @@ struct BufferPool {
     let base: UInt64
     private let memory: UnsafeMutableRawPointer
     private var free: [UInt64] = []
+    /// bufferSize - 1 when it is a power of two (every net0 and console pool): `owns` then
+    /// checks alignment with a mask, not a 64-bit division (a helper call under TCG).
+    private let alignmentMask: UInt64?
 
     init?(count: Int, bufferSize: Int) {
         let pages = (count * bufferSize + 4095) / 4096
@@ -27,6 +30,7 @@ struct BufferPool {
         self.count = count
         self.memory = memory
         self.base = UInt64(UInt(bitPattern: memory))
+        alignmentMask = bufferSize > 0 && bufferSize & (bufferSize - 1) == 0 ? UInt64(bufferSize - 1) : nil
         free.reserveCapacity(count)
         for i in (0..<count).reversed() { free.append(base + UInt64(i * bufferSize)) }
     }
@@ -43,8 +47,9 @@ struct BufferPool {
     }
 
     func owns(_ address: UInt64) -> Bool {
-        address >= base && address < base + UInt64(count * bufferSize)
-            && (address - base) % UInt64(bufferSize) == 0
+        guard address >= base && address < base + UInt64(count * bufferSize) else { return false }
+        if let alignmentMask { return (address - base) & alignmentMask == 0 }
+        return (address - base) % UInt64(bufferSize) == 0
     }
 
     /// The memory of `buffer`; nil if it is not one of the pool's buffers.
