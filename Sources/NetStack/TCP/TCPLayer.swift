@@ -297,17 +297,18 @@ public final class TCPLayer {
         var oldestTimeWait: TCPConnection?
 
         init(table: [TCPConnection], listenerPort: UInt16, source: IPv4Address) {
+            // No closures in the loop (`Optional.map` here retained and released every entry).
             for connection in table {
                 if connection.state == .timeWait {
-                    if oldestTimeWait.map({ connection.timeWaitDeadlineMs < $0.timeWaitDeadlineMs }) ?? true {
-                        oldestTimeWait = connection
-                    }
+                    if let oldest = oldestTimeWait, oldest.timeWaitDeadlineMs <= connection.timeWaitDeadlineMs { continue }
+                    oldestTimeWait = connection
                     continue
                 }
                 if connection.remoteAddress == source { fromSource += 1 }
                 if connection.state == .synReceived, connection.listenerPort == listenerPort {
                     halfOpen += 1
-                    if oldestHalfOpen.map({ connection.createdMs < $0.createdMs }) ?? true { oldestHalfOpen = connection }
+                    if let oldest = oldestHalfOpen, oldest.createdMs <= connection.createdMs { continue }
+                    oldestHalfOpen = connection
                 }
             }
         }
