@@ -84,8 +84,7 @@ final class MainLoop {
             // Frames just handled need no second pass to look for more: `deliver` took used
             // elements until the ring showed none, after re-arming the RX interrupt for the next
             // one (used_event, or interrupts simply on), so one arriving since has set
-            // `irq_pending` (and `cpu_idle` does not halt on a pending one). Saves a pass per
-            // echo (about 1,000 guest instructions).
+            // `irq_pending` (and `cpu_idle` does not halt on a pending one). Saves a pass per echo.
             if irq_pending == 0 {
                 // Idle with boot log lines not yet written: one now, then round the loop again
                 // (a packet that came meanwhile waits for one line, not for the whole log).
