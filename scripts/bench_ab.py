@@ -29,7 +29,7 @@ import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_vs_linux import (Breakdown, echo_one_outstanding, echo_window, first_echo,  # noqa: E402
-                            free_port, ours_line, wait_for_http, wrk)
+                            free_port, ours_line, stop, wait_for_http, wrk)
 
 # (key, label, unit, higher is better)
 ROWS = [
@@ -83,12 +83,7 @@ def measure(kernel, append, duration, serial, extra=()):
                 r[f"{key}_errors"] = h["errors"].strip()
         return r
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def main():

@@ -235,6 +235,16 @@ class Breakdown:
         return out
 
 
+def stop(proc):
+    """Ends a QEMU started with Popen: SIGTERM, then SIGKILL after 5 s."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def measure(name, line, udp, http, duration):
     t0 = time.perf_counter()
     proc = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -272,12 +282,7 @@ def measure(name, line, udp, http, duration):
                 r.update({"http_ka_rps": k["rps"], "http_ka_p50_ms": k["p50_ms"], "http_ka_p99_ms": k["p99_ms"]})
         return r
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 # (key, label, unit, higher is better, goal on ours/linux or None)

@@ -17,12 +17,12 @@ Also lists who calls the runtime's allocation and reference-counting entry point
 request (the block executed just before each entry). The run is slow (logging every block): a few
 hundred echoes take some seconds. Logs go to a temporary directory, removed at the end.
 """
-import argparse, bisect, collections, os, re, shutil, socket, subprocess, sys, tempfile, time
+import argparse, bisect, collections, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench_vs_linux import first_echo, free_port, ours_line  # noqa: E402
+from bench_vs_linux import first_echo, free_port, ours_line, stop  # noqa: E402
 from guest_profile import QMP  # noqa: E402
 
 RUNTIME = ("swift_retain", "swift_release", "swift_allocObject", "malloc", "free", "posix_memalign",
@@ -86,17 +86,10 @@ def drive(load, udp, http, count):
         s.close()
         return answered
     for _ in range(count):
-        c = socket.create_connection(("127.0.0.1", http), timeout=5)
-        c.sendall(b"GET /hello HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            part = c.recv(4096)
-            if not part:
-                break
-            data += part
-        c.close()
-        if data.startswith(b"HTTP/1.1 200"):
-            answered += 1
+        # urllib sends `Connection: close`: a new connection per request, as the bench's wrk.
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/hello", timeout=5) as reply:
+            if reply.status == 200 and reply.read():
+                answered += 1
     return answered
 
 
@@ -128,12 +121,7 @@ def main():
         time.sleep(0.05)
         hmp(f"logfile {after_log}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     try:
         addresses, names = symbols(args.debug_elf)
 
