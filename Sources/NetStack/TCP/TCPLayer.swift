@@ -297,20 +297,33 @@ public final class TCPLayer {
         var oldestTimeWait: TCPConnection?
 
         init(table: [TCPConnection], listenerPort: UInt16, source: IPv4Address) {
-            // No closures in the loop (`Optional.map` here retained and released every entry).
-            for connection in table {
-                if connection.state == .timeWait {
-                    if let oldest = oldestTimeWait, oldest.timeWaitDeadlineMs <= connection.timeWaitDeadlineMs { continue }
-                    oldestTimeWait = connection
-                    continue
-                }
-                if connection.remoteAddress == source { fromSource += 1 }
-                if connection.state == .synReceived, connection.listenerPort == listenerPort {
-                    halfOpen += 1
-                    if let oldest = oldestHalfOpen, oldest.createdMs <= connection.createdMs { continue }
-                    oldestHalfOpen = connection
+            // Indices into the table's buffer, not references, inside the loop: a reference kept
+            // across iterations made every entry's visit a retain and a release.
+            var oldestTimeWaitIndex = -1, oldestHalfOpenIndex = -1
+            var halfOpen = 0, fromSource = 0
+            table.withUnsafeBufferPointer { entries in
+                for index in 0..<entries.count {
+                    let state = entries[index].state
+                    if state == .timeWait {
+                        if oldestTimeWaitIndex < 0
+                            || entries[index].timeWaitDeadlineMs < entries[oldestTimeWaitIndex].timeWaitDeadlineMs {
+                            oldestTimeWaitIndex = index
+                        }
+                        continue
+                    }
+                    if entries[index].remoteAddress == source { fromSource += 1 }
+                    if state == .synReceived, entries[index].listenerPort == listenerPort {
+                        halfOpen += 1
+                        if oldestHalfOpenIndex < 0 || entries[index].createdMs < entries[oldestHalfOpenIndex].createdMs {
+                            oldestHalfOpenIndex = index
+                        }
+                    }
                 }
             }
+            self.halfOpen = halfOpen
+            self.fromSource = fromSource
+            if oldestTimeWaitIndex >= 0 { oldestTimeWait = table[oldestTimeWaitIndex] }
+            if oldestHalfOpenIndex >= 0 { oldestHalfOpen = table[oldestHalfOpenIndex] }
         }
     }
 
