@@ -347,6 +347,8 @@ public final class PackedVirtqueue {
                 // Ask for the next interrupt at the next used position (2.8.10), as Linux does.
                 ring_store16(driverEvent + VIRTQ_PACKED_EVENT_OFF_WRAP_OFFSET,
                              virtqPackedOffWrap(offset: nextUsed, wrap: usedWrap).littleEndian)
+                // Visible before the next look at the ring (as on split rings, SplitVirtqueue.popUsed).
+                ring_mb()
             }
             return VirtqUsedElement(id: UInt32(used.id), len: len)
         }

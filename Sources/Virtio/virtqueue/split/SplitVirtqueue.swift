@@ -328,8 +328,13 @@ public final class SplitVirtqueue {
             // A chain the device only read (TX) reports len 0 (2.7.8.1): count what it read.
             counters.bytes &+= UInt64(capacity > 0 ? element.len : readable)
             if eventIdx && interruptsEnabled {
-                // Ask for the next interrupt after the entry we just took (2.7.7), as Linux does.
+                // Ask for the next interrupt after the entry we just took (2.7.7), as Linux does,
+                // and make that visible before the next look at used.idx (Linux's
+                // virtio_store_mb): a device that wrote an entry and then read the old
+                // used_event does not interrupt, and a driver whose load passed its own store
+                // would see no entry either, and sleep with one pending.
                 ring_store16(usedEventPointer, lastUsedIdx.littleEndian)
+                ring_mb()
             }
             return element
         }
