@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (numbers, not pass/fail):
-#   - QEMU start -> first UDP echo (TCG)
+#   - QEMU start -> first UDP echo (TCG), pc and microvm, beside QEMU's own start on the same lines
 #   - 64-byte UDP echo round trips per second, one outstanding (p50/p99)
 #   - what watching costs: echo round trips/s with telemetry off vs read at 10 Hz vs 60 Hz (ratios),
 #     telemetry bytes/s under load and at idle (scripts/telemetry_bench.py)
@@ -77,6 +77,17 @@ if [ -f "$SHARED" ]; then
             READY=$(sed -n 's/^\[ *\([0-9.]*\)\] ringside: ready/\1/p' "$RUN/$machine/serial.log")
             printf '  %-8s run %d: first echo %s s [kernel ready at %s s]\n' "$machine" "$i" "$FIRST" "$READY"
         done
+    done
+    # The floor under those: QEMU's own start on the same lines, with an empty PVH kernel whose
+    # first instruction writes to COM1 (kernel/boot/empty-pvh.S, scripts/qemu_floor.py).
+    make -s -C kernel build/empty-pvh.elf
+    echo "bench: QEMU's own start on the same lines (empty PVH kernel: QEMU start -> its first COM1 byte)"
+    for machine in pc microvm; do
+        U=$(free_port SOCK_DGRAM); H=$(free_port SOCK_STREAM); rm -f "$RUN/$machine"/*
+        if [ $machine = pc ]; then LINE=$(KERNEL=kernel/build/empty-pvh.elf qemu_line "$U" "$H" "$RUN/pc")
+        else LINE=$(KERNEL=kernel/build/empty-pvh.elf qemu_line_microvm "$U" "$H" "$RUN/microvm"); fi
+        # shellcheck disable=SC2086
+        printf '  %-8s %s\n' "$machine" "$(python3 scripts/qemu_floor.py --serial "$RUN/$machine/serial.log" --runs "${FIRST_ECHO_RUNS:-5}" -- $LINE)"
     done
 fi
 [ -z "${FIRST_ECHO_ONLY:-}" ] || exit 0

@@ -8,7 +8,6 @@
 #include "x86.h"
 
 /* ---------------- COM1 ---------------- */
-#define COM1 0x3f8
 
 void serial_init(void) {
     outb(COM1 + 1, 0x00);   /* no UART interrupts */

@@ -10,16 +10,10 @@
  * MMIO above 4 GiB is mapped on demand by arch_map_mmio().
  */
 
-#define XEN_ELFNOTE_PHYS32_ENTRY 18
 #include "x86.h"              /* PTE_*, CR0_*, CR4_*, MSR_EFER, KERNEL_CS/DS: shared with arch.c */
+#include "pvh_note.h"
 
-    .section .note.Xen, "a", @note
-    .balign 4
-    .long 4                         /* namesz: "Xen\0" */
-    .long 4                         /* descsz */
-    .long XEN_ELFNOTE_PHYS32_ENTRY  /* type */
-    .asciz "Xen"
-    .long pvh_start32               /* desc: 32-bit physical entry point */
+    PVH_NOTE pvh_start32
 
     .section .text.boot, "ax"
     .code32

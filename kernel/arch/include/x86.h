@@ -38,4 +38,7 @@
 #define MSR_EFER        0xC0000080
 #define EFER_LME        0x00000100
 
+/* The PC's first serial port (I/O base): the boot log. */
+#define COM1            0x3f8
+
 #endif
