@@ -100,6 +100,15 @@ func kmain() {
     net.onInjectedDrop = { rx in telemetry?.noteDrop(on: rx ? net.rx : net.tx, reason: .injected) }
     BootTimeline.mark("telemetry")
     let loop = MainLoop(net: net, stack: stack, telemetry: telemetry)
+    // Polling before halting (MainLoop.pollForWork): `ringside.haltpoll=US`, at most 10 ms; 0 off.
+    if let us = commandLineInteger(commandLine, "ringside.haltpoll=") {
+        if us >= 0 && us <= 10_000 {
+            Clock.pollWindow = PollWindow(maxNs: UInt64(us) * 1000)
+        } else {
+            log("cmdline: ringside.haltpoll=\(us): not 0-10000 us; keeping \(Clock.pollWindow.maxNs / 1000) us")
+        }
+    }
+    bootLog("idle: poll up to \(Clock.pollWindow.maxNs / 1000) us for work before hlt (adaptive; ringside.haltpoll=US, 0 off)")
     http?.sizeMemory()
     irq_enable()
     BootTimeline.mark("memory budget")

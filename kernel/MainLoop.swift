@@ -188,7 +188,43 @@ final class MainLoop {
             sleepNs = due > now ? min(sleepNs, Clock.nanoseconds(ticks: due - now) + 1_000) : 0
         }
         if sleepNs == 0 { return }
-        Clock.wake(afterNs: sleepNs)
+        let idleStart = rdtsc()
+        // Not while RX is paused or its interrupts are being ignored (`inject noirq`): the ring
+        // is not drained then.
+        let pollNs = rxPaused || net.rx.faults.noirq ? 0 : min(Clock.pollWindow.windowNs, sleepNs)
+        if pollForWork(ns: pollNs) {
+            Clock.pollWindow.hit()
+            return
+        }
+        // About to halt: RX interrupts back on (polling turns them off), and a frame that came
+        // since they went off is taken now, not at the next interrupt (the classic race).
+        if !net.rx.ring.interruptsEnabled && net.rx.ring.enableInterrupts() && !rxPaused && !net.rx.faults.noirq { return }
+        // The poll used up the time to the next deadline: go round for it.
+        if pollNs == sleepNs { return }
+        Clock.wake(afterNs: sleepNs - pollNs)
         Clock.idle()
+        // Only a frame is the work polling looks for: a console completion or the timer says
+        // nothing about how soon the next frame comes.
+        let byWork = net.mayHaveReceiveInterrupt(irq_pending)
+        Clock.pollWindow.halted(idleNs: Clock.nanoseconds(ticks: rdtsc() &- idleStart), byWork: byWork)
+    }
+
+    /// Polls for up to `ns` for work — a used RX buffer, any interrupt — with RX interrupts
+    /// off, NAPI-style: under QEMU a halted vCPU is woken through the host and takes the
+    /// interrupt (and its EOI) under QEMU's lock, while a polling one sees the device's store
+    /// to the used ring at once. The window adapts (Virtio's `PollWindow`): it opens while
+    /// frames come within its reach and closes when they stop, so an idle kernel halts at
+    /// once. Returns whether work was found.
+    private func pollForWork(ns: UInt64) -> Bool {
+        guard ns > 0 else { return false }
+        net.rx.ring.disableInterrupts()
+        let start = rdtsc()
+        let end = start &+ Clock.ticks(ns: ns)
+        var found = false
+        repeat {
+            if irq_pending != 0 || net.rx.ring.hasPendingUsed { found = true; break }
+        } while rdtsc() < end
+        Clock.pollTicks &+= rdtsc() &- start
+        return found
     }
 }

@@ -232,6 +232,8 @@ class Breakdown:
             d = lambda k: m1.get(k, 0) - self.m0.get(k, 0)
             busy = d("ringside_uptime_seconds") - d("ringside_cpu_idle_seconds_total")
             out["guest_busy_us_per_echo"] = busy / echoes * 1e6
+            # Of the busy time, polling for work before halting (MainLoop.pollForWork).
+            out["guest_poll_us_per_echo"] = d("ringside_cpu_poll_seconds_total") / echoes * 1e6
             out["kicks_per_echo"] = sum(d(f'ringside_queue_kicks_total{{queue="{q}"}}') for q in ("net0.rx", "net0.tx")) / echoes
             out["irqs_per_echo"] = sum(d(f'ringside_queue_interrupts_total{{queue="{q}"}}') for q in ("net0.rx", "net0.tx")) / echoes
         return out
@@ -319,6 +321,7 @@ BREAKDOWN = [
     ("qemu_cpu_us_per_echo", "QEMU host CPU per echo", "us"),
     ("qemu_cores", "QEMU cores busy", ""),
     ("guest_busy_us_per_echo", "guest busy (TSC) per echo", "us"),
+    ("guest_poll_us_per_echo", "  of it polling before hlt", "us"),
     ("kicks_per_echo", "kicks per echo", ""),
     ("irqs_per_echo", "interrupts per echo", ""),
 ]

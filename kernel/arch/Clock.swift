@@ -102,6 +102,17 @@ enum Clock {
         idleTicks &+= rdtsc() &- start
     }
 
+    /// TSC cycles spent polling for work before halting (`MainLoop.pollForWork`): busy time
+    /// (not in `idleTicks`), spent only so that work is seen sooner.
+    nonisolated(unsafe) static var pollTicks: UInt64 = 0
+
+    /// How long the idle loop polls before halting (`ringside.haltpoll=US` sets the longest
+    /// window, 0 turns polling off); its hits and misses are in /metrics.
+    nonisolated(unsafe) static var pollWindow = PollWindow()
+
+    /// TSC cycles in `ns` nanoseconds, at the current rate.
+    static func ticks(ns: UInt64) -> UInt64 { ns / 1000 &* tscHz / 1_000_000 }
+
     static var nowMs: UInt64 { nowNs / 1_000_000 }
 
     /// When the armed one-shot fires, as the TSC reckons it (ns since boot); 0 when none is armed.

@@ -68,6 +68,16 @@ final class VirtioNetDriver {
         transport.interrupts(pending: pending, vectors: Self.vectors, rx: rx, tx: tx)
     }
 
+    /// Whether `pending` may hold this device's RX used-buffer interrupt, without taking it
+    /// (an MMIO device's one line also carries TX and configuration reasons): the idle loop's
+    /// test of whether a frame woke it (`PollWindow.halted(byWork:)`).
+    func mayHaveReceiveInterrupt(_ pending: UInt64) -> Bool {
+        switch transport {
+        case .pci: return pending & Self.vectors.rx.irqBit != 0
+        case .mmio: return pending & Self.vectors.line.irqBit != 0
+        }
+    }
+
     /// One completed receive buffer, as the driver hands it up.
     struct Received {
         let head: UInt16

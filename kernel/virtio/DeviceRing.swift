@@ -109,6 +109,15 @@ enum DeviceRing {
         }
     }
 
+    /// Whether the device has used an element the driver has not taken: one load on a split
+    /// ring, one descriptor's flags on a packed one (the main loop polls this).
+    var hasPendingUsed: Bool {
+        switch self {
+        case .split(let r): return r.pendingUsed != 0
+        case .packed(let r): return r.hasPendingUsed
+        }
+    }
+
     /// The chain the driver would publish next (a paused TX queue's oldest held-back frame).
     var oldestUnpublished: UInt16? {
         switch self {

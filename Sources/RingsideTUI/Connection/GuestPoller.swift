@@ -16,7 +16,10 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
     private var latest: GuestSample?
     private var latestNumber = 0
     private var deliveredNumber = 0
-    private var lastQueues: [String] = []
+    /// The hello last delivered: a new one goes out whenever the guest's queues, devices or
+    /// their features change (a driver that negotiates after the first read: the accepted
+    /// features must not stay those of the read before it).
+    private var lastHello: WireHello?
     private var error: String?
     private var reportedError: String?
     private var connected = false
@@ -104,12 +107,12 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
         }
         guard let s, n != deliveredNumber else { return events }
         deliveredNumber = n
-        let names = s.queues.map(\.name)
-        if !connected || names != lastQueues {
+        let hello = GuestTelemetry.hello(s)
+        if !connected || hello != lastHello {
             if !connected { events.append(.connected); connected = true; reportedError = nil }
-            lastQueues = names
+            lastHello = hello
             seq &+= 1
-            events.append(.message(.hello(GuestTelemetry.hello(s)), seq: seq))
+            events.append(.message(.hello(hello), seq: seq))
         }
         seq &+= 1
         events.append(.message(.snapshot(GuestTelemetry.snapshot(s, number: UInt32(truncatingIfNeeded: n), startedAt: startedAt, rateHz: UInt16(rate))), seq: seq))
@@ -143,11 +146,11 @@ public final class GuestPoller: TUILink, @unchecked Sendable {
                                       error: r.error ?? "unknown error")
         }
         var events: [LinkEvent] = []
-        let names = s.queues.map(\.name)
-        if names != lastQueues {
-            lastQueues = names
+        let hello = GuestTelemetry.hello(s)
+        if hello != lastHello {
+            lastHello = hello
             seq &+= 1
-            events.append(.message(.hello(GuestTelemetry.hello(s)), seq: seq))
+            events.append(.message(.hello(hello), seq: seq))
         }
         seq &+= 1
         events.append(.message(.snapshot(GuestTelemetry.snapshot(s, number: UInt32(truncatingIfNeeded: s.number), startedAt: startedAt,
