@@ -92,16 +92,29 @@ final class GuestKernelTests: QEMUTestCase {
         guard case let .user(udpPort, _) = c.network else { return XCTFail("user networking expected") }
         _ = try runEchoExchange(port: udpPort, count: 3, sizes: 16...64, seed: 5, perTryTimeout: 1)
 
-        // The watcher: 20 samples a second for 6 s, JSON lines to a file.
+        // The watcher: 20 samples a second (for at most 30 s), JSON lines to a file; stopped
+        // once it has logged the alarm cleared. A fixed window (6 s) and a fixed start-up wait
+        // (1 s) were races on a loaded host: the watcher could start sampling after the kick
+        // was withheld, or stop before the kick's clearing.
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: bin)
-        watch.arguments = ["watch", "--qmp", qmp2, "--memory", memory, "--json", "--rate", "20", "--count", "120"]
+        watch.arguments = ["watch", "--qmp", qmp2, "--memory", memory, "--json", "--rate", "20", "--count", "600"]
         FileManager.default.createFile(atPath: out, contents: nil)
         watch.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
         watch.standardError = FileHandle.nullDevice
         try watch.run()
         defer { if watch.isRunning { watch.terminate() } }
-        usleep(1_000_000)
+        /// Waits up to `timeout` for a complete line of the watcher's output that contains `needle`.
+        func watcherWrote(_ needle: String, timeout: Double) -> Bool {
+            let deadline = monotonicSeconds() + timeout
+            while monotonicSeconds() < deadline {
+                if readTextFile(out).split(separator: "\n").dropLast().contains(where: { $0.contains(needle) }) { return true }
+                if !watch.isRunning { return readTextFile(out).contains(needle) }
+                usleep(50_000)
+            }
+            return false
+        }
+        XCTAssertTrue(watcherWrote("\"alarm_events\"", timeout: 20), "the watcher samples before the kick is withheld")
 
         let inject = try runCommand([bin, "ctl", q.run.consoleSocket, "inject", "net0.tx", "nokick", "1"], timeout: 20)
         XCTAssertEqual(inject.status, .exited(0), inject.output)
@@ -112,9 +125,13 @@ final class GuestKernelTests: QEMUTestCase {
         let kick = try runCommand([bin, "ctl", q.run.consoleSocket, "kick", "net0.tx"], timeout: 20)
         XCTAssertEqual(kick.status, .exited(0), kick.output)
         XCTAssertEqual(udp.receive(timeout: 5), marker, "kick lets the echo out")
+        _ = watcherWrote("\"event\":\"cleared\"", timeout: 10)
+        watch.terminate()
         watch.waitUntilExit()
 
-        let lines = (try String(contentsOfFile: out, encoding: .utf8)).split(separator: "\n")
+        // Whole lines only: the watcher may have been stopped in the middle of one.
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        let lines = text.split(separator: "\n").dropLast(text.hasSuffix("\n") ? 0 : 1)
         var raised: [String: Any]?
         var raisedAt: Int?
         var clearedAt: Int?

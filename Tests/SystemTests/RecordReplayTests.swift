@@ -63,7 +63,20 @@ final class RecordReplayTests: QEMUTestCase {
         _ = try ctl("pause", "net0.rx")
         let udp = try UDPSocket()
         for i in 0..<3 { try udp.send(Array("held \(i)".utf8), toPort: udpPort) }
-        usleep(600_000)
+        // Step once the three are held (used, not consumed), not after a fixed 0.6 s: a loaded
+        // host may not have run the guest that long, and a step with nothing pending fails.
+        func heldOnRX() throws -> Int {
+            let object = try? JSONSerialization.jsonObject(with: Data(try ctl("stats").utf8)) as? [String: Any]
+            let rx = (object?["queues"] as? [[String: Any]])?.first { $0["name"] as? String == "net0.rx" }
+            return (rx?["descriptors"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "used" }.count
+        }
+        let heldDeadline = monotonicSeconds() + 10
+        var held = try heldOnRX()
+        while held < 3 && monotonicSeconds() < heldDeadline {
+            usleep(100_000)
+            held = try heldOnRX()
+        }
+        XCTAssertEqual(held, 3, "the three datagrams held on the paused net0.rx")
         XCTAssertTrue(try ctl("step", "net0.rx").contains("stepped 1"))
         XCTAssertTrue(try ctl("dump", "net0.rx", "--next").contains("held"))
         _ = try ctl("resume", "net0.rx")

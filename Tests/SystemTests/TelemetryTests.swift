@@ -266,7 +266,15 @@ final class TelemetryTests: QEMUTestCase {
         let p = payloads(1, tag: "tx")[0]
         try sock.send(p, toPort: g.udpPort)
         XCTAssertNil(sock.receive(timeout: 1), "a paused TX queue must hold the echo")
-        let next = try t.request(.dump(queue: 1, selector: .next))
+        // No echo within 1 s does not mean the echo is held yet (a loaded host may not have run
+        // the guest that long): until it is, dump --next says nothingPending. Ask again until
+        // the held frame is there (pending_used counts used elements, not held TX frames).
+        var next = try t.request(.dump(queue: 1, selector: .next))
+        let heldDeadline = monotonicSeconds() + 5
+        while next.status == .nothingPending && monotonicSeconds() < heldDeadline {
+            usleep(50_000)
+            next = try t.request(.dump(queue: 1, selector: .next))
+        }
         XCTAssertEqual(next.status, .ok, next.message)
         if case .dump(let d) = next.body {
             let desc = FrameDecoder.describe(d.bytes)

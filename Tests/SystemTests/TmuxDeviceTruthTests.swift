@@ -59,9 +59,16 @@ final class TmuxDeviceTruthTests: TmuxGuestTestCase {
             Self.inStep($0) && (Self.views("net0.rx", in: $0)?.device[1] ?? 0) >= (rxBefore?.device[1] ?? 0) + 3
         }
         print("device truth screen:\n\(screen)")
-        // Stays in step (no false disagreement) across a few more samples while idle.
-        usleep(1_600_000)
-        XCTAssertTrue(Self.inStep(tmux.capture()), tmux.capture())
+        // Stays in step (no false disagreement) across a few more samples while idle: every
+        // capture for 1.6 s, not one capture after a sleep (which sees one moment, and may catch
+        // the two views a sample apart if slirp's own frame arrives then).
+        let idleEnd = monotonicSeconds() + 1.6
+        while monotonicSeconds() < idleEnd {
+            let s = tmux.capture()
+            if s.contains("≠") { XCTFail("false disagreement while idle:\n\(s)"); break }
+            usleep(50_000)
+        }
+        tmux.waitFor("still in step") { Self.inStep($0) }
         try tmux.send("Space")
         try tmux.send("q")
         XCTAssertEqual(tmux.exitStatus(), 0)

@@ -6,7 +6,7 @@ import RingsideTestSupport
 /// A private tmux server (-S socket in a temp dir) running one command in a session "app".
 /// tmux is started with posix_spawn, an empty signal mask and default dispositions
 /// (ChildProcess), so SIGWINCH reaches the app even when the test runner blocks signals.
-final class TmuxSession {
+final class TmuxSession: @unchecked Sendable {   // the key-lag state: on lagQueue only
     let dir: String
     var socket: String { dir + "/tmux.sock" }
     var statusFile: String { dir + "/status" }
@@ -48,7 +48,45 @@ final class TmuxSession {
 
     func capture() -> String { (try? run(["capture-pane", "-p", "-t", "app"])) ?? "" }
 
-    func send(_ keys: String...) throws { try run(["send-keys", "-t", "app"] + keys) }
+    func send(_ keys: String...) throws {
+        guard Self.keyLag > 0 else {
+            try run(["send-keys", "-t", "app"] + keys)
+            return
+        }
+        try sendLate(keys)
+    }
+
+    /// RINGSIDE_TMUX_KEY_LAG=SECONDS: the app reads each key that late, as on a loaded host.
+    static let keyLag = Double(ProcessInfo.processInfo.environment["RINGSIDE_TMUX_KEY_LAG"] ?? "") ?? 0
+    private let lagQueue = DispatchQueue(label: "tmux-key-lag")
+    private var lagStopped: [pid_t] = []
+    private var lagGeneration = 0
+
+    /// The keys go in while the app is stopped; it runs again `keyLag` seconds later (or at the
+    /// next send, for a moment, so it reads the earlier keys before these). A wait whose condition
+    /// the screen from before the keys already meets returns that screen, and what follows fails.
+    /// The app is stopped, not the pane's shell: tmux resumes a pane whose own process stops.
+    private func sendLate(_ keys: [String]) throws {
+        let shell = pid_t((try run(["display-message", "-p", "-t", "app", "#{pane_pid}"])).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let children = ((try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)) ?? "")
+            .split(separator: " ").compactMap { pid_t($0) }
+        let generation: Int = lagQueue.sync {
+            if !lagStopped.isEmpty {
+                for child in lagStopped { kill(child, SIGCONT) }
+                usleep(50_000)   // the earlier keys are read and drawn
+            }
+            for child in children { kill(child, SIGSTOP) }
+            lagStopped = children
+            lagGeneration += 1
+            return lagGeneration
+        }
+        try run(["send-keys", "-t", "app"] + keys)
+        lagQueue.asyncAfter(deadline: .now() + Self.keyLag) { [self] in
+            guard lagGeneration == generation else { return }
+            for child in lagStopped { kill(child, SIGCONT) }
+            lagStopped = []
+        }
+    }
 
     func resize(width: Int, height: Int) throws {
         try run(["resize-window", "-t", "app", "-x", String(width), "-y", String(height)])

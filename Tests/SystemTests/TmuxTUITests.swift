@@ -19,8 +19,10 @@ final class TmuxTUITests: TmuxGuestTestCase {
         waitForEcho(client)
 
         // Counters move under UDP traffic.
-        var screen = tmux.capture()
-        let before = number(after: "pkts", inLineAfter: "▶1 net0.rx", of: screen) ?? -1
+        // The count before, from a capture that has it: a single capture may predate the stats
+        // line (or catch a redraw), and a missing count (-1) would let any 19 packets pass.
+        var screen = tmux.waitFor("net0.rx packet counter") { number(after: "pkts", inLineAfter: "▶1 net0.rx", of: $0) != nil }
+        guard let before = number(after: "pkts", inLineAfter: "▶1 net0.rx", of: screen) else { return }
         for i in 0..<20 {
             try? client.send(Array("traffic-\(i)".utf8), toPort: udpPort)
             _ = client.receive(timeout: 1)

@@ -97,7 +97,9 @@ final class TmuxWireTests: TmuxGuestTestCase {
         try tmux.send("-l", "took")
         try tmux.send("Enter")
         let took = packed ? "net0.rx took 3 used from " : "net0.rx took used["
-        screen = tmux.waitFor("step report in the log") { $0.contains(took) }
+        // The report may be on screen unfiltered too: wait for the filter's own note, or the
+        // "cleared" wait below passes on a screen from before the filter was ever applied.
+        screen = tmux.waitFor("step report in the filtered log") { $0.contains(took) && $0.contains("(filter: took)") }
         try tmux.send("/")
         try tmux.send("BSpace", "BSpace", "BSpace", "BSpace", "Enter")
         tmux.waitFor("log filter cleared") { !$0.contains("(filter: took)") }
