@@ -17,6 +17,8 @@ burst of connections overflows the forwarding socket's backlog; the boot figure 
   udp32     UDP with 32 datagrams outstanding, 64 and 1400 bytes: echoed datagrams/s
   http      HTTP GET /hello (a fixed ~20-byte body on both) with a new connection per request (wrk -H 'Connection: close', 8
             connections): requests/s, p50, p99
+            and, from the host's /proc/net/netstat over the same seconds, the SYNs QEMU's
+            forwarding socket dropped (its listen backlog is 1) and the SYNs clients sent again
   http1     the same with one client (no waits in QEMU's listen backlog of 1)
   http-ka   keep-alive HTTP (ours alone: the Linux peer's server speaks HTTP/1.0 and closes)
 
@@ -193,6 +195,24 @@ def qemu_cpu_s(pid):
     return total / 1e9
 
 
+def host_tcpext():
+    """The host's TcpExt counters (/proc/net/netstat) that say when QEMU's forwarding socket lost
+    connections: ListenOverflows (a SYN dropped, its listen queue full) and TCPSynRetrans (a
+    client sent its SYN again, 1 s later)."""
+    out = {}
+    try:
+        lines = open("/proc/net/netstat").read().splitlines()
+    except OSError:
+        return out
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:]))
+            for key in ("ListenOverflows", "TCPSynRetrans"):
+                if key in table:
+                    out[key] = int(table[key])
+    return out
+
+
 def kernel_metrics(http):
     """Our kernel's /metrics as {name or name{labels}: value}; {} when it cannot be read."""
     try:
@@ -275,7 +295,12 @@ def measure(name, line, udp, http, duration, warmup=1.0):
         r.update({"udp32_64_" + k: v for k, v in b.finish(w["rate"] * duration).items()})
         r["udp32_1400_rate"] = echo_window(udp, 1400, duration)["rate"]
         b = Breakdown(proc.pid, http, ours)
+        n0 = host_tcpext()
         h = wrk(http, duration, close=True)
+        n1 = host_tcpext()
+        if "ListenOverflows" in n0 and "ListenOverflows" in n1:
+            r["http_close_listen_overflows"] = n1["ListenOverflows"] - n0["ListenOverflows"]
+            r["http_close_syn_retrans"] = n1.get("TCPSynRetrans", 0) - n0.get("TCPSynRetrans", 0)
         if h and h["rps"]:
             r.update({"http_close_" + k: v for k, v in b.finish(h["rps"] * duration).items()})
         if h:
@@ -306,6 +331,9 @@ ROWS = [
     ("http_close_rps", "HTTP, new connection/request", "req/s", True, 2.0),
     ("http_close_p50_ms", "  p50", "ms", False, None),
     ("http_close_p99_ms", "  p99", "ms", False, 0.5),
+    # The host's side of that p99: SYNs its listen queue dropped, and SYNs sent again (1 s each).
+    ("http_close_listen_overflows", "  host: SYNs dropped", "", False, None),
+    ("http_close_syn_retrans", "  host: SYNs sent again", "", False, None),
     # QEMU's user networking listens on the forwarded port with a backlog of 1 (`ss -ltn`): with 8
     # clients connecting at once the host drops SYNs (TcpExtListenOverflows) and the client resends
     # them after its 1 s timeout, for either guest. So the 8-client p99 is mostly the host's; one
