@@ -49,17 +49,21 @@ final class IdlePollTests: QEMUTestCase {
         return ring.availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
     }
 
+    /// `count` one-outstanding echoes; net0.rx's interrupts and frames over them.
+    func echoes(_ count: Int, seed: UInt64, _ t: TelemetryConnection, udp: UInt16) throws -> (interrupts: UInt64, frames: UInt64) {
+        let (before, _, _, _) = try rx(t)
+        _ = try runEchoExchange(port: udp, count: count, sizes: 16...64, seed: seed, perTryTimeout: 1)
+        let (after, _, _, _) = try rx(t)
+        return (after.counters.interrupts - before.counters.interrupts, after.counters.packets - before.counters.packets)
+    }
+
     func testDenseEchoesArePolledAndAnIdleKernelHaltsWithInterruptsOn() throws {
         guard let (_, t, udp, http) = try boot() else { return }
         _ = try runEchoExchange(port: udp, count: 20, sizes: 16...64, seed: 3, perTryTimeout: 1)
         guard let p0 = polls(http) else { return XCTFail("no poll metrics in /metrics") }
-        let (before, _, _, _) = try rx(t)
         let echoes = 400
-        _ = try runEchoExchange(port: udp, count: echoes, sizes: 16...64, seed: 4, perTryTimeout: 1)
-        let (after, _, _, _) = try rx(t)
+        let (interrupts, frames) = try self.echoes(echoes, seed: 4, t, udp: udp)
         guard let p1 = polls(http) else { return XCTFail("no poll metrics in /metrics") }
-        let interrupts = after.counters.interrupts - before.counters.interrupts
-        let frames = after.counters.packets - before.counters.packets
         let hits = p1.hits - p0.hits
         print("\(echoes) echoes, one outstanding: net0.rx frames +\(frames), interrupts +\(interrupts); polls hit +\(hits), missed +\(p1.misses - p0.misses); poll window \(p1.windowUs) us; polled \(String(format: "%.3f", p1.pollSeconds - p0.pollSeconds)) s")
         XCTAssertGreaterThanOrEqual(Int(frames), echoes)
@@ -91,12 +95,9 @@ final class IdlePollTests: QEMUTestCase {
     func testHaltpollZeroTurnsPollingOff() throws {
         guard let (q, t, udp, http) = try boot(append: "ringside.haltpoll=0") else { return }
         XCTAssertTrue(readTextFile(q.run.serialLog).contains("idle: poll up to 0 us"), "the boot log says polling is off")
-        let (before, _, _, _) = try rx(t)
         let echoes = 200
-        _ = try runEchoExchange(port: udp, count: echoes, sizes: 16...64, seed: 6, perTryTimeout: 1)
-        let (after, _, _, _) = try rx(t)
+        let (interrupts, _) = try self.echoes(echoes, seed: 6, t, udp: udp)
         guard let p = polls(http) else { return XCTFail("no poll metrics in /metrics") }
-        let interrupts = after.counters.interrupts - before.counters.interrupts
         print("haltpoll=0, \(echoes) echoes: net0.rx interrupts +\(interrupts); polls hit \(p.hits), missed \(p.misses), window \(p.windowUs) us, polled \(p.pollSeconds) s")
         XCTAssertEqual(p.hits, 0)
         XCTAssertEqual(p.windowUs, 0)
