@@ -29,7 +29,7 @@ import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_vs_linux import (Breakdown, echo_one_outstanding, echo_window, first_echo,  # noqa: E402
-                            free_port, ours_line, stop, wait_for_http, wrk)
+                            free_port, ours_line, stop, wait_for_http, warm_up, wrk)
 
 # (key, label, unit, higher is better)
 ROWS = [
@@ -64,10 +64,7 @@ def measure(kernel, append, duration, serial, extra=()):
         if first_echo(udp, t0, 60.0, proc) is None:
             raise SystemExit(f"bench_ab: {kernel} never echoed (QEMU line: {' '.join(line)})")
         wait_for_http(http)
-        # The warm-up of bench_vs_linux.py (TCG translation of each path, the forwarding
-        # socket's first burst), so A and B are compared as that bench measures.
-        echo_one_outstanding(udp, 64, 1.0)
-        wrk(http, 1.0, close=True)
+        warm_up(udp, http, 1.0)  # as bench_vs_linux.py measures
         r = {}
         b = Breakdown(proc.pid, http, True)
         e = echo_one_outstanding(udp, 64, duration)

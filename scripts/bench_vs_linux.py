@@ -269,6 +269,16 @@ def stop(proc):
         proc.wait()
 
 
+def warm_up(udp, http, seconds):
+    """Echo and HTTP for `seconds` each, the same for every guest measured: the first use of each
+    path after a boot costs translation under TCG, and the first burst of connections overflows
+    the backlog of QEMU's forwarding socket (wrk's first run after a boot: p99 171 ms; the next:
+    1.7 ms)."""
+    if seconds > 0:
+        echo_one_outstanding(udp, 64, seconds)
+        wrk(http, seconds, close=True)
+
+
 def measure(name, line, udp, http, duration, warmup=1.0):
     t0 = time.perf_counter()
     proc = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -278,12 +288,7 @@ def measure(name, line, udp, http, duration, warmup=1.0):
             raise SystemExit(f"bench_vs_linux: {name} never echoed (QEMU line: {' '.join(line)})")
         wait_for_http(http)  # Linux starts its server after the echo
         r = {"boot_s": boot}
-        # Warm-up, the same for both guests: the first use of each path after a boot costs
-        # translation under TCG, and the first burst of connections overflows the backlog of
-        # QEMU's forwarding socket (wrk's first run after a boot: p99 171 ms; the next: 1.7 ms).
-        if warmup > 0:
-            echo_one_outstanding(udp, 64, warmup)
-            wrk(http, warmup, close=True)
+        warm_up(udp, http, warmup)
         ours = name == "ours"
         b = Breakdown(proc.pid, http, ours)
         e = echo_one_outstanding(udp, 64, duration)

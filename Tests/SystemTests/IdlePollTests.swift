@@ -41,14 +41,6 @@ final class IdlePollTests: QEMUTestCase {
         return (q.status!, q.ring, q.info.size, m)
     }
 
-    /// Whether net0.rx asks the device for used-buffer notifications (the opposite of
-    /// NotificationSuppressionTests.interruptsOff).
-    func interruptsOn(_ ring: WireRingView, lastUsed: UInt16, size: UInt16) -> Bool {
-        if ring.packed { return ring.driverEvent.flags & 3 != VIRTQ_PACKED_EVENT_FLAG_DISABLE }
-        if ring.eventIdx { return Int(ring.usedEvent &- lastUsed) <= Int(size) }
-        return ring.availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
-    }
-
     /// `count` one-outstanding echoes; net0.rx's interrupts and frames over them.
     func echoes(_ count: Int, seed: UInt64, _ t: TelemetryConnection, udp: UInt16) throws -> (interrupts: UInt64, frames: UInt64) {
         let (before, _, _, _) = try rx(t)
@@ -89,7 +81,7 @@ final class IdlePollTests: QEMUTestCase {
         XCTAssertGreaterThan(p3.idleSeconds - p2.idleSeconds, 0.8 * (p3.uptime - p2.uptime), "an idle kernel halts")
         let (idle, ring, size, m) = try rx(t)
         guard let ring else { return XCTFail("no ring state in the snapshot") }
-        XCTAssertTrue(interruptsOn(ring, lastUsed: idle.lastUsedIdx, size: size),
+        XCTAssertFalse(NotificationSuppressionTests.interruptsOff(ring, lastUsed: idle.lastUsedIdx, size: size),
                       "idle net0.rx asks for interrupts: flags \(ring.availFlags) used_event \(ring.usedEvent) last used \(idle.lastUsedIdx)")
         XCTAssertEqual(m.alarms(queue: m.position(ofQueue: 0)!), [], "no lost-notification alarm on net0.rx")
         _ = try runEchoExchange(port: udp, count: 1, sizes: 16...16, seed: 5, perTryTimeout: 1)

@@ -32,7 +32,7 @@ final class NotificationSuppressionTests: QEMUTestCase {
     /// Whether the ring's driver side asks the device for no used-buffer notification: packed
     /// flags DISABLE; split without EVENT_IDX the NO_INTERRUPT flag; split with EVENT_IDX a
     /// used_event the device cannot reach within a ring's worth of used entries.
-    func interruptsOff(_ ring: WireRingView, lastUsed: UInt16, size: UInt16) -> Bool {
+    static func interruptsOff(_ ring: WireRingView, lastUsed: UInt16, size: UInt16) -> Bool {
         if ring.packed { return ring.driverEvent.flags & 3 == VIRTQ_PACKED_EVENT_FLAG_DISABLE }
         if ring.eventIdx { return Int(ring.usedEvent &- lastUsed) > Int(size) }
         return ring.availFlags & VIRTQ_AVAIL_F_NO_INTERRUPT != 0
@@ -70,7 +70,7 @@ final class NotificationSuppressionTests: QEMUTestCase {
         XCTAssertLessThanOrEqual(interrupts, 3, "TX completions are reclaimed on the transmit path, not by interrupt")
         XCTAssertGreaterThanOrEqual(Int(suppressed), echoes, "every completion the device published unasked counts as suppressed")
         guard let ring else { return XCTFail("no ring state in the snapshot") }
-        XCTAssertTrue(interruptsOff(ring, lastUsed: after.lastUsedIdx, size: size),
+        XCTAssertTrue(Self.interruptsOff(ring, lastUsed: after.lastUsedIdx, size: size),
                       "net0.tx asks for no interrupts: flags \(ring.availFlags) used_event \(ring.usedEvent) last used \(after.lastUsedIdx)")
         XCTAssertEqual(m.alarms(queue: m.position(ofQueue: Self.tx)!), [], "no lost-notification alarm on net0.tx")
     }
@@ -97,7 +97,7 @@ final class NotificationSuppressionTests: QEMUTestCase {
         let held = queue(try t.fullSnapshot(timeout: 10), Self.tx)
         XCTAssertEqual(held.status.freeCount, 0, "the ring is full of held echoes")
         if let ring = held.ring {
-            XCTAssertFalse(interruptsOff(ring, lastUsed: held.status.lastUsedIdx, size: UInt16(size)),
+            XCTAssertFalse(Self.interruptsOff(ring, lastUsed: held.status.lastUsedIdx, size: UInt16(size)),
                            "waiting for the device, the driver asks for an interrupt")
         } else { XCTFail("no ring state") }
 
@@ -124,7 +124,7 @@ final class NotificationSuppressionTests: QEMUTestCase {
             XCTAssertGreaterThan(after.status.counters.interrupts, before.counters.interrupts, "the driver waited by interrupt")
         }
         if let ring = after.ring {
-            XCTAssertTrue(interruptsOff(ring, lastUsed: after.status.lastUsedIdx, size: UInt16(size)), "space is back: interrupts off again")
+            XCTAssertTrue(Self.interruptsOff(ring, lastUsed: after.status.lastUsedIdx, size: UInt16(size)), "space is back: interrupts off again")
         }
         _ = try runEchoExchange(port: port, count: 5, sizes: 1...100, seed: 17)
     }
